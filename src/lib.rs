@@ -1,0 +1,24 @@
+//! kubewright: bootstrap, renew and upgrade kubeadm Kubernetes clusters over SSH.
+//!
+//! The library is the pure core of the tool. Data flows one way:
+//!
+//! ```text
+//! inventory YAML --load+validate--> Inventory
+//! templates      --render-------->  RemoteFile per host
+//! playbook YAML  --load---------->  Playbook
+//! Inventory + Playbook + Facts --plan--> Plan (printed by `plan`, executed by `apply`)
+//! ```
+//!
+//! Nothing in this crate's core modules touches the network, the clock or the process
+//! environment: callers pass text, facts and generated secrets in, and get values back.
+//! The binary (`src/main.rs`, `src/cli`, `src/report`) does the I/O and the printing.
+
+pub mod diag;
+pub mod duration;
+pub mod inventory;
+pub mod plan;
+pub mod playbook;
+pub mod render;
+pub mod script;
+pub mod source_map;
+pub mod version;
