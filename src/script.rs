@@ -1,1 +1,185 @@
-//! placeholder
+//! Shell scripts built from words, never from formatted strings.
+//!
+//! A step's commands run on a host as one `sh` script (one SSH round trip). Every word is
+//! quoted for POSIX `sh` when it is rendered, so no inventory value can change what a
+//! command means, whatever characters it holds.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+/// One word of a command: its text is passed to the program as exactly one argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Word(String);
+
+impl<T: Into<String>> From<T> for Word {
+    fn from(s: T) -> Self {
+        Word(s.into())
+    }
+}
+
+/// Quote `s` for POSIX sh: bare when it only holds characters the shell never interprets,
+/// single-quoted otherwise (a `'` inside becomes `'\''`).
+pub fn quote(s: &str) -> String {
+    let bare = !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-".contains(&b))
+        && !s.starts_with('=');
+    if bare { s.to_string() } else { format!("'{}'", s.replace('\'', r"'\''")) }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Line {
+    /// A simple command: program and arguments.
+    Command(Vec<Word>),
+    /// `a | b | c`: the output of each command feeds the next; fails if any fails.
+    Pipeline(Vec<Vec<Word>>),
+    /// `cmd > file` (file replaced).
+    Redirect(Vec<Word>, Word),
+    /// `if ! check; then action; fi`: run `action` only when `check` fails.
+    Unless(Vec<Word>, Vec<Word>),
+}
+
+/// A script of commands run in order, stopping at the first failure (`set -eu`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Script {
+    lines: Vec<Line>,
+}
+
+fn words<I, W>(args: I) -> Vec<Word>
+where
+    I: IntoIterator<Item = W>,
+    W: Into<Word>,
+{
+    args.into_iter().map(Into::into).collect()
+}
+
+impl Script {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn cmd<I, W>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = W>,
+        W: Into<Word>,
+    {
+        self.lines.push(Line::Command(words(args)));
+        self
+    }
+
+    pub fn pipe<I, J, W>(mut self, stages: I) -> Self
+    where
+        I: IntoIterator<Item = J>,
+        J: IntoIterator<Item = W>,
+        W: Into<Word>,
+    {
+        self.lines.push(Line::Pipeline(stages.into_iter().map(words).collect()));
+        self
+    }
+
+    pub fn redirect<I, W>(mut self, args: I, file: impl Into<Word>) -> Self
+    where
+        I: IntoIterator<Item = W>,
+        W: Into<Word>,
+    {
+        self.lines.push(Line::Redirect(words(args), file.into()));
+        self
+    }
+
+    /// Run `action` only if `check` exits non-zero (e.g. load a module unless loaded).
+    pub fn unless<I, J, W, V>(mut self, check: I, action: J) -> Self
+    where
+        I: IntoIterator<Item = W>,
+        J: IntoIterator<Item = V>,
+        W: Into<Word>,
+        V: Into<Word>,
+    {
+        self.lines.push(Line::Unless(words(check), words(action)));
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// The commands, one per line, as a reader sees them (no `set -eu` prelude).
+    pub fn commands(&self) -> Vec<String> {
+        self.lines.iter().map(render_line).collect()
+    }
+
+    /// The full script a host runs.
+    pub fn to_shell(&self) -> String {
+        let mut out = String::from("set -eu\n");
+        if self.lines.iter().any(|l| matches!(l, Line::Pipeline(_))) {
+            // A failure anywhere in a pipeline must fail the step (dash has no pipefail).
+            out.push_str("set -o pipefail 2>/dev/null || true\n");
+        }
+        for line in self.commands() {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn join(ws: &[Word]) -> String {
+    ws.iter().map(|w| quote(&w.0)).collect::<Vec<_>>().join(" ")
+}
+
+fn render_line(line: &Line) -> String {
+    match line {
+        Line::Command(ws) => join(ws),
+        Line::Pipeline(stages) => stages.iter().map(|s| join(s)).collect::<Vec<_>>().join(" | "),
+        Line::Redirect(ws, file) => format!("{} > {}", join(ws), quote(&file.0)),
+        Line::Unless(check, action) => format!("if ! {} >/dev/null 2>&1; then {}; fi", join(check), join(action)),
+    }
+}
+
+impl fmt::Display for Script {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.commands().join("\n"))
+    }
+}
+
+impl Serialize for Script {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.commands().serialize(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_only_what_needs_it() {
+        assert_eq!(quote("kubeadm"), "kubeadm");
+        assert_eq!(quote("kubeadm=1.31.4-1.1"), "kubeadm=1.31.4-1.1");
+        assert_eq!(quote(""), "''");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote("$(reboot)"), "'$(reboot)'");
+        assert_eq!(quote("x;rm -rf /"), "'x;rm -rf /'");
+        assert_eq!(quote("*"), "'*'");
+        assert_eq!(quote("~root"), "'~root'");
+    }
+
+    #[test]
+    fn hostile_words_stay_one_argument() {
+        let s = Script::new().cmd(["echo", "a'b; reboot", "$(id)"]);
+        assert_eq!(s.commands(), vec![r"echo 'a'\''b; reboot' '$(id)'"]);
+    }
+
+    #[test]
+    fn renders_pipelines_redirects_and_guards() {
+        let s = Script::new()
+            .pipe([vec!["curl", "-fsSL", "https://x/Release.key"], vec!["gpg", "--dearmor"]])
+            .redirect(["echo", "1"], "/proc/sys/net/ipv4/ip_forward")
+            .unless(["grep", "-qw", "br_netfilter", "/proc/modules"], ["modprobe", "br_netfilter"]);
+        let shell = s.to_shell();
+        assert!(shell.starts_with("set -eu\nset -o pipefail"));
+        assert!(shell.contains("curl -fsSL https://x/Release.key | gpg --dearmor\n"));
+        assert!(shell.contains("echo 1 > /proc/sys/net/ipv4/ip_forward\n"));
+        assert!(shell.contains("if ! grep -qw br_netfilter /proc/modules >/dev/null 2>&1; then modprobe br_netfilter; fi\n"));
+    }
+}
