@@ -15,10 +15,12 @@
 
 pub mod diag;
 pub mod duration;
+pub mod facts;
 pub mod inventory;
 pub mod plan;
 pub mod playbook;
 pub mod render;
 pub mod script;
 pub mod source_map;
+pub mod steps;
 pub mod version;

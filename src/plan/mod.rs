@@ -1,1 +1,223 @@
-//! placeholder
+//! The plan: what `apply` will do, per step and per host, and why. It is the product:
+//! `plan` prints it, `apply` executes the same value, and `--output json` serialises it.
+//!
+//! [`plan`] is a pure function of the inventory, the playbook, the facts and the rendered
+//! files: the same inputs give the same plan, byte for byte.
+
+mod text;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+pub use text::render_text;
+
+use crate::facts::{ClusterFacts, HostFacts};
+use crate::inventory::{Host, Inventory};
+use crate::playbook::{Playbook, Rollout};
+use crate::render::RemoteFile;
+use crate::script::Script;
+use crate::steps;
+use crate::version::Version;
+
+/// Schema version of the JSON plan; bumped on any incompatible change (docs/plan-json.md).
+pub const PLAN_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub schema_version: u32,
+    pub cluster: String,
+    pub kubernetes_version: Version,
+    pub playbook: String,
+    /// True when no facts were gathered and every host was assumed fresh.
+    pub assumed_fresh: bool,
+    pub steps: Vec<PlannedStep>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStep {
+    /// The step id, as in playbooks and the journal (`prepare-host`).
+    pub id: String,
+    pub title: String,
+    pub rollout: Rollout,
+    pub hosts: Vec<HostPlan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostPlan {
+    pub host: String,
+    #[serde(flatten)]
+    pub decision: Decision,
+}
+
+/// What a step will do on one host.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "decision", rename_all = "kebab-case")]
+pub enum Decision {
+    /// Nothing to do, and why ("kubeadm 1.31.4 installed and held").
+    Skip { reason: String },
+    /// Read-only checks; changes nothing.
+    Verify { actions: Vec<Action> },
+    /// Creates what is not there yet (files, packages, a node joining).
+    Add { actions: Vec<Action> },
+    /// Changes what is there.
+    Change { actions: Vec<Action> },
+}
+
+impl Decision {
+    pub fn actions(&self) -> &[Action] {
+        match self {
+            Decision::Skip { .. } => &[],
+            Decision::Verify { actions } | Decision::Add { actions } | Decision::Change { actions } => actions,
+        }
+    }
+}
+
+/// How a managed file compares with what is on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileChange {
+    New,
+    Changed,
+    Unchanged,
+}
+
+/// One effect on a host. Describing it (plan) and executing it (apply) read the same value.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Action {
+    WriteFile {
+        path: String,
+        mode: String,
+        owner: String,
+        change: FileChange,
+        /// Unified diff from the current content (or from nothing); `null` when sensitive.
+        diff: Option<String>,
+        sensitive: bool,
+        /// Removed right after the step's command has used it.
+        transient: bool,
+    },
+    Run { description: String, commands: Script },
+    /// A package moves from one version to another (`None`: not installed).
+    Package { name: String, from: Option<String>, to: String, hold: bool },
+    /// A read-only check.
+    Check { description: String },
+    /// Copy a file from the host to the bastion.
+    Fetch { remote: String, local: String, mode: String },
+    /// Wait until a condition holds, or fail after the timeout.
+    Wait { description: String, timeout_s: u64 },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub unchanged: usize,
+}
+
+impl Summary {
+    pub fn has_changes(&self) -> bool {
+        self.add + self.change > 0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("playbook step {index} uses unknown action `{action}`")]
+    UnknownAction { index: usize, action: String },
+    #[error("playbook step `{step}` selects host `{host}`, which is not in the inventory")]
+    UnknownHost { step: String, host: String },
+    #[error("no facts for host `{host}`")]
+    MissingFacts { host: String },
+}
+
+/// Everything a plan is computed from.
+pub struct PlanInput<'a> {
+    pub inventory: &'a Inventory,
+    pub playbook: &'a Playbook,
+    pub facts: &'a ClusterFacts,
+    /// Files rendered for each host (with secret placeholders), by host name.
+    pub files: &'a BTreeMap<String, Vec<RemoteFile>>,
+    /// The bastion directory for this cluster's state (kubeconfig, journal, backups).
+    pub state_dir: &'a str,
+}
+
+/// What a step sees while planning one host.
+pub struct PlanCx<'a> {
+    pub inventory: &'a Inventory,
+    pub facts: &'a ClusterFacts,
+    pub files: &'a BTreeMap<String, Vec<RemoteFile>>,
+    pub state_dir: &'a str,
+}
+
+impl PlanCx<'_> {
+    pub fn files_of(&self, host: &Host) -> &[RemoteFile] {
+        self.files.get(&host.name).map(Vec::as_slice).unwrap_or_default()
+    }
+}
+
+/// Compute the plan for the input's playbook over its inventory.
+pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
+    let PlanInput { inventory, playbook, facts, files, state_dir } = *input;
+    let cx = PlanCx { inventory, facts, files, state_dir };
+    let mut planned = Vec::with_capacity(playbook.steps.len());
+    let mut summary = Summary::default();
+    for (index, spec) in playbook.steps.iter().enumerate() {
+        let step = steps::lookup(&spec.action).ok_or_else(|| PlanError::UnknownAction { index, action: spec.action.clone() })?;
+        if let crate::playbook::HostSelector::Names(names) = &spec.hosts
+            && let Some(missing) = names.iter().find(|n| inventory.host(n).is_none())
+        {
+            return Err(PlanError::UnknownHost { step: spec.action.clone(), host: missing.clone() });
+        }
+        let mut hosts = Vec::new();
+        for host in spec.hosts.select(inventory) {
+            let host_facts: &HostFacts = facts.host(&host.name).ok_or_else(|| PlanError::MissingFacts { host: host.name.clone() })?;
+            let decision = step.plan(&cx, host, host_facts);
+            match decision {
+                Decision::Skip { .. } => summary.unchanged += 1,
+                Decision::Add { .. } => summary.add += 1,
+                Decision::Change { .. } => summary.change += 1,
+                Decision::Verify { .. } => {}
+            }
+            hosts.push(HostPlan { host: host.name.clone(), decision });
+        }
+        planned.push(PlannedStep { id: spec.action.clone(), title: step.title().to_string(), rollout: spec.rollout, hosts });
+    }
+    Ok(Plan {
+        schema_version: PLAN_SCHEMA_VERSION,
+        cluster: inventory.cluster.name.clone(),
+        kubernetes_version: inventory.cluster.kubernetes_version,
+        playbook: playbook.name.clone(),
+        assumed_fresh: facts.assumed_fresh,
+        steps: planned,
+        summary,
+    })
+}
+
+/// The action that brings `file` to its rendered content, or None when it already is.
+pub fn write_file_action(file: &RemoteFile, facts: &HostFacts) -> Option<Action> {
+    let current = facts.files.get(&file.path);
+    let change = match current {
+        None => FileChange::New,
+        Some(c) if *c == file.content => return None,
+        Some(_) => FileChange::Changed,
+    };
+    let diff = (!file.sensitive).then(|| {
+        let old = current.map(String::as_str).unwrap_or("");
+        similar::TextDiff::from_lines(old, &file.content)
+            .unified_diff()
+            .context_radius(3)
+            .header(if current.is_some() { &file.path } else { "/dev/null" }, &file.path)
+            .to_string()
+    });
+    Some(Action::WriteFile {
+        path: file.path.clone(),
+        mode: format!("{:04o}", file.mode),
+        owner: file.owner.clone(),
+        change,
+        diff,
+        sensitive: file.sensitive,
+        transient: file.transient,
+    })
+}

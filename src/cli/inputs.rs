@@ -1,0 +1,93 @@
+//! Reading the files a command works from: inventory, playbook, template overrides.
+//! The only place the CLI touches input files; everything after is the library's.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use kubewright::inventory::{self, Inventory};
+use kubewright::playbook::Playbook;
+use kubewright::render::Templates;
+
+use crate::report::{Reporter, UserError};
+
+#[derive(Args, Clone)]
+pub struct InventoryArg {
+    /// The inventory file (see inventories/example.yaml)
+    #[arg(long, short = 'i', value_name = "FILE", env = "KUBEWRIGHT_INVENTORY")]
+    pub inventory: PathBuf,
+}
+
+#[derive(Args, Clone)]
+pub struct TemplatesArg {
+    /// Directory of templates that replace the built-in ones with the same file name
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+/// Read and validate the inventory; print its warnings.
+pub fn load_inventory(arg: &InventoryArg, out: &Reporter) -> anyhow::Result<Inventory> {
+    let file = arg.inventory.display().to_string();
+    let text = std::fs::read_to_string(&arg.inventory).map_err(|e| {
+        UserError::new(format!("cannot read inventory `{file}`: {e}")).help("pass an inventory with `-i FILE`; inventories/example.yaml shows the format")
+    })?;
+    let loaded = inventory::load(&file, &text)?;
+    out.diagnostics(&loaded.warnings);
+    Ok(loaded.inventory)
+}
+
+pub fn load_templates(arg: &TemplatesArg) -> anyhow::Result<Templates> {
+    let Some(dir) = &arg.templates else { return Ok(Templates::builtin()) };
+    let overrides = read_template_dir(dir)?;
+    Templates::new(overrides).map_err(|e| {
+        let help = match &e {
+            kubewright::render::RenderError::UnknownOverride { known, .. } => format!("template names are: {}", known.join(", ")),
+            _ => "fix the template; it is rendered with strict undefined-variable checks".into(),
+        };
+        UserError::new(format!("in `{}`: {e}", dir.display())).help(help).into()
+    })
+}
+
+fn read_template_dir(dir: &Path) -> Result<BTreeMap<String, String>, UserError> {
+    let unreadable = |path: &Path, e: std::io::Error| UserError::new(format!("cannot read `{}`: {e}", path.display()));
+    let mut overrides = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| unreadable(dir, e))? {
+        let path = entry.map_err(|e| unreadable(dir, e))?.path();
+        if path.extension().is_some_and(|e| e == "j2") {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let text = std::fs::read_to_string(&path).map_err(|e| unreadable(&path, e))?;
+            overrides.insert(name, text);
+        }
+    }
+    if overrides.is_empty() {
+        return Err(UserError::new(format!("template directory `{}` has no `*.j2` files", dir.display()))
+            .help(format!("copy the templates to override from the repository's templates/ directory; names: {}", Templates::names().join(", "))));
+    }
+    Ok(overrides)
+}
+
+pub fn load_playbook(file: Option<&Path>, builtin: &str) -> anyhow::Result<Playbook> {
+    let playbook = match file {
+        None => Playbook::builtin(builtin)?,
+        Some(path) => {
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| UserError::new(format!("cannot read playbook `{name}`: {e}")))?;
+            Playbook::parse(&name, &text)?
+        }
+    };
+    Ok(playbook)
+}
+
+/// The bastion directory for a cluster's state: `$KUBEWRIGHT_STATE_DIR/<cluster>`, else
+/// `$XDG_STATE_HOME/kubewright/<cluster>`, else `~/.local/state/kubewright/<cluster>`.
+pub fn state_dir(cluster: &str) -> PathBuf {
+    let base = std::env::var_os("KUBEWRIGHT_STATE_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join("kubewright")
+    });
+    base.join(cluster)
+}

@@ -1,0 +1,89 @@
+//! Command-line definitions (clap derive) and dispatch. Each subcommand lives in its own
+//! file with its `Args` and an `exec` that loads inputs, calls the library and reports.
+
+mod completions;
+mod inputs;
+mod inventory;
+mod plan;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::report::Reporter;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (with `plan --detailed-exitcode`: no changes)
+  1  failure: a command failed, a host could not be reached, a check did not pass
+  2  invalid input: inventory, playbook, template or command line
+     (with `plan --detailed-exitcode`: the plan has changes; errors then exit 1)";
+
+#[derive(Parser)]
+#[command(
+    name = "kubewright",
+    version,
+    about = "Bootstrap, renew and upgrade kubeadm Kubernetes clusters over SSH",
+    long_about = "kubewright reads an inventory of hosts, renders kubeadm, containerd, sysctl and flannel \
+                  configuration from templates, shows you a plan of every change, and applies it over SSH.",
+    after_help = EXIT_CODES,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args)]
+pub struct GlobalArgs {
+    /// Output format: `text` for people, `json` for scripts and CI
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// More detail (-v, -vv)
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// When to colour text output (`NO_COLOR` set in the environment means never)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Check an inventory
+    #[command(subcommand)]
+    Inventory(inventory::InventoryCommand),
+    /// Write the files kubewright would put on each host into a directory
+    Render(render::Args),
+    /// Show what `apply` would do, step by step and host by host
+    Plan(plan::Args),
+    /// Print a shell completion script
+    Completions(completions::Args),
+}
+
+pub fn run(cli: Cli, out: &Reporter) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Inventory(cmd) => inventory::exec(cmd, out),
+        Command::Render(args) => render::exec(args, out),
+        Command::Plan(args) => plan::exec(args, out),
+        Command::Completions(args) => completions::exec(args),
+    }
+}

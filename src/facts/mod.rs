@@ -1,0 +1,62 @@
+//! Facts: what is on the hosts now. Gathered read-only over SSH (one batched command per
+//! host) or, for `plan --offline`, assumed: every host fresh.
+//!
+//! Facts are plain data: the planner reads them and never changes them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::version::Version;
+
+/// What one host looks like now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFacts {
+    /// Current content of each file kubewright manages that exists on the host.
+    pub files: BTreeMap<String, String>,
+    /// Installed versions of kubeadm, kubelet and kubectl.
+    pub packages: BTreeMap<String, Version>,
+    pub containerd_installed: bool,
+    pub swap_active: bool,
+    pub swap_in_fstab: bool,
+    pub modules: BTreeSet<String>,
+    /// `/etc/kubernetes/kubelet.conf` exists: the node has joined a cluster.
+    pub joined: bool,
+}
+
+impl HostFacts {
+    /// A host nothing was done to: no packages, no files, swap possibly on. The offline
+    /// plan assumes this for every host, so it shows every change an install can make.
+    pub fn fresh() -> Self {
+        HostFacts {
+            files: BTreeMap::new(),
+            packages: BTreeMap::new(),
+            containerd_installed: false,
+            swap_active: true,
+            swap_in_fstab: true,
+            modules: BTreeSet::new(),
+            joined: false,
+        }
+    }
+}
+
+/// Facts for every host of an inventory, by host name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ClusterFacts {
+    pub hosts: BTreeMap<String, HostFacts>,
+    /// True when nothing was gathered and every host is assumed fresh.
+    pub assumed_fresh: bool,
+}
+
+impl ClusterFacts {
+    pub fn assume_fresh<'a>(host_names: impl IntoIterator<Item = &'a str>) -> Self {
+        ClusterFacts {
+            hosts: host_names.into_iter().map(|n| (n.to_string(), HostFacts::fresh())).collect(),
+            assumed_fresh: true,
+        }
+    }
+
+    pub fn host(&self, name: &str) -> Option<&HostFacts> {
+        self.hosts.get(name)
+    }
+}

@@ -1,0 +1,102 @@
+//! The plan as a person reads it: steps in order, hosts with identical work grouped.
+
+use std::fmt::Write;
+
+use super::{Action, Decision, FileChange, Plan};
+
+/// Render `plan` for a terminal. With `diffs`, file contents and changes are shown in full.
+pub fn render_text(plan: &Plan, diffs: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Plan for cluster {} (Kubernetes {}, playbook {})", plan.cluster, plan.kubernetes_version, plan.playbook);
+    if plan.assumed_fresh {
+        let _ = writeln!(out, "Offline: no host was contacted; every host is assumed fresh.");
+    }
+    for (n, step) in plan.steps.iter().enumerate() {
+        let _ = writeln!(out, "\n{}. {} [{}], {}", n + 1, step.title, step.id, step.rollout);
+        if step.hosts.is_empty() {
+            let _ = writeln!(out, "   (no hosts selected)");
+            continue;
+        }
+        // Group hosts whose work renders identically, keeping first-appearance order.
+        let mut groups: Vec<(Vec<&str>, String)> = Vec::new();
+        for hp in &step.hosts {
+            let body = decision_text(&hp.decision, diffs);
+            match groups.iter_mut().find(|(_, b)| *b == body) {
+                Some((names, _)) => names.push(&hp.host),
+                None => groups.push((vec![&hp.host], body)),
+            }
+        }
+        for (names, body) in groups {
+            let _ = writeln!(out, "   {}:", names.join(", "));
+            out.push_str(&body);
+        }
+    }
+    let s = &plan.summary;
+    let _ = writeln!(out, "\nPlan: {} to add, {} to change, {} unchanged.", s.add, s.change, s.unchanged);
+    out
+}
+
+fn decision_text(decision: &Decision, diffs: bool) -> String {
+    let mut out = String::new();
+    match decision {
+        Decision::Skip { reason } => {
+            let _ = writeln!(out, "     = skip: {reason}");
+        }
+        Decision::Verify { actions } | Decision::Add { actions } | Decision::Change { actions } => {
+            for action in actions {
+                action_text(&mut out, action, diffs);
+            }
+        }
+    }
+    out
+}
+
+fn action_text(out: &mut String, action: &Action, diffs: bool) {
+    match action {
+        Action::WriteFile { path, mode, owner, change, diff, sensitive, transient } => {
+            let sign = match change {
+                FileChange::New => '+',
+                FileChange::Changed => '~',
+                FileChange::Unchanged => '=',
+            };
+            let mut notes = vec![format!("{mode} {owner}")];
+            if *sensitive {
+                notes.push("holds secrets".into());
+            }
+            if *transient {
+                notes.push("removed after use".into());
+            }
+            let _ = writeln!(out, "     {sign} write {path} ({})", notes.join(", "));
+            if diffs {
+                match diff {
+                    Some(d) => d.lines().for_each(|l| {
+                        let _ = writeln!(out, "         {l}");
+                    }),
+                    None => {
+                        let _ = writeln!(out, "         (content hidden: it holds secrets)");
+                    }
+                }
+            }
+        }
+        Action::Run { description, commands } => {
+            let _ = writeln!(out, "     ! {description}");
+            for line in commands.commands() {
+                let _ = writeln!(out, "         $ {line}");
+            }
+        }
+        Action::Package { name, from, to, hold } => {
+            let from = from.as_deref().unwrap_or("(none)");
+            let hold = if *hold { ", held" } else { "" };
+            let _ = writeln!(out, "     ~ package {name}: {from} -> {to}{hold}");
+        }
+        Action::Check { description } => {
+            let _ = writeln!(out, "     ? check {description}");
+        }
+        Action::Fetch { remote, local, mode } => {
+            let _ = writeln!(out, "     < fetch {remote} to {local} ({mode})");
+        }
+        Action::Wait { description, timeout_s } => {
+            let _ = writeln!(out, "     * wait until {description} (timeout {})", crate::duration::Duration::from_secs(*timeout_s));
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Everything the binary prints goes through here: results on stdout (text or JSON),
+//! diagnostics and errors on stderr, and the exit code of a failure.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::cell::Cell;
+use std::fmt;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use crate::cli::{ColorChoice, GlobalArgs, OutputFormat};
+use kubewright::diag::{Diagnostic, Severity};
+use kubewright::inventory::InventoryError;
+use kubewright::playbook::PlaybookError;
+use kubewright::render::RenderError;
+
+/// An error in what the user gave us (a file, a flag): exit code 2, with the next thing
+/// to try as a `help:` line.
+#[derive(Debug)]
+pub struct UserError {
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl UserError {
+    pub fn new(message: impl Into<String>) -> Self {
+        UserError { message: message.into(), help: None }
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+impl fmt::Display for UserError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for UserError {}
+
+pub struct Reporter {
+    format: OutputFormat,
+    color: bool,
+    quiet: bool,
+    detailed_exitcode: Cell<bool>,
+}
+
+impl Reporter {
+    pub fn new(args: &GlobalArgs) -> Self {
+        let color = match args.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal(),
+        };
+        Reporter { format: args.output, color, quiet: args.quiet, detailed_exitcode: Cell::new(false) }
+    }
+
+    /// Under `--detailed-exitcode` every error exits 1 (2 means "changes pending").
+    pub fn set_detailed_exitcode(&self) {
+        self.detailed_exitcode.set(true);
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+    }
+
+    /// Print diagnostics on stderr; warnings are dropped with `--quiet`.
+    pub fn diagnostics(&self, diags: &[Diagnostic]) {
+        for d in diags {
+            if self.quiet && d.severity == Severity::Warning {
+                continue;
+            }
+            let text = d.to_string();
+            let text = match d.severity {
+                Severity::Error => text.replacen(": error: ", &format!(": {}: ", self.paint("1;31", "error")), 1),
+                Severity::Warning => text.replacen(": warning: ", &format!(": {}: ", self.paint("1;33", "warning")), 1),
+            };
+            eprintln!("{}", text.replace("\n  help:", &format!("\n  {}:", self.paint("1;36", "help"))));
+        }
+    }
+
+    /// Print a command's result: `text` for people, `json` under `--output json`.
+    pub fn result<T: Serialize>(&self, text: &str, json: &T) {
+        match self.format {
+            OutputFormat::Text => {
+                print!("{text}");
+                if !text.ends_with('\n') {
+                    println!();
+                }
+            }
+            OutputFormat::Json => match serde_json::to_string_pretty(json) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("error: cannot serialise the result as JSON: {e}"),
+            },
+        }
+    }
+
+    /// Report a failed command and choose its exit code.
+    pub fn fatal(&self, err: &anyhow::Error) -> ExitCode {
+        let diagnostics: Vec<Diagnostic> = err
+            .chain()
+            .find_map(|c| {
+                c.downcast_ref::<InventoryError>()
+                    .map(|e| e.diagnostics.clone())
+                    .or_else(|| c.downcast_ref::<PlaybookError>().map(|e| e.diagnostics.clone()))
+            })
+            .unwrap_or_default();
+        let is_input = err.chain().any(|c| c.is::<UserError>() || c.is::<InventoryError>() || c.is::<PlaybookError>() || c.is::<RenderError>());
+        let code: u8 = if self.detailed_exitcode.get() { 1 } else if is_input { 2 } else { 1 };
+
+        let mut messages = err.chain().map(ToString::to_string);
+        let headline = messages.next().unwrap_or_else(|| "unknown error".into());
+        let causes: Vec<String> = messages.collect();
+        let helps: Vec<String> = err.chain().filter_map(|c| c.downcast_ref::<UserError>().and_then(|u| u.help.clone())).collect();
+
+        self.diagnostics(&diagnostics);
+        eprintln!("{}: {headline}", self.paint("1;31", "error"));
+        if !causes.is_empty() {
+            eprintln!("\nCaused by:");
+            for c in &causes {
+                eprintln!("    {c}");
+            }
+        }
+        for h in &helps {
+            eprintln!("{}: {h}", self.paint("1;36", "help"));
+        }
+        if self.format == OutputFormat::Json {
+            let doc = serde_json::json!({
+                "error": { "message": headline, "causes": causes, "help": helps, "diagnostics": diagnostics, "exit_code": code }
+            });
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        ExitCode::from(code)
+    }
+}

@@ -1,0 +1,43 @@
+//! `configure-containerd`: containerd's config, registry mirrors and crictl; containerd is
+//! restarted only when its configuration changed.
+
+use super::{Step, add_or_change, file_actions};
+use crate::facts::HostFacts;
+use crate::inventory::Host;
+use crate::plan::{Action, Decision, PlanCx};
+use crate::render::FileKind;
+use crate::script::Script;
+
+pub struct ConfigureContainerd;
+
+impl Step for ConfigureContainerd {
+    fn id(&self) -> &'static str {
+        "configure-containerd"
+    }
+
+    fn title(&self) -> &'static str {
+        "Configure containerd and crictl"
+    }
+
+    fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
+        let mut actions = file_actions(cx, host, facts, |k| matches!(k, FileKind::ContainerdConfig | FileKind::ContainerdHosts(_)));
+        let containerd_changed = !actions.is_empty();
+        actions.extend(file_actions(cx, host, facts, |k| *k == FileKind::Crictl));
+        if containerd_changed {
+            actions.push(Action::Run {
+                description: "restart containerd to load its new configuration".into(),
+                commands: Script::new().cmd(["systemctl", "enable", "containerd"]).cmd(["systemctl", "restart", "containerd"]),
+            });
+        }
+        if actions.is_empty() {
+            return Decision::Skip { reason: "containerd configuration up to date".into() };
+        }
+        if !facts.joined {
+            actions.push(Action::Run {
+                description: "enable the kubelet (it waits for kubeadm to configure it)".into(),
+                commands: Script::new().cmd(["systemctl", "enable", "kubelet"]),
+            });
+        }
+        add_or_change(actions)
+    }
+}

@@ -1,0 +1,64 @@
+//! The built-in steps a playbook can order. A step decides; it never acts: from the
+//! inventory, the host's facts and the rendered files it returns a [`Decision`] listing
+//! the [`crate::plan::Action`]s that would bring the host to the goal, or why none are needed.
+//!
+//! One file per step, named after its id; [`lookup`] is the only registry.
+
+mod apply_cni;
+mod configure_containerd;
+mod install_packages;
+mod join;
+mod kubeadm_init;
+mod preflight;
+mod prepare_host;
+mod wait_ready;
+
+use crate::facts::HostFacts;
+use crate::inventory::Host;
+use crate::plan::{Action, Decision, PlanCx, write_file_action};
+use crate::render::FileKind;
+
+/// One kind of change a playbook can order. Implementations are pure.
+pub trait Step: Sync {
+    /// The id used in playbooks, the journal and JSON (`prepare-host`).
+    fn id(&self) -> &'static str;
+    /// A short title for the plan ("Prepare hosts").
+    fn title(&self) -> &'static str;
+    /// What this step would do on `host`.
+    fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision;
+}
+
+static STEPS: &[&dyn Step] = &[
+    &preflight::Preflight,
+    &prepare_host::PrepareHost,
+    &install_packages::InstallPackages,
+    &configure_containerd::ConfigureContainerd,
+    &kubeadm_init::KubeadmInit,
+    &join::JoinControlPlane,
+    &join::JoinWorker,
+    &apply_cni::ApplyCni,
+    &wait_ready::WaitReady,
+];
+
+pub fn lookup(id: &str) -> Option<&'static dyn Step> {
+    STEPS.iter().copied().find(|s| s.id() == id)
+}
+
+pub fn ids() -> Vec<&'static str> {
+    STEPS.iter().map(|s| s.id()).collect()
+}
+
+/// Write actions for the host's rendered files of the given kinds that differ from the host.
+fn file_actions(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts, wanted: impl Fn(&FileKind) -> bool) -> Vec<Action> {
+    cx.files_of(host).iter().filter(|f| wanted(&f.kind)).filter_map(|f| write_file_action(f, facts)).collect()
+}
+
+/// Add when everything the actions write is new, Change otherwise.
+fn add_or_change(actions: Vec<Action>) -> Decision {
+    let all_new = actions.iter().all(|a| match a {
+        Action::WriteFile { change, .. } => *change == crate::plan::FileChange::New,
+        Action::Package { from, .. } => from.is_none(),
+        _ => true,
+    });
+    if all_new { Decision::Add { actions } } else { Decision::Change { actions } }
+}

@@ -1,0 +1,56 @@
+//! `prepare-host`: swap off, kernel modules and sysctls, now and at boot.
+
+use super::{Step, add_or_change, file_actions};
+use crate::facts::HostFacts;
+use crate::inventory::Host;
+use crate::plan::{Action, Decision, PlanCx};
+use crate::render::FileKind;
+use crate::script::Script;
+
+pub struct PrepareHost;
+
+/// Comment out the swap entries of /etc/fstab, and only those: a line whose third field
+/// (the filesystem type) is `swap`. The original is kept as /etc/fstab.kubewright-backup.
+const FSTAB_SWAP_SED: &str = r"s@^([^#[:space:]][^[:space:]]*[[:space:]]+[^[:space:]]+[[:space:]]+swap[[:space:]].*)$@# disabled by kubewright: \1@";
+
+impl Step for PrepareHost {
+    fn id(&self) -> &'static str {
+        "prepare-host"
+    }
+
+    fn title(&self) -> &'static str {
+        "Prepare hosts: swap, kernel modules, sysctls"
+    }
+
+    fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
+        let mut actions = Vec::new();
+        if facts.swap_active || facts.swap_in_fstab {
+            actions.push(Action::Run {
+                description: "turn swap off now and at boot (the kubelet refuses to start with swap on)".into(),
+                commands: Script::new().cmd(["swapoff", "-a"]).cmd(["sed", "-i.kubewright-backup", "-E", FSTAB_SWAP_SED, "/etc/fstab"]),
+            });
+        }
+
+        let module_file = file_actions(cx, host, facts, |k| *k == FileKind::ModulesLoad);
+        let missing_modules: Vec<&str> = ["overlay", "br_netfilter"].into_iter().filter(|m| !facts.modules.contains(*m)).collect();
+        actions.extend(module_file);
+        if !missing_modules.is_empty() {
+            let mut load = Script::new();
+            for m in &missing_modules {
+                load = load.unless(["grep", "-qw", m, "/proc/modules"], ["modprobe", m]);
+            }
+            actions.push(Action::Run { description: format!("load kernel modules {} now", missing_modules.join(", ")), commands: load });
+        }
+
+        let sysctl_file = file_actions(cx, host, facts, |k| *k == FileKind::Sysctl);
+        if !sysctl_file.is_empty() {
+            actions.extend(sysctl_file);
+            actions.push(Action::Run { description: "apply sysctls from /etc/sysctl.d".into(), commands: Script::new().cmd(["sysctl", "--system"]) });
+        }
+
+        if actions.is_empty() {
+            return Decision::Skip { reason: "swap off, modules loaded, sysctls in place".into() };
+        }
+        add_or_change(actions)
+    }
+}

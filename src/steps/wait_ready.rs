@@ -1,0 +1,28 @@
+//! `wait-ready`: every node of the inventory Ready at the expected version.
+
+use super::Step;
+use crate::facts::HostFacts;
+use crate::inventory::Host;
+use crate::plan::{Action, Decision, PlanCx};
+
+pub struct WaitReady;
+
+impl Step for WaitReady {
+    fn id(&self) -> &'static str {
+        "wait-ready"
+    }
+
+    fn title(&self) -> &'static str {
+        "Wait for every node to be Ready"
+    }
+
+    fn plan(&self, cx: &PlanCx<'_>, _host: &Host, _facts: &HostFacts) -> Decision {
+        let inv = cx.inventory;
+        Decision::Verify {
+            actions: vec![Action::Wait {
+                description: format!("all {} nodes are Ready at v{}", inv.hosts.len(), inv.cluster.kubernetes_version),
+                timeout_s: 600,
+            }],
+        }
+    }
+}
