@@ -159,6 +159,7 @@ impl SourceMap {
             Frame::Sequence { next_index } => {
                 let path = parent.index(*next_index);
                 *next_index += 1;
+                self.entries.entry(path.to_string()).or_insert(Entry { key: None, value: here });
                 path
             }
         }

@@ -29,15 +29,16 @@ pub fn exec(cmd: InventoryCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
             let control_planes = inv.control_planes().count();
             out.result(
                 &format!(
-                    "inventory `{}` is valid: cluster {}, Kubernetes {}, {} hosts ({} control plane{}, {} worker{})",
+                    "inventory `{}` is valid: cluster {}, Kubernetes {}, {} host{} ({} control plane{}, {} worker{})",
                     inventory.inventory.display(),
                     inv.cluster.name,
                     inv.cluster.kubernetes_version,
                     inv.hosts.len(),
+                    if inv.hosts.len() == 1 { "" } else { "s" },
                     control_planes,
                     if control_planes == 1 { "" } else { "s" },
-                    inv.hosts.len() - control_planes,
-                    if inv.hosts.len() - control_planes == 1 { "" } else { "s" },
+                    inv.hosts.iter().filter(|h| h.is_worker()).count(),
+                    if inv.hosts.iter().filter(|h| h.is_worker()).count() == 1 { "" } else { "s" },
                 ),
                 &serde_json::json!({ "valid": true, "file": inventory.inventory.display().to_string(), "inventory": inv }),
             );

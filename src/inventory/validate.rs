@@ -625,7 +625,7 @@ fn cross_checks(cx: &mut Ctx<'_>, cluster: &Cluster, hosts: &[Host]) {
     }
     let node_ranges: u128 = 1u128 << (net.node_cidr_mask_size - net.pod_subnet.prefix_len()).min(64);
     if (hosts.len() as u128) > node_ranges {
-        cx.push(&net_path.key("podSubnet"), Diagnostic::error("", format!("pod subnet {} holds {node_ranges} node ranges of /{} but the inventory has {} hosts", net.pod_subnet, net.node_cidr_mask_size, hosts.len()))
+        cx.push(&net_path.key("podSubnet"), Diagnostic::error("", format!("pod subnet {} holds {node_ranges} node range{} of /{} but the inventory has {} hosts", net.pod_subnet, if node_ranges == 1 { "" } else { "s" }, net.node_cidr_mask_size, hosts.len()))
             .hint("use a larger pod subnet or a longer `nodeCidrMaskSize`; the controller manager cannot give the extra nodes a pod range"));
     }
     let pods_per_node = (1u32 << (32 - net.node_cidr_mask_size as u32)).saturating_sub(2);

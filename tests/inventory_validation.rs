@@ -1,0 +1,231 @@
+//! One failing inventory per validation rule: each must be reported with the field path,
+//! the `line:column` of the offending value and a message that says what is wrong.
+
+use kubewright::diag::{Diagnostic, Severity};
+use kubewright::inventory::load;
+
+const BASE: &str = "\
+cluster:
+  name: demo
+  kubernetesVersion: 1.31.4
+  controlPlaneEndpoint: 10.0.0.100:6443
+hosts:
+  - name: cp1
+    address: 10.0.0.11
+    roles: [control-plane]
+  - name: w1
+    address: 10.0.0.21
+    roles: [worker]
+";
+
+fn errors(yaml: &str) -> Vec<Diagnostic> {
+    match load("inv.yaml", yaml) {
+        Ok(l) => panic!("expected errors, got a valid inventory (warnings: {:?})", l.warnings),
+        Err(e) => e.diagnostics.into_iter().filter(|d| d.severity == Severity::Error).collect(),
+    }
+}
+
+fn warnings(yaml: &str) -> Vec<Diagnostic> {
+    match load("inv.yaml", yaml) {
+        Ok(l) => l.warnings,
+        Err(e) => panic!("expected a valid inventory, got {:#?}", e.diagnostics),
+    }
+}
+
+/// Assert that some diagnostic has this path, position and message fragment.
+#[track_caller]
+fn assert_reported(diags: &[Diagnostic], path: &str, line: usize, column: usize, fragment: &str) {
+    let found = diags.iter().any(|d| {
+        d.path == path && d.location.map(|l| (l.line, l.column)) == Some((line, column)) && d.message.contains(fragment)
+    });
+    assert!(found, "no diagnostic at {path} {line}:{column} containing {fragment:?} in:\n{}", diags.iter().map(|d| format!("{d}\n")).collect::<String>());
+}
+
+#[test]
+fn the_base_inventory_is_valid() {
+    assert!(warnings(BASE).is_empty());
+}
+
+#[test]
+fn unknown_field_is_reported_at_its_key_with_a_suggestion() {
+    let d = errors(&BASE.replace("  controlPlaneEndpoint:", "  controlPlaneEndpiont:"));
+    assert_reported(&d, "cluster.controlPlaneEndpiont", 4, 3, "unknown field `controlPlaneEndpiont`");
+    assert_eq!(d[0].hint.as_deref(), Some("did you mean `controlPlaneEndpoint`?"));
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let yaml = BASE.replace("roles: [worker]", "roles: [wroker]").replace("name: demo", "name: Demo").replace("  kubernetesVersion", "  kubernetesVerison: x\n  kubernetesVersion");
+    let d = errors(&yaml);
+    assert_reported(&d, "cluster.name", 2, 9, "invalid value `Demo`");
+    assert_reported(&d, "cluster.kubernetesVerison", 3, 3, "unknown field");
+    assert_reported(&d, "hosts[1].roles[0]", 12, 13, "unknown role `wroker`");
+    assert_eq!(d.len(), 3);
+}
+
+#[test]
+fn duplicate_host_names_and_addresses() {
+    let yaml = BASE.replace("name: w1", "name: cp1").replace("10.0.0.21", "10.0.0.11");
+    let d = errors(&yaml);
+    assert_reported(&d, "hosts[1].name", 9, 11, "duplicate host name `cp1` (also hosts[0])");
+    assert_reported(&d, "hosts[1].address", 10, 14, "duplicate address `10.0.0.11:22`");
+    assert_reported(&d, "hosts[1].address", 10, 14, "duplicate node IP `10.0.0.11`");
+}
+
+#[test]
+fn same_address_with_another_ssh_port_is_allowed_behind_nat() {
+    let yaml = BASE
+        .replace("    address: 10.0.0.11\n", "    address: 127.0.0.1\n    internalAddress: 192.168.56.11\n    ssh: {port: 2222}\n")
+        .replace("    address: 10.0.0.21\n", "    address: 127.0.0.1\n    internalAddress: 192.168.56.21\n    ssh: {port: 2200}\n");
+    assert!(warnings(&yaml).is_empty());
+}
+
+#[test]
+fn no_control_plane() {
+    let d = errors(&BASE.replace("roles: [control-plane]", "roles: [worker]"));
+    assert_reported(&d, "hosts", 6, 3, "no host has the `control-plane` role");
+}
+
+#[test]
+fn even_control_plane_count_warns_about_quorum() {
+    let yaml = BASE.replace("roles: [worker]", "roles: [control-plane]");
+    let w = warnings(&yaml);
+    assert!(w.iter().any(|d| d.path == "hosts" && d.message.contains("even etcd member count")), "{w:#?}");
+}
+
+#[test]
+fn overlapping_pod_and_service_subnets() {
+    let yaml = BASE.replace("hosts:", "  network:\n    podSubnet: 10.96.0.0/16\n    serviceSubnet: 10.96.0.0/12\nhosts:");
+    assert_reported(&errors(&yaml), "cluster.network.serviceSubnet", 7, 20, "overlaps pod subnet 10.96.0.0/16");
+}
+
+#[test]
+fn host_inside_the_pod_subnet() {
+    let yaml = BASE.replace("hosts:", "  network:\n    podSubnet: 10.0.0.0/16\nhosts:");
+    let d = errors(&yaml);
+    assert_reported(&d, "hosts[0]", 8, 5, "host `cp1` address 10.0.0.11 lies inside the podSubnet 10.0.0.0/16");
+    assert_reported(&d, "hosts[1]", 11, 5, "host `w1` address 10.0.0.21 lies inside the podSubnet 10.0.0.0/16");
+}
+
+#[test]
+fn pod_subnet_too_small_for_the_node_count() {
+    let yaml = BASE.replace("hosts:", "  network:\n    podSubnet: 10.244.0.0/24\n    nodeCidrMaskSize: 24\nhosts:");
+    assert_reported(&errors(&yaml), "cluster.network.podSubnet", 6, 16, "holds 1 node range of /24 but the inventory has 2 hosts");
+    // Two /25 ranges are enough for two hosts, and a /25 holds 126 pod addresses (>= 110).
+    let fits = BASE.replace("hosts:", "  network:\n    podSubnet: 10.244.0.0/24\n    nodeCidrMaskSize: 25\nhosts:");
+    assert!(warnings(&fits).is_empty());
+    let three = fits.replace("hosts:", "hosts:\n  - {name: w2, address: 10.0.0.22, roles: [worker]}");
+    assert_reported(&errors(&three), "cluster.network.podSubnet", 6, 16, "holds 2 node ranges of /25 but the inventory has 3 hosts");
+}
+
+#[test]
+fn invalid_cidr_ip_port_and_version() {
+    let yaml = BASE
+        .replace("hosts:", "  network:\n    serviceSubnet: 10.96.0.0/33\nhosts:")
+        .replace("    address: 10.0.0.21", "    address: 10.0.0.21\n    internalAddress: 10.0.0.300\n    ssh: {port: 0}")
+        .replace("1.31.4", "1.31.x");
+    let d = errors(&yaml);
+    assert_reported(&d, "cluster.network.serviceSubnet", 6, 20, "invalid IPv4 CIDR `10.96.0.0/33`");
+    assert_reported(&d, "hosts[1].internalAddress", 13, 22, "invalid value `10.0.0.300`");
+    assert_reported(&d, "hosts[1].ssh.port", 14, 17, "invalid port `0`");
+    assert_reported(&d, "cluster.kubernetesVersion", 3, 22, "invalid Kubernetes version `1.31.x`");
+}
+
+#[test]
+fn cidr_with_host_bits_suggests_the_network() {
+    let d = errors(&BASE.replace("hosts:", "  network:\n    podSubnet: 10.244.1.0/16\nhosts:"));
+    assert_reported(&d, "cluster.network.podSubnet", 6, 16, "has host bits set");
+    assert!(d.iter().any(|x| x.hint.as_deref() == Some("use `10.244.0.0/16`")));
+}
+
+#[test]
+fn version_kubeadm_no_longer_supports() {
+    let d = errors(&BASE.replace("1.31.4", "1.27.16"));
+    assert_reported(&d, "cluster.kubernetesVersion", 3, 22, "Kubernetes 1.27.16 is not supported");
+    assert!(d[0].hint.as_deref().unwrap_or("").contains("past end of life"));
+    let d = errors(&BASE.replace("1.31.4", "1.40.0"));
+    assert_reported(&d, "cluster.kubernetesVersion", 3, 22, "Kubernetes 1.40.0 is not supported");
+}
+
+#[test]
+fn node_names_must_be_rfc_1123() {
+    let d = errors(&BASE.replace("name: w1", "name: Worker_1"));
+    assert_reported(&d, "hosts[1].name", 9, 11, "`Worker_1` is not a valid Kubernetes node name");
+    assert_eq!(d[0].hint.as_deref(), Some("rename the host to `worker-1`"));
+}
+
+#[test]
+fn shell_and_template_metacharacters_are_rejected() {
+    let yaml = BASE
+        .replace("name: w1", "name: \"w1; reboot\"")
+        .replace("    address: 10.0.0.21", "    address: \"10.0.0.21 -oProxyCommand=x\"\n    flannelInterface: \"eth1\\nkind: Secret\"\n    labels: {\"a/b'c\": x}\n    taints: [\"k=$(id):NoSchedule\"]")
+        .replace("hosts:", "  containerd:\n    registryMirrors:\n      docker.io: [\"https://m\\\"]\\n[evil]\"]\n    sandboxImage: \"pause:3.10\\\"\\nx=1\"\n  sysctls:\n    extra: {\"kernel.panic\": \"1\\nkernel.sysrq=1\"}\nhosts:");
+    let d = errors(&yaml);
+    let paths: Vec<&str> = d.iter().map(|d| d.path.as_str()).collect();
+    for expected in [
+        "hosts[1].name",
+        "hosts[1].address",
+        "hosts[1].flannelInterface",
+        "hosts[1].labels.a/b'c",
+        "hosts[1].taints[0]",
+        "cluster.containerd.registryMirrors.docker.io[0]",
+        "cluster.containerd.sandboxImage",
+        "cluster.sysctls.extra.kernel.panic",
+    ] {
+        assert!(paths.contains(&expected), "{expected} not rejected; got {paths:?}");
+    }
+    // Control characters are escaped in messages, never printed raw.
+    assert!(d.iter().all(|d| !d.message.contains('\n')), "{d:#?}");
+}
+
+#[test]
+fn restricted_kubelet_labels_are_refused() {
+    let d = errors(&BASE.replace("roles: [worker]", "roles: [worker]\n    labels:\n      node-role.kubernetes.io/worker: \"\""));
+    assert_reported(&d, "hosts[1].labels.node-role.kubernetes.io/worker", 13, 39, "may not set label");
+}
+
+#[test]
+fn missing_sections_and_fields() {
+    let d = errors("ssh: {user: root}\n");
+    assert!(d.iter().any(|x| x.path == "cluster" && x.message.contains("missing required field `cluster`")));
+    assert!(d.iter().any(|x| x.path == "hosts" && x.message.contains("missing required field `hosts`")));
+    let d = errors(&BASE.replace("    address: 10.0.0.21\n", ""));
+    assert_reported(&d, "hosts[1].address", 9, 5, "missing required field `address`");
+}
+
+#[test]
+fn yaml_syntax_type_and_duplicate_key_errors_have_positions() {
+    let d = errors("cluster:\n  name: [a, b]\n");
+    assert_reported(&d, "cluster.name", 2, 3, "invalid type: sequence");
+    let d = errors("cluster:\n  name: a\n  name: b\n");
+    assert_reported(&d, "cluster.name", 3, 3, "duplicate key `name`");
+    let d = errors("cluster: [\n");
+    assert!(d[0].location.is_some(), "{d:#?}");
+}
+
+#[test]
+fn upgrade_and_certificate_settings() {
+    let yaml = BASE.replace("hosts:", "  upgrade:\n    maxUnavailable: 0\n    drainTimeout: 5 minutes\n  certificates:\n    renewBefore: 400d\nhosts:");
+    let d = errors(&yaml);
+    assert_reported(&d, "cluster.upgrade.maxUnavailable", 6, 21, "invalid value `0`");
+    assert_reported(&d, "cluster.upgrade.drainTimeout", 7, 19, "invalid value `5 minutes`");
+    assert_reported(&d, "cluster.certificates.renewBefore", 9, 18, "outside the life of a certificate");
+    let ok = BASE.replace("hosts:", "  upgrade:\n    maxUnavailable: 20%\nhosts:");
+    assert!(warnings(&ok).is_empty());
+}
+
+#[test]
+fn multiple_control_planes_without_endpoint_warn() {
+    let yaml = BASE.replace("  controlPlaneEndpoint: 10.0.0.100:6443\n", "").replace("roles: [worker]", "roles: [control-plane]").replace("hosts:", "hosts:\n  - {name: cp3, address: 10.0.0.13, roles: [control-plane]}");
+    let w = warnings(&yaml);
+    assert!(w.iter().any(|d| d.message.contains("no `controlPlaneEndpoint`")), "{w:#?}");
+}
+
+#[test]
+fn messages_render_file_line_column_path_and_help() {
+    let d = errors(&BASE.replace("name: w1", "name: W1"));
+    let text = d[0].to_string();
+    assert!(text.starts_with("inv.yaml:9:11: error: hosts[1].name: `W1` is not a valid Kubernetes node name"), "{text}");
+    assert!(text.contains("\n  expected: an RFC 1123 subdomain"), "{text}");
+    assert!(text.contains("\n  help: rename the host to `w1`"), "{text}");
+}
