@@ -1,0 +1,28 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use kubewright::inventory::{Inventory, load};
+use kubewright::render::{RemoteFile, Secrets, Templates};
+
+/// Load a bundled inventory, with textual replacements applied first (to vary versions).
+pub fn inventory(file: &str, replacements: &[(&str, &str)]) -> Inventory {
+    let path = format!("{}/inventories/{file}", env!("CARGO_MANIFEST_DIR"));
+    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    for (from, to) in replacements {
+        assert!(text.contains(from), "{file} does not contain {from:?}");
+        text = text.replace(from, to);
+    }
+    match load(file, &text) {
+        Ok(l) => l.inventory,
+        Err(e) => panic!("{file}: {:#?}", e.diagnostics),
+    }
+}
+
+pub fn render(inv: &Inventory, host: &str) -> Vec<RemoteFile> {
+    let host = inv.host(host).unwrap_or_else(|| panic!("no host {host}"));
+    Templates::builtin().render_host(inv, host, &Secrets::placeholders()).unwrap_or_else(|e| panic!("render {}: {e}", host.name))
+}
+
+pub fn file<'a>(files: &'a [RemoteFile], path: &str) -> &'a RemoteFile {
+    files.iter().find(|f| f.path == path).unwrap_or_else(|| panic!("no file {path} in {:?}", files.iter().map(|f| &f.path).collect::<Vec<_>>()))
+}
