@@ -180,6 +180,9 @@ mod tests {
         assert!(shell.starts_with("set -eu\nset -o pipefail"));
         assert!(shell.contains("curl -fsSL https://x/Release.key | gpg --dearmor\n"));
         assert!(shell.contains("echo 1 > /proc/sys/net/ipv4/ip_forward\n"));
-        assert!(shell.contains("if ! grep -qw br_netfilter /proc/modules >/dev/null 2>&1; then modprobe br_netfilter; fi\n"));
+        assert!(
+            shell
+                .contains("if ! grep -qw br_netfilter /proc/modules >/dev/null 2>&1; then modprobe br_netfilter; fi\n")
+        );
     }
 }

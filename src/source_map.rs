@@ -81,8 +81,12 @@ pub struct SourceMap {
 
 enum Frame {
     /// In a mapping: the key just read (waiting for its value), if any.
-    Mapping { pending_key: Option<(String, Location)> },
-    Sequence { next_index: usize },
+    Mapping {
+        pending_key: Option<(String, Location)>,
+    },
+    Sequence {
+        next_index: usize,
+    },
 }
 
 impl SourceMap {

@@ -1,6 +1,8 @@
 //! One failing inventory per validation rule: each must be reported with the field path,
 //! the `line:column` of the offending value and a message that says what is wrong.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
+
 use kubewright::diag::{Diagnostic, Severity};
 use kubewright::inventory::load;
 
@@ -38,7 +40,11 @@ fn assert_reported(diags: &[Diagnostic], path: &str, line: usize, column: usize,
     let found = diags.iter().any(|d| {
         d.path == path && d.location.map(|l| (l.line, l.column)) == Some((line, column)) && d.message.contains(fragment)
     });
-    assert!(found, "no diagnostic at {path} {line}:{column} containing {fragment:?} in:\n{}", diags.iter().map(|d| format!("{d}\n")).collect::<String>());
+    assert!(
+        found,
+        "no diagnostic at {path} {line}:{column} containing {fragment:?} in:\n{}",
+        diags.iter().map(|d| format!("{d}\n")).collect::<String>()
+    );
 }
 
 #[test]
@@ -55,7 +61,10 @@ fn unknown_field_is_reported_at_its_key_with_a_suggestion() {
 
 #[test]
 fn all_problems_are_reported_at_once() {
-    let yaml = BASE.replace("roles: [worker]", "roles: [wroker]").replace("name: demo", "name: Demo").replace("  kubernetesVersion", "  kubernetesVerison: x\n  kubernetesVersion");
+    let yaml = BASE
+        .replace("roles: [worker]", "roles: [wroker]")
+        .replace("name: demo", "name: Demo")
+        .replace("  kubernetesVersion", "  kubernetesVerison: x\n  kubernetesVersion");
     let d = errors(&yaml);
     assert_reported(&d, "cluster.name", 2, 9, "invalid value `Demo`");
     assert_reported(&d, "cluster.kubernetesVerison", 3, 3, "unknown field");
@@ -75,8 +84,14 @@ fn duplicate_host_names_and_addresses() {
 #[test]
 fn same_address_with_another_ssh_port_is_allowed_behind_nat() {
     let yaml = BASE
-        .replace("    address: 10.0.0.11\n", "    address: 127.0.0.1\n    internalAddress: 192.168.56.11\n    ssh: {port: 2222}\n")
-        .replace("    address: 10.0.0.21\n", "    address: 127.0.0.1\n    internalAddress: 192.168.56.21\n    ssh: {port: 2200}\n");
+        .replace(
+            "    address: 10.0.0.11\n",
+            "    address: 127.0.0.1\n    internalAddress: 192.168.56.11\n    ssh: {port: 2222}\n",
+        )
+        .replace(
+            "    address: 10.0.0.21\n",
+            "    address: 127.0.0.1\n    internalAddress: 192.168.56.21\n    ssh: {port: 2200}\n",
+        );
     assert!(warnings(&yaml).is_empty());
 }
 
@@ -95,7 +110,8 @@ fn even_control_plane_count_warns_about_quorum() {
 
 #[test]
 fn overlapping_pod_and_service_subnets() {
-    let yaml = BASE.replace("hosts:", "  network:\n    podSubnet: 10.96.0.0/16\n    serviceSubnet: 10.96.0.0/12\nhosts:");
+    let yaml =
+        BASE.replace("hosts:", "  network:\n    podSubnet: 10.96.0.0/16\n    serviceSubnet: 10.96.0.0/12\nhosts:");
     assert_reported(&errors(&yaml), "cluster.network.serviceSubnet", 7, 20, "overlaps pod subnet 10.96.0.0/16");
 }
 
@@ -110,19 +126,34 @@ fn host_inside_the_pod_subnet() {
 #[test]
 fn pod_subnet_too_small_for_the_node_count() {
     let yaml = BASE.replace("hosts:", "  network:\n    podSubnet: 10.244.0.0/24\n    nodeCidrMaskSize: 24\nhosts:");
-    assert_reported(&errors(&yaml), "cluster.network.podSubnet", 6, 16, "holds 1 node range of /24 but the inventory has 2 hosts");
+    assert_reported(
+        &errors(&yaml),
+        "cluster.network.podSubnet",
+        6,
+        16,
+        "holds 1 node range of /24 but the inventory has 2 hosts",
+    );
     // Two /25 ranges are enough for two hosts, and a /25 holds 126 pod addresses (>= 110).
     let fits = BASE.replace("hosts:", "  network:\n    podSubnet: 10.244.0.0/24\n    nodeCidrMaskSize: 25\nhosts:");
     assert!(warnings(&fits).is_empty());
     let three = fits.replace("hosts:", "hosts:\n  - {name: w2, address: 10.0.0.22, roles: [worker]}");
-    assert_reported(&errors(&three), "cluster.network.podSubnet", 6, 16, "holds 2 node ranges of /25 but the inventory has 3 hosts");
+    assert_reported(
+        &errors(&three),
+        "cluster.network.podSubnet",
+        6,
+        16,
+        "holds 2 node ranges of /25 but the inventory has 3 hosts",
+    );
 }
 
 #[test]
 fn invalid_cidr_ip_port_and_version() {
     let yaml = BASE
         .replace("hosts:", "  network:\n    serviceSubnet: 10.96.0.0/33\nhosts:")
-        .replace("    address: 10.0.0.21", "    address: 10.0.0.21\n    internalAddress: 10.0.0.300\n    ssh: {port: 0}")
+        .replace(
+            "    address: 10.0.0.21",
+            "    address: 10.0.0.21\n    internalAddress: 10.0.0.300\n    ssh: {port: 0}",
+        )
         .replace("1.31.4", "1.31.x");
     let d = errors(&yaml);
     assert_reported(&d, "cluster.network.serviceSubnet", 6, 20, "invalid IPv4 CIDR `10.96.0.0/33`");
@@ -180,7 +211,9 @@ fn shell_and_template_metacharacters_are_rejected() {
 
 #[test]
 fn restricted_kubelet_labels_are_refused() {
-    let d = errors(&BASE.replace("roles: [worker]", "roles: [worker]\n    labels:\n      node-role.kubernetes.io/worker: \"\""));
+    let d = errors(
+        &BASE.replace("roles: [worker]", "roles: [worker]\n    labels:\n      node-role.kubernetes.io/worker: \"\""),
+    );
     assert_reported(&d, "hosts[1].labels.node-role.kubernetes.io/worker", 13, 39, "may not set label");
 }
 
@@ -216,7 +249,10 @@ fn upgrade_and_certificate_settings() {
 
 #[test]
 fn multiple_control_planes_without_endpoint_warn() {
-    let yaml = BASE.replace("  controlPlaneEndpoint: 10.0.0.100:6443\n", "").replace("roles: [worker]", "roles: [control-plane]").replace("hosts:", "hosts:\n  - {name: cp3, address: 10.0.0.13, roles: [control-plane]}");
+    let yaml = BASE
+        .replace("  controlPlaneEndpoint: 10.0.0.100:6443\n", "")
+        .replace("roles: [worker]", "roles: [control-plane]")
+        .replace("hosts:", "hosts:\n  - {name: cp3, address: 10.0.0.13, roles: [control-plane]}");
     let w = warnings(&yaml);
     assert!(w.iter().any(|d| d.message.contains("no `controlPlaneEndpoint`")), "{w:#?}");
 }
@@ -225,7 +261,10 @@ fn multiple_control_planes_without_endpoint_warn() {
 fn messages_render_file_line_column_path_and_help() {
     let d = errors(&BASE.replace("name: w1", "name: W1"));
     let text = d[0].to_string();
-    assert!(text.starts_with("inv.yaml:9:11: error: hosts[1].name: `W1` is not a valid Kubernetes node name"), "{text}");
+    assert!(
+        text.starts_with("inv.yaml:9:11: error: hosts[1].name: `W1` is not a valid Kubernetes node name"),
+        "{text}"
+    );
     assert!(text.contains("\n  expected: an RFC 1123 subdomain"), "{text}");
     assert!(text.contains("\n  help: rename the host to `w1`"), "{text}");
 }

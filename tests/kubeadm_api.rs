@@ -13,6 +13,8 @@
 //! - KubeletConfiguration / KubeProxyConfiguration: only the fields kubewright sets are listed,
 //!   from k8s.io/kubelet/config/v1beta1/types.go and k8s.io/kube-proxy/config/v1alpha1/types.go.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -227,11 +229,14 @@ fn documents(yaml: &str) -> Vec<Value> {
 }
 
 fn typed<T: for<'de> Deserialize<'de>>(doc: &Value) -> T {
-    serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{} has a field kubeadm does not know: {e}\n{doc:#}", doc["kind"]))
+    serde_json::from_value(doc.clone())
+        .unwrap_or_else(|e| panic!("{} has a field kubeadm does not know: {e}\n{doc:#}", doc["kind"]))
 }
 
 fn kinds(docs: &[Value]) -> Vec<(String, String)> {
-    docs.iter().map(|d| (d["apiVersion"].as_str().unwrap_or("").to_string(), d["kind"].as_str().unwrap_or("").to_string())).collect()
+    docs.iter()
+        .map(|d| (d["apiVersion"].as_str().unwrap_or("").to_string(), d["kind"].as_str().unwrap_or("").to_string()))
+        .collect()
 }
 
 fn check_init<V: ApiVersion>(yaml: &str) {
@@ -316,7 +321,10 @@ fn containerd_1x_config_version_2() {
     assert_eq!(t["version"].as_integer(), Some(2));
     let cri = ["plugins", "io.containerd.grpc.v1.cri"];
     assert_eq!(get(&t, &[cri[0], cri[1], "sandbox_image"]).as_str(), Some("registry.k8s.io/pause:3.10"));
-    assert_eq!(get(&t, &[cri[0], cri[1], "containerd", "runtimes", "runc", "options", "SystemdCgroup"]).as_bool(), Some(true));
+    assert_eq!(
+        get(&t, &[cri[0], cri[1], "containerd", "runtimes", "runc", "options", "SystemdCgroup"]).as_bool(),
+        Some(true)
+    );
     assert_eq!(get(&t, &[cri[0], cri[1], "registry", "config_path"]).as_str(), Some("/etc/containerd/certs.d"));
     let hosts = toml(&file(&files, "/etc/containerd/certs.d/docker.io/hosts.toml").content);
     assert_eq!(hosts["server"].as_str(), Some("https://registry-1.docker.io"));
@@ -325,11 +333,24 @@ fn containerd_1x_config_version_2() {
 
 #[test]
 fn containerd_2x_config_version_3() {
-    let inv = inventory("single.yaml", &[("kubernetesVersion: 1.30.8", "kubernetesVersion: 1.30.8\n  containerd:\n    version: 2.0.4")]);
+    let inv = inventory(
+        "single.yaml",
+        &[("kubernetesVersion: 1.30.8", "kubernetesVersion: 1.30.8\n  containerd:\n    version: 2.0.4")],
+    );
     let t = toml(&file(&render(&inv, "node1"), "/etc/containerd/config.toml").content);
     assert_eq!(t["version"].as_integer(), Some(3));
-    assert_eq!(get(&t, &["plugins", "io.containerd.cri.v1.images", "pinned_images", "sandbox"]).as_str(), Some("registry.k8s.io/pause:3.9"));
-    assert_eq!(get(&t, &["plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes", "runc", "options", "SystemdCgroup"]).as_bool(), Some(true));
+    assert_eq!(
+        get(&t, &["plugins", "io.containerd.cri.v1.images", "pinned_images", "sandbox"]).as_str(),
+        Some("registry.k8s.io/pause:3.9")
+    );
+    assert_eq!(
+        get(
+            &t,
+            &["plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes", "runc", "options", "SystemdCgroup"]
+        )
+        .as_bool(),
+        Some(true)
+    );
 }
 
 #[test]
@@ -337,7 +358,8 @@ fn flannel_network_is_the_pod_subnet() {
     let inv = inventory("vagrant.yaml", &[]);
     let docs = documents(&file(&render(&inv, "cp1"), "/etc/kubewright/kube-flannel.yaml").content);
     let cm = docs.iter().find(|d| d["kind"] == "ConfigMap").expect("flannel ConfigMap");
-    let net_conf: Value = serde_json::from_str(cm["data"]["net-conf.json"].as_str().unwrap_or("")).expect("net-conf.json is JSON");
+    let net_conf: Value =
+        serde_json::from_str(cm["data"]["net-conf.json"].as_str().unwrap_or("")).expect("net-conf.json is JSON");
     assert_eq!(net_conf["Network"], "10.244.0.0/16");
     assert_eq!(net_conf["Backend"]["Type"], "vxlan");
     let ds = docs.iter().find(|d| d["kind"] == "DaemonSet").expect("flannel DaemonSet");
@@ -348,10 +370,15 @@ fn flannel_network_is_the_pod_subnet() {
 #[test]
 fn the_field_check_catches_a_misspelt_field() {
     let inv = inventory("example.yaml", &[]);
-    let yaml = file(&render(&inv, "cp1"), "/etc/kubewright/kubeadm-init.yaml").content.replace("  podSubnet:", "  podSubnets:");
+    let yaml = file(&render(&inv, "cp1"), "/etc/kubewright/kubeadm-init.yaml")
+        .content
+        .replace("  podSubnet:", "  podSubnets:");
     let docs = documents(&yaml);
     assert!(serde_json::from_value::<ClusterConfiguration<V1Beta4>>(docs[1].clone()).is_err());
     let v1beta4_yaml = file(&render(&inv, "cp1"), "/etc/kubewright/kubeadm-init.yaml").content.clone();
     let docs = documents(&v1beta4_yaml);
-    assert!(serde_json::from_value::<ClusterConfiguration<V1Beta3>>(docs[1].clone()).is_err(), "v1beta4 list-style extraArgs must not pass as v1beta3");
+    assert!(
+        serde_json::from_value::<ClusterConfiguration<V1Beta3>>(docs[1].clone()).is_err(),
+        "v1beta4 list-style extraArgs must not pass as v1beta3"
+    );
 }

@@ -2,6 +2,8 @@
 //! errors, never panic. CI runs a short campaign; a long one by hand:
 //! `PROPTEST_CASES=200000 cargo test --release --test loader_fuzz`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
+
 use proptest::prelude::*;
 
 const SEEDS: &[&str] = &[
@@ -13,8 +15,39 @@ const SEEDS: &[&str] = &[
 
 /// Fragments that tend to break parsers: YAML structure, anchors, tags, odd scalars.
 const FRAGMENTS: &[&str] = &[
-    ":", "- ", "\n", "  ", "{", "}", "[", "]", "&a ", "*a", "!!str ", "!!binary ", "? ", "|\n", ">-\n", "'", "\"", "#", "---\n", "...\n",
-    "\t", "\u{0}", "\u{feff}", "~", "null", "0x1F", "1e999", "-.inf", "<<: *a", "%YAML 1.2\n", "é", "\u{2028}", "99999999999999999999",
+    ":",
+    "- ",
+    "\n",
+    "  ",
+    "{",
+    "}",
+    "[",
+    "]",
+    "&a ",
+    "*a",
+    "!!str ",
+    "!!binary ",
+    "? ",
+    "|\n",
+    ">-\n",
+    "'",
+    "\"",
+    "#",
+    "---\n",
+    "...\n",
+    "\t",
+    "\u{0}",
+    "\u{feff}",
+    "~",
+    "null",
+    "0x1F",
+    "1e999",
+    "-.inf",
+    "<<: *a",
+    "%YAML 1.2\n",
+    "é",
+    "\u{2028}",
+    "99999999999999999999",
 ];
 
 fn mutate(seed: &str, edits: &[(usize, usize, usize)]) -> String {
@@ -72,7 +105,9 @@ fn yaml_bombs_are_refused_quickly() {
     for i in 1..12 {
         let prev = (b'a' + (i - 1) as u8) as char;
         let name = (b'a' + i as u8) as char;
-        bomb.push_str(&format!("{name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+        bomb.push_str(&format!(
+            "{name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
+        ));
     }
     let started = std::time::Instant::now();
     assert!(kubewright::inventory::load("bomb.yaml", &bomb).is_err());

@@ -30,7 +30,8 @@ pub struct TemplatesArg {
 pub fn load_inventory(arg: &InventoryArg, out: &Reporter) -> anyhow::Result<Inventory> {
     let file = arg.inventory.display().to_string();
     let text = std::fs::read_to_string(&arg.inventory).map_err(|e| {
-        UserError::new(format!("cannot read inventory `{file}`: {e}")).help("pass an inventory with `-i FILE`; inventories/example.yaml shows the format")
+        UserError::new(format!("cannot read inventory `{file}`: {e}"))
+            .help("pass an inventory with `-i FILE`; inventories/example.yaml shows the format")
     })?;
     let loaded = inventory::load(&file, &text)?;
     out.diagnostics(&loaded.warnings);
@@ -42,7 +43,9 @@ pub fn load_templates(arg: &TemplatesArg) -> anyhow::Result<Templates> {
     let overrides = read_template_dir(dir)?;
     Templates::new(overrides).map_err(|e| {
         let help = match &e {
-            kubewright::render::RenderError::UnknownOverride { known, .. } => format!("template names are: {}", known.join(", ")),
+            kubewright::render::RenderError::UnknownOverride { known, .. } => {
+                format!("template names are: {}", known.join(", "))
+            }
             _ => "fix the template; it is rendered with strict undefined-variable checks".into(),
         };
         UserError::new(format!("in `{}`: {e}", dir.display())).help(help).into()
@@ -61,8 +64,12 @@ fn read_template_dir(dir: &Path) -> Result<BTreeMap<String, String>, UserError> 
         }
     }
     if overrides.is_empty() {
-        return Err(UserError::new(format!("template directory `{}` has no `*.j2` files", dir.display()))
-            .help(format!("copy the templates to override from the repository's templates/ directory; names: {}", Templates::names().join(", "))));
+        return Err(UserError::new(format!("template directory `{}` has no `*.j2` files", dir.display())).help(
+            format!(
+                "copy the templates to override from the repository's templates/ directory; names: {}",
+                Templates::names().join(", ")
+            ),
+        ));
     }
     Ok(overrides)
 }
@@ -72,7 +79,8 @@ pub fn load_playbook(file: Option<&Path>, builtin: &str) -> anyhow::Result<Playb
         None => Playbook::builtin(builtin)?,
         Some(path) => {
             let name = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|e| UserError::new(format!("cannot read playbook `{name}`: {e}")))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| UserError::new(format!("cannot read playbook `{name}`: {e}")))?;
             Playbook::parse(&name, &text)?
         }
     };

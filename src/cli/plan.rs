@@ -58,7 +58,8 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
         files.insert(host.name.clone(), templates.render_host(&inv, host, &secrets)?);
     }
     let state = state_dir(&inv.cluster.name).display().to_string();
-    let plan = plan(&PlanInput { inventory: &inv, playbook: &playbook, facts: &facts, files: &files, state_dir: &state })?;
+    let plan =
+        plan(&PlanInput { inventory: &inv, playbook: &playbook, facts: &facts, files: &files, state_dir: &state })?;
     out.result(&render_text(&plan, args.diff), &plan);
     Ok(if args.detailed_exitcode && plan.summary.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }

@@ -43,7 +43,9 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => format!("hosts are: {}", names.join(", ")),
             };
-            return Err(crate::report::UserError::new(format!("no host named `{name}` in the inventory")).help(help).into());
+            return Err(crate::report::UserError::new(format!("no host named `{name}` in the inventory"))
+                .help(help)
+                .into());
         }
     }
     let mut written = Vec::new();
@@ -56,7 +58,10 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
         }
     }
     let hosts = written.iter().filter_map(|w| w["host"].as_str()).collect::<std::collections::BTreeSet<_>>().len();
-    out.result(&format!("rendered {} files for {hosts} hosts into `{}`", written.len(), args.out.display()), &serde_json::json!({ "files": written }));
+    out.result(
+        &format!("rendered {} files for {hosts} hosts into `{}`", written.len(), args.out.display()),
+        &serde_json::json!({ "files": written }),
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -30,11 +30,8 @@ pub fn is_address(s: &str) -> bool {
 
 /// A suggestion for turning an invalid node name into a valid one.
 pub fn suggest_dns_subdomain(s: &str) -> String {
-    let mapped: String = s
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' })
-        .collect();
+    let mapped: String =
+        s.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' }).collect();
     mapped.split('.').map(|l| l.trim_matches('-')).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(".")
 }
 
@@ -108,9 +105,7 @@ pub fn is_safe_url(s: &str) -> bool {
         Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
         None => is_address(host),
     };
-    host_ok
-        && s.len() <= 2048
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&()*+,;=%".contains(&b))
+    host_ok && s.len() <= 2048 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&()*+,;=%".contains(&b))
 }
 
 /// A container image reference, e.g. `registry.k8s.io/pause:3.10` or `repo@sha256:...`.
@@ -141,9 +136,8 @@ pub fn is_interface_name(s: &str) -> bool {
 /// A sysctl key, e.g. `net.ipv4.ip_forward` or `net.ipv4.conf.eth1.rp_filter`.
 pub fn is_sysctl_key(s: &str) -> bool {
     s.len() <= 256
-        && s.split(['.', '/']).all(|seg| {
-            !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
-        })
+        && s.split(['.', '/'])
+            .all(|seg| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b)))
         && s.contains('.')
 }
 

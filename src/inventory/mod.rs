@@ -323,8 +323,9 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, InventoryError> {
         Err(err) => {
             let location = err.location().map(|l| Location { line: l.line() as usize, column: l.column() as usize });
             let path = location.and_then(|at| SourceMap::build(text).path_at(at)).unwrap_or_default();
-            let mut d = Diagnostic::error(path, yaml_error_message(&err))
-                .hint("fix the YAML at the position shown; an inventory is a mapping with `cluster`, `ssh` and `hosts`");
+            let mut d = Diagnostic::error(path, yaml_error_message(&err)).hint(
+                "fix the YAML at the position shown; an inventory is a mapping with `cluster`, `ssh` and `hosts`",
+            );
             d.file = file.to_string();
             d.location = location;
             return Err(fail(vec![d]));
@@ -345,7 +346,7 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, InventoryError> {
             d
         })
         .collect();
-    diagnostics.sort_by(|a, b| (a.severity, a.location).cmp(&(b.severity, b.location)));
+    diagnostics.sort_by_key(|d| (d.severity, d.location));
 
     match inventory {
         Some(inventory) if !diagnostics.iter().any(Diagnostic::is_error) => {
@@ -399,7 +400,8 @@ fn unknown_field(path: FieldPath) -> Finding {
     let fields = raw::fields_at(&parent_pattern);
     let mut diagnostic = Diagnostic::error("", format!("unknown field `{key}`"));
     if !fields.is_empty() {
-        diagnostic = diagnostic.expected(format!("one of {}", fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")));
+        diagnostic = diagnostic
+            .expected(format!("one of {}", fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")));
     }
     if let Some(suggestion) = crate::diag::did_you_mean(&key, fields.iter().copied()) {
         diagnostic = diagnostic.hint(format!("did you mean `{suggestion}`?"));

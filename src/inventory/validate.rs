@@ -37,16 +37,28 @@ impl Ctx<'_> {
 
     fn missing(&mut self, path: &FieldPath, expected: &str, hint: &str) {
         let field = path.last_key().unwrap_or("value").to_string();
-        self.push(path, Diagnostic::error("", format!("missing required field `{field}`")).expected(expected).hint(hint));
+        self.push(
+            path,
+            Diagnostic::error("", format!("missing required field `{field}`")).expected(expected).hint(hint),
+        );
     }
 
     /// A scalar that must pass `check`; reports and returns None when it does not.
-    fn text(&mut self, value: Option<&Scalar>, path: &FieldPath, check: fn(&str) -> bool, expected: &str) -> Option<String> {
+    fn text(
+        &mut self,
+        value: Option<&Scalar>,
+        path: &FieldPath,
+        check: fn(&str) -> bool,
+        expected: &str,
+    ) -> Option<String> {
         let value = value?;
         if check(&value.0) {
             Some(value.0.clone())
         } else {
-            self.push(path, Diagnostic::error("", format!("invalid value `{}`", printable(&value.0))).expected(expected));
+            self.push(
+                path,
+                Diagnostic::error("", format!("invalid value `{}`", printable(&value.0))).expected(expected),
+            );
             None
         }
     }
@@ -56,7 +68,10 @@ impl Ctx<'_> {
         match value.0.parse() {
             Ok(v) => Some(v),
             Err(_) => {
-                self.push(path, Diagnostic::error("", format!("invalid value `{}`", printable(&value.0))).expected(expected));
+                self.push(
+                    path,
+                    Diagnostic::error("", format!("invalid value `{}`", printable(&value.0))).expected(expected),
+                );
                 None
             }
         }
@@ -68,7 +83,11 @@ impl Ctx<'_> {
             Some("true") => true,
             Some("false") => false,
             Some(other) => {
-                self.push(path, Diagnostic::error("", format!("invalid value `{}`", printable(other))).expected("`true` or `false`"));
+                self.push(
+                    path,
+                    Diagnostic::error("", format!("invalid value `{}`", printable(other)))
+                        .expected("`true` or `false`"),
+                );
                 default
             }
         }
@@ -79,7 +98,11 @@ impl Ctx<'_> {
         match value.0.parse::<u16>() {
             Ok(p) if p > 0 => Some(p),
             _ => {
-                self.push(path, Diagnostic::error("", format!("invalid port `{}`", printable(&value.0))).expected("a TCP port from 1 to 65535"));
+                self.push(
+                    path,
+                    Diagnostic::error("", format!("invalid port `{}`", printable(&value.0)))
+                        .expected("a TCP port from 1 to 65535"),
+                );
                 None
             }
         }
@@ -93,7 +116,7 @@ impl Ctx<'_> {
 /// Make a value safe to print inside backticks: control characters become escapes.
 fn printable(s: &str) -> String {
     let escaped: String = s.chars().flat_map(char::escape_default).collect();
-    if escaped.len() > 80 { format!("{}...", &escaped[..escaped.floor_char_boundary(77)]) } else { escaped }
+    if escaped.chars().count() > 80 { format!("{}...", escaped.chars().take(77).collect::<String>()) } else { escaped }
 }
 
 pub(crate) fn validate(raw: RawInventory, out: &mut Vec<Finding>) -> Option<Inventory> {
@@ -103,19 +126,36 @@ pub(crate) fn validate(raw: RawInventory, out: &mut Vec<Finding>) -> Option<Inve
     let raw_cluster = match raw.cluster {
         Some(c) => c,
         None => {
-            cx.missing(&root.key("cluster"), "a mapping with at least `name` and `kubernetesVersion`", "add a `cluster:` section; see inventories/example.yaml");
+            cx.missing(
+                &root.key("cluster"),
+                "a mapping with at least `name` and `kubernetesVersion`",
+                "add a `cluster:` section; see inventories/example.yaml",
+            );
             // Placeholders keep the missing-field messages below from repeating this one.
-            RawCluster { name: Some(Scalar("missing".into())), kubernetes_version: Some(Scalar(format!("1.{MIN_SUPPORTED_MINOR}.0"))), ..RawCluster::default() }
+            RawCluster {
+                name: Some(Scalar("missing".into())),
+                kubernetes_version: Some(Scalar(format!("1.{MIN_SUPPORTED_MINOR}.0"))),
+                ..RawCluster::default()
+            }
         }
     };
     let raw_hosts = match raw.hosts {
         Some(h) if !h.is_empty() => h,
         Some(_) => {
-            cx.push(&root.key("hosts"), Diagnostic::error("", "the host list is empty").expected("at least one host with the `control-plane` role").hint("list the machines of the cluster under `hosts:`"));
+            cx.push(
+                &root.key("hosts"),
+                Diagnostic::error("", "the host list is empty")
+                    .expected("at least one host with the `control-plane` role")
+                    .hint("list the machines of the cluster under `hosts:`"),
+            );
             Vec::new()
         }
         None => {
-            cx.missing(&root.key("hosts"), "a list of hosts", "list the machines of the cluster under `hosts:`; see inventories/example.yaml");
+            cx.missing(
+                &root.key("hosts"),
+                "a list of hosts",
+                "list the machines of the cluster under `hosts:`; see inventories/example.yaml",
+            );
             Vec::new()
         }
     };
@@ -139,46 +179,67 @@ pub(crate) fn validate(raw: RawInventory, out: &mut Vec<Finding>) -> Option<Inve
 }
 
 fn ssh_section(cx: &mut Ctx<'_>, raw: RawSsh, path: &FieldPath) -> (SshDefaults, HostSsh) {
-    let user = cx.text(raw.user.as_ref(), &path.key("user"), is_unix_user, "a POSIX user name like `root` or `ubuntu`").unwrap_or_else(|| "root".into());
+    let user = cx
+        .text(raw.user.as_ref(), &path.key("user"), is_unix_user, "a POSIX user name like `root` or `ubuntu`")
+        .unwrap_or_else(|| "root".into());
     let port = cx.port(raw.port.as_ref(), &path.key("port")).unwrap_or(22);
-    let identity_file = cx.text(raw.identity_file.as_ref(), &path.key("identityFile"), is_local_path, "a path to a private key file");
+    let identity_file =
+        cx.text(raw.identity_file.as_ref(), &path.key("identityFile"), is_local_path, "a path to a private key file");
     let sudo = cx.boolean(raw.sudo.as_ref(), &path.key("become"), user != "root");
-    let known_hosts = cx.text(raw.known_hosts.as_ref(), &path.key("knownHosts"), is_local_path, "a path to a known_hosts file");
+    let known_hosts =
+        cx.text(raw.known_hosts.as_ref(), &path.key("knownHosts"), is_local_path, "a path to a known_hosts file");
     let transport = match raw.transport.as_ref().map(|s| s.0.as_str()) {
         None | Some("openssh") => TransportKind::Openssh,
         Some("russh") => TransportKind::Russh,
         Some(other) => {
-            cx.push(&path.key("transport"), Diagnostic::error("", format!("unknown transport `{}`", printable(other))).expected("`openssh` (system ssh, honours ~/.ssh/config) or `russh` (built in)"));
+            cx.push(
+                &path.key("transport"),
+                Diagnostic::error("", format!("unknown transport `{}`", printable(other)))
+                    .expected("`openssh` (system ssh, honours ~/.ssh/config) or `russh` (built in)"),
+            );
             TransportKind::Openssh
         }
     };
-    let connect_timeout = cx.duration(raw.connect_timeout.as_ref(), &path.key("connectTimeout"), Duration::from_secs(10));
+    let connect_timeout =
+        cx.duration(raw.connect_timeout.as_ref(), &path.key("connectTimeout"), Duration::from_secs(10));
     let bastion = raw.bastion.and_then(|b| {
         let bpath = path.key("bastion");
         let host = match b.host.as_ref() {
             Some(_) => cx.text(b.host.as_ref(), &bpath.key("host"), is_address, "an IP address or host name"),
             None => {
-                cx.missing(&bpath.key("host"), "the bastion's IP address or host name", "set `ssh.bastion.host`, or remove `ssh.bastion`");
+                cx.missing(
+                    &bpath.key("host"),
+                    "the bastion's IP address or host name",
+                    "set `ssh.bastion.host`, or remove `ssh.bastion`",
+                );
                 None
             }
         }?;
         Some(Bastion {
             host,
-            user: cx.text(b.user.as_ref(), &bpath.key("user"), is_unix_user, "a POSIX user name").unwrap_or_else(|| user.clone()),
+            user: cx
+                .text(b.user.as_ref(), &bpath.key("user"), is_unix_user, "a POSIX user name")
+                .unwrap_or_else(|| user.clone()),
             port: cx.port(b.port.as_ref(), &bpath.key("port")).unwrap_or(22),
-            identity_file: cx.text(b.identity_file.as_ref(), &bpath.key("identityFile"), is_local_path, "a path to a private key file"),
+            identity_file: cx.text(
+                b.identity_file.as_ref(),
+                &bpath.key("identityFile"),
+                is_local_path,
+                "a path to a private key file",
+            ),
         })
     });
-    (
-        SshDefaults { transport, known_hosts, connect_timeout, bastion },
-        HostSsh { user, port, identity_file, sudo },
-    )
+    (SshDefaults { transport, known_hosts, connect_timeout, bastion }, HostSsh { user, port, identity_file, sudo })
 }
 
 fn host(cx: &mut Ctx<'_>, raw: RawHost, path: &FieldPath, ssh: &HostSsh) -> Host {
     let name = match raw.name.as_ref() {
         None => {
-            cx.missing(&path.key("name"), "the Kubernetes node name of this host", "add `name: <node-name>` (lowercase letters, digits, `-`, `.`)");
+            cx.missing(
+                &path.key("name"),
+                "the Kubernetes node name of this host",
+                "add `name: <node-name>` (lowercase letters, digits, `-`, `.`)",
+            );
             format!("<host {}>", path.0.len())
         }
         Some(n) if is_dns_subdomain(&n.0) => n.0.clone(),
@@ -195,19 +256,36 @@ fn host(cx: &mut Ctx<'_>, raw: RawHost, path: &FieldPath, ssh: &HostSsh) -> Host
     };
     let address = match raw.address.as_ref() {
         None => {
-            cx.missing(&path.key("address"), "the IP address or host name SSH connects to", "add `address: <ip-or-hostname>`");
+            cx.missing(
+                &path.key("address"),
+                "the IP address or host name SSH connects to",
+                "add `address: <ip-or-hostname>`",
+            );
             String::new()
         }
-        Some(_) => cx.text(raw.address.as_ref(), &path.key("address"), is_address, "an IP address or an RFC 1123 host name").unwrap_or_default(),
+        Some(_) => cx
+            .text(raw.address.as_ref(), &path.key("address"), is_address, "an IP address or an RFC 1123 host name")
+            .unwrap_or_default(),
     };
-    let internal_address = cx.parse::<IpAddr>(raw.internal_address.as_ref(), &path.key("internalAddress"), "an IP address (the node's cluster-facing address)");
+    let internal_address = cx.parse::<IpAddr>(
+        raw.internal_address.as_ref(),
+        &path.key("internalAddress"),
+        "an IP address (the node's cluster-facing address)",
+    );
 
     let mut roles = BTreeSet::new();
     match raw.roles {
-        None => cx.missing(&path.key("roles"), "a list with `control-plane`, `worker` or both", "add `roles: [worker]` or `roles: [control-plane]`"),
+        None => cx.missing(
+            &path.key("roles"),
+            "a list with `control-plane`, `worker` or both",
+            "add `roles: [worker]` or `roles: [control-plane]`",
+        ),
         Some(list) => {
             if list.is_empty() {
-                cx.push(&path.key("roles"), Diagnostic::error("", "the role list is empty").expected("`control-plane`, `worker` or both"));
+                cx.push(
+                    &path.key("roles"),
+                    Diagnostic::error("", "the role list is empty").expected("`control-plane`, `worker` or both"),
+                );
             }
             for (i, role) in list.iter().enumerate() {
                 let role_path = path.key("roles").index(i);
@@ -215,7 +293,8 @@ fn host(cx: &mut Ctx<'_>, raw: RawHost, path: &FieldPath, ssh: &HostSsh) -> Host
                     "control-plane" => Role::ControlPlane,
                     "worker" => Role::Worker,
                     other => {
-                        let mut d = Diagnostic::error("", format!("unknown role `{}`", printable(other))).expected("`control-plane` or `worker`");
+                        let mut d = Diagnostic::error("", format!("unknown role `{}`", printable(other)))
+                            .expected("`control-plane` or `worker`");
                         if let Some(s) = crate::diag::did_you_mean(other, ["control-plane", "worker"]) {
                             d = d.hint(format!("did you mean `{s}`?"));
                         } else if other == "master" {
@@ -246,7 +325,12 @@ fn host(cx: &mut Ctx<'_>, raw: RawHost, path: &FieldPath, ssh: &HostSsh) -> Host
             continue;
         }
         if !is_label_value(&value.0) {
-            cx.push(&lpath, Diagnostic::error("", format!("invalid label value `{}`", printable(&value.0))).expected("empty, or at most 63 characters from `A-Za-z0-9-_.` starting and ending with a letter or digit"));
+            cx.push(
+                &lpath,
+                Diagnostic::error("", format!("invalid label value `{}`", printable(&value.0))).expected(
+                    "empty, or at most 63 characters from `A-Za-z0-9-_.` starting and ending with a letter or digit",
+                ),
+            );
             continue;
         }
         labels.insert(key, value.0);
@@ -256,9 +340,12 @@ fn host(cx: &mut Ctx<'_>, raw: RawHost, path: &FieldPath, ssh: &HostSsh) -> Host
     for (i, raw_taint) in raw.taints.unwrap_or_default().iter().enumerate() {
         match parse_taint(&raw_taint.0) {
             Some(t) => taints.push(t),
-            None => cx.push(&path.key("taints").index(i), Diagnostic::error("", format!("invalid taint `{}`", printable(&raw_taint.0)))
-                .expected("`key[=value]:Effect` with Effect one of NoSchedule, PreferNoSchedule, NoExecute")
-                .hint("for example `dedicated=gpu:NoSchedule`")),
+            None => cx.push(
+                &path.key("taints").index(i),
+                Diagnostic::error("", format!("invalid taint `{}`", printable(&raw_taint.0)))
+                    .expected("`key[=value]:Effect` with Effect one of NoSchedule, PreferNoSchedule, NoExecute")
+                    .hint("for example `dedicated=gpu:NoSchedule`"),
+            ),
         }
     }
 
@@ -266,18 +353,36 @@ fn host(cx: &mut Ctx<'_>, raw: RawHost, path: &FieldPath, ssh: &HostSsh) -> Host
         None => ssh.clone(),
         Some(o) => {
             let spath = path.key("ssh");
-            let user = cx.text(o.user.as_ref(), &spath.key("user"), is_unix_user, "a POSIX user name").unwrap_or_else(|| ssh.user.clone());
+            let user = cx
+                .text(o.user.as_ref(), &spath.key("user"), is_unix_user, "a POSIX user name")
+                .unwrap_or_else(|| ssh.user.clone());
             HostSsh {
                 port: cx.port(o.port.as_ref(), &spath.key("port")).unwrap_or(ssh.port),
-                identity_file: cx.text(o.identity_file.as_ref(), &spath.key("identityFile"), is_local_path, "a path to a private key file").or_else(|| ssh.identity_file.clone()),
-                sudo: cx.boolean(o.sudo.as_ref(), &spath.key("become"), if o.user.is_some() { user != "root" } else { ssh.sudo }),
+                identity_file: cx
+                    .text(
+                        o.identity_file.as_ref(),
+                        &spath.key("identityFile"),
+                        is_local_path,
+                        "a path to a private key file",
+                    )
+                    .or_else(|| ssh.identity_file.clone()),
+                sudo: cx.boolean(
+                    o.sudo.as_ref(),
+                    &spath.key("become"),
+                    if o.user.is_some() { user != "root" } else { ssh.sudo },
+                ),
                 user,
             }
         }
     };
 
     let sysctls = sysctl_map(cx, raw.sysctls.unwrap_or_default(), &path.key("sysctls"));
-    let flannel_interface = cx.text(raw.flannel_interface.as_ref(), &path.key("flannelInterface"), is_interface_name, "a network interface name such as `eth1` (at most 15 characters)");
+    let flannel_interface = cx.text(
+        raw.flannel_interface.as_ref(),
+        &path.key("flannelInterface"),
+        is_interface_name,
+        "a network interface name such as `eth1` (at most 15 characters)",
+    );
 
     Host { name, address, internal_address, roles, labels, taints, ssh: host_ssh, sysctls, flannel_interface }
 }
@@ -305,9 +410,17 @@ fn sysctl_map(cx: &mut Ctx<'_>, raw: BTreeMap<String, Scalar>, path: &FieldPath)
     for (key, value) in raw {
         let kpath = path.key(key.clone());
         if !is_sysctl_key(&key) {
-            cx.push(&kpath, Diagnostic::error("", format!("invalid sysctl key `{}`", printable(&key))).expected("a dotted kernel parameter such as `net.core.somaxconn`"));
+            cx.push(
+                &kpath,
+                Diagnostic::error("", format!("invalid sysctl key `{}`", printable(&key)))
+                    .expected("a dotted kernel parameter such as `net.core.somaxconn`"),
+            );
         } else if !is_sysctl_value(&value.0) {
-            cx.push(&kpath, Diagnostic::error("", format!("invalid sysctl value `{}`", printable(&value.0))).expected("a number or words (letters, digits, spaces and `._:,/-`), on one line"));
+            cx.push(
+                &kpath,
+                Diagnostic::error("", format!("invalid sysctl value `{}`", printable(&value.0)))
+                    .expected("a number or words (letters, digits, spaces and `._:,/-`), on one line"),
+            );
         } else {
             out.insert(key, value.0);
         }
@@ -318,10 +431,19 @@ fn sysctl_map(cx: &mut Ctx<'_>, raw: BTreeMap<String, Scalar>, path: &FieldPath)
 fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) -> Cluster {
     let name = match raw.name.as_ref() {
         None => {
-            cx.missing(&path.key("name"), "a short cluster name", "add `name: <cluster-name>` (lowercase letters, digits and `-`)");
+            cx.missing(
+                &path.key("name"),
+                "a short cluster name",
+                "add `name: <cluster-name>` (lowercase letters, digits and `-`)",
+            );
             None
         }
-        Some(_) => cx.text(raw.name.as_ref(), &path.key("name"), is_dns_label, "an RFC 1123 label: lowercase letters, digits and `-`, at most 63 characters"),
+        Some(_) => cx.text(
+            raw.name.as_ref(),
+            &path.key("name"),
+            is_dns_label,
+            "an RFC 1123 label: lowercase letters, digits and `-`, at most 63 characters",
+        ),
     };
     let version = kubernetes_version(cx, raw.kubernetes_version.as_ref(), &path.key("kubernetesVersion"));
 
@@ -333,12 +455,26 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
         match v.0.parse::<Ipv4Net>() {
             Ok(n) if n.network() == n.addr() => n,
             Ok(n) => {
-                cx.push(p, Diagnostic::error("", format!("`{}` has host bits set", v.0)).expected("a network address").hint(format!("use `{}`", n.trunc())));
+                cx.push(
+                    p,
+                    Diagnostic::error("", format!("`{}` has host bits set", v.0))
+                        .expected("a network address")
+                        .hint(format!("use `{}`", n.trunc())),
+                );
                 n.trunc()
             }
             Err(_) => {
-                let hint = if v.0.contains(':') { "kubewright supports IPv4 clusters only" } else { "write it as ADDRESS/PREFIX, e.g. `10.244.0.0/16`" };
-                cx.push(p, Diagnostic::error("", format!("invalid IPv4 CIDR `{}`", printable(&v.0))).expected("an IPv4 network in CIDR notation").hint(hint));
+                let hint = if v.0.contains(':') {
+                    "kubewright supports IPv4 clusters only"
+                } else {
+                    "write it as ADDRESS/PREFIX, e.g. `10.244.0.0/16`"
+                };
+                cx.push(
+                    p,
+                    Diagnostic::error("", format!("invalid IPv4 CIDR `{}`", printable(&v.0)))
+                        .expected("an IPv4 network in CIDR notation")
+                        .hint(hint),
+                );
                 fallback
             }
         }
@@ -350,13 +486,23 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
         Some(v) => match v.0.parse::<u8>() {
             Ok(m) if (pod_subnet.prefix_len()..=28).contains(&m) => m,
             _ => {
-                cx.push(&net_path.key("nodeCidrMaskSize"), Diagnostic::error("", format!("invalid node CIDR mask size `{}`", printable(&v.0)))
-                    .expected(format!("a prefix length from {} (the pod subnet's) to 28", pod_subnet.prefix_len())));
+                cx.push(
+                    &net_path.key("nodeCidrMaskSize"),
+                    Diagnostic::error("", format!("invalid node CIDR mask size `{}`", printable(&v.0)))
+                        .expected(format!("a prefix length from {} (the pod subnet's) to 28", pod_subnet.prefix_len())),
+                );
                 24.max(pod_subnet.prefix_len())
             }
         },
     };
-    let dns_domain = cx.text(net.dns_domain.as_ref(), &net_path.key("dnsDomain"), is_dns_subdomain, "an RFC 1123 domain such as `cluster.local`").unwrap_or_else(|| "cluster.local".into());
+    let dns_domain = cx
+        .text(
+            net.dns_domain.as_ref(),
+            &net_path.key("dnsDomain"),
+            is_dns_subdomain,
+            "an RFC 1123 domain such as `cluster.local`",
+        )
+        .unwrap_or_else(|| "cluster.local".into());
 
     let endpoint = endpoint(cx, raw.control_plane_endpoint.as_ref(), &path.key("controlPlaneEndpoint"), hosts);
 
@@ -366,15 +512,33 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
         None | Some("vxlan") => FlannelBackend::Vxlan,
         Some("host-gw") => FlannelBackend::HostGw,
         Some(other) => {
-            cx.push(&fpath.key("backend"), Diagnostic::error("", format!("unknown flannel backend `{}`", printable(other))).expected("`vxlan` or `host-gw` (host-gw needs all nodes on one L2 segment)"));
+            cx.push(
+                &fpath.key("backend"),
+                Diagnostic::error("", format!("unknown flannel backend `{}`", printable(other)))
+                    .expected("`vxlan` or `host-gw` (host-gw needs all nodes on one L2 segment)"),
+            );
             FlannelBackend::Vxlan
         }
     };
     let flannel = Flannel {
         backend,
-        interface: cx.text(fl.interface.as_ref(), &fpath.key("interface"), is_interface_name, "a network interface name such as `eth1`"),
-        version: cx.text(fl.version.as_ref(), &fpath.key("version"), is_image_tag, "an image tag such as `v0.24.2`").unwrap_or_else(|| DEFAULT_FLANNEL_VERSION.into()),
-        cni_plugin_version: cx.text(fl.cni_plugin_version.as_ref(), &fpath.key("cniPluginVersion"), is_image_tag, "an image tag such as `v1.4.0-flannel1`").unwrap_or_else(|| DEFAULT_FLANNEL_CNI_PLUGIN_VERSION.into()),
+        interface: cx.text(
+            fl.interface.as_ref(),
+            &fpath.key("interface"),
+            is_interface_name,
+            "a network interface name such as `eth1`",
+        ),
+        version: cx
+            .text(fl.version.as_ref(), &fpath.key("version"), is_image_tag, "an image tag such as `v0.24.2`")
+            .unwrap_or_else(|| DEFAULT_FLANNEL_VERSION.into()),
+        cni_plugin_version: cx
+            .text(
+                fl.cni_plugin_version.as_ref(),
+                &fpath.key("cniPluginVersion"),
+                is_image_tag,
+                "an image tag such as `v1.4.0-flannel1`",
+            )
+            .unwrap_or_else(|| DEFAULT_FLANNEL_CNI_PLUGIN_VERSION.into()),
     };
 
     let cpath = path.key("containerd");
@@ -384,21 +548,36 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
         Some(v) => match parse_major_minor(&v.0) {
             Some((major, minor)) if major == 1 || major == 2 => (major, minor),
             _ => {
-                cx.push(&cpath.key("version"), Diagnostic::error("", format!("unsupported containerd version `{}`", printable(&v.0))).expected("a 1.x or 2.x version such as `1.7` or `2.0.4`"));
+                cx.push(
+                    &cpath.key("version"),
+                    Diagnostic::error("", format!("unsupported containerd version `{}`", printable(&v.0)))
+                        .expected("a 1.x or 2.x version such as `1.7` or `2.0.4`"),
+                );
                 (1, 7)
             }
         },
     };
     let sandbox_image = cx
-        .text(ct.sandbox_image.as_ref(), &cpath.key("sandboxImage"), is_image_reference, "an image reference such as `registry.k8s.io/pause:3.10`")
+        .text(
+            ct.sandbox_image.as_ref(),
+            &cpath.key("sandboxImage"),
+            is_image_reference,
+            "an image reference such as `registry.k8s.io/pause:3.10`",
+        )
         .or_else(|| version.map(|v| format!("registry.k8s.io/pause:{}", v.pause_tag())))
         .unwrap_or_default();
     let mut registry_mirrors = BTreeMap::new();
     for (registry, mirrors) in ct.registry_mirrors.unwrap_or_default() {
         let rpath = cpath.key("registryMirrors").key(registry.clone());
-        let registry_ok = is_hostname(registry.split(':').next().unwrap_or("")) && registry.split(':').nth(1).is_none_or(|p| p.parse::<u16>().is_ok());
+        let registry_ok = is_hostname(registry.split(':').next().unwrap_or(""))
+            && registry.split(':').nth(1).is_none_or(|p| p.parse::<u16>().is_ok());
         if !registry_ok {
-            cx.push(&rpath, Diagnostic::error("", format!("invalid registry host `{}`", printable(&registry))).expected("a registry host name, optionally with a port, such as `docker.io` or `registry.local:5000`"));
+            cx.push(
+                &rpath,
+                Diagnostic::error("", format!("invalid registry host `{}`", printable(&registry))).expected(
+                    "a registry host name, optionally with a port, such as `docker.io` or `registry.local:5000`",
+                ),
+            );
             continue;
         }
         if mirrors.is_empty() {
@@ -408,7 +587,14 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
         let urls: Vec<String> = mirrors
             .iter()
             .enumerate()
-            .filter_map(|(i, m)| cx.text(Some(m), &rpath.index(i), is_safe_url, "an `http://` or `https://` URL without quotes, spaces or backslashes"))
+            .filter_map(|(i, m)| {
+                cx.text(
+                    Some(m),
+                    &rpath.index(i),
+                    is_safe_url,
+                    "an `http://` or `https://` URL without quotes, spaces or backslashes",
+                )
+            })
             .collect();
         registry_mirrors.insert(registry, urls);
     }
@@ -426,9 +612,24 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
     let ppath = path.key("packages");
     let pk = raw.packages.unwrap_or_default();
     let packages = Packages {
-        mirror: cx.text(pk.mirror.as_ref(), &ppath.key("mirror"), is_safe_url, "an `https://` base URL of a pkgs.k8s.io mirror").map(|m| m.trim_end_matches('/').to_string()).unwrap_or_else(|| "https://pkgs.k8s.io".into()),
+        mirror: cx
+            .text(
+                pk.mirror.as_ref(),
+                &ppath.key("mirror"),
+                is_safe_url,
+                "an `https://` base URL of a pkgs.k8s.io mirror",
+            )
+            .map(|m| m.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| "https://pkgs.k8s.io".into()),
         manage_repository: cx.boolean(pk.manage_repository.as_ref(), &ppath.key("manageRepository"), true),
-        containerd_package: cx.text(pk.containerd_package.as_ref(), &ppath.key("containerdPackage"), is_package_name, "a Debian package name such as `containerd` or `containerd.io`").unwrap_or_else(|| "containerd".into()),
+        containerd_package: cx
+            .text(
+                pk.containerd_package.as_ref(),
+                &ppath.key("containerdPackage"),
+                is_package_name,
+                "a Debian package name such as `containerd` or `containerd.io`",
+            )
+            .unwrap_or_else(|| "containerd".into()),
     };
 
     let spath = path.key("sysctls");
@@ -440,9 +641,17 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
 
     let certificates = {
         let p = path.key("certificates").key("renewBefore");
-        let renew_before = cx.duration(raw.certificates.and_then(|c| c.renew_before).as_ref(), &p, Duration::from_secs(30 * 86_400));
+        let renew_before =
+            cx.duration(raw.certificates.and_then(|c| c.renew_before).as_ref(), &p, Duration::from_secs(30 * 86_400));
         if renew_before.seconds >= 365 * 86_400 || renew_before.seconds == 0 {
-            cx.push(&p, Diagnostic::error("", format!("renewal threshold `{renew_before}` is outside the life of a certificate")).expected("more than 0 and less than 365d (kubeadm issues 1-year leaf certificates)"));
+            cx.push(
+                &p,
+                Diagnostic::error(
+                    "",
+                    format!("renewal threshold `{renew_before}` is outside the life of a certificate"),
+                )
+                .expected("more than 0 and less than 365d (kubeadm issues 1-year leaf certificates)"),
+            );
         }
         Certificates { renew_before }
     };
@@ -454,7 +663,11 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
         Some(v) => match parse_max_unavailable(&v.0) {
             Some(m) => m,
             None => {
-                cx.push(&upath.key("maxUnavailable"), Diagnostic::error("", format!("invalid value `{}`", printable(&v.0))).expected("a count of at least 1 (`2`) or a percentage from 1% to 100% (`20%`)"));
+                cx.push(
+                    &upath.key("maxUnavailable"),
+                    Diagnostic::error("", format!("invalid value `{}`", printable(&v.0)))
+                        .expected("a count of at least 1 (`2`) or a percentage from 1% to 100% (`20%`)"),
+                );
                 MaxUnavailable::Count(1)
             }
         },
@@ -462,7 +675,11 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
     let upgrade = Upgrade {
         max_unavailable,
         drain_timeout: cx.duration(up.drain_timeout.as_ref(), &upath.key("drainTimeout"), Duration::from_secs(300)),
-        drain_grace_period: cx.duration(up.drain_grace_period.as_ref(), &upath.key("drainGracePeriod"), Duration::from_secs(120)),
+        drain_grace_period: cx.duration(
+            up.drain_grace_period.as_ref(),
+            &upath.key("drainGracePeriod"),
+            Duration::from_secs(120),
+        ),
     };
 
     // Invalid or missing fields were reported above; placeholders let the checks go on.
@@ -507,25 +724,46 @@ fn parse_max_unavailable(s: &str) -> Option<MaxUnavailable> {
 
 fn kubernetes_version(cx: &mut Ctx<'_>, value: Option<&Scalar>, path: &FieldPath) -> Option<Version> {
     let Some(value) = value else {
-        cx.missing(path, "a Kubernetes version such as `1.31.4`", "add `kubernetesVersion: 1.31.4` (kubeadm, kubelet and kubectl are installed at exactly this version)");
+        cx.missing(
+            path,
+            "a Kubernetes version such as `1.31.4`",
+            "add `kubernetesVersion: 1.31.4` (kubeadm, kubelet and kubectl are installed at exactly this version)",
+        );
         return None;
     };
     let supported = format!("1.{MIN_SUPPORTED_MINOR}.0 to 1.{MAX_SUPPORTED_MINOR}.x");
     let version: Version = match value.0.parse() {
         Ok(v) => v,
         Err(_) => {
-            let hint = if value.0.matches('.').count() == 1 { format!("give the patch release too, e.g. `{}.0`", value.0.trim_start_matches('v')) } else { "write MAJOR.MINOR.PATCH, e.g. `1.31.4`".into() };
-            cx.push(path, Diagnostic::error("", format!("invalid Kubernetes version `{}`", printable(&value.0))).expected(format!("an exact release from {supported}")).hint(hint));
+            let hint = if value.0.matches('.').count() == 1 {
+                format!("give the patch release too, e.g. `{}.0`", value.0.trim_start_matches('v'))
+            } else {
+                "write MAJOR.MINOR.PATCH, e.g. `1.31.4`".into()
+            };
+            cx.push(
+                path,
+                Diagnostic::error("", format!("invalid Kubernetes version `{}`", printable(&value.0)))
+                    .expected(format!("an exact release from {supported}"))
+                    .hint(hint),
+            );
             return None;
         }
     };
     if !version.is_supported_kubernetes() {
         let hint = if version.major == 1 && version.minor < MIN_SUPPORTED_MINOR {
-            format!("kubeadm {}.{} is past end of life; install 1.{MIN_SUPPORTED_MINOR} or newer, or upgrade the cluster with the kubeadm it was built with first", version.major, version.minor)
+            format!(
+                "kubeadm {}.{} is past end of life; install 1.{MIN_SUPPORTED_MINOR} or newer, or upgrade the cluster with the kubeadm it was built with first",
+                version.major, version.minor
+            )
         } else {
             format!("kubewright knows kubeadm up to 1.{MAX_SUPPORTED_MINOR}; use a newer kubewright for later releases")
         };
-        cx.push(path, Diagnostic::error("", format!("Kubernetes {version} is not supported")).expected(format!("a release from {supported}")).hint(hint));
+        cx.push(
+            path,
+            Diagnostic::error("", format!("Kubernetes {version} is not supported"))
+                .expected(format!("a release from {supported}"))
+                .hint(hint),
+        );
         return None;
     }
     Some(version)
@@ -540,7 +778,9 @@ fn endpoint(cx: &mut Ctx<'_>, value: Option<&Scalar>, path: &FieldPath, hosts: &
     };
     let expected = "HOST:PORT with an IP address or DNS name, e.g. `10.0.0.100:6443` or `k8s-api.example.com:6443`";
     let (host, port) = match value.0.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') || h.starts_with('[') => (h.trim_start_matches('[').trim_end_matches(']'), Some(p)),
+        Some((h, p)) if !h.contains(':') || h.starts_with('[') => {
+            (h.trim_start_matches('[').trim_end_matches(']'), Some(p))
+        }
         _ => (value.0.as_str(), None),
     };
     let port = match port {
@@ -553,7 +793,11 @@ fn endpoint(cx: &mut Ctx<'_>, value: Option<&Scalar>, path: &FieldPath, hosts: &
     match (is_address(host), port) {
         (true, Some(port)) => Some(Endpoint { host: host.to_string(), port, explicit: true }),
         _ => {
-            cx.push(path, Diagnostic::error("", format!("invalid control-plane endpoint `{}`", printable(&value.0))).expected(expected));
+            cx.push(
+                path,
+                Diagnostic::error("", format!("invalid control-plane endpoint `{}`", printable(&value.0)))
+                    .expected(expected),
+            );
             None
         }
     }
@@ -569,13 +813,24 @@ fn cross_checks(cx: &mut Ctx<'_>, cluster: &Cluster, hosts: &[Host]) {
     for (i, h) in hosts.iter().enumerate() {
         let hpath = hosts_path.index(i);
         if let Some(first) = names.insert(&h.name, i) {
-            cx.push(&hpath.key("name"), Diagnostic::error("", format!("duplicate host name `{}` (also hosts[{first}])", h.name)).hint("node names must be unique in a cluster; rename one of the hosts"));
+            cx.push(
+                &hpath.key("name"),
+                Diagnostic::error("", format!("duplicate host name `{}` (also hosts[{first}])", h.name))
+                    .hint("node names must be unique in a cluster; rename one of the hosts"),
+            );
         }
         if h.address.is_empty() {
             continue;
         }
         if let Some(first) = ssh_targets.insert((h.address.to_ascii_lowercase(), h.ssh.port), i) {
-            cx.push(&hpath.key("address"), Diagnostic::error("", format!("duplicate address `{}:{}` (also hosts[{first}])", h.address, h.ssh.port)).hint("two hosts cannot share one SSH endpoint; give each its own address or port"));
+            cx.push(
+                &hpath.key("address"),
+                Diagnostic::error(
+                    "",
+                    format!("duplicate address `{}:{}` (also hosts[{first}])", h.address, h.ssh.port),
+                )
+                .hint("two hosts cannot share one SSH endpoint; give each its own address or port"),
+            );
         }
         if let Some(ip) = h.node_ip()
             && let Some(first) = node_ips.insert(ip, i)
@@ -587,11 +842,32 @@ fn cross_checks(cx: &mut Ctx<'_>, cluster: &Cluster, hosts: &[Host]) {
 
     let control_planes: Vec<(usize, &Host)> = hosts.iter().enumerate().filter(|(_, h)| h.is_control_plane()).collect();
     if !hosts.is_empty() && control_planes.is_empty() && hosts.iter().all(|h| !h.roles.is_empty()) {
-        cx.push(&hosts_path, Diagnostic::error("", "no host has the `control-plane` role").expected("at least one control plane; 1, 3 or 5 for etcd quorum").hint("add `control-plane` to the roles of the host that should run `kubeadm init`"));
+        cx.push(
+            &hosts_path,
+            Diagnostic::error("", "no host has the `control-plane` role")
+                .expected("at least one control plane; 1, 3 or 5 for etcd quorum")
+                .hint("add `control-plane` to the roles of the host that should run `kubeadm init`"),
+        );
     }
-    if control_planes.len() > 1 && control_planes.len() % 2 == 0 {
-        cx.push(&hosts_path, Diagnostic::warning("", format!("{} control planes: an even etcd member count tolerates no more failures than {}", control_planes.len(), control_planes.len() - 1))
-            .hint(format!("etcd needs a majority ({} of {}); use {} or {} control planes", control_planes.len() / 2 + 1, control_planes.len(), control_planes.len() - 1, control_planes.len() + 1)));
+    if control_planes.len() > 1 && control_planes.len().is_multiple_of(2) {
+        cx.push(
+            &hosts_path,
+            Diagnostic::warning(
+                "",
+                format!(
+                    "{} control planes: an even etcd member count tolerates no more failures than {}",
+                    control_planes.len(),
+                    control_planes.len() - 1
+                ),
+            )
+            .hint(format!(
+                "etcd needs a majority ({} of {}); use {} or {} control planes",
+                control_planes.len() / 2 + 1,
+                control_planes.len(),
+                control_planes.len() - 1,
+                control_planes.len() + 1
+            )),
+        );
     }
     for (i, h) in &control_planes {
         if h.node_ip().is_none() && !h.address.is_empty() {
@@ -603,13 +879,23 @@ fn cross_checks(cx: &mut Ctx<'_>, cluster: &Cluster, hosts: &[Host]) {
 
     let net = &cluster.network;
     let net_path = FieldPath::root().key("cluster").key("network");
-    if net.pod_subnet.contains(&net.service_subnet.network()) || net.service_subnet.contains(&net.pod_subnet.network()) {
-        cx.push(&net_path.key("serviceSubnet"), Diagnostic::error("", format!("service subnet {} overlaps pod subnet {}", net.service_subnet, net.pod_subnet))
-            .hint("pods and services need disjoint ranges, e.g. pods 10.244.0.0/16 and services 10.96.0.0/12"));
+    if net.pod_subnet.contains(&net.service_subnet.network()) || net.service_subnet.contains(&net.pod_subnet.network())
+    {
+        cx.push(
+            &net_path.key("serviceSubnet"),
+            Diagnostic::error(
+                "",
+                format!("service subnet {} overlaps pod subnet {}", net.service_subnet, net.pod_subnet),
+            )
+            .hint("pods and services need disjoint ranges, e.g. pods 10.244.0.0/16 and services 10.96.0.0/12"),
+        );
     }
     if net.service_subnet.prefix_len() < 12 {
-        cx.push(&net_path.key("serviceSubnet"), Diagnostic::error("", format!("service subnet {} is too large", net.service_subnet))
-            .expected("a prefix of /12 or longer (kube-apiserver refuses larger IPv4 service ranges)"));
+        cx.push(
+            &net_path.key("serviceSubnet"),
+            Diagnostic::error("", format!("service subnet {} is too large", net.service_subnet))
+                .expected("a prefix of /12 or longer (kube-apiserver refuses larger IPv4 service ranges)"),
+        );
     }
     for (i, h) in hosts.iter().enumerate() {
         let ips = [h.address.parse::<IpAddr>().ok(), h.internal_address];
@@ -617,8 +903,14 @@ fn cross_checks(cx: &mut Ctx<'_>, cluster: &Cluster, hosts: &[Host]) {
             let IpAddr::V4(v4) = ip else { continue };
             for (subnet, field) in [(net.pod_subnet, "podSubnet"), (net.service_subnet, "serviceSubnet")] {
                 if subnet.contains(&v4) {
-                    cx.push(&hosts_path.index(i), Diagnostic::error("", format!("host `{}` address {v4} lies inside the {field} {subnet}", h.name))
-                        .hint(format!("choose a `cluster.network.{field}` that does not overlap the hosts' network")));
+                    cx.push(
+                        &hosts_path.index(i),
+                        Diagnostic::error(
+                            "",
+                            format!("host `{}` address {v4} lies inside the {field} {subnet}", h.name),
+                        )
+                        .hint(format!("choose a `cluster.network.{field}` that does not overlap the hosts' network")),
+                    );
                 }
             }
         }
@@ -634,10 +926,16 @@ fn cross_checks(cx: &mut Ctx<'_>, cluster: &Cluster, hosts: &[Host]) {
             .hint("use a mask of /25 or shorter so that every node can run 110 pods"));
     }
     if cluster.flannel.backend == FlannelBackend::HostGw && hosts.len() > 1 {
-        cx.push(&FieldPath::root().key("cluster").key("cni").key("flannel").key("backend"), Diagnostic::warning("", "the host-gw backend routes pod traffic directly between nodes")
-            .hint("it works only when all nodes share one L2 segment; use `vxlan` across routers"));
+        cx.push(
+            &FieldPath::root().key("cluster").key("cni").key("flannel").key("backend"),
+            Diagnostic::warning("", "the host-gw backend routes pod traffic directly between nodes")
+                .hint("it works only when all nodes share one L2 segment; use `vxlan` across routers"),
+        );
     }
-    if control_planes.len() > 1 && !cluster.control_plane_endpoint.explicit && !cluster.control_plane_endpoint.host.is_empty() {
+    if control_planes.len() > 1
+        && !cluster.control_plane_endpoint.explicit
+        && !cluster.control_plane_endpoint.host.is_empty()
+    {
         cx.push(&FieldPath::root().key("cluster").key("controlPlaneEndpoint"), Diagnostic::warning("", format!("{} control planes but no `controlPlaneEndpoint`: the API endpoint defaults to `{}`", control_planes.len(), cluster.control_plane_endpoint))
             .hint("if that node goes down the cluster loses its API endpoint, and it cannot be changed after `kubeadm init`; point it at a load balancer or VIP"));
     }

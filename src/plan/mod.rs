@@ -98,15 +98,32 @@ pub enum Action {
         /// Removed right after the step's command has used it.
         transient: bool,
     },
-    Run { description: String, commands: Script },
+    Run {
+        description: String,
+        commands: Script,
+    },
     /// A package moves from one version to another (`None`: not installed).
-    Package { name: String, from: Option<String>, to: String, hold: bool },
+    Package {
+        name: String,
+        from: Option<String>,
+        to: String,
+        hold: bool,
+    },
     /// A read-only check.
-    Check { description: String },
+    Check {
+        description: String,
+    },
     /// Copy a file from the host to the bastion.
-    Fetch { remote: String, local: String, mode: String },
+    Fetch {
+        remote: String,
+        local: String,
+        mode: String,
+    },
     /// Wait until a condition holds, or fail after the timeout.
-    Wait { description: String, timeout_s: u64 },
+    Wait {
+        description: String,
+        timeout_s: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -164,7 +181,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let mut planned = Vec::with_capacity(playbook.steps.len());
     let mut summary = Summary::default();
     for (index, spec) in playbook.steps.iter().enumerate() {
-        let step = steps::lookup(&spec.action).ok_or_else(|| PlanError::UnknownAction { index, action: spec.action.clone() })?;
+        let step = steps::lookup(&spec.action)
+            .ok_or_else(|| PlanError::UnknownAction { index, action: spec.action.clone() })?;
         if let crate::playbook::HostSelector::Names(names) = &spec.hosts
             && let Some(missing) = names.iter().find(|n| inventory.host(n).is_none())
         {
@@ -172,7 +190,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         }
         let mut hosts = Vec::new();
         for host in spec.hosts.select(inventory) {
-            let host_facts: &HostFacts = facts.host(&host.name).ok_or_else(|| PlanError::MissingFacts { host: host.name.clone() })?;
+            let host_facts: &HostFacts =
+                facts.host(&host.name).ok_or_else(|| PlanError::MissingFacts { host: host.name.clone() })?;
             let decision = step.plan(&cx, host, host_facts);
             match decision {
                 Decision::Skip { .. } => summary.unchanged += 1,
@@ -182,7 +201,12 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             }
             hosts.push(HostPlan { host: host.name.clone(), decision });
         }
-        planned.push(PlannedStep { id: spec.action.clone(), title: step.title().to_string(), rollout: spec.rollout, hosts });
+        planned.push(PlannedStep {
+            id: spec.action.clone(),
+            title: step.title().to_string(),
+            rollout: spec.rollout,
+            hosts,
+        });
     }
     Ok(Plan {
         schema_version: PLAN_SCHEMA_VERSION,

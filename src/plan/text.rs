@@ -7,7 +7,11 @@ use super::{Action, Decision, FileChange, Plan};
 /// Render `plan` for a terminal. With `diffs`, file contents and changes are shown in full.
 pub fn render_text(plan: &Plan, diffs: bool) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Plan for cluster {} (Kubernetes {}, playbook {})", plan.cluster, plan.kubernetes_version, plan.playbook);
+    let _ = writeln!(
+        out,
+        "Plan for cluster {} (Kubernetes {}, playbook {})",
+        plan.cluster, plan.kubernetes_version, plan.playbook
+    );
     if plan.assumed_fresh {
         let _ = writeln!(out, "Offline: no host was contacted; every host is assumed fresh.");
     }
@@ -96,7 +100,11 @@ fn action_text(out: &mut String, action: &Action, diffs: bool) {
             let _ = writeln!(out, "     < fetch {remote} to {local} ({mode})");
         }
         Action::Wait { description, timeout_s } => {
-            let _ = writeln!(out, "     * wait until {description} (timeout {})", crate::duration::Duration::from_secs(*timeout_s));
+            let _ = writeln!(
+                out,
+                "     * wait until {description} (timeout {})",
+                crate::duration::Duration::from_secs(*timeout_s)
+            );
         }
     }
 }

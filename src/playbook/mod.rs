@@ -146,7 +146,8 @@ impl Playbook {
         match BUILTIN.iter().find(|(n, _)| *n == name) {
             Some((n, text)) => Playbook::parse(&format!("<built-in playbook {n}>"), text),
             None => {
-                let mut d = Diagnostic::error("", format!("no built-in playbook named `{name}`")).expected(format!("one of {}", Self::builtin_names().join(", ")));
+                let mut d = Diagnostic::error("", format!("no built-in playbook named `{name}`"))
+                    .expected(format!("one of {}", Self::builtin_names().join(", ")));
                 if let Some(s) = did_you_mean(name, Self::builtin_names()) {
                     d = d.hint(format!("did you mean `{s}`?"));
                 }
@@ -182,7 +183,8 @@ impl Playbook {
                 diags.push(d);
             };
             if crate::steps::lookup(&step.action).is_none() {
-                let mut d = Diagnostic::error("", format!("unknown action `{}`", step.action)).expected(format!("one of {}", crate::steps::ids().join(", ")));
+                let mut d = Diagnostic::error("", format!("unknown action `{}`", step.action))
+                    .expected(format!("one of {}", crate::steps::ids().join(", ")));
                 if let Some(s) = did_you_mean(&step.action, crate::steps::ids()) {
                     d = d.hint(format!("did you mean `{s}`?"));
                 }
@@ -199,15 +201,27 @@ impl Playbook {
                 (None | Some("parallel"), None) => Rollout::Parallel,
                 (Some("serial"), None) => Rollout::Serial,
                 (None | Some("batch"), Some(b)) => match b.strip_suffix('%') {
-                    Some(p) => p.parse().ok().filter(|p| (1..=100).contains(p)).map(|p| Rollout::Batch(MaxUnavailable::Percent(p))),
+                    Some(p) => p
+                        .parse()
+                        .ok()
+                        .filter(|p| (1..=100).contains(p))
+                        .map(|p| Rollout::Batch(MaxUnavailable::Percent(p))),
                     None => b.parse().ok().filter(|n| *n >= 1).map(|n| Rollout::Batch(MaxUnavailable::Count(n))),
                 }
                 .unwrap_or_else(|| {
-                    report("batch", Diagnostic::error("", format!("invalid batch size `{b}`")).expected("a count of at least 1 or a percentage like `20%`"));
+                    report(
+                        "batch",
+                        Diagnostic::error("", format!("invalid batch size `{b}`"))
+                            .expected("a count of at least 1 or a percentage like `20%`"),
+                    );
                     Rollout::Parallel
                 }),
                 (Some(other), _) => {
-                    report("rollout", Diagnostic::error("", format!("invalid rollout `{other}`")).expected("`parallel`, `serial`, or `batch` with a `batch: N` or `batch: N%` size"));
+                    report(
+                        "rollout",
+                        Diagnostic::error("", format!("invalid rollout `{other}`"))
+                            .expected("`parallel`, `serial`, or `batch` with a `batch: N` or `batch: N%` size"),
+                    );
                     Rollout::Parallel
                 }
             };

@@ -117,7 +117,9 @@ impl Templates {
     pub fn new(overrides: BTreeMap<String, String>) -> Result<Self, RenderError> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_syntax(minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build().unwrap_or_default());
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build().unwrap_or_default(),
+        );
         env.add_filter("yaml", filter_json);
         env.add_filter("json", filter_json);
         env.add_filter("toml", filter_toml);
@@ -167,13 +169,37 @@ impl Templates {
             transient: secret,
         };
         let mut files = vec![
-            file(FileKind::ModulesLoad, "/etc/modules-load.d/kubewright.conf", 0o644, self.render("modules-load.conf.j2", &ctx)?, false),
-            file(FileKind::Sysctl, "/etc/sysctl.d/90-kubewright.conf", 0o644, self.render("sysctl.conf.j2", &ctx)?, false),
+            file(
+                FileKind::ModulesLoad,
+                "/etc/modules-load.d/kubewright.conf",
+                0o644,
+                self.render("modules-load.conf.j2", &ctx)?,
+                false,
+            ),
+            file(
+                FileKind::Sysctl,
+                "/etc/sysctl.d/90-kubewright.conf",
+                0o644,
+                self.render("sysctl.conf.j2", &ctx)?,
+                false,
+            ),
         ];
         if inv.cluster.packages.manage_repository {
-            files.push(file(FileKind::AptSource, "/etc/apt/sources.list.d/kubernetes.list", 0o644, self.render("kubernetes.list.j2", &ctx)?, false));
+            files.push(file(
+                FileKind::AptSource,
+                "/etc/apt/sources.list.d/kubernetes.list",
+                0o644,
+                self.render("kubernetes.list.j2", &ctx)?,
+                false,
+            ));
         }
-        files.push(file(FileKind::ContainerdConfig, "/etc/containerd/config.toml", 0o644, self.render("containerd-config.toml.j2", &ctx)?, false));
+        files.push(file(
+            FileKind::ContainerdConfig,
+            "/etc/containerd/config.toml",
+            0o644,
+            self.render("containerd-config.toml.j2", &ctx)?,
+            false,
+        ));
         for (registry, mirrors) in &inv.cluster.containerd.registry_mirrors {
             let mut reg_ctx = ctx.clone();
             reg_ctx["registry"] = json!({
@@ -182,14 +208,38 @@ impl Templates {
                 "mirrors": mirrors,
             });
             let path = format!("/etc/containerd/certs.d/{registry}/hosts.toml");
-            files.push(file(FileKind::ContainerdHosts(registry.clone()), &path, 0o644, self.render("containerd-hosts.toml.j2", &reg_ctx)?, false));
+            files.push(file(
+                FileKind::ContainerdHosts(registry.clone()),
+                &path,
+                0o644,
+                self.render("containerd-hosts.toml.j2", &reg_ctx)?,
+                false,
+            ));
         }
         files.push(file(FileKind::Crictl, "/etc/crictl.yaml", 0o644, self.render("crictl.yaml.j2", &ctx)?, false));
         if std::ptr::eq(host, inv.first_control_plane()) {
-            files.push(file(FileKind::KubeadmInit, KUBEADM_INIT_CONFIG, 0o600, self.render("kubeadm-init.yaml.j2", &ctx)?, true));
-            files.push(file(FileKind::FlannelManifest, FLANNEL_MANIFEST, 0o644, self.render("kube-flannel.yaml.j2", &ctx)?, false));
+            files.push(file(
+                FileKind::KubeadmInit,
+                KUBEADM_INIT_CONFIG,
+                0o600,
+                self.render("kubeadm-init.yaml.j2", &ctx)?,
+                true,
+            ));
+            files.push(file(
+                FileKind::FlannelManifest,
+                FLANNEL_MANIFEST,
+                0o644,
+                self.render("kube-flannel.yaml.j2", &ctx)?,
+                false,
+            ));
         } else {
-            files.push(file(FileKind::KubeadmJoin, KUBEADM_JOIN_CONFIG, 0o600, self.render("kubeadm-join.yaml.j2", &ctx)?, true));
+            files.push(file(
+                FileKind::KubeadmJoin,
+                KUBEADM_JOIN_CONFIG,
+                0o600,
+                self.render("kubeadm-join.yaml.j2", &ctx)?,
+                true,
+            ));
         }
         Ok(files)
     }
@@ -223,7 +273,8 @@ fn context(inv: &Inventory, host: &Host, secrets: &Secrets) -> serde_json::Value
     let taints = match (host.is_control_plane(), host.is_worker(), user_taints.is_empty()) {
         (_, _, true) if !host.is_control_plane() || !host.is_worker() => serde_json::Value::Null,
         (true, false, false) => {
-            let mut all = vec![json!({"key": "node-role.kubernetes.io/control-plane", "value": null, "effect": "NoSchedule"})];
+            let mut all =
+                vec![json!({"key": "node-role.kubernetes.io/control-plane", "value": null, "effect": "NoSchedule"})];
             all.extend(user_taints);
             serde_json::Value::Array(all)
         }
@@ -292,7 +343,8 @@ fn taint_json(t: &crate::inventory::Taint) -> serde_json::Value {
 /// `yaml`/`json` filter: a JSON literal, which is also a valid YAML flow scalar. Strings
 /// become double-quoted with escapes, so no value can start a new key or document.
 fn filter_json(value: Value) -> Result<String, minijinja::Error> {
-    serde_json::to_string(&value).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string()))
+    serde_json::to_string(&value)
+        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string()))
 }
 
 /// `toml` filter: a TOML basic string, boolean or integer.
@@ -304,7 +356,10 @@ fn filter_toml(value: Value) -> Result<String, minijinja::Error> {
         return Ok(value.to_string());
     }
     let Some(s) = value.as_str() else {
-        return Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("toml filter: cannot write {} as a TOML value", value.kind())));
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("toml filter: cannot write {} as a TOML value", value.kind()),
+        ));
     };
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');

@@ -45,7 +45,10 @@ pub struct Section {
 /// the earlier ones, so the file holds each key once.
 pub fn sections(cluster: &Cluster, host: &Host) -> Vec<Section> {
     let to_map = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let mut sections = vec![Section { title: "Required by Kubernetes networking (kubeadm preflight, kube-proxy, flannel)", values: to_map(REQUIRED) }];
+    let mut sections = vec![Section {
+        title: "Required by Kubernetes networking (kubeadm preflight, kube-proxy, flannel)",
+        values: to_map(REQUIRED),
+    }];
     if cluster.sysctls.tuning {
         sections.push(Section { title: "Node tuning (cluster.sysctls.tuning)", values: to_map(TUNING) });
     }

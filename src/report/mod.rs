@@ -54,7 +54,9 @@ impl Reporter {
         let color = match args.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal(),
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+            }
         };
         Reporter { format: args.output, color, quiet: args.quiet, detailed_exitcode: Cell::new(false) }
     }
@@ -109,13 +111,22 @@ impl Reporter {
                     .or_else(|| c.downcast_ref::<PlaybookError>().map(|e| e.diagnostics.clone()))
             })
             .unwrap_or_default();
-        let is_input = err.chain().any(|c| c.is::<UserError>() || c.is::<InventoryError>() || c.is::<PlaybookError>() || c.is::<RenderError>());
-        let code: u8 = if self.detailed_exitcode.get() { 1 } else if is_input { 2 } else { 1 };
+        let is_input = err.chain().any(|c| {
+            c.is::<UserError>() || c.is::<InventoryError>() || c.is::<PlaybookError>() || c.is::<RenderError>()
+        });
+        let code: u8 = if self.detailed_exitcode.get() {
+            1
+        } else if is_input {
+            2
+        } else {
+            1
+        };
 
         let mut messages = err.chain().map(ToString::to_string);
         let headline = messages.next().unwrap_or_else(|| "unknown error".into());
         let causes: Vec<String> = messages.collect();
-        let helps: Vec<String> = err.chain().filter_map(|c| c.downcast_ref::<UserError>().and_then(|u| u.help.clone())).collect();
+        let helps: Vec<String> =
+            err.chain().filter_map(|c| c.downcast_ref::<UserError>().and_then(|u| u.help.clone())).collect();
 
         self.diagnostics(&diagnostics);
         eprintln!("{}: {headline}", self.paint("1;31", "error"));

@@ -25,8 +25,20 @@ impl Step for ApplyCni {
         }
         let flannel = &cx.inventory.cluster.flannel;
         actions.push(Action::Run {
-            description: format!("apply flannel {} ({} backend, pod network {})", flannel.version, flannel.backend.net_conf_type(), cx.inventory.cluster.network.pod_subnet),
-            commands: Script::new().cmd(["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "apply", "-f", FLANNEL_MANIFEST]),
+            description: format!(
+                "apply flannel {} ({} backend, pod network {})",
+                flannel.version,
+                flannel.backend.net_conf_type(),
+                cx.inventory.cluster.network.pod_subnet
+            ),
+            commands: Script::new().cmd([
+                "kubectl",
+                "--kubeconfig",
+                "/etc/kubernetes/admin.conf",
+                "apply",
+                "-f",
+                FLANNEL_MANIFEST,
+            ]),
         });
         add_or_change(actions)
     }

@@ -20,13 +20,18 @@ impl Step for ConfigureContainerd {
     }
 
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
-        let mut actions = file_actions(cx, host, facts, |k| matches!(k, FileKind::ContainerdConfig | FileKind::ContainerdHosts(_)));
+        let mut actions =
+            file_actions(cx, host, facts, |k| matches!(k, FileKind::ContainerdConfig | FileKind::ContainerdHosts(_)));
         let containerd_changed = !actions.is_empty();
         actions.extend(file_actions(cx, host, facts, |k| *k == FileKind::Crictl));
         if containerd_changed {
             actions.push(Action::Run {
                 description: "restart containerd to load its new configuration".into(),
-                commands: Script::new().cmd(["systemctl", "enable", "containerd"]).cmd(["systemctl", "restart", "containerd"]),
+                commands: Script::new().cmd(["systemctl", "enable", "containerd"]).cmd([
+                    "systemctl",
+                    "restart",
+                    "containerd",
+                ]),
             });
         }
         if actions.is_empty() {

@@ -29,7 +29,8 @@ impl Step for InstallPackages {
         let source = file_actions(cx, host, facts, |k| *k == FileKind::AptSource);
         if !source.is_empty() {
             actions.extend(source);
-            let key_url = format!("{}/core:/stable:/{}/deb/Release.key", cluster.packages.mirror, version.minor_channel());
+            let key_url =
+                format!("{}/core:/stable:/{}/deb/Release.key", cluster.packages.mirror, version.minor_channel());
             actions.push(Action::Run {
                 description: format!("trust the signing key of the Kubernetes {} repository", version.minor_channel()),
                 commands: Script::new()
@@ -41,22 +42,45 @@ impl Step for InstallPackages {
         let stale: Vec<&str> = KUBE_PACKAGES.into_iter().filter(|p| facts.packages.get(*p) != Some(&version)).collect();
         let need_containerd = !facts.containerd_installed;
         if stale.is_empty() && !need_containerd && actions.is_empty() {
-            return Decision::Skip { reason: format!("containerd installed; kubeadm, kubelet and kubectl {version} installed and held") };
+            return Decision::Skip {
+                reason: format!("containerd installed; kubeadm, kubelet and kubectl {version} installed and held"),
+            };
         }
         if need_containerd {
-            actions.push(Action::Package { name: cluster.packages.containerd_package.clone(), from: None, to: "repository version".into(), hold: false });
+            actions.push(Action::Package {
+                name: cluster.packages.containerd_package.clone(),
+                from: None,
+                to: "repository version".into(),
+                hold: false,
+            });
         }
         for p in &stale {
-            actions.push(Action::Package { name: p.to_string(), from: facts.packages.get(*p).map(ToString::to_string), to: version.to_string(), hold: true });
+            actions.push(Action::Package {
+                name: p.to_string(),
+                from: facts.packages.get(*p).map(ToString::to_string),
+                to: version.to_string(),
+                hold: true,
+            });
         }
-        let mut install = vec!["env".to_string(), "DEBIAN_FRONTEND=noninteractive".into(), "apt-get".into(), "install".into(), "-y".into(), "-q".into(), "--allow-change-held-packages".into()];
+        let mut install = vec![
+            "env".to_string(),
+            "DEBIAN_FRONTEND=noninteractive".into(),
+            "apt-get".into(),
+            "install".into(),
+            "-y".into(),
+            "-q".into(),
+            "--allow-change-held-packages".into(),
+        ];
         if need_containerd {
             install.push(cluster.packages.containerd_package.clone());
         }
         install.extend(stale.iter().map(|p| format!("{p}={}", version.deb_version())));
         actions.push(Action::Run {
             description: "install the packages and hold the Kubernetes ones at this version".into(),
-            commands: Script::new().cmd(["apt-get", "update", "-q"]).cmd(install).cmd(["apt-mark", "hold", "kubeadm", "kubelet", "kubectl"]),
+            commands: Script::new()
+                .cmd(["apt-get", "update", "-q"])
+                .cmd(install)
+                .cmd(["apt-mark", "hold", "kubeadm", "kubelet", "kubectl"]),
         });
         add_or_change(actions)
     }

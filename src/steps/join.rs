@@ -32,8 +32,12 @@ impl Step for JoinControlPlane {
         if facts.joined {
             return Decision::Skip { reason: "already a node of the cluster".into() };
         }
-        let mut actions = join(cx, host, facts, "as a control plane (certificates downloaded with the certificate key)");
-        actions.push(Action::Wait { description: format!("node {} is Ready and its etcd member healthy", host.name), timeout_s: 600 });
+        let mut actions =
+            join(cx, host, facts, "as a control plane (certificates downloaded with the certificate key)");
+        actions.push(Action::Wait {
+            description: format!("node {} is Ready and its etcd member healthy", host.name),
+            timeout_s: 600,
+        });
         Decision::Add { actions }
     }
 }
@@ -49,7 +53,9 @@ impl Step for JoinWorker {
 
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
         if host.is_control_plane() {
-            return Decision::Skip { reason: "a control plane that also runs workloads: it joins as a control plane".into() };
+            return Decision::Skip {
+                reason: "a control plane that also runs workloads: it joins as a control plane".into(),
+            };
         }
         if facts.joined {
             return Decision::Skip { reason: "already a node of the cluster".into() };

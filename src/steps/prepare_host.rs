@@ -27,25 +27,38 @@ impl Step for PrepareHost {
         if facts.swap_active || facts.swap_in_fstab {
             actions.push(Action::Run {
                 description: "turn swap off now and at boot (the kubelet refuses to start with swap on)".into(),
-                commands: Script::new().cmd(["swapoff", "-a"]).cmd(["sed", "-i.kubewright-backup", "-E", FSTAB_SWAP_SED, "/etc/fstab"]),
+                commands: Script::new().cmd(["swapoff", "-a"]).cmd([
+                    "sed",
+                    "-i.kubewright-backup",
+                    "-E",
+                    FSTAB_SWAP_SED,
+                    "/etc/fstab",
+                ]),
             });
         }
 
         let module_file = file_actions(cx, host, facts, |k| *k == FileKind::ModulesLoad);
-        let missing_modules: Vec<&str> = ["overlay", "br_netfilter"].into_iter().filter(|m| !facts.modules.contains(*m)).collect();
+        let missing_modules: Vec<&str> =
+            ["overlay", "br_netfilter"].into_iter().filter(|m| !facts.modules.contains(*m)).collect();
         actions.extend(module_file);
         if !missing_modules.is_empty() {
             let mut load = Script::new();
             for m in &missing_modules {
                 load = load.unless(["grep", "-qw", m, "/proc/modules"], ["modprobe", m]);
             }
-            actions.push(Action::Run { description: format!("load kernel modules {} now", missing_modules.join(", ")), commands: load });
+            actions.push(Action::Run {
+                description: format!("load kernel modules {} now", missing_modules.join(", ")),
+                commands: load,
+            });
         }
 
         let sysctl_file = file_actions(cx, host, facts, |k| *k == FileKind::Sysctl);
         if !sysctl_file.is_empty() {
             actions.extend(sysctl_file);
-            actions.push(Action::Run { description: "apply sysctls from /etc/sysctl.d".into(), commands: Script::new().cmd(["sysctl", "--system"]) });
+            actions.push(Action::Run {
+                description: "apply sysctls from /etc/sysctl.d".into(),
+                commands: Script::new().cmd(["sysctl", "--system"]),
+            });
         }
 
         if actions.is_empty() {

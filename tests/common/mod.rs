@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use kubewright::inventory::{Inventory, load};
 use kubewright::render::{RemoteFile, Secrets, Templates};
@@ -20,9 +20,14 @@ pub fn inventory(file: &str, replacements: &[(&str, &str)]) -> Inventory {
 
 pub fn render(inv: &Inventory, host: &str) -> Vec<RemoteFile> {
     let host = inv.host(host).unwrap_or_else(|| panic!("no host {host}"));
-    Templates::builtin().render_host(inv, host, &Secrets::placeholders()).unwrap_or_else(|e| panic!("render {}: {e}", host.name))
+    Templates::builtin()
+        .render_host(inv, host, &Secrets::placeholders())
+        .unwrap_or_else(|e| panic!("render {}: {e}", host.name))
 }
 
 pub fn file<'a>(files: &'a [RemoteFile], path: &str) -> &'a RemoteFile {
-    files.iter().find(|f| f.path == path).unwrap_or_else(|| panic!("no file {path} in {:?}", files.iter().map(|f| &f.path).collect::<Vec<_>>()))
+    files
+        .iter()
+        .find(|f| f.path == path)
+        .unwrap_or_else(|| panic!("no file {path} in {:?}", files.iter().map(|f| &f.path).collect::<Vec<_>>()))
 }
