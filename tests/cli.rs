@@ -284,3 +284,17 @@ fn completions_for_bash() {
     assert!(o.status.success());
     assert!(stdout(&o).contains("_kubewright()"));
 }
+
+#[test]
+fn verbose_validate_shows_resolved_defaults() {
+    let o = kubewright(&["inventory", "validate", "-v", "-i", "inventories/vagrant.yaml"]);
+    assert!(o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains(":: control-plane endpoint: 192.168.56.11:6443 (default: first control plane)"), "{err}");
+    assert!(
+        err.contains(":: host worker2: ssh vagrant@192.168.56.22:22 (sudo), node IP 192.168.56.22, roles worker"),
+        "{err}"
+    );
+    let plain = kubewright(&["inventory", "validate", "-i", "inventories/vagrant.yaml"]);
+    assert!(stderr(&plain).is_empty(), "no detail without -v");
+}

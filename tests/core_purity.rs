@@ -2,6 +2,8 @@
 //! lives in the binary (`src/main.rs`, `src/cli`, `src/report`). This keeps the planner a
 //! function of its inputs, so the same inputs give the same plan.
 
+#![allow(clippy::unwrap_used)] // test helper: a panic is a failed test
+
 use std::path::Path;
 
 const FORBIDDEN: &[&str] = &[

@@ -50,6 +50,19 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let inv = load_inventory(&args.inventory, out)?;
     let templates = load_templates(&args.templates)?;
     let playbook = load_playbook(args.playbook.as_deref(), &args.builtin)?;
+    out.detail(&format!(
+        "playbook: {} ({} steps); templates: {}",
+        args.playbook
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| format!("built-in `{}`", args.builtin)),
+        playbook.steps.len(),
+        args.templates
+            .templates
+            .as_ref()
+            .map(|d| format!("built-in, overridden from {}", d.display()))
+            .unwrap_or_else(|| "built-in".into())
+    ));
     let facts = ClusterFacts::assume_fresh(inv.hosts.iter().map(|h| h.name.as_str()));
     // The plan never sees real secrets: files are rendered with placeholders.
     let secrets = Secrets::placeholders();

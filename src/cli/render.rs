@@ -54,6 +54,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
         for file in &files {
             let dest = args.out.join(&host.name).join(file.path.trim_start_matches('/'));
             write_file(&dest, file).with_context(|| format!("cannot write `{}`", dest.display()))?;
+            out.detail(&format!("{} {:04o} {}", host.name, file.mode, file.path));
             written.push(serde_json::json!({"host": host.name, "path": file.path, "mode": format!("{:04o}", file.mode), "owner": file.owner, "written_to": dest.display().to_string()}));
         }
     }

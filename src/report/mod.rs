@@ -46,6 +46,7 @@ pub struct Reporter {
     format: OutputFormat,
     color: bool,
     quiet: bool,
+    verbose: u8,
     detailed_exitcode: Cell<bool>,
 }
 
@@ -58,7 +59,13 @@ impl Reporter {
                 std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
             }
         };
-        Reporter { format: args.output, color, quiet: args.quiet, detailed_exitcode: Cell::new(false) }
+        Reporter {
+            format: args.output,
+            color,
+            quiet: args.quiet,
+            verbose: args.verbose,
+            detailed_exitcode: Cell::new(false),
+        }
     }
 
     /// Under `--detailed-exitcode` every error exits 1 (2 means "changes pending").
@@ -82,6 +89,15 @@ impl Reporter {
                 Severity::Warning => text.replacen(": warning: ", &format!(": {}: ", self.paint("1;33", "warning")), 1),
             };
             eprintln!("{}", text.replace("\n  help:", &format!("\n  {}:", self.paint("1;36", "help"))));
+        }
+    }
+
+    /// Extra detail for `-v`, on stderr so that stdout stays the result.
+    pub fn detail(&self, text: &str) {
+        if self.verbose > 0 {
+            for line in text.lines() {
+                eprintln!("{} {line}", self.paint("2", "::"));
+            }
         }
     }
 
