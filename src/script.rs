@@ -35,8 +35,6 @@ enum Line {
     Pipeline(Vec<Vec<Word>>),
     /// `cmd > file` (file replaced).
     Redirect(Vec<Word>, Word),
-    /// `if ! check; then action; fi`: run `action` only when `check` fails.
-    Unless(Vec<Word>, Vec<Word>),
 }
 
 /// A script of commands run in order, stopping at the first failure (`set -eu`).
@@ -86,18 +84,6 @@ impl Script {
         self
     }
 
-    /// Run `action` only if `check` exits non-zero (e.g. load a module unless loaded).
-    pub fn unless<I, J, W, V>(mut self, check: I, action: J) -> Self
-    where
-        I: IntoIterator<Item = W>,
-        J: IntoIterator<Item = V>,
-        W: Into<Word>,
-        V: Into<Word>,
-    {
-        self.lines.push(Line::Unless(words(check), words(action)));
-        self
-    }
-
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }
@@ -131,7 +117,6 @@ fn render_line(line: &Line) -> String {
         Line::Command(ws) => join(ws),
         Line::Pipeline(stages) => stages.iter().map(|s| join(s)).collect::<Vec<_>>().join(" | "),
         Line::Redirect(ws, file) => format!("{} > {}", join(ws), quote(&file.0)),
-        Line::Unless(check, action) => format!("if ! {} >/dev/null 2>&1; then {}; fi", join(check), join(action)),
     }
 }
 
@@ -174,8 +159,7 @@ mod tests {
     fn renders_pipelines_redirects_and_guards() {
         let s = Script::new()
             .pipe([vec!["curl", "-fsSL", "https://x/Release.key"], vec!["gpg", "--dearmor"]])
-            .redirect(["echo", "1"], "/proc/sys/net/ipv4/ip_forward")
-            .unless(["grep", "-qw", "br_netfilter", "/proc/modules"], ["modprobe", "br_netfilter"]);
+            .redirect(["echo", "1"], "/proc/sys/net/ipv4/ip_forward");
         let shell = s.to_shell();
         assert!(shell.starts_with("set -eu\nset -o pipefail"));
         assert!(shell.contains("curl -fsSL https://x/Release.key | gpg --dearmor\n"));

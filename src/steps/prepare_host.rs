@@ -42,10 +42,8 @@ impl Step for PrepareHost {
             ["overlay", "br_netfilter"].into_iter().filter(|m| !facts.modules.contains(*m)).collect();
         actions.extend(module_file);
         if !missing_modules.is_empty() {
-            let mut load = Script::new();
-            for m in &missing_modules {
-                load = load.unless(["grep", "-qw", m, "/proc/modules"], ["modprobe", m]);
-            }
+            // modprobe is idempotent: loading a module that is loaded (or built in) is a no-op.
+            let load = missing_modules.iter().fold(Script::new(), |s, m| s.cmd(["modprobe", m]));
             actions.push(Action::Run {
                 description: format!("load kernel modules {} now", missing_modules.join(", ")),
                 commands: load,

@@ -1,0 +1,98 @@
+//! A host's PID 1: mount the host's view of the filesystem, start sshd, reap orphans.
+//!
+//! Runs inside fresh mount, UTS and PID namespaces (made by `unshare`) in the host's
+//! network namespace. Order matters: everything taken from the bed directory is bound
+//! before `/tmp` (where the bed directory usually lives) is covered by a tmpfs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InitConfig {
+    pub hostname: String,
+    pub host_dir: PathBuf,
+    pub bed_dir: PathBuf,
+}
+
+/// Directories an orchestrator fills, which every host must see empty at first: shadowed
+/// by an empty directory if the machine itself has them.
+const START_EMPTY: &[&str] = &["/etc/kubernetes", "/etc/containerd", "/etc/cni", "/var/lib/kubelet", "/var/lib/etcd"];
+
+fn mount(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("mount").args(args).output().context("cannot run mount")?;
+    if !out.status.success() {
+        bail!("mount {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+fn bind(from: &Path, to: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {to}"))?;
+    mount(&["--bind", &from.to_string_lossy(), to])
+}
+
+pub fn run_init(config: &Path) -> anyhow::Result<()> {
+    let cfg: InitConfig = serde_json::from_str(&std::fs::read_to_string(config)?)?;
+    let hd = &cfg.host_dir;
+    mount(&["--make-rprivate", "/"])?;
+    let out = Command::new("hostname").arg(&cfg.hostname).output()?;
+    if !out.status.success() {
+        bail!("cannot set the hostname: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    for d in ["etc", "var", "usr", "opt"] {
+        let opts = format!(
+            "lowerdir=/{d},upperdir={},workdir={}",
+            hd.join("upper").join(d).display(),
+            hd.join("work").join(d).display()
+        );
+        mount(&["-t", "overlay", "overlay", "-o", &opts, &format!("/{d}")])?;
+    }
+    bind(&hd.join("usr-local-bin"), "/usr/local/bin")?;
+    bind(&hd.join("usr-local-sbin"), "/usr/local/sbin")?;
+    bind(&cfg.bed_dir.join("bin"), "/opt/kubewright-sim")?;
+    mount(&["-o", "remount,bind,ro", "/opt/kubewright-sim"])?;
+    bind(&hd.join("sim"), "/var/lib/kubewright-sim")?;
+    bind(&cfg.bed_dir.join("cluster"), "/var/lib/kubewright-sim-cluster")?;
+    for dir in START_EMPTY {
+        if Path::new(dir).exists() && std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
+            bind(&hd.join("empty"), dir)?;
+        }
+    }
+    bind(&hd.join("root"), "/root")?;
+    bind(&hd.join("home"), "/home")?;
+    // Kernel settings stay the machine's: /proc/sys is read-only, except the per-namespace net.
+    mount(&["--bind", "/proc/sys/net", "/proc/sys/net"])?;
+    mount(&["--rbind", "/proc/sys", "/proc/sys"])?;
+    mount(&["-o", "remount,bind,ro", "/proc/sys"])?;
+    // The kernel's swap list is the machine's: show the host's own, kept by the simulator's
+    // swapoff. (Loaded modules are the simulator's `lsmod`: this kernel may have no
+    // /proc/modules to mount over.)
+    mount(&["--bind", &hd.join("sim/proc-swaps").to_string_lossy(), "/proc/swaps"])?;
+    mount(&["-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run"])?;
+    std::fs::create_dir_all("/run/sshd")?;
+    bind(&hd.join("sshd"), "/run/kubewright-testbed")?;
+    mount(&["-t", "tmpfs", "-o", "mode=1777", "tmpfs", "/tmp"])?;
+
+    let mut sshd = Command::new("/usr/sbin/sshd")
+        .args(["-D", "-e", "-f", "/run/kubewright-testbed/sshd_config"])
+        .spawn()
+        .context("cannot start sshd")?;
+    let sshd_pid = nix::unistd::Pid::from_raw(sshd.id() as i32);
+    eprintln!("host {}: sshd started (pid {sshd_pid})", cfg.hostname);
+    // PID 1 adopts every orphan of the host; reap them all, forever.
+    loop {
+        match nix::sys::wait::waitpid(None, None) {
+            Ok(status) => {
+                if status.pid() == Some(sshd_pid) {
+                    let _ = sshd.try_wait();
+                    eprintln!("host {}: sshd exited ({status:?})", cfg.hostname);
+                }
+            }
+            Err(nix::errno::Errno::ECHILD) => std::thread::sleep(std::time::Duration::from_millis(200)),
+            Err(_) => {}
+        }
+    }
+}

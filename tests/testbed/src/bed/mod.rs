@@ -1,0 +1,550 @@
+//! Bringing hosts up and down, running commands inside them, and injecting faults.
+//!
+//! A host is: a network namespace `kwtb<S>-<name>` with a veth to the bed's bridge
+//! `kwtb<S>` (10.254.S.1/24 in the root namespace), and an init process (this crate's
+//! `kubewright-testbed __init`) started with `unshare --mount --uts --pid` inside that
+//! namespace, which mounts the host's filesystem view and runs `sshd`. Killing the init
+//! kills every process of the host; its files stay in the bed directory.
+//!
+//! Every bed records itself in `<dir>/testbed.json` and claims its subnet with a file in
+//! `/tmp/kubewright-testbed/`, so several beds run at once and a bed left behind by a test
+//! process that was killed is torn down by the next `Testbed::up`.
+
+mod init;
+mod setup;
+
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+pub use init::run_init;
+
+use crate::faults::{self, Fault};
+
+/// Where beds claim subnets; one file per claimed /24.
+const REGISTRY: &str = "/tmp/kubewright-testbed";
+/// Marker in every init's command line, checked before anything is killed.
+const INIT_MARKER: &str = "__init";
+
+#[derive(Debug, Clone)]
+pub struct TestbedOptions {
+    pub hosts: usize,
+    /// The first `control_planes` hosts are control planes (named cp1..), the rest workers (w1..).
+    pub control_planes: usize,
+    /// Where the bed lives; a temporary directory (removed on teardown) when None.
+    pub dir: Option<PathBuf>,
+    /// `cluster.kubernetesVersion` of the generated inventory.
+    pub kubernetes_version: String,
+    /// A bed made from the command line: not torn down on drop, nor reaped when the process
+    /// that made it exits; `kubewright-testbed down` removes it.
+    pub persistent: bool,
+}
+
+impl TestbedOptions {
+    pub fn new(hosts: usize) -> Self {
+        TestbedOptions { hosts, control_planes: 1, dir: None, kubernetes_version: "1.31.4".into(), persistent: false }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Host {
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub control_plane: bool,
+    pub netns: String,
+    /// The root-namespace end of the host's veth: down means the link is cut.
+    pub veth: String,
+    /// The `unshare` process whose child is the host's PID 1; None when crashed.
+    pub init_pid: Option<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct State {
+    /// The process whose exit makes the bed stale; None for persistent beds.
+    owner_pid: Option<u32>,
+    subnet: u8,
+    bridge: String,
+    temporary: bool,
+    hosts: Vec<Host>,
+}
+
+pub struct Testbed {
+    dir: PathBuf,
+    state: State,
+    torn_down: bool,
+    /// Tear down on drop: beds this process brought up, unless persistent.
+    owned: bool,
+    /// The inits this process started, kept to reap them after they are killed.
+    children: Vec<std::process::Child>,
+}
+
+/// What the machine must have for a bed: root and the tools below.
+pub fn missing_prerequisites() -> Vec<String> {
+    let mut missing = Vec::new();
+    if !nix::unistd::geteuid().is_root() {
+        missing.push("root (network namespaces and mounts need it)".to_string());
+    }
+    for tool in ["ip", "unshare", "nsenter", "setsid", "ssh-keygen", "ssh"] {
+        if !tool_exists(tool) {
+            missing.push(format!("`{tool}` in PATH"));
+        }
+    }
+    for path in ["/usr/sbin/sshd", "/usr/bin/sudo"] {
+        if !Path::new(path).exists() {
+            missing.push(format!("`{path}` (apt-get install openssh-server sudo)"));
+        }
+    }
+    missing
+}
+
+fn tool_exists(tool: &str) -> bool {
+    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file())).unwrap_or(false)
+}
+
+/// Run a command, failing with its stderr when it exits non-zero.
+pub(crate) fn run(cmd: &mut Command) -> anyhow::Result<Output> {
+    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("cannot run {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(out)
+}
+
+/// True while `pid` runs (a zombie, killed but not yet reaped, counts as gone).
+fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the parenthesised command name.
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
+}
+
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+impl Testbed {
+    /// Bring up a bed with `n` hosts: one control plane and `n - 1` workers.
+    pub fn up_n(n: usize) -> anyhow::Result<Testbed> {
+        Self::up(TestbedOptions::new(n))
+    }
+
+    /// For tests: a bed, or None (with a loud message) when the machine cannot host one.
+    /// With `CI` set, a missing prerequisite fails the test instead of skipping it.
+    pub fn up_or_skip(opts: TestbedOptions) -> Option<Testbed> {
+        let missing = missing_prerequisites();
+        if !missing.is_empty() {
+            let msg = format!("test bed unavailable, missing: {}", missing.join(", "));
+            if std::env::var_os("CI").is_some() {
+                panic!("{msg} (CI is set, so this fails instead of skipping)");
+            }
+            eprintln!("SKIPPED: {msg}");
+            return None;
+        }
+        match Self::up(opts) {
+            Ok(bed) => Some(bed),
+            Err(e) => panic!("test bed did not come up: {e:#}"),
+        }
+    }
+
+    pub fn up(opts: TestbedOptions) -> anyhow::Result<Testbed> {
+        if opts.hosts == 0 || opts.control_planes == 0 || opts.control_planes > opts.hosts {
+            bail!(
+                "a bed needs at least one host and 1..=hosts control planes (got {} hosts, {} control planes)",
+                opts.hosts,
+                opts.control_planes
+            );
+        }
+        if opts.hosts > 240 {
+            bail!("at most 240 hosts fit in a bed's /24");
+        }
+        let missing = missing_prerequisites();
+        if !missing.is_empty() {
+            bail!("cannot build a test bed here, missing: {}", missing.join(", "));
+        }
+        reap_stale_beds();
+        let (dir, temporary) = match &opts.dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+                if d.join("testbed.json").exists() {
+                    bail!(
+                        "{} already holds a test bed; run `kubewright-testbed down --dir {}` first",
+                        d.display(),
+                        d.display()
+                    );
+                }
+                (std::fs::canonicalize(d)?, false)
+            }
+            None => {
+                let d = std::env::temp_dir().join(format!(
+                    "kubewright-testbed-{}-{:08x}",
+                    std::process::id(),
+                    rand::random::<u32>()
+                ));
+                std::fs::create_dir_all(&d)?;
+                (d, true)
+            }
+        };
+        for bad in ["/etc", "/var", "/usr", "/opt", "/root", "/home", "/run", "/proc"] {
+            if dir.starts_with(bad) {
+                bail!(
+                    "the bed directory {} is inside {bad}, which every host mounts over; use /tmp or /srv",
+                    dir.display()
+                );
+            }
+        }
+        let subnet = claim_subnet(&dir)?;
+        let hosts = (0..opts.hosts)
+            .map(|i| {
+                let control_plane = i < opts.control_planes;
+                let name =
+                    if control_plane { format!("cp{}", i + 1) } else { format!("w{}", i + 1 - opts.control_planes) };
+                Host {
+                    netns: format!("kwtb{subnet}-{name}"),
+                    veth: format!("kwtb{subnet}h{i}"),
+                    ip: Ipv4Addr::new(10, 254, subnet, 10 + i as u8),
+                    name,
+                    control_plane,
+                    init_pid: None,
+                }
+            })
+            .collect();
+        let state = State {
+            owner_pid: (!opts.persistent).then(std::process::id),
+            subnet,
+            bridge: format!("kwtb{subnet}"),
+            temporary,
+            hosts,
+        };
+        let mut bed = Testbed { dir, state, torn_down: false, owned: !opts.persistent, children: Vec::new() };
+        bed.save()?;
+        if let Err(e) = setup::build(&mut bed, &opts) {
+            let _ = bed.teardown();
+            return Err(e.context("test bed bring-up failed; everything it created was removed"));
+        }
+        Ok(bed)
+    }
+
+    /// Reopen a bed made earlier (by the CLI) from its directory.
+    pub fn open(dir: &Path) -> anyhow::Result<Testbed> {
+        let dir = std::fs::canonicalize(dir).with_context(|| format!("no test bed at {}", dir.display()))?;
+        let text = std::fs::read_to_string(dir.join("testbed.json"))
+            .with_context(|| format!("no test bed at {} (testbed.json missing)", dir.display()))?;
+        let state: State = serde_json::from_str(&text).context("testbed.json is damaged")?;
+        Ok(Testbed { dir, state, torn_down: false, owned: false, children: Vec::new() })
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        let tmp = self.dir.join("testbed.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&self.state)?)?;
+        std::fs::rename(tmp, self.dir.join("testbed.json"))?;
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn hosts(&self) -> &[Host] {
+        &self.state.hosts
+    }
+
+    pub fn host(&self, name: &str) -> &Host {
+        match self.state.hosts.iter().find(|h| h.name == name) {
+            Some(h) => h,
+            None => panic!("no host {name} in this test bed"),
+        }
+    }
+
+    fn host_index(&self, name: &str) -> anyhow::Result<usize> {
+        self.state.hosts.iter().position(|h| h.name == name).with_context(|| format!("no host {name} in this test bed"))
+    }
+
+    pub fn inventory_path(&self) -> PathBuf {
+        self.dir.join("inventory.yaml")
+    }
+    pub fn ssh_config_path(&self) -> PathBuf {
+        self.dir.join("ssh_config")
+    }
+    pub fn known_hosts_path(&self) -> PathBuf {
+        self.dir.join("known_hosts")
+    }
+    pub fn client_key_path(&self) -> PathBuf {
+        self.dir.join("id_ed25519")
+    }
+    /// The host's own files as the bed keeps them (its overlay upper dirs and mounts).
+    pub fn host_dir(&self, name: &str) -> PathBuf {
+        self.dir.join("hosts").join(name)
+    }
+    /// The directory the simulator keeps the cluster state in (shared by all hosts).
+    pub fn cluster_state_dir(&self) -> PathBuf {
+        self.dir.join("cluster")
+    }
+
+    /// The PID (in the root namespace) of the host's PID 1, if the host is up.
+    pub fn host_pid1(&self, name: &str) -> Option<u32> {
+        let unshare = self.host(name).init_pid?;
+        let children = std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children")).ok()?;
+        children.split_whitespace().next()?.parse().ok()
+    }
+
+    /// Run `script` with `sh -c` inside the host's namespaces, as root, without SSH: works
+    /// with the link cut or sshd dead. For assertions and fault injection.
+    pub fn exec(&self, name: &str, script: &str) -> anyhow::Result<Output> {
+        let pid = self.host_pid1(name).with_context(|| format!("host {name} is down"))?;
+        Command::new("nsenter")
+            .args(["-t", &pid.to_string(), "-m", "-u", "-n", "-p", "--", "/bin/sh", "-c", script])
+            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot enter host {name}"))
+    }
+
+    /// Run `script` over real SSH with the bed's ssh_config, as `user`.
+    pub fn ssh(&self, name: &str, user: &str, script: &str) -> anyhow::Result<Output> {
+        Command::new("ssh")
+            .arg("-F")
+            .arg(self.ssh_config_path())
+            .args(["-l", user, name, script])
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run ssh")
+    }
+
+    /// Wait until the host's sshd answers with an SSH banner.
+    pub fn wait_ssh(&self, name: &str, timeout: Duration) -> anyhow::Result<()> {
+        let ip = self.host(name).ip;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(mut s) = TcpStream::connect_timeout(&SocketAddrV4::new(ip, 22).into(), Duration::from_millis(300))
+            {
+                use std::io::Read;
+                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut banner = [0u8; 4];
+                if s.read_exact(&mut banner).is_ok() && &banner == b"SSH-" {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("sshd on {name} ({ip}) did not answer within {timeout:?}");
+            }
+            if self.host(name).init_pid.is_some_and(|p| !pid_alive(p)) {
+                bail!("host {name} stopped while booting");
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    // ---- faults ----
+
+    /// Cut the host's link: established connections hang, new ones time out.
+    pub fn link_down(&self, name: &str) -> anyhow::Result<()> {
+        run(Command::new("ip").args(["link", "set", &self.host(name).veth, "down"]))?;
+        Ok(())
+    }
+
+    pub fn link_up(&self, name: &str) -> anyhow::Result<()> {
+        run(Command::new("ip").args(["link", "set", &self.host(name).veth, "up"]))?;
+        Ok(())
+    }
+
+    /// Kill the host's sshd listener: sessions already open survive, new connections are refused.
+    pub fn kill_sshd(&self, name: &str) -> anyhow::Result<()> {
+        let out = self.exec(name, "kill \"$(cat /run/sshd.pid)\" && rm -f /run/sshd.pid")?;
+        if !out.status.success() {
+            bail!("cannot kill sshd on {name}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
+    pub fn start_sshd(&self, name: &str) -> anyhow::Result<()> {
+        let out = self.exec(name, "/usr/sbin/sshd -f /run/kubewright-testbed/sshd_config")?;
+        if !out.status.success() {
+            bail!("cannot start sshd on {name}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        self.wait_ssh(name, Duration::from_secs(10))
+    }
+
+    /// Crash the host: every process dies at once and the link goes down; files stay.
+    pub fn crash(&mut self, name: &str) -> anyhow::Result<()> {
+        let i = self.host_index(name)?;
+        self.link_down(name)?;
+        if let Some(pid) = self.state.hosts[i].init_pid.take() {
+            kill_init(pid);
+            if let Some(pos) = self.children.iter().position(|c| c.id() == pid) {
+                let _ = self.children.swap_remove(pos).wait();
+            }
+        }
+        self.save()
+    }
+
+    /// Boot a crashed host: a new init on the same files, link up, sshd answering.
+    pub fn boot(&mut self, name: &str) -> anyhow::Result<()> {
+        let i = self.host_index(name)?;
+        if self.state.hosts[i].init_pid.is_some_and(pid_alive) {
+            bail!("host {name} is running; crash it first");
+        }
+        let child = setup::start_init(&self.dir, &self.state.hosts[i])?;
+        self.state.hosts[i].init_pid = Some(child.id());
+        self.children.push(child);
+        self.save()?;
+        self.link_up(name)?;
+        self.wait_ssh(name, Duration::from_secs(30))
+    }
+
+    /// Make commands on `name` whose command line starts with `fault.command_prefix` fail,
+    /// hang, or fail once (see [`crate::faults`]).
+    pub fn add_fault(&self, name: &str, fault: Fault) -> anyhow::Result<()> {
+        let dir = self.host_dir(name).join("sim");
+        let mut all = faults::load(&dir);
+        all.push(fault);
+        faults::save(&dir, &all)?;
+        Ok(())
+    }
+
+    pub fn clear_faults(&self, name: &str) -> anyhow::Result<()> {
+        faults::save(&self.host_dir(name).join("sim"), &[])?;
+        Ok(())
+    }
+
+    // ---- teardown ----
+
+    /// Tear the bed down: kill every host, delete namespaces, links and the bridge, release
+    /// the subnet, and check nothing is left.
+    pub fn down(mut self) -> anyhow::Result<()> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> anyhow::Result<()> {
+        if self.torn_down {
+            return Ok(());
+        }
+        self.torn_down = true;
+        for host in &self.state.hosts {
+            if let Some(pid) = host.init_pid {
+                kill_init(pid);
+            }
+        }
+        for mut child in self.children.drain(..) {
+            let _ = child.wait();
+        }
+        for host in &self.state.hosts {
+            let _ = Command::new("ip").args(["netns", "del", &host.netns]).stderr(Stdio::null()).status();
+        }
+        let _ = Command::new("ip").args(["link", "del", &self.state.bridge]).stderr(Stdio::null()).status();
+        let _ = std::fs::remove_file(Path::new(REGISTRY).join(format!("subnet-{}", self.state.subnet)));
+        let leftovers = self.leftovers();
+        if self.state.temporary {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            let _ = std::fs::remove_file(self.dir.join("testbed.json"));
+        }
+        if !leftovers.is_empty() {
+            bail!("test bed teardown left: {}", leftovers.join(", "));
+        }
+        Ok(())
+    }
+
+    /// What of this bed still exists on the machine (namespaces, links, processes).
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        let netns = Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for host in &self.state.hosts {
+            if netns.lines().any(|l| l.split_whitespace().next() == Some(host.netns.as_str())) {
+                left.push(format!("netns {}", host.netns));
+            }
+            if let Some(pid) = host.init_pid
+                && pid_alive(pid)
+                && cmdline(pid).contains(INIT_MARKER)
+            {
+                left.push(format!("process {pid} ({})", host.name));
+            }
+        }
+        if Path::new(&format!("/sys/class/net/{}", self.state.bridge)).exists() {
+            left.push(format!("bridge {}", self.state.bridge));
+        }
+        left
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        if self.owned
+            && let Err(e) = self.teardown()
+        {
+            eprintln!("warning: {e:#}");
+        }
+    }
+}
+
+/// Kill an init (the `unshare` parent of a host's PID 1), after checking it is ours.
+fn kill_init(pid: u32) {
+    if !pid_alive(pid) || !cmdline(pid).contains(INIT_MARKER) {
+        return;
+    }
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    for _ in 0..200 {
+        if !pid_alive(pid.as_raw() as u32) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Claim a free 10.254.S.0/24 for a bed: a registry file created exclusively, and no
+/// interface of the machine already in it.
+fn claim_subnet(dir: &Path) -> anyhow::Result<u8> {
+    std::fs::create_dir_all(REGISTRY)?;
+    let in_use = Command::new("ip")
+        .args(["-4", "-o", "addr"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let start = (std::process::id() % 250) as u8;
+    for k in 0..250u16 {
+        let s = ((start as u16 + k) % 250 + 1) as u8;
+        if in_use.contains(&format!(" 10.254.{s}.")) || Path::new(&format!("/sys/class/net/kwtb{s}")).exists() {
+            continue;
+        }
+        let claim = Path::new(REGISTRY).join(format!("subnet-{s}"));
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&claim) {
+            Ok(mut f) => {
+                use std::io::Write;
+                writeln!(f, "{}", dir.display())?;
+                return Ok(s);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    bail!("no free 10.254.x.0/24 subnet for another test bed (250 in use?)")
+}
+
+/// Tear down beds whose owning process is gone (a test killed before its Drop ran).
+fn reap_stale_beds() {
+    let Ok(entries) = std::fs::read_dir(REGISTRY) else { return };
+    for entry in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        let dir = PathBuf::from(text.trim());
+        let Ok(bed) = Testbed::open(&dir) else {
+            // The claim outlived its bed directory: nothing else to clean.
+            let _ = std::fs::remove_file(entry.path());
+            continue;
+        };
+        if bed.state.owner_pid.is_some_and(|p| !pid_alive(p)) {
+            let mut bed = bed;
+            let _ = bed.teardown();
+        }
+    }
+}

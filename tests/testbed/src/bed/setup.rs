@@ -1,0 +1,329 @@
+//! Building a bed: keys, per-host files, namespaces and links, inits, and the files a
+//! person or test uses to reach the hosts (known_hosts, ssh_config, inventory.yaml).
+
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use super::init::InitConfig;
+use super::{Host, Testbed, TestbedOptions, run};
+
+/// The node tools the simulator answers as, installed in every host's /usr/local/sbin
+/// (ahead of the real ones in PATH). kubeadm, kubelet and kubectl arrive with their packages.
+pub const SIM_TOOLS: &[&str] = &[
+    "apt-get",
+    "apt-mark",
+    "apt-cache",
+    "dpkg-query",
+    "systemctl",
+    "sysctl",
+    "modprobe",
+    "lsmod",
+    "swapoff",
+    "swapon",
+    "etcdctl",
+    "curl",
+];
+
+/// A user with passwordless sudo, and one whose sudo asks for a password.
+pub const SUDO_USER: (&str, u32) = ("kwadmin", 2500);
+pub const PASSWORD_SUDO_USER: (&str, u32) = ("kwpass", 2501);
+
+/// Find one of this crate's binaries: `$KUBEWRIGHT_TESTBED_BIN_DIR`, next to the running
+/// executable, or one level up (test executables live in target/<profile>/deps).
+pub fn find_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(dir) = std::env::var_os("KUBEWRIGHT_TESTBED_BIN_DIR") {
+        candidates.push(PathBuf::from(dir).join(name));
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        candidates.push(dir.join(name));
+        if let Some(up) = dir.parent() {
+            candidates.push(up.join(name));
+        }
+    }
+    candidates.into_iter().find(|p| p.is_file()).with_context(|| {
+        format!("cannot find the `{name}` binary; build it with `cargo build --workspace` (or set KUBEWRIGHT_TESTBED_BIN_DIR)")
+    })
+}
+
+pub(super) fn build(bed: &mut Testbed, opts: &TestbedOptions) -> anyhow::Result<()> {
+    let dir = bed.dir.clone();
+    for sub in ["bin", "cluster", "hosts"] {
+        fs::create_dir_all(dir.join(sub))?;
+    }
+    fs::copy(find_binary("kubewright-node-sim")?, dir.join("bin/kubewright-node-sim"))
+        .context("cannot copy the simulator")?;
+    fs::copy(find_binary("kubewright-testbed")?, dir.join("bin/kubewright-testbed"))
+        .context("cannot copy the host init")?;
+    keygen(&dir.join("id_ed25519"), "kubewright-testbed client")?;
+    let client_pub = fs::read_to_string(dir.join("id_ed25519.pub"))?;
+
+    let bridge = bed.state.bridge.clone();
+    let gateway = format!("10.254.{}.1/24", bed.state.subnet);
+    run(Command::new("ip").args(["link", "add", &bridge, "type", "bridge"]))?;
+    run(Command::new("ip").args(["addr", "add", &gateway, "dev", &bridge]))?;
+    run(Command::new("ip").args(["link", "set", &bridge, "up"]))?;
+
+    let etc_hosts = {
+        let mut s = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
+        for h in &bed.state.hosts {
+            let _ = writeln!(s, "{} {}", h.ip, h.name);
+        }
+        s
+    };
+
+    // Hosts are independent until they are up: build them on a few threads at once.
+    let hosts = bed.state.hosts.clone();
+    let results: Vec<anyhow::Result<(String, Child)>> = std::thread::scope(|scope| {
+        let chunk = hosts.len().div_ceil(8).max(1);
+        let handles: Vec<_> = hosts
+            .chunks(chunk)
+            .map(|group| {
+                let (dir, bridge, client_pub, etc_hosts) = (&dir, &bridge, &client_pub, &etc_hosts);
+                scope.spawn(move || {
+                    group
+                        .iter()
+                        .map(|h| {
+                            prepare_host(dir, h, client_pub, etc_hosts)?;
+                            link_host(h, bridge)?;
+                            Ok((h.name.clone(), start_init(dir, h)?))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|_| vec![Err(anyhow::anyhow!("host setup thread panicked"))]))
+            .collect()
+    });
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok((name, child)) => {
+                if let Some(h) = bed.state.hosts.iter_mut().find(|h| h.name == name) {
+                    h.init_pid = Some(child.id());
+                }
+                bed.children.push(child);
+            }
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    bed.save()?;
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+
+    write_client_files(bed, opts)?;
+    for h in bed.state.hosts.clone() {
+        bed.wait_ssh(&h.name, Duration::from_secs(30)).with_context(|| {
+            let log = fs::read_to_string(bed.host_dir(&h.name).join("init.log")).unwrap_or_default();
+            format!("host {} did not come up; its init log:\n{log}", h.name)
+        })?;
+    }
+    Ok(())
+}
+
+fn keygen(path: &Path, comment: &str) -> anyhow::Result<()> {
+    run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"]).arg(path))?;
+    Ok(())
+}
+
+fn write(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+/// The host's own files: overlay layers, /root, /home, sshd, simulator links, accounts.
+fn prepare_host(dir: &Path, h: &Host, client_pub: &str, etc_hosts: &str) -> anyhow::Result<()> {
+    let hd = dir.join("hosts").join(&h.name);
+    for sub in [
+        "upper/etc",
+        "upper/var",
+        "upper/usr",
+        "upper/opt",
+        "work/etc",
+        "work/var",
+        "work/usr",
+        "work/opt",
+        "usr-local-bin",
+        "usr-local-sbin",
+        "sim",
+        "sshd",
+        "empty",
+    ] {
+        fs::create_dir_all(hd.join(sub))?;
+    }
+    let etc = hd.join("upper/etc");
+    write(&etc.join("hostname"), &format!("{}\n", h.name), 0o644)?;
+    // A fresh host as cloud images ship: a swap partition in fstab and active, and neither
+    // overlay nor br_netfilter loaded.
+    let fstab = fs::read_to_string("/etc/fstab").unwrap_or_default();
+    write(&etc.join("fstab"), &format!("{fstab}UUID=5a1e0c2b-7d0e-4f4c-9a53-3b0c3c0f5e21 none swap sw 0 0\n"), 0o644)?;
+    // Modules in /proc/modules format, as `lsmod` shows them; a few a Debian host has loaded.
+    write(
+        &hd.join("sim/proc-modules"),
+        "ext4 1003520 1 - Live 0x0000000000000000\nvirtio_net 69632 0 - Live 0x0000000000000000\n",
+        0o644,
+    )?;
+    write(
+        &hd.join("sim/proc-swaps"),
+        &format!("{}\n{}\n", crate::sim::PROC_SWAPS_HEADER, crate::sim::PROC_SWAPS_ACTIVE),
+        0o444,
+    )?;
+    write(&etc.join("hosts"), etc_hosts, 0o644)?;
+    write(&etc.join("machine-id"), &format!("{:032x}\n", rand::random::<u128>()), 0o444)?;
+
+    // Accounts: the machine's, plus a sudo user and one whose sudo needs a password.
+    let mut passwd = fs::read_to_string("/etc/passwd")?;
+    let mut group = fs::read_to_string("/etc/group")?;
+    let mut shadow = fs::read_to_string("/etc/shadow").unwrap_or_default();
+    for (user, uid) in [SUDO_USER, PASSWORD_SUDO_USER] {
+        let _ = writeln!(passwd, "{user}:x:{uid}:{uid}::/home/{user}:/bin/bash");
+        let _ = writeln!(group, "{user}:x:{uid}:");
+        // `*`: no password can log in, but the account is not locked for key logins.
+        let _ = writeln!(shadow, "{user}:*:19000:0:99999:7:::");
+        let home = hd.join("home").join(user);
+        write(&home.join(".ssh/authorized_keys"), client_pub, 0o600)?;
+        fs::set_permissions(home.join(".ssh"), fs::Permissions::from_mode(0o700))?;
+        for p in [home.clone(), home.join(".ssh"), home.join(".ssh/authorized_keys")] {
+            std::os::unix::fs::chown(&p, Some(uid), Some(uid))?;
+        }
+    }
+    write(&etc.join("passwd"), &passwd, 0o644)?;
+    write(&etc.join("group"), &group, 0o644)?;
+    write(&etc.join("shadow"), &shadow, 0o640)?;
+    write(
+        &etc.join("sudoers.d/kubewright-testbed"),
+        &format!("{} ALL=(ALL) NOPASSWD:ALL\n{} ALL=(ALL) ALL\n", SUDO_USER.0, PASSWORD_SUDO_USER.0),
+        0o440,
+    )?;
+
+    // A clean /root: Debian's default dotfiles, not the machine's (whose rc is slow).
+    let root = hd.join("root");
+    for f in [".bashrc", ".profile"] {
+        let text = fs::read_to_string(Path::new("/etc/skel").join(f)).unwrap_or_default();
+        write(&root.join(f), &text, 0o644)?;
+    }
+    write(&root.join(".ssh/authorized_keys"), client_pub, 0o600)?;
+    fs::set_permissions(root.join(".ssh"), fs::Permissions::from_mode(0o700))?;
+
+    let sshd = hd.join("sshd");
+    keygen(&sshd.join("ssh_host_ed25519_key"), &format!("host {}", h.name))?;
+    write(
+        &sshd.join("sshd_config"),
+        "Port 22\nListenAddress 0.0.0.0\nHostKey /run/kubewright-testbed/ssh_host_ed25519_key\nPidFile /run/sshd.pid\n\
+         PermitRootLogin prohibit-password\nPubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+         UsePAM no\nUseDNS no\nPrintMotd no\nAuthorizedKeysFile .ssh/authorized_keys\nSubsystem sftp internal-sftp\n\
+         MaxStartups 300:30:600\nMaxSessions 200\nAcceptEnv LANG LC_*\n",
+        0o600,
+    )?;
+
+    for tool in SIM_TOOLS {
+        let link = hd.join("usr-local-sbin").join(tool);
+        if !link.exists() {
+            symlink("/opt/kubewright-sim/kubewright-node-sim", &link)?;
+        }
+    }
+
+    let config = InitConfig { hostname: h.name.clone(), host_dir: hd.clone(), bed_dir: dir.to_path_buf() };
+    write(&hd.join("init.json"), &serde_json::to_string_pretty(&config)?, 0o600)?;
+    Ok(())
+}
+
+fn link_host(h: &Host, bridge: &str) -> anyhow::Result<()> {
+    run(Command::new("ip").args(["netns", "add", &h.netns]))?;
+    run(Command::new("ip").args(["link", "add", &h.veth, "type", "veth", "peer", "name", "eth0", "netns", &h.netns]))?;
+    run(Command::new("ip").args(["link", "set", &h.veth, "master", bridge, "up"]))?;
+    let addr = format!("{}/24", h.ip);
+    run(Command::new("ip").args(["-n", &h.netns, "addr", "add", &addr, "dev", "eth0"]))?;
+    run(Command::new("ip").args(["-n", &h.netns, "link", "set", "eth0", "up"]))?;
+    run(Command::new("ip").args(["-n", &h.netns, "link", "set", "lo", "up"]))?;
+    Ok(())
+}
+
+/// Start the host's init in its network namespace, in new mount, UTS and PID namespaces.
+/// The returned process is `unshare`; its only child is the host's PID 1.
+pub(super) fn start_init(dir: &Path, h: &Host) -> anyhow::Result<Child> {
+    let hd = dir.join("hosts").join(&h.name);
+    let log = fs::OpenOptions::new().create(true).append(true).open(hd.join("init.log"))?;
+    let child = Command::new("setsid")
+        .args([
+            "ip",
+            "netns",
+            "exec",
+            &h.netns,
+            "unshare",
+            "--mount",
+            "--uts",
+            "--pid",
+            "--fork",
+            "--kill-child=SIGKILL",
+            "--mount-proc",
+            "--",
+        ])
+        .arg(dir.join("bin/kubewright-testbed"))
+        .arg(super::INIT_MARKER)
+        .arg(hd.join("init.json"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start the init of {}", h.name))?;
+    Ok(child)
+}
+
+fn write_client_files(bed: &Testbed, opts: &TestbedOptions) -> anyhow::Result<()> {
+    let dir = &bed.dir;
+    let mut known_hosts = String::new();
+    let mut ssh_config = String::new();
+    for h in &bed.state.hosts {
+        let key = fs::read_to_string(bed.host_dir(&h.name).join("sshd/ssh_host_ed25519_key.pub"))?;
+        let key: Vec<&str> = key.split_whitespace().take(2).collect();
+        let _ = writeln!(known_hosts, "{} {}", h.ip, key.join(" "));
+        let _ = write!(
+            ssh_config,
+            "Host {name}\n  HostName {ip}\n  User root\n  Port 22\n  IdentityFile {key}\n  IdentitiesOnly yes\n  \
+             UserKnownHostsFile {kh}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n  \
+             ConnectTimeout 5\n\n",
+            name = h.name,
+            ip = h.ip,
+            key = dir.join("id_ed25519").display(),
+            kh = dir.join("known_hosts").display(),
+        );
+    }
+    write(&dir.join("known_hosts"), &known_hosts, 0o644)?;
+    write(&dir.join("ssh_config"), &ssh_config, 0o644)?;
+
+    let mut inv = format!(
+        "# Generated by kubewright-testbed for the bed in {dir}.\ncluster:\n  name: tb{subnet}\n  kubernetesVersion: {version}\n  \
+         network:\n    podSubnet: 10.244.0.0/16\n    serviceSubnet: 10.96.0.0/12\n\nssh:\n  user: root\n  identityFile: {key}\n  \
+         knownHosts: {kh}\n\nhosts:\n",
+        dir = dir.display(),
+        subnet = bed.state.subnet,
+        version = opts.kubernetes_version,
+        key = dir.join("id_ed25519").display(),
+        kh = dir.join("known_hosts").display(),
+    );
+    for h in &bed.state.hosts {
+        let role = if h.control_plane { "control-plane" } else { "worker" };
+        let _ = writeln!(inv, "  - name: {}\n    address: {}\n    roles: [{role}]", h.name, h.ip);
+    }
+    write(&dir.join("inventory.yaml"), &inv, 0o644)?;
+    if !bed.state.hosts.is_empty() && !known_hosts.ends_with('\n') {
+        bail!("known_hosts is malformed");
+    }
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! `kubewright-testbed`: bring a test bed up and down by hand, inject faults.
+//! Also each host's PID 1 (`kubewright-testbed __init CONFIG`, started by the bed).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kubewright_testbed::faults::{Fault, FaultAction};
+use kubewright_testbed::{Testbed, TestbedOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "kubewright-testbed",
+    about = "Real SSH hosts in network namespaces, with a simulated kubeadm cluster"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Bring up N hosts; writes DIR/inventory.yaml, DIR/ssh_config, DIR/known_hosts
+    #[command(
+        after_help = "Example:\n  kubewright-testbed up 5 --control-planes 3 --dir /tmp/bed\n  ssh -F /tmp/bed/ssh_config cp1 hostname\n  kubewright plan --offline -i /tmp/bed/inventory.yaml"
+    )]
+    Up {
+        hosts: usize,
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        control_planes: usize,
+        #[arg(long, default_value = "1.31.4")]
+        kubernetes_version: String,
+    },
+    /// Tear the bed in DIR down and check nothing is left
+    Down {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// List the hosts and whether they are up
+    Status {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Inject or clear a fault
+    Fault {
+        #[arg(long)]
+        dir: PathBuf,
+        #[command(subcommand)]
+        fault: FaultCmd,
+    },
+    #[command(name = "__init", hide = true)]
+    Init { config: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum FaultCmd {
+    /// Cut a host's network link
+    LinkDown { host: String },
+    /// Restore a host's network link
+    LinkUp { host: String },
+    /// Kill a host's sshd listener (open sessions survive)
+    KillSshd { host: String },
+    /// Start a host's sshd again
+    StartSshd { host: String },
+    /// Kill every process of a host and cut its link (files are kept)
+    Crash { host: String },
+    /// Boot a crashed host
+    Boot { host: String },
+    /// Make a command fail: `fault fail cp1 "kubeadm init" --code 1 --stderr "..."`
+    Fail {
+        host: String,
+        command_prefix: String,
+        #[arg(long, default_value_t = 1)]
+        code: i32,
+        #[arg(long, default_value = "")]
+        stderr: String,
+        /// Fail only the first time, then behave normally
+        #[arg(long)]
+        once: bool,
+    },
+    /// Make a command hang for SECONDS (0: forever) before running
+    Hang { host: String, command_prefix: String, seconds: u64 },
+    /// Remove every command fault on a host
+    Clear { host: String },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Cmd::Init { config } => kubewright_testbed::bed::run_init(&config),
+        Cmd::Up { hosts, dir, control_planes, kubernetes_version } => {
+            let started = std::time::Instant::now();
+            let bed = Testbed::up(TestbedOptions {
+                hosts,
+                control_planes,
+                dir: Some(dir),
+                kubernetes_version,
+                persistent: true,
+            })?;
+            println!(
+                "{} hosts up in {:.1}s in {}",
+                bed.hosts().len(),
+                started.elapsed().as_secs_f64(),
+                bed.dir().display()
+            );
+            for h in bed.hosts() {
+                println!("  {:<6} {:<15} {}", h.name, h.ip, if h.control_plane { "control-plane" } else { "worker" });
+            }
+            println!(
+                "inventory: {}\nssh:       ssh -F {} {}",
+                bed.inventory_path().display(),
+                bed.ssh_config_path().display(),
+                bed.hosts()[0].name
+            );
+            Ok(())
+        }
+        Cmd::Down { dir } => {
+            Testbed::open(&dir)?.down()?;
+            println!("test bed in {} is down; nothing left", dir.display());
+            Ok(())
+        }
+        Cmd::Status { dir } => {
+            let bed = Testbed::open(&dir)?;
+            for h in bed.hosts() {
+                let up = bed.host_pid1(&h.name).is_some();
+                println!(
+                    "{:<6} {:<15} {:<13} {}",
+                    h.name,
+                    h.ip,
+                    if h.control_plane { "control-plane" } else { "worker" },
+                    if up { "up" } else { "down" }
+                );
+            }
+            Ok(())
+        }
+        Cmd::Fault { dir, fault } => {
+            let mut bed = Testbed::open(&dir)?;
+            match fault {
+                FaultCmd::LinkDown { host } => bed.link_down(&host),
+                FaultCmd::LinkUp { host } => bed.link_up(&host),
+                FaultCmd::KillSshd { host } => bed.kill_sshd(&host),
+                FaultCmd::StartSshd { host } => bed.start_sshd(&host),
+                FaultCmd::Crash { host } => bed.crash(&host),
+                FaultCmd::Boot { host } => bed.boot(&host),
+                FaultCmd::Fail { host, command_prefix, code, stderr, once } => {
+                    let action =
+                        if once { FaultAction::FailOnce { code, stderr } } else { FaultAction::Fail { code, stderr } };
+                    bed.add_fault(&host, Fault { command_prefix, action, fired: false })
+                }
+                FaultCmd::Hang { host, command_prefix, seconds } => {
+                    bed.add_fault(&host, Fault { command_prefix, action: FaultAction::Hang { seconds }, fired: false })
+                }
+                FaultCmd::Clear { host } => bed.clear_faults(&host),
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! A test bed of real SSH hosts on one Linux machine, and a simulator of the node tools
+//! kubewright drives (kubeadm, kubectl, kubelet, systemctl, apt, sysctl, etcdctl...).
+//!
+//! Each host is a network namespace on a private bridge with its own hostname, PID
+//! namespace and view of `/etc`, `/var`, `/usr`, `/opt` (overlays over the machine's), and a
+//! real OpenSSH `sshd`. The simulator keeps each host's state on the host and the cluster's
+//! (what the API server and etcd would hold) in a directory shared by the hosts of one bed.
+//!
+//! Nothing here touches the machine's real `/etc` or kernel settings: `/proc/sys` is
+//! read-only inside the hosts except `/proc/sys/net`, which is per network namespace.
+
+pub mod bed;
+pub mod faults;
+pub mod sim;
+
+pub use bed::{Host, Testbed, TestbedOptions};

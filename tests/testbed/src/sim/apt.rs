@@ -1,0 +1,484 @@
+//! apt-get, apt-mark, apt-cache, dpkg-query, and curl for the repository's signing key.
+//!
+//! The simulated pkgs.k8s.io has one repository per minor (1.29 to 1.33), as the real one
+//! does (kubeadm-behaviour.md §8): a host sees the versions of the minor its sources list
+//! names, after an `apt-get update` that found the repository's signing key.
+
+use std::fmt::Write as _;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use base64::Engine;
+
+use super::Outcome;
+use super::host::{HostState, Package, Unit, with_host};
+
+/// Minor → newest patch the simulated repository offers.
+pub const OFFERED: &[(u32, u32)] = &[(29, 15), (30, 14), (31, 13), (32, 9), (33, 5)];
+const KUBE_PACKAGES: &[&str] = &["kubeadm", "kubelet", "kubectl", "cri-tools", "kubernetes-cni"];
+/// Debian 12's containerd, from the distribution's own repository.
+pub const DEBIAN_CONTAINERD: &str = "1.6.20~ds1-1+b1";
+const SIM: &str = "/opt/kubewright-sim/kubewright-node-sim";
+const APT_LISTS: &str =
+    "Reading package lists... Done\nBuilding dependency tree... Done\nReading state information... Done\n";
+
+/// The Kubernetes repository the host's sources list names: (URL, minor, keyring).
+fn kube_repo() -> Option<(String, u32, String)> {
+    let mut files: Vec<std::path::PathBuf> =
+        std::fs::read_dir("/etc/apt/sources.list.d").ok()?.flatten().map(|e| e.path()).collect();
+    files.push("/etc/apt/sources.list".into());
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        for line in text.lines().map(str::trim).filter(|l| l.starts_with("deb ")) {
+            let Some(idx) = line.find("/core:/stable:/v1.") else { continue };
+            let rest = &line[idx + "/core:/stable:/v1.".len()..];
+            let minor: u32 = rest.split('/').next()?.parse().ok()?;
+            let url = line.split_whitespace().find(|w| w.starts_with("http"))?.trim_end_matches('/').to_string();
+            let keyring = line
+                .split("signed-by=")
+                .nth(1)
+                .map(|k| k.split([']', ' ']).next().unwrap_or("").to_string())
+                .unwrap_or_default();
+            return Some((url, minor, keyring));
+        }
+    }
+    None
+}
+
+fn sources_fingerprint() -> String {
+    let mut s = String::new();
+    if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for p in paths {
+            s.push_str(&std::fs::read_to_string(p).unwrap_or_default());
+        }
+    }
+    s
+}
+
+fn deb(minor: u32, patch: u32) -> String {
+    format!("1.{minor}.{patch}-1.1")
+}
+
+/// Versions of `name` the host can install now, newest first.
+fn candidates(state: &HostState, name: &str) -> Vec<String> {
+    if name == "containerd" {
+        return vec![DEBIAN_CONTAINERD.to_string()];
+    }
+    if !KUBE_PACKAGES.contains(&name) {
+        return Vec::new();
+    }
+    let Some((_, minor, _)) = kube_repo() else { return Vec::new() };
+    if state.apt_updated_sources.as_deref() != Some(sources_fingerprint().as_str()) {
+        return Vec::new();
+    }
+    let Some(&(_, newest)) = OFFERED.iter().find(|(m, _)| *m == minor) else { return Vec::new() };
+    match name {
+        "cri-tools" => vec![deb(minor, 0)],
+        "kubernetes-cni" => vec![if minor >= 31 { "1.5.1-1.1".into() } else { "1.4.0-1.1".into() }],
+        _ => (0..=newest).rev().map(|p| deb(minor, p)).collect(),
+    }
+}
+
+pub fn apt_get(args: &[String]) -> anyhow::Result<Outcome> {
+    let verb = args.iter().find(|a| !a.starts_with('-')).map(String::as_str);
+    match verb {
+        Some("update") => update(),
+        Some("install") => install(args),
+        Some(other) => {
+            Ok(Outcome::fail(100, format!("E: Invalid operation {other} (the simulator knows update and install)\n")))
+        }
+        None => Ok(Outcome::fail(100, "E: No operation given\n")),
+    }
+}
+
+fn update() -> anyhow::Result<Outcome> {
+    with_host(|s| {
+        let mut out = String::from("Hit:1 http://deb.debian.org/debian bookworm InRelease\n");
+        if let Some((url, minor, keyring)) = kube_repo() {
+            let cdn =
+                url.replace("https://pkgs.k8s.io", "https://prod-cdn.packages.k8s.io/repositories/isv:/kubernetes");
+            if !OFFERED.iter().any(|(m, _)| *m == minor) {
+                return Ok(Outcome {
+                    code: 100,
+                    stdout: out,
+                    stderr: format!(
+                        "E: Failed to fetch {url}/InRelease  404  Not Found\nE: The repository '{url}  InRelease' does not have a Release file.\n"
+                    ),
+                });
+            }
+            let key_ok = std::fs::metadata(&keyring).map(|m| m.len() > 0).unwrap_or(false);
+            if !key_ok {
+                // apt's wording when signed-by names a missing or empty keyring.
+                return Ok(Outcome {
+                    code: 100,
+                    stdout: format!("{out}Get:2 {cdn}  InRelease [1,186 B]\n"),
+                    stderr: format!(
+                        "W: GPG error: {cdn}  InRelease: The following signatures couldn't be verified because the public key is not available: NO_PUBKEY 234654DA9A296436\nE: The repository '{url}  InRelease' is not signed.\n"
+                    ),
+                });
+            }
+            let _ = writeln!(out, "Get:2 {cdn}  InRelease [1,186 B]\nGet:3 {cdn}  Packages [4,451 B]");
+        }
+        out.push_str("Reading package lists... Done\n");
+        s.apt_updated_sources = Some(sources_fingerprint());
+        Ok(Outcome::ok(out))
+    })
+}
+
+fn install(args: &[String]) -> anyhow::Result<Outcome> {
+    let allow_held = args.iter().any(|a| a == "--allow-change-held-packages");
+    let allow_downgrades = args.iter().any(|a| a == "--allow-downgrades");
+    let assume_yes = args.iter().any(|a| a == "-y" || a == "--yes" || a == "--assume-yes" || a == "-qy" || a == "-yq");
+    let requests: Vec<(String, Option<String>)> = args
+        .iter()
+        .filter(|a| !a.starts_with('-') && *a != "install")
+        .map(|a| match a.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (a.to_string(), None),
+        })
+        .collect();
+    if !assume_yes {
+        return Ok(Outcome::fail(1, "E: the simulator only runs non-interactive installs (-y)\n"));
+    }
+    with_host(|s| {
+        // Resolve every request (and dependency) first: apt changes nothing if one fails.
+        let mut plan: Vec<(String, String)> = Vec::new();
+        for (name, version) in &requests {
+            let available = candidates(s, name);
+            if available.is_empty() {
+                return Ok(Outcome {
+                    code: 100,
+                    stdout: APT_LISTS.into(),
+                    stderr: format!("E: Unable to locate package {name}\n"),
+                });
+            }
+            let v = match version {
+                Some(v) if available.contains(v) => v.clone(),
+                Some(v) => {
+                    return Ok(Outcome {
+                        code: 100,
+                        stdout: APT_LISTS.into(),
+                        stderr: format!("E: Version '{v}' for '{name}' was not found\n"),
+                    });
+                }
+                None => available[0].clone(),
+            };
+            plan.push((name.clone(), v));
+            let dep = match name.as_str() {
+                "kubeadm" => Some("cri-tools"),
+                "kubelet" => Some("kubernetes-cni"),
+                _ => None,
+            };
+            if let Some(dep) = dep
+                && !s.packages.contains_key(dep)
+                && !plan.iter().any(|(n, _)| n == dep)
+                && let Some(v) = candidates(s, dep).first()
+            {
+                plan.push((dep.to_string(), v.clone()));
+            }
+        }
+        let changing: Vec<&(String, String)> =
+            plan.iter().filter(|(n, v)| s.packages.get(n).map(|p| &p.version) != Some(v)).collect();
+        let held: Vec<&str> = changing
+            .iter()
+            .filter(|(n, _)| s.packages.get(n).is_some_and(|p| p.held))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let mut out = String::from(APT_LISTS);
+        let upgraded: Vec<&str> =
+            changing.iter().filter(|(n, _)| s.packages.contains_key(n)).map(|(n, _)| n.as_str()).collect();
+        let new: Vec<&str> =
+            changing.iter().filter(|(n, _)| !s.packages.contains_key(n)).map(|(n, _)| n.as_str()).collect();
+        let downgraded: Vec<&str> = changing
+            .iter()
+            .filter(|(n, v)| s.packages.get(n).is_some_and(|p| version_lt(v, &p.version)))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if !held.is_empty() {
+            let _ = writeln!(out, "The following held packages will be changed:\n  {}", held.join(" "));
+        }
+        if !upgraded.is_empty() {
+            let _ = writeln!(out, "The following packages will be upgraded:\n  {}", upgraded.join(" "));
+        }
+        if !new.is_empty() {
+            let _ = writeln!(out, "The following NEW packages will be installed:\n  {}", new.join(" "));
+        }
+        let _ = writeln!(
+            out,
+            "{} upgraded, {} newly installed, 0 to remove and 0 not upgraded.",
+            upgraded.len(),
+            new.len()
+        );
+        if !held.is_empty() && !allow_held {
+            // apt-private/private-install.cc
+            return Ok(Outcome {
+                code: 100,
+                stdout: out,
+                stderr: "E: Held packages were changed and -y was used without --allow-change-held-packages.\n".into(),
+            });
+        }
+        if !downgraded.is_empty() && !allow_downgrades {
+            return Ok(Outcome {
+                code: 100,
+                stdout: out,
+                stderr: "E: Packages were downgraded and -y was used without --allow-downgrades.\n".into(),
+            });
+        }
+        for (name, version) in &changing {
+            match s.packages.get(name) {
+                Some(old) => {
+                    let _ = writeln!(out, "Unpacking {name} ({version}) over ({}) ...", old.version);
+                }
+                None => {
+                    let _ = writeln!(out, "Unpacking {name} ({version}) ...");
+                }
+            }
+        }
+        for (name, version) in &changing {
+            let held = s.packages.get(name).is_some_and(|p| p.held);
+            s.packages.insert(name.clone(), Package { version: version.clone(), held });
+            install_files(s, name)?;
+            let _ = writeln!(out, "Setting up {name} ({version}) ...");
+        }
+        Ok(Outcome::ok(out))
+    })
+}
+
+/// The binaries and units a package brings. Installing kubelet enables it but does not
+/// start it (on a real host it crash-loops until kubeadm writes its configuration).
+fn install_files(s: &mut HostState, name: &str) -> anyhow::Result<()> {
+    let link = |target: &str| -> anyhow::Result<()> {
+        let p = Path::new(target);
+        if p.symlink_metadata().is_err() {
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            symlink(SIM, p)?;
+        }
+        Ok(())
+    };
+    match name {
+        "kubeadm" => link("/usr/bin/kubeadm")?,
+        "kubectl" => link("/usr/bin/kubectl")?,
+        "kubelet" => {
+            link("/usr/bin/kubelet")?;
+            s.units.entry("kubelet".into()).or_insert(Unit { enabled: true, active: false, starts: 0 });
+        }
+        "cri-tools" => link("/usr/bin/crictl")?,
+        "kubernetes-cni" => {
+            for plugin in ["bridge", "host-local", "loopback", "portmap"] {
+                link(&format!("/opt/cni/bin/{plugin}"))?;
+            }
+        }
+        "containerd" => {
+            link("/usr/bin/containerd")?;
+            let unit = s.units.entry("containerd".into()).or_insert(Unit { enabled: true, active: false, starts: 0 });
+            if !unit.active {
+                unit.active = true;
+                unit.starts += 1;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Debian version order for the versions the simulator offers (`1.31.4-1.1`).
+fn version_lt(a: &str, b: &str) -> bool {
+    let key = |v: &str| -> Vec<u64> { v.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse().ok()).collect() };
+    key(a) < key(b)
+}
+
+pub fn apt_mark(args: &[String]) -> anyhow::Result<Outcome> {
+    let Some((verb, names)) = args.split_first() else {
+        return Ok(Outcome::fail(100, "E: No operation given\n"));
+    };
+    with_host(|s| {
+        let mut out = String::new();
+        match verb.as_str() {
+            "showhold" => {
+                for (n, p) in &s.packages {
+                    if p.held {
+                        let _ = writeln!(out, "{n}");
+                    }
+                }
+            }
+            "hold" | "unhold" => {
+                for n in names {
+                    let Some(p) = s.packages.get_mut(n) else {
+                        return Ok(Outcome {
+                            code: 100,
+                            stdout: out,
+                            stderr: format!("E: Unable to locate package {n}\n"),
+                        });
+                    };
+                    // apt cmdline/apt-mark.cc wording.
+                    let line = match (verb.as_str(), p.held) {
+                        ("hold", true) => format!("{n} was already set on hold."),
+                        ("hold", false) => format!("{n} set on hold."),
+                        ("unhold", true) => format!("Canceled hold on {n}."),
+                        _ => format!("{n} was already not on hold."),
+                    };
+                    p.held = verb == "hold";
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+            other => return Ok(Outcome::fail(100, format!("E: Invalid operation {other}\n"))),
+        }
+        Ok(Outcome::ok(out))
+    })
+}
+
+pub fn apt_cache(args: &[String]) -> anyhow::Result<Outcome> {
+    let Some((verb, names)) = args.split_first() else {
+        return Ok(Outcome::fail(100, "E: No operation given\n"));
+    };
+    if verb != "madison" {
+        return Ok(Outcome::fail(100, format!("E: the simulator's apt-cache knows madison, not {verb}\n")));
+    }
+    with_host(|s| {
+        let mut out = String::new();
+        let url = kube_repo().map(|(u, _, _)| u).unwrap_or_default();
+        for name in names {
+            let source = if name == "containerd" {
+                "http://deb.debian.org/debian bookworm/main amd64 Packages".to_string()
+            } else {
+                format!("{url}  Packages")
+            };
+            for v in candidates(s, name) {
+                // apt-private/private-show.cc: setw(10) name | setw(10) version | source
+                let _ = writeln!(out, "{name:>10} | {v:>10} | {source}");
+            }
+        }
+        if out.is_empty() {
+            return Ok(Outcome {
+                code: 0,
+                stdout: String::new(),
+                stderr: names.iter().map(|n| format!("N: Unable to locate package {n}\n")).collect(),
+            });
+        }
+        Ok(Outcome::ok(out))
+    })
+}
+
+pub fn dpkg_query(args: &[String]) -> anyhow::Result<Outcome> {
+    let mut format = "${binary:Package}\t${Version}\n".to_string();
+    let mut names = Vec::new();
+    let mut show = false;
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "-W" || a == "--show" {
+            show = true;
+        } else if let Some(f) = a.strip_prefix("-f=").or_else(|| a.strip_prefix("--showformat=")) {
+            format = f.to_string();
+        } else if a == "-f" || a == "--showformat" {
+            i += 1;
+            format = args.get(i).cloned().unwrap_or_default();
+        } else if !a.starts_with('-') {
+            names.push(a.clone());
+        }
+        i += 1;
+    }
+    if !show {
+        return Ok(Outcome::fail(2, "dpkg-query: the simulator knows -W/--show\n"));
+    }
+    let format = format.replace("\\n", "\n").replace("\\t", "\t");
+    with_host(|s| {
+        let mut out = Outcome::ok("");
+        for n in &names {
+            match s.packages.get(n) {
+                Some(p) => {
+                    let status = if p.held { "hold ok installed" } else { "install ok installed" };
+                    let abbrev = if p.held { "hi " } else { "ii " };
+                    out.stdout.push_str(
+                        &format
+                            .replace("${binary:Package}", n)
+                            .replace("${Package}", n)
+                            .replace("${Version}", &p.version)
+                            .replace("${Status}", status)
+                            .replace("${db:Status-Abbrev}", abbrev),
+                    );
+                }
+                None => {
+                    out.stderr.push_str(&format!("dpkg-query: no packages found matching {n}\n"));
+                    out.code = 1;
+                }
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// curl, for the one download an install makes: the repository's signing key. The hosts
+/// have no route out; anything else fails the way curl does when it cannot resolve a host.
+pub fn curl(args: &[String]) -> anyhow::Result<Outcome> {
+    let mut output_file = None;
+    let mut silent = false;
+    let mut show_error = false;
+    let mut url = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "-o" || a == "--output" {
+            i += 1;
+            output_file = args.get(i).cloned();
+        } else if let Some(flags) = a.strip_prefix('-').filter(|f| !f.starts_with('-')) {
+            silent |= flags.contains('s');
+            show_error |= flags.contains('S');
+        } else if !a.starts_with('-') {
+            url = Some(a.clone());
+        }
+        i += 1;
+    }
+    let Some(url) = url else { return Ok(Outcome::fail(2, "curl: no URL specified!\n")) };
+    let host = url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or("").to_string();
+    let served = host == "pkgs.k8s.io" && url.contains("/core:/stable:/v1.") && url.ends_with("/deb/Release.key");
+    if !served {
+        let msg =
+            if !silent || show_error { format!("curl: (6) Could not resolve host: {host}\n") } else { String::new() };
+        return Ok(Outcome::fail(6, msg));
+    }
+    let key = release_key_armor();
+    match output_file {
+        Some(f) => {
+            std::fs::write(&f, key)?;
+            Ok(Outcome::ok(""))
+        }
+        None => Ok(Outcome::ok(key)),
+    }
+}
+
+/// An ASCII-armored block standing for the repository key: valid armor (with its CRC-24)
+/// so that `gpg --dearmor` accepts it; its bytes are fixed, not a real key.
+pub fn release_key_armor() -> String {
+    let payload: Vec<u8> = (0u8..=255).cycle().take(1190).map(|b| b.wrapping_mul(31).wrapping_add(7)).collect();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let body = b64.encode(&payload);
+    let crc = crc24(&payload);
+    let crc_b64 = b64.encode([(crc >> 16) as u8, (crc >> 8) as u8, crc as u8]);
+    let mut out = String::from("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n");
+    for chunk in body.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    let _ = writeln!(out, "={crc_b64}\n-----END PGP PUBLIC KEY BLOCK-----");
+    out
+}
+
+/// OpenPGP's CRC-24 (RFC 4880 §6.1).
+fn crc24(data: &[u8]) -> u32 {
+    let mut crc: u32 = 0xB704CE;
+    for &b in data {
+        crc ^= (b as u32) << 16;
+        for _ in 0..8 {
+            crc <<= 1;
+            if crc & 0x1000000 != 0 {
+                crc ^= 0x1864CFB;
+            }
+        }
+    }
+    crc & 0xFFFFFF
+}

@@ -1,0 +1,75 @@
+//! This host's simulated state: packages, systemd units, sysctls, modules, swap.
+//! Read and written under an exclusive `flock`, so concurrent commands on one host
+//! serialise like dpkg's lock would make them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use super::HOST_STATE_DIR;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Package {
+    /// The Debian version, e.g. `1.31.4-1.1`.
+    pub version: String,
+    pub held: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unit {
+    pub enabled: bool,
+    pub active: bool,
+    /// How many times it was (re)started: tests assert "restarted only when needed".
+    pub starts: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HostState {
+    pub packages: BTreeMap<String, Package>,
+    pub units: BTreeMap<String, Unit>,
+    /// Kernel parameters applied with sysctl (net.* are also applied for real in the namespace).
+    pub sysctls: BTreeMap<String, String>,
+    /// The sources list content `apt-get update` last read: packages of a repository are
+    /// only visible after an update that saw it.
+    pub apt_updated_sources: Option<String>,
+    pub daemon_reloads: u32,
+}
+
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("KUBEWRIGHT_SIM_HOST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(HOST_STATE_DIR))
+}
+
+/// Run `f` on this host's state, saving it afterwards, under the host lock.
+pub fn with_host<R>(f: impl FnOnce(&mut HostState) -> anyhow::Result<R>) -> anyhow::Result<R> {
+    let dir = state_dir();
+    std::fs::create_dir_all(&dir)?;
+    let lock = File::create(dir.join("host.lock")).context("cannot open the host lock")?;
+    lock.lock().context("cannot lock the host state")?;
+    let path = dir.join("host.json");
+    let mut state: HostState = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).context("host.json is damaged")?,
+        Err(_) => HostState::default(),
+    };
+    let result = f(&mut state)?;
+    write_atomic(&path, &serde_json::to_vec_pretty(&state)?)?;
+    Ok(result)
+}
+
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+/// The kernel modules the host shows in /proc/modules (a file the simulator keeps).
+pub fn loaded_modules() -> BTreeSet<String> {
+    std::fs::read_to_string(state_dir().join("proc-modules"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}

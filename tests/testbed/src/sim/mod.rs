@@ -1,0 +1,109 @@
+//! The node simulator: one binary answering as kubeadm, kubectl, kubelet, systemctl,
+//! apt-get, apt-mark, apt-cache, dpkg-query, sysctl, modprobe, lsmod, swapoff, crictl, etcdctl and
+//! curl (for the package repository's signing key), chosen by the name it runs under.
+//!
+//! Host state lives in `/var/lib/kubewright-sim/host.json`; cluster state (what the API
+//! server and etcd would hold) in `/var/lib/kubewright-sim-cluster/`, shared by the bed's
+//! hosts and locked with `flock`. Outputs, errors and exit codes follow the real tools as
+//! recorded in ../shared/reference/kubeadm-behaviour.md (section numbers in comments).
+
+mod apt;
+mod host;
+mod system;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::faults::{self, FaultAction};
+
+/// Where the simulator keeps this host's state (bound in by the host's init).
+pub const HOST_STATE_DIR: &str = "/var/lib/kubewright-sim";
+/// Where the cluster's state lives (the same directory on every host of a bed).
+pub const CLUSTER_STATE_DIR: &str = "/var/lib/kubewright-sim-cluster";
+
+/// `/proc/swaps` as the kernel prints it: the header, and the swap a fresh host has on.
+pub const PROC_SWAPS_HEADER: &str = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority";
+pub const PROC_SWAPS_ACTIVE: &str = "/dev/vda3                               partition\t2097148\t\t0\t\t-2";
+
+/// What a simulated command produced.
+pub struct Outcome {
+    pub code: u8,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    pub fn ok(stdout: impl Into<String>) -> Self {
+        Outcome { code: 0, stdout: stdout.into(), stderr: String::new() }
+    }
+    pub fn fail(code: u8, stderr: impl Into<String>) -> Self {
+        Outcome { code, stdout: String::new(), stderr: stderr.into() }
+    }
+    pub fn with_stderr(mut self, stderr: impl Into<String>) -> Self {
+        self.stderr.push_str(&stderr.into());
+        self
+    }
+}
+
+pub fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let tool = args.first().map(|a| a.rsplit('/').next().unwrap_or(a).to_string()).unwrap_or_default();
+    let rest = &args[1.min(args.len())..];
+    let command_line =
+        std::iter::once(tool.as_str()).chain(rest.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
+    if let Some(outcome) = injected_fault(&command_line) {
+        return finish(outcome);
+    }
+    let outcome = match dispatch(&tool, rest) {
+        Ok(o) => o,
+        Err(e) => Outcome::fail(1, format!("kubewright-node-sim ({tool}): internal error: {e:#}\n")),
+    };
+    finish(outcome)
+}
+
+fn dispatch(tool: &str, args: &[String]) -> anyhow::Result<Outcome> {
+    Ok(match tool {
+        "apt-get" => apt::apt_get(args)?,
+        "apt-mark" => apt::apt_mark(args)?,
+        "apt-cache" => apt::apt_cache(args)?,
+        "dpkg-query" => apt::dpkg_query(args)?,
+        "curl" => apt::curl(args)?,
+        "systemctl" => system::systemctl(args)?,
+        "sysctl" => system::sysctl(args)?,
+        "modprobe" => system::modprobe(args)?,
+        "lsmod" => system::lsmod()?,
+        "swapoff" => system::swapoff(args)?,
+        "swapon" => system::swapon(args)?,
+        other => Outcome::fail(127, format!("{other}: command not found\n")),
+    })
+}
+
+fn finish(o: Outcome) -> ExitCode {
+    let _ = std::io::stdout().write_all(o.stdout.as_bytes());
+    let _ = std::io::stderr().write_all(o.stderr.as_bytes());
+    ExitCode::from(o.code)
+}
+
+/// A fault the test bed injected for this command line, if any (see [`crate::faults`]).
+fn injected_fault(command_line: &str) -> Option<Outcome> {
+    let dir = std::path::Path::new(HOST_STATE_DIR);
+    let mut all = faults::load(dir);
+    let i = all.iter().position(|f| command_line.starts_with(&f.command_prefix) && !f.fired)?;
+    match all[i].action.clone() {
+        FaultAction::Fail { code, stderr } => Some(Outcome::fail(code.clamp(0, 255) as u8, stderr)),
+        FaultAction::FailOnce { code, stderr } => {
+            all[i].fired = true;
+            let _ = faults::save(dir, &all);
+            Some(Outcome::fail(code.clamp(0, 255) as u8, stderr))
+        }
+        FaultAction::Hang { seconds } => {
+            if seconds == 0 {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_secs(seconds));
+            None
+        }
+    }
+}
