@@ -381,6 +381,21 @@ impl Testbed {
                 let _ = self.children.swap_remove(pos).wait();
             }
         }
+        // The kernel kills the rest of the host's processes asynchronously; a crashed host
+        // has none left (and an old sshd must not hold port 22 when it boots again).
+        let netns = self.state.hosts[i].netns.clone();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pids =
+                Command::new("ip").args(["netns", "pids", &netns]).output().map(|o| o.stdout).unwrap_or_default();
+            if pids.iter().all(u8::is_ascii_whitespace) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("processes of crashed host {name} are still running after 10s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         self.save()
     }
 
@@ -434,10 +449,18 @@ impl Testbed {
         for mut child in self.children.drain(..) {
             let _ = child.wait();
         }
+        // Deleting a veth end removes the pair at once; a deleted namespace frees its
+        // devices later, asynchronously, so the links go first.
         for host in &self.state.hosts {
+            let _ = Command::new("ip").args(["link", "del", &host.veth]).stderr(Stdio::null()).status();
             let _ = Command::new("ip").args(["netns", "del", &host.netns]).stderr(Stdio::null()).status();
         }
         let _ = Command::new("ip").args(["link", "del", &self.state.bridge]).stderr(Stdio::null()).status();
+        // Release the subnet only when none of its links remain, or the next bed collides.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while subnet_has_links(self.state.subnet) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = std::fs::remove_file(Path::new(REGISTRY).join(format!("subnet-{}", self.state.subnet)));
         let leftovers = self.leftovers();
         if self.state.temporary {
@@ -470,8 +493,8 @@ impl Testbed {
                 left.push(format!("process {pid} ({})", host.name));
             }
         }
-        if Path::new(&format!("/sys/class/net/{}", self.state.bridge)).exists() {
-            left.push(format!("bridge {}", self.state.bridge));
+        if subnet_has_links(self.state.subnet) {
+            left.push(format!("links kwtb{}*", self.state.subnet));
         }
         left
     }
@@ -502,6 +525,15 @@ fn kill_init(pid: u32) {
     }
 }
 
+/// True while the machine has the bridge or any veth of subnet `s`.
+fn subnet_has_links(s: u8) -> bool {
+    let bridge = format!("kwtb{s}");
+    let veth = format!("kwtb{s}h");
+    std::fs::read_dir("/sys/class/net")
+        .map(|d| d.flatten().any(|e| e.file_name().to_str().is_some_and(|n| n == bridge || n.starts_with(&veth))))
+        .unwrap_or(false)
+}
+
 /// Claim a free 10.254.S.0/24 for a bed: a registry file created exclusively, and no
 /// interface of the machine already in it.
 fn claim_subnet(dir: &Path) -> anyhow::Result<u8> {
@@ -511,10 +543,11 @@ fn claim_subnet(dir: &Path) -> anyhow::Result<u8> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    let start = (std::process::id() % 250) as u8;
+    // Random start: beds brought up together by one test process spread out.
+    let start = rand::random::<u8>() % 250;
     for k in 0..250u16 {
         let s = ((start as u16 + k) % 250 + 1) as u8;
-        if in_use.contains(&format!(" 10.254.{s}.")) || Path::new(&format!("/sys/class/net/kwtb{s}")).exists() {
+        if in_use.contains(&format!(" 10.254.{s}.")) || subnet_has_links(s) {
             continue;
         }
         let claim = Path::new(REGISTRY).join(format!("subnet-{s}"));
