@@ -428,6 +428,20 @@ impl Testbed {
         Ok(())
     }
 
+    /// Move the simulator's clock forward (or back) by `seconds` on every host of the bed,
+    /// e.g. to make certificates expire in N days.
+    pub fn advance_clock(&self, seconds: i64) -> anyhow::Result<()> {
+        update_cluster_state(&self.cluster_state_dir(), |c| c.clock_offset_seconds += seconds)
+    }
+
+    /// The cluster state the simulator keeps (nodes, events, tokens...), for assertions.
+    pub fn cluster_state(&self) -> crate::sim::cluster::Cluster {
+        std::fs::read_to_string(self.cluster_state_dir().join("cluster.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
     // ---- teardown ----
 
     /// Tear the bed down: kill every host, delete namespaces, links and the bridge, release
@@ -523,6 +537,14 @@ fn kill_init(pid: u32) {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Change the cluster state in `dir` under the simulator's lock.
+fn update_cluster_state(dir: &Path, f: impl FnOnce(&mut crate::sim::cluster::Cluster)) -> anyhow::Result<()> {
+    crate::sim::cluster::with_cluster_in(dir, |c| {
+        f(c);
+        Ok(())
+    })
 }
 
 /// True while the machine has the bridge or any veth of subnet `s`.

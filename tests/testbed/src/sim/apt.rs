@@ -249,14 +249,20 @@ fn install(args: &[String]) -> anyhow::Result<Outcome> {
 /// The binaries and units a package brings. Installing kubelet enables it but does not
 /// start it (on a real host it crash-loops until kubeadm writes its configuration).
 fn install_files(s: &mut HostState, name: &str) -> anyhow::Result<()> {
+    // The package's files replace whatever the host had at that path (the machine may
+    // have real binaries there; a host sees only its own overlay).
     let link = |target: &str| -> anyhow::Result<()> {
         let p = Path::new(target);
-        if p.symlink_metadata().is_err() {
-            if let Some(parent) = p.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            symlink(SIM, p)?;
+        if std::fs::read_link(p).is_ok_and(|t| t == Path::new(SIM)) {
+            return Ok(());
         }
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if p.symlink_metadata().is_ok() {
+            std::fs::remove_file(p)?;
+        }
+        symlink(SIM, p)?;
         Ok(())
     };
     match name {

@@ -36,6 +36,8 @@ pub struct HostState {
     /// only visible after an update that saw it.
     pub apt_updated_sources: Option<String>,
     pub daemon_reloads: u32,
+    /// The node name this host registered with (set by kubeadm init/join).
+    pub node_name: Option<String>,
 }
 
 pub fn state_dir() -> PathBuf {

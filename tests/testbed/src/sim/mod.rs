@@ -8,7 +8,12 @@
 //! recorded in ../shared/reference/kubeadm-behaviour.md (section numbers in comments).
 
 mod apt;
+mod certs;
+pub mod cluster;
 mod host;
+mod kubeadm;
+mod kubectl;
+mod pki;
 mod system;
 
 use std::io::Write;
@@ -74,6 +79,9 @@ fn dispatch(tool: &str, args: &[String]) -> anyhow::Result<Outcome> {
         "lsmod" => system::lsmod()?,
         "swapoff" => system::swapoff(args)?,
         "swapon" => system::swapon(args)?,
+        "kubeadm" => kubeadm::kubeadm(args)?,
+        "kubectl" => kubectl::kubectl(args)?,
+        "kubelet" => kubectl::kubelet(args)?,
         other => Outcome::fail(127, format!("{other}: command not found\n")),
     })
 }

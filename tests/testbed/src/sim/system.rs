@@ -40,7 +40,7 @@ pub fn systemctl(args: &[String]) -> anyhow::Result<Outcome> {
     if units.is_empty() {
         return Ok(Outcome::fail(1, "Too few arguments.\n"));
     }
-    with_host(|s| {
+    let result = with_host(|s| {
         let mut out = String::new();
         let mut code = 0;
         for unit in &units {
@@ -116,7 +116,15 @@ pub fn systemctl(args: &[String]) -> anyhow::Result<Outcome> {
             }
         }
         Ok(Outcome { code, stdout: out, stderr: String::new() })
-    })
+    })?;
+    if units.iter().any(|u| u == "kubelet")
+        && matches!(verb, "start" | "restart" | "stop" | "enable" | "disable")
+        && result.code == 0
+    {
+        let active = with_host(|s| Ok(s.units.get("kubelet").is_some_and(|u| u.active)))?;
+        super::kubectl::kubelet_changed(active)?;
+    }
+    Ok(result)
 }
 
 /// Files `sysctl --system` reads, in procps-ng's order; later files win.
@@ -325,10 +333,7 @@ pub fn swapon(args: &[String]) -> anyhow::Result<Outcome> {
     let has_swap =
         fstab.lines().any(|l| !l.trim_start().starts_with('#') && l.split_whitespace().nth(2) == Some("swap"));
     if has_swap {
-        write_atomic(
-            &state_dir().join("proc-swaps"),
-            format!("{}\n{}\n", super::PROC_SWAPS_HEADER, super::PROC_SWAPS_ACTIVE).as_bytes(),
-        )?;
+        write_swaps(true)?;
     }
     Ok(Outcome::ok(""))
 }

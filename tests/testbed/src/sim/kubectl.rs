@@ -1,0 +1,436 @@
+//! kubectl: get nodes, cordon, uncordon, drain, apply -f, version (kubeadm-behaviour.md §7).
+//! kubelet: `--version`.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use super::Outcome;
+use super::cluster::{Cluster, now_unix, read_cluster, with_cluster};
+use super::host::with_host;
+use super::kubeadm::{V, installed};
+
+fn flag<'a>(args: &'a [String], names: &[&str]) -> Option<&'a str> {
+    args.iter().enumerate().find_map(|(i, a)| {
+        for n in names {
+            if a == n {
+                return args.get(i + 1).map(String::as_str);
+            }
+            if let Some(v) = a.strip_prefix(&format!("{n}=")) {
+                return Some(v);
+            }
+        }
+        None
+    })
+}
+
+/// Arguments that are not flags (and not flag values).
+fn positional(args: &[String]) -> Vec<&str> {
+    const WITH_VALUE: &[&str] = &[
+        "-o",
+        "--output",
+        "--kubeconfig",
+        "-f",
+        "--filename",
+        "--timeout",
+        "--grace-period",
+        "-n",
+        "--namespace",
+        "--selector",
+        "-l",
+    ];
+    let mut out = Vec::new();
+    let mut skip = false;
+    for a in args {
+        if skip {
+            skip = false;
+            continue;
+        }
+        if WITH_VALUE.contains(&a.as_str()) {
+            skip = true;
+        } else if !a.starts_with('-') {
+            out.push(a.as_str());
+        }
+    }
+    out
+}
+
+/// The API server a kubeconfig points at, if the cluster answers there.
+fn connect(args: &[String]) -> Result<Cluster, Outcome> {
+    let path = flag(args, &["--kubeconfig"])
+        .map(str::to_string)
+        .or_else(|| std::env::var("KUBECONFIG").ok())
+        .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.kube/config")));
+    let refused = |server: &str| {
+        Outcome::fail(
+            1,
+            format!("The connection to the server {server} was refused - did you specify the right host or port?\n"),
+        )
+    };
+    let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) else {
+        return Err(refused("localhost:8080"));
+    };
+    let server = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server:"))
+        .map(|s| s.trim().trim_start_matches("https://").to_string())
+        .unwrap_or_default();
+    let cluster = read_cluster();
+    if cluster.initialized && (server == cluster.endpoint || cluster.apiservers.contains(&server)) {
+        Ok(cluster)
+    } else {
+        Err(refused(&server))
+    }
+}
+
+pub fn kubectl(args: &[String]) -> anyhow::Result<Outcome> {
+    let pos = positional(args);
+    match pos.first().copied() {
+        Some("version") => version(args),
+        Some("get") if pos.get(1).is_some_and(|r| matches!(*r, "nodes" | "node" | "no")) => Ok(match connect(args) {
+            Ok(c) => get_nodes(&c, flag(args, &["-o", "--output"]), pos.get(2).copied()),
+            Err(o) => o,
+        }),
+        Some("cordon") | Some("uncordon") => {
+            if let Err(o) = connect(args) {
+                return Ok(o);
+            }
+            let cordon = pos[0] == "cordon";
+            let Some(node) = pos.get(1).map(|s| s.to_string()) else {
+                return Ok(Outcome::fail(1, format!("error: USAGE: {} NODE [flags]\n", pos[0])));
+            };
+            with_cluster(|c| Ok(set_cordon(c, &node, cordon)))
+        }
+        Some("drain") => {
+            if let Err(o) = connect(args) {
+                return Ok(o);
+            }
+            let Some(node) = pos.get(1).map(|s| s.to_string()) else {
+                return Ok(Outcome::fail(1, "error: USAGE: drain NODE [flags]\n"));
+            };
+            let ignore_ds = args.iter().any(|a| a == "--ignore-daemonsets" || a == "--ignore-daemonsets=true");
+            with_cluster(|c| Ok(drain(c, &node, ignore_ds)))
+        }
+        Some("apply") => {
+            if let Err(o) = connect(args) {
+                return Ok(o);
+            }
+            let Some(file) = flag(args, &["-f", "--filename"]) else {
+                return Ok(Outcome::fail(1, "error: must specify one of -f and -k\n"));
+            };
+            apply(file)
+        }
+        Some(other) => Ok(Outcome::fail(1, format!("error: the simulator's kubectl does not know \"{other}\"\n"))),
+        None => Ok(Outcome::fail(1, "kubectl controls the Kubernetes cluster manager.\n")),
+    }
+}
+
+fn client_version() -> anyhow::Result<V> {
+    with_host(|s| Ok(installed(s, "kubectl")))?.ok_or_else(|| anyhow::anyhow!("kubectl is not installed"))
+}
+
+fn version_json(v: V) -> Value {
+    json!({"major": "1", "minor": v.minor.to_string(), "gitVersion": v.to_string(), "gitTreeState": "clean", "goVersion": "go1.23.6", "compiler": "gc", "platform": "linux/amd64"})
+}
+
+fn version(args: &[String]) -> anyhow::Result<Outcome> {
+    let client = client_version()?;
+    let client_only = args.iter().any(|a| a == "--client" || a == "--client=true");
+    let server = if client_only { None } else { Some(connect(args)) };
+    let json_out = flag(args, &["-o", "--output"]) == Some("json");
+    let server_v = match &server {
+        Some(Ok(c)) => V::parse(&c.kubernetes_version),
+        _ => None,
+    };
+    let mut out = if json_out {
+        let mut doc = json!({"clientVersion": version_json(client), "kustomizeVersion": "v5.4.2"});
+        if let Some(s) = server_v {
+            doc["serverVersion"] = version_json(s);
+        }
+        Outcome::ok(format!("{}\n", serde_json::to_string_pretty(&doc)?))
+    } else {
+        let mut text = format!("Client Version: {client}\nKustomize Version: v5.4.2\n");
+        if let Some(s) = server_v {
+            let _ = writeln!(text, "Server Version: {s}");
+        }
+        Outcome::ok(text)
+    };
+    if let Some(Err(refused)) = server {
+        out.stderr = refused.stderr;
+        out.code = 1;
+    }
+    Ok(out)
+}
+
+fn age(created: i64) -> String {
+    let s = (now_unix() - created).max(0);
+    if s < 120 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m", s / 60)
+    } else if s < 86_400 {
+        format!("{}h", s / 3600)
+    } else {
+        format!("{}d", s / 86_400)
+    }
+}
+
+fn status(c: &Cluster, name: &str) -> String {
+    let n = &c.nodes[name];
+    let mut s = if !n.kubelet_running {
+        "NotReady".to_string()
+    } else if c.node_ready(name) {
+        "Ready".to_string()
+    } else {
+        "NotReady".to_string()
+    };
+    if n.unschedulable {
+        s.push_str(",SchedulingDisabled");
+    }
+    s
+}
+
+fn node_json(c: &Cluster, name: &str) -> Value {
+    let n = &c.nodes[name];
+    let (ready_status, reason, message) = if !n.kubelet_running {
+        ("Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
+    } else if c.cni_applied {
+        ("True", "KubeletReady", "kubelet is posting ready status")
+    } else {
+        (
+            "False",
+            "KubeletNotReady",
+            "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized",
+        )
+    };
+    let mut labels = json!({"beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"});
+    for (k, v) in &n.labels {
+        labels[k] = json!(v);
+    }
+    let mut taints: Vec<Value> = n
+        .taints
+        .iter()
+        .map(|t| {
+            let (kv, effect) = t.rsplit_once(':').unwrap_or((t, "NoSchedule"));
+            match kv.split_once('=') {
+                Some((k, v)) => json!({"effect": effect, "key": k, "value": v}),
+                None => json!({"effect": effect, "key": kv}),
+            }
+        })
+        .collect();
+    if n.unschedulable {
+        taints.push(json!({"effect": "NoSchedule", "key": "node.kubernetes.io/unschedulable", "timeAdded": "2025-01-01T00:00:00Z"}));
+    }
+    let mut spec = json!({});
+    if !taints.is_empty() {
+        spec["taints"] = json!(taints);
+    }
+    if n.unschedulable {
+        spec["unschedulable"] = json!(true);
+    }
+    let created = time::OffsetDateTime::from_unix_timestamp(n.created_unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "annotations": {"kubeadm.alpha.kubernetes.io/cri-socket": "unix:///var/run/containerd/containerd.sock", "node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
+            "creationTimestamp": created,
+            "labels": labels,
+            "name": name,
+        },
+        "spec": spec,
+        "status": {
+            "addresses": [{"address": n.address, "type": "InternalIP"}, {"address": name, "type": "Hostname"}],
+            "conditions": [
+                {"message": "kubelet has sufficient memory available", "reason": "KubeletHasSufficientMemory", "status": "False", "type": "MemoryPressure"},
+                {"message": "kubelet has no disk pressure", "reason": "KubeletHasNoDiskPressure", "status": "False", "type": "DiskPressure"},
+                {"message": "kubelet has sufficient PID available", "reason": "KubeletHasSufficientPID", "status": "False", "type": "PIDPressure"},
+                {"message": message, "reason": reason, "status": ready_status, "type": "Ready"},
+            ],
+            "nodeInfo": {"architecture": "amd64", "containerRuntimeVersion": "containerd://1.6.20", "kernelVersion": "6.1.0-28-amd64", "kubeProxyVersion": n.kubelet_version, "kubeletVersion": n.kubelet_version, "operatingSystem": "linux", "osImage": "Debian GNU/Linux 12 (bookworm)"},
+        },
+    })
+}
+
+/// JSON the way kubectl prints it: 4-space indent, keys sorted.
+fn pretty4(v: &Value) -> String {
+    use serde::Serialize;
+    let mut buf = Vec::new();
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut buf, serde_json::ser::PrettyFormatter::with_indent(b"    "));
+    let _ = v.serialize(&mut ser);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn get_nodes(c: &Cluster, output: Option<&str>, only: Option<&str>) -> Outcome {
+    let names: Vec<&String> = c.nodes.keys().filter(|n| only.is_none_or(|o| o == n.as_str())).collect();
+    if let Some(o) = only
+        && names.is_empty()
+    {
+        return Outcome::fail(1, format!("Error from server (NotFound): nodes \"{o}\" not found\n"));
+    }
+    match output {
+        Some("json") => {
+            let doc = match only {
+                Some(n) => node_json(c, n),
+                None => {
+                    json!({"apiVersion": "v1", "items": names.iter().map(|n| node_json(c, n)).collect::<Vec<_>>(), "kind": "List", "metadata": {"resourceVersion": ""}})
+                }
+            };
+            Outcome::ok(format!("{}\n", pretty4(&doc)))
+        }
+        Some("name") => Outcome::ok(names.iter().map(|n| format!("node/{n}\n")).collect::<String>()),
+        _ => {
+            let rows: Vec<[String; 5]> = names
+                .iter()
+                .map(|n| {
+                    let node = &c.nodes[*n];
+                    let roles = if node.control_plane { "control-plane" } else { "<none>" };
+                    [
+                        n.to_string(),
+                        status(c, n),
+                        roles.to_string(),
+                        age(node.created_unix),
+                        node.kubelet_version.clone(),
+                    ]
+                })
+                .collect();
+            let header = ["NAME", "STATUS", "ROLES", "AGE", "VERSION"].map(String::from);
+            let mut widths = [0usize; 5];
+            for r in std::iter::once(&header).chain(rows.iter()) {
+                for (i, cell) in r.iter().enumerate() {
+                    widths[i] = widths[i].max(cell.len());
+                }
+            }
+            let mut out = String::new();
+            for r in std::iter::once(&header).chain(rows.iter()) {
+                let line: Vec<String> = r
+                    .iter()
+                    .enumerate()
+                    .map(|(i, cell)| if i < 4 { format!("{cell:<w$}", w = widths[i] + 3) } else { cell.clone() })
+                    .collect();
+                let _ = writeln!(out, "{}", line.concat());
+            }
+            Outcome::ok(out)
+        }
+    }
+}
+
+fn set_cordon(c: &mut Cluster, node: &str, cordon: bool) -> Outcome {
+    let Some(n) = c.nodes.get_mut(node) else {
+        return Outcome::fail(1, format!("Error from server (NotFound): nodes \"{node}\" not found\n"));
+    };
+    // drain.go name printer: `node/N cordoned`, `node/N already cordoned` (§7.1).
+    let verb = if cordon { "cordoned" } else { "uncordoned" };
+    if n.unschedulable == cordon {
+        return Outcome::ok(format!("node/{node} already {verb}\n"));
+    }
+    n.unschedulable = cordon;
+    c.event(if cordon { "cordon" } else { "uncordon" }, node);
+    Outcome::ok(format!("node/{node} {verb}\n"))
+}
+
+/// The DaemonSet pods every node runs: kube-proxy, and flannel once it is applied.
+fn daemonset_pods(c: &Cluster, node: &str) -> Vec<String> {
+    let suffix: String = node.bytes().map(|b| (b'a' + b % 26) as char).take(5).collect();
+    let mut pods = Vec::new();
+    if c.cni_applied {
+        pods.push(format!("kube-flannel/kube-flannel-ds-{suffix}"));
+    }
+    pods.push(format!("kube-system/kube-proxy-{suffix}"));
+    pods
+}
+
+fn drain(c: &mut Cluster, node: &str, ignore_daemonsets: bool) -> Outcome {
+    if !c.nodes.contains_key(node) {
+        return Outcome::fail(1, format!("Error from server (NotFound): nodes \"{node}\" not found\n"));
+    }
+    let mut out = set_cordon(c, node, true);
+    let ds = daemonset_pods(c, node);
+    if !ignore_daemonsets {
+        let err =
+            format!("cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): {}", ds.join(", "));
+        let _ = write!(
+            out.stderr,
+            "error: unable to drain node \"{node}\" due to error:{err}, continuing command...\nThere are pending nodes to be drained:\n {node}\n{err}\n"
+        );
+        out.code = 1;
+        return out;
+    }
+    let _ = writeln!(out.stderr, "Warning: ignoring DaemonSet-managed Pods: {}", ds.join(", "));
+    c.event("drain", node);
+    let _ = writeln!(out.stdout, "node/{node} drained");
+    out
+}
+
+fn apply(file: &str) -> anyhow::Result<Outcome> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(_) => return Ok(Outcome::fail(1, format!("error: the path \"{file}\" does not exist\n"))),
+    };
+    let docs: Vec<Value> = match serde_saphyr::from_multiple(&text) {
+        Ok(d) => d,
+        Err(e) => return Ok(Outcome::fail(1, format!("error: error parsing {file}: {e}\n"))),
+    };
+    with_cluster(|c| {
+        let mut out = String::new();
+        for doc in docs.iter().filter(|d| d.is_object()) {
+            let kind = doc["kind"].as_str().unwrap_or("").to_string();
+            let name = doc["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let ns = doc["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+            let key = format!("{kind}/{ns}/{name}");
+            let hash = {
+                use sha2::Digest;
+                hex::encode(sha2::Sha256::digest(doc.to_string().as_bytes()))
+            };
+            let verb = match c.applied.get(&key) {
+                None => "created",
+                Some(h) if *h == hash => "unchanged",
+                Some(_) => "configured",
+            };
+            c.applied.insert(key, hash);
+            let resource = match kind.as_str() {
+                "ClusterRole" | "ClusterRoleBinding" => format!("{}.rbac.authorization.k8s.io", kind.to_lowercase()),
+                "DaemonSet" | "Deployment" => format!("{}.apps", kind.to_lowercase()),
+                other => other.to_lowercase(),
+            };
+            let _ = writeln!(out, "{resource}/{name} {verb}");
+            if kind == "DaemonSet" && name == "kube-flannel-ds" {
+                c.cni_applied = true;
+            }
+        }
+        Ok(Outcome::ok(out))
+    })
+}
+
+pub fn kubelet(args: &[String]) -> anyhow::Result<Outcome> {
+    if args.iter().any(|a| a == "--version") {
+        let v =
+            with_host(|s| Ok(installed(s, "kubelet")))?.ok_or_else(|| anyhow::anyhow!("kubelet is not installed"))?;
+        return Ok(Outcome::ok(format!("Kubernetes {v}\n")));
+    }
+    Ok(Outcome::fail(1, "kubelet runs under systemd here; the simulator only answers --version\n"))
+}
+
+/// The kubelet on this host started or stopped: the node's registration follows, with the
+/// kubelet version installed now (restarting after a package upgrade re-registers it).
+pub fn kubelet_changed(active: bool) -> anyhow::Result<()> {
+    let (node, version) = with_host(|s| Ok((s.node_name.clone(), installed(s, "kubelet"))))?;
+    let Some(node) = node else { return Ok(()) };
+    let configured = std::path::Path::new("/etc/kubernetes/kubelet.conf").exists()
+        && std::path::Path::new("/var/lib/kubelet/config.yaml").exists();
+    with_cluster(|c| {
+        if let Some(n) = c.nodes.get_mut(&node) {
+            n.kubelet_running = active && configured;
+            if let Some(v) = version
+                && active
+            {
+                n.kubelet_version = v.to_string();
+            }
+            c.event(if active { "kubelet-start" } else { "kubelet-stop" }, &node);
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,309 @@
+//! The node simulator through real SSH, with real kubeadm command lines: init, control-plane
+//! and worker joins, the network add-on, certificate expiry and renewal, and the error texts
+//! for wrong command lines.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Output;
+
+use kubewright_testbed::{Testbed, TestbedOptions};
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[track_caller]
+fn ok(bed: &Testbed, host: &str, script: &str) -> String {
+    let o = bed.ssh(host, "root", script).unwrap();
+    assert!(o.status.success(), "`{script}` on {host} failed ({}):\n{}", o.status, text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[track_caller]
+fn fails(bed: &Testbed, host: &str, script: &str) -> String {
+    let o = bed.ssh(host, "root", script).unwrap();
+    assert!(!o.status.success(), "`{script}` on {host} should fail:\n{}", text(&o));
+    text(&o)
+}
+
+/// What an install does before kubeadm: repository, packages, swap off, forwarding.
+fn prepare(bed: &Testbed, host: &str, minor: u32, patch: u32) {
+    ok(bed, host, &format!(
+        "echo 'deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.{minor}/deb/ /' > /etc/apt/sources.list.d/kubernetes.list
+         install -d -m 0755 /etc/apt/keyrings
+         curl -fsSL https://pkgs.k8s.io/core:/stable:/v1.{minor}/deb/Release.key | gpg --dearmor --yes -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg
+         apt-get update -q >/dev/null
+         apt-get install -y -q containerd kubeadm=1.{minor}.{patch}-1.1 kubelet=1.{minor}.{patch}-1.1 kubectl=1.{minor}.{patch}-1.1 >/dev/null
+         apt-mark hold kubeadm kubelet kubectl >/dev/null
+         swapoff -a
+         sysctl -q -w net.ipv4.ip_forward=1"
+    ));
+}
+
+fn init_config(api: &str, version: &str, endpoint: &str, token: &str, key: &str) -> String {
+    format!(
+        "apiVersion: kubeadm.k8s.io/{api}
+kind: InitConfiguration
+bootstrapTokens:
+  - token: \"{token}\"
+    ttl: 2h0m0s
+certificateKey: \"{key}\"
+nodeRegistration:
+  name: cp1
+  criSocket: unix:///var/run/containerd/containerd.sock
+---
+apiVersion: kubeadm.k8s.io/{api}
+kind: ClusterConfiguration
+clusterName: sim
+kubernetesVersion: {version}
+controlPlaneEndpoint: \"{endpoint}\"
+networking:
+  podSubnet: 10.244.0.0/16
+"
+    )
+}
+
+fn put(bed: &Testbed, host: &str, path: &str, content: &str) {
+    ok(bed, host, &format!("mkdir -p $(dirname {path}) && cat > {path} <<'EOF'\n{content}EOF"));
+}
+
+const TOKEN: &str = "abcdef.0123456789abcdef";
+const KEY: &str = "1d556c1751efb02d3e9ddcc1499deac2d0875c022c8c122471a5466dc424a29e";
+
+#[test]
+fn init_join_network_and_certificates() {
+    let mut opts = TestbedOptions::new(3);
+    opts.control_planes = 2;
+    let Some(bed) = Testbed::up_or_skip(opts) else { return };
+    let endpoint = format!("{}:6443", bed.host("cp1").ip);
+    for h in ["cp1", "cp2", "w1"] {
+        prepare(&bed, h, 31, 4);
+    }
+    assert_eq!(ok(&bed, "cp1", "kubeadm version -o short").trim(), "v1.31.4");
+    assert_eq!(ok(&bed, "w1", "kubelet --version").trim(), "Kubernetes v1.31.4");
+    // Installing the kubelet enables it but does not start it.
+    assert_eq!(
+        ok(&bed, "w1", "systemctl is-enabled kubelet; systemctl is-active kubelet || true").trim(),
+        "enabled\ninactive"
+    );
+
+    put(&bed, "cp1", "/etc/kubewright/init.yaml", &init_config("v1beta4", "v1.31.4", &endpoint, TOKEN, KEY));
+    let init = ok(&bed, "cp1", "kubeadm init --config /etc/kubewright/init.yaml --upload-certs");
+    assert!(init.contains("[init] Using Kubernetes version: v1.31.4"));
+    assert!(
+        init.contains(
+            "[kubelet-check] Waiting for a healthy kubelet at http://127.0.0.1:10248/healthz. This can take up to 4m0s"
+        ),
+        "1.31 wording"
+    );
+    assert!(init.contains("[upload-certs] Using certificate key:\n1d556c17"));
+    assert!(init.contains("Your Kubernetes control-plane has initialized successfully!"));
+    // The printed CA hash is the real SPKI pin of the CA on disk.
+    let pin = ok(
+        &bed,
+        "cp1",
+        "openssl x509 -pubkey -in /etc/kubernetes/pki/ca.crt | openssl rsa -pubin -outform der 2>/dev/null | openssl dgst -sha256 -hex | sed 's/^.* //'",
+    );
+    let pin = format!("sha256:{}", pin.trim());
+    assert!(init.contains(&format!("kubeadm join {endpoint} --token {TOKEN} \\\n\t--discovery-token-ca-cert-hash {pin} \\\n\t--control-plane --certificate-key {KEY}")), "{init}");
+    // Real certificates: verified by openssl, with kubeadm's SANs, keys 0600.
+    ok(&bed, "cp1", "openssl verify -CAfile /etc/kubernetes/pki/ca.crt /etc/kubernetes/pki/apiserver.crt");
+    ok(&bed, "cp1", "openssl verify -CAfile /etc/kubernetes/pki/etcd/ca.crt /etc/kubernetes/pki/etcd/server.crt");
+    let sans = ok(&bed, "cp1", "openssl x509 -in /etc/kubernetes/pki/apiserver.crt -noout -ext subjectAltName");
+    assert!(
+        sans.contains("DNS:kubernetes.default.svc.cluster.local") && sans.contains("IP Address:10.96.0.1"),
+        "{sans}"
+    );
+    assert_eq!(ok(&bed, "cp1", "stat -c %a /etc/kubernetes/pki/ca.key /etc/kubernetes/admin.conf").trim(), "600\n600");
+    assert!(ok(&bed, "cp1", "head -1 /etc/kubernetes/pki/ca.key").contains("BEGIN RSA PRIVATE KEY"));
+    assert!(
+        ok(&bed, "cp1", "cat /etc/kubernetes/manifests/kube-apiserver.yaml")
+            .contains("image: registry.k8s.io/kube-apiserver:v1.31.4")
+    );
+
+    // A wrong CA hash: refused with the actual pin in the message.
+    let bad = fails(
+        &bed,
+        "w1",
+        &format!("kubeadm join {endpoint} --token {TOKEN} --discovery-token-ca-cert-hash sha256:{}", "0".repeat(64)),
+    );
+    assert!(bad.contains(&format!("couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys \"{pin}\" are pinned")), "{bad}");
+    let bad = fails(
+        &bed,
+        "w1",
+        &format!("kubeadm join {endpoint} --token zzzzzz.0123456789abcdef --discovery-token-ca-cert-hash {pin}"),
+    );
+    assert!(
+        bad.contains("could not find a JWS signature in the cluster-info ConfigMap for token ID \"zzzzzz\""),
+        "{bad}"
+    );
+    let bad = fails(&bed, "w1", &format!("kubeadm join {endpoint} --token {TOKEN}"));
+    assert!(bad.contains("using token-based discovery without caCertHashes can be unsafe"), "{bad}");
+    let bad = fails(
+        &bed,
+        "cp2",
+        &format!(
+            "kubeadm join {endpoint} --token {TOKEN} --discovery-token-ca-cert-hash {pin} --control-plane --certificate-key {}",
+            "ab".repeat(32)
+        ),
+    );
+    assert!(
+        bad.contains("error decoding secret data with provided key: cipher: message authentication failed"),
+        "{bad}"
+    );
+
+    ok(
+        &bed,
+        "cp2",
+        &format!(
+            "kubeadm join {endpoint} --token {TOKEN} --discovery-token-ca-cert-hash {pin} --control-plane --certificate-key {KEY}"
+        ),
+    );
+    let joined =
+        ok(&bed, "w1", &format!("kubeadm join {endpoint} --token {TOKEN} --discovery-token-ca-cert-hash {pin}"));
+    assert!(joined.contains("This node has joined the cluster:"));
+    // Same CA everywhere; the joined control plane has no super-admin.conf.
+    assert_eq!(
+        ok(&bed, "cp2", "openssl x509 -in /etc/kubernetes/pki/ca.crt -noout -fingerprint"),
+        ok(&bed, "cp1", "openssl x509 -in /etc/kubernetes/pki/ca.crt -noout -fingerprint")
+    );
+    assert!(fails(&bed, "cp2", "test -e /etc/kubernetes/super-admin.conf").is_empty());
+    ok(&bed, "w1", "openssl verify -CAfile /etc/kubernetes/pki/ca.crt /var/lib/kubelet/pki/kubelet-client-current.pem");
+    let again =
+        fails(&bed, "w1", &format!("kubeadm join {endpoint} --token {TOKEN} --discovery-token-ca-cert-hash {pin}"));
+    assert!(
+        again.contains(
+            "[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: /etc/kubernetes/kubelet.conf already exists"
+        ),
+        "{again}"
+    );
+
+    // Nodes are NotReady until a pod network is applied.
+    let kubectl = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
+    let nodes = ok(&bed, "cp1", &format!("{kubectl} get nodes"));
+    assert!(
+        nodes.starts_with("NAME") && nodes.contains("cp1") && nodes.contains("NotReady") && !nodes.contains(" Ready "),
+        "{nodes}"
+    );
+    put(
+        &bed,
+        "cp1",
+        "/tmp/ds.yaml",
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: kube-flannel-ds\n  namespace: kube-flannel\n",
+    );
+    assert_eq!(
+        ok(&bed, "cp1", &format!("{kubectl} apply -f /tmp/ds.yaml")).trim(),
+        "daemonset.apps/kube-flannel-ds created"
+    );
+    assert_eq!(
+        ok(&bed, "cp1", &format!("{kubectl} apply -f /tmp/ds.yaml")).trim(),
+        "daemonset.apps/kube-flannel-ds unchanged"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&bed, "cp1", &format!("{kubectl} get nodes -o json"))).unwrap();
+    let items = json["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    for node in items {
+        let ready = node["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap();
+        assert_eq!(ready["status"], "True", "{node}");
+        assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], "v1.31.4");
+    }
+    // A stopped kubelet makes its node NotReady (Unknown), a restart brings it back.
+    ok(&bed, "w1", "systemctl stop kubelet");
+    assert!(
+        ok(&bed, "cp1", &format!("{kubectl} get nodes")).lines().any(|l| l.starts_with("w1") && l.contains("NotReady"))
+    );
+    ok(&bed, "w1", "systemctl start kubelet");
+    assert!(
+        ok(&bed, "cp1", &format!("{kubectl} get nodes")).lines().any(|l| l.starts_with("w1") && l.contains(" Ready "))
+    );
+    assert_eq!(ok(&bed, "cp1", &format!("{kubectl} cordon w1")).trim(), "node/w1 cordoned");
+    assert_eq!(ok(&bed, "cp1", &format!("{kubectl} cordon w1")).trim(), "node/w1 already cordoned");
+    assert!(ok(&bed, "cp1", &format!("{kubectl} get nodes")).contains("Ready,SchedulingDisabled"));
+    assert_eq!(ok(&bed, "cp1", &format!("{kubectl} uncordon w1")).trim(), "node/w1 uncordoned");
+    let refused = fails(&bed, "w1", "kubectl get nodes");
+    assert!(
+        refused.contains(
+            "The connection to the server localhost:8080 was refused - did you specify the right host or port?"
+        ),
+        "{refused}"
+    );
+
+    // Certificates: 1 year for leaves, 10 for CAs; age them, check, renew.
+    let check = ok(&bed, "cp1", "kubeadm certs check-expiration");
+    assert!(check.contains("CERTIFICATE                EXPIRES                  RESIDUAL TIME   CERTIFICATE AUTHORITY   EXTERNALLY MANAGED"), "{check}");
+    assert!(
+        check.lines().any(|l| l.starts_with("apiserver-etcd-client ") && l.contains("364d") && l.contains("etcd-ca")),
+        "{check}"
+    );
+    assert!(check.lines().any(|l| l.starts_with("ca ") && l.contains(" 9y ")), "{check}");
+    assert!(ok(&bed, "cp2", "kubeadm certs check-expiration").contains("!MISSING! super-admin.conf"));
+    bed.advance_clock(345 * 86_400).unwrap();
+    let aged: serde_json::Value =
+        serde_json::from_str(&ok(&bed, "cp1", "kubeadm certs check-expiration -o json")).unwrap();
+    let residual = aged["certificates"][1]["residualTime"].as_i64().unwrap();
+    assert!((19 * 86_400..21 * 86_400).contains(&residual), "about 20 days left, got {residual}s");
+    let renewed = ok(&bed, "cp1", "kubeadm certs renew all");
+    assert!(renewed.contains("certificate for serving the Kubernetes API renewed"));
+    assert!(renewed.ends_with("Done renewing certificates. You must restart the kube-apiserver, kube-controller-manager, kube-scheduler and etcd, so that they can use the new certificates.\n"));
+    let after = ok(&bed, "cp1", "kubeadm certs check-expiration");
+    assert!(after.lines().any(|l| l.starts_with("apiserver ") && l.contains("364d")), "{after}");
+    ok(&bed, "cp1", "openssl verify -CAfile /etc/kubernetes/pki/ca.crt /etc/kubernetes/pki/apiserver.crt");
+
+    let events: Vec<String> = bed.cluster_state().events.iter().map(|e| format!("{} {}", e.what, e.node)).collect();
+    for e in ["init cp1", "join-control-plane cp2", "join w1", "cordon w1", "uncordon w1"] {
+        assert!(events.contains(&e.to_string()), "event {e} missing: {events:?}");
+    }
+}
+
+#[test]
+fn configuration_and_preflight_errors() {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
+    prepare(&bed, "cp1", 30, 8);
+    let endpoint = format!("{}:6443", bed.host("cp1").ip);
+    // v1beta4 does not exist for kubeadm 1.30.
+    put(&bed, "cp1", "/root/v4.yaml", &init_config("v1beta4", "v1.30.8", &endpoint, TOKEN, KEY));
+    let e = fails(&bed, "cp1", "kubeadm init --config /root/v4.yaml");
+    assert!(e.contains("no kind \"InitConfiguration\" is registered for version \"kubeadm.k8s.io/v1beta4\""), "{e}");
+    // Unknown fields are strict decoding errors.
+    put(
+        &bed,
+        "cp1",
+        "/root/typo.yaml",
+        &init_config("v1beta3", "v1.30.8", &endpoint, TOKEN, KEY).replace("  podSubnet:", "  podSubnets:"),
+    );
+    let e = fails(&bed, "cp1", "kubeadm init --config /root/typo.yaml");
+    assert!(e.contains("strict decoding error: unknown field \"networking.podSubnets\""), "{e}");
+    // Preflight: forwarding off and containerd stopped are fatal; swap on is a warning (1.30 wording).
+    ok(&bed, "cp1", "sysctl -q -w net.ipv4.ip_forward=0; systemctl stop containerd; swapon -a");
+    put(&bed, "cp1", "/root/ok.yaml", &init_config("v1beta3", "v1.30.8", &endpoint, TOKEN, KEY));
+    let e = fails(&bed, "cp1", "kubeadm init --config /root/ok.yaml");
+    assert!(e.contains("\t[WARNING Swap]: swap is supported for cgroup v2 only; the NodeSwap feature gate of the kubelet is beta but disabled by default"), "{e}");
+    assert!(e.contains("error execution phase preflight: [preflight] Some fatal errors occurred:\n"), "{e}");
+    assert!(e.contains("\t[ERROR FileContent--proc-sys-net-ipv4-ip_forward]: /proc/sys/net/ipv4/ip_forward contents are not set to 1"), "{e}");
+    assert!(e.contains("\t[ERROR CRI]: container runtime is not running"), "{e}");
+    assert!(e.contains("[preflight] If you know what you are doing, you can make a check non-fatal with `--ignore-preflight-errors=...`"));
+    // Not root: the privileged-user check fails first, alone.
+    let o = bed.ssh("cp1", "kwadmin", "kubeadm init --config /root/ok.yaml 2>&1; true").unwrap();
+    assert!(
+        text(&o).contains("[ERROR IsPrivilegedUser]: user is not running as root")
+            || text(&o).contains("Permission denied"),
+        "{}",
+        text(&o)
+    );
+    // A version kubeadm 1.30 cannot deploy.
+    put(&bed, "cp1", "/root/old.yaml", &init_config("v1beta3", "v1.28.9", &endpoint, TOKEN, KEY));
+    let e = fails(&bed, "cp1", "kubeadm init --config /root/old.yaml");
+    assert!(e.contains("this version of kubeadm only supports deploying clusters with the control plane version >= 1.29.0. Current version: v1.28.9"), "{e}");
+    // Held packages do not move without --allow-change-held-packages; unknown versions are refused.
+    let e = fails(&bed, "cp1", "apt-get install -y kubeadm=1.30.9-1.1");
+    assert!(e.contains("E: Held packages were changed and -y was used without --allow-change-held-packages."), "{e}");
+    let e = fails(&bed, "cp1", "apt-get install -y --allow-change-held-packages kubeadm=1.30.99-1.1");
+    assert!(e.contains("E: Version '1.30.99-1.1' for 'kubeadm' was not found"), "{e}");
+    // The 1.30 repository shows only 1.30 versions, newest first, in apt's columns.
+    let madison = ok(&bed, "cp1", "apt-cache madison kubeadm");
+    assert!(
+        madison.starts_with("   kubeadm | 1.30.14-1.1 | https://pkgs.k8s.io/core:/stable:/v1.30/deb  Packages\n"),
+        "{madison}"
+    );
+    assert!(!madison.contains("1.31."));
+}
