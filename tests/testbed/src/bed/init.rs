@@ -76,19 +76,30 @@ pub fn run_init(config: &Path) -> anyhow::Result<()> {
     bind(&hd.join("sshd"), "/run/kubewright-testbed")?;
     mount(&["-t", "tmpfs", "-o", "mode=1777", "tmpfs", "/tmp"])?;
 
-    let mut sshd = Command::new("/usr/sbin/sshd")
-        .args(["-D", "-e", "-f", "/run/kubewright-testbed/sshd_config"])
-        .spawn()
-        .context("cannot start sshd")?;
-    let sshd_pid = nix::unistd::Pid::from_raw(sshd.id() as i32);
-    eprintln!("host {}: sshd started (pid {sshd_pid})", cfg.hostname);
+    let booted = std::time::Instant::now();
+    let start_sshd = || -> anyhow::Result<nix::unistd::Pid> {
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f", "/run/kubewright-testbed/sshd_config"])
+            .spawn()
+            .context("cannot start sshd")?;
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        eprintln!("host {}: sshd started (pid {pid})", cfg.hostname);
+        Ok(pid)
+    };
+    let mut sshd_pid = start_sshd()?;
     // PID 1 adopts every orphan of the host; reap them all, forever.
     loop {
         match nix::sys::wait::waitpid(None, None) {
             Ok(status) => {
                 if status.pid() == Some(sshd_pid) {
-                    let _ = sshd.try_wait();
                     eprintln!("host {}: sshd exited ({status:?})", cfg.hostname);
+                    // Right after a crash the dead host's listening socket can linger a
+                    // moment in the (surviving) network namespace: retry while booting.
+                    // Later exits are faults a test made, and stay.
+                    if booted.elapsed() < std::time::Duration::from_secs(15) {
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                        sshd_pid = start_sshd()?;
+                    }
                 }
             }
             Err(nix::errno::Errno::ECHILD) => std::thread::sleep(std::time::Duration::from_millis(200)),

@@ -410,7 +410,14 @@ impl Testbed {
         self.children.push(child);
         self.save()?;
         self.link_up(name)?;
-        self.wait_ssh(name, Duration::from_secs(30))
+        self.wait_ssh(name, Duration::from_secs(30)).with_context(|| {
+            let log = std::fs::read_to_string(self.host_dir(name).join("init.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(8).collect();
+            format!(
+                "host {name} did not boot; the end of its init log:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
+        })
     }
 
     /// Make commands on `name` whose command line starts with `fault.command_prefix` fail,

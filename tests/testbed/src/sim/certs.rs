@@ -363,8 +363,15 @@ mod tests {
     #[test]
     fn tabwriter_pads_like_go() {
         let t = tabwrite(&[vec!["CA".into(), "X".into()], vec!["front-proxy-ca".into(), "Y".into()]]);
-        assert_eq!(t, format!("CA{}X
+        assert_eq!(
+            t,
+            format!(
+                "CA{}X
 front-proxy-ca{}Y
-", " ".repeat(15), " ".repeat(3)));
+",
+                " ".repeat(15),
+                " ".repeat(3)
+            )
+        );
     }
 }
