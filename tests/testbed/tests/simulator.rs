@@ -307,3 +307,98 @@ fn configuration_and_preflight_errors() {
     );
     assert!(!madison.contains("1.31."));
 }
+
+#[test]
+fn upgrade_one_minor_with_kubeadm_rules() {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(2)) else { return };
+    let endpoint = format!("{}:6443", bed.host("cp1").ip);
+    prepare(&bed, "cp1", 30, 8);
+    prepare(&bed, "w1", 30, 8);
+    put(&bed, "cp1", "/root/init.yaml", &init_config("v1beta3", "v1.30.8", &endpoint, TOKEN, KEY));
+    ok(&bed, "cp1", "kubeadm init --config /root/init.yaml --upload-certs");
+    let pin = ok(
+        &bed,
+        "cp1",
+        "openssl x509 -pubkey -in /etc/kubernetes/pki/ca.crt | openssl rsa -pubin -outform der 2>/dev/null | openssl dgst -sha256 -hex | sed 's/^.* //'",
+    );
+    ok(
+        &bed,
+        "w1",
+        &format!("kubeadm join {endpoint} --token {TOKEN} --discovery-token-ca-cert-hash sha256:{}", pin.trim()),
+    );
+    put(
+        &bed,
+        "cp1",
+        "/tmp/ds.yaml",
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: kube-flannel-ds\n  namespace: kube-flannel\n",
+    );
+    ok(&bed, "cp1", "kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f /tmp/ds.yaml");
+
+    let next_repo = "sed -i 's/v1.30/v1.31/' /etc/apt/sources.list.d/kubernetes.list && apt-get update -q >/dev/null";
+    ok(&bed, "cp1", next_repo);
+    ok(&bed, "cp1", "apt-get install -y -q --allow-change-held-packages kubeadm=1.31.4-1.1 >/dev/null");
+    let plan = bed.ssh("cp1", "root", "kubeadm upgrade plan").unwrap();
+    assert!(
+        text(&plan).contains("[upgrade/versions] Cluster version: 1.30.8")
+            && text(&plan).contains("\tkubeadm upgrade apply v1.31.4"),
+        "{}",
+        text(&plan)
+    );
+    // One minor at a time, and never past the kubeadm binary.
+    let e = fails(&bed, "cp1", "kubeadm upgrade apply v1.32.0 -y");
+    assert!(e.contains("Specified version to upgrade to \"v1.32.0\" is too high; kubeadm can upgrade only 1 minor version at a time"), "{e}");
+    assert!(e.contains("is at least one minor release higher than the kubeadm minor release (32 > 31)"), "{e}");
+    let e = fails(&bed, "cp1", "kubeadm upgrade apply v1.31.5 -y");
+    assert!(
+        e.contains("is higher than the kubeadm version \"v1.31.4\". Upgrade kubeadm first")
+            && e.contains("Can be bypassed if you pass the --force flag"),
+        "{e}"
+    );
+    let e = fails(&bed, "cp1", "kubeadm upgrade apply v1.31.4 < /dev/null");
+    assert!(e.contains("won't proceed; the user didn't answer (Y|y) in order to continue"), "{e}");
+
+    let serial_before = ok(&bed, "cp1", "openssl x509 -in /etc/kubernetes/pki/apiserver.crt -noout -serial");
+    let applied = ok(&bed, "cp1", "kubeadm upgrade apply v1.31.4 -y");
+    assert!(
+        applied.contains("[upgrade/successful] SUCCESS! Your cluster was upgraded to \"v1.31.4\". Enjoy!"),
+        "{applied}"
+    );
+    assert!(ok(&bed, "cp1", "cat /etc/kubernetes/manifests/kube-apiserver.yaml").contains("kube-apiserver:v1.31.4"));
+    let serial_after = ok(&bed, "cp1", "openssl x509 -in /etc/kubernetes/pki/apiserver.crt -noout -serial");
+    assert_ne!(serial_before, serial_after, "upgrade apply renews certificates");
+    // Applying the version the cluster runs changes nothing (and renews nothing).
+    ok(&bed, "cp1", "kubeadm upgrade apply v1.31.4 -y");
+    assert_eq!(serial_after, ok(&bed, "cp1", "openssl x509 -in /etc/kubernetes/pki/apiserver.crt -noout -serial"));
+
+    // The kubelet is not upgraded by kubeadm: its node keeps its version until restarted.
+    let kubectl = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
+    assert!(
+        ok(&bed, "cp1", &format!("{kubectl} get nodes"))
+            .lines()
+            .any(|l| l.starts_with("cp1") && l.ends_with("v1.30.8"))
+    );
+    ok(
+        &bed,
+        "cp1",
+        "apt-get install -y -q --allow-change-held-packages kubelet=1.31.4-1.1 kubectl=1.31.4-1.1 >/dev/null && systemctl daemon-reload && systemctl restart kubelet",
+    );
+    assert!(
+        ok(&bed, "cp1", &format!("{kubectl} get nodes"))
+            .lines()
+            .any(|l| l.starts_with("cp1") && l.contains(" Ready ") && l.ends_with("v1.31.4"))
+    );
+
+    // A worker's kubeadm must be able to handle the cluster's new version.
+    let e = fails(&bed, "w1", "kubeadm upgrade node");
+    assert!(e.contains("this version of kubeadm only supports deploying clusters with the control plane version >= 1.29.0. Current version: v1.31.4"), "{e}");
+    ok(&bed, "w1", next_repo);
+    ok(&bed, "w1", "apt-get install -y -q --allow-change-held-packages kubeadm=1.31.4-1.1 >/dev/null");
+    let upgraded = ok(&bed, "w1", "kubeadm upgrade node");
+    assert!(upgraded.contains("[upgrade] The configuration for this node was successfully updated!"), "{upgraded}");
+    let events: Vec<String> = bed.cluster_state().events.iter().map(|e| format!("{} {}", e.what, e.node)).collect();
+    assert!(
+        events.contains(&"upgrade-apply v1.31.4 cp1".to_string())
+            && events.contains(&"upgrade-node v1.31.4 w1".to_string()),
+        "{events:?}"
+    );
+}

@@ -262,6 +262,16 @@ fn check(v: V, args: &[String]) -> anyhow::Result<Outcome> {
     Ok(Outcome::ok(out))
 }
 
+/// Renew every certificate `kubeadm certs renew all` covers, without its output (what
+/// `kubeadm upgrade` does with `--certificate-renewal=true`).
+pub fn renew_all_quietly() -> anyhow::Result<()> {
+    let out = renew(V { minor: 31, patch: 0 }, &["all".to_string()])?;
+    if out.code != 0 {
+        anyhow::bail!("certificate renewal failed: {}", out.stderr);
+    }
+    Ok(())
+}
+
 fn renew(v: V, args: &[String]) -> anyhow::Result<Outcome> {
     let Some(which) = args.iter().find(|a| !a.starts_with('-')) else {
         return Ok(Outcome::fail(

@@ -88,6 +88,7 @@ pub fn kubeadm(args: &[String]) -> anyhow::Result<Outcome> {
         Some("join") => join(version, &args[1..]),
         Some("token") => token(&args[1..]),
         Some("certs") => super::certs::certs(version, &args[1..]),
+        Some("upgrade") => super::upgrade::upgrade(version, &args[1..]),
         Some(other) => Ok(Outcome::fail(
             1,
             format!("unknown command \"{other}\" for \"kubeadm\"\nRun 'kubeadm --help' for usage.\n"),

@@ -15,6 +15,7 @@ mod kubeadm;
 mod kubectl;
 mod pki;
 mod system;
+mod upgrade;
 
 use std::io::Write;
 use std::process::ExitCode;
