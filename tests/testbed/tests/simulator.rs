@@ -402,3 +402,90 @@ fn upgrade_one_minor_with_kubeadm_rules() {
         "{events:?}"
     );
 }
+
+#[test]
+fn static_pods_etcd_and_api_availability() {
+    let Some(mut bed) = Testbed::up_or_skip(TestbedOptions::new(2)) else { return };
+    let endpoint = format!("{}:6443", bed.host("cp1").ip);
+    prepare(&bed, "cp1", 31, 4);
+    prepare(&bed, "w1", 31, 4);
+    put(&bed, "cp1", "/root/init.yaml", &init_config("v1beta4", "v1.31.4", &endpoint, TOKEN, KEY));
+    ok(&bed, "cp1", "kubeadm init --config /root/init.yaml --upload-certs");
+    let pin = ok(
+        &bed,
+        "cp1",
+        "openssl x509 -pubkey -in /etc/kubernetes/pki/ca.crt | openssl rsa -pubin -outform der 2>/dev/null | openssl dgst -sha256 -hex | sed 's/^.* //'",
+    );
+    ok(
+        &bed,
+        "w1",
+        &format!("kubeadm join {endpoint} --token {TOKEN} --discovery-token-ca-cert-hash sha256:{}", pin.trim()),
+    );
+    put(
+        &bed,
+        "cp1",
+        "/tmp/ds.yaml",
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: kube-flannel-ds\n  namespace: kube-flannel\n",
+    );
+    let kubectl = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
+    ok(&bed, "cp1", &format!("{kubectl} apply -f /tmp/ds.yaml"));
+
+    // Static pods run while their manifests are in place and the kubelet is active.
+    let ps = ok(&bed, "cp1", "crictl ps");
+    for c in ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"] {
+        assert!(ps.contains(c), "{c} not running:\n{ps}");
+    }
+    let id_before = ok(&bed, "cp1", "crictl ps --name kube-apiserver -q");
+    assert!(!id_before.trim().is_empty());
+    // Moving a manifest out stops its pod; the API it served goes away; moving it back
+    // starts a new container (the restart certificate renewal relies on).
+    ok(
+        &bed,
+        "cp1",
+        "mkdir -p /etc/kubernetes/moved && mv /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/moved/",
+    );
+    assert!(ok(&bed, "cp1", "crictl ps --name kube-apiserver -q").trim().is_empty());
+    let down = fails(&bed, "cp1", &format!("{kubectl} get nodes"));
+    assert!(down.contains(&format!("The connection to the server {endpoint} was refused")), "{down}");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    ok(
+        &bed,
+        "cp1",
+        "mv /etc/kubernetes/moved/kube-apiserver.yaml /etc/kubernetes/manifests/ && touch /etc/kubernetes/manifests/kube-apiserver.yaml",
+    );
+    let id_after = ok(&bed, "cp1", "crictl ps --name kube-apiserver -q");
+    assert!(!id_after.trim().is_empty() && id_after != id_before, "a restarted pod is a new container");
+    ok(&bed, "cp1", &format!("{kubectl} get nodes"));
+
+    // etcd: health and snapshots need the kubeadm client certificates.
+    let certs = "--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key";
+    let health = bed.ssh("cp1", "root", &format!("etcdctl {certs} endpoint health")).unwrap();
+    assert!(health.status.success());
+    assert!(
+        String::from_utf8_lossy(&health.stderr)
+            .starts_with("https://127.0.0.1:2379 is healthy: successfully committed proposal: took = "),
+        "{}",
+        text(&health)
+    );
+    let unhealthy = fails(&bed, "cp1", "etcdctl --endpoints=https://127.0.0.1:2379 endpoint health");
+    assert!(
+        unhealthy.contains("is unhealthy: failed to commit proposal") && unhealthy.contains("Error: unhealthy cluster"),
+        "{unhealthy}"
+    );
+    assert!(ok(&bed, "cp1", &format!("etcdctl {certs} member list")).contains(", started, cp1, https://"));
+    let saved = ok(&bed, "cp1", &format!("etcdctl {certs} snapshot save /var/lib/etcd-backup.db"));
+    assert_eq!(saved.trim(), "Snapshot saved at /var/lib/etcd-backup.db");
+    let status = bed.ssh("cp1", "root", "etcdctl snapshot status /var/lib/etcd-backup.db -w table").unwrap();
+    assert!(String::from_utf8_lossy(&status.stderr).starts_with("Deprecated: Use `etcdutl snapshot status` instead."));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("|   HASH   | REVISION | TOTAL KEYS | TOTAL SIZE |"));
+
+    // A crashed worker stops posting status: NotReady; booted, it is Ready again.
+    bed.crash("w1").unwrap();
+    assert!(
+        ok(&bed, "cp1", &format!("{kubectl} get nodes")).lines().any(|l| l.starts_with("w1") && l.contains("NotReady"))
+    );
+    bed.boot("w1").unwrap();
+    assert!(
+        ok(&bed, "cp1", &format!("{kubectl} get nodes")).lines().any(|l| l.starts_with("w1") && l.contains(" Ready "))
+    );
+}

@@ -56,6 +56,10 @@ pub fn run_init(config: &Path) -> anyhow::Result<()> {
     mount(&["-o", "remount,bind,ro", "/opt/kubewright-sim"])?;
     bind(&hd.join("sim"), "/var/lib/kubewright-sim")?;
     bind(&cfg.bed_dir.join("cluster"), "/var/lib/kubewright-sim-cluster")?;
+    // Read-only view of every host's files, for what the cluster would observe of its peers
+    // (is a control plane's API server up: its manifest, its kubelet, the host itself).
+    bind(&cfg.bed_dir.join("hosts"), "/var/lib/kubewright-sim-peers")?;
+    mount(&["-o", "remount,bind,ro", "/var/lib/kubewright-sim-peers"])?;
     for dir in START_EMPTY {
         if Path::new(dir).exists() && std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
             bind(&hd.join("empty"), dir)?;

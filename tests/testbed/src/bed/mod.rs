@@ -346,11 +346,18 @@ impl Testbed {
     /// Cut the host's link: established connections hang, new ones time out.
     pub fn link_down(&self, name: &str) -> anyhow::Result<()> {
         run(Command::new("ip").args(["link", "set", &self.host(name).veth, "down"]))?;
-        Ok(())
+        self.set_status(name, "unreachable")
     }
 
     pub fn link_up(&self, name: &str) -> anyhow::Result<()> {
         run(Command::new("ip").args(["link", "set", &self.host(name).veth, "up"]))?;
+        let running = self.state.hosts.iter().find(|h| h.name == name).and_then(|h| h.init_pid).is_some_and(pid_alive);
+        self.set_status(name, if running { "up" } else { "unreachable" })
+    }
+
+    /// What the simulator on the other hosts sees of this one (`up` or `unreachable`).
+    fn set_status(&self, name: &str, status: &str) -> anyhow::Result<()> {
+        std::fs::write(self.host_dir(name).join("status"), format!("{status}\n"))?;
         Ok(())
     }
 
@@ -405,6 +412,7 @@ impl Testbed {
         if self.state.hosts[i].init_pid.is_some_and(pid_alive) {
             bail!("host {name} is running; crash it first");
         }
+        crate::sim::host::boot_units(&self.host_dir(name).join("sim"))?;
         let child = setup::start_init(&self.dir, &self.state.hosts[i])?;
         self.state.hosts[i].init_pid = Some(child.id());
         self.children.push(child);

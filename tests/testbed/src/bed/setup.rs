@@ -238,6 +238,7 @@ fn prepare_host(dir: &Path, h: &Host, client_pub: &str, etc_hosts: &str) -> anyh
         }
     }
 
+    write(&hd.join("status"), "up\n", 0o644)?;
     let config = InitConfig { hostname: h.name.clone(), host_dir: hd.clone(), bed_dir: dir.to_path_buf() };
     write(&hd.join("init.json"), &serde_json::to_string_pretty(&config)?, 0o600)?;
     Ok(())

@@ -40,6 +40,22 @@ pub struct HostState {
     pub node_name: Option<String>,
 }
 
+/// A host booted: systemd starts the enabled units, nothing else runs.
+pub fn boot_units(dir: &Path) -> anyhow::Result<()> {
+    let path = dir.join("host.json");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
+    let lock = File::create(dir.join("host.lock"))?;
+    lock.lock()?;
+    let mut state: HostState = serde_json::from_str(&text)?;
+    for unit in state.units.values_mut() {
+        if unit.enabled && !unit.active {
+            unit.starts += 1;
+        }
+        unit.active = unit.enabled;
+    }
+    write_atomic(&path, &serde_json::to_vec_pretty(&state)?)
+}
+
 pub fn state_dir() -> PathBuf {
     std::env::var_os("KUBEWRIGHT_SIM_HOST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(HOST_STATE_DIR))
 }

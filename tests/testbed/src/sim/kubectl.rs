@@ -76,11 +76,7 @@ fn connect(args: &[String]) -> Result<Cluster, Outcome> {
         .map(|s| s.trim().trim_start_matches("https://").to_string())
         .unwrap_or_default();
     let cluster = read_cluster();
-    if cluster.initialized && (server == cluster.endpoint || cluster.apiservers.contains(&server)) {
-        Ok(cluster)
-    } else {
-        Err(refused(&server))
-    }
+    if super::cluster::apiserver_up(&cluster, &server) { Ok(cluster) } else { Err(refused(&server)) }
 }
 
 pub fn kubectl(args: &[String]) -> anyhow::Result<Outcome> {

@@ -10,10 +10,11 @@
 mod apt;
 mod certs;
 pub mod cluster;
-mod host;
+pub mod host;
 mod kubeadm;
 mod kubectl;
 mod pki;
+mod runtime;
 mod system;
 mod upgrade;
 
@@ -83,6 +84,8 @@ fn dispatch(tool: &str, args: &[String]) -> anyhow::Result<Outcome> {
         "kubeadm" => kubeadm::kubeadm(args)?,
         "kubectl" => kubectl::kubectl(args)?,
         "kubelet" => kubectl::kubelet(args)?,
+        "crictl" => runtime::crictl(args)?,
+        "etcdctl" => runtime::etcdctl(args)?,
         other => Outcome::fail(127, format!("{other}: command not found\n")),
     })
 }

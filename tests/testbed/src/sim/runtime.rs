@@ -1,0 +1,217 @@
+//! crictl and etcdctl: what runs on a host (the static pods while their manifests are in
+//! place and the kubelet is active) and the local etcd member (kubeadm-behaviour.md §10).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use sha2::Digest;
+
+use super::Outcome;
+use super::cluster::{now_unix, read_cluster, with_cluster};
+use super::host::with_host;
+
+const MANIFESTS: &str = "/etc/kubernetes/manifests";
+
+fn kubelet_active() -> bool {
+    with_host(|s| Ok(s.units.get("kubelet").is_some_and(|u| u.active))).unwrap_or(false)
+}
+
+/// The static pods this host runs: one per manifest, while the kubelet is active. The
+/// container ID changes when the manifest does (a restarted pod is a new container).
+fn static_containers() -> Vec<(String, String, String)> {
+    if !kubelet_active() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(MANIFESTS) {
+        let mut paths: Vec<_> =
+            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
+        paths.sort();
+        for p in paths {
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let image = text.lines().find_map(|l| l.trim().strip_prefix("image: ")).unwrap_or("").to_string();
+            let mtime = std::fs::metadata(&p).and_then(|m| m.modified()).map(|t| format!("{t:?}")).unwrap_or_default();
+            let id = hex::encode(sha2::Sha256::digest(format!("{name}{text}{mtime}").as_bytes()));
+            out.push((id, image, name));
+        }
+    }
+    out
+}
+
+pub fn crictl(args: &[String]) -> anyhow::Result<Outcome> {
+    let quiet = args.iter().any(|a| a == "-q" || a == "--quiet");
+    let name_filter = args.iter().enumerate().find_map(|(i, a)| {
+        if a == "--name" { args.get(i + 1).cloned() } else { a.strip_prefix("--name=").map(str::to_string) }
+    });
+    match args.iter().find(|a| !a.starts_with('-')).map(String::as_str) {
+        Some("ps") | Some("pods") => {
+            if !with_host(|s| Ok(s.units.get("containerd").is_some_and(|u| u.active)))? {
+                return Ok(Outcome::fail(
+                    1,
+                    "time=\"2025-01-01T00:00:00Z\" level=fatal msg=\"validate service connection: validate CRI v1 runtime API for endpoint \\\"unix:///run/containerd/containerd.sock\\\": rpc error: code = Unavailable desc = connection error: desc = \\\"transport: Error while dialing: dial unix /run/containerd/containerd.sock: connect: no such file or directory\\\"\"\n",
+                ));
+            }
+            let rows: Vec<_> = static_containers()
+                .into_iter()
+                .filter(|(_, _, n)| name_filter.as_ref().is_none_or(|f| n.contains(f.as_str())))
+                .collect();
+            let mut out = String::new();
+            if quiet {
+                for (id, _, _) in &rows {
+                    let _ = writeln!(out, "{id}");
+                }
+            } else {
+                out.push_str("CONTAINER           IMAGE               CREATED             STATE               NAME                ATTEMPT             POD ID              POD\n");
+                for (id, image, name) in &rows {
+                    let _ = writeln!(
+                        out,
+                        "{:<19} {:<19} {:<19} {:<19} {:<19} {:<19} {:<19} {name}-{}",
+                        &id[..13],
+                        image.rsplit('/').next().unwrap_or(image),
+                        "About a minute ago",
+                        "Running",
+                        name,
+                        0,
+                        &id[13..26],
+                        hostname()
+                    );
+                }
+            }
+            Ok(Outcome::ok(out))
+        }
+        _ => Ok(Outcome::fail(1, "crictl: the simulator knows ps and pods\n")),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// This host's etcd member is up: it is a member, its static pod runs, its certificates exist.
+fn etcd_up() -> bool {
+    let node = hostname();
+    Path::new(MANIFESTS).join("etcd.yaml").exists() && kubelet_active() && read_cluster().etcd_members.contains(&node)
+}
+
+fn member_id(name: &str) -> String {
+    hex::encode(&sha2::Sha256::digest(name.as_bytes())[..8])
+}
+
+pub fn etcdctl(args: &[String]) -> anyhow::Result<Outcome> {
+    // Words that are not flags, nor the value of a separate `-w FORMAT`.
+    let positional: Vec<&str> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| !a.starts_with('-') && !(*i > 0 && matches!(args[i - 1].as_str(), "-w" | "--write-out")))
+        .map(|(_, a)| a.as_str())
+        .collect();
+    let get = |name: &str| args.iter().find_map(|a| a.strip_prefix(&format!("--{name}=")).map(str::to_string));
+    let endpoint = get("endpoints").unwrap_or_else(|| "127.0.0.1:2379".into());
+    let tls_ok = ["cacert", "cert", "key"].iter().all(|f| get(f).is_some_and(|p| Path::new(&p).exists()));
+    let table = args.iter().any(|a| a == "-w=table" || a == "--write-out=table")
+        || args.windows(2).any(|w| w[0] == "-w" && w[1] == "table");
+    match positional.as_slice() {
+        ["endpoint", "health", ..] => {
+            if etcd_up() && tls_ok {
+                let took = format!("{}.{:06}ms", 2, rand::random_range(0..999_999));
+                if table {
+                    return Ok(Outcome::ok(format!(
+                        "+------------------------+--------+------------+-------+\n|        ENDPOINT        | HEALTH |    TOOK    | ERROR |\n+------------------------+--------+------------+-------+\n| {endpoint:<22} |   true | {took:>10} |       |\n+------------------------+--------+------------+-------+\n"
+                    )));
+                }
+                // printer_simple.go prints health on stderr.
+                return Ok(Outcome {
+                    code: 0,
+                    stdout: String::new(),
+                    stderr: format!("{endpoint} is healthy: successfully committed proposal: took = {took}\n"),
+                });
+            }
+            let cause = if tls_ok {
+                "context deadline exceeded"
+            } else {
+                "rpc error: code = Unavailable desc = connection error: desc = \"transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority\""
+            };
+            Ok(Outcome::fail(
+                1,
+                format!("{endpoint} is unhealthy: failed to commit proposal: {cause}\nError: unhealthy cluster\n"),
+            ))
+        }
+        ["member", "list", ..] => {
+            if !etcd_up() {
+                return Ok(Outcome::fail(
+                    1,
+                    "{\"level\":\"warn\",\"msg\":\"retrying of unary invoker failed\",\"error\":\"context deadline exceeded\"}\nError: context deadline exceeded\n",
+                ));
+            }
+            let c = read_cluster();
+            let mut out = String::new();
+            for m in &c.etcd_members {
+                let ip = c.nodes.get(m).map(|n| n.address.clone()).unwrap_or_default();
+                let _ = writeln!(out, "{}, started, {m}, https://{ip}:2380, https://{ip}:2379, false", member_id(m));
+            }
+            Ok(Outcome::ok(out))
+        }
+        ["member", "remove", id, ..] => {
+            if !etcd_up() {
+                return Ok(Outcome::fail(1, "Error: context deadline exceeded\n"));
+            }
+            let id = id.to_string();
+            with_cluster(|c| match c.etcd_members.iter().position(|m| member_id(m) == id) {
+                Some(i) => {
+                    let name = c.etcd_members.remove(i);
+                    c.event("etcd-member-remove", &name);
+                    Ok(Outcome::ok(format!("Member {id} removed from cluster {}\n", member_id(&c.cluster_name))))
+                }
+                None => Ok(Outcome::fail(1, format!("Error: etcdserver: member not found\n"))),
+            })
+        }
+        ["snapshot", "save", file] => {
+            if !etcd_up() || !tls_ok {
+                return Ok(Outcome::fail(5, "Error: context deadline exceeded\n"));
+            }
+            let c = read_cluster();
+            let body = serde_json::to_vec(&c)?;
+            // The file is written as <file>.part and renamed (etcd snapshot_command.go).
+            let part = format!("{file}.part");
+            let mut content = b"KUBEWRIGHT-SIM-ETCD-SNAPSHOT\n".to_vec();
+            content.extend_from_slice(&body);
+            std::fs::write(&part, &content)?;
+            std::fs::rename(&part, file)?;
+            let now = now_unix();
+            let log = format!(
+                "{{\"level\":\"info\",\"ts\":\"{now}\",\"caller\":\"snapshot/v3_snapshot.go:65\",\"msg\":\"created temporary db file\",\"path\":\"{part}\"}}\n{{\"level\":\"info\",\"ts\":\"{now}\",\"caller\":\"snapshot/v3_snapshot.go:97\",\"msg\":\"saved\",\"path\":\"{file}\"}}\n"
+            );
+            Ok(Outcome { code: 0, stdout: format!("Snapshot saved at {file}\n"), stderr: log })
+        }
+        ["snapshot", "status", file] => {
+            let Ok(data) = std::fs::read(file) else {
+                return Ok(Outcome::fail(1, format!("Error: stat {file}: no such file or directory\n")));
+            };
+            let Some(body) = data.strip_prefix(b"KUBEWRIGHT-SIM-ETCD-SNAPSHOT\n") else {
+                return Ok(Outcome::fail(1, "Error: snapshot file integrity check failed. 1 errors found.\n"));
+            };
+            let hash = u32::from_be_bytes(sha2::Sha256::digest(body)[..4].try_into().unwrap_or([0; 4]));
+            let keys = serde_json::from_slice::<serde_json::Value>(body)
+                .map(|v| v["nodes"].as_object().map(|m| m.len()).unwrap_or(0))
+                .unwrap_or(0)
+                * 40
+                + 500;
+            let size = format!("{:.1} kB", data.len() as f64 / 1000.0);
+            let deprecated = "Deprecated: Use `etcdutl snapshot status` instead.\n\n";
+            let out = if table {
+                format!(
+                    "+----------+----------+------------+------------+\n|   HASH   | REVISION | TOTAL KEYS | TOTAL SIZE |\n+----------+----------+------------+------------+\n| {hash:>8x} | {:>8} | {keys:>10} | {size:>10} |\n+----------+----------+------------+------------+\n",
+                    keys * 3
+                )
+            } else {
+                format!("{hash:x}, {}, {keys}, {size}\n", keys * 3)
+            };
+            Ok(Outcome { code: 0, stdout: out, stderr: deprecated.into() })
+        }
+        _ => Ok(Outcome::fail(
+            128,
+            "Error: the simulator's etcdctl knows endpoint health, member list|remove, snapshot save|status\n",
+        )),
+    }
+}
