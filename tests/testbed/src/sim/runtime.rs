@@ -103,7 +103,7 @@ pub fn etcdctl(args: &[String]) -> anyhow::Result<Outcome> {
     let positional: Vec<&str> = args
         .iter()
         .enumerate()
-        .filter(|(i, a)| !a.starts_with('-') && !(*i > 0 && matches!(args[i - 1].as_str(), "-w" | "--write-out")))
+        .filter(|(i, a)| !(a.starts_with('-') || *i > 0 && matches!(args[i - 1].as_str(), "-w" | "--write-out")))
         .map(|(_, a)| a.as_str())
         .collect();
     let get = |name: &str| args.iter().find_map(|a| a.strip_prefix(&format!("--{name}=")).map(str::to_string));
@@ -163,7 +163,7 @@ pub fn etcdctl(args: &[String]) -> anyhow::Result<Outcome> {
                     c.event("etcd-member-remove", &name);
                     Ok(Outcome::ok(format!("Member {id} removed from cluster {}\n", member_id(&c.cluster_name))))
                 }
-                None => Ok(Outcome::fail(1, format!("Error: etcdserver: member not found\n"))),
+                None => Ok(Outcome::fail(1, "Error: etcdserver: member not found\n")),
             })
         }
         ["snapshot", "save", file] => {
