@@ -489,3 +489,118 @@ fn static_pods_etcd_and_api_availability() {
         ok(&bed, "cp1", &format!("{kubectl} get nodes")).lines().any(|l| l.starts_with("w1") && l.contains(" Ready "))
     );
 }
+
+#[test]
+fn drain_respects_disruption_budgets_and_filters() {
+    let mut opts = TestbedOptions::new(3);
+    opts.control_planes = 1;
+    let Some(bed) = Testbed::up_or_skip(opts) else { return };
+    let endpoint = format!("{}:6443", bed.host("cp1").ip);
+    for h in ["cp1", "w1", "w2"] {
+        prepare(&bed, h, 31, 4);
+    }
+    put(&bed, "cp1", "/root/init.yaml", &init_config("v1beta4", "v1.31.4", &endpoint, TOKEN, KEY));
+    ok(&bed, "cp1", "kubeadm init --config /root/init.yaml");
+    let pin = ok(
+        &bed,
+        "cp1",
+        "openssl x509 -pubkey -in /etc/kubernetes/pki/ca.crt | openssl rsa -pubin -outform der 2>/dev/null | openssl dgst -sha256 -hex | sed 's/^.* //'",
+    );
+    for w in ["w1", "w2"] {
+        ok(
+            &bed,
+            w,
+            &format!("kubeadm join {endpoint} --token {TOKEN} --discovery-token-ca-cert-hash sha256:{}", pin.trim()),
+        );
+    }
+    let kubectl = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
+    put(
+        &bed,
+        "cp1",
+        "/tmp/ds.yaml",
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: kube-flannel-ds\n  namespace: kube-flannel\n",
+    );
+    ok(&bed, "cp1", &format!("{kubectl} apply -f /tmp/ds.yaml"));
+    // Two replicas (one per worker), and a budget that keeps both.
+    put(
+        &bed,
+        "cp1",
+        "/tmp/app.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 2\n  template:\n    metadata:\n      labels:\n        app: web\n---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: web-pdb\n  namespace: shop\nspec:\n  minAvailable: 2\n  selector:\n    matchLabels:\n      app: web\n",
+    );
+    let applied = ok(&bed, "cp1", &format!("{kubectl} apply -f /tmp/app.yaml"));
+    assert!(
+        applied.contains("deployment.apps/web created")
+            && applied.contains("poddisruptionbudget.policy/web-pdb created"),
+        "{applied}"
+    );
+    let state = bed.cluster_state();
+    let on_w1 = state.pods.iter().find(|p| p.node == "w1").expect("a web pod on w1").name.clone();
+
+    // Without --ignore-daemonsets, kubectl refuses before evicting anything.
+    let e = fails(&bed, "cp1", &format!("{kubectl} drain w1"));
+    assert!(
+        e.contains(
+            "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): kube-flannel/kube-flannel-ds-"
+        ),
+        "{e}"
+    );
+
+    // The budget blocks the eviction until the timeout; the report names the pod.
+    let started = std::time::Instant::now();
+    let e = fails(
+        &bed,
+        "cp1",
+        &format!("{kubectl} drain w1 --ignore-daemonsets --delete-emptydir-data --grace-period=30 --timeout=2s"),
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    assert!(e.contains(&format!("error when evicting pods/\"{on_w1}\" -n \"shop\" (will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget.")), "{e}");
+    assert!(
+        e.contains(&format!("error when evicting pods/\"{on_w1}\" -n \"shop\": global timeout reached: 2s")),
+        "{e}"
+    );
+    assert!(e.contains("There are pending nodes to be drained:\n w1\n"), "{e}");
+    // The node stays cordoned (kubectl does not undo its cordon).
+    assert!(
+        ok(&bed, "cp1", &format!("{kubectl} get nodes"))
+            .lines()
+            .any(|l| l.starts_with("w1") && l.contains("SchedulingDisabled"))
+    );
+    ok(&bed, "cp1", &format!("{kubectl} uncordon w1"));
+
+    // With a budget that allows one disruption, the pod moves to the other worker.
+    put(
+        &bed,
+        "cp1",
+        "/tmp/pdb.yaml",
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: web-pdb\n  namespace: shop\nspec:\n  maxUnavailable: 1\n  selector:\n    matchLabels:\n      app: web\n",
+    );
+    ok(&bed, "cp1", &format!("{kubectl} apply -f /tmp/pdb.yaml"));
+    let drained =
+        ok(&bed, "cp1", &format!("{kubectl} drain w1 --ignore-daemonsets --delete-emptydir-data --timeout=30s"));
+    assert!(
+        drained.contains(&format!("evicting pod shop/{on_w1}\npod/{on_w1} evicted\n"))
+            && drained.ends_with("node/w1 drained\n"),
+        "{drained}"
+    );
+    assert!(bed.cluster_state().pods.iter().all(|p| p.node == "w2"), "the replica was rescheduled on w2");
+    ok(&bed, "cp1", &format!("{kubectl} uncordon w1"));
+
+    // Pods with emptyDir volumes need --delete-emptydir-data; bare pods need --force.
+    put(
+        &bed,
+        "cp1",
+        "/tmp/cache.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: cache\nspec:\n  replicas: 1\n  template:\n    metadata:\n      labels:\n        app: cache\n    spec:\n      volumes:\n      - name: tmp\n        emptyDir: {}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: debug\nspec:\n  nodeName: w1\n",
+    );
+    ok(&bed, "cp1", &format!("{kubectl} apply -f /tmp/cache.yaml"));
+    let e = fails(&bed, "cp1", &format!("{kubectl} drain w1 --ignore-daemonsets"));
+    assert!(
+        e.contains("cannot delete Pods with local storage (use --delete-emptydir-data to override): default/cache-"),
+        "{e}"
+    );
+    assert!(
+        e.contains("cannot delete Pods that declare no controller (use --force to override): default/debug"),
+        "{e}"
+    );
+}

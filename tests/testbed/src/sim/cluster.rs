@@ -42,6 +42,27 @@ pub struct UploadedCerts {
     pub files: BTreeMap<String, String>,
 }
 
+/// A pod of a workload (static and DaemonSet pods are derived, not stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    pub node: String,
+    /// `ReplicaSet` (from a Deployment), or empty for a bare pod.
+    pub owner: String,
+    pub labels: BTreeMap<String, String>,
+    pub empty_dir: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    pub namespace: String,
+    pub name: String,
+    pub selector: BTreeMap<String, String>,
+    pub min_available: Option<u32>,
+    pub max_unavailable: Option<u32>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
     pub at_unix: i64,
@@ -68,6 +89,10 @@ pub struct Cluster {
     pub cni_applied: bool,
     /// Manifests applied with kubectl: "kind/namespace/name" → content hash.
     pub applied: BTreeMap<String, String>,
+    #[serde(default)]
+    pub pods: Vec<Pod>,
+    #[serde(default)]
+    pub budgets: Vec<Budget>,
     pub events: Vec<Event>,
     /// Added to the real clock everywhere in the simulator (to age certificates in tests).
     pub clock_offset_seconds: i64,

@@ -104,8 +104,15 @@ pub fn kubectl(args: &[String]) -> anyhow::Result<Outcome> {
             let Some(node) = pos.get(1).map(|s| s.to_string()) else {
                 return Ok(Outcome::fail(1, "error: USAGE: drain NODE [flags]\n"));
             };
-            let ignore_ds = args.iter().any(|a| a == "--ignore-daemonsets" || a == "--ignore-daemonsets=true");
-            with_cluster(|c| Ok(drain(c, &node, ignore_ds)))
+            let opts = DrainOptions {
+                ignore_daemonsets: args.iter().any(|a| a == "--ignore-daemonsets" || a == "--ignore-daemonsets=true"),
+                delete_emptydir_data: args
+                    .iter()
+                    .any(|a| a == "--delete-emptydir-data" || a == "--delete-emptydir-data=true"),
+                force: args.iter().any(|a| a == "--force" || a == "--force=true"),
+                timeout_s: flag(args, &["--timeout"]).map(go_seconds).unwrap_or(0),
+            };
+            drain(&node, &opts)
         }
         Some("apply") => {
             if let Err(o) = connect(args) {
@@ -339,26 +346,273 @@ fn daemonset_pods(c: &Cluster, node: &str) -> Vec<String> {
     pods
 }
 
-fn drain(c: &mut Cluster, node: &str, ignore_daemonsets: bool) -> Outcome {
-    if !c.nodes.contains_key(node) {
-        return Outcome::fail(1, format!("Error from server (NotFound): nodes \"{node}\" not found\n"));
+struct DrainOptions {
+    ignore_daemonsets: bool,
+    delete_emptydir_data: bool,
+    force: bool,
+    /// 0: wait forever (kubectl's default).
+    timeout_s: u64,
+}
+
+/// `5m0s`, `30s`, `90` → seconds.
+fn go_seconds(s: &str) -> u64 {
+    let mut total = 0u64;
+    let mut num = String::new();
+    for ch in s.chars() {
+        match ch {
+            '0'..='9' => num.push(ch),
+            'h' | 'm' | 's' => {
+                let n: u64 = num.parse().unwrap_or(0);
+                total += n * match ch {
+                    'h' => 3600,
+                    'm' => 60,
+                    _ => 1,
+                };
+                num.clear();
+            }
+            _ => {}
+        }
     }
-    let mut out = set_cordon(c, node, true);
-    let ds = daemonset_pods(c, node);
-    if !ignore_daemonsets {
-        let err =
-            format!("cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): {}", ds.join(", "));
+    total + num.parse::<u64>().unwrap_or(0)
+}
+
+/// Go's `time.Duration` text for whole seconds (`1m0s`, `30s`).
+fn go_duration(s: u64) -> String {
+    let (h, m, sec) = (s / 3600, s / 60 % 60, s % 60);
+    if h > 0 {
+        format!("{h}h{m}m{sec}s")
+    } else if m > 0 {
+        format!("{m}m{sec}s")
+    } else {
+        format!("{sec}s")
+    }
+}
+
+type Labels = std::collections::BTreeMap<String, String>;
+
+fn matches(selector: &Labels, labels: &Labels) -> bool {
+    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// How many more pods a budget lets go now (the disruption controller's arithmetic).
+fn disruptions_allowed(c: &Cluster, b: &super::cluster::Budget) -> i64 {
+    let selected: Vec<&super::cluster::Pod> =
+        c.pods.iter().filter(|p| p.namespace == b.namespace && matches(&b.selector, &p.labels)).collect();
+    let healthy = selected.iter().filter(|p| c.node_ready(&p.node)).count() as i64;
+    match (b.min_available, b.max_unavailable) {
+        (Some(min), _) => healthy - min as i64,
+        (None, Some(max)) => max as i64 - (selected.len() as i64 - healthy),
+        (None, None) => healthy,
+    }
+}
+
+/// Nodes pods can go to: Ready, schedulable, without taints (control planes keep theirs).
+fn schedulable(c: &Cluster, exclude: &str) -> Vec<String> {
+    c.nodes
+        .iter()
+        .filter(|(n, node)| n.as_str() != exclude && !node.unschedulable && node.taints.is_empty() && c.node_ready(n))
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+/// `kubectl drain`: cordon, refuse what the filters refuse, evict through the disruption
+/// budgets (retried every 5 s until `--timeout`), report as kubectl does (§7.1, §7.2).
+fn drain(node: &str, o: &DrainOptions) -> anyhow::Result<Outcome> {
+    let (mut out, pods, ds) = with_cluster(|c| {
+        if !c.nodes.contains_key(node) {
+            return Ok((
+                Outcome::fail(1, format!("Error from server (NotFound): nodes \"{node}\" not found\n")),
+                Vec::new(),
+                Vec::new(),
+            ));
+        }
+        let out = set_cordon(c, node, true);
+        let pods: Vec<super::cluster::Pod> = c.pods.iter().filter(|p| p.node == node).cloned().collect();
+        Ok((out, pods, daemonset_pods(c, node)))
+    })?;
+    if out.code != 0 {
+        return Ok(out);
+    }
+    // kubectl's pod filters (k/k staging/src/k8s.io/kubectl/pkg/drain/filters.go).
+    let mut blocking = Vec::new();
+    if !o.ignore_daemonsets && !ds.is_empty() {
+        blocking.push(format!(
+            "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): {}",
+            ds.join(", ")
+        ));
+    }
+    let local: Vec<String> =
+        pods.iter().filter(|p| p.empty_dir).map(|p| format!("{}/{}", p.namespace, p.name)).collect();
+    if !o.delete_emptydir_data && !local.is_empty() {
+        blocking.push(format!(
+            "cannot delete Pods with local storage (use --delete-emptydir-data to override): {}",
+            local.join(", ")
+        ));
+    }
+    let bare: Vec<String> =
+        pods.iter().filter(|p| p.owner.is_empty()).map(|p| format!("{}/{}", p.namespace, p.name)).collect();
+    if !o.force && !bare.is_empty() {
+        blocking.push(format!(
+            "cannot delete Pods that declare no controller (use --force to override): {}",
+            bare.join(", ")
+        ));
+    }
+    if !blocking.is_empty() {
+        let agg = if blocking.len() == 1 { blocking[0].clone() } else { format!("[{}]", blocking.join(", ")) };
         let _ = write!(
             out.stderr,
-            "error: unable to drain node \"{node}\" due to error:{err}, continuing command...\nThere are pending nodes to be drained:\n {node}\n{err}\n"
+            "error: unable to drain node \"{node}\" due to error:{agg}, continuing command...\nThere are pending nodes to be drained:\n {node}\n"
         );
+        for b in &blocking {
+            let _ = writeln!(out.stderr, "{b}");
+        }
         out.code = 1;
-        return out;
+        return Ok(out);
     }
-    let _ = writeln!(out.stderr, "Warning: ignoring DaemonSet-managed Pods: {}", ds.join(", "));
-    c.event("drain", node);
+    if !ds.is_empty() {
+        let _ = writeln!(out.stderr, "Warning: ignoring DaemonSet-managed Pods: {}", ds.join(", "));
+    }
+    let started = std::time::Instant::now();
+    let mut pending = pods;
+    loop {
+        let mut still = Vec::new();
+        for pod in pending {
+            let _ = writeln!(out.stdout, "evicting pod {}/{}", pod.namespace, pod.name);
+            let evicted = with_cluster(|c| {
+                let blocked = c.budgets.iter().any(|b| {
+                    b.namespace == pod.namespace && matches(&b.selector, &pod.labels) && disruptions_allowed(c, b) <= 0
+                });
+                if blocked {
+                    return Ok(false);
+                }
+                // The ReplicaSet replaces an evicted pod on another node at once.
+                let targets = schedulable(c, node);
+                if let Some(i) = c.pods.iter().position(|p| *p == pod) {
+                    if pod.owner.is_empty() || targets.is_empty() {
+                        c.pods.remove(i);
+                    } else {
+                        let p = &mut c.pods[i];
+                        p.node = targets[i % targets.len()].clone();
+                        let base =
+                            p.name.rsplit_once('-').map(|(b, _)| b.to_string()).unwrap_or_else(|| p.name.clone());
+                        p.name = format!("{base}-{:05x}", rand::random_range(0..0xfffffu32));
+                    }
+                }
+                c.event(&format!("evict {}/{}", pod.namespace, pod.name), node);
+                Ok(true)
+            })?;
+            if evicted {
+                let _ = writeln!(out.stdout, "pod/{} evicted", pod.name);
+            } else {
+                let _ = writeln!(
+                    out.stderr,
+                    "error when evicting pods/\"{}\" -n \"{}\" (will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget.",
+                    pod.name, pod.namespace
+                );
+                still.push(pod);
+            }
+        }
+        if still.is_empty() {
+            break;
+        }
+        if o.timeout_s > 0 && started.elapsed().as_secs() + 5 > o.timeout_s {
+            std::thread::sleep(std::time::Duration::from_secs(o.timeout_s.saturating_sub(started.elapsed().as_secs())));
+            let errors: Vec<String> = still
+                .iter()
+                .map(|p| {
+                    format!(
+                        "error when evicting pods/\"{}\" -n \"{}\": global timeout reached: {}",
+                        p.name,
+                        p.namespace,
+                        go_duration(o.timeout_s)
+                    )
+                })
+                .collect();
+            let agg = if errors.len() == 1 { errors[0].clone() } else { format!("[{}]", errors.join(", ")) };
+            let names: String = still.iter().map(|p| format!("pod/{}\n", p.name)).collect();
+            let _ = write!(
+                out.stderr,
+                "There are pending pods in node \"{node}\" when an error occurred: {agg}\n{names}error: unable to drain node \"{node}\" due to error:{agg}, continuing command...\nThere are pending nodes to be drained:\n {node}\n"
+            );
+            for e in &errors {
+                let _ = writeln!(out.stderr, "{e}");
+            }
+            out.code = 1;
+            with_cluster(|c| {
+                c.event("drain-blocked", node);
+                Ok(())
+            })?;
+            return Ok(out);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        pending = still;
+    }
+    with_cluster(|c| {
+        c.event("drain", node);
+        Ok(())
+    })?;
     let _ = writeln!(out.stdout, "node/{node} drained");
-    out
+    Ok(out)
+}
+
+/// Workloads a manifest creates: a Deployment's pods (spread over schedulable nodes, as the
+/// scheduler would), a PodDisruptionBudget, a bare Pod.
+fn create_workload(c: &mut Cluster, doc: &Value) {
+    let ns = doc["metadata"]["namespace"].as_str().unwrap_or("default").to_string();
+    let name = doc["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let labels = |v: &Value| -> Labels {
+        v.as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
+            .unwrap_or_default()
+    };
+    match doc["kind"].as_str() {
+        Some("Deployment") => {
+            c.pods.retain(|p| !(p.namespace == ns && p.name.starts_with(&format!("{name}-"))));
+            let replicas = doc["spec"]["replicas"].as_u64().unwrap_or(1) as usize;
+            let template = &doc["spec"]["template"];
+            let empty_dir =
+                template["spec"]["volumes"].as_array().is_some_and(|v| v.iter().any(|v| v.get("emptyDir").is_some()));
+            let nodes = schedulable(c, "");
+            for i in 0..replicas {
+                let Some(node) = nodes.get(i % nodes.len().max(1)).cloned() else { break };
+                c.pods.push(super::cluster::Pod {
+                    namespace: ns.clone(),
+                    name: format!("{name}-{:05x}", rand::random_range(0..0xfffffu32)),
+                    node,
+                    owner: "ReplicaSet".into(),
+                    labels: labels(&template["metadata"]["labels"]),
+                    empty_dir,
+                });
+            }
+        }
+        Some("Pod") => {
+            let node = doc["spec"]["nodeName"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| schedulable(c, "").first().cloned())
+                .unwrap_or_default();
+            c.pods.push(super::cluster::Pod {
+                namespace: ns,
+                name,
+                node,
+                owner: String::new(),
+                labels: labels(&doc["metadata"]["labels"]),
+                empty_dir: false,
+            });
+        }
+        Some("PodDisruptionBudget") => {
+            c.budgets.retain(|b| !(b.namespace == ns && b.name == name));
+            let spec = &doc["spec"];
+            c.budgets.push(super::cluster::Budget {
+                namespace: ns,
+                name,
+                selector: labels(&spec["selector"]["matchLabels"]),
+                min_available: spec["minAvailable"].as_u64().map(|v| v as u32),
+                max_unavailable: spec["maxUnavailable"].as_u64().map(|v| v as u32),
+            });
+        }
+        _ => {}
+    }
 }
 
 fn apply(file: &str) -> anyhow::Result<Outcome> {
@@ -390,12 +644,14 @@ fn apply(file: &str) -> anyhow::Result<Outcome> {
             let resource = match kind.as_str() {
                 "ClusterRole" | "ClusterRoleBinding" => format!("{}.rbac.authorization.k8s.io", kind.to_lowercase()),
                 "DaemonSet" | "Deployment" => format!("{}.apps", kind.to_lowercase()),
+                "PodDisruptionBudget" => "poddisruptionbudget.policy".to_string(),
                 other => other.to_lowercase(),
             };
             let _ = writeln!(out, "{resource}/{name} {verb}");
             if kind == "DaemonSet" && name == "kube-flannel-ds" {
                 c.cni_applied = true;
             }
+            create_workload(c, doc);
         }
         Ok(Outcome::ok(out))
     })
