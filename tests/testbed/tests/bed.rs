@@ -156,6 +156,34 @@ fn sshd_killed_refuses_new_connections_but_keeps_sessions() {
     ok(bed.ssh("cp1", "root", "true").unwrap());
 }
 
+/// The median time of a TCP connect to the host's sshd: one round trip.
+fn connect_rtt(bed: &Testbed, host: &str) -> Duration {
+    let addr = std::net::SocketAddr::from((bed.host(host).ip, 22));
+    let mut samples: Vec<Duration> = (0..7)
+        .map(|_| {
+            let started = Instant::now();
+            let _s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+            started.elapsed()
+        })
+        .collect();
+    samples.sort();
+    samples[3]
+}
+
+#[test]
+fn latency_delays_both_directions() {
+    let Some(mut bed) = bed(1) else { return };
+    let base = connect_rtt(&bed, "cp1");
+    bed.add_latency("cp1", 20).unwrap();
+    let slow = connect_rtt(&bed, "cp1");
+    // 20 ms each way: a round trip takes at least 40 ms more.
+    assert!(slow >= base + Duration::from_millis(38), "base {base:?}, with latency {slow:?}");
+    ok(bed.ssh("cp1", "root", "true").unwrap());
+    bed.clear_latency("cp1").unwrap();
+    let healed = connect_rtt(&bed, "cp1");
+    assert!(healed < Duration::from_millis(20), "latency removed: {healed:?}");
+}
+
 #[test]
 fn crash_kills_processes_and_boot_keeps_files() {
     let Some(mut bed) = bed(1) else { return };

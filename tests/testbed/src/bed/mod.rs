@@ -10,6 +10,7 @@
 //! `/tmp/kubewright-testbed/`, so several beds run at once and a bed left behind by a test
 //! process that was killed is torn down by the next `Testbed::up`.
 
+mod delay;
 mod init;
 mod setup;
 
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+pub use delay::run_delay;
 pub use init::run_init;
 
 use crate::faults::{self, Fault};
@@ -60,6 +62,9 @@ pub struct Host {
     pub veth: String,
     /// The `unshare` process whose child is the host's PID 1; None when crashed.
     pub init_pid: Option<u32>,
+    /// The latency helper for this host, while one runs.
+    #[serde(default)]
+    pub delay_pid: Option<u32>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -212,6 +217,7 @@ impl Testbed {
                     name,
                     control_plane,
                     init_pid: None,
+                    delay_pid: None,
                 }
             })
             .collect();
@@ -361,6 +367,53 @@ impl Testbed {
         Ok(())
     }
 
+    /// Add `ms` milliseconds of latency to everything the host sends and receives (so a
+    /// round trip to it takes 2 × `ms` more). See [`delay`] for how, without netem.
+    pub fn add_latency(&mut self, name: &str, ms: u64) -> anyhow::Result<()> {
+        self.clear_latency(name)?;
+        let i = self.host_index(name)?;
+        let netns = self.state.hosts[i].netns.clone();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &netns])
+            .arg(self.dir.join("bin/kubewright-testbed"))
+            .args(["__delay", &ms.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(self.host_dir(name).join("delay.log"))?)
+            .spawn()
+            .context("cannot start the delay helper")?;
+        self.state.hosts[i].delay_pid = Some(child.id());
+        self.children.push(child);
+        self.save()?;
+        // The helper binds the queue before the rules send packets to it.
+        std::thread::sleep(Duration::from_millis(100));
+        for rule in delay::RULES {
+            run(Command::new("ip").args(["netns", "exec", &netns, "iptables-legacy"]).args(*rule))?;
+        }
+        Ok(())
+    }
+
+    pub fn clear_latency(&mut self, name: &str) -> anyhow::Result<()> {
+        let i = self.host_index(name)?;
+        let netns = self.state.hosts[i].netns.clone();
+        for chain in ["PREROUTING", "POSTROUTING"] {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", &netns, "iptables-legacy", "-t", "mangle", "-F", chain])
+                .stderr(Stdio::null())
+                .status();
+        }
+        if let Some(pid) = self.state.hosts[i].delay_pid.take() {
+            if pid_alive(pid) && cmdline(pid).contains("__delay") {
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+            }
+            if let Some(pos) = self.children.iter().position(|c| c.id() == pid) {
+                let _ = self.children.swap_remove(pos).wait();
+            }
+        }
+        self.save()
+    }
+
     /// Kill the host's sshd listener: sessions already open survive, new connections are refused.
     pub fn kill_sshd(&self, name: &str) -> anyhow::Result<()> {
         let out = self.exec(name, "kill \"$(cat /run/sshd.pid)\" && rm -f /run/sshd.pid")?;
@@ -473,6 +526,13 @@ impl Testbed {
         for host in &self.state.hosts {
             if let Some(pid) = host.init_pid {
                 kill_init(pid);
+            }
+            if let Some(pid) = host.delay_pid
+                && pid_alive(pid)
+                && cmdline(pid).contains("__delay")
+            {
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
             }
         }
         for mut child in self.children.drain(..) {

@@ -52,6 +52,8 @@ enum Cmd {
     },
     #[command(name = "__init", hide = true)]
     Init { config: PathBuf },
+    #[command(name = "__delay", hide = true)]
+    Delay { ms: u64 },
 }
 
 #[derive(Subcommand)]
@@ -84,6 +86,8 @@ enum FaultCmd {
     Hang { host: String, command_prefix: String, seconds: u64 },
     /// Remove every command fault on a host
     Clear { host: String },
+    /// Delay every packet a host sends and receives by MS milliseconds (0: remove)
+    Latency { host: String, ms: u64 },
 }
 
 fn main() -> ExitCode {
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Cmd::Init { config } => kubewright_testbed::bed::run_init(&config),
+        Cmd::Delay { ms } => kubewright_testbed::bed::run_delay(std::time::Duration::from_millis(ms)),
         Cmd::Up { hosts, dir, control_planes, kubernetes_version } => {
             let started = std::time::Instant::now();
             let bed = Testbed::up(TestbedOptions {
@@ -162,6 +167,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     bed.add_fault(&host, Fault { command_prefix, action: FaultAction::Hang { seconds }, fired: false })
                 }
                 FaultCmd::Clear { host } => bed.clear_faults(&host),
+                FaultCmd::Latency { host, ms } => {
+                    if ms == 0 {
+                        bed.clear_latency(&host)
+                    } else {
+                        bed.add_latency(&host, ms)
+                    }
+                }
             }
         }
     }
