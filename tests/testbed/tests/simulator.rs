@@ -560,6 +560,14 @@ fn drain_respects_disruption_budgets_and_filters() {
         "{e}"
     );
     assert!(e.contains("There are pending nodes to be drained:\n w1\n"), "{e}");
+    // kubectl names only the pod; the budget is found the way an admin would.
+    let budgets: serde_json::Value =
+        serde_json::from_str(&ok(&bed, "cp1", &format!("{kubectl} get pdb -A -o json"))).unwrap();
+    assert_eq!(budgets["items"][0]["metadata"]["name"], "web-pdb");
+    assert_eq!(budgets["items"][0]["status"]["disruptionsAllowed"], 0);
+    let table = ok(&bed, "cp1", &format!("{kubectl} get pdb -n shop"));
+    assert!(table.starts_with("NAME      MIN AVAILABLE   MAX UNAVAILABLE   ALLOWED DISRUPTIONS   AGE\nweb-pdb   2               N/A               0"), "{table}");
+    assert!(ok(&bed, "cp1", &format!("{kubectl} get pods -A --field-selector spec.nodeName=w1")).contains(&on_w1));
     // The node stays cordoned (kubectl does not undo its cordon).
     assert!(
         ok(&bed, "cp1", &format!("{kubectl} get nodes"))

@@ -87,6 +87,18 @@ pub fn kubectl(args: &[String]) -> anyhow::Result<Outcome> {
             Ok(c) => get_nodes(&c, flag(args, &["-o", "--output"]), pos.get(2).copied()),
             Err(o) => o,
         }),
+        Some("get")
+            if pos.get(1).is_some_and(|r| matches!(*r, "pdb" | "poddisruptionbudgets" | "poddisruptionbudget")) =>
+        {
+            Ok(match connect(args) {
+                Ok(c) => get_budgets(&c, args),
+                Err(o) => o,
+            })
+        }
+        Some("get") if pos.get(1).is_some_and(|r| matches!(*r, "pods" | "pod" | "po")) => Ok(match connect(args) {
+            Ok(c) => get_pods(&c, args),
+            Err(o) => o,
+        }),
         Some("cordon") | Some("uncordon") => {
             if let Err(o) = connect(args) {
                 return Ok(o);
@@ -319,6 +331,130 @@ fn get_nodes(c: &Cluster, output: Option<&str>, only: Option<&str>) -> Outcome {
             Outcome::ok(out)
         }
     }
+}
+
+/// The namespace a `get` is limited to: None with `-A`, else `-n NS` or `default`.
+fn namespace_scope(args: &[String]) -> Option<String> {
+    if args.iter().any(|a| a == "-A" || a == "--all-namespaces") {
+        return None;
+    }
+    Some(flag(args, &["-n", "--namespace"]).unwrap_or("default").to_string())
+}
+
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.len());
+        }
+    }
+    let line = |cells: Vec<String>| -> String {
+        let last = cells.len() - 1;
+        cells
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| if i < last { format!("{c:<w$}", w = widths[i] + 3) } else { c })
+            .collect::<String>()
+            + "\n"
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        out.push_str(&line(r.clone()));
+    }
+    out
+}
+
+fn get_budgets(c: &Cluster, args: &[String]) -> Outcome {
+    let scope = namespace_scope(args);
+    let budgets: Vec<&super::cluster::Budget> =
+        c.budgets.iter().filter(|b| scope.as_ref().is_none_or(|ns| *ns == b.namespace)).collect();
+    if flag(args, &["-o", "--output"]) == Some("json") {
+        let items: Vec<Value> = budgets
+            .iter()
+            .map(|b| {
+                let mut spec = json!({"selector": {"matchLabels": b.selector}});
+                if let Some(m) = b.min_available {
+                    spec["minAvailable"] = json!(m);
+                }
+                if let Some(m) = b.max_unavailable {
+                    spec["maxUnavailable"] = json!(m);
+                }
+                json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": b.name, "namespace": b.namespace}, "spec": spec, "status": {"disruptionsAllowed": disruptions_allowed(c, b).max(0)}})
+            })
+            .collect();
+        return Outcome::ok(format!(
+            "{}\n",
+            pretty4(&json!({"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}}))
+        ));
+    }
+    if budgets.is_empty() {
+        return Outcome {
+            code: 0,
+            stdout: String::new(),
+            stderr: match &scope {
+                Some(ns) => format!("No resources found in {ns} namespace.\n"),
+                None => "No resources found\n".into(),
+            },
+        };
+    }
+    let rows: Vec<Vec<String>> = budgets
+        .iter()
+        .map(|b| {
+            let mut r = Vec::new();
+            if scope.is_none() {
+                r.push(b.namespace.clone());
+            }
+            r.extend([
+                b.name.clone(),
+                b.min_available.map(|m| m.to_string()).unwrap_or("N/A".into()),
+                b.max_unavailable.map(|m| m.to_string()).unwrap_or("N/A".into()),
+                disruptions_allowed(c, b).max(0).to_string(),
+                "1m".into(),
+            ]);
+            r
+        })
+        .collect();
+    let mut header = vec!["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"];
+    if scope.is_none() {
+        header.insert(0, "NAMESPACE");
+    }
+    Outcome::ok(table(&header, &rows))
+}
+
+fn get_pods(c: &Cluster, args: &[String]) -> Outcome {
+    let scope = namespace_scope(args);
+    let node = flag(args, &["--field-selector"]).and_then(|f| f.strip_prefix("spec.nodeName=")).map(str::to_string);
+    let pods: Vec<&super::cluster::Pod> = c
+        .pods
+        .iter()
+        .filter(|p| scope.as_ref().is_none_or(|ns| *ns == p.namespace) && node.as_ref().is_none_or(|n| *n == p.node))
+        .collect();
+    if flag(args, &["-o", "--output"]) == Some("json") {
+        let items: Vec<Value> = pods
+            .iter()
+            .map(|p| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": p.name, "namespace": p.namespace, "labels": p.labels}, "spec": {"nodeName": p.node}, "status": {"phase": "Running"}}))
+            .collect();
+        return Outcome::ok(format!(
+            "{}\n",
+            pretty4(&json!({"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}}))
+        ));
+    }
+    let rows: Vec<Vec<String>> = pods
+        .iter()
+        .map(|p| {
+            let mut r = Vec::new();
+            if scope.is_none() {
+                r.push(p.namespace.clone());
+            }
+            r.extend([p.name.clone(), "1/1".into(), "Running".into(), "0".into(), "1m".into()]);
+            r
+        })
+        .collect();
+    let mut header = vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"];
+    if scope.is_none() {
+        header.insert(0, "NAMESPACE");
+    }
+    Outcome::ok(table(&header, &rows))
 }
 
 fn set_cordon(c: &mut Cluster, node: &str, cordon: bool) -> Outcome {
