@@ -268,3 +268,11 @@ fn messages_render_file_line_column_path_and_help() {
     assert!(text.contains("\n  expected: an RFC 1123 subdomain"), "{text}");
     assert!(text.contains("\n  help: rename the host to `w1`"), "{text}");
 }
+
+#[test]
+fn unknown_transport_and_flannel_backend() {
+    let yaml = BASE.replace("hosts:", "  cni:\n    flannel:\n      backend: udp\nssh:\n  transport: telnet\nhosts:");
+    let d = errors(&yaml);
+    assert_reported(&d, "cluster.cni.flannel.backend", 7, 16, "unknown flannel backend `udp`");
+    assert_reported(&d, "ssh.transport", 9, 14, "unknown transport `telnet`");
+}

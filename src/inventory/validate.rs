@@ -93,6 +93,29 @@ impl Ctx<'_> {
         }
     }
 
+    /// One of a fixed set of words (`openssh`/`russh`, `vxlan`/`host-gw`); the default when absent.
+    fn one_of<T: Copy>(
+        &mut self,
+        value: Option<&Scalar>,
+        path: &FieldPath,
+        what: &str,
+        options: &[(&str, T)],
+        expected: &str,
+    ) -> T {
+        let default = options[0].1;
+        let Some(value) = value else { return default };
+        match options.iter().find(|(word, _)| *word == value.0) {
+            Some((_, v)) => *v,
+            None => {
+                self.push(
+                    path,
+                    Diagnostic::error("", format!("unknown {what} `{}`", printable(&value.0))).expected(expected),
+                );
+                default
+            }
+        }
+    }
+
     fn port(&mut self, value: Option<&Scalar>, path: &FieldPath) -> Option<u16> {
         let value = value?;
         match value.0.parse::<u16>() {
@@ -188,18 +211,13 @@ fn ssh_section(cx: &mut Ctx<'_>, raw: RawSsh, path: &FieldPath) -> (SshDefaults,
     let sudo = cx.boolean(raw.sudo.as_ref(), &path.key("become"), user != "root");
     let known_hosts =
         cx.text(raw.known_hosts.as_ref(), &path.key("knownHosts"), is_local_path, "a path to a known_hosts file");
-    let transport = match raw.transport.as_ref().map(|s| s.0.as_str()) {
-        None | Some("openssh") => TransportKind::Openssh,
-        Some("russh") => TransportKind::Russh,
-        Some(other) => {
-            cx.push(
-                &path.key("transport"),
-                Diagnostic::error("", format!("unknown transport `{}`", printable(other)))
-                    .expected("`openssh` (system ssh, honours ~/.ssh/config) or `russh` (built in)"),
-            );
-            TransportKind::Openssh
-        }
-    };
+    let transport = cx.one_of(
+        raw.transport.as_ref(),
+        &path.key("transport"),
+        "transport",
+        &[("openssh", TransportKind::Openssh), ("russh", TransportKind::Russh)],
+        "`openssh` (system ssh, honours ~/.ssh/config) or `russh` (built in)",
+    );
     let connect_timeout =
         cx.duration(raw.connect_timeout.as_ref(), &path.key("connectTimeout"), Duration::from_secs(10));
     let bastion = raw.bastion.and_then(|b| {
@@ -508,18 +526,13 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
 
     let fpath = path.key("cni").key("flannel");
     let fl = raw.cni.and_then(|c| c.flannel).unwrap_or_default();
-    let backend = match fl.backend.as_ref().map(|s| s.0.as_str()) {
-        None | Some("vxlan") => FlannelBackend::Vxlan,
-        Some("host-gw") => FlannelBackend::HostGw,
-        Some(other) => {
-            cx.push(
-                &fpath.key("backend"),
-                Diagnostic::error("", format!("unknown flannel backend `{}`", printable(other)))
-                    .expected("`vxlan` or `host-gw` (host-gw needs all nodes on one L2 segment)"),
-            );
-            FlannelBackend::Vxlan
-        }
-    };
+    let backend = cx.one_of(
+        fl.backend.as_ref(),
+        &fpath.key("backend"),
+        "flannel backend",
+        &[("vxlan", FlannelBackend::Vxlan), ("host-gw", FlannelBackend::HostGw)],
+        "`vxlan` or `host-gw` (host-gw needs all nodes on one L2 segment)",
+    );
     let flannel = Flannel {
         backend,
         interface: cx.text(
