@@ -66,6 +66,45 @@ fn put(bed: &Testbed, host: &str, path: &str, content: &str) {
     ok(bed, host, &format!("mkdir -p $(dirname {path}) && cat > {path} <<'EOF'\n{content}EOF"));
 }
 
+/// The cluster CA's pin as `kubeadm join` wants it, computed by openssl on the host.
+fn ca_pin(bed: &Testbed) -> String {
+    let pin = ok(
+        bed,
+        "cp1",
+        "openssl x509 -pubkey -in /etc/kubernetes/pki/ca.crt | openssl rsa -pubin -outform der 2>/dev/null | openssl dgst -sha256 -hex | sed 's/^.* //'",
+    );
+    format!("sha256:{}", pin.trim())
+}
+
+/// Apply a pod network (what makes nodes Ready).
+fn apply_network(bed: &Testbed) {
+    put(
+        bed,
+        "cp1",
+        "/tmp/ds.yaml",
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: kube-flannel-ds\n  namespace: kube-flannel\n",
+    );
+    ok(bed, "cp1", "kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f /tmp/ds.yaml");
+}
+
+/// A cluster at 1.`minor`.`patch`: cp1 initialized, every other host joined as a worker,
+/// the network applied. Returns the API endpoint.
+fn bootstrap(bed: &Testbed, minor: u32, patch: u32) -> String {
+    let endpoint = format!("{}:6443", bed.host("cp1").ip);
+    for h in bed.hosts() {
+        prepare(bed, &h.name, minor, patch);
+    }
+    let api = if minor >= 31 { "v1beta4" } else { "v1beta3" };
+    put(bed, "cp1", "/root/init.yaml", &init_config(api, &format!("v1.{minor}.{patch}"), &endpoint, TOKEN, KEY));
+    ok(bed, "cp1", "kubeadm init --config /root/init.yaml --upload-certs");
+    let pin = ca_pin(bed);
+    for h in bed.hosts().iter().filter(|h| h.name != "cp1") {
+        ok(bed, &h.name, &format!("kubeadm join {endpoint} --token {TOKEN} --discovery-token-ca-cert-hash {pin}"));
+    }
+    apply_network(bed);
+    endpoint
+}
+
 const TOKEN: &str = "abcdef.0123456789abcdef";
 const KEY: &str = "1d556c1751efb02d3e9ddcc1499deac2d0875c022c8c122471a5466dc424a29e";
 
@@ -98,12 +137,7 @@ fn init_join_network_and_certificates() {
     assert!(init.contains("[upload-certs] Using certificate key:\n1d556c17"));
     assert!(init.contains("Your Kubernetes control-plane has initialized successfully!"));
     // The printed CA hash is the real SPKI pin of the CA on disk.
-    let pin = ok(
-        &bed,
-        "cp1",
-        "openssl x509 -pubkey -in /etc/kubernetes/pki/ca.crt | openssl rsa -pubin -outform der 2>/dev/null | openssl dgst -sha256 -hex | sed 's/^.* //'",
-    );
-    let pin = format!("sha256:{}", pin.trim());
+    let pin = ca_pin(&bed);
     assert!(init.contains(&format!("kubeadm join {endpoint} --token {TOKEN} \\\n\t--discovery-token-ca-cert-hash {pin} \\\n\t--control-plane --certificate-key {KEY}")), "{init}");
     // Real certificates: verified by openssl, with kubeadm's SANs, keys 0600.
     ok(&bed, "cp1", "openssl verify -CAfile /etc/kubernetes/pki/ca.crt /etc/kubernetes/pki/apiserver.crt");
@@ -311,28 +345,7 @@ fn configuration_and_preflight_errors() {
 #[test]
 fn upgrade_one_minor_with_kubeadm_rules() {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(2)) else { return };
-    let endpoint = format!("{}:6443", bed.host("cp1").ip);
-    prepare(&bed, "cp1", 30, 8);
-    prepare(&bed, "w1", 30, 8);
-    put(&bed, "cp1", "/root/init.yaml", &init_config("v1beta3", "v1.30.8", &endpoint, TOKEN, KEY));
-    ok(&bed, "cp1", "kubeadm init --config /root/init.yaml --upload-certs");
-    let pin = ok(
-        &bed,
-        "cp1",
-        "openssl x509 -pubkey -in /etc/kubernetes/pki/ca.crt | openssl rsa -pubin -outform der 2>/dev/null | openssl dgst -sha256 -hex | sed 's/^.* //'",
-    );
-    ok(
-        &bed,
-        "w1",
-        &format!("kubeadm join {endpoint} --token {TOKEN} --discovery-token-ca-cert-hash sha256:{}", pin.trim()),
-    );
-    put(
-        &bed,
-        "cp1",
-        "/tmp/ds.yaml",
-        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: kube-flannel-ds\n  namespace: kube-flannel\n",
-    );
-    ok(&bed, "cp1", "kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f /tmp/ds.yaml");
+    bootstrap(&bed, 30, 8);
 
     let next_repo = "sed -i 's/v1.30/v1.31/' /etc/apt/sources.list.d/kubernetes.list && apt-get update -q >/dev/null";
     ok(&bed, "cp1", next_repo);
@@ -406,29 +419,8 @@ fn upgrade_one_minor_with_kubeadm_rules() {
 #[test]
 fn static_pods_etcd_and_api_availability() {
     let Some(mut bed) = Testbed::up_or_skip(TestbedOptions::new(2)) else { return };
-    let endpoint = format!("{}:6443", bed.host("cp1").ip);
-    prepare(&bed, "cp1", 31, 4);
-    prepare(&bed, "w1", 31, 4);
-    put(&bed, "cp1", "/root/init.yaml", &init_config("v1beta4", "v1.31.4", &endpoint, TOKEN, KEY));
-    ok(&bed, "cp1", "kubeadm init --config /root/init.yaml --upload-certs");
-    let pin = ok(
-        &bed,
-        "cp1",
-        "openssl x509 -pubkey -in /etc/kubernetes/pki/ca.crt | openssl rsa -pubin -outform der 2>/dev/null | openssl dgst -sha256 -hex | sed 's/^.* //'",
-    );
-    ok(
-        &bed,
-        "w1",
-        &format!("kubeadm join {endpoint} --token {TOKEN} --discovery-token-ca-cert-hash sha256:{}", pin.trim()),
-    );
-    put(
-        &bed,
-        "cp1",
-        "/tmp/ds.yaml",
-        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: kube-flannel-ds\n  namespace: kube-flannel\n",
-    );
+    let endpoint = bootstrap(&bed, 31, 4);
     let kubectl = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
-    ok(&bed, "cp1", &format!("{kubectl} apply -f /tmp/ds.yaml"));
 
     // Static pods run while their manifests are in place and the kubelet is active.
     let ps = ok(&bed, "cp1", "crictl ps");
@@ -495,32 +487,8 @@ fn drain_respects_disruption_budgets_and_filters() {
     let mut opts = TestbedOptions::new(3);
     opts.control_planes = 1;
     let Some(bed) = Testbed::up_or_skip(opts) else { return };
-    let endpoint = format!("{}:6443", bed.host("cp1").ip);
-    for h in ["cp1", "w1", "w2"] {
-        prepare(&bed, h, 31, 4);
-    }
-    put(&bed, "cp1", "/root/init.yaml", &init_config("v1beta4", "v1.31.4", &endpoint, TOKEN, KEY));
-    ok(&bed, "cp1", "kubeadm init --config /root/init.yaml");
-    let pin = ok(
-        &bed,
-        "cp1",
-        "openssl x509 -pubkey -in /etc/kubernetes/pki/ca.crt | openssl rsa -pubin -outform der 2>/dev/null | openssl dgst -sha256 -hex | sed 's/^.* //'",
-    );
-    for w in ["w1", "w2"] {
-        ok(
-            &bed,
-            w,
-            &format!("kubeadm join {endpoint} --token {TOKEN} --discovery-token-ca-cert-hash sha256:{}", pin.trim()),
-        );
-    }
+    bootstrap(&bed, 31, 4);
     let kubectl = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
-    put(
-        &bed,
-        "cp1",
-        "/tmp/ds.yaml",
-        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: kube-flannel-ds\n  namespace: kube-flannel\n",
-    );
-    ok(&bed, "cp1", &format!("{kubectl} apply -f /tmp/ds.yaml"));
     // Two replicas (one per worker), and a budget that keeps both.
     put(
         &bed,

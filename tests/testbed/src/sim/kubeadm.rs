@@ -592,6 +592,16 @@ fn write_control_plane_pki(
     }
     dns.sort();
     dns.dedup();
+    // etcd's serving and peer certificates name the member the same way.
+    let etcd_member = || Leaf {
+        cn: node,
+        orgs: &[],
+        dns: vec!["localhost".into(), node.to_string()],
+        ips: vec![ip, loopback, v6],
+        server: true,
+        client: true,
+        ecdsa: false,
+    };
     let leaves: Vec<(&str, &Pair, Leaf<'_>)> = vec![
         (
             "apiserver",
@@ -632,32 +642,8 @@ fn write_control_plane_pki(
                 ecdsa: false,
             },
         ),
-        (
-            "etcd/server",
-            &etcd_ca,
-            Leaf {
-                cn: node,
-                orgs: &[],
-                dns: vec!["localhost".into(), node.to_string()],
-                ips: vec![ip, loopback, v6],
-                server: true,
-                client: true,
-                ecdsa: false,
-            },
-        ),
-        (
-            "etcd/peer",
-            &etcd_ca,
-            Leaf {
-                cn: node,
-                orgs: &[],
-                dns: vec!["localhost".into(), node.to_string()],
-                ips: vec![ip, loopback, v6],
-                server: true,
-                client: true,
-                ecdsa: false,
-            },
-        ),
+        ("etcd/server", &etcd_ca, etcd_member()),
+        ("etcd/peer", &etcd_ca, etcd_member()),
         (
             "etcd/healthcheck-client",
             &etcd_ca,
