@@ -15,6 +15,7 @@
 
 pub mod diag;
 pub mod duration;
+pub mod exec;
 pub mod facts;
 pub mod inventory;
 pub mod plan;
@@ -22,5 +23,6 @@ pub mod playbook;
 pub mod render;
 pub mod script;
 pub mod source_map;
+pub mod ssh;
 pub mod steps;
 pub mod version;

@@ -17,7 +17,7 @@ const FORBIDDEN: &[&str] = &[
     "std::net::TcpStream",
     "std::process",
 ];
-const IO_EDGE: &[&str] = &["main.rs", "cli", "report"];
+const IO_EDGE: &[&str] = &["main.rs", "cli", "report", "ssh", "exec"];
 
 fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -6,6 +6,7 @@ mod inputs;
 mod inventory;
 mod plan;
 mod render;
+mod run;
 
 use std::process::ExitCode;
 
@@ -75,6 +76,8 @@ pub enum Command {
     Render(render::Args),
     /// Show what `apply` would do, step by step and host by host
     Plan(plan::Args),
+    /// Run one command on many hosts over SSH, output grouped per host
+    Run(run::Args),
     /// Print a shell completion script
     Completions(completions::Args),
 }
@@ -84,6 +87,7 @@ pub fn run(cli: Cli, out: &Reporter) -> anyhow::Result<ExitCode> {
         Command::Inventory(cmd) => inventory::exec(cmd, out),
         Command::Render(args) => render::exec(args, out),
         Command::Plan(args) => plan::exec(args, out),
+        Command::Run(args) => run::exec(args, out),
         Command::Completions(args) => completions::exec(args),
     }
 }

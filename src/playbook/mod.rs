@@ -28,7 +28,8 @@ pub enum HostSelector {
 }
 
 impl HostSelector {
-    fn parse(s: &str) -> Option<Self> {
+    /// `all`, `control-plane`, `worker`, `control-plane[0]` or `control-plane[1:]`.
+    pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "all" => HostSelector::All,
             "control-plane" => HostSelector::Role(Role::ControlPlane),

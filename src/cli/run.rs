@@ -1,0 +1,142 @@
+//! `kubewright run`: one command on many hosts, output grouped per host (like `pssh`).
+
+use std::process::ExitCode;
+
+use super::inputs::{InventoryArg, load_inventory};
+use crate::report::{Reporter, UserError};
+use kubewright::exec::for_each_host;
+use kubewright::playbook::HostSelector;
+use kubewright::script::Script;
+use kubewright::ssh::openssh::OpensshTransport;
+use kubewright::ssh::{Target, Transport};
+
+#[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  kubewright run -i inv.yaml -- systemctl is-active kubelet
+  kubewright run -i inv.yaml --hosts worker --shell 'df -h / | tail -1'
+  kubewright run -i inv.yaml --hosts cp1,cp2 -o json -- kubeadm version -o short
+
+The words after `--` are one command, each word passed as one argument (quoted for the remote
+shell). `--shell` runs a shell snippet instead. Commands run as root through `sudo -n` when
+the inventory's user is not root. Exit code 1 when any host failed or exited non-zero.")]
+pub struct Args {
+    #[command(flatten)]
+    inventory: InventoryArg,
+    /// Which hosts: all, control-plane, worker, control-plane[0], or names separated by commas
+    #[arg(long, default_value = "all")]
+    hosts: String,
+    /// How many hosts at once
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Trust host keys seen for the first time (and record them in known_hosts)
+    #[arg(long)]
+    accept_new_host_keys: bool,
+    /// A shell snippet to run instead of a command
+    #[arg(long, conflicts_with = "command")]
+    shell: Option<String>,
+    /// The command and its arguments
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+struct HostResult {
+    host: String,
+    exit_code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    error: Option<String>,
+}
+
+pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
+    let inv = load_inventory(&args.inventory, out)?;
+    let script = match (&args.shell, args.command.is_empty()) {
+        (Some(snippet), _) => Script::new().cmd(["sh", "-c", snippet.as_str()]),
+        (None, false) => Script::new().cmd(args.command.iter().map(String::as_str)),
+        (None, true) => {
+            return Err(UserError::new("no command given")
+                .help("put the command after `--`, or use --shell 'SNIPPET'")
+                .into());
+        }
+    };
+    let hosts: Vec<String> = match HostSelector::parse(&args.hosts) {
+        Some(sel) => sel.select(&inv).into_iter().map(|h| h.name.clone()).collect(),
+        None => {
+            let names: Vec<String> = args.hosts.split(',').map(|s| s.trim().to_string()).collect();
+            if let Some(bad) = names.iter().find(|n| inv.host(n).is_none()) {
+                let known: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+                let help = kubewright::diag::did_you_mean(bad, known.iter().copied())
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| format!("hosts are: {}", known.join(", ")));
+                return Err(UserError::new(format!("no host named `{bad}` in the inventory")).help(help).into());
+            }
+            names
+        }
+    };
+    if hosts.is_empty() {
+        return Err(UserError::new(format!("`--hosts {}` selects no host", args.hosts)).into());
+    }
+    // A control directory private to this run: no master connection outlives it.
+    let control_dir = tempfile::Builder::new().prefix("kubewright-ssh-").tempdir()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let results: Vec<HostResult> = runtime.block_on(async {
+        let outcomes = for_each_host(&hosts, args.concurrency, |name| {
+            let host = inv.host(&name).cloned();
+            let target = host.map(|h| Target::from_inventory(&inv, &h, args.accept_new_host_keys));
+            let (script, control) = (&script, control_dir.path());
+            async move {
+                let target = target.ok_or_else(|| kubewright::ssh::TransportError::Connect {
+                    host: name.clone(),
+                    addr: String::new(),
+                    detail: "not in the inventory".into(),
+                })?;
+                let t = OpensshTransport::connect(target, control).await?;
+                let result = t.run(script).await;
+                t.close().await;
+                result
+            }
+        })
+        .await;
+        outcomes
+            .into_iter()
+            .map(|o| match o.result {
+                Ok(r) => {
+                    HostResult { host: o.host, exit_code: r.code, stdout: r.stdout, stderr: r.stderr, error: None }
+                }
+                Err(e) => {
+                    let msg = format!("{e}\n  help: {}", e.hint());
+                    HostResult {
+                        host: o.host,
+                        exit_code: None,
+                        stdout: String::new(),
+                        stderr: String::new(),
+                        error: Some(msg),
+                    }
+                }
+            })
+            .collect()
+    });
+    let failed = results.iter().filter(|r| r.error.is_some() || r.exit_code != Some(0)).count();
+    let mut text = String::new();
+    for r in &results {
+        let status = match (&r.error, r.exit_code) {
+            (Some(_), _) => "failed".to_string(),
+            (None, Some(c)) => format!("exit {c}"),
+            (None, None) => "killed by a signal".to_string(),
+        };
+        text.push_str(&format!("== {} ({status}) ==\n", r.host));
+        text.push_str(&r.stdout);
+        if !r.stderr.is_empty() {
+            for line in r.stderr.lines() {
+                text.push_str(&format!("stderr: {line}\n"));
+            }
+        }
+        if let Some(e) = &r.error {
+            text.push_str(&format!("error: {e}\n"));
+        }
+    }
+    text.push_str(&format!("{} hosts: {} ok, {failed} failed\n", results.len(), results.len() - failed));
+    out.result(&text, &serde_json::json!({ "hosts": results, "ok": results.len() - failed, "failed": failed }));
+    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,148 @@
+//! Running scripts on hosts over SSH. One small trait, [`Transport`], and its backends.
+//! This is an I/O edge: the pure core never imports it.
+//!
+//! A step's commands reach a host as one `sh` script (one round trip), through `sudo -n` when
+//! the inventory says `become`. Host keys are checked against known_hosts; an unknown or
+//! changed key is refused with its fingerprint and the line to add.
+
+pub mod openssh;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::inventory::{Host, Inventory};
+use crate::script::{Script, quote};
+
+/// Where and how to reach one host, resolved from the inventory.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub identity_file: Option<PathBuf>,
+    pub sudo: bool,
+    pub known_hosts: Option<PathBuf>,
+    /// `user@host:port` of the jump host.
+    pub bastion: Option<String>,
+    pub connect_timeout: Duration,
+    /// Trust a host key seen for the first time (and record it), instead of refusing.
+    pub accept_new_host_keys: bool,
+}
+
+fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+impl Target {
+    pub fn from_inventory(inv: &Inventory, host: &Host, accept_new_host_keys: bool) -> Target {
+        Target {
+            name: host.name.clone(),
+            address: host.address.clone(),
+            port: host.ssh.port,
+            user: host.ssh.user.clone(),
+            identity_file: host.ssh.identity_file.as_deref().map(expand_home),
+            sudo: host.ssh.sudo,
+            known_hosts: inv.ssh.known_hosts.as_deref().map(expand_home),
+            bastion: inv.ssh.bastion.as_ref().map(|b| format!("{}@{}:{}", b.user, b.host, b.port)),
+            connect_timeout: Duration::from_secs(inv.ssh.connect_timeout.seconds.max(1)),
+            accept_new_host_keys,
+        }
+    }
+
+    /// The command line the remote login shell runs for `script`.
+    pub fn wrap(&self, script: &Script) -> String {
+        let sh = format!("sh -c {}", quote(&script.to_shell()));
+        if self.sudo { format!("sudo -n {sh}") } else { sh }
+    }
+}
+
+/// What a script did on a host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Output {
+    /// None when the remote process was killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("{host}: cannot connect to {addr}: {detail}")]
+    Connect { host: String, addr: String, detail: String },
+    #[error("{host}: the host key of {addr} is not trusted: {detail}")]
+    HostKey { host: String, addr: String, detail: String },
+    #[error("{host}: `sudo -n` needs a password for user {user}")]
+    SudoPassword { host: String, user: String },
+    #[error("{host}: the connection failed while running a command: {detail}")]
+    Exec { host: String, detail: String },
+}
+
+impl TransportError {
+    /// What to do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            TransportError::Connect { .. } => {
+                "check the address, the port and that sshd runs; `ssh -v` to the same host shows more".into()
+            }
+            TransportError::HostKey { detail, .. } => {
+                if detail.contains("CHANGED") {
+                    "do not connect until you know why the key changed (reinstalled host, or an attack); then replace its line in known_hosts".into()
+                } else {
+                    "add the line above to your known_hosts after checking the fingerprint, or run once with --accept-new-host-keys".into()
+                }
+            }
+            TransportError::SudoPassword { user, .. } => {
+                format!(
+                    "give {user} passwordless sudo (e.g. `{user} ALL=(ALL) NOPASSWD:ALL` in /etc/sudoers.d/), or connect as root"
+                )
+            }
+            TransportError::Exec { .. } => "the host may have rebooted or its link dropped; re-run to retry".into(),
+        }
+    }
+}
+
+/// One authenticated session to one host.
+#[allow(async_fn_in_trait)]
+pub trait Transport: Send + Sync {
+    fn target(&self) -> &Target;
+    /// Run `script` (under `sh -c`, through `sudo -n` if the host needs it).
+    async fn run(&self, script: &Script) -> Result<Output, TransportError>;
+}
+
+/// The key a host presents and the known_hosts line that would trust it, for error messages.
+pub async fn describe_host_key(t: &Target) -> String {
+    let scan = tokio::process::Command::new("ssh-keyscan")
+        .args(["-T", "5", "-t", "ed25519,ecdsa,rsa", "-p", &t.port.to_string(), &t.address])
+        .output()
+        .await;
+    let Ok(scan) = scan else { return String::new() };
+    let lines: Vec<String> =
+        String::from_utf8_lossy(&scan.stdout).lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect();
+    let Some(line) = lines.first() else { return String::new() };
+    let fp = tokio::process::Command::new("ssh-keygen")
+        .args(["-l", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let mut fingerprint = String::new();
+    if let Ok(mut child) = fp {
+        use tokio::io::AsyncWriteExt;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(line.as_bytes()).await;
+        }
+        if let Ok(out) = child.wait_with_output().await {
+            fingerprint = String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap_or("").to_string();
+        }
+    }
+    format!("it presents {fingerprint}; the known_hosts line is:\n    {line}")
+}

@@ -1,0 +1,89 @@
+//! The system `ssh` as transport (the `openssh` crate, native multiplexing): honours
+//! `~/.ssh/config`, the agent, ProxyJump, certificates and `Match` blocks. One master
+//! connection per host, in a control directory private to this run, closed at its end.
+
+use std::path::Path;
+
+use openssh::{KnownHosts, SessionBuilder};
+
+use super::{Output, Target, Transport, TransportError, describe_host_key};
+use crate::script::Script;
+
+pub struct OpensshTransport {
+    target: Target,
+    session: openssh::Session,
+}
+
+impl OpensshTransport {
+    /// Open the master connection. `control_dir` must be private to this run.
+    pub async fn connect(target: Target, control_dir: &Path) -> Result<Self, TransportError> {
+        let mut b = SessionBuilder::default();
+        b.user(target.user.clone())
+            .port(target.port)
+            .known_hosts_check(if target.accept_new_host_keys { KnownHosts::Add } else { KnownHosts::Strict })
+            .connect_timeout(target.connect_timeout)
+            .server_alive_interval(std::time::Duration::from_secs(15))
+            .control_directory(control_dir);
+        if let Some(key) = &target.identity_file {
+            b.keyfile(key);
+        }
+        if let Some(kh) = &target.known_hosts {
+            b.user_known_hosts_file(kh);
+        }
+        if let Some(jump) = &target.bastion {
+            b.jump_hosts([jump]);
+        }
+        match b.connect_mux(&target.address).await {
+            Ok(session) => Ok(OpensshTransport { target, session }),
+            Err(e) => Err(classify(&target, e).await),
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = self.session.close().await;
+    }
+}
+
+async fn classify(t: &Target, e: openssh::Error) -> TransportError {
+    let text = format!("{e}");
+    let detail = match &e {
+        openssh::Error::Connect(io) => format!("{text}: {io}"),
+        _ => text.clone(),
+    };
+    let source = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
+    let all = format!("{detail} {source}");
+    let addr = format!("{}:{}", t.address, t.port);
+    if all.contains("Host key verification failed")
+        || all.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || all.contains("host key")
+    {
+        let changed = all.contains("CHANGED") || all.contains("has changed");
+        let key = describe_host_key(t).await;
+        let what = if changed { "its key CHANGED since it was recorded" } else { "it is not in known_hosts" };
+        return TransportError::HostKey { host: t.name.clone(), addr, detail: format!("{what}; {key}") };
+    }
+    TransportError::Connect { host: t.name.clone(), addr, detail: all.trim().to_string() }
+}
+
+impl Transport for OpensshTransport {
+    fn target(&self) -> &Target {
+        &self.target
+    }
+
+    async fn run(&self, script: &Script) -> Result<Output, TransportError> {
+        let out = self
+            .session
+            .raw_command(self.target.wrap(script))
+            .output()
+            .await
+            .map_err(|e| TransportError::Exec { host: self.target.name.clone(), detail: e.to_string() })?;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if self.target.sudo && out.status.code() == Some(1) && stderr.contains("sudo: a password is required") {
+            return Err(TransportError::SudoPassword {
+                host: self.target.name.clone(),
+                user: self.target.user.clone(),
+            });
+        }
+        Ok(Output { code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr })
+    }
+}

@@ -1,0 +1,134 @@
+//! `kubewright run` against real sshd hosts (the test bed): grouped output, exit codes, JSON,
+//! sudo, strict host keys, unreachable hosts, and no SSH master left after the run.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use kubewright_testbed::{Testbed, TestbedOptions};
+
+fn kubewright(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kubewright")).args(args).env("NO_COLOR", "1").output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The bed's inventory with `from` replaced by `to`, written next to it.
+fn variant(bed: &Testbed, name: &str, from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(bed.inventory_path()).unwrap();
+    assert!(text.contains(from));
+    let path = bed.dir().join(name);
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+    path.display().to_string()
+}
+
+fn inv(bed: &Testbed) -> String {
+    bed.inventory_path().display().to_string()
+}
+
+#[test]
+fn runs_on_every_host_and_groups_output() {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(3)) else { return };
+    let o = kubewright(&["run", "-i", &inv(&bed), "--", "hostname"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        stdout(&o),
+        "== cp1 (exit 0) ==\ncp1\n== w1 (exit 0) ==\nw1\n== w2 (exit 0) ==\nw2\n3 hosts: 3 ok, 0 failed\n"
+    );
+
+    // Words stay words: a hostile argument is one argument, not shell.
+    let o = kubewright(&["run", "-i", &inv(&bed), "--hosts", "cp1", "--", "echo", "a; touch /tmp/pwned", "$(id)"]);
+    assert!(stdout(&o).contains("a; touch /tmp/pwned $(id)\n"), "{}", stdout(&o));
+    assert!(!bed.exec("cp1", "test -e /tmp/pwned").unwrap().status.success());
+}
+
+#[test]
+fn exit_codes_stderr_and_json() {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(2)) else { return };
+    let o = kubewright(&["run", "-i", &inv(&bed), "--hosts", "worker", "--shell", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "== w1 (exit 3) ==\nout\nstderr: err\n1 hosts: 0 ok, 1 failed\n");
+    let o = kubewright(&["run", "-i", &inv(&bed), "-o", "json", "--shell", "test $(hostname) = cp1"]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["ok"], 1);
+    assert_eq!(doc["failed"], 1);
+    assert_eq!(doc["hosts"][1]["host"], "w1");
+    assert_eq!(doc["hosts"][1]["exit_code"], 1);
+}
+
+#[test]
+fn become_uses_sudo_and_explains_a_password_prompt() {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
+    let sudo = variant(&bed, "sudo.yaml", "user: root", "user: kwadmin");
+    let o = kubewright(&["run", "-i", &sudo, "--", "id", "-u"]);
+    assert_eq!(stdout(&o), "== cp1 (exit 0) ==\n0\n1 hosts: 1 ok, 0 failed\n");
+    let pass = variant(&bed, "pass.yaml", "user: root", "user: kwpass");
+    let o = kubewright(&["run", "-i", &pass, "--", "id", "-u"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("error: cp1: `sudo -n` needs a password for user kwpass"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("NOPASSWD"), "{}", stdout(&o));
+}
+
+#[test]
+fn host_keys_are_strict_by_default() {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
+    let ip = bed.host("cp1").ip.to_string();
+    let empty = bed.dir().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let kh = bed.known_hosts_path().display().to_string();
+    let unknown =
+        variant(&bed, "unknown.yaml", &format!("knownHosts: {kh}"), &format!("knownHosts: {}", empty.display()));
+    let o = kubewright(&["run", "-i", &unknown, "--", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("the host key of {ip}:22 is not trusted: it is not in known_hosts; it presents SHA256:")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("    {ip} ssh-ed25519 AAAA")), "the line to add: {out}");
+    assert!(out.contains("--accept-new-host-keys"), "{out}");
+
+    // With the flag the key is recorded, and the next run trusts it without the flag.
+    let o = kubewright(&["run", "-i", &unknown, "--accept-new-host-keys", "--", "true"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(Command::new("ssh-keygen").args(["-F", &ip, "-f"]).arg(&empty).output().unwrap().status.success());
+    assert!(kubewright(&["run", "-i", &unknown, "--", "true"]).status.success());
+
+    // A changed key is refused even with the flag.
+    let other = bed.dir().join("other");
+    Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&other).status().unwrap();
+    let pubkey = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let changed = bed.dir().join("changed_known_hosts");
+    std::fs::write(&changed, format!("{ip} {}\n", pubkey.split_whitespace().take(2).collect::<Vec<_>>().join(" ")))
+        .unwrap();
+    let changed_inv =
+        variant(&bed, "changed.yaml", &format!("knownHosts: {kh}"), &format!("knownHosts: {}", changed.display()));
+    let o = kubewright(&["run", "-i", &changed_inv, "--accept-new-host-keys", "--", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("its key CHANGED since it was recorded"), "{}", stdout(&o));
+}
+
+#[test]
+fn unreachable_hosts_fail_alone_and_no_master_outlives_the_run() {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(2)) else { return };
+    let quick = variant(&bed, "quick.yaml", "ssh:\n", "ssh:\n  connectTimeout: 2s\n");
+    bed.link_down("w1").unwrap();
+    let o = kubewright(&["run", "-i", &quick, "--", "hostname"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("== cp1 (exit 0) ==\ncp1\n"), "the reachable host still ran: {out}");
+    assert!(out.contains("== w1 (failed) ==\nerror: w1: cannot connect to "), "{out}");
+    bed.link_up("w1").unwrap();
+    // Every master connection ended with the run.
+    let left = Command::new("pgrep").args(["-f", "kubewright-ssh-"]).output().unwrap();
+    assert!(left.stdout.is_empty(), "ssh masters left: {}", String::from_utf8_lossy(&left.stdout));
+    assert!(
+        !Path::new("/tmp")
+            .read_dir()
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("kubewright-ssh-"))
+    );
+}
