@@ -117,6 +117,26 @@ pub trait Transport: Send + Sync {
     fn target(&self) -> &Target;
     /// Run `script` (under `sh -c`, through `sudo -n` if the host needs it).
     async fn run(&self, script: &Script) -> Result<Output, TransportError>;
+    /// Write `data` to `path` atomically: a temporary file in the same directory, fsynced,
+    /// given `mode` and `owner`, then renamed over `path`. An interrupted upload leaves the
+    /// old file as it was.
+    async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError>;
+    /// Read a file.
+    async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError>;
+}
+
+/// The remote side of an atomic upload, reading the content on stdin. A fixed script: the
+/// only values in it (directory, path, mode, owner) are quoted.
+pub fn upload_script(path: &str, mode: u32, owner: &str) -> String {
+    let dir = path.rsplit_once('/').map(|(d, _)| if d.is_empty() { "/" } else { d }).unwrap_or(".");
+    format!(
+        "set -eu\numask 077\nmkdir -p {dir}\ntmp=$(mktemp {tmpl})\ntrap 'rm -f \"$tmp\"' EXIT\ntrap 'exit 1' HUP INT TERM\n\
+         cat > \"$tmp\"\nsync \"$tmp\"\nchmod {mode:o} \"$tmp\"\nchown {owner} \"$tmp\"\nmv -f \"$tmp\" {path}\nsync {dir}\n",
+        dir = quote(dir),
+        tmpl = quote(&format!("{dir}/.kubewright-upload.XXXXXX")),
+        owner = quote(owner),
+        path = quote(path),
+    )
 }
 
 /// The key a host presents and the known_hosts line that would trust it, for error messages.

@@ -65,6 +65,17 @@ async fn classify(t: &Target, e: openssh::Error) -> TransportError {
     TransportError::Connect { host: t.name.clone(), addr, detail: all.trim().to_string() }
 }
 
+impl OpensshTransport {
+    fn remote(&self, script: &str) -> String {
+        let sh = format!("sh -c {}", crate::script::quote(script));
+        if self.target.sudo { format!("sudo -n {sh}") } else { sh }
+    }
+
+    fn exec_error(&self, detail: impl std::fmt::Display) -> TransportError {
+        TransportError::Exec { host: self.target.name.clone(), detail: detail.to_string() }
+    }
+}
+
 impl Transport for OpensshTransport {
     fn target(&self) -> &Target {
         &self.target
@@ -85,5 +96,49 @@ impl Transport for OpensshTransport {
             });
         }
         Ok(Output { code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr })
+    }
+
+    async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError> {
+        use tokio::io::AsyncWriteExt;
+        let mut child = self
+            .session
+            .raw_command(self.remote(&super::upload_script(path, mode, owner)))
+            .stdin(openssh::Stdio::piped())
+            .stdout(openssh::Stdio::null())
+            .stderr(openssh::Stdio::piped())
+            .spawn()
+            .await
+            .map_err(|e| self.exec_error(e))?;
+        let mut stdin = child.stdin().take().ok_or_else(|| self.exec_error("no stdin"))?;
+        stdin.write_all(data).await.map_err(|e| self.exec_error(format!("upload of {path} interrupted: {e}")))?;
+        stdin.shutdown().await.map_err(|e| self.exec_error(e))?;
+        drop(stdin);
+        let out = child.wait_with_output().await.map_err(|e| self.exec_error(e))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if stderr.contains("sudo: a password is required") {
+                return Err(TransportError::SudoPassword {
+                    host: self.target.name.clone(),
+                    user: self.target.user.clone(),
+                });
+            }
+            return Err(self.exec_error(format!("writing {path} failed ({}): {}", out.status, stderr.trim())));
+        }
+        Ok(())
+    }
+
+    async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {
+        let out = self
+            .session
+            .raw_command(self.remote(&format!("cat {}", crate::script::quote(path))))
+            .output()
+            .await
+            .map_err(|e| self.exec_error(e))?;
+        if !out.status.success() {
+            return Err(
+                self.exec_error(format!("reading {path} failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+            );
+        }
+        Ok(out.stdout)
     }
 }

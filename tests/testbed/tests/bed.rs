@@ -187,12 +187,12 @@ fn latency_delays_both_directions() {
 #[test]
 fn crash_kills_processes_and_boot_keeps_files() {
     let Some(mut bed) = bed(1) else { return };
-    ok(bed.ssh("cp1", "root", "echo kept > /etc/kept; nohup sleep 1000 >/dev/null 2>&1 &").unwrap());
+    ok(bed.ssh("cp1", "root", "echo kept > /etc/kept; mkdir -p /etc/kubernetes && echo kept > /etc/kubernetes/admin.conf; nohup sleep 1000 >/dev/null 2>&1 &").unwrap());
     bed.crash("cp1").unwrap();
     assert!(bed.host_pid1("cp1").is_none());
     assert!(bed.exec("cp1", "true").is_err(), "a crashed host runs nothing");
     bed.boot("cp1").unwrap();
-    assert_eq!(ok(bed.ssh("cp1", "root", "cat /etc/kept").unwrap()).trim(), "kept");
+    assert_eq!(ok(bed.ssh("cp1", "root", "cat /etc/kept /etc/kubernetes/admin.conf").unwrap()), "kept\nkept\n");
     assert_eq!(ok(bed.ssh("cp1", "root", "pgrep -c sleep || true").unwrap()).trim(), "0");
 }
 

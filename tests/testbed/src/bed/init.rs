@@ -38,6 +38,13 @@ pub fn run_init(config: &Path) -> anyhow::Result<()> {
     let cfg: InitConfig = serde_json::from_str(&std::fs::read_to_string(config)?)?;
     let hd = &cfg.host_dir;
     mount(&["--make-rprivate", "/"])?;
+    // Which of the orchestrator's directories the machine itself has (and a host must not
+    // see): decided on the real file system, before the overlays show the host's own files.
+    let shadowed: Vec<&str> = START_EMPTY
+        .iter()
+        .copied()
+        .filter(|dir| std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false))
+        .collect();
     let out = Command::new("hostname").arg(&cfg.hostname).output()?;
     if !out.status.success() {
         bail!("cannot set the hostname: {}", String::from_utf8_lossy(&out.stderr));
@@ -60,10 +67,11 @@ pub fn run_init(config: &Path) -> anyhow::Result<()> {
     // (is a control plane's API server up: its manifest, its kubelet, the host itself).
     bind(&cfg.bed_dir.join("hosts"), "/var/lib/kubewright-sim-peers")?;
     mount(&["-o", "remount,bind,ro", "/var/lib/kubewright-sim-peers"])?;
-    for dir in START_EMPTY {
-        if Path::new(dir).exists() && std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
-            bind(&hd.join("empty"), dir)?;
-        }
+    // Each gets its own (initially empty) directory, kept across reboots like the rest.
+    for dir in shadowed {
+        let own = hd.join("empty").join(dir.trim_start_matches('/').replace('/', "-"));
+        std::fs::create_dir_all(&own)?;
+        bind(&own, dir)?;
     }
     bind(&hd.join("root"), "/root")?;
     bind(&hd.join("home"), "/home")?;

@@ -444,15 +444,25 @@ impl Testbed {
         // The kernel kills the rest of the host's processes asynchronously; a crashed host
         // has none left (and an old sshd must not hold port 22 when it boots again).
         let netns = self.state.hosts[i].netns.clone();
+        // The latency helper shares the namespace but is the network's, not the host's.
+        let helper = self.state.hosts[i].delay_pid.map(|p| p.to_string());
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let pids =
-                Command::new("ip").args(["netns", "pids", &netns]).output().map(|o| o.stdout).unwrap_or_default();
-            if pids.iter().all(u8::is_ascii_whitespace) {
+            let out = Command::new("ip").args(["netns", "pids", &netns]).output().map(|o| o.stdout).unwrap_or_default();
+            let left: Vec<String> = String::from_utf8_lossy(&out)
+                .split_whitespace()
+                .filter(|p| helper.as_deref() != Some(*p))
+                .map(str::to_string)
+                .collect();
+            if left.is_empty() {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("processes of crashed host {name} are still running after 10s");
+                let described: Vec<String> = left
+                    .iter()
+                    .map(|p| format!("{p} ({})", p.parse().map(cmdline).unwrap_or_default().trim()))
+                    .collect();
+                bail!("processes of crashed host {name} are still running after 10s: {}", described.join(", "));
             }
             std::thread::sleep(Duration::from_millis(20));
         }

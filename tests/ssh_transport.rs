@@ -1,0 +1,79 @@
+//! The openssh transport on the test bed: atomic uploads with mode and owner, downloads,
+//! sudo, and an upload interrupted by a crash leaving the old file intact.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
+
+use std::time::Duration;
+
+use kubewright::ssh::openssh::OpensshTransport;
+use kubewright::ssh::{Target, Transport};
+use kubewright_testbed::{Testbed, TestbedOptions};
+
+fn target(bed: &Testbed, host: &str, user: &str) -> Target {
+    Target {
+        name: host.to_string(),
+        address: bed.host(host).ip.to_string(),
+        port: 22,
+        user: user.to_string(),
+        identity_file: Some(bed.client_key_path()),
+        sudo: user != "root",
+        known_hosts: Some(bed.known_hosts_path()),
+        bastion: None,
+        connect_timeout: Duration::from_secs(5),
+        accept_new_host_keys: false,
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+}
+
+fn sh(bed: &Testbed, host: &str, script: &str) -> String {
+    let o = bed.exec(host, script).unwrap();
+    assert!(o.status.success(), "{script}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn uploads_are_atomic_with_mode_and_owner() {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
+    let control = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        for user in ["root", "kwadmin"] {
+            let t = OpensshTransport::connect(target(&bed, "cp1", user), control.path()).await.unwrap();
+            let path = format!("/etc/kubewright/{user}/secret.yaml");
+            let content = format!("token: \"{user}\"\nquote: it's \"here\" $HOME\n");
+            t.upload(&path, content.as_bytes(), 0o600, "root:root").await.unwrap();
+            assert_eq!(sh(&bed, "cp1", &format!("stat -c '%a %U:%G' {path}")).trim(), "600 root:root");
+            assert_eq!(t.download(&path).await.unwrap(), content.as_bytes());
+            // Replacing keeps the new mode, and leaves no temporary file behind.
+            t.upload(&path, b"v2\n", 0o644, "root:root").await.unwrap();
+            assert_eq!(sh(&bed, "cp1", &format!("cat {path}; stat -c %a {path}")), "v2\n644\n");
+            assert_eq!(sh(&bed, "cp1", &format!("ls -A /etc/kubewright/{user}")).trim(), "secret.yaml");
+            t.close().await;
+        }
+        let t = OpensshTransport::connect(target(&bed, "cp1", "root"), control.path()).await.unwrap();
+        let err = t.download("/nonexistent").await.unwrap_err().to_string();
+        assert!(err.contains("reading /nonexistent failed") && err.contains("No such file"), "{err}");
+        t.close().await;
+    });
+}
+
+#[test]
+fn an_interrupted_upload_leaves_the_old_file() {
+    let Some(mut bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
+    sh(&bed, "cp1", "mkdir -p /etc/containerd && echo old > /etc/containerd/config.toml");
+    // Slow link: the upload is still in flight when the host crashes.
+    bed.add_latency("cp1", 50).unwrap();
+    let control = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let t = rt.block_on(OpensshTransport::connect(target(&bed, "cp1", "root"), control.path())).unwrap();
+    let big = vec![b'x'; 64 << 20];
+    let upload = rt.spawn(async move { t.upload("/etc/containerd/config.toml", &big, 0o644, "root:root").await });
+    std::thread::sleep(Duration::from_millis(1500));
+    bed.crash("cp1").unwrap();
+    bed.clear_latency("cp1").unwrap();
+    bed.boot("cp1").unwrap();
+    // The rebooted host resets the old connection: the upload fails at once.
+    assert!(rt.block_on(upload).unwrap().is_err(), "the upload cannot have finished");
+    assert_eq!(sh(&bed, "cp1", "cat /etc/containerd/config.toml"), "old\n");
+}
