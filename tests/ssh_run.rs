@@ -132,3 +132,29 @@ fn unreachable_hosts_fail_alone_and_no_master_outlives_the_run() {
             .any(|e| e.file_name().to_string_lossy().starts_with("kubewright-ssh-"))
     );
 }
+
+#[test]
+fn reaches_hosts_through_the_bastion() {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(3)) else { return };
+    let bastion = bed.host("cp1").ip.to_string();
+    let via =
+        variant(&bed, "bastion.yaml", "ssh:\n", &format!("ssh:\n  bastion:\n    host: {bastion}\n    user: root\n"));
+    // Make w1 unreachable from the machine except through cp1: drop the machine's traffic
+    // to it inside w1's namespace (cp1's traffic still passes).
+    let machine = bastion.rsplit_once('.').map(|(net, _)| format!("{net}.1")).unwrap();
+    let blocked = bed.exec("w1", &format!("iptables-legacy -A INPUT -s {machine} -p tcp --dport 22 -j DROP")).unwrap();
+    assert!(blocked.status.success(), "{}", String::from_utf8_lossy(&blocked.stderr));
+    let direct = kubewright(&[
+        "run",
+        "-i",
+        &variant(&bed, "direct.yaml", "ssh:\n", "ssh:\n  connectTimeout: 2s\n"),
+        "--hosts",
+        "w1",
+        "--",
+        "hostname",
+    ]);
+    assert_eq!(direct.status.code(), Some(1), "w1 must not be reachable directly");
+    let o = kubewright(&["run", "-i", &via, "--hosts", "w1,w2", "--", "hostname"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stdout(&o), "== w1 (exit 0) ==\nw1\n== w2 (exit 0) ==\nw2\n2 hosts: 2 ok, 0 failed\n");
+}

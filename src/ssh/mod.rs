@@ -23,8 +23,8 @@ pub struct Target {
     pub identity_file: Option<PathBuf>,
     pub sudo: bool,
     pub known_hosts: Option<PathBuf>,
-    /// `user@host:port` of the jump host.
-    pub bastion: Option<String>,
+    /// The jump host, if any.
+    pub bastion: Option<Jump>,
     pub connect_timeout: Duration,
     /// Trust a host key seen for the first time (and record it), instead of refusing.
     pub accept_new_host_keys: bool,
@@ -47,7 +47,16 @@ impl Target {
             identity_file: host.ssh.identity_file.as_deref().map(expand_home),
             sudo: host.ssh.sudo,
             known_hosts: inv.ssh.known_hosts.as_deref().map(expand_home),
-            bastion: inv.ssh.bastion.as_ref().map(|b| format!("{}@{}:{}", b.user, b.host, b.port)),
+            bastion: inv.ssh.bastion.as_ref().map(|b| Jump {
+                host: b.host.clone(),
+                user: b.user.clone(),
+                port: b.port,
+                identity_file: b
+                    .identity_file
+                    .as_deref()
+                    .map(expand_home)
+                    .or_else(|| host.ssh.identity_file.as_deref().map(expand_home)),
+            }),
             connect_timeout: Duration::from_secs(inv.ssh.connect_timeout.seconds.max(1)),
             accept_new_host_keys,
         }
@@ -58,6 +67,15 @@ impl Target {
         let sh = format!("sh -c {}", quote(&script.to_shell()));
         if self.sudo { format!("sudo -n {sh}") } else { sh }
     }
+}
+
+/// A jump host (ProxyJump).
+#[derive(Debug, Clone)]
+pub struct Jump {
+    pub host: String,
+    pub user: String,
+    pub port: u16,
+    pub identity_file: Option<PathBuf>,
 }
 
 /// What a script did on a host.

@@ -31,7 +31,17 @@ impl OpensshTransport {
             b.user_known_hosts_file(kh);
         }
         if let Some(jump) = &target.bastion {
-            b.jump_hosts([jump]);
+            // `ssh -J` applies command-line options to the destination only (ssh(1)): the jump
+            // host gets its identity and known_hosts from a config file private to this run,
+            // which then includes the user's own ~/.ssh/config for everything else.
+            let config = control_dir.join(format!("bastion-{}.conf", target.name));
+            std::fs::write(&config, bastion_config(&target, jump)).map_err(|e| TransportError::Connect {
+                host: target.name.clone(),
+                addr: jump.host.clone(),
+                detail: format!("cannot write the bastion's ssh config: {e}"),
+            })?;
+            b.config_file(&config);
+            b.jump_hosts(["kubewright-bastion"]);
         }
         match b.connect_mux(&target.address).await {
             Ok(session) => Ok(OpensshTransport { target, session }),
@@ -42,6 +52,35 @@ impl OpensshTransport {
     pub async fn close(self) {
         let _ = self.session.close().await;
     }
+}
+
+/// An ssh_config for the jump host. Values are quoted; they were validated at inventory load.
+fn bastion_config(target: &Target, jump: &super::Jump) -> String {
+    let q = |s: &str| format!("\"{}\"", s.replace('"', ""));
+    let mut c = format!(
+        "Host kubewright-bastion\n  HostName {}\n  User {}\n  Port {}\n",
+        q(&jump.host),
+        q(&jump.user),
+        jump.port
+    );
+    if let Some(key) = &jump.identity_file {
+        c.push_str(&format!("  IdentityFile {}\n  IdentitiesOnly yes\n", q(&key.to_string_lossy())));
+    }
+    if let Some(kh) = &target.known_hosts {
+        c.push_str(&format!("  UserKnownHostsFile {}\n", q(&kh.to_string_lossy())));
+    }
+    c.push_str(if target.accept_new_host_keys {
+        "  StrictHostKeyChecking accept-new\n"
+    } else {
+        "  StrictHostKeyChecking yes\n"
+    });
+    if let Some(home) = std::env::var_os("HOME") {
+        let user_config = std::path::Path::new(&home).join(".ssh/config");
+        if user_config.exists() {
+            c.push_str(&format!("\nInclude {}\n", q(&user_config.to_string_lossy())));
+        }
+    }
+    c
 }
 
 async fn classify(t: &Target, e: openssh::Error) -> TransportError {
