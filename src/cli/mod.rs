@@ -4,6 +4,7 @@
 mod completions;
 mod inputs;
 mod inventory;
+mod lock;
 mod plan;
 mod render;
 mod run;
@@ -78,6 +79,9 @@ pub enum Command {
     Plan(plan::Args),
     /// Run one command on many hosts over SSH, output grouped per host
     Run(run::Args),
+    /// See or break the cluster lock (one run per cluster at a time)
+    #[command(subcommand)]
+    Lock(lock::LockCommand),
     /// Print a shell completion script
     Completions(completions::Args),
 }
@@ -88,6 +92,7 @@ pub fn run(cli: Cli, out: &Reporter) -> anyhow::Result<ExitCode> {
         Command::Render(args) => render::exec(args, out),
         Command::Plan(args) => plan::exec(args, out),
         Command::Run(args) => run::exec(args, out),
+        Command::Lock(cmd) => lock::exec(cmd, out),
         Command::Completions(args) => completions::exec(args),
     }
 }

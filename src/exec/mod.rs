@@ -1,5 +1,7 @@
 //! Running work on many hosts: bounded fan-out, one result per host. An I/O edge (tokio).
 
+pub mod lock;
+
 use std::future::Future;
 
 use futures::stream::{self, StreamExt};

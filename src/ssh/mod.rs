@@ -135,6 +135,8 @@ pub trait Transport: Send + Sync {
     fn target(&self) -> &Target;
     /// Run `script` (under `sh -c`, through `sudo -n` if the host needs it).
     async fn run(&self, script: &Script) -> Result<Output, TransportError>;
+    /// Run `script` with `input` on its standard input.
+    async fn run_with_input(&self, script: &Script, input: &[u8]) -> Result<Output, TransportError>;
     /// Write `data` to `path` atomically: a temporary file in the same directory, fsynced,
     /// given `mode` and `owner`, then renamed over `path`. An interrupted upload leaves the
     /// old file as it was.

@@ -105,6 +105,33 @@ async fn classify(t: &Target, e: openssh::Error) -> TransportError {
 }
 
 impl OpensshTransport {
+    /// Run a remote command line with `input` on its stdin.
+    async fn piped(&self, command: &str, input: &[u8]) -> Result<Output, TransportError> {
+        use tokio::io::AsyncWriteExt;
+        let mut child = self
+            .session
+            .raw_command(command)
+            .stdin(openssh::Stdio::piped())
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::piped())
+            .spawn()
+            .await
+            .map_err(|e| self.exec_error(e))?;
+        let mut stdin = child.stdin().take().ok_or_else(|| self.exec_error("no stdin"))?;
+        stdin.write_all(input).await.map_err(|e| self.exec_error(e))?;
+        stdin.shutdown().await.map_err(|e| self.exec_error(e))?;
+        drop(stdin);
+        let out = child.wait_with_output().await.map_err(|e| self.exec_error(e))?;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if self.target.sudo && out.status.code() == Some(1) && stderr.contains("sudo: a password is required") {
+            return Err(TransportError::SudoPassword {
+                host: self.target.name.clone(),
+                user: self.target.user.clone(),
+            });
+        }
+        Ok(Output { code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr })
+    }
+
     fn remote(&self, script: &str) -> String {
         let sh = format!("sh -c {}", crate::script::quote(script));
         if self.target.sudo { format!("sudo -n {sh}") } else { sh }
@@ -137,31 +164,20 @@ impl Transport for OpensshTransport {
         Ok(Output { code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr })
     }
 
+    async fn run_with_input(&self, script: &Script, input: &[u8]) -> Result<Output, TransportError> {
+        self.piped(&self.target.wrap(script), input).await
+    }
+
     async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError> {
-        use tokio::io::AsyncWriteExt;
-        let mut child = self
-            .session
-            .raw_command(self.remote(&super::upload_script(path, mode, owner)))
-            .stdin(openssh::Stdio::piped())
-            .stdout(openssh::Stdio::null())
-            .stderr(openssh::Stdio::piped())
-            .spawn()
-            .await
-            .map_err(|e| self.exec_error(e))?;
-        let mut stdin = child.stdin().take().ok_or_else(|| self.exec_error("no stdin"))?;
-        stdin.write_all(data).await.map_err(|e| self.exec_error(format!("upload of {path} interrupted: {e}")))?;
-        stdin.shutdown().await.map_err(|e| self.exec_error(e))?;
-        drop(stdin);
-        let out = child.wait_with_output().await.map_err(|e| self.exec_error(e))?;
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            if stderr.contains("sudo: a password is required") {
-                return Err(TransportError::SudoPassword {
-                    host: self.target.name.clone(),
-                    user: self.target.user.clone(),
-                });
-            }
-            return Err(self.exec_error(format!("writing {path} failed ({}): {}", out.status, stderr.trim())));
+        let out =
+            self.piped(&self.remote(&super::upload_script(path, mode, owner)), data).await.map_err(|e| match e {
+                TransportError::Exec { host, detail } => {
+                    TransportError::Exec { host, detail: format!("upload of {path} interrupted: {detail}") }
+                }
+                other => other,
+            })?;
+        if !out.success() {
+            return Err(self.exec_error(format!("writing {path} failed ({:?}): {}", out.code, out.stderr.trim())));
         }
         Ok(())
     }

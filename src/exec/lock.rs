@@ -1,0 +1,161 @@
+//! One run per cluster: a lock held on every control plane while a run changes anything.
+//!
+//! Taking it is `mkdir` of a directory on each control plane (atomic), with the holder's
+//! description inside. A second run finds the directory and is refused with who holds it.
+//! Only the holder releases it (its run id must match); `break_lock` removes it regardless,
+//! for a holder that died.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ssh::{Transport, TransportError};
+
+pub const LOCK_DIR: &str = "/var/lib/kubewright/lock";
+
+/// Who holds the lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub run_id: String,
+    /// `user@machine` the run came from.
+    pub by: String,
+    pub pid: u32,
+    /// RFC 3339, the holder's clock.
+    pub started_at: String,
+    pub command: String,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` by {} (pid {}) since {}", self.command, self.by, self.pid, self.started_at)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("the cluster is locked by another run: {holder} (lock on {host})")]
+    Held { host: String, holder: Holder },
+    #[error("cannot take the cluster lock on {host}: {detail}")]
+    Failed { host: String, detail: String },
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+impl LockError {
+    pub fn hint(&self) -> String {
+        match self {
+            LockError::Held { .. } => {
+                "wait for that run to finish; if it died, check no kubewright is running for this cluster and run `kubewright lock break`".into()
+            }
+            LockError::Failed { .. } => "every control plane must be reachable to take the lock; fix its connection and retry".into(),
+            LockError::Transport(e) => e.hint(),
+        }
+    }
+}
+
+/// The fixed scripts of the lock; the only values in them are quoted.
+fn acquire_script() -> crate::script::Script {
+    // mkdir is atomic: exactly one run creates the directory.
+    crate::script::Script::new().cmd(["sh", "-c", &format!(
+        "mkdir -p /var/lib/kubewright && if mkdir {LOCK_DIR} 2>/dev/null; then cat > {LOCK_DIR}/holder.json && echo ACQUIRED; else cat {LOCK_DIR}/holder.json 2>/dev/null || true; echo; echo HELD; fi"
+    )])
+}
+
+/// Take the lock on every control plane, or none: on refusal, what was taken is released.
+pub async fn acquire<T: Transport>(control_planes: &[T], holder: &Holder) -> Result<(), LockError> {
+    let info = serde_json::to_vec(holder).unwrap_or_default();
+    let mut taken: Vec<&T> = Vec::new();
+    for t in control_planes {
+        let host = t.target().name.clone();
+        let result = async {
+            let out = t.run_with_input(&acquire_script(), &info).await?;
+            let text = out.stdout.trim_end().to_string();
+            if text.ends_with("ACQUIRED") {
+                return Ok(None);
+            }
+            if text.ends_with("HELD") {
+                let json = text.trim_end_matches("HELD").trim();
+                let other: Holder = serde_json::from_str(json).unwrap_or(Holder {
+                    run_id: String::new(),
+                    by: "an unknown holder (unreadable lock)".into(),
+                    pid: 0,
+                    started_at: "?".into(),
+                    command: "?".into(),
+                });
+                if other.run_id == holder.run_id {
+                    return Ok(None);
+                }
+                return Ok(Some(other));
+            }
+            Err(LockError::Failed {
+                host: host.clone(),
+                detail: format!("unexpected answer ({:?}): {}", out.code, out.stderr.trim()),
+            })
+        }
+        .await;
+        match result {
+            Ok(None) => taken.push(t),
+            Ok(Some(other)) => {
+                release_all(&taken, holder).await;
+                return Err(LockError::Held { host, holder: other });
+            }
+            Err(e) => {
+                release_all(&taken, holder).await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn release_all<T: Transport>(hosts: &[&T], holder: &Holder) {
+    for t in hosts {
+        let _ = release_one(*t, holder).await;
+    }
+}
+
+async fn release_one<T: Transport>(t: &T, holder: &Holder) -> Result<(), TransportError> {
+    // Only the holder's own lock is removed (its run id is in holder.json).
+    let script = crate::script::Script::new().cmd([
+        "sh",
+        "-c",
+        &format!(
+            "if grep -qF {} {LOCK_DIR}/holder.json 2>/dev/null; then rm -rf {LOCK_DIR}; fi",
+            crate::script::quote(&holder.run_id)
+        ),
+    ]);
+    t.run(&script).await.map(|_| ())
+}
+
+/// Release the lock this run holds.
+pub async fn release<T: Transport>(control_planes: &[T], holder: &Holder) -> Result<(), TransportError> {
+    for t in control_planes {
+        release_one(t, holder).await?;
+    }
+    Ok(())
+}
+
+/// Who holds the lock on each control plane (None: free).
+pub async fn status<T: Transport>(control_planes: &[T]) -> Vec<(String, Result<Option<Holder>, TransportError>)> {
+    let mut out = Vec::new();
+    let script =
+        crate::script::Script::new().cmd(["sh", "-c", &format!("cat {LOCK_DIR}/holder.json 2>/dev/null || true")]);
+    for t in control_planes {
+        let r = t.run(&script).await.map(|o| serde_json::from_str(o.stdout.trim()).ok());
+        out.push((t.target().name.clone(), r));
+    }
+    out
+}
+
+/// Remove the lock whoever holds it; returns the holders that were removed.
+pub async fn break_lock<T: Transport>(control_planes: &[T]) -> Result<Vec<(String, Holder)>, TransportError> {
+    let mut broken = Vec::new();
+    for (host, h) in status(control_planes).await {
+        if let Some(holder) = h? {
+            broken.push((host, holder));
+        }
+    }
+    let script = crate::script::Script::new().cmd(["rm", "-rf", LOCK_DIR]);
+    for t in control_planes {
+        t.run(&script).await?;
+    }
+    Ok(broken)
+}
