@@ -64,7 +64,13 @@ impl Target {
 
     /// The command line the remote login shell runs for `script`.
     pub fn wrap(&self, script: &Script) -> String {
-        let sh = format!("sh -c {}", quote(&script.to_shell()));
+        self.wrap_shell(&script.to_shell())
+    }
+
+    /// The command line that runs the shell text `sh_text` under `sh -c`, through `sudo -n`
+    /// when this host needs it.
+    pub fn wrap_shell(&self, sh_text: &str) -> String {
+        let sh = format!("sh -c {}", quote(sh_text));
         if self.sudo { format!("sudo -n {sh}") } else { sh }
     }
 }
@@ -98,7 +104,7 @@ pub enum TransportError {
     #[error("{host}: cannot connect to {addr}: {detail}")]
     Connect { host: String, addr: String, detail: String },
     #[error("{host}: the host key of {addr} is not trusted: {detail}")]
-    HostKey { host: String, addr: String, detail: String },
+    HostKey { host: String, addr: String, detail: String, changed: bool },
     #[error("{host}: `sudo -n` needs a password for user {user}")]
     SudoPassword { host: String, user: String },
     #[error("{host}: the connection failed while running a command: {detail}")]
@@ -112,8 +118,8 @@ impl TransportError {
             TransportError::Connect { .. } => {
                 "check the address, the port and that sshd runs; `ssh -v` to the same host shows more".into()
             }
-            TransportError::HostKey { detail, .. } => {
-                if detail.contains("CHANGED") {
+            TransportError::HostKey { changed, .. } => {
+                if *changed {
                     "do not connect until you know why the key changed (reinstalled host, or an attack); then replace its line in known_hosts".into()
                 } else {
                     "add the line above to your known_hosts after checking the fingerprint, or run once with --accept-new-host-keys".into()

@@ -99,7 +99,7 @@ async fn classify(t: &Target, e: openssh::Error) -> TransportError {
         let changed = all.contains("CHANGED") || all.contains("has changed");
         let key = describe_host_key(t).await;
         let what = if changed { "its key CHANGED since it was recorded" } else { "it is not in known_hosts" };
-        return TransportError::HostKey { host: t.name.clone(), addr, detail: format!("{what}; {key}") };
+        return TransportError::HostKey { host: t.name.clone(), addr, detail: format!("{what}; {key}"), changed };
     }
     TransportError::Connect { host: t.name.clone(), addr, detail: all.trim().to_string() }
 }
@@ -130,11 +130,6 @@ impl OpensshTransport {
             });
         }
         Ok(Output { code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr })
-    }
-
-    fn remote(&self, script: &str) -> String {
-        let sh = format!("sh -c {}", crate::script::quote(script));
-        if self.target.sudo { format!("sudo -n {sh}") } else { sh }
     }
 
     fn exec_error(&self, detail: impl std::fmt::Display) -> TransportError {
@@ -170,11 +165,13 @@ impl Transport for OpensshTransport {
 
     async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError> {
         let out =
-            self.piped(&self.remote(&super::upload_script(path, mode, owner)), data).await.map_err(|e| match e {
-                TransportError::Exec { host, detail } => {
-                    TransportError::Exec { host, detail: format!("upload of {path} interrupted: {detail}") }
+            self.piped(&self.target.wrap_shell(&super::upload_script(path, mode, owner)), data).await.map_err(|e| {
+                match e {
+                    TransportError::Exec { host, detail } => {
+                        TransportError::Exec { host, detail: format!("upload of {path} interrupted: {detail}") }
+                    }
+                    other => other,
                 }
-                other => other,
             })?;
         if !out.success() {
             return Err(self.exec_error(format!("writing {path} failed ({:?}): {}", out.code, out.stderr.trim())));
@@ -185,7 +182,7 @@ impl Transport for OpensshTransport {
     async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {
         let out = self
             .session
-            .raw_command(self.remote(&format!("cat {}", crate::script::quote(path))))
+            .raw_command(self.target.wrap_shell(&format!("cat {}", crate::script::quote(path))))
             .output()
             .await
             .map_err(|e| self.exec_error(e))?;
