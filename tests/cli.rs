@@ -298,3 +298,14 @@ fn verbose_validate_shows_resolved_defaults() {
     let plain = kubewright(&["inventory", "validate", "-i", "inventories/vagrant.yaml"]);
     assert!(stderr(&plain).is_empty(), "no detail without -v");
 }
+
+#[test]
+fn playbook_naming_an_unknown_host_is_refused_with_a_suggestion() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pb = dir.path().join("pb.yaml");
+    std::fs::write(&pb, "name: custom\nsteps:\n  - action: prepare-host\n    hosts: [worker1, workr2]\n").expect("write");
+    let o = kubewright(&["plan", "--offline", "-i", "inventories/example.yaml", "--playbook", pb.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("error: playbook step `prepare-host`: no host named `workr2` in the inventory"), "{err}");
+}

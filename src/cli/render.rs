@@ -36,17 +36,10 @@ pub struct Args {
 pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let inv = load_inventory(&args.inventory, out)?;
     let templates = load_templates(&args.templates)?;
-    for name in &args.host {
-        if inv.host(name).is_none() {
-            let names: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
-            let help = match kubewright::diag::did_you_mean(name, names.iter().copied()) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!("hosts are: {}", names.join(", ")),
-            };
-            return Err(crate::report::UserError::new(format!("no host named `{name}` in the inventory"))
-                .help(help)
-                .into());
-        }
+    if !args.host.is_empty() {
+        kubewright::playbook::HostSelector::Names(args.host.clone())
+            .resolve(&inv)
+            .map_err(|e| crate::report::UserError::new(e.to_string()).help(e.hint()))?;
     }
     let mut written = Vec::new();
     for host in inv.hosts.iter().filter(|h| args.host.is_empty() || args.host.contains(&h.name)) {

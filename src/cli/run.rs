@@ -60,66 +60,52 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
                 .into());
         }
     };
-    let hosts: Vec<String> = match HostSelector::parse(&args.hosts) {
-        Some(sel) => sel.select(&inv).into_iter().map(|h| h.name.clone()).collect(),
-        None => {
-            let names: Vec<String> = args.hosts.split(',').map(|s| s.trim().to_string()).collect();
-            if let Some(bad) = names.iter().find(|n| inv.host(n).is_none()) {
-                let known: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
-                let help = kubewright::diag::did_you_mean(bad, known.iter().copied())
-                    .map(|s| format!("did you mean `{s}`?"))
-                    .unwrap_or_else(|| format!("hosts are: {}", known.join(", ")));
-                return Err(UserError::new(format!("no host named `{bad}` in the inventory")).help(help).into());
-            }
-            names
-        }
-    };
-    if hosts.is_empty() {
+    let targets: Vec<(String, Target)> = HostSelector::from_arg(&args.hosts)
+        .resolve(&inv)
+        .map_err(|e| UserError::new(e.to_string()).help(e.hint()))?
+        .into_iter()
+        .map(|h| (h.name.clone(), Target::from_inventory(&inv, h, args.accept_new_host_keys)))
+        .collect();
+    if targets.is_empty() {
         return Err(UserError::new(format!("`--hosts {}` selects no host", args.hosts)).into());
     }
     // A control directory private to this run: no master connection outlives it.
     let control_dir = tempfile::Builder::new().prefix("kubewright-ssh-").tempdir()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let results: Vec<HostResult> = runtime.block_on(async {
-        let outcomes = for_each_host(&hosts, args.concurrency, |name| {
-            let host = inv.host(&name).cloned();
-            let target = host.map(|h| Target::from_inventory(&inv, &h, args.accept_new_host_keys));
-            let (script, control) = (&script, control_dir.path());
-            async move {
-                let target = target.ok_or_else(|| kubewright::ssh::TransportError::Connect {
-                    host: name.clone(),
-                    addr: String::new(),
-                    detail: "not in the inventory".into(),
-                })?;
-                let t = OpensshTransport::connect(target, control).await?;
-                let result = t.run(script).await;
-                t.close().await;
-                result
-            }
+    let outcomes = runtime.block_on(for_each_host(targets, args.concurrency, |target| {
+        let (script, control) = (&script, control_dir.path());
+        async move {
+            let t = OpensshTransport::connect(target, control).await?;
+            let result = t.run(script).await;
+            t.close().await;
+            result
+        }
+    }));
+    let results: Vec<HostResult> = outcomes
+        .into_iter()
+        .map(|o| match o.result {
+            Ok(r) => HostResult { host: o.host, exit_code: r.code, stdout: r.stdout, stderr: r.stderr, error: None },
+            Err(e) => HostResult {
+                host: o.host,
+                exit_code: None,
+                stdout: String::new(),
+                stderr: String::new(),
+                error: Some(format!("{e}\n  help: {}", e.hint())),
+            },
         })
-        .await;
-        outcomes
-            .into_iter()
-            .map(|o| match o.result {
-                Ok(r) => {
-                    HostResult { host: o.host, exit_code: r.code, stdout: r.stdout, stderr: r.stderr, error: None }
-                }
-                Err(e) => {
-                    let msg = format!("{e}\n  help: {}", e.hint());
-                    HostResult {
-                        host: o.host,
-                        exit_code: None,
-                        stdout: String::new(),
-                        stderr: String::new(),
-                        error: Some(msg),
-                    }
-                }
-            })
-            .collect()
-    });
+        .collect();
     let failed = results.iter().filter(|r| r.error.is_some() || r.exit_code != Some(0)).count();
+    out.result(
+        &render_text(&results, failed),
+        &serde_json::json!({ "hosts": results, "ok": results.len() - failed, "failed": failed }),
+    );
+    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Output grouped per host: a header with the exit status, stdout, stderr lines marked.
+fn render_text(results: &[HostResult], failed: usize) -> String {
     let mut text = String::new();
-    for r in &results {
+    for r in results {
         let status = match (&r.error, r.exit_code) {
             (Some(_), _) => "failed".to_string(),
             (None, Some(c)) => format!("exit {c}"),
@@ -127,16 +113,13 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
         };
         text.push_str(&format!("== {} ({status}) ==\n", r.host));
         text.push_str(&r.stdout);
-        if !r.stderr.is_empty() {
-            for line in r.stderr.lines() {
-                text.push_str(&format!("stderr: {line}\n"));
-            }
+        for line in r.stderr.lines() {
+            text.push_str(&format!("stderr: {line}\n"));
         }
         if let Some(e) = &r.error {
             text.push_str(&format!("error: {e}\n"));
         }
     }
     text.push_str(&format!("{} hosts: {} ok, {failed} failed\n", results.len(), results.len() - failed));
-    out.result(&text, &serde_json::json!({ "hosts": results, "ok": results.len() - failed, "failed": failed }));
-    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    text
 }

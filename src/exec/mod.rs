@@ -13,16 +13,17 @@ pub struct HostOutcome<T, E> {
     pub result: Result<T, E>,
 }
 
-/// Run `f` for every host, at most `window` at a time (a sliding window: a slow host never
-/// holds up the others), and return the outcomes in the order the hosts were given.
-pub async fn for_each_host<T, E, F, Fut>(hosts: &[String], window: usize, f: F) -> Vec<HostOutcome<T, E>>
+/// Run `f` on every host's item (its name and what the work needs, e.g. its SSH target), at
+/// most `window` at a time (a sliding window: a slow host never holds up the others), and
+/// return the outcomes in the order the hosts were given.
+pub async fn for_each_host<X, T, E, F, Fut>(items: Vec<(String, X)>, window: usize, f: F) -> Vec<HostOutcome<T, E>>
 where
-    F: Fn(String) -> Fut,
+    F: Fn(X) -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let mut done: Vec<(usize, HostOutcome<T, E>)> = stream::iter(hosts.iter().cloned().enumerate())
-        .map(|(i, host)| {
-            let fut = f(host.clone());
+    let mut done: Vec<(usize, HostOutcome<T, E>)> = stream::iter(items.into_iter().enumerate())
+        .map(|(i, (host, item))| {
+            let fut = f(item);
             async move { (i, HostOutcome { host, result: fut.await }) }
         })
         .buffer_unordered(window.max(1))

@@ -143,8 +143,8 @@ impl Summary {
 pub enum PlanError {
     #[error("playbook step {index} uses unknown action `{action}`")]
     UnknownAction { index: usize, action: String },
-    #[error("playbook step `{step}` selects host `{host}`, which is not in the inventory")]
-    UnknownHost { step: String, host: String },
+    #[error("playbook step `{step}`: {source}")]
+    UnknownHost { step: String, source: crate::playbook::UnknownHost },
     #[error("no facts for host `{host}`")]
     MissingFacts { host: String },
 }
@@ -183,13 +183,12 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     for (index, spec) in playbook.steps.iter().enumerate() {
         let step = steps::lookup(&spec.action)
             .ok_or_else(|| PlanError::UnknownAction { index, action: spec.action.clone() })?;
-        if let crate::playbook::HostSelector::Names(names) = &spec.hosts
-            && let Some(missing) = names.iter().find(|n| inventory.host(n).is_none())
-        {
-            return Err(PlanError::UnknownHost { step: spec.action.clone(), host: missing.clone() });
-        }
+        let selected = spec
+            .hosts
+            .resolve(inventory)
+            .map_err(|source| PlanError::UnknownHost { step: spec.action.clone(), source })?;
         let mut hosts = Vec::new();
-        for host in spec.hosts.select(inventory) {
+        for host in selected {
             let host_facts: &HostFacts =
                 facts.host(&host.name).ok_or_else(|| PlanError::MissingFacts { host: host.name.clone() })?;
             let decision = step.plan(&cx, host, host_facts);

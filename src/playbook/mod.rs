@@ -40,6 +40,24 @@ impl HostSelector {
         })
     }
 
+    /// A selector as a person types it: a keyword, or host names separated by commas.
+    pub fn from_arg(s: &str) -> Self {
+        Self::parse(s).unwrap_or_else(|| HostSelector::Names(s.split(',').map(|n| n.trim().to_string()).collect()))
+    }
+
+    /// The selected hosts in inventory order; a name the inventory does not have is an error
+    /// that suggests the closest one.
+    pub fn resolve<'a>(&self, inv: &'a Inventory) -> Result<Vec<&'a Host>, UnknownHost> {
+        if let HostSelector::Names(names) = self
+            && let Some(missing) = names.iter().find(|n| inv.host(n).is_none())
+        {
+            let known: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+            let suggestion = did_you_mean(missing, known.iter().copied()).map(str::to_string);
+            return Err(UnknownHost { name: missing.clone(), suggestion, known: known.join(", ") });
+        }
+        Ok(self.select(inv))
+    }
+
     /// The selected hosts, in inventory order.
     pub fn select<'a>(&self, inv: &'a Inventory) -> Vec<&'a Host> {
         let first = inv.first_control_plane();
@@ -53,6 +71,25 @@ impl HostSelector {
                 HostSelector::Names(names) => names.contains(&h.name),
             })
             .collect()
+    }
+}
+
+/// A host name that is not in the inventory.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no host named `{name}` in the inventory")]
+pub struct UnknownHost {
+    pub name: String,
+    pub suggestion: Option<String>,
+    /// The inventory's host names, comma-separated.
+    pub known: String,
+}
+
+impl UnknownHost {
+    pub fn hint(&self) -> String {
+        match &self.suggestion {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("hosts are: {}", self.known),
+        }
     }
 }
 
