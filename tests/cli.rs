@@ -303,9 +303,12 @@ fn verbose_validate_shows_resolved_defaults() {
 fn playbook_naming_an_unknown_host_is_refused_with_a_suggestion() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pb = dir.path().join("pb.yaml");
-    std::fs::write(&pb, "name: custom\nsteps:\n  - action: prepare-host\n    hosts: [worker1, workr2]\n").expect("write");
-    let o = kubewright(&["plan", "--offline", "-i", "inventories/example.yaml", "--playbook", pb.to_str().expect("utf-8")]);
-    assert_eq!(o.status.code(), Some(1));
+    std::fs::write(&pb, "name: custom\nsteps:\n  - action: prepare-host\n    hosts: [worker1, workr2]\n")
+        .expect("write");
+    let o =
+        kubewright(&["plan", "--offline", "-i", "inventories/example.yaml", "--playbook", pb.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(2), "a wrong host name is invalid input");
     let err = stderr(&o);
     assert!(err.contains("error: playbook step `prepare-host`: no host named `workr2` in the inventory"), "{err}");
+    assert!(err.contains("help: did you mean `worker2`?"), "{err}");
 }

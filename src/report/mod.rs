@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::cli::{ColorChoice, GlobalArgs, OutputFormat};
 use kubewright::diag::{Diagnostic, Severity};
 use kubewright::inventory::InventoryError;
+use kubewright::plan::PlanError;
 use kubewright::playbook::PlaybookError;
 use kubewright::render::RenderError;
 
@@ -127,8 +128,17 @@ impl Reporter {
                     .or_else(|| c.downcast_ref::<PlaybookError>().map(|e| e.diagnostics.clone()))
             })
             .unwrap_or_default();
+        // A playbook that names a host or action the inventory/registry lacks is bad input too.
+        let plan_input = |c: &(dyn std::error::Error + 'static)| {
+            c.downcast_ref::<PlanError>()
+                .is_some_and(|e| matches!(e, PlanError::UnknownHost { .. } | PlanError::UnknownAction { .. }))
+        };
         let is_input = err.chain().any(|c| {
-            c.is::<UserError>() || c.is::<InventoryError>() || c.is::<PlaybookError>() || c.is::<RenderError>()
+            c.is::<UserError>()
+                || c.is::<InventoryError>()
+                || c.is::<PlaybookError>()
+                || c.is::<RenderError>()
+                || plan_input(c)
         });
         let code: u8 = if self.detailed_exitcode.get() {
             1
@@ -141,8 +151,17 @@ impl Reporter {
         let mut messages = err.chain().map(ToString::to_string);
         let headline = messages.next().unwrap_or_else(|| "unknown error".into());
         let causes: Vec<String> = messages.collect();
-        let helps: Vec<String> =
-            err.chain().filter_map(|c| c.downcast_ref::<UserError>().and_then(|u| u.help.clone())).collect();
+        let helps: Vec<String> = err
+            .chain()
+            .filter_map(|c| {
+                c.downcast_ref::<UserError>().and_then(|u| u.help.clone()).or_else(|| {
+                    match c.downcast_ref::<PlanError>() {
+                        Some(PlanError::UnknownHost { source, .. }) => Some(source.hint()),
+                        _ => None,
+                    }
+                })
+            })
+            .collect();
 
         self.diagnostics(&diagnostics);
         eprintln!("{}: {headline}", self.paint("1;31", "error"));
