@@ -59,6 +59,25 @@ fn exit_codes_stderr_and_json() {
 }
 
 #[test]
+fn several_commands_run_in_order_and_stop_at_the_first_failure() {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(2)) else { return };
+    let snippets = ["echo one > /tmp/order", "test $(hostname) = cp1", "echo two >> /tmp/order"];
+    let inventory = inv(&bed);
+    let mut args = vec!["run", "-i", inventory.as_str()];
+    for s in snippets {
+        args.extend(["--shell", s]);
+    }
+    let o = kubewright(&args);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stdout(&o),
+        "== cp1 (exit 0) ==\n== w1 (exit 1 at command 2 of 3; the rest not run) ==\n2 hosts: 1 ok, 1 failed\n"
+    );
+    assert_eq!(bed.exec("cp1", "cat /tmp/order").unwrap().stdout, b"one\ntwo\n");
+    assert_eq!(bed.exec("w1", "cat /tmp/order").unwrap().stdout, b"one\n");
+}
+
+#[test]
 fn become_uses_sudo_and_explains_a_password_prompt() {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
     let sudo = variant(&bed, "sudo.yaml", "user: root", "user: kwadmin");

@@ -8,7 +8,7 @@ use kubewright::exec::for_each_host;
 use kubewright::playbook::HostSelector;
 use kubewright::script::Script;
 use kubewright::ssh::openssh::OpensshTransport;
-use kubewright::ssh::{Target, Transport};
+use kubewright::ssh::{Output, Target, Transport, TransportError};
 
 #[derive(clap::Args)]
 #[command(after_help = "\
@@ -16,10 +16,13 @@ Examples:
   kubewright run -i inv.yaml -- systemctl is-active kubelet
   kubewright run -i inv.yaml --hosts worker --shell 'df -h / | tail -1'
   kubewright run -i inv.yaml --hosts cp1,cp2 -o json -- kubeadm version -o short
+  kubewright run -i inv.yaml --shell 'apt-get update' --shell 'apt-get -y upgrade'
 
 The words after `--` are one command, each word passed as one argument (quoted for the remote
-shell). `--shell` runs a shell snippet instead. Commands run as root through `sudo -n` when
-the inventory's user is not root. Exit code 1 when any host failed or exited non-zero.")]
+shell). `--shell` runs a shell snippet instead; given several times, the snippets run in order
+over the same connection and a host stops at its first failing one. Commands run as root
+through `sudo -n` when the inventory's user is not root. Exit code 1 when any host failed or
+exited non-zero.")]
 pub struct Args {
     #[command(flatten)]
     inventory: InventoryArg,
@@ -32,9 +35,9 @@ pub struct Args {
     /// Trust host keys seen for the first time (and record them in known_hosts)
     #[arg(long)]
     accept_new_host_keys: bool,
-    /// A shell snippet to run instead of a command
+    /// A shell snippet to run instead of a command (repeat to run several in order)
     #[arg(long, conflicts_with = "command")]
-    shell: Option<String>,
+    shell: Vec<String>,
     /// The command and its arguments
     #[arg(last = true)]
     command: Vec<String>,
@@ -43,7 +46,10 @@ pub struct Args {
 #[derive(serde::Serialize)]
 struct HostResult {
     host: String,
+    /// Of the last command run.
     exit_code: Option<i32>,
+    /// How many of the commands ran (all of them unless one failed).
+    commands_run: usize,
     stdout: String,
     stderr: String,
     error: Option<String>,
@@ -51,15 +57,16 @@ struct HostResult {
 
 pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let inv = load_inventory(&args.inventory, out)?;
-    let script = match (&args.shell, args.command.is_empty()) {
-        (Some(snippet), _) => Script::new().cmd(["sh", "-c", snippet.as_str()]),
-        (None, false) => Script::new().cmd(args.command.iter().map(String::as_str)),
-        (None, true) => {
+    let scripts: Vec<Script> = match (args.shell.is_empty(), args.command.is_empty()) {
+        (false, _) => args.shell.iter().map(|snippet| Script::new().cmd(["sh", "-c", snippet.as_str()])).collect(),
+        (true, false) => vec![Script::new().cmd(args.command.iter().map(String::as_str))],
+        (true, true) => {
             return Err(UserError::new("no command given")
                 .help("put the command after `--`, or use --shell 'SNIPPET'")
                 .into());
         }
     };
+    let total = scripts.len();
     let targets: Vec<(String, Target)> = HostSelector::from_arg(&args.hosts)
         .resolve(&inv)
         .map_err(|e| UserError::new(e.to_string()).help(e.hint()))?
@@ -73,10 +80,10 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let control_dir = tempfile::Builder::new().prefix("kubewright-ssh-").tempdir()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let outcomes = runtime.block_on(for_each_host(targets, args.concurrency, |target| {
-        let (script, control) = (&script, control_dir.path());
+        let (scripts, control) = (&scripts, control_dir.path());
         async move {
             let t = OpensshTransport::connect(target, control).await?;
-            let result = t.run(script).await;
+            let result = run_in_order(&t, scripts).await;
             t.close().await;
             result
         }
@@ -84,10 +91,18 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let results: Vec<HostResult> = outcomes
         .into_iter()
         .map(|o| match o.result {
-            Ok(r) => HostResult { host: o.host, exit_code: r.code, stdout: r.stdout, stderr: r.stderr, error: None },
+            Ok((r, commands_run)) => HostResult {
+                host: o.host,
+                exit_code: r.code,
+                commands_run,
+                stdout: r.stdout,
+                stderr: r.stderr,
+                error: None,
+            },
             Err(e) => HostResult {
                 host: o.host,
                 exit_code: None,
+                commands_run: 0,
                 stdout: String::new(),
                 stderr: String::new(),
                 error: Some(format!("{e}\n  help: {}", e.hint())),
@@ -96,21 +111,40 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
         .collect();
     let failed = results.iter().filter(|r| r.error.is_some() || r.exit_code != Some(0)).count();
     out.result(
-        &render_text(&results, failed),
+        &render_text(&results, failed, total),
         &serde_json::json!({ "hosts": results, "ok": results.len() - failed, "failed": failed }),
     );
     Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+/// Run the scripts one after the other on one connection, stopping at the first that fails;
+/// the outputs are joined. Returns the output and how many scripts ran.
+async fn run_in_order(t: &OpensshTransport, scripts: &[Script]) -> Result<(Output, usize), TransportError> {
+    let mut joined = Output { code: Some(0), stdout: String::new(), stderr: String::new() };
+    for (i, script) in scripts.iter().enumerate() {
+        let out = t.run(script).await?;
+        joined.stdout.push_str(&out.stdout);
+        joined.stderr.push_str(&out.stderr);
+        joined.code = out.code;
+        if !out.success() {
+            return Ok((joined, i + 1));
+        }
+    }
+    Ok((joined, scripts.len()))
+}
+
 /// Output grouped per host: a header with the exit status, stdout, stderr lines marked.
-fn render_text(results: &[HostResult], failed: usize) -> String {
+fn render_text(results: &[HostResult], failed: usize, total: usize) -> String {
     let mut text = String::new();
     for r in results {
-        let status = match (&r.error, r.exit_code) {
+        let mut status = match (&r.error, r.exit_code) {
             (Some(_), _) => "failed".to_string(),
             (None, Some(c)) => format!("exit {c}"),
             (None, None) => "killed by a signal".to_string(),
         };
+        if r.error.is_none() && r.commands_run < total {
+            status.push_str(&format!(" at command {} of {total}; the rest not run", r.commands_run));
+        }
         text.push_str(&format!("== {} ({status}) ==\n", r.host));
         text.push_str(&r.stdout);
         for line in r.stderr.lines() {
