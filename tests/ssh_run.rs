@@ -78,6 +78,38 @@ fn several_commands_run_in_order_and_stop_at_the_first_failure() {
 }
 
 #[test]
+fn streamed_lines_arrive_while_the_command_still_runs() {
+    use std::io::BufRead;
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
+    // The command waits for a file the test creates only after seeing the first line: the run
+    // can only finish if that line was printed before the command ended.
+    let snippet = "echo started; while ! test -e /tmp/go; do sleep 0.1; done; echo warn >&2; echo done";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubewright"))
+        .args(["run", "-i", &inv(&bed), "--stream", "--shell", snippet])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "cp1: started");
+    assert!(bed.exec("cp1", "touch /tmp/go").unwrap().status.success());
+    let mut rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success());
+    // stdout and stderr travel on separate channels: their relative order is not kept.
+    rest[..2].sort();
+    assert_eq!(rest, ["cp1 stderr: warn", "cp1: done", "== cp1 (exit 0) ==", "1 hosts: 1 ok, 0 failed"]);
+
+    // JSON: one object per line, then the result.
+    let o = kubewright(&["run", "-i", &inv(&bed), "-o", "json", "--stream", "--shell", "echo a; echo b"]);
+    let text = stdout(&o);
+    let mut values = serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>();
+    let first = values.next().unwrap().unwrap();
+    assert_eq!(first, serde_json::json!({"event": "output", "host": "cp1", "stream": "stdout", "line": "a"}));
+    assert_eq!(values.next().unwrap().unwrap()["line"], "b");
+    assert_eq!(values.next().unwrap().unwrap()["ok"], 1);
+}
+
+#[test]
 fn become_uses_sudo_and_explains_a_password_prompt() {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
     let sudo = variant(&bed, "sudo.yaml", "user: root", "user: kwadmin");

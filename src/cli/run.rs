@@ -8,7 +8,7 @@ use kubewright::exec::for_each_host;
 use kubewright::playbook::HostSelector;
 use kubewright::script::Script;
 use kubewright::ssh::openssh::OpensshTransport;
-use kubewright::ssh::{Output, Target, Transport, TransportError};
+use kubewright::ssh::{Output, OutputStream, Target, Transport, TransportError};
 
 #[derive(clap::Args)]
 #[command(after_help = "\
@@ -17,10 +17,13 @@ Examples:
   kubewright run -i inv.yaml --hosts worker --shell 'df -h / | tail -1'
   kubewright run -i inv.yaml --hosts cp1,cp2 -o json -- kubeadm version -o short
   kubewright run -i inv.yaml --shell 'apt-get update' --shell 'apt-get -y upgrade'
+  kubewright run -i inv.yaml --hosts cp1 --stream -- kubeadm upgrade apply -y v1.31.4
 
 The words after `--` are one command, each word passed as one argument (quoted for the remote
 shell). `--shell` runs a shell snippet instead; given several times, the snippets run in order
-over the same connection and a host stops at its first failing one. Commands run as root
+over the same connection and a host stops at its first failing one. `--stream` prints lines
+as they arrive (`host: line`; with `-o json` one object per line, then the result) and ends
+with each host's status instead of its grouped output. Commands run as root
 through `sudo -n` when the inventory's user is not root. Exit code 1 when any host failed or
 exited non-zero.")]
 pub struct Args {
@@ -35,6 +38,9 @@ pub struct Args {
     /// Trust host keys seen for the first time (and record them in known_hosts)
     #[arg(long)]
     accept_new_host_keys: bool,
+    /// Print each line of output as it arrives, prefixed with the host (for long commands)
+    #[arg(long)]
+    stream: bool,
     /// A shell snippet to run instead of a command (repeat to run several in order)
     #[arg(long, conflicts_with = "command")]
     shell: Vec<String>,
@@ -80,10 +86,10 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let control_dir = tempfile::Builder::new().prefix("kubewright-ssh-").tempdir()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let outcomes = runtime.block_on(for_each_host(targets, args.concurrency, |target| {
-        let (scripts, control) = (&scripts, control_dir.path());
+        let (scripts, control, stream) = (&scripts, control_dir.path(), args.stream.then_some(out));
         async move {
             let t = OpensshTransport::connect(target, control).await?;
-            let result = run_in_order(&t, scripts).await;
+            let result = run_in_order(&t, scripts, stream).await;
             t.close().await;
             result
         }
@@ -111,7 +117,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
         .collect();
     let failed = results.iter().filter(|r| r.error.is_some() || r.exit_code != Some(0)).count();
     out.result(
-        &render_text(&results, failed, total),
+        &render_text(&results, failed, total, !args.stream),
         &serde_json::json!({ "hosts": results, "ok": results.len() - failed, "failed": failed }),
     );
     Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
@@ -119,10 +125,22 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
 
 /// Run the scripts one after the other on one connection, stopping at the first that fails;
 /// the outputs are joined. Returns the output and how many scripts ran.
-async fn run_in_order(t: &OpensshTransport, scripts: &[Script]) -> Result<(Output, usize), TransportError> {
+/// With `live`, each line is also printed as it arrives.
+async fn run_in_order(
+    t: &OpensshTransport,
+    scripts: &[Script],
+    live: Option<&Reporter>,
+) -> Result<(Output, usize), TransportError> {
     let mut joined = Output { code: Some(0), stdout: String::new(), stderr: String::new() };
     for (i, script) in scripts.iter().enumerate() {
-        let out = t.run(script).await?;
+        let out = match live {
+            Some(out) => {
+                let host = t.target().name.clone();
+                let mut print = |stream, line: &str| out.live_line(&host, stream == OutputStream::Stderr, line);
+                t.run_streaming(script, &mut print).await?
+            }
+            None => t.run(script).await?,
+        };
         joined.stdout.push_str(&out.stdout);
         joined.stderr.push_str(&out.stderr);
         joined.code = out.code;
@@ -133,8 +151,9 @@ async fn run_in_order(t: &OpensshTransport, scripts: &[Script]) -> Result<(Outpu
     Ok((joined, scripts.len()))
 }
 
-/// Output grouped per host: a header with the exit status, stdout, stderr lines marked.
-fn render_text(results: &[HostResult], failed: usize, total: usize) -> String {
+/// Output grouped per host: a header with the exit status, stdout, stderr lines marked (the
+/// output only when it was not already streamed).
+fn render_text(results: &[HostResult], failed: usize, total: usize, with_output: bool) -> String {
     let mut text = String::new();
     for r in results {
         let mut status = match (&r.error, r.exit_code) {
@@ -146,9 +165,11 @@ fn render_text(results: &[HostResult], failed: usize, total: usize) -> String {
             status.push_str(&format!(" at command {} of {total}; the rest not run", r.commands_run));
         }
         text.push_str(&format!("== {} ({status}) ==\n", r.host));
-        text.push_str(&r.stdout);
-        for line in r.stderr.lines() {
-            text.push_str(&format!("stderr: {line}\n"));
+        if with_output {
+            text.push_str(&r.stdout);
+            for line in r.stderr.lines() {
+                text.push_str(&format!("stderr: {line}\n"));
+            }
         }
         if let Some(e) = &r.error {
             text.push_str(&format!("error: {e}\n"));

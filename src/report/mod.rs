@@ -118,6 +118,25 @@ impl Reporter {
         }
     }
 
+    /// A line of a host's output as it arrives: `host: line` (`host stderr: line`) for people,
+    /// under `--output json` one compact object per line, so that tools can follow a run live.
+    pub fn live_line(&self, host: &str, stderr: bool, line: &str) {
+        use std::io::Write;
+        let text = match self.format {
+            OutputFormat::Text if stderr => format!("{host} {}: {line}", self.paint("33", "stderr")),
+            OutputFormat::Text => format!("{host}: {line}"),
+            OutputFormat::Json => serde_json::json!({
+                "event": "output",
+                "host": host,
+                "stream": if stderr { "stderr" } else { "stdout" },
+                "line": line,
+            })
+            .to_string(),
+        };
+        // One write per line, so that lines from hosts running at once never interleave.
+        let _ = writeln!(std::io::stdout().lock(), "{text}");
+    }
+
     /// Report a failed command and choose its exit code.
     pub fn fatal(&self, err: &anyhow::Error) -> ExitCode {
         let diagnostics: Vec<Diagnostic> = err

@@ -135,12 +135,26 @@ impl TransportError {
     }
 }
 
+/// Which of a remote command's outputs a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
 /// One authenticated session to one host.
 #[allow(async_fn_in_trait)]
 pub trait Transport: Send + Sync {
     fn target(&self) -> &Target;
     /// Run `script` (under `sh -c`, through `sudo -n` if the host needs it).
     async fn run(&self, script: &Script) -> Result<Output, TransportError>;
+    /// Run `script`, handing each line of its output to `on_line` as it arrives (for long
+    /// commands whose progress the admin watches); the whole output is returned as well.
+    async fn run_streaming(
+        &self,
+        script: &Script,
+        on_line: &mut dyn FnMut(OutputStream, &str),
+    ) -> Result<Output, TransportError>;
     /// Run `script` with `input` on its standard input.
     async fn run_with_input(&self, script: &Script, input: &[u8]) -> Result<Output, TransportError>;
     /// Write `data` to `path` atomically: a temporary file in the same directory, fsynced,

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use openssh::{KnownHosts, SessionBuilder};
 
-use super::{Output, Target, Transport, TransportError, describe_host_key};
+use super::{Output, OutputStream, Target, Transport, TransportError, describe_host_key};
 use crate::script::Script;
 
 pub struct OpensshTransport {
@@ -83,6 +83,17 @@ fn bastion_config(target: &Target, jump: &super::Jump) -> String {
     c
 }
 
+/// Hand a line read so far to the caller and keep it in the collected output.
+fn deliver(line: &mut Vec<u8>, all: &mut String, stream: OutputStream, on_line: &mut dyn FnMut(OutputStream, &str)) {
+    if line.is_empty() {
+        return;
+    }
+    let text = String::from_utf8_lossy(line);
+    on_line(stream, text.trim_end_matches('\n'));
+    all.push_str(&text);
+    line.clear();
+}
+
 async fn classify(t: &Target, e: openssh::Error) -> TransportError {
     let text = format!("{e}");
     let detail = match &e {
@@ -122,14 +133,22 @@ impl OpensshTransport {
         stdin.shutdown().await.map_err(|e| self.exec_error(e))?;
         drop(stdin);
         let out = child.wait_with_output().await.map_err(|e| self.exec_error(e))?;
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        if self.target.sudo && out.status.code() == Some(1) && stderr.contains("sudo: a password is required") {
+        self.check_sudo(Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// Refuse an output that is sudo asking for a password (`sudo -n` exits 1 with this text).
+    fn check_sudo(&self, out: Output) -> Result<Output, TransportError> {
+        if self.target.sudo && out.code == Some(1) && out.stderr.contains("sudo: a password is required") {
             return Err(TransportError::SudoPassword {
                 host: self.target.name.clone(),
                 user: self.target.user.clone(),
             });
         }
-        Ok(Output { code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr })
+        Ok(out)
     }
 
     fn exec_error(&self, detail: impl std::fmt::Display) -> TransportError {
@@ -149,14 +168,51 @@ impl Transport for OpensshTransport {
             .output()
             .await
             .map_err(|e| TransportError::Exec { host: self.target.name.clone(), detail: e.to_string() })?;
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        if self.target.sudo && out.status.code() == Some(1) && stderr.contains("sudo: a password is required") {
-            return Err(TransportError::SudoPassword {
-                host: self.target.name.clone(),
-                user: self.target.user.clone(),
-            });
+        self.check_sudo(Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    async fn run_streaming(
+        &self,
+        script: &Script,
+        on_line: &mut dyn FnMut(OutputStream, &str),
+    ) -> Result<Output, TransportError> {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = self
+            .session
+            .raw_command(self.target.wrap(script))
+            .stdin(openssh::Stdio::null())
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::piped())
+            .spawn()
+            .await
+            .map_err(|e| self.exec_error(e))?;
+        let stdout = child.stdout().take().ok_or_else(|| self.exec_error("no stdout"))?;
+        let stderr = child.stderr().take().ok_or_else(|| self.exec_error("no stderr"))?;
+        let (mut stdout, mut stderr) = (tokio::io::BufReader::new(stdout), tokio::io::BufReader::new(stderr));
+        let mut out = Output { code: None, stdout: String::new(), stderr: String::new() };
+        let (mut out_line, mut err_line) = (Vec::new(), Vec::new());
+        let (mut out_open, mut err_open) = (true, true);
+        // Lines are read as bytes (a command may print invalid UTF-8) and handed on whole.
+        while out_open || err_open {
+            tokio::select! {
+                n = stdout.read_until(b'\n', &mut out_line), if out_open => {
+                    let n = n.map_err(|e| self.exec_error(e))?;
+                    out_open = n > 0;
+                    deliver(&mut out_line, &mut out.stdout, OutputStream::Stdout, on_line);
+                }
+                n = stderr.read_until(b'\n', &mut err_line), if err_open => {
+                    let n = n.map_err(|e| self.exec_error(e))?;
+                    err_open = n > 0;
+                    deliver(&mut err_line, &mut out.stderr, OutputStream::Stderr, on_line);
+                }
+            }
         }
-        Ok(Output { code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr })
+        out.code = child.wait().await.map_err(|e| self.exec_error(e))?.code();
+        self.check_sudo(out)
     }
 
     async fn run_with_input(&self, script: &Script, input: &[u8]) -> Result<Output, TransportError> {
