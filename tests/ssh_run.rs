@@ -110,6 +110,30 @@ fn streamed_lines_arrive_while_the_command_still_runs() {
 }
 
 #[test]
+fn a_timeout_stops_the_command_on_the_host() {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(2)) else { return };
+    let o = kubewright(&[
+        "run",
+        "-i",
+        &inv(&bed),
+        "--timeout",
+        "2s",
+        "--shell",
+        "if [ $(hostname) = w1 ]; then echo $$ > /tmp/hung.pid; sleep 600; fi; echo fine",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "== cp1 (exit 0) ==\nfine\n== w1 (timed out after 2s) ==\n2 hosts: 1 ok, 1 failed\n");
+    // Killed there, not merely abandoned: the shell that waited is gone.
+    let pid = String::from_utf8(bed.exec("w1", "cat /tmp/hung.pid").unwrap().stdout).unwrap();
+    assert!(!bed.exec("w1", &format!("kill -0 {}", pid.trim())).unwrap().status.success());
+    assert!(!bed.exec("w1", "pgrep -x sleep").unwrap().status.success(), "the command's children live on");
+
+    let o = kubewright(&["run", "-i", &inv(&bed), "--timeout", "0s", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("would stop every command at once"));
+}
+
+#[test]
 fn become_uses_sudo_and_explains_a_password_prompt() {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
     let sudo = variant(&bed, "sudo.yaml", "user: root", "user: kwadmin");

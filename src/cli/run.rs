@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use kubewright::duration::Duration;
+
 use super::inputs::{InventoryArg, load_inventory};
 use crate::report::{Reporter, UserError};
 use kubewright::exec::for_each_host;
@@ -38,6 +40,10 @@ pub struct Args {
     /// Trust host keys seen for the first time (and record them in known_hosts)
     #[arg(long)]
     accept_new_host_keys: bool,
+    /// Stop each command after this long (e.g. 90s, 5m): the host's `timeout` sends TERM, then
+    /// KILL 10 s later, and the host counts as failed
+    #[arg(long, value_name = "DURATION")]
+    timeout: Option<Duration>,
     /// Print each line of output as it arrives, prefixed with the host (for long commands)
     #[arg(long)]
     stream: bool,
@@ -56,6 +62,8 @@ struct HostResult {
     exit_code: Option<i32>,
     /// How many of the commands ran (all of them unless one failed).
     commands_run: usize,
+    /// The last command was stopped by `--timeout` (`timeout` exits 124).
+    timed_out: bool,
     stdout: String,
     stderr: String,
     error: Option<String>,
@@ -63,9 +71,22 @@ struct HostResult {
 
 pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let inv = load_inventory(&args.inventory, out)?;
+    if args.timeout.is_some_and(|t| t.seconds == 0) {
+        return Err(UserError::new("`--timeout 0s` would stop every command at once")
+            .help("give a duration like 90s or 5m, or leave --timeout out to wait for as long as commands take")
+            .into());
+    }
+    // The remote `timeout` (coreutils) kills the command on the host itself: merely no longer
+    // waiting for it locally would leave it running there.
+    let seconds = args.timeout.map(|t| t.seconds.to_string());
+    let grace = REMOTE_KILL_GRACE_SECS.to_string();
+    let limited = |words: Vec<&str>| match &seconds {
+        Some(s) => Script::new().cmd(["timeout", "-k", grace.as_str(), s.as_str()].into_iter().chain(words)),
+        None => Script::new().cmd(words),
+    };
     let scripts: Vec<Script> = match (args.shell.is_empty(), args.command.is_empty()) {
-        (false, _) => args.shell.iter().map(|snippet| Script::new().cmd(["sh", "-c", snippet.as_str()])).collect(),
-        (true, false) => vec![Script::new().cmd(args.command.iter().map(String::as_str))],
+        (false, _) => args.shell.iter().map(|snippet| limited(vec!["sh", "-c", snippet.as_str()])).collect(),
+        (true, false) => vec![limited(args.command.iter().map(String::as_str).collect())],
         (true, true) => {
             return Err(UserError::new("no command given")
                 .help("put the command after `--`, or use --shell 'SNIPPET'")
@@ -89,7 +110,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
         let (scripts, control, stream) = (&scripts, control_dir.path(), args.stream.then_some(out));
         async move {
             let t = OpensshTransport::connect(target, control).await?;
-            let result = run_in_order(&t, scripts, stream).await;
+            let result = run_in_order(&t, scripts, stream, args.timeout).await;
             t.close().await;
             result
         }
@@ -101,6 +122,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
                 host: o.host,
                 exit_code: r.code,
                 commands_run,
+                timed_out: args.timeout.is_some() && r.code == Some(TIMEOUT_EXIT_CODE),
                 stdout: r.stdout,
                 stderr: r.stderr,
                 error: None,
@@ -109,6 +131,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
                 host: o.host,
                 exit_code: None,
                 commands_run: 0,
+                timed_out: false,
                 stdout: String::new(),
                 stderr: String::new(),
                 error: Some(format!("{e}\n  help: {}", e.hint())),
@@ -117,7 +140,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
         .collect();
     let failed = results.iter().filter(|r| r.error.is_some() || r.exit_code != Some(0)).count();
     out.result(
-        &render_text(&results, failed, total, !args.stream),
+        &render_text(&results, failed, total, !args.stream, args.timeout),
         &serde_json::json!({ "hosts": results, "ok": results.len() - failed, "failed": failed }),
     );
     Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
@@ -125,21 +148,32 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
 
 /// Run the scripts one after the other on one connection, stopping at the first that fails;
 /// the outputs are joined. Returns the output and how many scripts ran.
-/// With `live`, each line is also printed as it arrives.
+/// With `live`, each line is also printed as it arrives. With `limit`, a host that has not
+/// answered well after the remote `timeout` fired (a dead link) is given up on.
 async fn run_in_order(
     t: &OpensshTransport,
     scripts: &[Script],
     live: Option<&Reporter>,
+    limit: Option<Duration>,
 ) -> Result<(Output, usize), TransportError> {
     let mut joined = Output { code: Some(0), stdout: String::new(), stderr: String::new() };
+    let host = t.target().name.clone();
     for (i, script) in scripts.iter().enumerate() {
-        let out = match live {
-            Some(out) => {
-                let host = t.target().name.clone();
-                let mut print = |stream, line: &str| out.live_line(&host, stream == OutputStream::Stderr, line);
-                t.run_streaming(script, &mut print).await?
+        let mut print = |stream, line: &str| {
+            if let Some(out) = live {
+                out.live_line(&host, stream == OutputStream::Stderr, line)
             }
-            None => t.run(script).await?,
+        };
+        let command = t.run_streaming(script, &mut print);
+        let out = match limit {
+            Some(limit) => {
+                let grace = std::time::Duration::from_secs(limit.seconds + REMOTE_KILL_GRACE_SECS + 20);
+                tokio::time::timeout(grace, command).await.map_err(|_| TransportError::Exec {
+                    host: host.clone(),
+                    detail: format!("no answer {}s after the command's {limit} timeout", grace.as_secs()),
+                })??
+            }
+            None => command.await?,
         };
         joined.stdout.push_str(&out.stdout);
         joined.stderr.push_str(&out.stderr);
@@ -151,13 +185,27 @@ async fn run_in_order(
     Ok((joined, scripts.len()))
 }
 
+/// What coreutils' `timeout` exits with when it stopped the command.
+const TIMEOUT_EXIT_CODE: i32 = 124;
+
+/// How long the remote `timeout -k` waits between TERM and KILL.
+const REMOTE_KILL_GRACE_SECS: u64 = 10;
+
 /// Output grouped per host: a header with the exit status, stdout, stderr lines marked (the
 /// output only when it was not already streamed).
-fn render_text(results: &[HostResult], failed: usize, total: usize, with_output: bool) -> String {
+fn render_text(
+    results: &[HostResult],
+    failed: usize,
+    total: usize,
+    with_output: bool,
+    timeout: Option<Duration>,
+) -> String {
+    let timeout_text = timeout.map(|t| t.to_string()).unwrap_or_default();
     let mut text = String::new();
     for r in results {
         let mut status = match (&r.error, r.exit_code) {
             (Some(_), _) => "failed".to_string(),
+            (None, Some(_)) if r.timed_out => format!("timed out after {}", timeout_text),
             (None, Some(c)) => format!("exit {c}"),
             (None, None) => "killed by a signal".to_string(),
         };
