@@ -2,7 +2,6 @@
 //! sudo, strict host keys, unreachable hosts, and no SSH master left after the run.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use kubewright_testbed::{Testbed, TestbedOptions};
@@ -190,22 +189,24 @@ fn unreachable_hosts_fail_alone_and_no_master_outlives_the_run() {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(2)) else { return };
     let quick = variant(&bed, "quick.yaml", "ssh:\n", "ssh:\n  connectTimeout: 2s\n");
     bed.link_down("w1").unwrap();
-    let o = kubewright(&["run", "-i", &quick, "--", "hostname"]);
+    // A temporary directory of this run's own, so that other tests' runs are not counted.
+    let tmp = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_kubewright"))
+        .args(["run", "-i", &quick, "--", "hostname"])
+        .env("NO_COLOR", "1")
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
     assert!(out.contains("== cp1 (exit 0) ==\ncp1\n"), "the reachable host still ran: {out}");
     assert!(out.contains("== w1 (failed) ==\nerror: w1: cannot connect to "), "{out}");
     bed.link_up("w1").unwrap();
-    // Every master connection ended with the run.
-    let left = Command::new("pgrep").args(["-f", "kubewright-ssh-"]).output().unwrap();
+    // Every master connection ended with the run, and its control directory is gone.
+    let left = Command::new("pgrep").arg("-f").arg(tmp.path()).output().unwrap();
     assert!(left.stdout.is_empty(), "ssh masters left: {}", String::from_utf8_lossy(&left.stdout));
-    assert!(
-        !Path::new("/tmp")
-            .read_dir()
-            .unwrap()
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with("kubewright-ssh-"))
-    );
+    let entries: Vec<_> = tmp.path().read_dir().unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(entries.is_empty(), "left in the run's TMPDIR: {entries:?}");
 }
 
 #[test]
