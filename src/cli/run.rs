@@ -170,7 +170,10 @@ async fn run_in_order(
                 let grace = std::time::Duration::from_secs(limit.seconds + REMOTE_KILL_GRACE_SECS + 20);
                 tokio::time::timeout(grace, command).await.map_err(|_| TransportError::Exec {
                     host: host.clone(),
-                    detail: format!("no answer {}s after the command's {limit} timeout", grace.as_secs()),
+                    detail: format!(
+                        "no answer within {}s although the command's timeout is {limit}; the link may be down",
+                        grace.as_secs()
+                    ),
                 })??
             }
             None => command.await?,

@@ -62,7 +62,7 @@ run_kubewright() {
 }
 
 run_raw_ssh() {
-    local cm="$work/cm" h
+    local cm="$work/cm" h pids=() pid
     mkdir -p "$cm"
     for h in $names; do
         (
@@ -72,8 +72,10 @@ run_raw_ssh() {
             done
             ssh -F "$bed/ssh_config" -o "ControlPath=$cm/%n" -O exit "$h" 2>/dev/null
         ) &
+        pids+=($!)
     done
-    wait
+    # `wait` alone would report success whatever the loops did.
+    for pid in "${pids[@]}"; do wait "$pid" || return 1; done
 }
 
 setup_ansible() {
