@@ -6,11 +6,11 @@ use kubewright::duration::Duration;
 
 use super::inputs::{InventoryArg, load_inventory};
 use crate::report::{Reporter, UserError};
-use kubewright::exec::for_each_host;
+use kubewright::exec::{TIMEOUT_EXIT_CODE, for_each_host, run_in_order, time_limited};
 use kubewright::playbook::HostSelector;
 use kubewright::script::Script;
 use kubewright::ssh::openssh::OpensshTransport;
-use kubewright::ssh::{Output, OutputStream, Target, Transport, TransportError};
+use kubewright::ssh::{OutputStream, Target, Transport};
 
 #[derive(clap::Args)]
 #[command(after_help = "\
@@ -76,14 +76,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
             .help("give a duration like 90s or 5m, or leave --timeout out to wait for as long as commands take")
             .into());
     }
-    // The remote `timeout` (coreutils) kills the command on the host itself: merely no longer
-    // waiting for it locally would leave it running there.
-    let seconds = args.timeout.map(|t| t.seconds.to_string());
-    let grace = REMOTE_KILL_GRACE_SECS.to_string();
-    let limited = |words: Vec<&str>| match &seconds {
-        Some(s) => Script::new().cmd(["timeout", "-k", grace.as_str(), s.as_str()].into_iter().chain(words)),
-        None => Script::new().cmd(words),
-    };
+    let limited = |words: Vec<&str>| time_limited(words, args.timeout);
     let scripts: Vec<Script> = match (args.shell.is_empty(), args.command.is_empty()) {
         (false, _) => args.shell.iter().map(|snippet| limited(vec!["sh", "-c", snippet.as_str()])).collect(),
         (true, false) => vec![limited(args.command.iter().map(String::as_str).collect())],
@@ -110,7 +103,13 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
         let (scripts, control, stream) = (&scripts, control_dir.path(), args.stream.then_some(out));
         async move {
             let t = OpensshTransport::connect(target, control).await?;
-            let result = run_in_order(&t, scripts, stream, args.timeout).await;
+            let host = t.target().name.clone();
+            let mut print = |from, line: &str| {
+                if let Some(out) = stream {
+                    out.live_line(&host, from == OutputStream::Stderr, line)
+                }
+            };
+            let result = run_in_order(&t, scripts, &mut print, args.timeout).await;
             t.close().await;
             result
         }
@@ -145,54 +144,6 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     );
     Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
-
-/// Run the scripts one after the other on one connection, stopping at the first that fails;
-/// the outputs are joined. Returns the output and how many scripts ran.
-/// With `live`, each line is also printed as it arrives. With `limit`, a host that has not
-/// answered well after the remote `timeout` fired (a dead link) is given up on.
-async fn run_in_order(
-    t: &OpensshTransport,
-    scripts: &[Script],
-    live: Option<&Reporter>,
-    limit: Option<Duration>,
-) -> Result<(Output, usize), TransportError> {
-    let mut joined = Output { code: Some(0), stdout: String::new(), stderr: String::new() };
-    let host = t.target().name.clone();
-    for (i, script) in scripts.iter().enumerate() {
-        let mut print = |stream, line: &str| {
-            if let Some(out) = live {
-                out.live_line(&host, stream == OutputStream::Stderr, line)
-            }
-        };
-        let command = t.run_streaming(script, &mut print);
-        let out = match limit {
-            Some(limit) => {
-                let grace = std::time::Duration::from_secs(limit.seconds + REMOTE_KILL_GRACE_SECS + 20);
-                tokio::time::timeout(grace, command).await.map_err(|_| TransportError::Exec {
-                    host: host.clone(),
-                    detail: format!(
-                        "no answer within {}s although the command's timeout is {limit}; the link may be down",
-                        grace.as_secs()
-                    ),
-                })??
-            }
-            None => command.await?,
-        };
-        joined.stdout.push_str(&out.stdout);
-        joined.stderr.push_str(&out.stderr);
-        joined.code = out.code;
-        if !out.success() {
-            return Ok((joined, i + 1));
-        }
-    }
-    Ok((joined, scripts.len()))
-}
-
-/// What coreutils' `timeout` exits with when it stopped the command.
-const TIMEOUT_EXIT_CODE: i32 = 124;
-
-/// How long the remote `timeout -k` waits between TERM and KILL.
-const REMOTE_KILL_GRACE_SECS: u64 = 10;
 
 /// Output grouped per host: a header with the exit status, stdout, stderr lines marked (the
 /// output only when it was not already streamed).
