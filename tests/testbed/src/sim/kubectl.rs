@@ -553,6 +553,27 @@ fn schedulable(c: &Cluster, exclude: &str) -> Vec<String> {
 
 /// `kubectl drain`: cordon, refuse what the filters refuse, evict through the disruption
 /// budgets (retried every 5 s until `--timeout`), report as kubectl does (§7.1, §7.2).
+/// An aggregate of errors as Kubernetes prints one (apimachinery's `utilerrors.NewAggregate`):
+/// the message alone for one error, `[a, b]` for several.
+fn aggregate(errors: &[String]) -> String {
+    match errors {
+        [one] => one.clone(),
+        _ => format!("[{}]", errors.join(", ")),
+    }
+}
+
+/// kubectl drain's closing report when a node could not be drained (drain.go, RunDrain).
+fn report_drain_failure(stderr: &mut String, node: &str, errors: &[String]) {
+    let _ = write!(
+        stderr,
+        "error: unable to drain node \"{node}\" due to error:{}, continuing command...\nThere are pending nodes to be drained:\n {node}\n",
+        aggregate(errors)
+    );
+    for e in errors {
+        let _ = writeln!(stderr, "{e}");
+    }
+}
+
 fn drain(node: &str, o: &DrainOptions) -> anyhow::Result<Outcome> {
     let (mut out, pods, ds) = with_cluster(|c| {
         if !c.nodes.contains_key(node) {
@@ -594,14 +615,7 @@ fn drain(node: &str, o: &DrainOptions) -> anyhow::Result<Outcome> {
         ));
     }
     if !blocking.is_empty() {
-        let agg = if blocking.len() == 1 { blocking[0].clone() } else { format!("[{}]", blocking.join(", ")) };
-        let _ = write!(
-            out.stderr,
-            "error: unable to drain node \"{node}\" due to error:{agg}, continuing command...\nThere are pending nodes to be drained:\n {node}\n"
-        );
-        for b in &blocking {
-            let _ = writeln!(out.stderr, "{b}");
-        }
+        report_drain_failure(&mut out.stderr, node, &blocking);
         out.code = 1;
         return Ok(out);
     }
@@ -664,15 +678,13 @@ fn drain(node: &str, o: &DrainOptions) -> anyhow::Result<Outcome> {
                     )
                 })
                 .collect();
-            let agg = if errors.len() == 1 { errors[0].clone() } else { format!("[{}]", errors.join(", ")) };
             let names: String = still.iter().map(|p| format!("pod/{}\n", p.name)).collect();
             let _ = write!(
                 out.stderr,
-                "There are pending pods in node \"{node}\" when an error occurred: {agg}\n{names}error: unable to drain node \"{node}\" due to error:{agg}, continuing command...\nThere are pending nodes to be drained:\n {node}\n"
+                "There are pending pods in node \"{node}\" when an error occurred: {}\n{names}",
+                aggregate(&errors)
             );
-            for e in &errors {
-                let _ = writeln!(out.stderr, "{e}");
-            }
+            report_drain_failure(&mut out.stderr, node, &errors);
             out.code = 1;
             with_cluster(|c| {
                 c.event("drain-blocked", node);
