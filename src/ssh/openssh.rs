@@ -162,17 +162,7 @@ impl Transport for OpensshTransport {
     }
 
     async fn run(&self, script: &Script) -> Result<Output, TransportError> {
-        let out = self
-            .session
-            .raw_command(self.target.wrap(script))
-            .output()
-            .await
-            .map_err(|e| TransportError::Exec { host: self.target.name.clone(), detail: e.to_string() })?;
-        self.check_sudo(Output {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
+        self.run_streaming(script, &mut |_, _| {}).await
     }
 
     async fn run_streaming(
