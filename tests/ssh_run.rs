@@ -1,13 +1,21 @@
 //! `kubewright run` against real sshd hosts (the test bed): grouped output, exit codes, JSON,
-//! sudo, strict host keys, unreachable hosts, and no SSH master left after the run.
+//! sudo, strict host keys, unreachable hosts, and no SSH master left after the run. Every test
+//! runs once per transport.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
 use std::process::{Command, Output};
 
 use kubewright_testbed::{Testbed, TestbedOptions};
 
-fn kubewright(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kubewright")).args(args).env("NO_COLOR", "1").output().unwrap()
+/// The binary, on the given transport.
+fn kubewright_cmd(transport: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubewright"));
+    cmd.env("NO_COLOR", "1").env("KUBEWRIGHT_TRANSPORT", transport);
+    cmd
+}
+
+fn kubewright(transport: &str, args: &[&str]) -> Output {
+    kubewright_cmd(transport).args(args).output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -27,10 +35,9 @@ fn inv(bed: &Testbed) -> String {
     bed.inventory_path().display().to_string()
 }
 
-#[test]
-fn runs_on_every_host_and_groups_output() {
+fn runs_on_every_host_and_groups_output(transport: &str) {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(3)) else { return };
-    let o = kubewright(&["run", "-i", &inv(&bed), "--", "hostname"]);
+    let o = kubewright(transport, &["run", "-i", &inv(&bed), "--", "hostname"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
         stdout(&o),
@@ -38,18 +45,23 @@ fn runs_on_every_host_and_groups_output() {
     );
 
     // Words stay words: a hostile argument is one argument, not shell.
-    let o = kubewright(&["run", "-i", &inv(&bed), "--hosts", "cp1", "--", "echo", "a; touch /tmp/pwned", "$(id)"]);
+    let o = kubewright(
+        transport,
+        &["run", "-i", &inv(&bed), "--hosts", "cp1", "--", "echo", "a; touch /tmp/pwned", "$(id)"],
+    );
     assert!(stdout(&o).contains("a; touch /tmp/pwned $(id)\n"), "{}", stdout(&o));
     assert!(!bed.exec("cp1", "test -e /tmp/pwned").unwrap().status.success());
 }
 
-#[test]
-fn exit_codes_stderr_and_json() {
+fn exit_codes_stderr_and_json(transport: &str) {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(2)) else { return };
-    let o = kubewright(&["run", "-i", &inv(&bed), "--hosts", "worker", "--shell", "echo out; echo err >&2; exit 3"]);
+    let o = kubewright(
+        transport,
+        &["run", "-i", &inv(&bed), "--hosts", "worker", "--shell", "echo out; echo err >&2; exit 3"],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o), "== w1 (exit 3) ==\nout\nstderr: err\n1 hosts: 0 ok, 1 failed\n");
-    let o = kubewright(&["run", "-i", &inv(&bed), "-o", "json", "--shell", "test $(hostname) = cp1"]);
+    let o = kubewright(transport, &["run", "-i", &inv(&bed), "-o", "json", "--shell", "test $(hostname) = cp1"]);
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(doc["ok"], 1);
     assert_eq!(doc["failed"], 1);
@@ -57,8 +69,7 @@ fn exit_codes_stderr_and_json() {
     assert_eq!(doc["hosts"][1]["exit_code"], 1);
 }
 
-#[test]
-fn several_commands_run_in_order_and_stop_at_the_first_failure() {
+fn several_commands_run_in_order_and_stop_at_the_first_failure(transport: &str) {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(2)) else { return };
     let snippets = ["echo one > /tmp/order", "test $(hostname) = cp1", "echo two >> /tmp/order"];
     let inventory = inv(&bed);
@@ -66,7 +77,7 @@ fn several_commands_run_in_order_and_stop_at_the_first_failure() {
     for s in snippets {
         args.extend(["--shell", s]);
     }
-    let o = kubewright(&args);
+    let o = kubewright(transport, &args);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         stdout(&o),
@@ -76,16 +87,14 @@ fn several_commands_run_in_order_and_stop_at_the_first_failure() {
     assert_eq!(bed.exec("w1", "cat /tmp/order").unwrap().stdout, b"one\n");
 }
 
-#[test]
-fn streamed_lines_arrive_while_the_command_still_runs() {
+fn streamed_lines_arrive_while_the_command_still_runs(transport: &str) {
     use std::io::BufRead;
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
     // The command waits for a file the test creates only after seeing the first line: the run
     // can only finish if that line was printed before the command ended.
     let snippet = "echo started; while ! test -e /tmp/go; do sleep 0.1; done; echo warn >&2; echo done";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kubewright"))
+    let mut child = kubewright_cmd(transport)
         .args(["run", "-i", &inv(&bed), "--stream", "--shell", snippet])
-        .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -99,7 +108,7 @@ fn streamed_lines_arrive_while_the_command_still_runs() {
     assert_eq!(rest, ["cp1 stderr: warn", "cp1: done", "== cp1 (exit 0) ==", "1 hosts: 1 ok, 0 failed"]);
 
     // JSON: one object per line, then the result.
-    let o = kubewright(&["run", "-i", &inv(&bed), "-o", "json", "--stream", "--shell", "echo a; echo b"]);
+    let o = kubewright(transport, &["run", "-i", &inv(&bed), "-o", "json", "--stream", "--shell", "echo a; echo b"]);
     let text = stdout(&o);
     let mut values = serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>();
     let first = values.next().unwrap().unwrap();
@@ -108,18 +117,20 @@ fn streamed_lines_arrive_while_the_command_still_runs() {
     assert_eq!(values.next().unwrap().unwrap()["ok"], 1);
 }
 
-#[test]
-fn a_timeout_stops_the_command_on_the_host() {
+fn a_timeout_stops_the_command_on_the_host(transport: &str) {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(2)) else { return };
-    let o = kubewright(&[
-        "run",
-        "-i",
-        &inv(&bed),
-        "--timeout",
-        "2s",
-        "--shell",
-        "if [ $(hostname) = w1 ]; then echo $$ > /tmp/hung.pid; sleep 600; fi; echo fine",
-    ]);
+    let o = kubewright(
+        transport,
+        &[
+            "run",
+            "-i",
+            &inv(&bed),
+            "--timeout",
+            "2s",
+            "--shell",
+            "if [ $(hostname) = w1 ]; then echo $$ > /tmp/hung.pid; sleep 600; fi; echo fine",
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o), "== cp1 (exit 0) ==\nfine\n== w1 (timed out after 2s) ==\n2 hosts: 1 ok, 1 failed\n");
     // Killed there, not merely abandoned: the shell that waited is gone.
@@ -127,26 +138,24 @@ fn a_timeout_stops_the_command_on_the_host() {
     assert!(!bed.exec("w1", &format!("kill -0 {}", pid.trim())).unwrap().status.success());
     assert!(!bed.exec("w1", "pgrep -x sleep").unwrap().status.success(), "the command's children live on");
 
-    let o = kubewright(&["run", "-i", &inv(&bed), "--timeout", "0s", "--", "true"]);
+    let o = kubewright(transport, &["run", "-i", &inv(&bed), "--timeout", "0s", "--", "true"]);
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("would stop every command at once"));
 }
 
-#[test]
-fn become_uses_sudo_and_explains_a_password_prompt() {
+fn become_uses_sudo_and_explains_a_password_prompt(transport: &str) {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
     let sudo = variant(&bed, "sudo.yaml", "user: root", "user: kwadmin");
-    let o = kubewright(&["run", "-i", &sudo, "--", "id", "-u"]);
+    let o = kubewright(transport, &["run", "-i", &sudo, "--", "id", "-u"]);
     assert_eq!(stdout(&o), "== cp1 (exit 0) ==\n0\n1 hosts: 1 ok, 0 failed\n");
     let pass = variant(&bed, "pass.yaml", "user: root", "user: kwpass");
-    let o = kubewright(&["run", "-i", &pass, "--", "id", "-u"]);
+    let o = kubewright(transport, &["run", "-i", &pass, "--", "id", "-u"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("error: cp1: `sudo -n` needs a password for user kwpass"), "{}", stdout(&o));
     assert!(stdout(&o).contains("NOPASSWD"), "{}", stdout(&o));
 }
 
-#[test]
-fn host_keys_are_strict_by_default() {
+fn host_keys_are_strict_by_default(transport: &str) {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
     let ip = bed.host("cp1").ip.to_string();
     let empty = bed.dir().join("empty_known_hosts");
@@ -154,7 +163,7 @@ fn host_keys_are_strict_by_default() {
     let kh = bed.known_hosts_path().display().to_string();
     let unknown =
         variant(&bed, "unknown.yaml", &format!("knownHosts: {kh}"), &format!("knownHosts: {}", empty.display()));
-    let o = kubewright(&["run", "-i", &unknown, "--", "true"]);
+    let o = kubewright(transport, &["run", "-i", &unknown, "--", "true"]);
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
     assert!(
@@ -165,10 +174,10 @@ fn host_keys_are_strict_by_default() {
     assert!(out.contains("--accept-new-host-keys"), "{out}");
 
     // With the flag the key is recorded, and the next run trusts it without the flag.
-    let o = kubewright(&["run", "-i", &unknown, "--accept-new-host-keys", "--", "true"]);
+    let o = kubewright(transport, &["run", "-i", &unknown, "--accept-new-host-keys", "--", "true"]);
     assert!(o.status.success(), "{}", stdout(&o));
     assert!(Command::new("ssh-keygen").args(["-F", &ip, "-f"]).arg(&empty).output().unwrap().status.success());
-    assert!(kubewright(&["run", "-i", &unknown, "--", "true"]).status.success());
+    assert!(kubewright(transport, &["run", "-i", &unknown, "--", "true"]).status.success());
 
     // A changed key is refused even with the flag.
     let other = bed.dir().join("other");
@@ -179,21 +188,19 @@ fn host_keys_are_strict_by_default() {
         .unwrap();
     let changed_inv =
         variant(&bed, "changed.yaml", &format!("knownHosts: {kh}"), &format!("knownHosts: {}", changed.display()));
-    let o = kubewright(&["run", "-i", &changed_inv, "--accept-new-host-keys", "--", "true"]);
+    let o = kubewright(transport, &["run", "-i", &changed_inv, "--accept-new-host-keys", "--", "true"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("its key CHANGED since it was recorded"), "{}", stdout(&o));
 }
 
-#[test]
-fn unreachable_hosts_fail_alone_and_no_master_outlives_the_run() {
+fn unreachable_hosts_fail_alone_and_no_master_outlives_the_run(transport: &str) {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(2)) else { return };
     let quick = variant(&bed, "quick.yaml", "ssh:\n", "ssh:\n  connectTimeout: 2s\n");
     bed.link_down("w1").unwrap();
     // A temporary directory of this run's own, so that other tests' runs are not counted.
     let tmp = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_kubewright"))
+    let o = kubewright_cmd(transport)
         .args(["run", "-i", &quick, "--", "hostname"])
-        .env("NO_COLOR", "1")
         .env("TMPDIR", tmp.path())
         .output()
         .unwrap();
@@ -209,8 +216,7 @@ fn unreachable_hosts_fail_alone_and_no_master_outlives_the_run() {
     assert!(entries.is_empty(), "left in the run's TMPDIR: {entries:?}");
 }
 
-#[test]
-fn reaches_hosts_through_the_bastion() {
+fn reaches_hosts_through_the_bastion(transport: &str) {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(3)) else { return };
     let bastion = bed.host("cp1").ip.to_string();
     let via =
@@ -220,17 +226,90 @@ fn reaches_hosts_through_the_bastion() {
     let machine = bastion.rsplit_once('.').map(|(net, _)| format!("{net}.1")).unwrap();
     let blocked = bed.exec("w1", &format!("iptables-legacy -A INPUT -s {machine} -p tcp --dport 22 -j DROP")).unwrap();
     assert!(blocked.status.success(), "{}", String::from_utf8_lossy(&blocked.stderr));
-    let direct = kubewright(&[
-        "run",
-        "-i",
-        &variant(&bed, "direct.yaml", "ssh:\n", "ssh:\n  connectTimeout: 2s\n"),
-        "--hosts",
-        "w1",
-        "--",
-        "hostname",
-    ]);
+    let direct = kubewright(
+        transport,
+        &[
+            "run",
+            "-i",
+            &variant(&bed, "direct.yaml", "ssh:\n", "ssh:\n  connectTimeout: 2s\n"),
+            "--hosts",
+            "w1",
+            "--",
+            "hostname",
+        ],
+    );
     assert_eq!(direct.status.code(), Some(1), "w1 must not be reachable directly");
-    let o = kubewright(&["run", "-i", &via, "--hosts", "w1,w2", "--", "hostname"]);
+    let o = kubewright(transport, &["run", "-i", &via, "--hosts", "w1,w2", "--", "hostname"]);
     assert!(o.status.success(), "{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
     assert_eq!(stdout(&o), "== w1 (exit 0) ==\nw1\n== w2 (exit 0) ==\nw2\n2 hosts: 2 ok, 0 failed\n");
 }
+
+fn logs_in_with_agent_keys_and_explains_a_refused_key(transport: &str) {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
+    let key_line = format!("  identityFile: {}\n", bed.client_key_path().display());
+    let no_key = variant(&bed, "agent.yaml", &key_line, "");
+    // A home without keys, so only the agent can offer one.
+    let home = tempfile::tempdir().unwrap();
+    let agent_dir = tempfile::tempdir().unwrap();
+    let socket = agent_dir.path().join("agent.sock");
+    let mut agent =
+        Command::new("ssh-agent").arg("-D").arg("-a").arg(&socket).stdout(std::process::Stdio::null()).spawn().unwrap();
+    for _ in 0..50 {
+        if socket.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let added = Command::new("ssh-add").arg(bed.client_key_path()).env("SSH_AUTH_SOCK", &socket).output().unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let o = kubewright_cmd(transport)
+        .args(["run", "-i", &no_key, "--", "hostname"])
+        .env("HOME", home.path())
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(
+        stdout(&o),
+        "== cp1 (exit 0) ==\ncp1\n1 hosts: 1 ok, 0 failed\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // A key the host does not accept: the error says which user and what to check.
+    let stranger = bed.dir().join("stranger");
+    Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&stranger).status().unwrap();
+    let wrong = variant(&bed, "wrong.yaml", &key_line, &format!("  identityFile: {}\n", stranger.display()));
+    let o =
+        kubewright_cmd(transport).args(["run", "-i", &wrong, "--", "true"]).env("HOME", home.path()).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("error: cp1: cannot log in as root: "), "{out}");
+    assert!(out.contains("authorized_keys"), "{out}");
+}
+
+/// One `#[test]` per scenario and transport: `openssh::name` and `russh::name`.
+macro_rules! on_both_transports {
+    ($($name:ident),* $(,)?) => {
+        mod openssh {
+            $( #[test] fn $name() { super::$name("openssh") } )*
+        }
+        mod russh {
+            $( #[test] fn $name() { super::$name("russh") } )*
+        }
+    };
+}
+
+on_both_transports!(
+    runs_on_every_host_and_groups_output,
+    exit_codes_stderr_and_json,
+    several_commands_run_in_order_and_stop_at_the_first_failure,
+    streamed_lines_arrive_while_the_command_still_runs,
+    a_timeout_stops_the_command_on_the_host,
+    become_uses_sudo_and_explains_a_password_prompt,
+    host_keys_are_strict_by_default,
+    unreachable_hosts_fail_alone_and_no_master_outlives_the_run,
+    reaches_hosts_through_the_bastion,
+    logs_in_with_agent_keys_and_explains_a_refused_key,
+);

@@ -1,11 +1,10 @@
-//! The openssh transport on the test bed: atomic uploads with mode and owner, downloads,
-//! sudo, and an upload interrupted by a crash leaving the old file intact.
+//! Both transports on the test bed: atomic uploads with mode and owner, downloads, sudo, and an
+//! upload interrupted by a crash leaving the old file intact. Every test runs once per transport.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
 use std::time::Duration;
 
-use kubewright::ssh::openssh::OpensshTransport;
-use kubewright::ssh::{Target, Transport};
+use kubewright::ssh::{Connector, Target, Transport, TransportKind};
 use kubewright_testbed::{Testbed, TestbedOptions};
 
 fn target(bed: &Testbed, host: &str, user: &str) -> Target {
@@ -33,13 +32,12 @@ fn sh(bed: &Testbed, host: &str, script: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-#[test]
-fn uploads_are_atomic_with_mode_and_owner() {
+fn uploads_are_atomic_with_mode_and_owner(kind: TransportKind) {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
-    let control = tempfile::tempdir().unwrap();
+    let connector = Connector::new(kind).unwrap();
     runtime().block_on(async {
         for user in ["root", "kwadmin"] {
-            let t = OpensshTransport::connect(target(&bed, "cp1", user), control.path()).await.unwrap();
+            let t = connector.connect(target(&bed, "cp1", user)).await.unwrap();
             let path = format!("/etc/kubewright/{user}/secret.yaml");
             let content = format!("token: \"{user}\"\nquote: it's \"here\" $HOME\n");
             t.upload(&path, content.as_bytes(), 0o600, "root:root").await.unwrap();
@@ -51,22 +49,21 @@ fn uploads_are_atomic_with_mode_and_owner() {
             assert_eq!(sh(&bed, "cp1", &format!("ls -A /etc/kubewright/{user}")).trim(), "secret.yaml");
             t.close().await;
         }
-        let t = OpensshTransport::connect(target(&bed, "cp1", "root"), control.path()).await.unwrap();
+        let t = connector.connect(target(&bed, "cp1", "root")).await.unwrap();
         let err = t.download("/nonexistent").await.unwrap_err().to_string();
         assert!(err.contains("reading /nonexistent failed") && err.contains("No such file"), "{err}");
         t.close().await;
     });
 }
 
-#[test]
-fn an_interrupted_upload_leaves_the_old_file() {
+fn an_interrupted_upload_leaves_the_old_file(kind: TransportKind) {
     let Some(mut bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
     sh(&bed, "cp1", "mkdir -p /etc/containerd && echo old > /etc/containerd/config.toml");
     // Slow link: the upload is still in flight when the host crashes.
     bed.add_latency("cp1", 50).unwrap();
-    let control = tempfile::tempdir().unwrap();
+    let connector = Connector::new(kind).unwrap();
     let rt = runtime();
-    let t = rt.block_on(OpensshTransport::connect(target(&bed, "cp1", "root"), control.path())).unwrap();
+    let t = rt.block_on(connector.connect(target(&bed, "cp1", "root"))).unwrap();
     let big = vec![b'x'; 64 << 20];
     let upload = rt.spawn(async move { t.upload("/etc/containerd/config.toml", &big, 0o644, "root:root").await });
     std::thread::sleep(Duration::from_millis(1500));
@@ -77,3 +74,16 @@ fn an_interrupted_upload_leaves_the_old_file() {
     assert!(rt.block_on(upload).unwrap().is_err(), "the upload cannot have finished");
     assert_eq!(sh(&bed, "cp1", "cat /etc/containerd/config.toml"), "old\n");
 }
+
+macro_rules! on_both_transports {
+    ($($name:ident),* $(,)?) => {
+        mod openssh {
+            $( #[test] fn $name() { super::$name(kubewright::ssh::TransportKind::Openssh) } )*
+        }
+        mod russh {
+            $( #[test] fn $name() { super::$name(kubewright::ssh::TransportKind::Russh) } )*
+        }
+    };
+}
+
+on_both_transports!(uploads_are_atomic_with_mode_and_owner, an_interrupted_upload_leaves_the_old_file);

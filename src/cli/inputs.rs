@@ -9,6 +9,7 @@ use clap::Args;
 use kubewright::inventory::{self, Inventory};
 use kubewright::playbook::Playbook;
 use kubewright::render::Templates;
+use kubewright::ssh::TransportKind;
 
 use crate::report::{Reporter, UserError};
 
@@ -17,6 +18,18 @@ pub struct InventoryArg {
     /// The inventory file (see inventories/example.yaml)
     #[arg(long, short = 'i', value_name = "FILE", env = "KUBEWRIGHT_INVENTORY")]
     pub inventory: PathBuf,
+}
+
+/// How a command that reaches hosts connects to them.
+#[derive(Args, Clone)]
+pub struct ConnectArgs {
+    /// The SSH implementation: openssh (the system `ssh`, honours ~/.ssh/config) or russh
+    /// (in-process, inventory settings only; faster on many hosts)
+    #[arg(long, value_name = "NAME", env = "KUBEWRIGHT_TRANSPORT", default_value = "openssh")]
+    pub transport: TransportKind,
+    /// Trust host keys seen for the first time (and record them in known_hosts)
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
 }
 
 #[derive(Args, Clone)]

@@ -4,11 +4,10 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::inputs::{InventoryArg, load_inventory};
+use super::inputs::{ConnectArgs, InventoryArg, load_inventory};
 use crate::report::{Reporter, UserError};
 use kubewright::exec::lock;
-use kubewright::ssh::Target;
-use kubewright::ssh::openssh::OpensshTransport;
+use kubewright::ssh::{Connector, Target};
 
 #[derive(Subcommand)]
 pub enum LockCommand {
@@ -17,6 +16,8 @@ pub enum LockCommand {
     Status {
         #[command(flatten)]
         inventory: InventoryArg,
+        #[command(flatten)]
+        connect: ConnectArgs,
     },
     /// Remove the cluster lock whoever holds it (for a run that died)
     #[command(
@@ -25,6 +26,8 @@ pub enum LockCommand {
     Break {
         #[command(flatten)]
         inventory: InventoryArg,
+        #[command(flatten)]
+        connect: ConnectArgs,
         /// Confirm (required: breaking a live run's lock is dangerous)
         #[arg(long)]
         yes: bool,
@@ -32,24 +35,25 @@ pub enum LockCommand {
 }
 
 pub fn exec(cmd: LockCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
-    let (inventory, breaking) = match &cmd {
-        LockCommand::Status { inventory } => (inventory, false),
-        LockCommand::Break { inventory, yes } => {
+    let (inventory, connect, breaking) = match &cmd {
+        LockCommand::Status { inventory, connect } => (inventory, connect, false),
+        LockCommand::Break { inventory, connect, yes } => {
             if !yes {
                 return Err(UserError::new("`lock break` changes the cluster")
                     .help("check no kubewright run is active for this cluster, then add --yes")
                     .into());
             }
-            (inventory, true)
+            (inventory, connect, true)
         }
     };
     let inv = load_inventory(inventory, out)?;
-    let control_dir = tempfile::Builder::new().prefix("kubewright-ssh-").tempdir()?;
+    let connector = Connector::new(connect.transport)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut transports = Vec::new();
         for h in inv.control_planes() {
-            let t = OpensshTransport::connect(Target::from_inventory(&inv, h, false), control_dir.path())
+            let t = connector
+                .connect(Target::from_inventory(&inv, h, connect.accept_new_host_keys))
                 .await
                 .map_err(|e| anyhow::Error::new(UserError::new(e.to_string()).help(e.hint())))?;
             transports.push(t);

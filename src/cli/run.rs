@@ -4,13 +4,12 @@ use std::process::ExitCode;
 
 use kubewright::duration::Duration;
 
-use super::inputs::{InventoryArg, load_inventory};
+use super::inputs::{ConnectArgs, InventoryArg, load_inventory};
 use crate::report::{Reporter, UserError};
 use kubewright::exec::{TIMEOUT_EXIT_CODE, for_each_host, run_in_order, time_limited};
 use kubewright::playbook::HostSelector;
 use kubewright::script::Script;
-use kubewright::ssh::openssh::OpensshTransport;
-use kubewright::ssh::{OutputStream, Target, Transport};
+use kubewright::ssh::{Connector, OutputStream, Target, Transport};
 
 #[derive(clap::Args)]
 #[command(after_help = "\
@@ -37,9 +36,8 @@ pub struct Args {
     /// How many hosts at once
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    /// Trust host keys seen for the first time (and record them in known_hosts)
-    #[arg(long)]
-    accept_new_host_keys: bool,
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// Stop each command after this long (e.g. 90s, 5m): the host's `timeout` sends TERM, then
     /// KILL 10 s later, and the host counts as failed
     #[arg(long, value_name = "DURATION")]
@@ -91,18 +89,17 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
         .resolve(&inv)
         .map_err(|e| UserError::new(e.to_string()).help(e.hint()))?
         .into_iter()
-        .map(|h| (h.name.clone(), Target::from_inventory(&inv, h, args.accept_new_host_keys)))
+        .map(|h| (h.name.clone(), Target::from_inventory(&inv, h, args.connect.accept_new_host_keys)))
         .collect();
     if targets.is_empty() {
         return Err(UserError::new(format!("`--hosts {}` selects no host", args.hosts)).into());
     }
-    // A control directory private to this run: no master connection outlives it.
-    let control_dir = tempfile::Builder::new().prefix("kubewright-ssh-").tempdir()?;
+    let connector = Connector::new(args.connect.transport)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let outcomes = runtime.block_on(for_each_host(targets, args.concurrency, |target| {
-        let (scripts, control, stream) = (&scripts, control_dir.path(), args.stream.then_some(out));
+        let (scripts, connector, stream) = (&scripts, &connector, args.stream.then_some(out));
         async move {
-            let t = OpensshTransport::connect(target, control).await?;
+            let t = connector.connect(target).await?;
             let host = t.target().name.clone();
             let mut print = |from, line: &str| {
                 if let Some(out) = stream {

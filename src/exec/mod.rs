@@ -64,7 +64,7 @@ pub fn time_limited(words: Vec<&str>, limit: Option<Duration>) -> Script {
 pub async fn run_in_order<T: Transport>(
     t: &T,
     scripts: &[Script],
-    on_line: &mut dyn FnMut(OutputStream, &str),
+    on_line: &mut (dyn FnMut(OutputStream, &str) + Send),
     limit: Option<Duration>,
 ) -> Result<(Output, usize), TransportError> {
     let mut joined = Output { code: Some(0), stdout: String::new(), stderr: String::new() };

@@ -2,10 +2,10 @@
 //! diagnostics and errors on stderr, and the exit code of a failure.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::cell::Cell;
 use std::fmt;
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -48,7 +48,7 @@ pub struct Reporter {
     color: bool,
     quiet: bool,
     verbose: u8,
-    detailed_exitcode: Cell<bool>,
+    detailed_exitcode: AtomicBool,
 }
 
 impl Reporter {
@@ -65,13 +65,13 @@ impl Reporter {
             color,
             quiet: args.quiet,
             verbose: args.verbose,
-            detailed_exitcode: Cell::new(false),
+            detailed_exitcode: AtomicBool::new(false),
         }
     }
 
     /// Under `--detailed-exitcode` every error exits 1 (2 means "changes pending").
     pub fn set_detailed_exitcode(&self) {
-        self.detailed_exitcode.set(true);
+        self.detailed_exitcode.store(true, Ordering::Relaxed);
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -159,7 +159,7 @@ impl Reporter {
                 || c.is::<RenderError>()
                 || plan_input(c)
         });
-        let code: u8 = if self.detailed_exitcode.get() {
+        let code: u8 = if self.detailed_exitcode.load(Ordering::Relaxed) {
             1
         } else if is_input {
             2

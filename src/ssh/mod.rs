@@ -5,12 +5,19 @@
 //! the inventory says `become`. Host keys are checked against known_hosts; an unknown or
 //! changed key is refused with its fingerprint and the line to add.
 
+pub mod connector;
+#[cfg(feature = "russh")]
+pub mod known_hosts;
 pub mod openssh;
+#[cfg(feature = "russh")]
+pub mod russh;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::inventory::{Host, Inventory};
+pub use connector::{Connector, Session, TransportKind};
+
 use crate::script::{Script, quote};
 
 /// Where and how to reach one host, resolved from the inventory.
@@ -99,12 +106,14 @@ impl Output {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TransportError {
     #[error("{host}: cannot connect to {addr}: {detail}")]
     Connect { host: String, addr: String, detail: String },
     #[error("{host}: the host key of {addr} is not trusted: {detail}")]
     HostKey { host: String, addr: String, detail: String, changed: bool },
+    #[error("{host}: cannot log in as {user}: {detail}")]
+    Auth { host: String, user: String, detail: String },
     #[error("{host}: `sudo -n` needs a password for user {user}")]
     SudoPassword { host: String, user: String },
     #[error("{host}: the connection failed while running a command: {detail}")]
@@ -125,6 +134,9 @@ impl TransportError {
                     "add the line above to your known_hosts after checking the fingerprint, or run once with --accept-new-host-keys".into()
                 }
             }
+            TransportError::Auth { user, .. } => format!(
+                "check the host's identityFile in the inventory (or the agent's keys) and that its public key is in ~{user}/.ssh/authorized_keys on the host"
+            ),
             TransportError::SudoPassword { user, .. } => {
                 format!(
                     "give {user} passwordless sudo (e.g. `{user} ALL=(ALL) NOPASSWD:ALL` in /etc/sudoers.d/), or connect as root"
@@ -153,7 +165,7 @@ pub trait Transport: Send + Sync {
     async fn run_streaming(
         &self,
         script: &Script,
-        on_line: &mut dyn FnMut(OutputStream, &str),
+        on_line: &mut (dyn FnMut(OutputStream, &str) + Send),
     ) -> Result<Output, TransportError>;
     /// Run `script` with `input` on its standard input.
     async fn run_with_input(&self, script: &Script, input: &[u8]) -> Result<Output, TransportError>;
@@ -163,6 +175,14 @@ pub trait Transport: Send + Sync {
     async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError>;
     /// Read a file.
     async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError>;
+}
+
+/// Refuse an output that is sudo asking for a password (`sudo -n` exits 1 with this text).
+pub fn refuse_sudo_prompt(target: &Target, out: Output) -> Result<Output, TransportError> {
+    if target.sudo && out.code == Some(1) && out.stderr.contains("sudo: a password is required") {
+        return Err(TransportError::SudoPassword { host: target.name.clone(), user: target.user.clone() });
+    }
+    Ok(out)
 }
 
 /// The remote side of an atomic upload, reading the content on stdin. A fixed script: the

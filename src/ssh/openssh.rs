@@ -84,7 +84,12 @@ fn bastion_config(target: &Target, jump: &super::Jump) -> String {
 }
 
 /// Hand a line read so far to the caller and keep it in the collected output.
-fn deliver(line: &mut Vec<u8>, all: &mut String, stream: OutputStream, on_line: &mut dyn FnMut(OutputStream, &str)) {
+fn deliver(
+    line: &mut Vec<u8>,
+    all: &mut String,
+    stream: OutputStream,
+    on_line: &mut (dyn FnMut(OutputStream, &str) + Send),
+) {
     if line.is_empty() {
         return;
     }
@@ -111,6 +116,9 @@ async fn classify(t: &Target, e: openssh::Error) -> TransportError {
         let key = describe_host_key(t).await;
         let what = if changed { "its key CHANGED since it was recorded" } else { "it is not in known_hosts" };
         return TransportError::HostKey { host: t.name.clone(), addr, detail: format!("{what}; {key}"), changed };
+    }
+    if all.contains("Permission denied") {
+        return TransportError::Auth { host: t.name.clone(), user: t.user.clone(), detail: all.trim().to_string() };
     }
     TransportError::Connect { host: t.name.clone(), addr, detail: all.trim().to_string() }
 }
@@ -140,15 +148,8 @@ impl OpensshTransport {
         })
     }
 
-    /// Refuse an output that is sudo asking for a password (`sudo -n` exits 1 with this text).
     fn check_sudo(&self, out: Output) -> Result<Output, TransportError> {
-        if self.target.sudo && out.code == Some(1) && out.stderr.contains("sudo: a password is required") {
-            return Err(TransportError::SudoPassword {
-                host: self.target.name.clone(),
-                user: self.target.user.clone(),
-            });
-        }
-        Ok(out)
+        super::refuse_sudo_prompt(&self.target, out)
     }
 
     fn exec_error(&self, detail: impl std::fmt::Display) -> TransportError {
@@ -168,7 +169,7 @@ impl Transport for OpensshTransport {
     async fn run_streaming(
         &self,
         script: &Script,
-        on_line: &mut dyn FnMut(OutputStream, &str),
+        on_line: &mut (dyn FnMut(OutputStream, &str) + Send),
     ) -> Result<Output, TransportError> {
         use tokio::io::AsyncBufReadExt;
         let mut child = self

@@ -1,0 +1,129 @@
+//! One way to connect whichever transport the run uses: [`Connector`] opens a [`Session`],
+//! which is either backend behind the one [`Transport`] interface.
+
+use std::path::PathBuf;
+
+use super::openssh::OpensshTransport;
+#[cfg(feature = "russh")]
+use super::russh::{RusshConnector, RusshTransport};
+use super::{Output, OutputStream, Target, Transport, TransportError};
+use crate::script::Script;
+
+/// Which SSH implementation carries a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// The system `ssh` (honours ~/.ssh/config, the agent, certificates)
+    Openssh,
+    /// In-process SSH (no `ssh` binary; inventory settings only)
+    #[cfg(feature = "russh")]
+    Russh,
+}
+
+impl std::fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TransportKind::Openssh => "openssh",
+            #[cfg(feature = "russh")]
+            TransportKind::Russh => "russh",
+        })
+    }
+}
+
+/// Opens sessions for one run, and owns what the run's sessions share.
+pub enum Connector {
+    /// Masters live in `control_dir`, private to the run and removed with it.
+    Openssh { control_dir: tempfile::TempDir },
+    #[cfg(feature = "russh")]
+    Russh(RusshConnector),
+}
+
+/// One host's open session.
+pub enum Session {
+    Openssh(OpensshTransport),
+    #[cfg(feature = "russh")]
+    Russh(RusshTransport),
+}
+
+impl Connector {
+    pub fn new(kind: TransportKind) -> std::io::Result<Connector> {
+        Ok(match kind {
+            TransportKind::Openssh => {
+                Connector::Openssh { control_dir: tempfile::Builder::new().prefix("kubewright-ssh-").tempdir()? }
+            }
+            #[cfg(feature = "russh")]
+            TransportKind::Russh => Connector::Russh(RusshConnector::new()),
+        })
+    }
+
+    pub async fn connect(&self, target: Target) -> Result<Session, TransportError> {
+        match self {
+            Connector::Openssh { control_dir } => {
+                OpensshTransport::connect(target, control_dir.path()).await.map(Session::Openssh)
+            }
+            #[cfg(feature = "russh")]
+            Connector::Russh(c) => c.connect(target).await.map(Session::Russh),
+        }
+    }
+
+    /// The openssh control directory (for tests that check no master outlives a run).
+    pub fn control_dir(&self) -> Option<PathBuf> {
+        match self {
+            Connector::Openssh { control_dir } => Some(control_dir.path().to_path_buf()),
+            #[cfg(feature = "russh")]
+            Connector::Russh(_) => None,
+        }
+    }
+}
+
+impl Session {
+    /// Close the connection (for openssh: stop its master).
+    pub async fn close(self) {
+        match self {
+            Session::Openssh(t) => t.close().await,
+            #[cfg(feature = "russh")]
+            Session::Russh(t) => t.close().await,
+        }
+    }
+}
+
+/// Dispatch to the backend (the trait's async methods make it unusable as `dyn`).
+macro_rules! each_backend {
+    ($self:ident, $t:ident => $body:expr) => {
+        match $self {
+            Session::Openssh($t) => $body,
+            #[cfg(feature = "russh")]
+            Session::Russh($t) => $body,
+        }
+    };
+}
+
+impl Transport for Session {
+    fn target(&self) -> &Target {
+        each_backend!(self, t => t.target())
+    }
+
+    async fn run(&self, script: &Script) -> Result<Output, TransportError> {
+        each_backend!(self, t => t.run(script).await)
+    }
+
+    async fn run_streaming(
+        &self,
+        script: &Script,
+        on_line: &mut (dyn FnMut(OutputStream, &str) + Send),
+    ) -> Result<Output, TransportError> {
+        each_backend!(self, t => t.run_streaming(script, on_line).await)
+    }
+
+    async fn run_with_input(&self, script: &Script, input: &[u8]) -> Result<Output, TransportError> {
+        each_backend!(self, t => t.run_with_input(script, input).await)
+    }
+
+    async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError> {
+        each_backend!(self, t => t.upload(path, data, mode, owner).await)
+    }
+
+    async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {
+        each_backend!(self, t => t.download(path).await)
+    }
+}
