@@ -20,6 +20,7 @@ pub mod facts;
 pub mod inventory;
 pub mod plan;
 pub mod playbook;
+pub mod redact;
 pub mod render;
 pub mod script;
 pub mod source_map;

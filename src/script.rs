@@ -132,6 +132,25 @@ impl Serialize for Script {
     }
 }
 
+/// What coreutils' `timeout` exits with when it stopped the command.
+pub const TIMEOUT_EXIT_CODE: i32 = 124;
+
+/// How long the remote `timeout -k` waits between TERM and KILL.
+pub const REMOTE_KILL_GRACE_SECS: u64 = 10;
+
+/// A command (its words) that the host itself stops after `limit`: coreutils' `timeout` sends
+/// TERM to its process group, KILL 10 s later, and exits 124. Merely no longer waiting for it
+/// locally would leave it running there.
+pub fn time_limited(words: Vec<&str>, limit: Option<crate::duration::Duration>) -> Script {
+    match limit {
+        Some(limit) => {
+            let (grace, seconds) = (REMOTE_KILL_GRACE_SECS.to_string(), limit.seconds.to_string());
+            Script::new().cmd(["timeout", "-k", grace.as_str(), seconds.as_str()].into_iter().chain(words))
+        }
+        None => Script::new().cmd(words),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +183,13 @@ mod tests {
         assert!(shell.starts_with("set -eu\nset -o pipefail"));
         assert!(shell.contains("curl -fsSL https://x/Release.key | gpg --dearmor\n"));
         assert!(shell.contains("echo 1 > /proc/sys/net/ipv4/ip_forward\n"));
+    }
+
+    #[test]
+    fn a_time_limit_wraps_the_words_in_the_hosts_timeout() {
+        let limited =
+            time_limited(vec!["sh", "-c", "sleep 9; echo 'done'"], Some(crate::duration::Duration::from_secs(90)));
+        assert_eq!(limited.commands(), ["timeout -k 10 90 sh -c 'sleep 9; echo '\\''done'\\'''"]);
+        assert_eq!(time_limited(vec!["true"], None).commands(), ["true"]);
     }
 }

@@ -1,6 +1,7 @@
 //! Command-line definitions (clap derive) and dispatch. Each subcommand lives in its own
 //! file with its `Args` and an `exec` that loads inputs, calls the library and reports.
 
+mod apply;
 mod completions;
 mod inputs;
 mod inventory;
@@ -77,6 +78,8 @@ pub enum Command {
     Render(render::Args),
     /// Show what `apply` would do, step by step and host by host
     Plan(plan::Args),
+    /// Show the plan, confirm, and run it on the hosts (lock, journal, resume)
+    Apply(apply::Args),
     /// Run one command on many hosts over SSH, output grouped per host
     Run(run::Args),
     /// See or break the cluster lock (one run per cluster at a time)
@@ -91,6 +94,7 @@ pub fn run(cli: Cli, out: &Reporter) -> anyhow::Result<ExitCode> {
         Command::Inventory(cmd) => inventory::exec(cmd, out),
         Command::Render(args) => render::exec(args, out),
         Command::Plan(args) => plan::exec(args, out),
+        Command::Apply(args) => apply::exec(args, out),
         Command::Run(args) => run::exec(args, out),
         Command::Lock(cmd) => lock::exec(cmd, out),
         Command::Completions(args) => completions::exec(args),

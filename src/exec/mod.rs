@@ -1,14 +1,18 @@
 //! Running work on many hosts: bounded fan-out, one result per host; commands in order on one
 //! connection, with time limits the hosts enforce. An I/O edge (tokio).
 
+pub mod engine;
+pub mod journal;
 pub mod lock;
+pub mod lower;
 
 use std::future::Future;
 
 use futures::stream::{self, StreamExt};
 
 use crate::duration::Duration;
-use crate::script::Script;
+use crate::script::{REMOTE_KILL_GRACE_SECS, Script};
+pub use crate::script::{TIMEOUT_EXIT_CODE, time_limited};
 use crate::ssh::{Output, OutputStream, Transport, TransportError};
 
 /// What happened on one host.
@@ -36,25 +40,6 @@ where
         .await;
     done.sort_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, o)| o).collect()
-}
-
-/// What coreutils' `timeout` exits with when it stopped the command.
-pub const TIMEOUT_EXIT_CODE: i32 = 124;
-
-/// How long the remote `timeout -k` waits between TERM and KILL.
-const REMOTE_KILL_GRACE_SECS: u64 = 10;
-
-/// A command (its words) that the host itself stops after `limit`: coreutils' `timeout` sends
-/// TERM to its process group, KILL 10 s later, and exits 124. Merely no longer waiting for it
-/// locally would leave it running there.
-pub fn time_limited(words: Vec<&str>, limit: Option<Duration>) -> Script {
-    match limit {
-        Some(limit) => {
-            let (grace, seconds) = (REMOTE_KILL_GRACE_SECS.to_string(), limit.seconds.to_string());
-            Script::new().cmd(["timeout", "-k", grace.as_str(), seconds.as_str()].into_iter().chain(words))
-        }
-        None => Script::new().cmd(words),
-    }
 }
 
 /// Run the scripts one after the other on one connection, stopping at the first that fails,
@@ -93,14 +78,29 @@ pub async fn run_in_order<T: Transport>(
     Ok((joined, scripts.len()))
 }
 
+/// Seconds since the epoch as an RFC 3339 UTC time (`2026-11-22T07:30:00Z`).
+pub fn rfc3339(secs: u64) -> String {
+    // Howard Hinnant's days-to-civil: no date crate for one format.
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
-    fn a_time_limit_wraps_the_words_in_the_hosts_timeout() {
-        let limited = time_limited(vec!["sh", "-c", "sleep 9; echo 'done'"], Some(Duration::from_secs(90)));
-        assert_eq!(limited.commands(), ["timeout -k 10 90 sh -c 'sleep 9; echo '\\''done'\\'''"]);
-        assert_eq!(time_limited(vec!["true"], None).commands(), ["true"]);
+    fn rfc3339_times() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_795_000_000), "2026-11-18T11:06:40Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 }

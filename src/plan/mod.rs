@@ -162,6 +162,8 @@ pub struct PlanInput<'a> {
 
 /// What a step sees while planning one host.
 pub struct PlanCx<'a> {
+    /// The playbook's entry for the step being planned (its own commands, for `shell`).
+    pub step: &'a crate::playbook::StepSpec,
     pub inventory: &'a Inventory,
     pub facts: &'a ClusterFacts,
     pub files: &'a BTreeMap<String, Vec<RemoteFile>>,
@@ -177,7 +179,6 @@ impl PlanCx<'_> {
 /// Compute the plan for the input's playbook over its inventory.
 pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let PlanInput { inventory, playbook, facts, files, state_dir } = *input;
-    let cx = PlanCx { inventory, facts, files, state_dir };
     let mut planned = Vec::with_capacity(playbook.steps.len());
     let mut summary = Summary::default();
     for (index, spec) in playbook.steps.iter().enumerate() {
@@ -187,6 +188,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             .hosts
             .resolve(inventory)
             .map_err(|source| PlanError::UnknownHost { step: spec.action.clone(), source })?;
+        let cx = PlanCx { step: spec, inventory, facts, files, state_dir };
         let mut hosts = Vec::new();
         for host in selected {
             let host_facts: &HostFacts =
@@ -201,7 +203,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             hosts.push(HostPlan { host: host.name.clone(), decision });
         }
         planned.push(PlannedStep {
-            id: spec.action.clone(),
+            id: spec.id.clone(),
             title: step.title().to_string(),
             rollout: spec.rollout,
             hosts,

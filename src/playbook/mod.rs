@@ -129,11 +129,23 @@ impl fmt::Display for Rollout {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StepSpec {
-    /// The built-in step this runs (`prepare-host`, `kubeadm-init`, ...).
+    /// The step's id in plans and the journal: `id` when given, else the action.
+    pub id: String,
+    /// The built-in step this runs (`prepare-host`, `kubeadm-init`, ..., or `shell`).
     pub action: String,
     pub hosts: HostSelector,
     pub rollout: Rollout,
+    /// The playbook's own commands (`shell` steps only), run in order, stopping at a failure.
+    pub commands: Vec<String>,
+    /// Stop each command after this long (`shell` steps).
+    pub timeout: Option<crate::duration::Duration>,
+    /// Names of environment variables on the bastion whose values the commands get as
+    /// environment variables (through stdin, never on a command line), redacted in all output.
+    pub secret_env: Vec<String>,
 }
+
+/// The action of a step that runs the playbook's own commands.
+pub const SHELL_ACTION: &str = "shell";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Playbook {
@@ -155,9 +167,15 @@ struct RawPlaybook {
 #[serde(deny_unknown_fields)]
 struct RawStep {
     action: String,
+    id: Option<String>,
     hosts: HostsField,
     rollout: Option<String>,
     batch: Option<String>,
+    #[serde(default)]
+    commands: Vec<String>,
+    timeout: Option<String>,
+    #[serde(default, rename = "secretEnv")]
+    secret_env: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -263,7 +281,73 @@ impl Playbook {
                     Rollout::Parallel
                 }
             };
-            steps.push(StepSpec { action: step.action, hosts, rollout });
+            let shell = step.action == SHELL_ACTION;
+            if shell && step.commands.is_empty() {
+                report(
+                    "commands",
+                    Diagnostic::error("", "a `shell` step needs `commands`")
+                        .hint("list the commands to run, e.g. `commands: [\"systemctl restart kubelet\"]`"),
+                );
+            }
+            for (field, given) in [
+                ("commands", !step.commands.is_empty()),
+                ("timeout", step.timeout.is_some()),
+                ("secretEnv", !step.secret_env.is_empty()),
+            ] {
+                if given && !shell {
+                    report(
+                        field,
+                        Diagnostic::error("", format!("`{field}` belongs to `shell` steps"))
+                            .hint(format!("built-in actions like `{}` bring their own commands", step.action)),
+                    );
+                }
+            }
+            let timeout = step.timeout.as_deref().and_then(|t| match t.parse::<crate::duration::Duration>() {
+                Ok(d) if d.seconds > 0 => Some(d),
+                _ => {
+                    report(
+                        "timeout",
+                        Diagnostic::error("", format!("invalid timeout `{t}`"))
+                            .expected("a duration like 90s, 5m or 1h"),
+                    );
+                    None
+                }
+            });
+            for name in &step.secret_env {
+                let valid = !name.is_empty()
+                    && !name.starts_with(|c: char| c.is_ascii_digit())
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    report(
+                        "secretEnv",
+                        Diagnostic::error("", format!("`{name}` is not an environment variable name"))
+                            .expected("letters, digits and `_`, not starting with a digit"),
+                    );
+                }
+            }
+            let id = step.id.unwrap_or_else(|| step.action.clone());
+            if !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') || id.is_empty() {
+                report(
+                    "id",
+                    Diagnostic::error("", format!("invalid step id `{id}`"))
+                        .expected("lowercase letters, digits and `-` (it names the step in the journal)"),
+                );
+            } else if steps.iter().any(|s: &StepSpec| s.id == id) {
+                report(
+                    "id",
+                    Diagnostic::error("", format!("two steps have the id `{id}`"))
+                        .hint("give the later one its own `id:` (the journal records finished steps by id)"),
+                );
+            }
+            steps.push(StepSpec {
+                id,
+                action: step.action,
+                hosts,
+                rollout,
+                commands: step.commands,
+                timeout,
+                secret_env: step.secret_env,
+            });
         }
         if steps.is_empty() {
             diags.push(Diagnostic::error("steps", "the playbook has no steps"));

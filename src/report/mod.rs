@@ -2,6 +2,8 @@
 //! diagnostics and errors on stderr, and the exit code of a failure.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod progress;
+
 use std::fmt;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -42,6 +44,27 @@ impl fmt::Display for UserError {
 }
 
 impl std::error::Error for UserError {}
+
+/// A failure while acting (a host unreachable, the lock held): exit code 1, with what to do.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub help: String,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>, help: impl Into<String>) -> Self {
+        Failure { message: message.into(), help: help.into() }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
 
 pub struct Reporter {
     format: OutputFormat,
@@ -91,6 +114,15 @@ impl Reporter {
             };
             eprintln!("{}", text.replace("\n  help:", &format!("\n  {}:", self.paint("1;36", "help"))));
         }
+    }
+
+    pub fn json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    /// Whether progress bars may be drawn: stderr is a terminal and output is for people.
+    pub fn interactive(&self) -> bool {
+        self.format == OutputFormat::Text && !self.quiet && std::io::stderr().is_terminal()
     }
 
     /// Extra detail for `-v`, on stderr so that stdout stays the result.
@@ -173,12 +205,13 @@ impl Reporter {
         let helps: Vec<String> = err
             .chain()
             .filter_map(|c| {
-                c.downcast_ref::<UserError>().and_then(|u| u.help.clone()).or_else(|| {
-                    match c.downcast_ref::<PlanError>() {
+                c.downcast_ref::<UserError>()
+                    .and_then(|u| u.help.clone())
+                    .or_else(|| c.downcast_ref::<Failure>().map(|f| f.help.clone()))
+                    .or_else(|| match c.downcast_ref::<PlanError>() {
                         Some(PlanError::UnknownHost { source, .. }) => Some(source.hint()),
                         _ => None,
-                    }
-                })
+                    })
             })
             .collect();
 

@@ -57,6 +57,17 @@ impl Connector {
     }
 
     pub async fn connect(&self, target: Target) -> Result<Session, TransportError> {
+        let (host, started) = (target.name.clone(), std::time::Instant::now());
+        tracing::debug!(host, address = %target.address, port = target.port, via_bastion = target.bastion.is_some(), "connecting");
+        let session = self.open(target).await;
+        match &session {
+            Ok(_) => tracing::debug!(host, ms = started.elapsed().as_millis() as u64, "connected"),
+            Err(e) => tracing::debug!(host, ms = started.elapsed().as_millis() as u64, error = %e, "connection failed"),
+        }
+        session
+    }
+
+    async fn open(&self, target: Target) -> Result<Session, TransportError> {
         match self {
             Connector::Openssh { control_dir } => {
                 OpensshTransport::connect(target, control_dir.path()).await.map(Session::Openssh)

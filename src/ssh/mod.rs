@@ -177,6 +177,37 @@ pub trait Transport: Send + Sync {
     async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError>;
 }
 
+/// A borrowed session is a session: lets the lock and the executor share one connection.
+impl<T: Transport> Transport for &T {
+    fn target(&self) -> &Target {
+        (**self).target()
+    }
+
+    async fn run(&self, script: &Script) -> Result<Output, TransportError> {
+        (**self).run(script).await
+    }
+
+    async fn run_streaming(
+        &self,
+        script: &Script,
+        on_line: &mut (dyn FnMut(OutputStream, &str) + Send),
+    ) -> Result<Output, TransportError> {
+        (**self).run_streaming(script, on_line).await
+    }
+
+    async fn run_with_input(&self, script: &Script, input: &[u8]) -> Result<Output, TransportError> {
+        (**self).run_with_input(script, input).await
+    }
+
+    async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError> {
+        (**self).upload(path, data, mode, owner).await
+    }
+
+    async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {
+        (**self).download(path).await
+    }
+}
+
 /// Refuse an output that is sudo asking for a password (`sudo -n` exits 1 with this text).
 pub fn refuse_sudo_prompt(target: &Target, out: Output) -> Result<Output, TransportError> {
     if target.sudo && out.code == Some(1) && out.stderr.contains("sudo: a password is required") {

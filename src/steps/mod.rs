@@ -11,6 +11,7 @@ mod join;
 mod kubeadm_init;
 mod preflight;
 mod prepare_host;
+mod shell;
 mod wait_ready;
 
 use crate::facts::HostFacts;
@@ -38,6 +39,7 @@ static STEPS: &[&dyn Step] = &[
     &join::JoinWorker,
     &apply_cni::ApplyCni,
     &wait_ready::WaitReady,
+    &shell::Shell,
 ];
 
 pub fn lookup(id: &str) -> Option<&'static dyn Step> {

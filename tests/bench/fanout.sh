@@ -6,7 +6,8 @@
 #                              [--skip "ansible ..."]
 #
 # Methods (each "cold": connections are opened inside the timed part):
-#   kubewright-openssh  kubewright run, one --shell per command (one master per host)
+#   kubewright-openssh  kubewright run --transport openssh, one --shell per command
+#   kubewright-russh    kubewright run --transport russh (in-process SSH, no ssh processes)
 #   raw-ssh             one ControlMaster per host, per-host loops in parallel: the floor
 #   ansible             ansible-core, forks=hosts, pipelining, ControlPersist   (needs --venv)
 #   pyinfra             pyinfra --parallel hosts, one server.shell per command  (needs --venv)
@@ -55,10 +56,11 @@ names=$(awk '$1 == "Host" { print $2 }' "$bed/ssh_config")
 
 # --- one function per method; each runs the whole job once -----------------------------------
 
-run_kubewright() {
+run_kubewright() { # $1: the transport
     local args=()
     for c in "${commands[@]}"; do args+=(--shell "$c"); done
-    "$bin/kubewright" run -i "$bed/inventory.yaml" --concurrency "$hosts" -o json "${args[@]}" >"$work/kw.out"
+    "$bin/kubewright" run -i "$bed/inventory.yaml" --transport "$1" --concurrency "$hosts" -o json "${args[@]}" \
+        >"$work/kw.out"
 }
 
 run_raw_ssh() {
@@ -126,7 +128,7 @@ run_pyinfra() {
 # --- timing ------------------------------------------------------------------------------------
 
 methods=""
-for m in kubewright-openssh raw-ssh ansible pyinfra; do
+for m in kubewright-openssh kubewright-russh raw-ssh ansible pyinfra; do
     case " $skip " in *" $m "*) continue ;; esac
     case "$m" in ansible | pyinfra) [ -n "$venv" ] || continue; "setup_$m" ;; esac
     methods="$methods $m"
@@ -146,7 +148,8 @@ seconds() { # run a method once, print its wall time; a failure aborts the bench
     printf '%.2f' "$(echo "$end - $start" | bc)"
 }
 median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }'; }
-run_kubewright_openssh() { run_kubewright; }
+run_kubewright_openssh() { run_kubewright openssh; }
+run_kubewright_russh() { run_kubewright russh; }
 
 declare -A result
 for ms in $latencies; do
@@ -165,10 +168,12 @@ for m in $methods; do
     printf '%-22s' "$m"; for ms in $latencies; do printf '%14s' "${result[$m,$ms]}"; done; echo
 done
 ratio() { printf "%.2f" "$(echo "scale=3; $1 / $2" | bc)"; }
-has kubewright-openssh || exit 0
-for ms in $latencies; do
-    kw=${result[kubewright-openssh,$ms]}
-    if has raw-ssh; then echo "ratio kubewright/raw-ssh (+${ms} ms): $(ratio "$kw" "${result[raw-ssh,$ms]}")"; fi
-    if has ansible; then echo "ratio ansible/kubewright (+${ms} ms): $(ratio "${result[ansible,$ms]}" "$kw")"; fi
-    if has pyinfra; then echo "ratio pyinfra/kubewright (+${ms} ms): $(ratio "${result[pyinfra,$ms]}" "$kw")"; fi
+for kwm in kubewright-openssh kubewright-russh; do
+    has "$kwm" || continue
+    for ms in $latencies; do
+        kw=${result[$kwm,$ms]} at="${kwm#kubewright-}, +${ms} ms"
+        if has raw-ssh; then echo "ratio kubewright/raw-ssh ($at): $(ratio "$kw" "${result[raw-ssh,$ms]}")"; fi
+        if has ansible; then echo "ratio ansible/kubewright ($at): $(ratio "${result[ansible,$ms]}" "$kw")"; fi
+        if has pyinfra; then echo "ratio pyinfra/kubewright ($at): $(ratio "${result[pyinfra,$ms]}" "$kw")"; fi
+    done
 done

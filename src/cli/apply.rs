@@ -1,0 +1,335 @@
+//! `kubewright apply`: show the plan, confirm, take the cluster lock, run the plan's steps on
+//! the hosts through the executor, journal each finished step, and resume an interrupted run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use super::inputs::{
+    ConnectArgs, InventoryArg, TemplatesArg, load_inventory, load_playbook, load_templates, state_dir,
+};
+use crate::report::progress::Progress;
+use crate::report::{Failure, Reporter, UserError};
+use kubewright::exec::engine::{Engine, HostStatus, RunReport, StopSignal};
+use kubewright::exec::journal::{self, Journal};
+use kubewright::exec::lock::{self, Holder};
+use kubewright::exec::lower::lower;
+use kubewright::facts::ClusterFacts;
+use kubewright::plan::{PlanInput, plan, render_text};
+use kubewright::redact::Redactor;
+use kubewright::render::Secrets;
+use kubewright::ssh::{Connector, Target};
+
+#[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  kubewright apply -i inv.yaml --playbook restart-kubelet.yaml
+  kubewright apply -i inv.yaml --playbook maintenance.yaml --yes -o json
+  kubewright apply -i inv.yaml --playbook maintenance.yaml --restart --yes
+
+apply prints the plan and asks before changing anything; --yes answers for you, and without a
+terminal apply changes nothing unless --yes is given. It holds the cluster lock while it runs.
+Each host's finished step is recorded in the journal (in the cluster's state directory): after
+a failure, Ctrl-C or a lost connection, the next apply of the same playbook continues with what
+is left and says so; --restart starts from the beginning. Ctrl-C once: no new work starts and
+running commands finish; twice: running commands are abandoned. Exit codes: 0 done, 1 a host
+failed, 2 bad input, 130 interrupted.
+
+This version executes playbooks of `shell` steps (see docs/playbooks.md); the built-in install
+steps are planned (`kubewright plan`) but cannot be executed yet, and apply says which.")]
+pub struct Args {
+    #[command(flatten)]
+    inventory: InventoryArg,
+    #[command(flatten)]
+    templates: TemplatesArg,
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// A playbook file instead of the built-in one
+    #[arg(long, value_name = "FILE")]
+    playbook: Option<PathBuf>,
+    /// The built-in playbook to apply
+    #[arg(long, value_name = "NAME", default_value = "install", conflicts_with = "playbook")]
+    builtin: String,
+    /// Change the hosts without asking (required when there is no terminal)
+    #[arg(long)]
+    yes: bool,
+    /// Ignore the journal of an unfinished earlier run and start from the first step
+    #[arg(long)]
+    restart: bool,
+    /// How many hosts at once within a parallel step
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+}
+
+/// What apply exits with when Ctrl-C or SIGTERM stopped it (128 + SIGINT, as shells do).
+const EXIT_INTERRUPTED: u8 = 130;
+
+pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
+    let inv = load_inventory(&args.inventory, out)?;
+    let templates = load_templates(&args.templates)?;
+    let playbook = load_playbook(args.playbook.as_deref(), &args.builtin)?;
+
+    // Secrets come from the bastion's environment; every one is checked before any host is touched.
+    let mut secret_env = BTreeMap::new();
+    let mut missing = BTreeSet::new();
+    for name in playbook.steps.iter().flat_map(|s| &s.secret_env) {
+        match std::env::var(name) {
+            Ok(v) if v.contains('\n') => {
+                return Err(UserError::new(format!("the secret ${name} holds a line break"))
+                    .help("secrets reach commands one per line; give a single-line value")
+                    .into());
+            }
+            Ok(v) if Redactor::too_short(&v) => {
+                return Err(UserError::new(format!("the secret ${name} is shorter than 4 characters"))
+                    .help("so short a value cannot be redacted from output safely; use a real secret")
+                    .into());
+            }
+            Ok(v) => {
+                secret_env.insert(name.clone(), v);
+            }
+            Err(_) => {
+                missing.insert(name.clone());
+            }
+        }
+    }
+    if !missing.is_empty() {
+        let list: Vec<&str> = missing.iter().map(String::as_str).collect();
+        return Err(UserError::new(format!("the playbook's secretEnv needs ${} set", list.join(", $")))
+            .help("export them in the environment that runs kubewright (e.g. from your secret store)")
+            .into());
+    }
+    let redactor = Redactor::new(secret_env.values().cloned());
+
+    let facts = ClusterFacts::assume_fresh(inv.hosts.iter().map(|h| h.name.as_str()));
+    let mut files = BTreeMap::new();
+    for host in &inv.hosts {
+        files.insert(host.name.clone(), templates.render_host(&inv, host, &Secrets::placeholders())?);
+    }
+    let state = state_dir(&inv.cluster.name);
+    let state_text = state.display().to_string();
+    let plan = plan(&PlanInput {
+        inventory: &inv,
+        playbook: &playbook,
+        facts: &facts,
+        files: &files,
+        state_dir: &state_text,
+    })?;
+    let job = lower(&plan, &playbook, &files, &secret_env).map_err(|e| {
+        UserError::new(e.to_string())
+            .help("`kubewright plan` shows what it would do; this version applies playbooks of `shell` steps")
+    })?;
+
+    // Show the plan, then confirm.
+    let plan_text = redactor.redact(&render_text(&plan, false));
+    if !out.json() {
+        eprint_block(&plan_text);
+    }
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(UserError::new("apply changes hosts and there is no terminal to confirm on")
+                .help("review `kubewright plan`, then run apply with --yes")
+                .into());
+        }
+        if !confirm(&format!("Apply this plan to cluster {}? Type yes: ", inv.cluster.name))? {
+            return Err(UserError::new("not confirmed; nothing was changed").into());
+        }
+    }
+
+    // The journal: resume an unfinished run of this playbook, unless --restart.
+    let journal_path = journal::path_in(&state);
+    let earlier = journal::unfinished(&journal_path)?;
+    let progress = Progress::new(out.json(), out.interactive());
+    let mut done = BTreeSet::new();
+    if let Some(u) = &earlier
+        && !args.restart
+    {
+        if u.playbook != playbook.name {
+            return Err(UserError::new(format!(
+                "an earlier run of playbook `{}` did not finish (journal {})",
+                u.playbook,
+                journal_path.display()
+            ))
+            .help(format!("apply `{}` again to finish it, or pass --restart to abandon it", u.playbook))
+            .into());
+        }
+        done = u.done.clone();
+        progress.note(&format!(
+            "resuming the unfinished run of `{}`: {} host steps already done are skipped (--restart to start over)",
+            u.playbook,
+            done.len()
+        ));
+    }
+    let run_id = run_id();
+    let mut journal = Journal::start(&journal_path, &run_id, &playbook.name)?;
+    if let (Some(u), true) = (&earlier, args.restart) {
+        journal.abandon(u)?;
+        progress.note("--restart: the unfinished earlier run is abandoned; starting from the first step");
+    }
+
+    let targets: BTreeMap<String, Target> = inv
+        .hosts
+        .iter()
+        .map(|h| (h.name.clone(), Target::from_inventory(&inv, h, args.connect.accept_new_host_keys)))
+        .collect();
+    let control_planes: Vec<String> = inv.control_planes().map(|h| h.name.clone()).collect();
+    let holder = Holder {
+        run_id: run_id.clone(),
+        by: format!(
+            "{}@{}",
+            std::env::var("USER").unwrap_or_else(|_| "?".into()),
+            std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+        ),
+        pid: std::process::id(),
+        started_at: kubewright::exec::rfc3339(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        ),
+        command: redactor.redact(&format!("kubewright apply ({})", playbook.name)),
+    };
+
+    let connector = Connector::new(args.connect.transport)?;
+    let stop = StopSignal::default();
+    let on_event = |e| progress.event(e);
+    let engine = Engine::new(&connector, targets, args.concurrency, &redactor, &on_event, &stop);
+    let journal = Mutex::new(journal);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let outcome = runtime.block_on(async {
+        let signals = watch_signals(&stop, &progress);
+        tokio::pin!(signals);
+        let work = async {
+            // The lock, on every control plane, before anything changes.
+            let mut sessions = Vec::new();
+            for cp in &control_planes {
+                sessions.push(engine.session(cp).await.map_err(|e| Failure::new(e.to_string(), e.hint()))?);
+            }
+            let cps: Vec<&kubewright::ssh::Session> = sessions.iter().map(|s| s.as_ref()).collect();
+            lock::acquire(&cps, &holder).await.map_err(|e| Failure::new(e.to_string(), e.hint()))?;
+            let report = engine.execute(&job, &done, &journal).await;
+            // Released whatever happened, so that the next run (or the resume) can start.
+            let released = lock::release(&cps, &holder).await;
+            anyhow::Ok((report, released))
+        };
+        tokio::select! {
+            result = work => result,
+            () = &mut signals => unreachable_signals(),
+        }
+    });
+    progress.finish();
+    runtime.block_on(engine.close());
+    let (report, released) = outcome?;
+    if report.completed() {
+        journal.lock().map_err(|_| anyhow::anyhow!("the journal lock was poisoned"))?.finish()?;
+    }
+    if let Err(e) = released {
+        progress
+            .note(&format!("warning: the cluster lock could not be released: {e}; `kubewright lock break` removes it"));
+    }
+    out.result(&summary_text(&report, &journal_path), &report);
+    Ok(if report.interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if report.completed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Ctrl-C and SIGTERM ask the run to stop; never returns.
+async fn watch_signals(stop: &StopSignal, progress: &Progress) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    loop {
+        let term_recv = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term_recv => {}
+        }
+        let first = !stop.requested();
+        stop.request();
+        progress.note(if first {
+            "stopping: no new work starts; running commands finish (Ctrl-C again to abandon them)"
+        } else {
+            "abandoning running commands"
+        });
+    }
+}
+
+fn unreachable_signals() -> anyhow::Result<(RunReport, Result<(), kubewright::ssh::TransportError>)> {
+    Err(anyhow::anyhow!("the signal watcher ended"))
+}
+
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{:x}-{}", nanos, std::process::id())
+}
+
+fn eprint_block(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    let _ = write!(stderr, "{question}");
+    let _ = stderr.flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}
+
+/// The per-host summary: what failed (host, step, command, exit code, stderr tail), what did
+/// not run, and what to do next.
+fn summary_text(report: &RunReport, journal: &std::path::Path) -> String {
+    let mut text = String::new();
+    let (mut done, mut skipped, mut not_started) = (0, 0, 0);
+    for step in &report.steps {
+        for (_, status) in &step.hosts {
+            match status {
+                HostStatus::Done => done += 1,
+                HostStatus::Skipped { .. } => skipped += 1,
+                HostStatus::NotStarted { .. } | HostStatus::Interrupted => not_started += 1,
+                HostStatus::Failed { .. } => {}
+            }
+        }
+    }
+    for f in &report.failures {
+        text.push_str(&format!("error: {} failed in step `{}`: {}\n", f.host, f.step, f.message));
+        if let Some(c) = &f.command {
+            text.push_str(&format!("  command: {c}\n"));
+        }
+        if let Some(code) = f.exit_code {
+            text.push_str(&format!("  exit code: {code}\n"));
+        }
+        if !f.stderr_tail.is_empty() {
+            text.push_str("  stderr (last lines):\n");
+            for l in &f.stderr_tail {
+                text.push_str(&format!("    {l}\n"));
+            }
+        }
+        text.push_str(&format!("  help: {}\n", f.hint));
+    }
+    if !report.steps_not_run.is_empty() {
+        text.push_str(&format!("steps not run: {}\n", report.steps_not_run.join(", ")));
+    }
+    text.push_str(&format!(
+        "{done} host steps done, {skipped} skipped, {} failed, {not_started} not started\n",
+        report.failures.len()
+    ));
+    if report.interrupted {
+        text.push_str(&format!(
+            "interrupted; the journal ({}) has what finished: apply again to continue\n",
+            journal.display()
+        ));
+    } else if !report.completed() {
+        text.push_str(&format!("apply again to continue from the journal ({})\n", journal.display()));
+    }
+    text
+}

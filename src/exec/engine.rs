@@ -1,0 +1,484 @@
+//! The executor: runs a [`Job`] (a plan lowered to commands and files) step by step.
+//!
+//! Within a step, hosts run in parallel up to the concurrency, one at a time (`serial`), or
+//! in batches; a step starts only when the previous one finished everywhere. A failing host
+//! stops new work: hosts already running finish, nothing else starts, and the run ends after
+//! that step. Every finished (step, host) is journaled before the next starts, so a later
+//! run continues where this one stopped. Everything it reports passes through the run's
+//! [`Redactor`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio::sync::{Notify, OnceCell};
+
+use super::journal::Journal;
+use super::{REMOTE_KILL_GRACE_SECS, for_each_host};
+use crate::duration::Duration;
+use crate::playbook::Rollout;
+use crate::redact::Redactor;
+use crate::script::Script;
+use crate::ssh::{Connector, OutputStream, Session, Target, Transport, TransportError};
+
+/// A plan lowered to what runs on the hosts.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub playbook: String,
+    pub steps: Vec<JobStep>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobStep {
+    pub id: String,
+    pub title: String,
+    pub rollout: Rollout,
+    pub hosts: Vec<HostWork>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HostWork {
+    pub host: String,
+    /// Nothing to do, and why (the plan's Skip).
+    pub skip: Option<String>,
+    pub ops: Vec<Op>,
+}
+
+/// One thing done on a host.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// A script; `input` goes to its stdin (how secrets reach a command: never on a command
+    /// line); `limit` is its own time limit (see [`crate::script::time_limited`]).
+    Run { description: String, script: Script, input: Option<Vec<u8>>, limit: Option<Duration> },
+    /// An atomic file write.
+    Upload { path: String, content: Vec<u8>, mode: u32, owner: String },
+}
+
+/// How a run stops early: the first request lets running hosts finish, the second abandons
+/// them.
+#[derive(Default)]
+pub struct StopSignal {
+    requested: AtomicBool,
+    aborted: AtomicBool,
+    abort_now: Notify,
+}
+
+impl StopSignal {
+    /// Ctrl-C or SIGTERM: the first stops new work, the second abandons running commands.
+    pub fn request(&self) {
+        if self.requested.swap(true, Ordering::SeqCst) {
+            self.aborted.store(true, Ordering::SeqCst);
+            self.abort_now.notify_waiters();
+        }
+    }
+
+    pub fn requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+
+    async fn aborted(&self) {
+        loop {
+            let notified = self.abort_now.notified();
+            if self.aborted.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// What went wrong on a host: where, which command, its exit code and last lines of stderr.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HostFailure {
+    pub host: String,
+    pub step: String,
+    /// The command or file (redacted).
+    pub command: Option<String>,
+    pub exit_code: Option<i32>,
+    /// The last lines the command wrote to stderr (redacted).
+    pub stderr_tail: Vec<String>,
+    pub message: String,
+    pub hint: String,
+}
+
+/// How many stderr lines a failure keeps.
+const STDERR_TAIL_LINES: usize = 10;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum HostStatus {
+    Done,
+    Skipped {
+        reason: String,
+    },
+    Failed {
+        failure: HostFailure,
+    },
+    /// Not started because the run was stopping (a failure elsewhere, or Ctrl-C).
+    NotStarted {
+        reason: String,
+    },
+    /// Abandoned while running (a second Ctrl-C).
+    Interrupted,
+}
+
+/// Progress of a run, for the terminal or the JSON event stream.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    StepStarted {
+        step: String,
+        title: String,
+        hosts: usize,
+        rollout: String,
+    },
+    HostStarted {
+        step: String,
+        host: String,
+    },
+    /// The host starts an operation (its description, redacted).
+    Operation {
+        step: String,
+        host: String,
+        what: String,
+    },
+    Output {
+        step: String,
+        host: String,
+        stream: &'static str,
+        line: String,
+    },
+    HostFinished {
+        step: String,
+        host: String,
+        seconds: f64,
+        #[serde(flatten)]
+        status: HostStatus,
+    },
+    StepFinished {
+        step: String,
+        done: usize,
+        skipped: usize,
+        failed: usize,
+        not_started: usize,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub id: String,
+    pub hosts: Vec<(String, HostStatus)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub steps: Vec<StepReport>,
+    /// Steps never reached because the run stopped first.
+    pub steps_not_run: Vec<String>,
+    pub failures: Vec<HostFailure>,
+    pub interrupted: bool,
+}
+
+impl RunReport {
+    pub fn completed(&self) -> bool {
+        self.failures.is_empty() && !self.interrupted && self.steps_not_run.is_empty()
+    }
+}
+
+type SessionCell = Arc<OnceCell<Result<Arc<Session>, TransportError>>>;
+
+/// Runs jobs over one connector; a host's session is opened once and reused by every step.
+pub struct Engine<'a> {
+    connector: &'a Connector,
+    targets: BTreeMap<String, Target>,
+    sessions: HashMap<String, SessionCell>,
+    concurrency: usize,
+    redactor: &'a Redactor,
+    events: &'a (dyn Fn(Event) + Sync),
+    stop: &'a StopSignal,
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(
+        connector: &'a Connector,
+        targets: BTreeMap<String, Target>,
+        concurrency: usize,
+        redactor: &'a Redactor,
+        events: &'a (dyn Fn(Event) + Sync),
+        stop: &'a StopSignal,
+    ) -> Self {
+        let sessions = targets.keys().map(|h| (h.clone(), SessionCell::default())).collect();
+        Engine { connector, targets, sessions, concurrency: concurrency.max(1), redactor, events, stop }
+    }
+
+    /// The host's session, opened on first use.
+    pub async fn session(&self, host: &str) -> Result<Arc<Session>, TransportError> {
+        let not_known = || TransportError::Connect {
+            host: host.to_string(),
+            addr: String::new(),
+            detail: "not in the inventory".into(),
+        };
+        let cell = self.sessions.get(host).ok_or_else(not_known)?;
+        let target = self.targets.get(host).cloned().ok_or_else(not_known)?;
+        cell.get_or_init(|| async move { self.connector.connect(target).await.map(Arc::new) }).await.clone()
+    }
+
+    /// Close every open session.
+    pub async fn close(self) {
+        for (_, cell) in self.sessions {
+            if let Some(Ok(session)) = Arc::into_inner(cell).and_then(OnceCell::into_inner)
+                && let Some(session) = Arc::into_inner(session)
+            {
+                session.close().await;
+            }
+        }
+    }
+
+    /// Run the job; (step, host) pairs in `done` were finished by an earlier run and are
+    /// skipped. Each newly finished pair is appended to `journal`.
+    pub async fn execute(&self, job: &Job, done: &BTreeSet<(String, String)>, journal: &Mutex<Journal>) -> RunReport {
+        let mut report =
+            RunReport { steps: Vec::new(), steps_not_run: Vec::new(), failures: Vec::new(), interrupted: false };
+        for (index, step) in job.steps.iter().enumerate() {
+            if !report.failures.is_empty() || self.stop.requested() {
+                report.steps_not_run = job.steps[index..].iter().map(|s| s.id.clone()).collect();
+                break;
+            }
+            let step_report = self.run_step(step, done, journal).await;
+            for (_, status) in &step_report.hosts {
+                match status {
+                    HostStatus::Failed { failure } => report.failures.push(failure.clone()),
+                    HostStatus::Interrupted => report.interrupted = true,
+                    _ => {}
+                }
+            }
+            report.steps.push(step_report);
+        }
+        report.interrupted |= self.stop.requested();
+        report
+    }
+
+    async fn run_step(
+        &self,
+        step: &JobStep,
+        done: &BTreeSet<(String, String)>,
+        journal: &Mutex<Journal>,
+    ) -> StepReport {
+        let emit = |e: Event| (self.events)(e);
+        emit(Event::StepStarted {
+            step: step.id.clone(),
+            title: step.title.clone(),
+            hosts: step.hosts.len(),
+            rollout: step.rollout.to_string(),
+        });
+        let mut statuses: BTreeMap<String, HostStatus> = BTreeMap::new();
+        let mut pending = Vec::new();
+        for work in &step.hosts {
+            let skip = if done.contains(&(step.id.clone(), work.host.clone())) {
+                Some("finished by an earlier run (journal)".to_string())
+            } else {
+                work.skip.clone()
+            };
+            match skip {
+                Some(reason) => {
+                    let status = HostStatus::Skipped { reason };
+                    emit(Event::HostFinished {
+                        step: step.id.clone(),
+                        host: work.host.clone(),
+                        seconds: 0.0,
+                        status: status.clone(),
+                    });
+                    statuses.insert(work.host.clone(), status);
+                }
+                None => pending.push(work),
+            }
+        }
+        let (group_size, window) = match step.rollout {
+            Rollout::Parallel => (pending.len().max(1), self.concurrency),
+            Rollout::Serial => (1, 1),
+            Rollout::Batch(m) => {
+                let size = m.batch_size(step.hosts.len());
+                (size, size.min(self.concurrency))
+            }
+        };
+        let failed = AtomicBool::new(false);
+        for group in pending.chunks(group_size) {
+            let items: Vec<(String, &HostWork)> = group.iter().map(|w| (w.host.clone(), *w)).collect();
+            let outcomes = for_each_host(items, window, |work| {
+                let failed = &failed;
+                async move {
+                    if failed.load(Ordering::SeqCst) || self.stop.requested() {
+                        let reason =
+                            if self.stop.requested() { "the run was interrupted" } else { "another host failed" };
+                        return Ok(HostStatus::NotStarted { reason: reason.into() });
+                    }
+                    let started = Instant::now();
+                    emit(Event::HostStarted { step: step.id.clone(), host: work.host.clone() });
+                    let status = tokio::select! {
+                        result = self.run_host(&step.id, work) => match result {
+                            Ok(()) => HostStatus::Done,
+                            Err(failure) => HostStatus::Failed { failure },
+                        },
+                        () = self.stop.aborted() => HostStatus::Interrupted,
+                    };
+                    match &status {
+                        HostStatus::Done => {
+                            if let Err(e) = journal
+                                .lock()
+                                .map_err(|_| "poisoned".to_string())
+                                .and_then(|mut j| j.host_done(&step.id, &work.host).map_err(|e| e.to_string()))
+                            {
+                                failed.store(true, Ordering::SeqCst);
+                                let failure = self.failure(
+                                    &step.id,
+                                    &work.host,
+                                    None,
+                                    e.to_string(),
+                                    "the bastion's state directory must be writable; check disk space and permissions"
+                                        .into(),
+                                );
+                                let status = HostStatus::Failed { failure };
+                                emit(Event::HostFinished {
+                                    step: step.id.clone(),
+                                    host: work.host.clone(),
+                                    seconds: started.elapsed().as_secs_f64(),
+                                    status: status.clone(),
+                                });
+                                return Ok(status);
+                            }
+                        }
+                        HostStatus::Failed { .. } => failed.store(true, Ordering::SeqCst),
+                        _ => {}
+                    }
+                    emit(Event::HostFinished {
+                        step: step.id.clone(),
+                        host: work.host.clone(),
+                        seconds: started.elapsed().as_secs_f64(),
+                        status: status.clone(),
+                    });
+                    Ok::<_, std::convert::Infallible>(status)
+                }
+            })
+            .await;
+            for o in outcomes {
+                let Ok(status) = o.result;
+                statuses.insert(o.host, status);
+            }
+        }
+        // Hosts of later groups that never started.
+        for work in &pending {
+            statuses
+                .entry(work.host.clone())
+                .or_insert_with(|| HostStatus::NotStarted { reason: "the run stopped".into() });
+        }
+        let count = |f: fn(&HostStatus) -> bool| statuses.values().filter(|s| f(s)).count();
+        emit(Event::StepFinished {
+            step: step.id.clone(),
+            done: count(|s| matches!(s, HostStatus::Done)),
+            skipped: count(|s| matches!(s, HostStatus::Skipped { .. })),
+            failed: count(|s| matches!(s, HostStatus::Failed { .. })),
+            not_started: count(|s| matches!(s, HostStatus::NotStarted { .. } | HostStatus::Interrupted)),
+        });
+        let hosts = step.hosts.iter().filter_map(|w| statuses.remove(&w.host).map(|s| (w.host.clone(), s))).collect();
+        StepReport { id: step.id.clone(), hosts }
+    }
+
+    fn failure(&self, step: &str, host: &str, command: Option<&str>, message: String, hint: String) -> HostFailure {
+        HostFailure {
+            host: host.to_string(),
+            step: step.to_string(),
+            command: command.map(|c| self.redactor.redact(c)),
+            exit_code: None,
+            stderr_tail: Vec::new(),
+            message: self.redactor.redact(&message),
+            hint,
+        }
+    }
+
+    async fn run_host(&self, step: &str, work: &HostWork) -> Result<(), HostFailure> {
+        let host = work.host.as_str();
+        let transport_failure =
+            |e: TransportError, command: Option<&str>| self.failure(step, host, command, e.to_string(), e.hint());
+        let session = self.session(host).await.map_err(|e| transport_failure(e, None))?;
+        for op in &work.ops {
+            match op {
+                Op::Upload { path, content, mode, owner } => {
+                    (self.events)(Event::Operation {
+                        step: step.into(),
+                        host: host.into(),
+                        what: format!("write {path}"),
+                    });
+                    session.upload(path, content, *mode, owner).await.map_err(|e| transport_failure(e, Some(path)))?;
+                }
+                Op::Run { description, script, input, limit } => {
+                    let what = self.redactor.redact(description);
+                    (self.events)(Event::Operation { step: step.into(), host: host.into(), what: what.clone() });
+                    let mut on_line = |stream: OutputStream, line: &str| {
+                        (self.events)(Event::Output {
+                            step: step.into(),
+                            host: host.into(),
+                            stream: if stream == OutputStream::Stderr { "stderr" } else { "stdout" },
+                            line: self.redactor.redact(line),
+                        })
+                    };
+                    let command = async {
+                        match input {
+                            Some(input) => {
+                                let out = session.run_with_input(script, input).await?;
+                                for line in out.stdout.lines() {
+                                    on_line(OutputStream::Stdout, line);
+                                }
+                                for line in out.stderr.lines() {
+                                    on_line(OutputStream::Stderr, line);
+                                }
+                                Ok(out)
+                            }
+                            None => session.run_streaming(script, &mut on_line).await,
+                        }
+                    };
+                    let out = match limit {
+                        // A dead link never answers: give up well after the host's own limit.
+                        Some(limit) => {
+                            let backstop = std::time::Duration::from_secs(limit.seconds + REMOTE_KILL_GRACE_SECS + 20);
+                            tokio::time::timeout(backstop, command).await.unwrap_or_else(|_| {
+                                Err(TransportError::Exec {
+                                    host: host.into(),
+                                    detail: format!("no answer within {}s although the command's timeout is {limit}; the link may be down", backstop.as_secs()),
+                                })
+                            })
+                        }
+                        None => command.await,
+                    }
+                    .map_err(|e| transport_failure(e, Some(&what)))?;
+                    if !out.success() {
+                        let timed_out = limit.is_some() && out.code == Some(super::TIMEOUT_EXIT_CODE);
+                        let lines: Vec<&str> = out.stderr.lines().collect();
+                        let tail = lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..]
+                            .iter()
+                            .map(|l| self.redactor.redact(l))
+                            .collect();
+                        let message = match (timed_out, out.code) {
+                            (true, _) => {
+                                format!("timed out after {}", limit.map(|l| l.to_string()).unwrap_or_default())
+                            }
+                            (false, Some(code)) => format!("exited with {code}"),
+                            (false, None) => "killed by a signal".to_string(),
+                        };
+                        return Err(HostFailure {
+                            host: host.into(),
+                            step: step.into(),
+                            command: Some(what),
+                            exit_code: out.code,
+                            stderr_tail: tail,
+                            message,
+                            hint: "fix the cause on the host (its stderr is above), then run apply again: it continues with this step".into(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

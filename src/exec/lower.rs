@@ -1,0 +1,90 @@
+//! From a plan to a [`Job`]: each action becomes what runs on the host. Files get their
+//! rendered content back (the plan only has their diffs); a `shell` step's secret environment
+//! reaches its commands on stdin.
+
+use std::collections::BTreeMap;
+
+use super::engine::{HostWork, Job, JobStep, Op};
+use crate::plan::{Action, Decision, Plan};
+use crate::playbook::Playbook;
+use crate::render::RemoteFile;
+use crate::script::Script;
+
+/// An action this version cannot execute, named for the error message.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("step `{step}` on {host}: kubewright cannot execute its {what} yet")]
+pub struct NotExecutable {
+    pub step: String,
+    pub host: String,
+    pub what: String,
+}
+
+/// Exports `NAME=value` lines read from stdin, then runs the rest of the script: secrets never
+/// appear on a command line (where `ps` on the host would show them).
+const SECRET_PRELUDE: &str =
+    "while IFS= read -r kubewright_secret; do export \"$kubewright_secret\"; done; unset kubewright_secret";
+
+/// Lower `plan` (made from `playbook`) into a job. `files` are the rendered files per host,
+/// `secret_env` the values of the `secretEnv` variables the playbook's steps name.
+pub fn lower(
+    plan: &Plan,
+    playbook: &Playbook,
+    files: &BTreeMap<String, Vec<RemoteFile>>,
+    secret_env: &BTreeMap<String, String>,
+) -> Result<Job, NotExecutable> {
+    let mut steps = Vec::new();
+    for (planned, spec) in plan.steps.iter().zip(&playbook.steps) {
+        let input: Option<Vec<u8>> = (!spec.secret_env.is_empty()).then(|| {
+            spec.secret_env
+                .iter()
+                .map(|name| format!("{name}={}\n", secret_env.get(name).map(String::as_str).unwrap_or_default()))
+                .collect::<String>()
+                .into_bytes()
+        });
+        let mut hosts = Vec::new();
+        for hp in &planned.hosts {
+            let not_executable =
+                |what: &str| NotExecutable { step: planned.id.clone(), host: hp.host.clone(), what: what.into() };
+            let mut ops = Vec::new();
+            let skip = match &hp.decision {
+                Decision::Skip { reason } => Some(reason.clone()),
+                _ => None,
+            };
+            for action in hp.decision.actions() {
+                ops.push(match action {
+                    Action::Run { description, commands } => Op::Run {
+                        description: description.clone(),
+                        script: match &input {
+                            Some(_) => {
+                                Script::new().cmd(["sh", "-c", &format!("{SECRET_PRELUDE}\n{}", commands.to_shell())])
+                            }
+                            None => commands.clone(),
+                        },
+                        input: input.clone(),
+                        limit: spec.timeout,
+                    },
+                    Action::WriteFile { path, sensitive: false, .. } => {
+                        let file = files
+                            .get(&hp.host)
+                            .and_then(|fs| fs.iter().find(|f| &f.path == path))
+                            .ok_or_else(|| not_executable(&format!("file {path} (not rendered)")))?;
+                        Op::Upload {
+                            path: file.path.clone(),
+                            content: file.content.clone().into_bytes(),
+                            mode: file.mode,
+                            owner: file.owner.clone(),
+                        }
+                    }
+                    Action::WriteFile { path, .. } => return Err(not_executable(&format!("secret file {path}"))),
+                    Action::Package { name, .. } => return Err(not_executable(&format!("package change ({name})"))),
+                    Action::Check { description } => return Err(not_executable(&format!("check \"{description}\""))),
+                    Action::Fetch { remote, .. } => return Err(not_executable(&format!("fetch of {remote}"))),
+                    Action::Wait { description, .. } => return Err(not_executable(&format!("wait \"{description}\""))),
+                });
+            }
+            hosts.push(HostWork { host: hp.host.clone(), skip, ops });
+        }
+        steps.push(JobStep { id: planned.id.clone(), title: planned.title.clone(), rollout: planned.rollout, hosts });
+    }
+    Ok(Job { playbook: plan.playbook.clone(), steps })
+}
