@@ -296,7 +296,7 @@ steps:
     commands: ["touch /tmp/next"]
 "#,
     );
-    let mut child = f.cmd(&pb, &["--yes"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = f.cmd(&pb, &["--yes"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // Interrupt once both hosts are inside the slow command.
     let deadline = Instant::now() + Duration::from_secs(20);
     while f.sh("w1", "cat /tmp/slow 2>/dev/null").is_empty() || f.sh("cp1", "cat /tmp/slow 2>/dev/null").is_empty() {
