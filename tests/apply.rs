@@ -351,6 +351,39 @@ steps:
     assert!(!out.contains("error: cp1"), "{out}");
 }
 
+fn sshd_killed_mid_step_fails_that_host_and_a_rerun_finishes(transport: &'static str) {
+    let Some(f) = Fixture::new(2, transport) else { return };
+    let pb = f.playbook(
+        "killed.yaml",
+        r#"
+name: killed
+steps:
+  - action: shell
+    id: long
+    hosts: all
+    commands: ["if ! test -e /tmp/long; then echo started > /tmp/long; sleep 2; fi; echo done >> /tmp/long"]
+"#,
+    );
+    let child = f.cmd(&pb, &["--yes"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while f.sh("w1", "cat /tmp/long 2>/dev/null").is_empty() {
+        assert!(Instant::now() < deadline, "the step never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Every sshd on w1, the listener and the session carrying the command.
+    f.sh("w1", "pkill -x sshd; rm -f /run/sshd.pid");
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("error: w1 failed in step `long`"), "{out}");
+    assert!(out.contains("help: "), "{out}");
+    f.bed.start_sshd("w1").unwrap();
+    f.bed.wait_ssh("w1", Duration::from_secs(10)).unwrap();
+    let o = f.apply(&pb, &["--yes"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("1 host steps already done"), "cp1 finished in the first run: {}", text(&o));
+}
+
 macro_rules! on_both_transports {
     ($($name:ident),* $(,)?) => {
         mod openssh {
@@ -368,4 +401,5 @@ on_both_transports!(
     secrets_reach_commands_and_no_output,
     ctrl_c_lets_running_commands_finish_and_starts_nothing_new,
     a_link_cut_mid_step_fails_that_host_by_name,
+    sshd_killed_mid_step_fails_that_host_and_a_rerun_finishes,
 );

@@ -188,7 +188,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
         command: redactor.redact(&format!("kubewright apply ({})", playbook.name)),
     };
 
-    let connector = Connector::new(args.connect.transport)?;
+    let connector = Connector::new(args.connect.transport(&inv))?;
     let stop = StopSignal::default();
     let on_event = |e| progress.event(e);
     let engine = Engine::new(&connector, targets, args.concurrency, &redactor, &on_event, &stop);

@@ -24,12 +24,20 @@ pub struct InventoryArg {
 #[derive(Args, Clone)]
 pub struct ConnectArgs {
     /// The SSH implementation: openssh (the system `ssh`, honours ~/.ssh/config) or russh
-    /// (in-process, inventory settings only; faster on many hosts)
-    #[arg(long, value_name = "NAME", env = "KUBEWRIGHT_TRANSPORT", default_value = "openssh")]
-    pub transport: TransportKind,
+    /// (in-process, inventory settings only; faster on many hosts) [default: the inventory's
+    /// ssh.transport, else openssh]
+    #[arg(long, value_name = "NAME", env = "KUBEWRIGHT_TRANSPORT")]
+    pub transport: Option<TransportKind>,
     /// Trust host keys seen for the first time (and record them in known_hosts)
     #[arg(long)]
     pub accept_new_host_keys: bool,
+}
+
+impl ConnectArgs {
+    /// `--transport`, else the inventory's `ssh.transport`.
+    pub fn transport(&self, inv: &kubewright::inventory::Inventory) -> TransportKind {
+        self.transport.unwrap_or(inv.ssh.transport)
+    }
 }
 
 #[derive(Args, Clone)]

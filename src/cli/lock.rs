@@ -47,7 +47,7 @@ pub fn exec(cmd: LockCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
         }
     };
     let inv = load_inventory(inventory, out)?;
-    let connector = Connector::new(connect.transport)?;
+    let connector = Connector::new(connect.transport(&inv))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut transports = Vec::new();

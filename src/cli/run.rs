@@ -94,7 +94,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     if targets.is_empty() {
         return Err(UserError::new(format!("`--hosts {}` selects no host", args.hosts)).into());
     }
-    let connector = Connector::new(args.connect.transport)?;
+    let connector = Connector::new(args.connect.transport(&inv))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let outcomes = runtime.block_on(for_each_host(targets, args.concurrency, |target| {
         let (scripts, connector, stream) = (&scripts, &connector, args.stream.then_some(out));

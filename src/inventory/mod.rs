@@ -167,11 +167,23 @@ pub struct Upgrade {
     pub drain_grace_period: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Which SSH implementation carries a run (inventory `ssh.transport`, or `--transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum TransportKind {
+    /// The system `ssh` (honours ~/.ssh/config, the agent, certificates)
     Openssh,
+    /// In-process SSH (no `ssh` binary; inventory settings only)
     Russh,
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransportKind::Openssh => "openssh",
+            TransportKind::Russh => "russh",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

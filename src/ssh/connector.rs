@@ -9,26 +9,7 @@ use super::russh::{RusshConnector, RusshTransport};
 use super::{Output, OutputStream, Target, Transport, TransportError};
 use crate::script::Script;
 
-/// Which SSH implementation carries a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TransportKind {
-    /// The system `ssh` (honours ~/.ssh/config, the agent, certificates)
-    Openssh,
-    /// In-process SSH (no `ssh` binary; inventory settings only)
-    #[cfg(feature = "russh")]
-    Russh,
-}
-
-impl std::fmt::Display for TransportKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            TransportKind::Openssh => "openssh",
-            #[cfg(feature = "russh")]
-            TransportKind::Russh => "russh",
-        })
-    }
-}
+pub use crate::inventory::TransportKind;
 
 /// Opens sessions for one run, and owns what the run's sessions share.
 pub enum Connector {
@@ -53,6 +34,12 @@ impl Connector {
             }
             #[cfg(feature = "russh")]
             TransportKind::Russh => Connector::Russh(RusshConnector::new()),
+            #[cfg(not(feature = "russh"))]
+            TransportKind::Russh => {
+                return Err(std::io::Error::other(
+                    "this kubewright was built without the russh transport (cargo feature `russh`); use --transport openssh",
+                ));
+            }
         })
     }
 
