@@ -50,10 +50,44 @@ pub struct HostWork {
 #[derive(Debug, Clone)]
 pub enum Op {
     /// A script; `input` goes to its stdin (how secrets reach a command: never on a command
-    /// line); `limit` is its own time limit (see [`crate::script::time_limited`]).
-    Run { description: String, script: Script, input: Option<Vec<u8>>, limit: Option<Duration> },
+    /// line); `limit` is the time limit of each of its commands (see
+    /// [`crate::script::time_limited`]). A script made by [`batch`] from several commands
+    /// (`parts`, their descriptions) reports on stderr which part runs and which failed.
+    Run { description: String, script: Script, input: Option<Vec<u8>>, limit: Option<Duration>, parts: Vec<String> },
     /// An atomic file write.
     Upload { path: String, content: Vec<u8>, mode: u32, owner: String },
+}
+
+/// Markers a batched script writes on stderr: the part starting, and the part that failed.
+const PART_STARTED: &str = "KUBEWRIGHT-PART-STARTED:";
+const PART_FAILED: &str = "KUBEWRIGHT-PART-FAILED:";
+
+/// Several commands as one script, so that a host step costs one round trip: each part runs in
+/// order and the first failing one ends the script with its exit code, after naming itself
+/// on stderr (the engine turns the markers back into progress and the failing command).
+pub fn batch(parts: Vec<(String, Script)>) -> (Script, Vec<String>) {
+    let mut text = String::new();
+    for (n, (_, script)) in parts.iter().enumerate() {
+        // Each part in its own `sh -eu`: errexit holds inside it, which it would not in a
+        // compound list on the left of `||`.
+        text.push_str(&format!(
+            "printf '%s\\n' {PART_STARTED}{n} >&2\nsh -euc {} || {{ kubewright_rc=$?; printf '%s\\n' {PART_FAILED}{n} >&2; exit \"$kubewright_rc\"; }}\n",
+            crate::script::quote(&script.to_shell())
+        ));
+    }
+    (Script::new().cmd(["sh", "-c", text.as_str()]), parts.into_iter().map(|(d, _)| d).collect())
+}
+
+/// A marker in a line of stderr: (part index, started or failed, the text before it).
+fn part_marker(line: &str) -> Option<(usize, bool, &str)> {
+    for (marker, started) in [(PART_STARTED, true), (PART_FAILED, false)] {
+        if let Some((before, n)) = line.rsplit_once(marker)
+            && let Ok(n) = n.trim().parse()
+        {
+            return Some((n, started, before));
+        }
+    }
+    None
 }
 
 /// How a run stops early: the first request lets running hosts finish, the second abandons
@@ -412,10 +446,29 @@ impl<'a> Engine<'a> {
                     });
                     session.upload(path, content, *mode, owner).await.map_err(|e| transport_failure(e, Some(path)))?;
                 }
-                Op::Run { description, script, input, limit } => {
+                Op::Run { description, script, input, limit, parts } => {
                     let what = self.redactor.redact(description);
-                    (self.events)(Event::Operation { step: step.into(), host: host.into(), what: what.clone() });
+                    if parts.is_empty() {
+                        (self.events)(Event::Operation { step: step.into(), host: host.into(), what: what.clone() });
+                    }
                     let mut on_line = |stream: OutputStream, line: &str| {
+                        let mut line = line;
+                        if stream == OutputStream::Stderr
+                            && !parts.is_empty()
+                            && let Some((n, started, before)) = part_marker(line)
+                        {
+                            if started && let Some(part) = parts.get(n) {
+                                (self.events)(Event::Operation {
+                                    step: step.into(),
+                                    host: host.into(),
+                                    what: self.redactor.redact(part),
+                                });
+                            }
+                            if before.is_empty() {
+                                return;
+                            }
+                            line = before;
+                        }
                         (self.events)(Event::Output {
                             step: step.into(),
                             host: host.into(),
@@ -441,7 +494,10 @@ impl<'a> Engine<'a> {
                     let out = match limit {
                         // A dead link never answers: give up well after the host's own limit.
                         Some(limit) => {
-                            let backstop = std::time::Duration::from_secs(limit.seconds + REMOTE_KILL_GRACE_SECS + 20);
+                            let commands = parts.len().max(1) as u64;
+                            let backstop = std::time::Duration::from_secs(
+                                (limit.seconds + REMOTE_KILL_GRACE_SECS) * commands + 20,
+                            );
                             tokio::time::timeout(backstop, command).await.unwrap_or_else(|_| {
                                 Err(TransportError::Exec {
                                     host: host.into(),
@@ -454,7 +510,23 @@ impl<'a> Engine<'a> {
                     .map_err(|e| transport_failure(e, Some(&what)))?;
                     if !out.success() {
                         let timed_out = limit.is_some() && out.code == Some(super::TIMEOUT_EXIT_CODE);
-                        let lines: Vec<&str> = out.stderr.lines().collect();
+                        // The failing part, named by its marker; markers are not the command's output.
+                        let mut failed_part = None;
+                        let mut lines: Vec<&str> = Vec::new();
+                        for line in out.stderr.lines() {
+                            match part_marker(line).filter(|_| !parts.is_empty()) {
+                                Some((n, started, before)) => {
+                                    if !started {
+                                        failed_part = parts.get(n);
+                                    }
+                                    if !before.is_empty() {
+                                        lines.push(before);
+                                    }
+                                }
+                                None => lines.push(line),
+                            }
+                        }
+                        let what = failed_part.map_or(what, |p| self.redactor.redact(p));
                         let tail = lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..]
                             .iter()
                             .map(|l| self.redactor.redact(l))
@@ -480,5 +552,37 @@ impl<'a> Engine<'a> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_locally(script: &Script) -> std::process::Output {
+        std::process::Command::new("sh").arg("-c").arg(script.to_shell()).output().unwrap()
+    }
+
+    #[test]
+    fn a_batch_runs_parts_in_order_and_names_the_one_that_failed() {
+        let part = |d: &str, words: &[&str]| (d.to_string(), Script::new().cmd(words.iter().copied()));
+        let (script, parts) = batch(vec![
+            part("first", &["echo", "one"]),
+            ("second".into(), Script::new().cmd(["false"]).cmd(["echo", "not reached: errexit"])),
+            part("third", &["echo", "three"]),
+        ]);
+        assert_eq!(parts, ["first", "second", "third"]);
+        let out = run_locally(&script);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "one\n");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let markers: Vec<_> = stderr.lines().filter_map(part_marker).map(|(n, started, _)| (n, started)).collect();
+        assert_eq!(markers, [(0, true), (1, true), (1, false)]);
+    }
+
+    #[test]
+    fn a_marker_after_unterminated_output_is_still_found() {
+        assert_eq!(part_marker("no newlineKUBEWRIGHT-PART-FAILED:2"), Some((2, false, "no newline")));
+        assert_eq!(part_marker("ordinary line"), None);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::engine::{HostWork, Job, JobStep, Op};
+use super::engine::{HostWork, Job, JobStep, Op, batch};
 use crate::plan::{Action, Decision, Plan};
 use crate::playbook::Playbook;
 use crate::render::RemoteFile;
@@ -54,14 +54,10 @@ pub fn lower(
                 ops.push(match action {
                     Action::Run { description, commands } => Op::Run {
                         description: description.clone(),
-                        script: match &input {
-                            Some(_) => {
-                                Script::new().cmd(["sh", "-c", &format!("{SECRET_PRELUDE}\n{}", commands.to_shell())])
-                            }
-                            None => commands.clone(),
-                        },
-                        input: input.clone(),
+                        script: commands.clone(),
+                        input: None,
                         limit: spec.timeout,
+                        parts: Vec::new(),
                     },
                     Action::WriteFile { path, sensitive: false, .. } => {
                         let file = files
@@ -82,9 +78,43 @@ pub fn lower(
                     Action::Wait { description, .. } => return Err(not_executable(&format!("wait \"{description}\""))),
                 });
             }
-            hosts.push(HostWork { host: hp.host.clone(), skip, ops });
+            hosts.push(HostWork { host: hp.host.clone(), skip, ops: one_round_trip(ops, input.as_deref()) });
         }
         steps.push(JobStep { id: planned.id.clone(), title: planned.title.clone(), rollout: planned.rollout, hosts });
     }
     Ok(Job { playbook: plan.playbook.clone(), steps })
+}
+
+/// Consecutive commands become one batched script (one round trip per host instead of one
+/// per command); a step with secrets gets the prelude that reads them from stdin.
+fn one_round_trip(ops: Vec<Op>, secrets: Option<&[u8]>) -> Vec<Op> {
+    let mut out = Vec::new();
+    let mut pending: Vec<(String, Script)> = Vec::new();
+    let mut limit = None;
+    let flush = |pending: &mut Vec<(String, Script)>, limit, out: &mut Vec<Op>| {
+        if pending.is_empty() {
+            return;
+        }
+        let description = pending.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>().join("; ");
+        let (script, parts) = batch(std::mem::take(pending));
+        let script = match secrets {
+            Some(_) => Script::new().cmd(["sh", "-c", &format!("{SECRET_PRELUDE}\n{}", script.to_shell())]),
+            None => script,
+        };
+        out.push(Op::Run { description, script, input: secrets.map(<[u8]>::to_vec), limit, parts });
+    };
+    for op in ops {
+        match op {
+            Op::Run { description, script, input: None, limit: l, parts } if parts.is_empty() => {
+                limit = l;
+                pending.push((description, script));
+            }
+            other => {
+                flush(&mut pending, limit, &mut out);
+                out.push(other);
+            }
+        }
+    }
+    flush(&mut pending, limit, &mut out);
+    out
 }
