@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kubewright_testbed::{Testbed, TestbedOptions};
+use kubewright_testbed::{Testbed, TestbedOptions, on_both_transports};
 
 struct Fixture {
     bed: Testbed,
@@ -382,17 +382,6 @@ steps:
     let o = f.apply(&pb, &["--yes"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("1 host steps already done"), "cp1 finished in the first run: {}", text(&o));
-}
-
-macro_rules! on_both_transports {
-    ($($name:ident),* $(,)?) => {
-        mod openssh {
-            $( #[test] fn $name() { super::$name("openssh") } )*
-        }
-        mod russh {
-            $( #[test] fn $name() { super::$name("russh") } )*
-        }
-    };
 }
 
 on_both_transports!(

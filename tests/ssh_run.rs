@@ -5,7 +5,7 @@
 
 use std::process::{Command, Output};
 
-use kubewright_testbed::{Testbed, TestbedOptions};
+use kubewright_testbed::{Testbed, TestbedOptions, on_both_transports};
 
 /// The binary, on the given transport.
 fn kubewright_cmd(transport: &str) -> Command {
@@ -287,18 +287,6 @@ fn logs_in_with_agent_keys_and_explains_a_refused_key(transport: &str) {
     let out = stdout(&o);
     assert!(out.contains("error: cp1: cannot log in as root: "), "{out}");
     assert!(out.contains("authorized_keys"), "{out}");
-}
-
-/// One `#[test]` per scenario and transport: `openssh::name` and `russh::name`.
-macro_rules! on_both_transports {
-    ($($name:ident),* $(,)?) => {
-        mod openssh {
-            $( #[test] fn $name() { super::$name("openssh") } )*
-        }
-        mod russh {
-            $( #[test] fn $name() { super::$name("russh") } )*
-        }
-    };
 }
 
 on_both_transports!(

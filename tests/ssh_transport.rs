@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use kubewright::ssh::{Connector, Target, Transport, TransportKind};
-use kubewright_testbed::{Testbed, TestbedOptions};
+use kubewright_testbed::{Testbed, TestbedOptions, on_both_transports};
 
 fn target(bed: &Testbed, host: &str, user: &str) -> Target {
     Target {
@@ -22,6 +22,10 @@ fn target(bed: &Testbed, host: &str, user: &str) -> Target {
     }
 }
 
+fn kind(transport: &str) -> TransportKind {
+    if transport == "russh" { TransportKind::Russh } else { TransportKind::Openssh }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
 }
@@ -32,9 +36,9 @@ fn sh(bed: &Testbed, host: &str, script: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn uploads_are_atomic_with_mode_and_owner(kind: TransportKind) {
+fn uploads_are_atomic_with_mode_and_owner(transport: &str) {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
-    let connector = Connector::new(kind).unwrap();
+    let connector = Connector::new(kind(transport)).unwrap();
     runtime().block_on(async {
         for user in ["root", "kwadmin"] {
             let t = connector.connect(target(&bed, "cp1", user)).await.unwrap();
@@ -56,12 +60,12 @@ fn uploads_are_atomic_with_mode_and_owner(kind: TransportKind) {
     });
 }
 
-fn an_interrupted_upload_leaves_the_old_file(kind: TransportKind) {
+fn an_interrupted_upload_leaves_the_old_file(transport: &str) {
     let Some(mut bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
     sh(&bed, "cp1", "mkdir -p /etc/containerd && echo old > /etc/containerd/config.toml");
     // Slow link: the upload is still in flight when the host crashes.
     bed.add_latency("cp1", 50).unwrap();
-    let connector = Connector::new(kind).unwrap();
+    let connector = Connector::new(kind(transport)).unwrap();
     let rt = runtime();
     let t = rt.block_on(connector.connect(target(&bed, "cp1", "root"))).unwrap();
     let big = vec![b'x'; 64 << 20];
@@ -73,17 +77,6 @@ fn an_interrupted_upload_leaves_the_old_file(kind: TransportKind) {
     // The rebooted host resets the old connection: the upload fails at once.
     assert!(rt.block_on(upload).unwrap().is_err(), "the upload cannot have finished");
     assert_eq!(sh(&bed, "cp1", "cat /etc/containerd/config.toml"), "old\n");
-}
-
-macro_rules! on_both_transports {
-    ($($name:ident),* $(,)?) => {
-        mod openssh {
-            $( #[test] fn $name() { super::$name(kubewright::ssh::TransportKind::Openssh) } )*
-        }
-        mod russh {
-            $( #[test] fn $name() { super::$name(kubewright::ssh::TransportKind::Russh) } )*
-        }
-    };
 }
 
 on_both_transports!(uploads_are_atomic_with_mode_and_owner, an_interrupted_upload_leaves_the_old_file);

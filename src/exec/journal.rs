@@ -82,6 +82,18 @@ fn now() -> String {
     crate::exec::rfc3339(secs)
 }
 
+/// Whether the file's last byte is not a newline (an interrupted append).
+fn ends_torn(file: &mut std::fs::File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if file.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
+}
+
 impl Journal {
     /// Open (create) the journal for appending, the state directory 0700, and record a new run.
     pub fn start(path: &Path, run: &str, playbook: &str) -> Result<Journal, JournalError> {
@@ -92,7 +104,13 @@ impl Journal {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
         }
         use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(path).map_err(err)?;
+        let mut file =
+            std::fs::OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(path).map_err(err)?;
+        // A crash mid-write can leave a torn last line: end it, so that it does not swallow
+        // the next entry.
+        if ends_torn(&mut file).map_err(err)? {
+            file.write_all(b"\n").map_err(err)?;
+        }
         let mut journal = Journal { path: path.to_path_buf(), file, run: run.to_string() };
         journal.append(&Entry::RunStarted { run: run.to_string(), playbook: playbook.to_string(), at: now() })?;
         Ok(journal)

@@ -101,10 +101,6 @@ impl Transport for Session {
         each_backend!(self, t => t.target())
     }
 
-    async fn run(&self, script: &Script) -> Result<Output, TransportError> {
-        each_backend!(self, t => t.run(script).await)
-    }
-
     async fn run_streaming(
         &self,
         script: &Script,

@@ -159,7 +159,9 @@ pub enum OutputStream {
 pub trait Transport: Send + Sync {
     fn target(&self) -> &Target;
     /// Run `script` (under `sh -c`, through `sudo -n` if the host needs it).
-    async fn run(&self, script: &Script) -> Result<Output, TransportError>;
+    async fn run(&self, script: &Script) -> Result<Output, TransportError> {
+        self.run_streaming(script, &mut |_, _| {}).await
+    }
     /// Run `script`, handing each line of its output to `on_line` as it arrives (for long
     /// commands whose progress the admin watches); the whole output is returned as well.
     async fn run_streaming(
@@ -181,10 +183,6 @@ pub trait Transport: Send + Sync {
 impl<T: Transport> Transport for &T {
     fn target(&self) -> &Target {
         (**self).target()
-    }
-
-    async fn run(&self, script: &Script) -> Result<Output, TransportError> {
-        (**self).run(script).await
     }
 
     async fn run_streaming(

@@ -162,10 +162,6 @@ impl Transport for OpensshTransport {
         &self.target
     }
 
-    async fn run(&self, script: &Script) -> Result<Output, TransportError> {
-        self.run_streaming(script, &mut |_, _| {}).await
-    }
-
     async fn run_streaming(
         &self,
         script: &Script,

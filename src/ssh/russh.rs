@@ -556,10 +556,6 @@ impl Transport for RusshTransport {
         &self.target
     }
 
-    async fn run(&self, script: &Script) -> Result<Output, TransportError> {
-        self.run_streaming(script, &mut |_, _| {}).await
-    }
-
     async fn run_streaming(
         &self,
         script: &Script,

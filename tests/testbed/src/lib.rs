@@ -14,3 +14,17 @@ pub mod faults;
 pub mod sim;
 
 pub use bed::{Host, Testbed, TestbedOptions};
+
+/// One `#[test]` per scenario and SSH transport: `openssh::name` and `russh::name`, each
+/// calling `name(transport)` with `"openssh"` or `"russh"`.
+#[macro_export]
+macro_rules! on_both_transports {
+    ($($name:ident),* $(,)?) => {
+        mod openssh {
+            $( #[test] fn $name() { super::$name("openssh") } )*
+        }
+        mod russh {
+            $( #[test] fn $name() { super::$name("russh") } )*
+        }
+    };
+}
