@@ -257,6 +257,13 @@ fn a_held_lock_refuses_the_run_and_changes_nothing() {
     assert!(text(&o).contains("locked by another run: `kubewright upgrade` by ops@bastion2 (pid 77)"), "{}", text(&o));
     assert!(text(&o).contains("kubewright lock break"), "{}", text(&o));
     assert_eq!(f.sh("w1", "cat /tmp/log 2>/dev/null"), "");
+    // The refused run finished nothing, so it leaves nothing to resume: another playbook runs.
+    f.sh("cp1", "rm -rf /var/lib/kubewright/lock");
+    let other =
+        f.playbook("other.yaml", "name: other\nsteps:\n  - action: shell\n    hosts: all\n    commands: [\"true\"]\n");
+    let o = f.apply(&other, &["--yes"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("resuming"), "{}", text(&o));
 }
 
 #[test]

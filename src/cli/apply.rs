@@ -139,7 +139,9 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
 
     // The journal: resume an unfinished run of this playbook, unless --restart.
     let journal_path = journal::path_in(&state);
-    let earlier = journal::unfinished(&journal_path)?;
+    // A run that stopped before finishing any host step (e.g. refused by the lock) left
+    // nothing to resume.
+    let earlier = journal::unfinished(&journal_path)?.filter(|u| !u.done.is_empty());
     let progress = Progress::new(out.json(), out.interactive());
     let mut done = BTreeSet::new();
     if let Some(u) = &earlier
