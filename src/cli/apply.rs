@@ -16,7 +16,6 @@ use kubewright::exec::engine::{Engine, HostStatus, RunReport, StopSignal};
 use kubewright::exec::journal::{self, Journal};
 use kubewright::exec::lock::{self, Holder};
 use kubewright::exec::lower::lower;
-use kubewright::facts::ClusterFacts;
 use kubewright::plan::{PlanInput, plan, render_text};
 use kubewright::redact::Redactor;
 use kubewright::render::Secrets;
@@ -102,11 +101,12 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     }
     let redactor = Redactor::new(secret_env.values().cloned());
 
-    let facts = ClusterFacts::assume_fresh(inv.hosts.iter().map(|h| h.name.as_str()));
     let mut files = BTreeMap::new();
     for host in &inv.hosts {
         files.insert(host.name.clone(), templates.render_host(&inv, host, &Secrets::placeholders())?);
     }
+    // What is on the hosts now, so that the plan shown (and run) is against it.
+    let facts = super::plan::gather_facts(&inv, &files, &args.connect, args.concurrency, out)?;
     let state = state_dir(&inv.cluster.name);
     let state_text = state.display().to_string();
     let plan = plan(&PlanInput {

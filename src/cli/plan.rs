@@ -4,31 +4,41 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::inputs::{InventoryArg, TemplatesArg, load_inventory, load_playbook, load_templates, state_dir};
-use crate::report::Reporter;
+use super::inputs::{
+    ConnectArgs, InventoryArg, TemplatesArg, load_inventory, load_playbook, load_templates, state_dir,
+};
+use crate::report::{Failure, Reporter};
 use kubewright::facts::ClusterFacts;
 use kubewright::plan::{PlanInput, plan, render_text};
 use kubewright::render::Secrets;
+use kubewright::ssh::{Connector, Target};
 
 #[derive(clap::Args)]
 #[command(after_help = "\
 Examples:
+  kubewright plan -i inv.yaml
   kubewright plan --offline -i inventories/example.yaml
-  kubewright plan --offline -i inv.yaml --diff
+  kubewright plan -i inv.yaml --diff
   kubewright plan --offline -i inv.yaml --output json > plan.json
   kubewright plan --offline -i inv.yaml --detailed-exitcode   # 0 no changes, 2 changes, 1 error
 
-`--offline` plans without contacting any host: every host is assumed fresh, so the plan shows
-everything an install does. The JSON plan's schema is described in docs/plan-json.md.")]
+Without `--offline`, plan reads every host's facts first (one read-only command per host: OS,
+swap, modules, packages, and the current content of every file kubewright manages), so the
+diffs are against what is there. `--offline` plans without contacting any host: every host is
+assumed fresh, so the plan shows everything an install does. The JSON plan's schema is described in docs/plan-json.md.")]
 pub struct Args {
     #[command(flatten)]
     inventory: InventoryArg,
     #[command(flatten)]
     templates: TemplatesArg,
-    /// Plan without contacting the hosts, assuming every host is fresh (required in this version:
-    /// fact gathering over SSH is not part of this build yet)
-    #[arg(long, required = true)]
+    /// Plan without contacting the hosts, assuming every host is fresh
+    #[arg(long)]
     offline: bool,
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// How many hosts to read facts from at once
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
     /// A playbook file instead of the built-in one
     #[arg(long, value_name = "FILE")]
     playbook: Option<PathBuf>,
@@ -63,16 +73,48 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
             .map(|d| format!("built-in, overridden from {}", d.display()))
             .unwrap_or_else(|| "built-in".into())
     ));
-    let facts = ClusterFacts::assume_fresh(inv.hosts.iter().map(|h| h.name.as_str()));
     // The plan never sees real secrets: files are rendered with placeholders.
     let secrets = Secrets::placeholders();
     let mut files = BTreeMap::new();
     for host in &inv.hosts {
         files.insert(host.name.clone(), templates.render_host(&inv, host, &secrets)?);
     }
+    let facts = if args.offline {
+        ClusterFacts::assume_fresh(inv.hosts.iter().map(|h| h.name.as_str()))
+    } else {
+        gather_facts(&inv, &files, &args.connect, args.concurrency, out)?
+    };
     let state = state_dir(&inv.cluster.name).display().to_string();
     let plan =
         plan(&PlanInput { inventory: &inv, playbook: &playbook, facts: &facts, files: &files, state_dir: &state })?;
     out.result(&render_text(&plan, args.diff), &plan);
     Ok(if args.detailed_exitcode && plan.summary.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// Read every host's facts over SSH; all unreachable hosts are reported at once.
+pub fn gather_facts(
+    inv: &kubewright::inventory::Inventory,
+    files: &BTreeMap<String, Vec<kubewright::render::RemoteFile>>,
+    connect: &ConnectArgs,
+    concurrency: usize,
+    out: &Reporter,
+) -> anyhow::Result<ClusterFacts> {
+    let targets: Vec<Target> =
+        inv.hosts.iter().map(|h| Target::from_inventory(inv, h, connect.accept_new_host_keys)).collect();
+    let paths: BTreeMap<String, Vec<String>> =
+        files.iter().map(|(host, fs)| (host.clone(), fs.iter().map(|f| f.path.clone()).collect())).collect();
+    let connector = Connector::new(connect.transport(inv))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let started = std::time::Instant::now();
+    let gathered = runtime.block_on(kubewright::exec::facts::gather(&connector, targets, &paths, concurrency));
+    out.detail(&format!("facts of {} hosts read in {:.1}s", inv.hosts.len(), started.elapsed().as_secs_f64()));
+    gathered.map_err(|failures| {
+        let message = failures.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("\n");
+        let mut hints: Vec<String> = failures.iter().map(|f| f.hint.clone()).collect();
+        hints.dedup();
+        anyhow::Error::new(Failure::new(
+            format!("cannot read the facts of {} host(s); nothing was planned:\n{message}", failures.len()),
+            format!("{}; or plan with --offline to assume fresh hosts", hints.join("; ")),
+        ))
+    })
 }

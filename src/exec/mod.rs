@@ -2,6 +2,7 @@
 //! connection, with time limits the hosts enforce. An I/O edge (tokio).
 
 pub mod engine;
+pub mod facts;
 pub mod journal;
 pub mod lock;
 pub mod lower;

@@ -3,6 +3,8 @@
 //!
 //! Facts are plain data: the planner reads them and never changes them.
 
+pub mod gather;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +24,22 @@ pub struct HostFacts {
     pub modules: BTreeSet<String>,
     /// `/etc/kubernetes/kubelet.conf` exists: the node has joined a cluster.
     pub joined: bool,
+    /// Packages on hold (`apt-mark hold`).
+    #[serde(default)]
+    pub held: BTreeSet<String>,
+    /// `/etc/kubernetes/admin.conf` exists (a control plane that was initialised or joined).
+    #[serde(default)]
+    pub admin_conf: bool,
+    /// os-release(5) `ID` and `VERSION_ID` (`debian`, `12`); empty when unknown.
+    #[serde(default)]
+    pub os_id: String,
+    #[serde(default)]
+    pub os_version: String,
+    /// `uname -m`.
+    #[serde(default)]
+    pub arch: String,
+    #[serde(default)]
+    pub hostname: String,
 }
 
 impl HostFacts {
@@ -36,6 +54,12 @@ impl HostFacts {
             swap_in_fstab: true,
             modules: BTreeSet::new(),
             joined: false,
+            held: BTreeSet::new(),
+            admin_conf: false,
+            os_id: String::new(),
+            os_version: String::new(),
+            arch: String::new(),
+            hostname: String::new(),
         }
     }
 }

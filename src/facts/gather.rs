@@ -1,0 +1,224 @@
+//! Reading a host's facts in one command: [`script`] prints every fact in a section of its
+//! own, [`parse`] turns that output into [`HostFacts`]. Both are pure; running the script is
+//! the caller's (an I/O edge's) business. The script only reads.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::Engine as _;
+
+use super::HostFacts;
+use crate::script::{Script, quote};
+use crate::version::Version;
+
+/// Starts each section of the output: `@@kubewright-fact NAME@@` (NAME may carry an argument).
+const MARK: &str = "@@kubewright-fact ";
+
+/// The packages whose installed version and hold state matter.
+pub const PACKAGES: &[&str] = &["kubeadm", "kubelet", "kubectl", "containerd", "containerd.io", "cri-tools"];
+
+/// The script that prints the facts of a host kubewright manages `paths` on.
+pub fn script(paths: &[String]) -> Script {
+    let mut text = String::from("LC_ALL=C; export LC_ALL\n");
+    let mut section = |name: &str, body: &str| {
+        text.push_str(&format!("echo {}\n{body}\n", quote(&format!("{MARK}{name}@@"))));
+    };
+    section("os-release", "cat /etc/os-release 2>/dev/null || true");
+    section("arch", "uname -m");
+    section("hostname", "hostname");
+    section("swaps", "cat /proc/swaps 2>/dev/null || true");
+    section("fstab", "cat /etc/fstab 2>/dev/null || true");
+    section("modules", "lsmod 2>/dev/null || true");
+    let packages: Vec<String> = PACKAGES.iter().map(|p| quote(p)).collect();
+    section(
+        "packages",
+        &format!(
+            "dpkg-query -W -f='${{Package}}\\t${{Version}}\\t${{Status}}\\n' {} 2>/dev/null || true",
+            packages.join(" ")
+        ),
+    );
+    section("kubelet-conf", "test -e /etc/kubernetes/kubelet.conf && echo yes || echo no");
+    section("admin-conf", "test -e /etc/kubernetes/admin.conf && echo yes || echo no");
+    for path in paths {
+        // base64: a file's bytes may hold anything, the section mark included.
+        section(
+            &format!("file {path}"),
+            &format!("if test -f {p}; then base64 < {p} | tr -d '\\n'; echo; else echo absent; fi", p = quote(path)),
+        );
+    }
+    Script::new().cmd(["sh", "-c", text.as_str()])
+}
+
+/// What the output of [`script`] said was wrong.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("the facts of {host} could not be read: {detail}")]
+pub struct FactsError {
+    pub host: String,
+    pub detail: String,
+}
+
+/// Parse the output of [`script`] run on `host`.
+pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
+    let error = |detail: String| FactsError { host: host.to_string(), detail };
+    let mut sections: BTreeMap<String, String> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in output.lines() {
+        if let Some(name) = line.strip_prefix(MARK).and_then(|rest| rest.strip_suffix("@@")) {
+            current = Some(name.to_string());
+            sections.entry(name.to_string()).or_default();
+            continue;
+        }
+        if let Some(name) = &current
+            && let Some(body) = sections.get_mut(name)
+        {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    for required in ["os-release", "arch", "hostname", "swaps", "packages", "kubelet-conf"] {
+        if !sections.contains_key(required) {
+            return Err(error(format!("the output has no `{required}` section (was it cut short?)")));
+        }
+    }
+    let get = |name: &str| sections.get(name).map(String::as_str).unwrap_or("");
+    let os = os_release(get("os-release"));
+    let mut files = BTreeMap::new();
+    for (name, body) in &sections {
+        let Some(path) = name.strip_prefix("file ") else { continue };
+        let body = body.trim();
+        if body == "absent" {
+            continue;
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|e| error(format!("the content of {path} is not valid base64: {e}")))?;
+        files.insert(path.to_string(), String::from_utf8_lossy(&bytes).into_owned());
+    }
+    let (packages, containerd_installed, held) = packages(get("packages"));
+    Ok(HostFacts {
+        files,
+        packages,
+        containerd_installed,
+        held,
+        swap_active: get("swaps").lines().skip(1).any(|l| !l.trim().is_empty()),
+        swap_in_fstab: fstab_has_swap(get("fstab")),
+        modules: get("modules")
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect(),
+        joined: get("kubelet-conf").trim() == "yes",
+        admin_conf: get("admin-conf").trim() == "yes",
+        os_id: os.get("ID").cloned().unwrap_or_default(),
+        os_version: os.get("VERSION_ID").cloned().unwrap_or_default(),
+        arch: get("arch").trim().to_string(),
+        hostname: get("hostname").trim().to_string(),
+    })
+}
+
+/// `KEY=value` lines, quotes removed (os-release(5)).
+fn os_release(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').trim_matches('\'').to_string()))
+        .collect()
+}
+
+/// A swap entry not commented out (fstab(5): the third field is the type).
+fn fstab_has_swap(text: &str) -> bool {
+    text.lines().map(str::trim).filter(|l| !l.starts_with('#')).any(|l| l.split_whitespace().nth(2) == Some("swap"))
+}
+
+/// dpkg-query lines `name\tversion\tstatus`: the Kubernetes packages' versions (the upstream
+/// part, `1.31.4-1.1` → 1.31.4), whether a containerd package is installed, what is held.
+fn packages(text: &str) -> (BTreeMap<String, Version>, bool, BTreeSet<String>) {
+    let mut versions = BTreeMap::new();
+    let mut containerd = false;
+    let mut held = BTreeSet::new();
+    for line in text.lines() {
+        let mut fields = line.split('\t');
+        let (Some(name), Some(version), Some(status)) = (fields.next(), fields.next(), fields.next()) else { continue };
+        if !status.ends_with(" installed") {
+            continue;
+        }
+        if status.starts_with("hold ") {
+            held.insert(name.to_string());
+        }
+        if name.starts_with("containerd") {
+            containerd = true;
+            continue;
+        }
+        let upstream = version.split('-').next().unwrap_or(version);
+        if let Ok(v) = upstream.parse::<Version>() {
+            versions.insert(name.to_string(), v);
+        }
+    }
+    (versions, containerd, held)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(name: &str, body: &str) -> String {
+        format!("{MARK}{name}@@\n{body}")
+    }
+
+    fn sample() -> String {
+        [
+            section("os-release", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n"),
+            section("arch", "x86_64\n"),
+            section("hostname", "cp1\n"),
+            section("swaps", "Filename\tType\tSize\tUsed\tPriority\n/swapfile file 1048572 0 -2\n"),
+            section("fstab", "# /swapfile none swap sw 0 0\nUUID=1 / ext4 defaults 0 1\n/swapfile none swap sw 0 0\n"),
+            section("modules", "Module                  Size  Used by\noverlay 151552 0\nbr_netfilter 32768 0\n"),
+            section(
+                "packages",
+                "kubeadm\t1.31.4-1.1\thold ok installed\nkubelet\t1.31.4-1.1\tinstall ok installed\ncontainerd\t1.7.24-1\tinstall ok installed\nkubectl\t1.30.1-1.1\tdeinstall ok config-files\n",
+            ),
+            section("kubelet-conf", "no\n"),
+            section("admin-conf", "no\n"),
+            section("file /etc/modules-load.d/k8s.conf", "b3ZlcmxheQpicl9uZXRmaWx0ZXIK\n"),
+            section("file /etc/containerd/config.toml", "absent\n"),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn every_fact_is_read_from_its_section() {
+        let f = parse("cp1", &sample()).unwrap();
+        assert_eq!((f.os_id.as_str(), f.os_version.as_str(), f.arch.as_str()), ("debian", "12", "x86_64"));
+        assert_eq!(f.hostname, "cp1");
+        assert!(f.swap_active && f.swap_in_fstab);
+        assert_eq!(f.modules, BTreeSet::from(["overlay".to_string(), "br_netfilter".to_string()]));
+        assert_eq!(f.packages.keys().collect::<Vec<_>>(), ["kubeadm", "kubelet"], "kubectl is removed");
+        assert_eq!(f.packages["kubeadm"].to_string(), "1.31.4");
+        assert!(f.containerd_installed);
+        assert_eq!(f.held, BTreeSet::from(["kubeadm".to_string()]));
+        assert!(!f.joined && !f.admin_conf);
+        assert_eq!(f.files["/etc/modules-load.d/k8s.conf"], "overlay\nbr_netfilter\n");
+        assert!(!f.files.contains_key("/etc/containerd/config.toml"));
+    }
+
+    #[test]
+    fn a_commented_swap_line_is_not_swap() {
+        assert!(!fstab_has_swap("# /swapfile none swap sw 0 0\n/dev/sda1 / ext4 defaults 0 1\n"));
+    }
+
+    #[test]
+    fn cut_or_garbled_output_is_an_error_not_a_guess() {
+        let cut = sample()[..40].to_string();
+        assert!(parse("w1", &cut).unwrap_err().detail.contains("section"));
+        let garbled = sample().replace("b3ZlcmxheQpicl9uZXRmaWx0ZXIK", "!!!");
+        assert!(parse("w1", &garbled).unwrap_err().detail.contains("base64"));
+    }
+
+    #[test]
+    fn the_script_quotes_paths_and_reads_only() {
+        let s = script(&["/etc/a b/$(reboot)".to_string()]).to_shell();
+        assert!(s.contains("a b/$(reboot)"), "{s}");
+        for verb in ["rm ", "mv ", "tee ", "> /"] {
+            assert!(!s.contains(verb), "{verb} in {s}");
+        }
+    }
+}
