@@ -109,10 +109,25 @@ fn a_failure_stops_the_run_and_the_next_apply_continues(transport: &'static str)
     assert_eq!(f.sh("cp1", "cat /tmp/log"), "first\nsecond\nthird\n");
     assert_eq!(f.sh("w1", "cat /tmp/log"), "first\nsecond\nsecond\nthird\n");
 
+    // The same is said to JSON consumers, as a note event.
+    f.sh("w1", "touch /tmp/break");
+    let o = f.apply(&pb, &["--yes", "--restart", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    f.sh("w1", "rm /tmp/break");
+    let o = f.apply(&pb, &["--yes", "-o", "json"]);
+    let notes: Vec<String> = events(&o)
+        .iter()
+        .filter(|e| e["event"] == "note")
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    assert!(notes.iter().any(|n| n.starts_with("resuming the unfinished run")), "{notes:?}");
+    f.sh("cp1", "rm /tmp/log");
+    f.sh("w1", "rm /tmp/log");
+
     // Completed: the next apply starts from the beginning again.
     let o = f.apply(&pb, &["--yes"]);
     assert!(o.status.success() && !text(&o).contains("resuming"), "{}", text(&o));
-    assert_eq!(f.sh("cp1", "cat /tmp/log"), "first\nsecond\nthird\nfirst\nsecond\nthird\n");
+    assert_eq!(f.sh("cp1", "cat /tmp/log"), "first\nsecond\nthird\n");
     // The lock was released each time.
     assert_eq!(f.sh("cp1", "ls /var/lib/kubewright"), "");
 }

@@ -191,6 +191,17 @@ fn host_keys_are_strict_by_default(transport: &str) {
     let o = kubewright(transport, &["run", "-i", &changed_inv, "--accept-new-host-keys", "--", "true"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("its key CHANGED since it was recorded"), "{}", stdout(&o));
+
+    // An unreadable line is skipped (as ssh does); russh, which reads the file itself, names it.
+    let garbled = bed.dir().join("garbled_known_hosts");
+    std::fs::write(&garbled, format!("{ip} ssh-ed25519 not-base64!!\n")).unwrap();
+    let garbled_inv =
+        variant(&bed, "garbled.yaml", &format!("knownHosts: {kh}"), &format!("knownHosts: {}", garbled.display()));
+    let o = kubewright(transport, &["run", "-i", &garbled_inv, "--", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    if transport == "russh" {
+        assert!(stdout(&o).contains("known_hosts lines that could not be read were skipped: "), "{}", stdout(&o));
+    }
 }
 
 fn unreachable_hosts_fail_alone_and_no_master_outlives_the_run(transport: &str) {

@@ -48,7 +48,10 @@ impl Progress {
     pub fn note(&self, text: &str) {
         let Ok(mode) = self.mode.lock() else { return };
         match &*mode {
-            Mode::Json => {}
+            Mode::Json => {
+                let line = serde_json::json!({ "event": "note", "message": text }).to_string();
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }
             Mode::Plain => eprintln!("{} {text}", now()),
             Mode::Bars { multi, .. } => {
                 let _ = multi.println(text);

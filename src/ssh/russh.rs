@@ -26,6 +26,8 @@ use crate::script::Script;
 /// connection.
 pub struct RusshConnector {
     known: Mutex<Option<Arc<Mutex<KnownHosts>>>>,
+    /// known_hosts lines that could not be read (skipped, as ssh does; named when a key is refused).
+    skipped: Mutex<Vec<known_hosts::Skipped>>,
     keys: Mutex<HashMap<PathBuf, Arc<PrivateKey>>>,
     /// Serialises appends to known_hosts (`--accept-new-host-keys`).
     record_lock: Arc<Mutex<()>>,
@@ -51,6 +53,7 @@ impl RusshConnector {
     pub fn new() -> Self {
         RusshConnector {
             known: Mutex::new(None),
+            skipped: Mutex::new(Vec::new()),
             keys: Mutex::new(HashMap::new()),
             record_lock: Arc::new(Mutex::new(())),
             bastion: OnceCell::new(),
@@ -128,10 +131,20 @@ impl RusshConnector {
 
     fn host_key_error(&self, target: &Target, verdict: &Arc<Mutex<Option<HostKeyProblem>>>) -> Option<TransportError> {
         let problem = verdict.lock().ok()?.take()?;
+        let mut detail = problem.detail;
+        if let Ok(skipped) = self.skipped.lock()
+            && !skipped.is_empty()
+        {
+            let lines: Vec<String> = skipped.iter().map(|s| format!("{} ({})", s.origin, s.reason)).collect();
+            detail.push_str(&format!(
+                "\n    (known_hosts lines that could not be read were skipped: {})",
+                lines.join(", ")
+            ));
+        }
         Some(TransportError::HostKey {
             host: target.name.clone(),
             addr: format!("{}:{}", target.address, target.port),
-            detail: problem.detail,
+            detail,
             changed: problem.changed,
         })
     }
@@ -142,12 +155,18 @@ impl RusshConnector {
         if let Some(known) = &*cached {
             return Ok(known.clone());
         }
-        let (known, _skipped) = KnownHosts::load(&known_hosts_files(target)).map_err(|e| TransportError::HostKey {
+        let (known, skipped) = KnownHosts::load(&known_hosts_files(target)).map_err(|e| TransportError::HostKey {
             host: target.name.clone(),
             addr: format!("{}:{}", target.address, target.port),
             detail: format!("known_hosts cannot be read: {e}"),
             changed: false,
         })?;
+        for line in &skipped {
+            tracing::warn!(at = %line.origin, reason = %line.reason, "known_hosts line skipped");
+        }
+        if let Ok(mut s) = self.skipped.lock() {
+            *s = skipped;
+        }
         let known = Arc::new(Mutex::new(known));
         *cached = Some(known.clone());
         Ok(known)
