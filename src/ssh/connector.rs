@@ -16,7 +16,7 @@ pub enum Connector {
     /// Masters live in `control_dir`, private to the run and removed with it.
     Openssh { control_dir: tempfile::TempDir },
     #[cfg(feature = "russh")]
-    Russh(RusshConnector),
+    Russh(Box<RusshConnector>),
 }
 
 /// One host's open session.
@@ -33,7 +33,7 @@ impl Connector {
                 Connector::Openssh { control_dir: tempfile::Builder::new().prefix("kubewright-ssh-").tempdir()? }
             }
             #[cfg(feature = "russh")]
-            TransportKind::Russh => Connector::Russh(RusshConnector::new()),
+            TransportKind::Russh => Connector::Russh(Box::new(RusshConnector::new())),
             #[cfg(not(feature = "russh"))]
             TransportKind::Russh => {
                 return Err(std::io::Error::other(
