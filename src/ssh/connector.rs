@@ -33,7 +33,7 @@ impl Connector {
                 Connector::Openssh { control_dir: tempfile::Builder::new().prefix("kubewright-ssh-").tempdir()? }
             }
             #[cfg(feature = "russh")]
-            TransportKind::Russh => Connector::Russh(Box::new(RusshConnector::new())),
+            TransportKind::Russh => Connector::Russh(Box::default()),
             #[cfg(not(feature = "russh"))]
             TransportKind::Russh => {
                 return Err(std::io::Error::other(
