@@ -300,6 +300,32 @@ fn logs_in_with_agent_keys_and_explains_a_refused_key(transport: &str) {
     assert!(out.contains("authorized_keys"), "{out}");
 }
 
+#[test]
+fn the_inventory_chooses_the_transport_unless_the_command_line_does() {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
+    // A PATH whose `ssh` always fails: only the in-process transport can reach the host.
+    let fake = tempfile::tempdir().unwrap();
+    let ssh = fake.path().join("ssh");
+    std::fs::write(&ssh, "#!/bin/sh\necho 'fake ssh' >&2\nexit 255\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", fake.path().display(), std::env::var("PATH").unwrap());
+    let russh = variant(&bed, "russh.yaml", "ssh:\n", "ssh:\n  transport: russh\n");
+    let run = |inventory: &str, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kubewright"))
+            .args(["run", "-i", inventory])
+            .args(extra)
+            .args(["--", "true"])
+            .env("PATH", &path)
+            .env_remove("KUBEWRIGHT_TRANSPORT")
+            .output()
+            .unwrap()
+    };
+    assert!(run(&russh, &[]).status.success(), "ssh.transport: russh needs no ssh binary");
+    assert_eq!(run(&russh, &["--transport", "openssh"]).status.code(), Some(1), "the flag wins");
+    assert_eq!(run(&inv(&bed), &[]).status.code(), Some(1), "openssh is the default");
+}
+
 on_both_transports!(
     runs_on_every_host_and_groups_output,
     exit_codes_stderr_and_json,
