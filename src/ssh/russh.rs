@@ -465,11 +465,14 @@ struct LineSplitter {
 
 impl LineSplitter {
     fn feed(&mut self, data: &[u8], stream: OutputStream, on_line: &mut (dyn FnMut(OutputStream, &str) + Send)) {
+        // Only the new bytes can end a line: a long line arriving in many pieces is scanned once.
+        let mut scan_from = self.all.len();
         self.all.extend_from_slice(data);
-        while let Some(end) = self.all[self.line_start..].iter().position(|&b| b == b'\n') {
-            let line = &self.all[self.line_start..self.line_start + end];
-            on_line(stream, &String::from_utf8_lossy(line));
-            self.line_start += end + 1;
+        while let Some(offset) = self.all[scan_from..].iter().position(|&b| b == b'\n') {
+            let newline = scan_from + offset;
+            on_line(stream, &String::from_utf8_lossy(&self.all[self.line_start..newline]));
+            self.line_start = newline + 1;
+            scan_from = newline + 1;
         }
     }
 
@@ -612,5 +615,23 @@ impl Transport for RusshTransport {
             return Err(self.exec_error(format!("reading {path} failed: {}", out.stderr.trim())));
         }
         Ok(raw.stdout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_across_pieces_arrive_whole_and_the_bytes_are_kept() {
+        let mut lines = Vec::new();
+        let mut on_line = |_: OutputStream, l: &str| lines.push(l.to_string());
+        let mut split = LineSplitter::default();
+        for piece in [&b"fir"[..], b"st\nsec", b"ond\n\nthi", b"rd"] {
+            split.feed(piece, OutputStream::Stdout, &mut on_line);
+        }
+        let all = split.finish(OutputStream::Stdout, &mut on_line);
+        assert_eq!(lines, ["first", "second", "", "third"]);
+        assert_eq!(all, b"first\nsecond\n\nthird");
     }
 }
