@@ -297,7 +297,7 @@ fn without_a_terminal_apply_needs_yes_and_refuses_what_it_cannot_execute() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("step `preflight` on cp1: kubewright cannot execute its check"), "{}", text(&o));
+    assert!(text(&o).contains("step `kubeadm-init` on cp1: kubewright cannot execute its secret file"), "{}", text(&o));
     assert_eq!(f.sh("cp1", "cat /tmp/log 2>/dev/null"), "");
 }
 

@@ -71,4 +71,49 @@ fn plans_against_what_the_hosts_have(transport: &str) {
     assert!(o.stdout.is_empty(), "no plan is printed");
 }
 
+#[test]
+fn preflight_problems_block_every_host_at_once_and_apply_changes_nothing() {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(3)) else { return };
+    let inv = bed.inventory_path().display().to_string();
+    // cp1: something already on the API server's port; w2: a clone of w1's hostname.
+    let listen = "nohup python3 -c 'import socket,time; s=socket.socket(); s.bind((\"0.0.0.0\", 6443)); s.listen(); time.sleep(600)' >/dev/null 2>&1 &";
+    assert!(bed.exec("cp1", listen).unwrap().status.success());
+    assert!(bed.exec("w2", "hostname w1").unwrap().status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !String::from_utf8_lossy(&bed.exec("cp1", "ss -Hltn").unwrap().stdout).contains(":6443") {
+        assert!(std::time::Instant::now() < deadline, "the listener did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let o = kubewright("openssh", &["plan", "-i", &inv, "-o", "json"]);
+    assert_eq!(o.status.code(), Some(1), "a blocked plan exits 1");
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let preflight = plan["steps"].as_array().unwrap().iter().find(|s| s["id"] == "preflight").unwrap();
+    let decision =
+        |host: &str| preflight["hosts"].as_array().unwrap().iter().find(|h| h["host"] == host).unwrap().clone();
+    assert_eq!(decision("cp1")["decision"], "blocked");
+    assert!(decision("cp1")["problems"][0].as_str().unwrap().contains("port(s) 6443 already in use"));
+    assert_eq!(decision("w2")["decision"], "blocked");
+    assert!(
+        decision("w2")["problems"][0].as_str().unwrap().contains("hostname `w1` is also w1's"),
+        "{}",
+        decision("w2")
+    );
+    assert_eq!(plan["summary"]["blocked"], 3, "w1 shares its hostname with w2 too");
+
+    // apply lists every problem, exits 1, and touches nothing.
+    let state = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_kubewright"))
+        .args(["apply", "--yes", "-i", &inv])
+        .env("KUBEWRIGHT_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("preflight problem(s); nothing was changed"), "{err}");
+    assert!(err.contains("cp1: port(s) 6443") && err.contains("w2: hostname `w1`"), "{err}");
+    assert!(!bed.exec("cp1", "test -e /etc/modules-load.d/kubewright.conf").unwrap().status.success());
+    assert!(!bed.exec("cp1", "test -e /var/lib/kubewright/lock").unwrap().status.success());
+}
+
 on_both_transports!(plans_against_what_the_hosts_have);

@@ -15,7 +15,7 @@ use crate::report::{Failure, Reporter, UserError};
 use kubewright::exec::engine::{Engine, HostStatus, RunReport, StopSignal};
 use kubewright::exec::journal::{self, Journal};
 use kubewright::exec::lock::{self, Holder};
-use kubewright::exec::lower::lower;
+use kubewright::exec::lower::{NotExecutable, lower};
 use kubewright::plan::{PlanInput, plan, render_text};
 use kubewright::redact::Redactor;
 use kubewright::render::Secrets;
@@ -116,16 +116,25 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
         files: &files,
         state_dir: &state_text,
     })?;
-    let job = lower(&plan, &playbook, &files, &secret_env).map_err(|e| {
-        UserError::new(e.to_string())
-            .help("`kubewright plan` shows what it would do; this version applies playbooks of `shell` steps")
-    })?;
 
     // Show the plan, then confirm.
     let plan_text = redactor.redact(&render_text(&plan, false));
     if !out.json() {
         eprint_block(&plan_text);
     }
+    // A failed preflight check is the hosts' state (exit 1); an action this version cannot run
+    // is a limit of the input (exit 2). Either way nothing has changed.
+    let job = lower(&plan, &playbook, &files, &secret_env).map_err(|e| -> anyhow::Error {
+        match &e {
+            NotExecutable::Blocked { .. } => {
+                Failure::new(e.to_string(), "fix these on the hosts (the plan marks them with x), then run apply again")
+                    .into()
+            }
+            NotExecutable::Action { .. } => UserError::new(e.to_string())
+                .help("`kubewright plan` shows what it would do; this version applies playbooks of `shell` steps")
+                .into(),
+        }
+    })?;
     if !args.yes {
         if !std::io::stdin().is_terminal() {
             return Err(UserError::new("apply changes hosts and there is no terminal to confirm on")

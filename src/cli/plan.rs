@@ -22,6 +22,8 @@ Examples:
   kubewright plan --offline -i inv.yaml --output json > plan.json
   kubewright plan --offline -i inv.yaml --detailed-exitcode   # 0 no changes, 2 changes, 1 error
 
+A plan in which preflight blocks a host (marked x) is printed and exits 1.
+
 Without `--offline`, plan reads every host's facts first (one read-only command per host: OS,
 swap, modules, packages, and the current content of every file kubewright manages), so the
 diffs are against what is there. `--offline` plans without contacting any host: every host is
@@ -88,7 +90,14 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let plan =
         plan(&PlanInput { inventory: &inv, playbook: &playbook, facts: &facts, files: &files, state_dir: &state })?;
     out.result(&render_text(&plan, args.diff), &plan);
-    Ok(if args.detailed_exitcode && plan.summary.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    // Hosts failing preflight: the plan is shown, but it cannot be applied.
+    Ok(if plan.summary.blocked > 0 {
+        ExitCode::FAILURE
+    } else if args.detailed_exitcode && plan.summary.has_changes() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Read every host's facts over SSH; all unreachable hosts are reported at once.

@@ -10,13 +10,15 @@ use crate::playbook::Playbook;
 use crate::render::RemoteFile;
 use crate::script::Script;
 
-/// An action this version cannot execute, named for the error message.
+/// Why a plan cannot become a job.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("step `{step}` on {host}: kubewright cannot execute its {what} yet")]
-pub struct NotExecutable {
-    pub step: String,
-    pub host: String,
-    pub what: String,
+pub enum NotExecutable {
+    /// An action this version cannot execute.
+    #[error("step `{step}` on {host}: kubewright cannot execute its {what} yet")]
+    Action { step: String, host: String, what: String },
+    /// Hosts fail preflight checks: every problem, `host: problem`.
+    #[error("{} preflight problem(s); nothing was changed:\n  {}", problems.len(), problems.join("\n  "))]
+    Blocked { problems: Vec<String> },
 }
 
 /// Exports `NAME=value` lines read from stdin, then runs the rest of the script: secrets never
@@ -32,6 +34,18 @@ pub fn lower(
     files: &BTreeMap<String, Vec<RemoteFile>>,
     secret_env: &BTreeMap<String, String>,
 ) -> Result<Job, NotExecutable> {
+    let blocked: Vec<String> = plan
+        .steps
+        .iter()
+        .flat_map(|step| &step.hosts)
+        .flat_map(|hp| match &hp.decision {
+            Decision::Blocked { problems } => problems.iter().map(|p| format!("{}: {p}", hp.host)).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    if !blocked.is_empty() {
+        return Err(NotExecutable::Blocked { problems: blocked });
+    }
     let mut steps = Vec::new();
     for (planned, spec) in plan.steps.iter().zip(&playbook.steps) {
         let input: Option<Vec<u8>> = (!spec.secret_env.is_empty()).then(|| {
@@ -43,8 +57,11 @@ pub fn lower(
         });
         let mut hosts = Vec::new();
         for hp in &planned.hosts {
-            let not_executable =
-                |what: &str| NotExecutable { step: planned.id.clone(), host: hp.host.clone(), what: what.into() };
+            let not_executable = |what: &str| NotExecutable::Action {
+                step: planned.id.clone(),
+                host: hp.host.clone(),
+                what: what.into(),
+            };
             let mut ops = Vec::new();
             let skip = match &hp.decision {
                 Decision::Skip { reason } => Some(reason.clone()),
@@ -72,8 +89,10 @@ pub fn lower(
                         }
                     }
                     Action::WriteFile { path, .. } => return Err(not_executable(&format!("secret file {path}"))),
-                    Action::Package { name, .. } => return Err(not_executable(&format!("package change ({name})"))),
-                    Action::Check { description } => return Err(not_executable(&format!("check \"{description}\""))),
+                    // Descriptive: the step's `Run` that follows does the apt work.
+                    Action::Package { .. } => continue,
+                    // Decided when planning, from the facts just gathered.
+                    Action::Check { .. } => continue,
                     Action::Fetch { remote, .. } => return Err(not_executable(&format!("fetch of {remote}"))),
                     Action::Wait { description, .. } => return Err(not_executable(&format!("wait \"{description}\""))),
                 });

@@ -16,6 +16,10 @@ const MARK: &str = "@@kubewright-fact ";
 /// The packages whose installed version and hold state matter.
 pub const PACKAGES: &[&str] = &["kubeadm", "kubelet", "kubectl", "containerd", "containerd.io", "cri-tools"];
 
+/// Firewall services whose rules can drop pod traffic (see the seed digest: CoreDNS "no route
+/// to host" behind a REJECT-all iptables service).
+pub const FIREWALLS: &[&str] = &["firewalld", "iptables", "nftables", "ufw"];
+
 /// The script that prints the facts of a host kubewright manages `paths` on.
 pub fn script(paths: &[String]) -> Script {
     let mut text = String::from("LC_ALL=C; export LC_ALL\n");
@@ -34,6 +38,19 @@ pub fn script(paths: &[String]) -> Script {
         &format!(
             "dpkg-query -W -f='${{Package}}\\t${{Version}}\\t${{Status}}\\n' {} 2>/dev/null || true",
             packages.join(" ")
+        ),
+    );
+    section("macs", "for i in /sys/class/net/*; do test \"${i##*/}\" = lo || cat \"$i/address\" 2>/dev/null; done");
+    section("product-uuid", "cat /sys/class/dmi/id/product_uuid 2>/dev/null || true");
+    section("cpus", "nproc 2>/dev/null || true");
+    section("meminfo", "grep '^MemTotal:' /proc/meminfo 2>/dev/null || true");
+    section("listening", "ss -Hltn 2>/dev/null || true");
+    let firewalls: Vec<String> = FIREWALLS.iter().map(|u| quote(u)).collect();
+    section(
+        "firewalls",
+        &format!(
+            "for u in {}; do systemctl is-active --quiet \"$u\" >/dev/null 2>&1 && echo \"$u\"; done; true",
+            firewalls.join(" ")
         ),
     );
     section("kubelet-conf", "test -e /etc/kubernetes/kubelet.conf && echo yes || echo no");
@@ -113,7 +130,32 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
         os_version: os.get("VERSION_ID").cloned().unwrap_or_default(),
         arch: get("arch").trim().to_string(),
         hostname: get("hostname").trim().to_string(),
+        macs: get("macs")
+            .lines()
+            .map(|l| l.trim().to_ascii_lowercase())
+            .filter(|m| !m.is_empty() && m != "00:00:00:00:00:00")
+            .collect(),
+        product_uuid: get("product-uuid").trim().to_ascii_uppercase(),
+        cpus: get("cpus").trim().parse().unwrap_or(0),
+        memory_mb: get("meminfo")
+            .split_whitespace()
+            .nth(1)
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb / 1024),
+        listening_ports: get("listening").lines().filter_map(listening_port).collect(),
+        active_firewalls: get("firewalls")
+            .lines()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect(),
     })
+}
+
+/// The port of an `ss -Hltn` line (`LISTEN 0 4096 0.0.0.0:22 0.0.0.0:*`, `[::]:6443`).
+fn listening_port(line: &str) -> Option<u16> {
+    let local = line.split_whitespace().nth(3)?;
+    local.rsplit_once(':')?.1.parse().ok()
 }
 
 /// `KEY=value` lines, quotes removed (os-release(5)).
@@ -176,6 +218,15 @@ mod tests {
                 "packages",
                 "kubeadm\t1.31.4-1.1\thold ok installed\nkubelet\t1.31.4-1.1\tinstall ok installed\ncontainerd\t1.7.24-1\tinstall ok installed\nkubectl\t1.30.1-1.1\tdeinstall ok config-files\n",
             ),
+                    section("macs", "52:54:00:12:34:56\n00:00:00:00:00:00\n"),
+            section("product-uuid", "4c4c4544-0042-3510-8052-b4c04f4e4d32\n"),
+            section("cpus", "2\n"),
+            section("meminfo", "MemTotal:        4028752 kB\n"),
+            section(
+                "listening",
+                "LISTEN 0      128          0.0.0.0:22        0.0.0.0:*\nLISTEN 0      4096            [::]:6443           [::]:*\n",
+            ),
+            section("firewalls", "firewalld\n"),
             section("kubelet-conf", "no\n"),
             section("admin-conf", "no\n"),
             section("file /etc/modules-load.d/k8s.conf", "b3ZlcmxheQpicl9uZXRmaWx0ZXIK\n"),
@@ -196,6 +247,11 @@ mod tests {
         assert!(f.containerd_installed);
         assert_eq!(f.held, BTreeSet::from(["kubeadm".to_string()]));
         assert!(!f.joined && !f.admin_conf);
+        assert_eq!(f.macs, BTreeSet::from(["52:54:00:12:34:56".to_string()]));
+        assert_eq!(f.product_uuid, "4C4C4544-0042-3510-8052-B4C04F4E4D32");
+        assert_eq!((f.cpus, f.memory_mb), (2, 3934));
+        assert_eq!(f.listening_ports, BTreeSet::from([22, 6443]));
+        assert_eq!(f.active_firewalls, BTreeSet::from(["firewalld".to_string()]));
         assert_eq!(f.files["/etc/modules-load.d/k8s.conf"], "overlay\nbr_netfilter\n");
         assert!(!f.files.contains_key("/etc/containerd/config.toml"));
     }

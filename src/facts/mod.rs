@@ -40,6 +40,23 @@ pub struct HostFacts {
     pub arch: String,
     #[serde(default)]
     pub hostname: String,
+    /// MAC addresses of the host's network interfaces (loopback excluded).
+    #[serde(default)]
+    pub macs: BTreeSet<String>,
+    /// SMBIOS product_uuid; empty where the machine has none.
+    #[serde(default)]
+    pub product_uuid: String,
+    /// Online CPUs (`nproc`) and total memory in MiB (`/proc/meminfo`); 0 when unknown.
+    #[serde(default)]
+    pub cpus: u32,
+    #[serde(default)]
+    pub memory_mb: u64,
+    /// TCP ports something listens on (`ss -ltn`).
+    #[serde(default)]
+    pub listening_ports: BTreeSet<u16>,
+    /// Firewall services that are active (`firewalld`, `iptables`, `nftables`, `ufw`).
+    #[serde(default)]
+    pub active_firewalls: BTreeSet<String>,
 }
 
 impl HostFacts {
@@ -60,6 +77,12 @@ impl HostFacts {
             os_version: String::new(),
             arch: String::new(),
             hostname: String::new(),
+            macs: BTreeSet::new(),
+            product_uuid: String::new(),
+            cpus: 0,
+            memory_mb: 0,
+            listening_ports: BTreeSet::new(),
+            active_firewalls: BTreeSet::new(),
         }
     }
 }

@@ -63,12 +63,14 @@ pub enum Decision {
     Add { actions: Vec<Action> },
     /// Changes what is there.
     Change { actions: Vec<Action> },
+    /// The host fails a preflight check: `apply` changes nothing anywhere until it is fixed.
+    Blocked { problems: Vec<String> },
 }
 
 impl Decision {
     pub fn actions(&self) -> &[Action] {
         match self {
-            Decision::Skip { .. } => &[],
+            Decision::Skip { .. } | Decision::Blocked { .. } => &[],
             Decision::Verify { actions } | Decision::Add { actions } | Decision::Change { actions } => actions,
         }
     }
@@ -131,6 +133,8 @@ pub struct Summary {
     pub add: usize,
     pub change: usize,
     pub unchanged: usize,
+    /// Hosts a preflight check blocks.
+    pub blocked: usize,
 }
 
 impl Summary {
@@ -199,6 +203,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                 Decision::Add { .. } => summary.add += 1,
                 Decision::Change { .. } => summary.change += 1,
                 Decision::Verify { .. } => {}
+                Decision::Blocked { .. } => summary.blocked += 1,
             }
             hosts.push(HostPlan { host: host.name.clone(), decision });
         }

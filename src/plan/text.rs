@@ -37,6 +37,13 @@ pub fn render_text(plan: &Plan, diffs: bool) -> String {
     }
     let s = &plan.summary;
     let _ = writeln!(out, "\nPlan: {} to add, {} to change, {} unchanged.", s.add, s.change, s.unchanged);
+    if s.blocked > 0 {
+        let _ = writeln!(
+            out,
+            "Blocked: {} host(s) fail preflight checks (marked x); apply changes nothing until they are fixed.",
+            s.blocked
+        );
+    }
     out
 }
 
@@ -45,6 +52,11 @@ fn decision_text(decision: &Decision, diffs: bool) -> String {
     match decision {
         Decision::Skip { reason } => {
             let _ = writeln!(out, "     = skip: {reason}");
+        }
+        Decision::Blocked { problems } => {
+            for p in problems {
+                let _ = writeln!(out, "     x {p}");
+            }
         }
         Decision::Verify { actions } | Decision::Add { actions } | Decision::Change { actions } => {
             for action in actions {

@@ -1,4 +1,6 @@
-//! `preflight`: read-only checks on every host before anything changes.
+//! `preflight`: checks on every host before anything changes, decided from the gathered facts
+//! (kubeadm's own preflight runs later, inside `kubeadm init/join`; these catch at plan time
+//! what would make it fail, on every host at once). Offline, the checks are only listed.
 
 use super::Step;
 use crate::facts::HostFacts;
@@ -6,6 +8,17 @@ use crate::inventory::Host;
 use crate::plan::{Action, Decision, PlanCx};
 
 pub struct Preflight;
+
+/// The distributions kubewright installs on (apt, pkgs.k8s.io).
+const SUPPORTED_OS: &[&str] = &["debian", "ubuntu"];
+/// kubeadm's preflight minimums for a control plane (cmd/kubeadm/app/preflight/checks.go:
+/// NumCPUCheck 2, MemCheck 1700 MB).
+const CONTROL_PLANE_CPUS: u32 = 2;
+const CONTROL_PLANE_MEMORY_MB: u64 = 1700;
+
+fn required_ports(host: &Host) -> Vec<u16> {
+    if host.is_control_plane() { vec![6443, 2379, 2380, 10250, 10257, 10259] } else { vec![10250] }
+}
 
 impl Step for Preflight {
     fn id(&self) -> &'static str {
@@ -16,17 +29,90 @@ impl Step for Preflight {
         "Check the hosts before changing anything"
     }
 
-    fn plan(&self, _cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
+    fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
         if facts.joined {
             return Decision::Skip { reason: "already a node of the cluster".into() };
         }
-        let mut checks = vec![
-            "supported OS (Debian or Ubuntu with apt) and unique hostname, MAC and product_uuid".to_string(),
-            "at least 2 CPUs and 1700 MB of memory, clock in sync".to_string(),
-            "no firewalld or REJECT-all iptables service in the way of pod traffic".to_string(),
-        ];
-        let ports = if host.is_control_plane() { "6443, 2379-2380, 10250, 10257, 10259" } else { "10250" };
-        checks.push(format!("ports {ports} free"));
-        Decision::Verify { actions: checks.into_iter().map(|description| Action::Check { description }).collect() }
+        if cx.facts.assumed_fresh {
+            return listed_checks(host);
+        }
+        let mut problems = Vec::new();
+        if !SUPPORTED_OS.contains(&facts.os_id.as_str()) {
+            let os = if facts.os_id.is_empty() {
+                "unknown".to_string()
+            } else {
+                format!("{} {}", facts.os_id, facts.os_version)
+            };
+            problems.push(format!("unsupported OS `{os}`: kubewright installs on Debian or Ubuntu (apt)"));
+        }
+        // Unique across the cluster: kubeadm and the CNI tell nodes apart by these.
+        let others = || cx.facts.hosts.iter().filter(|(name, _)| **name != host.name);
+        if !facts.hostname.is_empty()
+            && let Some((other, _)) = others().find(|(_, f)| f.hostname == facts.hostname)
+        {
+            problems.push(format!("hostname `{}` is also {other}'s: give every host its own", facts.hostname));
+        }
+        for mac in &facts.macs {
+            if let Some((other, _)) = others().find(|(_, f)| f.macs.contains(mac)) {
+                problems.push(format!("MAC address {mac} is also on {other} (a cloned VM?): give it a new one"));
+            }
+        }
+        if !facts.product_uuid.is_empty()
+            && let Some((other, _)) = others().find(|(_, f)| f.product_uuid == facts.product_uuid)
+        {
+            problems.push(format!("product_uuid {} is also {other}'s (a cloned VM?)", facts.product_uuid));
+        }
+        if host.is_control_plane() {
+            if facts.cpus != 0 && facts.cpus < CONTROL_PLANE_CPUS {
+                problems.push(format!("{} CPU(s); a control plane needs at least {CONTROL_PLANE_CPUS}", facts.cpus));
+            }
+            if facts.memory_mb != 0 && facts.memory_mb < CONTROL_PLANE_MEMORY_MB {
+                problems.push(format!(
+                    "{} MB of memory; a control plane needs at least {CONTROL_PLANE_MEMORY_MB} MB",
+                    facts.memory_mb
+                ));
+            }
+        }
+        let busy: Vec<String> = required_ports(host)
+            .into_iter()
+            .filter(|p| facts.listening_ports.contains(p))
+            .map(|p| p.to_string())
+            .collect();
+        if !busy.is_empty() {
+            problems.push(format!(
+                "port(s) {} already in use: stop what listens there (`ss -ltnp`) or use another host",
+                busy.join(", ")
+            ));
+        }
+        if !problems.is_empty() {
+            return Decision::Blocked { problems };
+        }
+        let mut checks = vec![Action::Check {
+            description: format!(
+                "{} {} {}, {} CPUs, {} MB, hostname/MACs/product_uuid unique, ports free",
+                facts.os_id, facts.os_version, facts.arch, facts.cpus, facts.memory_mb
+            ),
+        }];
+        // Not blocking, but the usual cause of pods that cannot reach each other.
+        for firewall in &facts.active_firewalls {
+            checks.push(Action::Check {
+                description: format!(
+                    "warning: {firewall} is active; its rules can drop pod and service traffic (CoreDNS \"no route to host\"): open the cluster's ports or stop it"
+                ),
+            });
+        }
+        Decision::Verify { actions: checks }
     }
+}
+
+/// Offline: what the checks are, not their results.
+fn listed_checks(host: &Host) -> Decision {
+    let ports: Vec<String> = required_ports(host).iter().map(u16::to_string).collect();
+    let mut checks = vec![
+        "supported OS (Debian or Ubuntu with apt) and unique hostname, MAC and product_uuid".to_string(),
+        "at least 2 CPUs and 1700 MB of memory on control planes".to_string(),
+        "no firewalld or REJECT-all iptables service in the way of pod traffic".to_string(),
+    ];
+    checks.push(format!("ports {} free", ports.join(", ")));
+    Decision::Verify { actions: checks.into_iter().map(|description| Action::Check { description }).collect() }
 }

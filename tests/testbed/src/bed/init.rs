@@ -10,6 +10,9 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+/// The machine's SMBIOS UUID, which each host replaces with its own.
+const PRODUCT_UUID: &str = "/sys/class/dmi/id/product_uuid";
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct InitConfig {
     pub hostname: String,
@@ -83,6 +86,9 @@ pub fn run_init(config: &Path) -> anyhow::Result<()> {
     // swapoff. (Loaded modules are the simulator's `lsmod`: this kernel may have no
     // /proc/modules to mount over.)
     mount(&["--bind", &hd.join("sim/proc-swaps").to_string_lossy(), "/proc/swaps"])?;
+    if std::path::Path::new(PRODUCT_UUID).exists() {
+        mount(&["--bind", &hd.join("sim/product_uuid").to_string_lossy(), PRODUCT_UUID])?;
+    }
     mount(&["-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run"])?;
     std::fs::create_dir_all("/run/sshd")?;
     bind(&hd.join("sshd"), "/run/kubewright-testbed")?;

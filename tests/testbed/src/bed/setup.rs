@@ -185,6 +185,16 @@ fn prepare_host(dir: &Path, h: &Host, client_pub: &str, etc_hosts: &str) -> anyh
     )?;
     write(&etc.join("hosts"), etc_hosts, 0o644)?;
     write(&etc.join("machine-id"), &format!("{:032x}\n", rand::random::<u128>()), 0o444)?;
+    // Each host its own SMBIOS product_uuid, as distinct machines have (kubeadm's preflight
+    // requires them unique); mounted over the machine's when it has one.
+    let uuid: u128 = rand::random();
+    let uuid = format!("{:032x}", uuid);
+    write(
+        &hd.join("sim/product_uuid"),
+        &format!("{}-{}-{}-{}-{}\n", &uuid[..8], &uuid[8..12], &uuid[12..16], &uuid[16..20], &uuid[20..])
+            .to_uppercase(),
+        0o444,
+    )?;
 
     // Accounts: the machine's, plus a sudo user and one whose sudo needs a password.
     let mut passwd = fs::read_to_string("/etc/passwd")?;

@@ -20,6 +20,8 @@ fn write_swaps(active: bool) -> anyhow::Result<()> {
 
 /// `systemctl` for the units the packages install (containerd, kubelet).
 pub fn systemctl(args: &[String]) -> anyhow::Result<Outcome> {
+    // `--quiet`: is-active/is-enabled answer by exit status only (systemctl(1)).
+    let quiet = args.iter().any(|a| a == "-q" || a == "--quiet");
     let args: Vec<&str> = args
         .iter()
         .map(String::as_str)
@@ -48,7 +50,9 @@ pub fn systemctl(args: &[String]) -> anyhow::Result<Outcome> {
                 // systemd's wording (src/systemctl): "Unit %s not found."
                 let msg = match verb {
                     "is-active" => {
-                        out.push_str("inactive\n");
+                        if !quiet {
+                            out.push_str("inactive\n");
+                        }
                         code = 3;
                         continue;
                     }
@@ -114,6 +118,9 @@ pub fn systemctl(args: &[String]) -> anyhow::Result<Outcome> {
                 }
                 other => return Ok(Outcome::fail(1, format!("Unknown command verb '{other}'.\n"))),
             }
+        }
+        if quiet && matches!(verb, "is-active" | "is-enabled") {
+            out.clear();
         }
         Ok(Outcome { code, stdout: out, stderr: String::new() })
     })?;
