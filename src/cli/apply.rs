@@ -105,8 +105,27 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     for host in &inv.hosts {
         files.insert(host.name.clone(), templates.render_host(&inv, host, &Secrets::placeholders())?);
     }
+    // One session per host for the whole run: facts first, then the steps.
+    let targets: BTreeMap<String, Target> = inv
+        .hosts
+        .iter()
+        .map(|h| (h.name.clone(), Target::from_inventory(&inv, h, args.connect.accept_new_host_keys)))
+        .collect();
+    let progress = Progress::new(out.json(), out.interactive());
+    let connector = Connector::new(args.connect.transport(&inv))?;
+    let stop = StopSignal::default();
+    let on_event = |e| progress.event(e);
+    let engine = Engine::new(&connector, targets, args.concurrency, &redactor, &on_event, &stop);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // What is on the hosts now, so that the plan shown (and run) is against it.
-    let facts = super::plan::gather_facts(&inv, &files, &args.connect, args.concurrency, out)?;
+    let paths = super::plan::managed_paths(&files);
+    let facts = match runtime.block_on(engine.gather_facts(&paths)) {
+        Ok(facts) => facts,
+        Err(failures) => {
+            runtime.block_on(engine.close());
+            return Err(super::plan::facts_error(failures));
+        }
+    };
     let state = state_dir(&inv.cluster.name);
     let state_text = state.display().to_string();
     let plan = plan(&PlanInput {
@@ -151,7 +170,6 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     // A run that stopped before finishing any host step (e.g. refused by the lock) left
     // nothing to resume.
     let earlier = journal::unfinished(&journal_path)?.filter(|u| !u.done.is_empty());
-    let progress = Progress::new(out.json(), out.interactive());
     let mut done = BTreeSet::new();
     if let Some(u) = &earlier
         && !args.restart
@@ -179,11 +197,6 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
         progress.note("--restart: the unfinished earlier run is abandoned; starting from the first step");
     }
 
-    let targets: BTreeMap<String, Target> = inv
-        .hosts
-        .iter()
-        .map(|h| (h.name.clone(), Target::from_inventory(&inv, h, args.connect.accept_new_host_keys)))
-        .collect();
     let control_planes: Vec<String> = inv.control_planes().map(|h| h.name.clone()).collect();
     let holder = Holder {
         run_id: run_id.clone(),
@@ -199,12 +212,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
         command: redactor.redact(&format!("kubewright apply ({})", playbook.name)),
     };
 
-    let connector = Connector::new(args.connect.transport(&inv))?;
-    let stop = StopSignal::default();
-    let on_event = |e| progress.event(e);
-    let engine = Engine::new(&connector, targets, args.concurrency, &redactor, &on_event, &stop);
     let journal = Mutex::new(journal);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let outcome = runtime.block_on(async {
         let signals = watch_signals(&stop, &progress);
         tokio::pin!(signals);

@@ -110,20 +110,27 @@ pub fn gather_facts(
 ) -> anyhow::Result<ClusterFacts> {
     let targets: Vec<Target> =
         inv.hosts.iter().map(|h| Target::from_inventory(inv, h, connect.accept_new_host_keys)).collect();
-    let paths: BTreeMap<String, Vec<String>> =
-        files.iter().map(|(host, fs)| (host.clone(), fs.iter().map(|f| f.path.clone()).collect())).collect();
+    let paths = managed_paths(files);
     let connector = Connector::new(connect.transport(inv))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let started = std::time::Instant::now();
     let gathered = runtime.block_on(kubewright::exec::facts::gather(&connector, targets, &paths, concurrency));
     out.detail(&format!("facts of {} hosts read in {:.1}s", inv.hosts.len(), started.elapsed().as_secs_f64()));
-    gathered.map_err(|failures| {
-        let message = failures.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("\n");
-        let mut hints: Vec<String> = failures.iter().map(|f| f.hint.clone()).collect();
-        hints.dedup();
-        anyhow::Error::new(Failure::new(
-            format!("cannot read the facts of {} host(s); nothing was planned:\n{message}", failures.len()),
-            format!("{}; or plan with --offline to assume fresh hosts", hints.join("; ")),
-        ))
-    })
+    gathered.map_err(facts_error)
+}
+
+/// The paths of the files kubewright manages, per host (whose content the facts include).
+pub fn managed_paths(files: &BTreeMap<String, Vec<kubewright::render::RemoteFile>>) -> BTreeMap<String, Vec<String>> {
+    files.iter().map(|(host, fs)| (host.clone(), fs.iter().map(|f| f.path.clone()).collect())).collect()
+}
+
+/// All hosts whose facts could not be read, as one error.
+pub fn facts_error(failures: Vec<kubewright::exec::facts::FactsFailure>) -> anyhow::Error {
+    let message = failures.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("\n");
+    let mut hints: Vec<String> = failures.iter().map(|f| f.hint.clone()).collect();
+    hints.dedup();
+    anyhow::Error::new(Failure::new(
+        format!("cannot read the facts of {} host(s); nothing was planned:\n{message}", failures.len()),
+        format!("{}; or plan with --offline to assume fresh hosts", hints.join("; ")),
+    ))
 }

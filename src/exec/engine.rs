@@ -259,6 +259,26 @@ impl<'a> Engine<'a> {
         cell.get_or_init(|| async move { self.connector.connect(target).await.map(Arc::new) }).await.clone()
     }
 
+    /// Every host's facts over its session (opened here and kept for the run): `paths` are
+    /// the files kubewright manages on each host.
+    pub async fn gather_facts(
+        &self,
+        paths: &BTreeMap<String, Vec<String>>,
+    ) -> Result<crate::facts::ClusterFacts, Vec<super::facts::FactsFailure>> {
+        let items: Vec<(String, String)> = self.targets.keys().map(|h| (h.clone(), h.clone())).collect();
+        let outcomes = for_each_host(items, self.concurrency, |host| async move {
+            let session = self.session(&host).await.map_err(|e| super::facts::FactsFailure {
+                host: host.clone(),
+                message: e.to_string(),
+                hint: e.hint(),
+            })?;
+            super::facts::read_host(session.as_ref(), &host, paths.get(&host).map(Vec::as_slice).unwrap_or_default())
+                .await
+        })
+        .await;
+        super::facts::collect(outcomes)
+    }
+
     /// Close every open session.
     pub async fn close(self) {
         for (_, cell) in self.sessions {

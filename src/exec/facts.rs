@@ -16,34 +16,22 @@ pub struct FactsFailure {
     pub hint: String,
 }
 
-/// The facts of every target (`paths`: the files kubewright manages on each host, by host
-/// name), `window` hosts at a time; all hosts' failures at once.
-pub async fn gather(
-    connector: &Connector,
-    targets: Vec<Target>,
-    paths: &BTreeMap<String, Vec<String>>,
-    window: usize,
-) -> Result<ClusterFacts, Vec<FactsFailure>> {
-    let items: Vec<(String, Target)> = targets.into_iter().map(|t| (t.name.clone(), t)).collect();
-    let outcomes = for_each_host(items, window, |target| async move {
-        let host = target.name.clone();
-        let fail = |message: String, hint: String| FactsFailure { host: host.clone(), message, hint };
-        let session = connector.connect(target).await.map_err(|e| fail(e.to_string(), e.hint()))?;
-        let wanted = paths.get(&host).map(Vec::as_slice).unwrap_or_default();
-        let out = session.run(&script(wanted)).await;
-        session.close().await;
-        let out = out.map_err(|e| fail(e.to_string(), e.hint()))?;
-        if !out.success() {
-            return Err(fail(
-                format!("{host}: reading facts exited with {:?}: {}", out.code, out.stderr.trim()),
-                "the facts command only reads (cat, lsmod, dpkg-query, base64); check the host's shell and coreutils"
-                    .into(),
-            ));
-        }
-        parse(&host, &out.stdout)
-            .map_err(|e| fail(e.to_string(), "re-run; a cut connection truncates the output".into()))
-    })
-    .await;
+/// One host's facts over an open session (`paths`: the files kubewright manages there).
+pub async fn read_host<T: Transport>(session: &T, host: &str, paths: &[String]) -> Result<HostFacts, FactsFailure> {
+    let fail = |message: String, hint: String| FactsFailure { host: host.to_string(), message, hint };
+    let out = session.run(&script(paths)).await.map_err(|e| fail(e.to_string(), e.hint()))?;
+    if !out.success() {
+        return Err(fail(
+            format!("{host}: reading facts exited with {:?}: {}", out.code, out.stderr.trim()),
+            "the facts command only reads (cat, lsmod, dpkg-query, ss, base64); check the host's shell and coreutils"
+                .into(),
+        ));
+    }
+    parse(host, &out.stdout).map_err(|e| fail(e.to_string(), "re-run; a cut connection truncates the output".into()))
+}
+
+/// Gathered facts, or every host's failure.
+pub fn collect(outcomes: Vec<super::HostOutcome<HostFacts, FactsFailure>>) -> Result<ClusterFacts, Vec<FactsFailure>> {
     let mut hosts: BTreeMap<String, HostFacts> = BTreeMap::new();
     let mut failures = Vec::new();
     for o in outcomes {
@@ -55,4 +43,28 @@ pub async fn gather(
         }
     }
     if failures.is_empty() { Ok(ClusterFacts { hosts, assumed_fresh: false }) } else { Err(failures) }
+}
+
+/// The facts of every target (`paths`: the files kubewright manages on each host, by host
+/// name), `window` hosts at a time; all hosts' failures at once.
+pub async fn gather(
+    connector: &Connector,
+    targets: Vec<Target>,
+    paths: &BTreeMap<String, Vec<String>>,
+    window: usize,
+) -> Result<ClusterFacts, Vec<FactsFailure>> {
+    let items: Vec<(String, Target)> = targets.into_iter().map(|t| (t.name.clone(), t)).collect();
+    let outcomes = for_each_host(items, window, |target| async move {
+        let host = target.name.clone();
+        let session = connector.connect(target).await.map_err(|e| FactsFailure {
+            host: host.clone(),
+            message: e.to_string(),
+            hint: e.hint(),
+        })?;
+        let facts = read_host(&session, &host, paths.get(&host).map(Vec::as_slice).unwrap_or_default()).await;
+        session.close().await;
+        facts
+    })
+    .await;
+    collect(outcomes)
 }
