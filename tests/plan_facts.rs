@@ -28,7 +28,16 @@ fn write_action(plan: &serde_json::Value, step: &str, host: &str, path: &str) ->
 fn plan_json(transport: &str, inventory: &str) -> serde_json::Value {
     let o = kubewright(transport, &["plan", "-i", inventory, "-o", "json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap()
+    valid(serde_json::from_slice(&o.stdout).unwrap())
+}
+
+/// The plan, after checking it against docs/plan.schema.json.
+fn valid(plan: serde_json::Value) -> serde_json::Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/plan.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&plan).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    plan
 }
 
 fn plans_against_what_the_hosts_have(transport: &str) {
@@ -87,7 +96,7 @@ fn preflight_problems_block_every_host_at_once_and_apply_changes_nothing() {
 
     let o = kubewright("openssh", &["plan", "-i", &inv, "-o", "json"]);
     assert_eq!(o.status.code(), Some(1), "a blocked plan exits 1");
-    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let plan = valid(serde_json::from_slice(&o.stdout).unwrap());
     let preflight = plan["steps"].as_array().unwrap().iter().find(|s| s["id"] == "preflight").unwrap();
     let decision =
         |host: &str| preflight["hosts"].as_array().unwrap().iter().find(|h| h["host"] == host).unwrap().clone();
