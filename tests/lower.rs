@@ -1,0 +1,76 @@
+//! From plan to job (`exec::lower`): a host step's commands become one script (one round trip),
+//! a step's secrets travel on stdin behind a fixed prelude, descriptive actions vanish, and what
+//! cannot run is refused with the step, host and action.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
+
+use std::collections::BTreeMap;
+
+use kubewright::exec::engine::{Job, Op};
+use kubewright::exec::lower::{NotExecutable, lower};
+use kubewright::facts::ClusterFacts;
+use kubewright::plan::{PlanInput, plan};
+use kubewright::playbook::Playbook;
+use kubewright::render::{Secrets, Templates};
+
+fn job(playbook: &Playbook, secrets: &BTreeMap<String, String>) -> Result<Job, NotExecutable> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/example.yaml");
+    let inv = kubewright::inventory::load(path, &std::fs::read_to_string(path).unwrap()).unwrap().inventory;
+    let templates = Templates::builtin();
+    let files: BTreeMap<_, _> = inv
+        .hosts
+        .iter()
+        .map(|h| (h.name.clone(), templates.render_host(&inv, h, &Secrets::placeholders()).unwrap()))
+        .collect();
+    let facts = ClusterFacts::assume_fresh(inv.hosts.iter().map(|h| h.name.as_str()));
+    let plan =
+        plan(&PlanInput { inventory: &inv, playbook, facts: &facts, files: &files, state_dir: "/state" }).unwrap();
+    lower(&plan, playbook, &files, secrets)
+}
+
+const PLAYBOOK: &str = r#"
+name: maintenance
+steps:
+  - action: shell
+    id: three
+    hosts: worker
+    timeout: 90s
+    commands: ["echo one", "echo two", "echo three"]
+  - action: shell
+    id: secret
+    hosts: control-plane[0]
+    secretEnv: [TOKEN]
+    commands: ["login --token-from-env TOKEN"]
+"#;
+
+#[test]
+fn a_host_step_is_one_script_and_secrets_go_on_stdin() {
+    let playbook = Playbook::parse("maintenance.yaml", PLAYBOOK).unwrap();
+    let secrets = BTreeMap::from([("TOKEN".to_string(), "tok-123456".to_string())]);
+    let job = job(&playbook, &secrets).unwrap();
+
+    let worker = &job.steps[0].hosts[0];
+    assert_eq!(worker.ops.len(), 1, "three commands, one round trip");
+    let Op::Run { script, input, parts, limit, .. } = &worker.ops[0] else { panic!("{:?}", worker.ops) };
+    assert_eq!(parts, &["echo one", "echo two", "echo three"]);
+    assert_eq!(limit.map(|l| l.seconds), Some(90));
+    assert!(input.is_none());
+    assert!(script.to_shell().contains("timeout -k 10 90 sh -c"), "{}", script.to_shell());
+
+    let cp = &job.steps[1].hosts[0];
+    let Op::Run { script, input, .. } = &cp.ops[0] else { panic!("{:?}", cp.ops) };
+    assert_eq!(input.as_deref(), Some(&b"TOKEN=tok-123456\n"[..]));
+    assert!(!script.to_shell().contains("tok-123456"), "the secret is never on the command line");
+    assert!(script.to_shell().contains("read -r kubewright_secret"));
+}
+
+#[test]
+fn the_install_plan_is_refused_where_it_cannot_run_yet() {
+    let err = job(&Playbook::builtin("install").unwrap(), &BTreeMap::new()).unwrap_err();
+    match err {
+        NotExecutable::Action { step, host, what } => {
+            assert_eq!((step.as_str(), host.as_str()), ("kubeadm-init", "cp1"));
+            assert!(what.starts_with("secret file "), "{what}");
+        }
+        other => panic!("{other}"),
+    }
+}
