@@ -27,7 +27,15 @@ pub async fn read_host<T: Transport>(session: &T, host: &str, paths: &[String]) 
                 .into(),
         ));
     }
-    parse(host, &out.stdout).map_err(|e| fail(e.to_string(), "re-run; a cut connection truncates the output".into()))
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut facts = parse(host, &out.stdout)
+        .map_err(|e| fail(e.to_string(), "re-run; a cut connection truncates the output".into()))?;
+    // The host read its clock a moment before the answer arrived: the skew is accurate to the
+    // command's run time, far below what matters for certificates.
+    if facts.host_time != 0 {
+        facts.clock_skew_s = Some(facts.host_time as i64 - now as i64);
+    }
+    Ok(facts)
 }
 
 /// Gathered facts, or every host's failure.

@@ -26,6 +26,7 @@ pub fn script(paths: &[String]) -> Script {
     let mut section = |name: &str, body: &str| {
         text.push_str(&format!("echo {}\n{body}\n", quote(&format!("{MARK}{name}@@"))));
     };
+    section("clock", "date +%s");
     section("os-release", "cat /etc/os-release 2>/dev/null || true");
     section("arch", "uname -m");
     section("hostname", "hostname");
@@ -143,6 +144,9 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
             .and_then(|kb| kb.parse::<u64>().ok())
             .map_or(0, |kb| kb / 1024),
         listening_ports: get("listening").lines().filter_map(listening_port).collect(),
+        host_time: get("clock").trim().parse().unwrap_or(0),
+        // Measured by whoever ran the script (it knows when the answer arrived).
+        clock_skew_s: None,
         active_firewalls: get("firewalls")
             .lines()
             .map(str::trim)
@@ -208,6 +212,7 @@ mod tests {
 
     fn sample() -> String {
         [
+            section("clock", "1795000000\n"),
             section("os-release", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n"),
             section("arch", "x86_64\n"),
             section("hostname", "cp1\n"),
@@ -252,6 +257,7 @@ mod tests {
         assert_eq!((f.cpus, f.memory_mb), (2, 3934));
         assert_eq!(f.listening_ports, BTreeSet::from([22, 6443]));
         assert_eq!(f.active_firewalls, BTreeSet::from(["firewalld".to_string()]));
+        assert_eq!((f.host_time, f.clock_skew_s), (1_795_000_000, None));
         assert_eq!(f.files["/etc/modules-load.d/k8s.conf"], "overlay\nbr_netfilter\n");
         assert!(!f.files.contains_key("/etc/containerd/config.toml"));
     }

@@ -57,6 +57,13 @@ pub struct HostFacts {
     /// Firewall services that are active (`firewalld`, `iptables`, `nftables`, `ufw`).
     #[serde(default)]
     pub active_firewalls: BTreeSet<String>,
+    /// The host's clock (`date +%s`) when the facts were read.
+    #[serde(default)]
+    pub host_time: u64,
+    /// Host clock minus the bastion's, in seconds, measured when the facts arrived (None:
+    /// not measured).
+    #[serde(default)]
+    pub clock_skew_s: Option<i64>,
 }
 
 impl HostFacts {
@@ -83,6 +90,8 @@ impl HostFacts {
             memory_mb: 0,
             listening_ports: BTreeSet::new(),
             active_firewalls: BTreeSet::new(),
+            host_time: 0,
+            clock_skew_s: None,
         }
     }
 }

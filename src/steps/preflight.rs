@@ -15,6 +15,9 @@ const SUPPORTED_OS: &[&str] = &["debian", "ubuntu"];
 /// NumCPUCheck 2, MemCheck 1700 MB).
 const CONTROL_PLANE_CPUS: u32 = 2;
 const CONTROL_PLANE_MEMORY_MB: u64 = 1700;
+/// How far a host's clock may be from the bastion's. Certificates are valid from the moment
+/// kubeadm signs them: a node whose clock is behind sees them as not yet valid.
+const MAX_CLOCK_SKEW_S: i64 = 30;
 
 fn required_ports(host: &Host) -> Vec<u16> {
     if host.is_control_plane() { vec![6443, 2379, 2380, 10250, 10257, 10259] } else { vec![10250] }
@@ -73,6 +76,15 @@ impl Step for Preflight {
                 ));
             }
         }
+        if let Some(skew) = facts.clock_skew_s
+            && skew.abs() > MAX_CLOCK_SKEW_S
+        {
+            let way = if skew > 0 { "ahead of" } else { "behind" };
+            problems.push(format!(
+                "clock {}s {way} the bastion's: certificates would look not yet valid or expired; sync time (chrony, systemd-timesyncd)",
+                skew.abs()
+            ));
+        }
         let busy: Vec<String> = required_ports(host)
             .into_iter()
             .filter(|p| facts.listening_ports.contains(p))
@@ -89,7 +101,7 @@ impl Step for Preflight {
         }
         let mut checks = vec![Action::Check {
             description: format!(
-                "{} {} {}, {} CPUs, {} MB, hostname/MACs/product_uuid unique, ports free",
+                "{} {} {}, {} CPUs, {} MB, clock in sync, hostname/MACs/product_uuid unique, ports free",
                 facts.os_id, facts.os_version, facts.arch, facts.cpus, facts.memory_mb
             ),
         }];
@@ -110,7 +122,7 @@ fn listed_checks(host: &Host) -> Decision {
     let ports: Vec<String> = required_ports(host).iter().map(u16::to_string).collect();
     let mut checks = vec![
         "supported OS (Debian or Ubuntu with apt) and unique hostname, MAC and product_uuid".to_string(),
-        "at least 2 CPUs and 1700 MB of memory on control planes".to_string(),
+        "at least 2 CPUs and 1700 MB of memory on control planes; clock within 30s of the bastion's".to_string(),
         "no firewalld or REJECT-all iptables service in the way of pod traffic".to_string(),
     ];
     checks.push(format!("ports {} free", ports.join(", ")));

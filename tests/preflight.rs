@@ -1,0 +1,115 @@
+//! Preflight decided from facts (pure: facts are built here, no host needed): each problem
+//! blocks its host with a message saying what to do, all hosts are judged at once, warnings
+//! do not block. The same checks on real hosts: tests/plan_facts.rs.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kubewright::facts::{ClusterFacts, HostFacts};
+use kubewright::plan::{Decision, PlanInput, plan};
+use kubewright::playbook::Playbook;
+use kubewright::render::{Secrets, Templates};
+
+/// A host that passes every check (example.yaml: cp1..cp3 control planes, worker1, worker2).
+fn healthy(n: u8) -> HostFacts {
+    let mut f = HostFacts::fresh();
+    f.os_id = "ubuntu".into();
+    f.os_version = "24.04".into();
+    f.arch = "x86_64".into();
+    f.hostname = format!("host{n}");
+    f.macs = BTreeSet::from([format!("52:54:00:00:00:{n:02x}")]);
+    f.product_uuid = format!("UUID-{n}");
+    f.cpus = 2;
+    f.memory_mb = 4096;
+    f.listening_ports = BTreeSet::from([22]);
+    f.clock_skew_s = Some(1);
+    f
+}
+
+/// The preflight decision per host for these facts.
+fn preflight(change: impl Fn(&str, &mut HostFacts)) -> BTreeMap<String, Decision> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/example.yaml");
+    let inv = kubewright::inventory::load(path, &std::fs::read_to_string(path).unwrap()).unwrap().inventory;
+    let templates = Templates::builtin();
+    let files: BTreeMap<_, _> = inv
+        .hosts
+        .iter()
+        .map(|h| (h.name.clone(), templates.render_host(&inv, h, &Secrets::placeholders()).unwrap()))
+        .collect();
+    let mut hosts = BTreeMap::new();
+    for (n, h) in inv.hosts.iter().enumerate() {
+        let mut f = healthy(n as u8);
+        change(&h.name, &mut f);
+        hosts.insert(h.name.clone(), f);
+    }
+    let facts = ClusterFacts { hosts, assumed_fresh: false };
+    let playbook = Playbook::builtin("install").unwrap();
+    let plan = plan(&PlanInput { inventory: &inv, playbook: &playbook, facts: &facts, files: &files, state_dir: "/s" })
+        .unwrap();
+    plan.steps[0].hosts.iter().map(|h| (h.host.clone(), h.decision.clone())).collect()
+}
+
+fn problems(d: &Decision) -> Vec<String> {
+    match d {
+        Decision::Blocked { problems } => problems.clone(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn healthy_hosts_pass_and_a_firewall_is_only_a_warning() {
+    let decisions = preflight(|name, f| {
+        if name == "worker1" {
+            f.active_firewalls.insert("firewalld".into());
+        }
+    });
+    for (host, d) in &decisions {
+        assert!(matches!(d, Decision::Verify { .. }), "{host}: {d:?}");
+    }
+    let w1 = format!("{:?}", decisions["worker1"]);
+    assert!(w1.contains("warning: firewalld is active"), "{w1}");
+}
+
+#[test]
+fn each_problem_blocks_its_host_and_says_what_to_do() {
+    let decisions = preflight(|name, f| match name {
+        "cp1" => {
+            f.os_id = "centos".into();
+            f.os_version = "9".into();
+        }
+        "cp2" => {
+            f.cpus = 1;
+            f.memory_mb = 1024;
+        }
+        "cp3" => f.clock_skew_s = Some(-300),
+        "worker1" => {
+            f.listening_ports.insert(10250);
+            f.macs = BTreeSet::from(["52:54:00:00:00:00".into()]); // cp1's
+        }
+        "worker2" => f.cpus = 1,
+        _ => {}
+    });
+    let cp1 = problems(&decisions["cp1"]);
+    assert!(cp1.iter().any(|p| p.contains("unsupported OS `centos 9`")), "{cp1:?}");
+    assert!(cp1.iter().any(|p| p.contains("MAC address 52:54:00:00:00:00 is also on worker1")), "{cp1:?}");
+    let cp2 = problems(&decisions["cp2"]);
+    assert!(cp2.iter().any(|p| p.contains("1 CPU(s); a control plane needs at least 2")), "{cp2:?}");
+    assert!(cp2.iter().any(|p| p.contains("1024 MB of memory; a control plane needs at least 1700 MB")), "{cp2:?}");
+    let cp3 = problems(&decisions["cp3"]);
+    assert!(cp3.iter().any(|p| p.contains("clock 300s behind the bastion's") && p.contains("sync time")), "{cp3:?}");
+    let w1 = problems(&decisions["worker1"]);
+    assert!(w1.iter().any(|p| p.contains("port(s) 10250 already in use")), "{w1:?}");
+    // A worker needs less than a control plane: worker2 is fine with 1 CPU.
+    assert!(matches!(decisions["worker2"], Decision::Verify { .. }), "{:?}", decisions["worker2"]);
+}
+
+#[test]
+fn a_joined_host_is_not_checked_again() {
+    let decisions = preflight(|name, f| {
+        if name == "worker2" {
+            f.joined = true;
+            f.listening_ports.insert(10250); // its own kubelet
+        }
+    });
+    assert!(matches!(&decisions["worker2"], Decision::Skip { reason } if reason.contains("already a node")));
+}
