@@ -96,4 +96,24 @@ fn one_run_at_a_time() {
         String::from_utf8_lossy(&kw(&["lock", "status", "-i", &inv3]).stdout),
         "cp1: free\ncp2: free\ncp3: free\n"
     );
+
+    // A lock taken a minute ago may be a live run elsewhere: kept unless --force.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let fresh = serde_json::json!({
+        "run_id": "run-f", "by": "ops@bastion2", "pid": 77,
+        "started_at": kubewright::exec::rfc3339(now - 60), "command": "kubewright upgrade"
+    });
+    let take = format!("mkdir -p {0} && echo '{fresh}' > {0}/holder.json", lock::LOCK_DIR);
+    assert!(bed.exec("cp2", &take).unwrap().status.success());
+    let kept = kw(&["lock", "break", "-i", &inv3, "--yes"]);
+    assert_eq!(kept.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&kept.stderr);
+    assert!(err.contains("the lock on cp2 may belong to a live run") && err.contains("taken 60s ago"), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    assert!(bed.exec("cp2", &format!("test -d {}", lock::LOCK_DIR)).unwrap().status.success(), "kept");
+    assert!(kw(&["lock", "break", "-i", &inv3, "--yes", "--older-than", "30s"]).status.success());
+    assert!(!bed.exec("cp2", &format!("test -d {}", lock::LOCK_DIR)).unwrap().status.success(), "broken");
+    assert!(bed.exec("cp2", &take).unwrap().status.success());
+    assert!(kw(&["lock", "break", "-i", &inv3, "--yes", "--force"]).status.success());
+    assert!(!bed.exec("cp2", &format!("test -d {}", lock::LOCK_DIR)).unwrap().status.success(), "forced");
 }

@@ -200,11 +200,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let control_planes: Vec<String> = inv.control_planes().map(|h| h.name.clone()).collect();
     let holder = Holder {
         run_id: run_id.clone(),
-        by: format!(
-            "{}@{}",
-            std::env::var("USER").unwrap_or_else(|_| "?".into()),
-            std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
-        ),
+        by: lock::local_identity(),
         pid: std::process::id(),
         started_at: kubewright::exec::rfc3339(
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),

@@ -21,7 +21,7 @@ pub enum LockCommand {
     },
     /// Remove the cluster lock whoever holds it (for a run that died)
     #[command(
-        after_help = "Example:\n  kubewright lock break -i inv.yaml --yes\n\nOnly when no kubewright run is active for this cluster: breaking a live run's lock lets two runs change the cluster at once."
+        after_help = "Example:\n  kubewright lock break -i inv.yaml --yes\n\nOnly when no kubewright run is active for this cluster: breaking a live run's lock lets two runs change the cluster at once. A lock whose run is still alive on this machine, or that is younger than --older-than, is kept unless --force is given."
     )]
     Break {
         #[command(flatten)]
@@ -31,19 +31,25 @@ pub enum LockCommand {
         /// Confirm (required: breaking a live run's lock is dangerous)
         #[arg(long)]
         yes: bool,
+        /// Only break a lock at least this old (a younger one may belong to a live run elsewhere)
+        #[arg(long, value_name = "DURATION", default_value = "1h")]
+        older_than: kubewright::duration::Duration,
+        /// Break it even if it looks alive
+        #[arg(long)]
+        force: bool,
     },
 }
 
 pub fn exec(cmd: LockCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
     let (inventory, connect, breaking) = match &cmd {
-        LockCommand::Status { inventory, connect } => (inventory, connect, false),
-        LockCommand::Break { inventory, connect, yes } => {
+        LockCommand::Status { inventory, connect } => (inventory, connect, None),
+        LockCommand::Break { inventory, connect, yes, older_than, force } => {
             if !yes {
                 return Err(UserError::new("`lock break` changes the cluster")
                     .help("check no kubewright run is active for this cluster, then add --yes")
                     .into());
             }
-            (inventory, connect, true)
+            (inventory, connect, Some((older_than.seconds, *force)))
         }
     };
     let inv = load_inventory(inventory, out)?;
@@ -58,7 +64,22 @@ pub fn exec(cmd: LockCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::Error::new(UserError::new(e.to_string()).help(e.hint())))?;
             transports.push(t);
         }
-        let result = if breaking {
+        let result = if let Some((older_than, force)) = breaking {
+            if !force {
+                let now =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                for (host, state) in lock::status(&transports).await {
+                    if let Ok(Some(holder)) = state
+                        && let Some(why) = lock::looks_alive(&holder, now, older_than)
+                    {
+                        return Err(UserError::new(format!(
+                            "the lock on {host} may belong to a live run ({holder}): {why}"
+                        ))
+                        .help("wait for that run, or if you know it is dead, add --force")
+                        .into());
+                    }
+                }
+            }
             let broken = lock::break_lock(&transports).await?;
             let text = if broken.is_empty() {
                 "the cluster was not locked\n".to_string()

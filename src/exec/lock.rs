@@ -11,6 +11,30 @@ use crate::ssh::{Transport, TransportError};
 
 pub const LOCK_DIR: &str = "/var/lib/kubewright/lock";
 
+/// `user@machine` of this process, as a holder names where it runs.
+pub fn local_identity() -> String {
+    format!(
+        "{}@{}",
+        std::env::var("USER").unwrap_or_else(|_| "?".into()),
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+    )
+}
+
+/// Why a lock may not be broken without `--force`, if it may not: its run is alive on this
+/// machine, or it is younger than `min_age_s` (a run elsewhere may well be alive).
+pub fn looks_alive(holder: &Holder, now: u64, min_age_s: u64) -> Option<String> {
+    if holder.by == local_identity() && std::path::Path::new(&format!("/proc/{}", holder.pid)).exists() {
+        return Some(format!("its process {} is still running on this machine", holder.pid));
+    }
+    match crate::exec::parse_rfc3339(&holder.started_at) {
+        Some(started) if now.saturating_sub(started) < min_age_s => {
+            Some(format!("it was taken {}s ago", now.saturating_sub(started)))
+        }
+        Some(_) => None,
+        None => Some(format!("its start time `{}` cannot be read", holder.started_at)),
+    }
+}
+
 /// Who holds the lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
@@ -158,4 +182,25 @@ pub async fn break_lock<T: Transport>(control_planes: &[T]) -> Result<Vec<(Strin
         t.run(&script).await?;
     }
     Ok(broken)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(by: String, pid: u32, started_at: &str) -> Holder {
+        Holder { run_id: "r".into(), by, pid, started_at: started_at.into(), command: "kubewright apply".into() }
+    }
+
+    #[test]
+    fn a_lock_looks_alive_while_its_process_runs_here_or_while_it_is_young() {
+        let now = 1_795_000_000;
+        let old = crate::exec::rfc3339(now - 7200);
+        let alive_here = holder(local_identity(), std::process::id(), &old);
+        assert!(looks_alive(&alive_here, now, 3600).unwrap().contains("still running on this machine"));
+        assert_eq!(looks_alive(&holder("ops@elsewhere".into(), 1, &old), now, 3600), None);
+        let young = holder("ops@elsewhere".into(), 1, &crate::exec::rfc3339(now - 60));
+        assert!(looks_alive(&young, now, 3600).unwrap().contains("taken 60s ago"));
+        assert!(looks_alive(&holder("x@y".into(), 1, "yesterday"), now, 3600).unwrap().contains("cannot be read"));
+    }
 }
