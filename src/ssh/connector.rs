@@ -113,10 +113,6 @@ impl Transport for Session {
         each_backend!(self, t => t.run_with_input(script, input).await)
     }
 
-    async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError> {
-        each_backend!(self, t => t.upload(path, data, mode, owner).await)
-    }
-
     async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {
         each_backend!(self, t => t.download(path).await)
     }

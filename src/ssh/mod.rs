@@ -174,7 +174,22 @@ pub trait Transport: Send + Sync {
     /// Write `data` to `path` atomically: a temporary file in the same directory, fsynced,
     /// given `mode` and `owner`, then renamed over `path`. An interrupted upload leaves the
     /// old file as it was.
-    async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError>;
+    async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError> {
+        let script = Script::new().cmd(["sh", "-c", upload_script(path, mode, owner).as_str()]);
+        let out = self.run_with_input(&script, data).await.map_err(|e| match e {
+            TransportError::Exec { host, detail } => {
+                TransportError::Exec { host, detail: format!("upload of {path} interrupted: {detail}") }
+            }
+            other => other,
+        })?;
+        if !out.success() {
+            return Err(TransportError::Exec {
+                host: self.target().name.clone(),
+                detail: format!("writing {path} failed ({:?}): {}", out.code, out.stderr.trim()),
+            });
+        }
+        Ok(())
+    }
     /// Read a file.
     async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError>;
 }
@@ -195,10 +210,6 @@ impl<T: Transport> Transport for &T {
 
     async fn run_with_input(&self, script: &Script, input: &[u8]) -> Result<Output, TransportError> {
         (**self).run_with_input(script, input).await
-    }
-
-    async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError> {
-        (**self).upload(path, data, mode, owner).await
     }
 
     async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {

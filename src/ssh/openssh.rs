@@ -206,22 +206,6 @@ impl Transport for OpensshTransport {
         self.piped(&self.target.wrap(script), input).await
     }
 
-    async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError> {
-        let out =
-            self.piped(&self.target.wrap_shell(&super::upload_script(path, mode, owner)), data).await.map_err(|e| {
-                match e {
-                    TransportError::Exec { host, detail } => {
-                        TransportError::Exec { host, detail: format!("upload of {path} interrupted: {detail}") }
-                    }
-                    other => other,
-                }
-            })?;
-        if !out.success() {
-            return Err(self.exec_error(format!("writing {path} failed ({:?}): {}", out.code, out.stderr.trim())));
-        }
-        Ok(())
-    }
-
     async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {
         let out = self
             .session

@@ -592,21 +592,6 @@ impl Transport for RusshTransport {
         self.text(raw)
     }
 
-    async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError> {
-        let command = self.target.wrap_shell(&super::upload_script(path, mode, owner));
-        let raw = self.exec(&command, data, &mut |_, _| {}).await.map_err(|e| match e {
-            TransportError::Exec { host, detail } => {
-                TransportError::Exec { host, detail: format!("upload of {path} interrupted: {detail}") }
-            }
-            other => other,
-        })?;
-        let out = self.text(raw)?;
-        if !out.success() {
-            return Err(self.exec_error(format!("writing {path} failed ({:?}): {}", out.code, out.stderr.trim())));
-        }
-        Ok(())
-    }
-
     async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {
         let command = self.target.wrap_shell(&format!("cat {}", crate::script::quote(path)));
         let raw = self.exec(&command, &[], &mut |_, _| {}).await?;
