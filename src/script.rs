@@ -31,10 +31,10 @@ pub fn quote(s: &str) -> String {
 enum Line {
     /// A simple command: program and arguments.
     Command(Vec<Word>),
-    /// `a | b | c`: the output of each command feeds the next; fails if any fails.
-    Pipeline(Vec<Vec<Word>>),
     /// `cmd > file` (file replaced).
     Redirect(Vec<Word>, Word),
+    /// `trap 'rm -f -- file' EXIT`: the file goes when the script ends, however it ends.
+    RemoveOnExit(Word),
 }
 
 /// A script of commands run in order, stopping at the first failure (`set -eu`).
@@ -65,16 +65,6 @@ impl Script {
         self
     }
 
-    pub fn pipe<I, J, W>(mut self, stages: I) -> Self
-    where
-        I: IntoIterator<Item = J>,
-        J: IntoIterator<Item = W>,
-        W: Into<Word>,
-    {
-        self.lines.push(Line::Pipeline(stages.into_iter().map(words).collect()));
-        self
-    }
-
     pub fn redirect<I, W>(mut self, args: I, file: impl Into<Word>) -> Self
     where
         I: IntoIterator<Item = W>,
@@ -84,22 +74,39 @@ impl Script {
         self
     }
 
+    /// Remove `path` when the script ends, whether it succeeds or fails: for files that hold
+    /// secrets for one command.
+    pub fn remove_on_exit(mut self, path: impl Into<Word>) -> Self {
+        self.lines.push(Line::RemoveOnExit(path.into()));
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }
 
     /// The commands, one per line, as a reader sees them (no `set -eu` prelude).
     pub fn commands(&self) -> Vec<String> {
-        self.lines.iter().map(render_line).collect()
+        // A shell has one EXIT trap: each sets it to remove every file named so far.
+        let mut removed: Vec<String> = Vec::new();
+        self.lines
+            .iter()
+            .map(|line| match line {
+                Line::Command(ws) => join(ws),
+                Line::Redirect(ws, file) => format!("{} > {}", join(ws), quote(&file.0)),
+                Line::RemoveOnExit(file) => {
+                    removed.push(quote(&file.0));
+                    format!("trap {} EXIT", quote(&format!("rm -f -- {}", removed.join(" "))))
+                }
+            })
+            .collect()
     }
 
     /// The full script a host runs.
     pub fn to_shell(&self) -> String {
+        // No pipelines: Debian's sh (dash) has no `pipefail`, so a failing first command
+        // would go unnoticed; and `set -o pipefail` itself makes dash exit.
         let mut out = String::from("set -eu\n");
-        if self.lines.iter().any(|l| matches!(l, Line::Pipeline(_))) {
-            // A failure anywhere in a pipeline must fail the step (dash has no pipefail).
-            out.push_str("set -o pipefail 2>/dev/null || true\n");
-        }
         for line in self.commands() {
             out.push_str(&line);
             out.push('\n');
@@ -110,14 +117,6 @@ impl Script {
 
 fn join(ws: &[Word]) -> String {
     ws.iter().map(|w| quote(&w.0)).collect::<Vec<_>>().join(" ")
-}
-
-fn render_line(line: &Line) -> String {
-    match line {
-        Line::Command(ws) => join(ws),
-        Line::Pipeline(stages) => stages.iter().map(|s| join(s)).collect::<Vec<_>>().join(" | "),
-        Line::Redirect(ws, file) => format!("{} > {}", join(ws), quote(&file.0)),
-    }
 }
 
 impl fmt::Display for Script {
@@ -175,14 +174,26 @@ mod tests {
     }
 
     #[test]
-    fn renders_pipelines_and_redirects() {
-        let s = Script::new()
-            .pipe([vec!["curl", "-fsSL", "https://x/Release.key"], vec!["gpg", "--dearmor"]])
-            .redirect(["echo", "1"], "/proc/sys/net/ipv4/ip_forward");
-        let shell = s.to_shell();
-        assert!(shell.starts_with("set -eu\nset -o pipefail"));
-        assert!(shell.contains("curl -fsSL https://x/Release.key | gpg --dearmor\n"));
-        assert!(shell.contains("echo 1 > /proc/sys/net/ipv4/ip_forward\n"));
+    fn renders_redirects() {
+        let s = Script::new().redirect(["echo", "1"], "/proc/sys/net/ipv4/ip_forward");
+        assert_eq!(s.to_shell(), "set -eu\necho 1 > /proc/sys/net/ipv4/ip_forward\n");
+    }
+
+    #[test]
+    fn a_file_removed_on_exit_goes_when_the_script_fails_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("it's secret.yaml");
+        for (last, code) in [("true", 0), ("false", 1)] {
+            std::fs::write(&secret, "token").unwrap();
+            let script = Script::new()
+                .remove_on_exit(secret.to_str().unwrap())
+                .cmd(["cat", secret.to_str().unwrap()])
+                .cmd([last]);
+            let out = std::process::Command::new("sh").arg("-c").arg(script.to_shell()).output().unwrap();
+            assert_eq!(out.status.code(), Some(code));
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "token");
+            assert!(!secret.exists(), "removed after `{last}`");
+        }
     }
 
     #[test]

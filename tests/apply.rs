@@ -282,23 +282,24 @@ fn a_held_lock_refuses_the_run_and_changes_nothing() {
 }
 
 #[test]
-fn without_a_terminal_apply_needs_yes_and_refuses_what_it_cannot_execute() {
-    let Some(f) = Fixture::new(1, "openssh") else { return };
+fn without_a_terminal_apply_needs_yes_and_refuses_a_step_on_the_wrong_host() {
+    let Some(f) = Fixture::new(2, "openssh") else { return };
     let pb = f.playbook("pb.yaml", THREE_STEPS);
     let o = f.apply(&pb, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("there is no terminal to confirm on"), "{}", text(&o));
     assert!(text(&o).contains("--yes"), "{}", text(&o));
-    // The built-in install steps are planned but not executable by this version: said, not tried.
-    let o = Command::new(env!("CARGO_BIN_EXE_kubewright"))
-        .args(["apply", "--yes", "-i"])
-        .arg(f.bed.inventory_path())
-        .env("KUBEWRIGHT_STATE_DIR", f.state.path())
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("step `kubeadm-init` on cp1: kubewright cannot execute its secret file"), "{}", text(&o));
-    assert_eq!(f.sh("cp1", "cat /tmp/log 2>/dev/null"), "");
+    // A playbook that would bootstrap a cluster on a worker: refused before anything runs.
+    let wrong = f.playbook(
+        "wrong.yaml",
+        "name: wrong\nsteps:\n  - action: shell\n    hosts: all\n    commands: [\"echo ran >> /tmp/log\"]\n  - action: kubeadm-init\n    hosts: worker\n",
+    );
+    let o = f.apply(&wrong, &["--yes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("w1: kubeadm-init runs on the first control plane (cp1) only"), "{}", text(&o));
+    for host in ["cp1", "w1"] {
+        assert_eq!(f.sh(host, "cat /tmp/log 2>/dev/null"), "", "nothing ran on {host}");
+    }
 }
 
 fn ctrl_c_lets_running_commands_finish_and_starts_nothing_new(transport: &'static str) {

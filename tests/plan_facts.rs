@@ -119,7 +119,7 @@ fn preflight_problems_block_every_host_at_once_and_apply_changes_nothing() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("preflight problem(s); nothing was changed"), "{err}");
+    assert!(err.contains("problem(s) block the plan; nothing was changed"), "{err}");
     assert!(err.contains("cp1: port(s) 6443") && err.contains("w2: hostname `w1`"), "{err}");
     assert!(!bed.exec("cp1", "test -e /etc/modules-load.d/kubewright.conf").unwrap().status.success());
     assert!(!bed.exec("cp1", "test -e /var/lib/kubewright/lock").unwrap().status.success());

@@ -36,8 +36,9 @@ is left and says so; --restart starts from the beginning. Ctrl-C once: no new wo
 running commands finish; twice: running commands are abandoned. Exit codes: 0 done, 1 a host
 failed, 2 bad input, 130 interrupted.
 
-This version executes playbooks of `shell` steps (see docs/playbooks.md); the built-in install
-steps are planned (`kubewright plan`) but cannot be executed yet, and apply says which.")]
+The built-in `install` playbook takes bare hosts to a Ready cluster and, run again, changes
+only what differs from the inventory (new nodes join, changed files are rewritten). Playbooks
+of `shell` steps run your own commands (see docs/playbooks.md).")]
 pub struct Args {
     #[command(flatten)]
     inventory: InventoryArg,
@@ -99,7 +100,14 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
             .help("export them in the environment that runs kubewright (e.g. from your secret store)")
             .into());
     }
-    let redactor = Redactor::new(secret_env.values().cloned());
+    // This run's join credentials: made here, kept in memory, sent to hosts only inside the
+    // files kubeadm reads (over stdin, removed after use), redacted from everything shown.
+    let join = JoinSecrets::generate().map_err(|e| {
+        UserError::new(format!("cannot read random bytes from /dev/urandom for the bootstrap token: {e}"))
+            .help("kubewright needs the kernel's random source on the bastion")
+    })?;
+    let redactor =
+        Redactor::new(secret_env.values().cloned().chain([join.bootstrap_token.clone(), join.certificate_key.clone()]));
 
     let mut files = BTreeMap::new();
     for host in &inv.hosts {
@@ -115,7 +123,8 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let connector = Connector::new(args.connect.transport(&inv))?;
     let stop = StopSignal::default();
     let on_event = |e| progress.event(e);
-    let engine = Engine::new(&connector, targets, args.concurrency, &redactor, &on_event, &stop);
+    let engine = Engine::new(&connector, targets, args.concurrency, &redactor, &on_event, &stop)
+        .with_join_secrets(join.bootstrap_token, join.certificate_key);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // What is on the hosts now, so that the plan shown (and run) is against it.
     let paths = super::plan::managed_paths(&files);
@@ -150,7 +159,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
                     .into()
             }
             NotExecutable::Action { .. } => UserError::new(e.to_string())
-                .help("`kubewright plan` shows what it would do; this version applies playbooks of `shell` steps")
+                .help("`kubewright plan` shows what it would do; the playbook or templates ask for something this version cannot run")
                 .into(),
         }
     })?;
@@ -347,4 +356,37 @@ fn summary_text(report: &RunReport, journal: &std::path::Path) -> String {
         text.push_str(&format!("apply again to continue from the journal ({})\n", journal.display()));
     }
     text
+}
+
+/// The bootstrap token and certificate key of one run.
+struct JoinSecrets {
+    bootstrap_token: String,
+    certificate_key: String,
+}
+
+impl JoinSecrets {
+    /// A token `[a-z0-9]{6}.[a-z0-9]{16}` (kubeadm's format) and a 32-byte AES key in hex, both
+    /// from the kernel's random source.
+    fn generate() -> std::io::Result<Self> {
+        use std::io::Read;
+        let mut random = std::fs::File::open("/dev/urandom")?;
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        let mut token = String::with_capacity(23);
+        let mut byte = [0u8; 1];
+        while token.len() < 23 {
+            if token.len() == 6 {
+                token.push('.');
+                continue;
+            }
+            random.read_exact(&mut byte)?;
+            // 252 = 7 x 36: bytes above it would favour the first letters.
+            if byte[0] < 252 {
+                token.push(char::from(ALPHABET[usize::from(byte[0] % 36)]));
+            }
+        }
+        let mut key = [0u8; 32];
+        random.read_exact(&mut key)?;
+        let certificate_key = key.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(JoinSecrets { bootstrap_token: token, certificate_key })
+    }
 }

@@ -8,6 +8,7 @@
 //! [`Redactor`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -20,6 +21,7 @@ use super::{REMOTE_KILL_GRACE_SECS, for_each_host};
 use crate::duration::Duration;
 use crate::playbook::Rollout;
 use crate::redact::Redactor;
+use crate::render::Secrets;
 use crate::script::Script;
 use crate::ssh::{Connector, OutputStream, Session, Target, Transport, TransportError};
 
@@ -43,6 +45,9 @@ pub struct HostWork {
     pub host: String,
     /// Nothing to do, and why (the plan's Skip).
     pub skip: Option<String>,
+    /// Runs even when the journal has it finished: it makes something this run needs (the
+    /// credentials of this run's joins), which an earlier run's work cannot provide.
+    pub every_run: bool,
     pub ops: Vec<Op>,
 }
 
@@ -54,9 +59,20 @@ pub enum Op {
     /// [`crate::script::time_limited`]). A script made by [`batch`] from several commands
     /// (`parts`, their descriptions) reports on stderr which part runs and which failed.
     Run { description: String, script: Script, input: Option<Vec<u8>>, limit: Option<Duration>, parts: Vec<String> },
-    /// An atomic file write.
-    Upload { path: String, content: Vec<u8>, mode: u32, owner: String },
+    /// An atomic file write. With `complete`, the content was rendered with placeholders
+    /// (`<bootstrap-token>`) that get this run's values right before it is written.
+    Upload { path: String, content: Vec<u8>, mode: u32, owner: String, complete: bool },
+    /// Copy a host's file to the bastion (atomically, with `mode`).
+    Fetch { remote: String, local: PathBuf, mode: u32 },
+    /// Read the cluster CA certificate at `remote`: later uploads pin its public key.
+    PinCa { remote: String },
+    /// Poll until every node in `nodes` is Ready with a kubelet at `version` (and with `etcd`
+    /// the host's etcd member healthy), as seen from this host; fail after `timeout`.
+    Wait { description: String, nodes: Vec<String>, version: String, etcd: bool, timeout: std::time::Duration },
 }
+
+/// How often a wait asks again.
+const WAIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Markers a batched script writes on stderr: the part starting, and the part that failed.
 const PART_STARTED: &str = "KUBEWRIGHT-PART-STARTED:";
@@ -232,6 +248,8 @@ pub struct Engine<'a> {
     redactor: &'a Redactor,
     events: &'a (dyn Fn(Event) + Sync),
     stop: &'a StopSignal,
+    /// The values placeholders in files are completed with; a CA pin is learned mid-run.
+    secrets: Mutex<Secrets>,
 }
 
 impl<'a> Engine<'a> {
@@ -244,7 +262,26 @@ impl<'a> Engine<'a> {
         stop: &'a StopSignal,
     ) -> Self {
         let sessions = targets.keys().map(|h| (h.clone(), SessionCell::default())).collect();
-        Engine { connector, targets, sessions, concurrency: concurrency.max(1), redactor, events, stop }
+        Engine {
+            connector,
+            targets,
+            sessions,
+            concurrency: concurrency.max(1),
+            redactor,
+            events,
+            stop,
+            secrets: Mutex::new(Secrets::placeholders()),
+        }
+    }
+
+    /// The bootstrap token and certificate key this run's joins use (made on the bastion,
+    /// kept in memory; the caller redacts them).
+    pub fn with_join_secrets(self, bootstrap_token: String, certificate_key: String) -> Self {
+        if let Ok(mut s) = self.secrets.lock() {
+            s.bootstrap_token = bootstrap_token;
+            s.certificate_key = certificate_key;
+        }
+        self
     }
 
     /// The host's session, opened on first use.
@@ -330,7 +367,7 @@ impl<'a> Engine<'a> {
         let mut statuses: BTreeMap<String, HostStatus> = BTreeMap::new();
         let mut pending = Vec::new();
         for work in &step.hosts {
-            let skip = if done.contains(&(step.id.clone(), work.host.clone())) {
+            let skip = if !work.every_run && done.contains(&(step.id.clone(), work.host.clone())) {
                 Some("finished by an earlier run (journal)".to_string())
             } else {
                 work.skip.clone()
@@ -439,6 +476,83 @@ impl<'a> Engine<'a> {
         StepReport { id: step.id.clone(), hosts }
     }
 
+    /// `content` with this run's values in place of the placeholders it was rendered with.
+    fn complete(&self, content: &[u8]) -> Result<Vec<u8>, String> {
+        let secrets =
+            self.secrets.lock().map_err(|_| "the run's secrets are unavailable (poisoned lock)".to_string())?;
+        let placeholders = Secrets::placeholders();
+        let mut text = String::from_utf8_lossy(content).into_owned();
+        let pairs = [
+            (&placeholders.bootstrap_token, &secrets.bootstrap_token, "the bootstrap token"),
+            (&placeholders.certificate_key, &secrets.certificate_key, "the certificate key"),
+            (&placeholders.ca_cert_hashes[0], &secrets.ca_cert_hashes[0], "the cluster CA's hash"),
+        ];
+        for (placeholder, value, what) in pairs {
+            if !text.contains(placeholder.as_str()) {
+                continue;
+            }
+            if value == placeholder {
+                return Err(format!("{what} is not known in this run, so the file cannot be completed"));
+            }
+            text = text.replace(placeholder.as_str(), value);
+        }
+        Ok(text.into_bytes())
+    }
+
+    /// Poll the node list (and the local etcd) from `session` until the nodes are Ready.
+    #[allow(clippy::too_many_arguments)]
+    async fn wait(
+        &self,
+        step: &str,
+        host: &str,
+        session: &Session,
+        nodes: &[String],
+        version: &str,
+        etcd: bool,
+        timeout: std::time::Duration,
+    ) -> Result<(), HostFailure> {
+        use super::wait::{ETCDCTL_MISSING, etcd_probe, judge_etcd, judge_nodes, nodes_probe};
+        let started = Instant::now();
+        let mut etcd_unchecked_noted = false;
+        loop {
+            let mut verdict = match session.run(&nodes_probe()).await {
+                Ok(out) => judge_nodes(&out, nodes, version),
+                Err(e) => Err(e.to_string()),
+            };
+            if verdict.is_ok() && etcd {
+                verdict = match session.run(&etcd_probe()).await {
+                    Ok(out) if out.code == Some(ETCDCTL_MISSING) => {
+                        if !etcd_unchecked_noted {
+                            etcd_unchecked_noted = true;
+                            (self.events)(Event::Output {
+                                step: step.into(),
+                                host: host.into(),
+                                stream: "stderr",
+                                line: "etcd health not checked: etcdctl is not installed on this host".into(),
+                            });
+                        }
+                        Ok(())
+                    }
+                    Ok(out) => judge_etcd(&out),
+                    Err(e) => Err(e.to_string()),
+                };
+            }
+            let why = match verdict {
+                Ok(()) => return Ok(()),
+                Err(why) => why,
+            };
+            if started.elapsed() >= timeout || self.stop.requested() {
+                let message = if self.stop.requested() {
+                    format!("stopped while waiting: {why}")
+                } else {
+                    format!("still not ready after {}s: {why}", timeout.as_secs())
+                };
+                return Err(self.failure(step, host, Some(&format!("wait until {}", nodes.join(", "))), message, "look at the nodes with `kubectl get nodes` and the kubelet's log (`journalctl -u kubelet`) on the nodes named; run apply again once they are Ready".into()));
+            }
+            tokio::time::sleep(WAIT_INTERVAL.min(timeout.saturating_sub(started.elapsed()))).await;
+        }
+    }
+
     fn failure(&self, step: &str, host: &str, command: Option<&str>, message: String, hint: String) -> HostFailure {
         HostFailure {
             host: host.to_string(),
@@ -457,14 +571,54 @@ impl<'a> Engine<'a> {
             |e: TransportError, command: Option<&str>| self.failure(step, host, command, e.to_string(), e.hint());
         let session = self.session(host).await.map_err(|e| transport_failure(e, None))?;
         for op in &work.ops {
+            let operation =
+                |what: String| (self.events)(Event::Operation { step: step.into(), host: host.into(), what });
             match op {
-                Op::Upload { path, content, mode, owner } => {
-                    (self.events)(Event::Operation {
-                        step: step.into(),
-                        host: host.into(),
-                        what: format!("write {path}"),
-                    });
+                Op::Upload { path, content, mode, owner, complete } => {
+                    operation(format!("write {path}"));
+                    let completed;
+                    let content = if *complete {
+                        completed = self.complete(content).map_err(|message| {
+                            self.failure(step, host, Some(path), message, "run apply again: the step that makes the value (kubeadm-init on the first control plane) runs on every apply that still has nodes to join".into())
+                        })?;
+                        &completed
+                    } else {
+                        content
+                    };
                     session.upload(path, content, *mode, owner).await.map_err(|e| transport_failure(e, Some(path)))?;
+                }
+                Op::Fetch { remote, local, mode } => {
+                    operation(format!("fetch {remote} to {}", local.display()));
+                    let content = session.download(remote).await.map_err(|e| transport_failure(e, Some(remote)))?;
+                    write_private(local, &content, *mode).map_err(|e| {
+                        self.failure(
+                            step,
+                            host,
+                            Some(remote),
+                            format!("cannot write {}: {e}", local.display()),
+                            "the bastion's state directory must be writable; check disk space and permissions".into(),
+                        )
+                    })?;
+                }
+                Op::PinCa { remote } => {
+                    operation(format!("read the cluster CA {remote}"));
+                    let pem = session.download(remote).await.map_err(|e| transport_failure(e, Some(remote)))?;
+                    let pin = crate::pki::ca_pin(&pem).map_err(|e| {
+                        self.failure(
+                            step,
+                            host,
+                            Some(remote),
+                            format!("{remote} is not a usable CA certificate: {e}"),
+                            "the first control plane's PKI is damaged; compare it with the other control planes before going on".into(),
+                        )
+                    })?;
+                    if let Ok(mut s) = self.secrets.lock() {
+                        s.ca_cert_hashes = vec![pin];
+                    }
+                }
+                Op::Wait { description, nodes, version, etcd, timeout } => {
+                    operation(format!("wait until {description}"));
+                    self.wait(step, host, &session, nodes, version, *etcd, *timeout).await?;
                 }
                 Op::Run { description, script, input, limit, parts } => {
                     let what = self.redactor.redact(description);
@@ -573,6 +727,21 @@ impl<'a> Engine<'a> {
         }
         Ok(())
     }
+}
+
+/// Write `content` to `path` atomically with `mode`: a private temporary file in the same
+/// directory, renamed over the target, so a reader never sees a partial or world-readable file.
+fn write_private(path: &std::path::Path, content: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+    tmp.write_all(content)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -16,8 +16,9 @@ pub enum NotExecutable {
     /// An action this version cannot execute.
     #[error("step `{step}` on {host}: kubewright cannot execute its {what} yet")]
     Action { step: String, host: String, what: String },
-    /// Hosts fail preflight checks: every problem, `host: problem`.
-    #[error("{} preflight problem(s); nothing was changed:\n  {}", problems.len(), problems.join("\n  "))]
+    /// Hosts fail the checks of preflight (or a step finds it cannot go ahead there): every
+    /// problem, `host: problem`.
+    #[error("{} problem(s) block the plan; nothing was changed:\n  {}", problems.len(), problems.join("\n  "))]
     Blocked { problems: Vec<String> },
 }
 
@@ -63,6 +64,8 @@ pub fn lower(
                 what: what.into(),
             };
             let mut ops = Vec::new();
+            // Work that learns a value for later steps cannot be skipped by the journal.
+            let mut every_run = false;
             let skip = match &hp.decision {
                 Decision::Skip { reason } => Some(reason.clone()),
                 _ => None,
@@ -76,7 +79,7 @@ pub fn lower(
                         limit: spec.timeout,
                         parts: Vec::new(),
                     },
-                    Action::WriteFile { path, sensitive: false, .. } => {
+                    Action::WriteFile { path, sensitive, .. } => {
                         let file = files
                             .get(&hp.host)
                             .and_then(|fs| fs.iter().find(|f| &f.path == path))
@@ -86,18 +89,34 @@ pub fn lower(
                             content: file.content.clone().into_bytes(),
                             mode: file.mode,
                             owner: file.owner.clone(),
+                            // Rendered with placeholders: the run's secrets go in at write time.
+                            complete: *sensitive,
                         }
                     }
-                    Action::WriteFile { path, .. } => return Err(not_executable(&format!("secret file {path}"))),
                     // Descriptive: the step's `Run` that follows does the apt work.
                     Action::Package { .. } => continue,
                     // Decided when planning, from the facts just gathered.
                     Action::Check { .. } => continue,
-                    Action::Fetch { remote, .. } => return Err(not_executable(&format!("fetch of {remote}"))),
-                    Action::Wait { description, .. } => return Err(not_executable(&format!("wait \"{description}\""))),
+                    Action::Fetch { remote, local, mode } => Op::Fetch {
+                        remote: remote.clone(),
+                        local: local.into(),
+                        mode: u32::from_str_radix(mode, 8)
+                            .map_err(|_| not_executable(&format!("fetch mode {mode}")))?,
+                    },
+                    Action::PinCa { remote } => {
+                        every_run = true;
+                        Op::PinCa { remote: remote.clone() }
+                    }
+                    Action::Wait { description, nodes, version, etcd, timeout_s } => Op::Wait {
+                        description: description.clone(),
+                        nodes: nodes.clone(),
+                        version: version.clone(),
+                        etcd: *etcd,
+                        timeout: std::time::Duration::from_secs(*timeout_s),
+                    },
                 });
             }
-            hosts.push(HostWork { host: hp.host.clone(), skip, ops: one_round_trip(ops, input.as_deref()) });
+            hosts.push(HostWork { host: hp.host.clone(), skip, every_run, ops: one_round_trip(ops, input.as_deref()) });
         }
         steps.push(JobStep { id: planned.id.clone(), title: planned.title.clone(), rollout: planned.rollout, hosts });
     }

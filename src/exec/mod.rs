@@ -6,6 +6,7 @@ pub mod facts;
 pub mod journal;
 pub mod lock;
 pub mod lower;
+pub mod wait;
 
 use std::future::Future;
 

@@ -56,6 +56,7 @@ pub fn script(paths: &[String]) -> Script {
     );
     section("kubelet-conf", "test -e /etc/kubernetes/kubelet.conf && echo yes || echo no");
     section("admin-conf", "test -e /etc/kubernetes/admin.conf && echo yes || echo no");
+    section("apt-keyring", "test -s /etc/apt/keyrings/kubernetes-apt-keyring.gpg && echo yes || echo no");
     for path in paths {
         // base64: a file's bytes may hold anything, the section mark included.
         section(
@@ -127,6 +128,7 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
             .collect(),
         joined: get("kubelet-conf").trim() == "yes",
         admin_conf: get("admin-conf").trim() == "yes",
+        apt_keyring: get("apt-keyring").trim() == "yes",
         os_id: os.get("ID").cloned().unwrap_or_default(),
         os_version: os.get("VERSION_ID").cloned().unwrap_or_default(),
         arch: get("arch").trim().to_string(),

@@ -30,6 +30,9 @@ pub struct HostFacts {
     /// `/etc/kubernetes/admin.conf` exists (a control plane that was initialised or joined).
     #[serde(default)]
     pub admin_conf: bool,
+    /// The Kubernetes repository's signing key is installed (non-empty keyring).
+    #[serde(default)]
+    pub apt_keyring: bool,
     /// os-release(5) `ID` and `VERSION_ID` (`debian`, `12`); empty when unknown.
     #[serde(default)]
     pub os_id: String,
@@ -80,6 +83,7 @@ impl HostFacts {
             joined: false,
             held: BTreeSet::new(),
             admin_conf: false,
+            apt_keyring: false,
             os_id: String::new(),
             os_version: String::new(),
             arch: String::new(),

@@ -121,9 +121,18 @@ pub enum Action {
         local: String,
         mode: String,
     },
-    /// Wait until a condition holds, or fail after the timeout.
+    /// Read the cluster CA certificate at `remote`: the nodes joining later in the run pin
+    /// the hash of its public key (kubeadm's `caCertHashes`).
+    PinCa {
+        remote: String,
+    },
+    /// Wait until every node in `nodes` is Ready with a kubelet at `version` (and, with
+    /// `etcd`, the host's etcd member answers healthy), or fail after the timeout.
     Wait {
         description: String,
+        nodes: Vec<String>,
+        version: String,
+        etcd: bool,
         timeout_s: u64,
     },
 }

@@ -40,7 +40,7 @@ pub fn render_text(plan: &Plan, diffs: bool) -> String {
     if s.blocked > 0 {
         let _ = writeln!(
             out,
-            "Blocked: {} host(s) fail preflight checks (marked x); apply changes nothing until they are fixed.",
+            "Blocked: {} host(s) fail checks (marked x); apply changes nothing until they are fixed.",
             s.blocked
         );
     }
@@ -111,7 +111,10 @@ fn action_text(out: &mut String, action: &Action, diffs: bool) {
         Action::Fetch { remote, local, mode } => {
             let _ = writeln!(out, "     < fetch {remote} to {local} ({mode})");
         }
-        Action::Wait { description, timeout_s } => {
+        Action::PinCa { remote } => {
+            let _ = writeln!(out, "     < read the cluster CA {remote} (joining nodes pin its public-key hash)");
+        }
+        Action::Wait { description, timeout_s, .. } => {
             let _ = writeln!(
                 out,
                 "     * wait until {description} (timeout {})",

@@ -19,6 +19,7 @@ use crate::inventory::{Host, Inventory, Role, TaintEffect};
 const BUILTIN: &[(&str, &str)] = &[
     ("kubeadm-init.yaml.j2", include_str!("../../templates/kubeadm-init.yaml.j2")),
     ("kubeadm-join.yaml.j2", include_str!("../../templates/kubeadm-join.yaml.j2")),
+    ("kubeadm-join-credentials.yaml.j2", include_str!("../../templates/kubeadm-join-credentials.yaml.j2")),
     ("kubeadm-macros.j2", include_str!("../../templates/kubeadm-macros.j2")),
     ("containerd-config.toml.j2", include_str!("../../templates/containerd-config.toml.j2")),
     ("containerd-hosts.toml.j2", include_str!("../../templates/containerd-hosts.toml.j2")),
@@ -33,6 +34,7 @@ const BUILTIN: &[(&str, &str)] = &[
 pub const STATE_DIR: &str = "/etc/kubewright";
 pub const KUBEADM_INIT_CONFIG: &str = "/etc/kubewright/kubeadm-init.yaml";
 pub const KUBEADM_JOIN_CONFIG: &str = "/etc/kubewright/kubeadm-join.yaml";
+pub const KUBEADM_JOIN_CREDENTIALS: &str = "/etc/kubewright/kubeadm-join-credentials.yaml";
 pub const FLANNEL_MANIFEST: &str = "/etc/kubewright/kube-flannel.yaml";
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,7 @@ pub enum FileKind {
     Crictl,
     KubeadmInit,
     KubeadmJoin,
+    KubeadmJoinCredentials,
     FlannelManifest,
 }
 
@@ -223,6 +226,13 @@ impl Templates {
                 KUBEADM_INIT_CONFIG,
                 0o600,
                 self.render("kubeadm-init.yaml.j2", &ctx)?,
+                true,
+            ));
+            files.push(file(
+                FileKind::KubeadmJoinCredentials,
+                KUBEADM_JOIN_CREDENTIALS,
+                0o600,
+                self.render("kubeadm-join-credentials.yaml.j2", &ctx)?,
                 true,
             ));
             files.push(file(

@@ -11,6 +11,8 @@ pub struct InstallPackages;
 
 pub const KUBE_PACKAGES: [&str; 3] = ["kubeadm", "kubelet", "kubectl"];
 const KEYRING: &str = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg";
+/// The key as downloaded (ASCII armor), removed once converted.
+const ARMORED_KEY: &str = "/etc/apt/keyrings/kubernetes-apt-keyring.asc.download";
 
 impl Step for InstallPackages {
     fn id(&self) -> &'static str {
@@ -27,15 +29,22 @@ impl Step for InstallPackages {
         let mut actions = Vec::new();
 
         let source = file_actions(cx, host, facts, |k| *k == FileKind::AptSource);
-        if !source.is_empty() {
+        let manages_repository = cx.inventory.cluster.packages.manage_repository;
+        // The key follows the source: a new repository (another minor) has its own key, and a
+        // run that stopped between writing the source and the key must still fetch it.
+        if !source.is_empty() || (manages_repository && !facts.apt_keyring) {
             actions.extend(source);
             let key_url =
                 format!("{}/core:/stable:/{}/deb/Release.key", cluster.packages.mirror, version.minor_channel());
             actions.push(Action::Run {
                 description: format!("trust the signing key of the Kubernetes {} repository", version.minor_channel()),
+                // Download, then convert: a pipe would hide a failed download (dash has no
+                // pipefail) and leave an empty keyring behind.
                 commands: Script::new()
                     .cmd(["install", "-d", "-m", "0755", "/etc/apt/keyrings"])
-                    .pipe([vec!["curl", "-fsSL", key_url.as_str()], vec!["gpg", "--dearmor", "--yes", "-o", KEYRING]]),
+                    .remove_on_exit(ARMORED_KEY)
+                    .cmd(["curl", "-fsSL", "-o", ARMORED_KEY, key_url.as_str()])
+                    .cmd(["gpg", "--dearmor", "--yes", "-o", KEYRING, ARMORED_KEY]),
             });
         }
 

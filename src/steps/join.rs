@@ -14,7 +14,12 @@ fn join(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts, what: &str) -> Vec<Acti
     let mut actions = file_actions(cx, host, facts, |k| *k == FileKind::KubeadmJoin);
     actions.push(Action::Run {
         description: format!("run kubeadm join {what} through {}", cx.inventory.cluster.control_plane_endpoint),
-        commands: Script::new().cmd(["kubeadm", "join", "--config", KUBEADM_JOIN_CONFIG]),
+        commands: Script::new().remove_on_exit(KUBEADM_JOIN_CONFIG).cmd([
+            "kubeadm",
+            "join",
+            "--config",
+            KUBEADM_JOIN_CONFIG,
+        ]),
     });
     actions
 }
@@ -29,13 +34,26 @@ impl Step for JoinControlPlane {
     }
 
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
+        if !host.is_control_plane() {
+            return Decision::Blocked {
+                problems: vec!["join-control-plane runs on control planes only: this host is a worker".into()],
+            };
+        }
+        if host.name == cx.inventory.first_control_plane().name {
+            return Decision::Skip { reason: "the first control plane bootstraps the cluster (kubeadm-init)".into() };
+        }
         if facts.joined {
             return Decision::Skip { reason: "already a node of the cluster".into() };
         }
         let mut actions =
             join(cx, host, facts, "as a control plane (certificates downloaded with the certificate key)");
+        // The next control plane joins only once this one serves: etcd keeps quorum only if
+        // members are added one at a time, each healthy before the next.
         actions.push(Action::Wait {
             description: format!("node {} is Ready and its etcd member healthy", host.name),
+            nodes: vec![host.name.clone()],
+            version: format!("v{}", cx.inventory.cluster.kubernetes_version),
+            etcd: true,
             timeout_s: 600,
         });
         Decision::Add { actions }

@@ -1,11 +1,20 @@
-//! `kubeadm-init`: bootstrap the first control plane and fetch its admin kubeconfig.
+//! `kubeadm-init`: bootstrap the first control plane, fetch its admin kubeconfig, and make
+//! the credentials the joining nodes of this run use.
+//!
+//! On a cluster that already exists, nodes still waiting to join need a fresh bootstrap token
+//! and the control-plane certificates uploaded again under this run's certificate key (the
+//! upload expires after two hours): both come from one transient kubeadm configuration,
+//! never from the command line.
 
 use super::{Step, file_actions};
 use crate::facts::HostFacts;
 use crate::inventory::Host;
 use crate::plan::{Action, Decision, PlanCx};
-use crate::render::{FileKind, KUBEADM_INIT_CONFIG};
+use crate::render::{FileKind, KUBEADM_INIT_CONFIG, KUBEADM_JOIN_CREDENTIALS};
 use crate::script::Script;
+
+/// Where kubeadm keeps the cluster CA certificate on a control plane.
+pub const CLUSTER_CA: &str = "/etc/kubernetes/pki/ca.crt";
 
 pub struct KubeadmInit;
 
@@ -19,22 +28,79 @@ impl Step for KubeadmInit {
     }
 
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
-        if facts.joined {
+        let first = cx.inventory.first_control_plane();
+        if host.name != first.name {
+            return Decision::Blocked {
+                problems: vec![format!("kubeadm-init runs on the first control plane ({}) only", first.name)],
+            };
+        }
+        let joined = |h: &Host| cx.facts.host(&h.name).is_some_and(|f| f.joined);
+        if !facts.joined {
+            let members: Vec<&str> = cx
+                .inventory
+                .hosts
+                .iter()
+                .filter(|h| h.name != host.name && joined(h))
+                .map(|h| h.name.as_str())
+                .collect();
+            if !members.is_empty() {
+                return Decision::Blocked {
+                    problems: vec![format!(
+                        "is the first control plane but not part of the cluster, while {} already are: kubeadm init here would start a second cluster; list a control plane of the running cluster first in the inventory",
+                        members.join(", ")
+                    )],
+                };
+            }
+            let mut actions = file_actions(cx, host, facts, |k| *k == FileKind::KubeadmInit);
+            actions.push(Action::Run {
+                description: format!(
+                    "run kubeadm init for Kubernetes {} behind {} and upload the control-plane certificates (encrypted, for 2 hours) for the other control planes",
+                    cx.inventory.cluster.kubernetes_version, cx.inventory.cluster.control_plane_endpoint
+                ),
+                commands: Script::new().remove_on_exit(KUBEADM_INIT_CONFIG).cmd([
+                    "kubeadm",
+                    "init",
+                    "--config",
+                    KUBEADM_INIT_CONFIG,
+                    "--upload-certs",
+                ]),
+            });
+            actions.push(Action::Fetch {
+                remote: "/etc/kubernetes/admin.conf".into(),
+                local: format!("{}/admin.conf", cx.state_dir),
+                mode: "0600".into(),
+            });
+            actions.push(Action::PinCa { remote: CLUSTER_CA.into() });
+            return Decision::Add { actions };
+        }
+        let waiting: Vec<&str> = cx.inventory.hosts.iter().filter(|h| !joined(h)).map(|h| h.name.as_str()).collect();
+        if waiting.is_empty() {
             return Decision::Skip { reason: "control plane already initialized".into() };
         }
-        let mut actions = file_actions(cx, host, facts, |k| *k == FileKind::KubeadmInit);
+        let mut actions = file_actions(cx, host, facts, |k| *k == FileKind::KubeadmJoinCredentials);
         actions.push(Action::Run {
             description: format!(
-                "run kubeadm init for Kubernetes {} behind {} and upload the control-plane certificates (encrypted, for 2 hours) for the other control planes",
-                cx.inventory.cluster.kubernetes_version, cx.inventory.cluster.control_plane_endpoint
+                "create a bootstrap token and upload the control-plane certificates again (both for 2 hours) for {} to join",
+                waiting.join(", ")
             ),
-            commands: Script::new().cmd(["kubeadm", "init", "--config", KUBEADM_INIT_CONFIG, "--upload-certs"]),
+            commands: Script::new()
+                .remove_on_exit(KUBEADM_JOIN_CREDENTIALS)
+                // Both print the secret they just stored: it must not reach the output.
+                .redirect(["kubeadm", "token", "create", "--config", KUBEADM_JOIN_CREDENTIALS], "/dev/null")
+                .redirect(
+                    [
+                        "kubeadm",
+                        "init",
+                        "phase",
+                        "upload-certs",
+                        "--upload-certs",
+                        "--config",
+                        KUBEADM_JOIN_CREDENTIALS,
+                    ],
+                    "/dev/null",
+                ),
         });
-        actions.push(Action::Fetch {
-            remote: "/etc/kubernetes/admin.conf".into(),
-            local: format!("{}/admin.conf", cx.state_dir),
-            mode: "0600".into(),
-        });
-        Decision::Add { actions }
+        actions.push(Action::PinCa { remote: CLUSTER_CA.into() });
+        Decision::Change { actions }
     }
 }

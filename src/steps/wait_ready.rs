@@ -21,6 +21,9 @@ impl Step for WaitReady {
         Decision::Verify {
             actions: vec![Action::Wait {
                 description: format!("all {} nodes are Ready at v{}", inv.hosts.len(), inv.cluster.kubernetes_version),
+                nodes: inv.hosts.iter().map(|h| h.name.clone()).collect(),
+                version: format!("v{}", inv.cluster.kubernetes_version),
+                etcd: false,
                 timeout_s: 600,
             }],
         }

@@ -84,9 +84,10 @@ pub fn kubeadm(args: &[String]) -> anyhow::Result<Outcome> {
     let version = with_host(|s| Ok(installed(s, "kubeadm")))?.context("kubeadm is not installed on this host")?;
     match args.first().map(String::as_str) {
         Some("version") => Ok(version_cmd(version, args)),
+        Some("init") if args.get(1).is_some_and(|a| a == "phase") => init_phase(version, &args[2..]),
         Some("init") => init(version, &args[1..]),
         Some("join") => join(version, &args[1..]),
-        Some("token") => token(&args[1..]),
+        Some("token") => token(version, &args[1..]),
         Some("certs") => super::certs::certs(version, &args[1..]),
         Some("upgrade") => super::upgrade::upgrade(version, &args[1..]),
         Some(other) => Ok(Outcome::fail(
@@ -1258,10 +1259,97 @@ fn ca_for_signing() -> anyhow::Result<Pair> {
     Ok(Pair { cert: pki::read(&dir.join("ca.crt"))?, key: pki::read(&dir.join("ca.key"))? })
 }
 
-fn token(args: &[String]) -> anyhow::Result<Outcome> {
+/// `kubeadm init phase upload-certs --upload-certs [--certificate-key K | --config F]`: encrypt
+/// the shared control-plane files again under the key (a new one when none is given) for 2 h
+/// (k/k cmd/kubeadm/app/cmd/phases/init/uploadcerts.go, phases/copycerts/copycerts.go).
+fn init_phase(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
+    if args.first().map(String::as_str) != Some("upload-certs") {
+        return Ok(Outcome::fail(1, "kubeadm init phase: the simulator knows upload-certs\n"));
+    }
+    if !is_root() {
+        return Ok(not_root(&mut Outcome::ok("")));
+    }
+    if !has(args, "--upload-certs") {
+        return Ok(Outcome::ok("[upload-certs] Skipping phase. Please see --upload-certs\n"));
+    }
+    let from_config = match flag(args, "--config") {
+        Some(path) => match read_config(path, kubeadm) {
+            Ok(docs) => docs.get("InitConfiguration").and_then(|c| c["certificateKey"].as_str().map(str::to_string)),
+            Err(e) => return Ok(fatal(&e)),
+        },
+        None => None,
+    };
+    let key = flag(args, "--certificate-key")
+        .map(str::to_string)
+        .or(from_config)
+        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 32]>()));
+    if hex::decode(&key).map(|k| k.len()).unwrap_or(0) != 32 {
+        return Ok(fatal(
+            "error execution phase upload-certs: error uploading certs: error decoding certificate key: the certificate key must be a hex encoded string of 32 bytes",
+        ));
+    }
+    let cluster = read_cluster();
+    if !super::cluster::apiserver_up(&cluster, &cluster.endpoint) {
+        return Ok(fatal(&format!(
+            "error execution phase upload-certs: error uploading certs: Get \"https://{}/api/v1/namespaces/kube-system/secrets/kubeadm-certs\": dial tcp {}: connect: connection refused",
+            cluster.endpoint, cluster.endpoint
+        )));
+    }
+    let mut files = BTreeMap::new();
+    for (secret_key, file) in SHARED {
+        files.insert(secret_key.to_string(), pki::read(&Path::new(PKI).join(file))?);
+    }
+    let now = now_unix();
+    with_cluster(|c| {
+        c.uploaded_certs = Some(UploadedCerts { key_sha256: sha(&key), expires_unix: now + 7200, files });
+        c.event("upload-certs", &hostname());
+        Ok(())
+    })?;
+    Ok(Outcome::ok(format!(
+        "[upload-certs] Storing the certificates in Secret \"kubeadm-certs\" in the \"kube-system\" Namespace\n[upload-certs] Using certificate key:\n{key}\n"
+    )))
+}
+
+fn token(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
     match args.first().map(String::as_str) {
         Some("create") => {
-            let t = random_token();
+            let cluster = read_cluster();
+            if !super::cluster::apiserver_up(&cluster, &cluster.endpoint) {
+                return Ok(Outcome::fail(
+                    1,
+                    format!(
+                        "failed to create or update bootstrap token with name bootstrap-token-xxxxxx: Post \"https://{0}/api/v1/namespaces/kube-system/secrets?timeout=10s\": dial tcp {0}: connect: connection refused\n",
+                        cluster.endpoint
+                    ),
+                ));
+            }
+            // The token: the positional argument, else the config's first bootstrapTokens
+            // entry (token.go RunCreateToken), else a random one.
+            const VALUE_FLAGS: &[&str] =
+                &["--config", "--ttl", "--description", "--groups", "--usages", "--certificate-key", "--kubeconfig"];
+            let positional = (1..args.len())
+                .find(|&i| !args[i].starts_with('-') && !VALUE_FLAGS.contains(&args[i - 1].as_str()))
+                .map(|i| args[i].clone());
+            let (from_config, config_ttl) = match flag(args, "--config") {
+                Some(path) => match read_config(path, kubeadm) {
+                    Ok(docs) => {
+                        let first = docs.get("InitConfiguration").map(|c| c["bootstrapTokens"][0].clone());
+                        let token = first.as_ref().and_then(|t| t["token"].as_str().map(str::to_string));
+                        let ttl = first.as_ref().and_then(|t| t["ttl"].as_str().and_then(go_duration));
+                        (token, ttl)
+                    }
+                    Err(e) => return Ok(fatal(&e)),
+                },
+                None => (None, None),
+            };
+            let ttl = flag(args, "--ttl").and_then(go_duration).or(config_ttl).unwrap_or(86_400);
+            let t = match positional.or(from_config) {
+                Some(text) => match parse_token(&text) {
+                    Ok((id, secret)) => Token { id, secret, expires_unix: now_unix() + ttl },
+                    Err(e) => return Ok(fatal(&e)),
+                },
+                None => random_token(),
+            };
             let text = format!("{}.{}", t.id, t.secret);
             let c = with_cluster(|c| {
                 c.tokens.push(t.clone());

@@ -1,0 +1,298 @@
+//! The install playbook end to end on the test bed: bare hosts to a Ready cluster, converged
+//! (a second apply changes nothing), grown (new nodes join, nothing else moves), a changed
+//! setting applied with only what depends on it restarted, and failures in the middle of a
+//! phase that the next apply repairs.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use kubewright_testbed::faults::{Fault, FaultAction};
+use kubewright_testbed::{Testbed, TestbedOptions, on_both_transports};
+use serde_json::Value;
+
+struct Fixture {
+    bed: Testbed,
+    state: tempfile::TempDir,
+    transport: &'static str,
+}
+
+impl Fixture {
+    fn new(hosts: usize, control_planes: usize, transport: &'static str) -> Option<Fixture> {
+        let mut opts = TestbedOptions::new(hosts);
+        opts.control_planes = control_planes;
+        let bed = Testbed::up_or_skip(opts)?;
+        Some(Fixture { bed, state: tempfile::tempdir().unwrap(), transport })
+    }
+
+    fn kubewright(&self, args: &[&str], inventory: &Path) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_kubewright"))
+            .args(args)
+            .arg("-i")
+            .arg(inventory)
+            .env("NO_COLOR", "1")
+            .env("KUBEWRIGHT_TRANSPORT", self.transport)
+            .env("KUBEWRIGHT_STATE_DIR", self.state.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn apply(&self, inventory: &Path) -> Output {
+        self.kubewright(&["apply", "--yes", "-o", "json"], inventory)
+    }
+
+    /// The bed's inventory without the named hosts, or with `edit` applied.
+    fn inventory(&self, name: &str, without: &[&str], edit: impl Fn(String) -> String) -> PathBuf {
+        let full = std::fs::read_to_string(self.bed.inventory_path()).unwrap();
+        let mut kept = String::new();
+        let mut skipping = false;
+        for line in full.lines() {
+            if let Some(host) = line.strip_prefix("  - name: ") {
+                skipping = without.contains(&host.trim());
+            } else if !line.starts_with("    ") {
+                skipping = false;
+            }
+            if !skipping {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+        let path = self.bed.dir().join(name);
+        std::fs::write(&path, edit(kept)).unwrap();
+        path
+    }
+
+    /// What the simulated API server and etcd hold.
+    fn cluster(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.bed.cluster_state_dir().join("cluster.json")).unwrap())
+            .unwrap()
+    }
+
+    /// How often a unit was started on a host.
+    fn starts(&self, host: &str, unit: &str) -> u64 {
+        let state: Value =
+            serde_json::from_str(&std::fs::read_to_string(self.bed.host_dir(host).join("sim/host.json")).unwrap())
+                .unwrap();
+        state["units"][unit]["starts"].as_u64().unwrap_or(0)
+    }
+
+    fn sh(&self, host: &str, script: &str) -> String {
+        String::from_utf8_lossy(&self.bed.exec(host, script).unwrap().stdout).into_owned()
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn events(o: &Output) -> Vec<Value> {
+    serde_json::Deserializer::from_slice(&o.stdout).into_iter::<Value>().map(Result::unwrap).collect()
+}
+
+/// The cluster's nodes that are Ready, by the simulator's own rule.
+fn nodes(cluster: &Value) -> Vec<String> {
+    cluster["nodes"].as_object().unwrap().keys().cloned().collect()
+}
+
+/// (what, node) of every cluster event: init, join, join-control-plane, kubelet-start...
+fn cluster_events(cluster: &Value) -> Vec<(String, String)> {
+    cluster["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["what"].as_str().unwrap().to_string(), e["node"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// Every secret the cluster holds (bootstrap tokens) must appear in no output.
+fn assert_no_token_in(cluster: &Value, output: &str) {
+    for t in cluster["tokens"].as_array().unwrap() {
+        let secret = t["secret"].as_str().unwrap();
+        assert!(!output.contains(secret), "the bootstrap token secret {secret} leaked into the output");
+    }
+}
+
+fn assert_applied(o: &Output) {
+    assert_eq!(o.status.code(), Some(0), "{}", text(o));
+}
+
+/// 2 control planes and a worker from bare hosts; then the full inventory adds a control plane
+/// and a worker; then a third apply finds nothing to do.
+fn an_ha_cluster_is_installed_grown_and_converged(transport: &'static str) {
+    let Some(f) = Fixture::new(5, 3, transport) else { return };
+    let small = f.inventory("small.yaml", &["cp3", "w2"], |t| t);
+    let first = f.apply(&small);
+    assert_applied(&first);
+    let cluster = f.cluster();
+    assert_eq!(nodes(&cluster), ["cp1", "cp2", "w1"]);
+    assert_eq!(cluster["etcd_members"], serde_json::json!(["cp1", "cp2"]));
+    assert_eq!(cluster["cni_applied"], true);
+    assert_no_token_in(&cluster, &text(&first));
+    // The admin kubeconfig on the bastion: private, pointing at the control-plane endpoint.
+    let admin = f.state.path().join(format!("{}/admin.conf", cluster["cluster_name"].as_str().unwrap()));
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&admin).unwrap().permissions()) & 0o777;
+    assert_eq!(mode, 0o600);
+    let endpoint = cluster["endpoint"].as_str().unwrap();
+    assert!(std::fs::read_to_string(&admin).unwrap().contains(&format!("server: https://{endpoint}")));
+    // The files that held secrets are gone from every host.
+    for host in ["cp1", "cp2", "w1"] {
+        assert_eq!(f.sh(host, "ls /etc/kubewright/ | grep kubeadm || true"), "", "on {host}");
+    }
+
+    let full = f.bed.inventory_path();
+    let plan = f.kubewright(&["plan", "--detailed-exitcode"], &full);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    let before = cluster_events(&f.cluster());
+    let grow = f.apply(&full);
+    assert_applied(&grow);
+    let cluster = f.cluster();
+    assert_eq!(nodes(&cluster), ["cp1", "cp2", "cp3", "w1", "w2"]);
+    assert_eq!(cluster["etcd_members"], serde_json::json!(["cp1", "cp2", "cp3"]));
+    let new_events: Vec<(String, String)> = cluster_events(&cluster)[before.len()..].to_vec();
+    let touched: Vec<&str> =
+        new_events.iter().filter(|(what, _)| what != "upload-certs").map(|(_, n)| n.as_str()).collect();
+    assert!(touched.iter().all(|n| ["cp3", "w2"].contains(n)), "only the new nodes change: {new_events:?}");
+    assert!(new_events.contains(&("join-control-plane".into(), "cp3".into())), "{new_events:?}");
+    assert!(new_events.contains(&("join".into(), "w2".into())), "{new_events:?}");
+    assert_no_token_in(&cluster, &text(&grow));
+
+    let plan = f.kubewright(&["plan", "--detailed-exitcode"], &full);
+    assert_eq!(plan.status.code(), Some(0), "a converged cluster has nothing to do:\n{}", text(&plan));
+    let before = cluster_events(&f.cluster());
+    let containerd_starts = f.starts("w1", "containerd");
+    let again = f.apply(&full);
+    assert_applied(&again);
+    assert_eq!(cluster_events(&f.cluster()), before, "a converged apply changes nothing in the cluster");
+    assert_eq!(f.starts("w1", "containerd"), containerd_starts, "and restarts nothing");
+    let writes: Vec<Value> = events(&again)
+        .into_iter()
+        .filter(|e| e["event"] == "operation" && e["what"].as_str().is_some_and(|w| w.starts_with("write ")))
+        .collect();
+    assert!(writes.is_empty(), "a converged apply writes no file: {writes:?}");
+}
+
+/// One host, control plane and worker at once.
+fn a_single_node_cluster(transport: &'static str) {
+    let Some(f) = Fixture::new(1, 1, transport) else { return };
+    let o = f.apply(&f.bed.inventory_path());
+    assert_applied(&o);
+    let cluster = f.cluster();
+    assert_eq!(nodes(&cluster), ["cp1"]);
+    let plan = f.kubewright(&["plan", "--detailed-exitcode"], &f.bed.inventory_path());
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+}
+
+/// `kubeadm join` fails on a control plane and on a worker (once); the run stops there, names
+/// host and step, and the next apply joins them with fresh credentials.
+fn failed_joins_are_finished_by_the_next_apply(transport: &'static str) {
+    let Some(f) = Fixture::new(3, 2, transport) else { return };
+    for host in ["cp2", "w1"] {
+        f.bed
+            .add_fault(
+                host,
+                Fault {
+                    command_prefix: "kubeadm join".into(),
+                    action: FaultAction::FailOnce {
+                        code: 1,
+                        stderr: "error execution phase kubelet-start: timed out waiting for the condition\n".into(),
+                    },
+                    fired: false,
+                },
+            )
+            .unwrap();
+    }
+    let inventory = f.bed.inventory_path();
+    let failed = f.apply(&inventory);
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    let report = events(&failed).pop().unwrap();
+    assert_eq!(report["failures"][0]["host"], "cp2", "{report}");
+    assert_eq!(report["failures"][0]["step"], "join-control-plane");
+    assert!(report["steps_not_run"].as_array().unwrap().iter().any(|s| s == "join-worker"), "{report}");
+    assert_eq!(nodes(&f.cluster()), ["cp1"]);
+
+    // cp2 now joins; w1's join fails once more (its fault has not fired yet).
+    let second = f.apply(&inventory);
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
+    assert_eq!(events(&second).pop().unwrap()["failures"][0]["host"], "w1");
+    assert_eq!(nodes(&f.cluster()), ["cp1", "cp2"]);
+
+    let third = f.apply(&inventory);
+    assert_applied(&third);
+    let cluster = f.cluster();
+    assert_eq!(nodes(&cluster), ["cp1", "cp2", "w1"]);
+    // Each later run made its own token and uploaded the certificates again.
+    assert!(cluster["tokens"].as_array().unwrap().len() >= 3, "{}", cluster["tokens"]);
+    assert_no_token_in(&cluster, &format!("{}{}{}", text(&failed), text(&second), text(&third)));
+}
+
+on_both_transports!(an_ha_cluster_is_installed_grown_and_converged);
+
+mod openssh_only {
+    #[test]
+    fn a_single_node_cluster() {
+        super::a_single_node_cluster("openssh")
+    }
+
+    #[test]
+    fn failed_joins_are_finished_by_the_next_apply() {
+        super::failed_joins_are_finished_by_the_next_apply("openssh")
+    }
+
+    #[test]
+    fn a_changed_mirror_is_written_and_nothing_restarts() {
+        super::a_changed_mirror_is_written_and_nothing_restarts("openssh")
+    }
+
+    #[test]
+    fn a_host_cut_off_before_the_run_changes_nothing_anywhere() {
+        super::a_host_cut_off_before_the_run_changes_nothing_anywhere("openssh")
+    }
+}
+
+/// A registry mirror added to the inventory: the plan shows the new hosts.toml, apply writes it,
+/// and nothing restarts (containerd reads registry hosts at each pull).
+fn a_changed_mirror_is_written_and_nothing_restarts(transport: &'static str) {
+    let Some(f) = Fixture::new(2, 1, transport) else { return };
+    assert_applied(&f.apply(&f.bed.inventory_path()));
+    let mirrored = f.inventory("mirrored.yaml", &[], |t| {
+        t.replacen(
+            "cluster:\n",
+            "cluster:\n  containerd:\n    registryMirrors:\n      docker.io:\n        - https://mirror.example.com\n",
+            1,
+        )
+    });
+    let plan = f.kubewright(&["plan", "--diff", "--detailed-exitcode"], &mirrored);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    let shown = text(&plan);
+    assert!(shown.contains("/etc/containerd/certs.d/docker.io/hosts.toml"), "{shown}");
+    assert!(shown.contains("+server = \"https://registry-1.docker.io\""), "the diff is shown:\n{shown}");
+
+    let before = cluster_events(&f.cluster());
+    let containerd = f.starts("w1", "containerd");
+    let kubelet = f.starts("w1", "kubelet");
+    assert_applied(&f.apply(&mirrored));
+    assert!(f.sh("w1", "cat /etc/containerd/certs.d/docker.io/hosts.toml").contains("https://mirror.example.com"));
+    assert_eq!(f.starts("w1", "kubelet"), kubelet, "the kubelet does not depend on the mirror");
+    assert_eq!(f.starts("w1", "containerd"), containerd, "containerd reads hosts.toml at each pull");
+    assert_eq!(cluster_events(&f.cluster()), before, "nothing joins or restarts in the cluster");
+    let plan = f.kubewright(&["plan", "--detailed-exitcode"], &mirrored);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+}
+
+/// A worker unreachable when apply starts: its facts cannot be read, so nothing is planned and
+/// no host changes; once it is back, apply installs the whole cluster.
+fn a_host_cut_off_before_the_run_changes_nothing_anywhere(transport: &'static str) {
+    let Some(f) = Fixture::new(2, 1, transport) else { return };
+    f.bed.link_down("w1").unwrap();
+    let o = f.apply(&f.bed.inventory_path());
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("w1"), "{}", text(&o));
+    assert_eq!(
+        f.sh("cp1", "ls /etc/kubewright 2>/dev/null; test -e /etc/kubernetes/admin.conf && echo initialized"),
+        ""
+    );
+    f.bed.link_up("w1").unwrap();
+    assert_applied(&f.apply(&f.bed.inventory_path()));
+    assert_eq!(nodes(&f.cluster()), ["cp1", "w1"]);
+}
