@@ -180,23 +180,6 @@ mod tests {
     }
 
     #[test]
-    fn a_file_removed_on_exit_goes_when_the_script_fails_too() {
-        let dir = tempfile::tempdir().unwrap();
-        let secret = dir.path().join("it's secret.yaml");
-        for (last, code) in [("true", 0), ("false", 1)] {
-            std::fs::write(&secret, "token").unwrap();
-            let script = Script::new()
-                .remove_on_exit(secret.to_str().unwrap())
-                .cmd(["cat", secret.to_str().unwrap()])
-                .cmd([last]);
-            let out = std::process::Command::new("sh").arg("-c").arg(script.to_shell()).output().unwrap();
-            assert_eq!(out.status.code(), Some(code));
-            assert_eq!(String::from_utf8_lossy(&out.stdout), "token");
-            assert!(!secret.exists(), "removed after `{last}`");
-        }
-    }
-
-    #[test]
     fn a_time_limit_wraps_the_words_in_the_hosts_timeout() {
         let limited =
             time_limited(vec!["sh", "-c", "sleep 9; echo 'done'"], Some(crate::duration::Duration::from_secs(90)));

@@ -36,16 +36,16 @@ fn offline_plan_lists_the_install_steps_in_order() {
         "[install-packages]",
         "[configure-containerd]",
         "[kubeadm-init]",
+        "[apply-cni]",
         "[join-control-plane], one host at a time",
         "[join-worker]",
-        "[apply-cni]",
         "[wait-ready]",
     ];
     let positions: Vec<usize> =
         order.iter().map(|s| out.find(s).unwrap_or_else(|| panic!("{s} missing in:\n{out}"))).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "steps out of order:\n{out}");
     // Control planes join one at a time, cp2 before cp3, each waited for.
-    let join = &out[positions[5]..positions[6]];
+    let join = &out[positions[6]..positions[7]];
     let (cp2, cp3) = (join.find("   cp2:").expect("cp2 joins"), join.find("   cp3:").expect("cp3 joins"));
     assert!(cp2 < cp3);
     assert_eq!(join.matches("is Ready and its etcd member healthy").count(), 2);
@@ -74,9 +74,9 @@ fn json_plan_has_the_documented_shape() {
             "install-packages",
             "configure-containerd",
             "kubeadm-init",
+            "apply-cni",
             "join-control-plane",
             "join-worker",
-            "apply-cni",
             "wait-ready"
         ]
     );
@@ -88,7 +88,7 @@ fn json_plan_has_the_documented_shape() {
     assert_eq!(write["change"], "new");
     assert!(write["diff"].as_str().unwrap_or("").starts_with("--- /dev/null"));
     // The single node is a control plane that runs workloads: it is not joined as a worker.
-    assert_eq!(plan["steps"][6]["hosts"][0]["decision"], "skip");
+    assert_eq!(plan["steps"][7]["hosts"][0]["decision"], "skip");
     assert_eq!(plan["summary"]["add"], 5);
 }
 
@@ -162,10 +162,11 @@ fn render_writes_each_hosts_files_with_their_modes() {
     let out = dir.path().join("out");
     let o = kubewright(&["render", "-i", "inventories/example.yaml", "--out", out.to_str().expect("utf-8")]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("rendered 36 files for 5 hosts"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("rendered 37 files for 5 hosts"), "{}", stdout(&o));
     let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
     assert_eq!(mode(&out.join("cp1/etc/kubewright/kubeadm-init.yaml")), 0o600);
     assert_eq!(mode(&out.join("cp2/etc/kubewright/kubeadm-join.yaml")), 0o600);
+    assert_eq!(mode(&out.join("cp1/etc/kubewright/kubeadm-join-credentials.yaml")), 0o600);
     assert_eq!(mode(&out.join("worker1/etc/containerd/config.toml")), 0o644);
     assert!(!out.join("worker1/etc/kubewright/kubeadm-init.yaml").exists());
     let sysctl = std::fs::read_to_string(out.join("worker2/etc/sysctl.d/90-kubewright.conf")).expect("sysctl");

@@ -64,13 +64,21 @@ fn a_host_step_is_one_script_and_secrets_go_on_stdin() {
 }
 
 #[test]
-fn the_install_plan_is_refused_where_it_cannot_run_yet() {
-    let err = job(&Playbook::builtin("install").unwrap(), &BTreeMap::new()).unwrap_err();
-    match err {
-        NotExecutable::Action { step, host, what } => {
-            assert_eq!((step.as_str(), host.as_str()), ("kubeadm-init", "cp1"));
-            assert!(what.starts_with("secret file "), "{what}");
-        }
-        other => panic!("{other}"),
-    }
+fn the_install_plan_completes_secret_files_at_write_time_and_pins_the_ca() {
+    let job = job(&Playbook::builtin("install").unwrap(), &BTreeMap::new()).unwrap();
+    let step = |id: &str| job.steps.iter().find(|s| s.id == id).unwrap();
+    let init = &step("kubeadm-init").hosts[0];
+    assert!(init.every_run, "the run's join credentials are made again on a resumed run");
+    let Op::Upload { path, content, complete, mode, .. } = &init.ops[0] else { panic!("{:?}", init.ops) };
+    assert_eq!((path.as_str(), *mode, *complete), ("/etc/kubewright/kubeadm-init.yaml", 0o600, true));
+    assert!(String::from_utf8_lossy(content).contains("<bootstrap-token>"), "secrets go in when written");
+    assert!(matches!(&init.ops[..], [_, Op::Run { .. }, Op::Fetch { mode: 0o600, .. }, Op::PinCa { .. }]));
+    let Op::Run { script, .. } = &init.ops[1] else { unreachable!() };
+    assert!(script.to_shell().contains("trap"), "the config is removed whatever kubeadm does");
+
+    let cp2 = &step("join-control-plane").hosts[0];
+    let Some(Op::Wait { nodes, etcd: true, .. }) = cp2.ops.last() else { panic!("{:?}", cp2.ops) };
+    assert_eq!(nodes, &["cp2"]);
+    let Op::Upload { content, complete: true, .. } = &cp2.ops[0] else { panic!("{:?}", cp2.ops) };
+    assert!(String::from_utf8_lossy(content).contains("<ca-cert-hash>"));
 }
