@@ -50,8 +50,8 @@ time_raw_ssh() {
     fresh_bed
     # The script is written before timing, from the plan of this very bed.
     mkdir -p "$work/baseline"
-    KUBEWRIGHT_STATE_DIR="$work/state" "$bin/kubewright" plan -i "$bed/inventory.yaml" -o json >"$work/baseline/plan.json"
-    "$bin/kubewright" render -i "$bed/inventory.yaml" --out "$work/baseline/render" >/dev/null
+    KUBEWRIGHT_STATE_DIR="$work/state" "$bin/kubewright" plan -i "$bed/inventory.yaml" -o json 2>/dev/null >"$work/baseline/plan.json"
+    "$bin/kubewright" render -i "$bed/inventory.yaml" --out "$work/baseline/render" >/dev/null 2>&1
     python3 "$repo/tests/bench/install_baseline.py" "$work/baseline/plan.json" "$work/baseline/render" \
         "$bed/ssh_config" "$work/baseline" >"$work/baseline/run.sh"
     local start; start=$(now)

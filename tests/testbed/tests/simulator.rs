@@ -218,6 +218,8 @@ fn init_join_network_and_certificates() {
         nodes.starts_with("NAME") && nodes.contains("cp1") && nodes.contains("NotReady") && !nodes.contains(" Ready "),
         "{nodes}"
     );
+    let bare = ok(&bed, "cp1", &format!("{kubectl} get nodes --no-headers"));
+    assert!(bare.starts_with("cp1 ") && !bare.contains("NAME"), "{bare}");
     put(
         &bed,
         "cp1",

@@ -84,7 +84,12 @@ pub fn kubectl(args: &[String]) -> anyhow::Result<Outcome> {
     match pos.first().copied() {
         Some("version") => version(args),
         Some("get") if pos.get(1).is_some_and(|r| matches!(*r, "nodes" | "node" | "no")) => Ok(match connect(args) {
-            Ok(c) => get_nodes(&c, flag(args, &["-o", "--output"]), pos.get(2).copied()),
+            Ok(c) => get_nodes(
+                &c,
+                flag(args, &["-o", "--output"]),
+                pos.get(2).copied(),
+                !args.iter().any(|a| a == "--no-headers" || a == "--no-headers=true"),
+            ),
             Err(o) => o,
         }),
         Some("get")
@@ -279,7 +284,7 @@ fn pretty4(v: &Value) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-fn get_nodes(c: &Cluster, output: Option<&str>, only: Option<&str>) -> Outcome {
+fn get_nodes(c: &Cluster, output: Option<&str>, only: Option<&str>, headers: bool) -> Outcome {
     let names: Vec<&String> = c.nodes.keys().filter(|n| only.is_none_or(|o| o == n.as_str())).collect();
     if let Some(o) = only
         && names.is_empty()
@@ -313,14 +318,16 @@ fn get_nodes(c: &Cluster, output: Option<&str>, only: Option<&str>) -> Outcome {
                 })
                 .collect();
             let header = ["NAME", "STATUS", "ROLES", "AGE", "VERSION"].map(String::from);
+            // Columns are as wide as what is printed: without the header, the rows alone.
+            let printed: Vec<&[String; 5]> = headers.then_some(&header).into_iter().chain(rows.iter()).collect();
             let mut widths = [0usize; 5];
-            for r in std::iter::once(&header).chain(rows.iter()) {
+            for r in &printed {
                 for (i, cell) in r.iter().enumerate() {
                     widths[i] = widths[i].max(cell.len());
                 }
             }
             let mut out = String::new();
-            for r in std::iter::once(&header).chain(rows.iter()) {
+            for r in &printed {
                 let line: Vec<String> = r
                     .iter()
                     .enumerate()
