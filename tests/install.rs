@@ -90,7 +90,7 @@ fn events(o: &Output) -> Vec<Value> {
     serde_json::Deserializer::from_slice(&o.stdout).into_iter::<Value>().map(Result::unwrap).collect()
 }
 
-/// The cluster's nodes that are Ready, by the simulator's own rule.
+/// The names of the nodes the cluster has registered.
 fn nodes(cluster: &Value) -> Vec<String> {
     cluster["nodes"].as_object().unwrap().keys().cloned().collect()
 }

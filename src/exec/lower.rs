@@ -13,8 +13,9 @@ use crate::script::Script;
 /// Why a plan cannot become a job.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum NotExecutable {
-    /// An action this version cannot execute.
-    #[error("step `{step}` on {host}: kubewright cannot execute its {what} yet")]
+    /// An action that cannot be carried out as planned (a file not rendered for the host, a
+    /// malformed mode).
+    #[error("step `{step}` on {host}: {what}")]
     Action { step: String, host: String, what: String },
     /// Hosts fail the checks of preflight (or a step finds it cannot go ahead there): every
     /// problem, `host: problem`.
@@ -80,10 +81,9 @@ pub fn lower(
                         parts: Vec::new(),
                     },
                     Action::WriteFile { path, sensitive, .. } => {
-                        let file = files
-                            .get(&hp.host)
-                            .and_then(|fs| fs.iter().find(|f| &f.path == path))
-                            .ok_or_else(|| not_executable(&format!("file {path} (not rendered)")))?;
+                        let file = files.get(&hp.host).and_then(|fs| fs.iter().find(|f| &f.path == path)).ok_or_else(
+                            || not_executable(&format!("it writes {path}, which is not rendered for this host")),
+                        )?;
                         Op::Upload {
                             path: file.path.clone(),
                             content: file.content.clone().into_bytes(),
@@ -101,7 +101,7 @@ pub fn lower(
                         remote: remote.clone(),
                         local: local.into(),
                         mode: u32::from_str_radix(mode, 8)
-                            .map_err(|_| not_executable(&format!("fetch mode {mode}")))?,
+                            .map_err(|_| not_executable(&format!("the fetch mode {mode} is not an octal file mode")))?,
                     },
                     Action::PinCa { remote } => {
                         every_run = true;
