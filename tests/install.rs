@@ -251,7 +251,8 @@ mod openssh_only {
 }
 
 /// A registry mirror added to the inventory: the plan shows the new hosts.toml, apply writes it,
-/// and nothing restarts (containerd reads registry hosts at each pull).
+/// and nothing restarts (containerd reads registry hosts at each pull). Then containerd stopped
+/// by hand is noticed and started.
 fn a_changed_mirror_is_written_and_nothing_restarts(transport: &'static str) {
     let Some(f) = Fixture::new(2, 1, transport) else { return };
     assert_applied(&f.apply(&f.bed.inventory_path()));
@@ -276,6 +277,16 @@ fn a_changed_mirror_is_written_and_nothing_restarts(transport: &'static str) {
     assert_eq!(f.starts("w1", "kubelet"), kubelet, "the kubelet does not depend on the mirror");
     assert_eq!(f.starts("w1", "containerd"), containerd, "containerd reads hosts.toml at each pull");
     assert_eq!(cluster_events(&f.cluster()), before, "nothing joins or restarts in the cluster");
+    let plan = f.kubewright(&["plan", "--detailed-exitcode"], &mirrored);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+
+    // containerd stopped behind kubewright's back: the plan says so and apply starts it.
+    f.sh("w1", "systemctl stop containerd");
+    let plan = f.kubewright(&["plan", "--detailed-exitcode"], &mirrored);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    assert!(text(&plan).contains("start containerd: it is configured but not running"), "{}", text(&plan));
+    assert_applied(&f.apply(&mirrored));
+    assert_eq!(f.sh("w1", "systemctl is-active containerd").trim(), "active");
     let plan = f.kubewright(&["plan", "--detailed-exitcode"], &mirrored);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
 }

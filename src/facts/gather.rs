@@ -19,6 +19,8 @@ pub const PACKAGES: &[&str] = &["kubeadm", "kubelet", "kubectl", "containerd", "
 /// Firewall services whose rules can drop pod traffic (see the seed digest: CoreDNS "no route
 /// to host" behind a REJECT-all iptables service).
 pub const FIREWALLS: &[&str] = &["firewalld", "iptables", "nftables", "ufw"];
+/// Services the cluster needs running, whose state the facts report.
+pub const SERVICES: &[&str] = &["containerd", "kubelet"];
 
 /// The script that prints the facts of a host kubewright manages `paths` on.
 pub fn script(paths: &[String]) -> Script {
@@ -52,6 +54,14 @@ pub fn script(paths: &[String]) -> Script {
         &format!(
             "for u in {}; do systemctl is-active --quiet \"$u\" >/dev/null 2>&1 && echo \"$u\"; done; true",
             firewalls.join(" ")
+        ),
+    );
+    let services: Vec<String> = SERVICES.iter().map(|u| quote(u)).collect();
+    section(
+        "services",
+        &format!(
+            "for u in {}; do systemctl is-active --quiet \"$u\" >/dev/null 2>&1 && echo \"$u\"; done; true",
+            services.join(" ")
         ),
     );
     section("kubelet-conf", "test -e /etc/kubernetes/kubelet.conf && echo yes || echo no");
@@ -149,12 +159,8 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
         host_time: get("clock").trim().parse().unwrap_or(0),
         // Measured by whoever ran the script (it knows when the answer arrived).
         clock_skew_s: None,
-        active_firewalls: get("firewalls")
-            .lines()
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .map(str::to_string)
-            .collect(),
+        active_firewalls: words(&get("firewalls")),
+        active_services: words(&get("services")),
     })
 }
 
@@ -204,6 +210,11 @@ fn packages(text: &str) -> (BTreeMap<String, Version>, bool, BTreeSet<String>) {
     (versions, containerd, held)
 }
 
+/// One name per line, blank lines ignored.
+fn words(text: &str) -> BTreeSet<String> {
+    text.lines().map(str::trim).filter(|u| !u.is_empty()).map(str::to_string).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +245,7 @@ mod tests {
                 "LISTEN 0      128          0.0.0.0:22        0.0.0.0:*\nLISTEN 0      4096            [::]:6443           [::]:*\n",
             ),
             section("firewalls", "firewalld\n"),
+            section("services", "containerd\n"),
             section("kubelet-conf", "no\n"),
             section("admin-conf", "no\n"),
             section("file /etc/modules-load.d/k8s.conf", "b3ZlcmxheQpicl9uZXRmaWx0ZXIK\n"),
@@ -259,6 +271,7 @@ mod tests {
         assert_eq!((f.cpus, f.memory_mb), (2, 3934));
         assert_eq!(f.listening_ports, BTreeSet::from([22, 6443]));
         assert_eq!(f.active_firewalls, BTreeSet::from(["firewalld".to_string()]));
+        assert_eq!(f.active_services, BTreeSet::from(["containerd".to_string()]));
         assert_eq!((f.host_time, f.clock_skew_s), (1_795_000_000, None));
         assert_eq!(f.files["/etc/modules-load.d/k8s.conf"], "overlay\nbr_netfilter\n");
         assert!(!f.files.contains_key("/etc/containerd/config.toml"));

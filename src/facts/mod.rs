@@ -60,6 +60,9 @@ pub struct HostFacts {
     /// Firewall services that are active (`firewalld`, `iptables`, `nftables`, `ufw`).
     #[serde(default)]
     pub active_firewalls: BTreeSet<String>,
+    /// Which of containerd and the kubelet are running (`systemctl is-active`).
+    #[serde(default)]
+    pub active_services: BTreeSet<String>,
     /// The host's clock (`date +%s`) when the facts were read.
     #[serde(default)]
     pub host_time: u64,
@@ -94,6 +97,7 @@ impl HostFacts {
             memory_mb: 0,
             listening_ports: BTreeSet::new(),
             active_firewalls: BTreeSet::new(),
+            active_services: BTreeSet::new(),
             host_time: 0,
             clock_skew_s: None,
         }

@@ -38,6 +38,16 @@ impl Step for ConfigureContainerd {
             });
         }
         if actions.is_empty() {
+            // Configured but stopped (stopped by hand, or failed after a reboot): the kubelet
+            // cannot run a pod without it.
+            if facts.containerd_installed && !facts.active_services.contains("containerd") {
+                return Decision::Change {
+                    actions: vec![Action::Run {
+                        description: "start containerd: it is configured but not running".into(),
+                        commands: Script::new().cmd(["systemctl", "enable", "--now", "containerd"]),
+                    }],
+                };
+            }
             return Decision::Skip { reason: "containerd configuration up to date".into() };
         }
         if !facts.joined {
