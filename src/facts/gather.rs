@@ -159,8 +159,8 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
         host_time: get("clock").trim().parse().unwrap_or(0),
         // Measured by whoever ran the script (it knows when the answer arrived).
         clock_skew_s: None,
-        active_firewalls: words(&get("firewalls")),
-        active_services: words(&get("services")),
+        active_firewalls: words(get("firewalls")),
+        active_services: words(get("services")),
     })
 }
 
