@@ -240,8 +240,8 @@ mod openssh_only {
     }
 
     #[test]
-    fn a_changed_mirror_is_written_and_nothing_restarts() {
-        super::a_changed_mirror_is_written_and_nothing_restarts("openssh")
+    fn a_changed_mirror_and_stopped_services_converge() {
+        super::a_changed_mirror_and_stopped_services_converge("openssh")
     }
 
     #[test]
@@ -252,8 +252,8 @@ mod openssh_only {
 
 /// A registry mirror added to the inventory: the plan shows the new hosts.toml, apply writes it,
 /// and nothing restarts (containerd reads registry hosts at each pull). Then containerd stopped
-/// by hand is noticed and started.
-fn a_changed_mirror_is_written_and_nothing_restarts(transport: &'static str) {
+/// by hand is noticed and started, and so is a joined node's kubelet.
+fn a_changed_mirror_and_stopped_services_converge(transport: &'static str) {
     let Some(f) = Fixture::new(2, 1, transport) else { return };
     assert_applied(&f.apply(&f.bed.inventory_path()));
     let mirrored = f.inventory("mirrored.yaml", &[], |t| {
@@ -287,6 +287,15 @@ fn a_changed_mirror_is_written_and_nothing_restarts(transport: &'static str) {
     assert!(text(&plan).contains("start containerd: it is configured but not running"), "{}", text(&plan));
     assert_applied(&f.apply(&mirrored));
     assert_eq!(f.sh("w1", "systemctl is-active containerd").trim(), "active");
+    let plan = f.kubewright(&["plan", "--detailed-exitcode"], &mirrored);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+
+    // The same for a joined node's kubelet; the run ends with every node Ready again.
+    f.sh("w1", "systemctl stop kubelet");
+    let o = f.apply(&mirrored);
+    assert_applied(&o);
+    assert!(text(&o).contains("start the kubelet: the node joined but its kubelet is not running"), "{}", text(&o));
+    assert_eq!(f.cluster()["nodes"]["w1"]["kubelet_running"], true);
     let plan = f.kubewright(&["plan", "--detailed-exitcode"], &mirrored);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
 }

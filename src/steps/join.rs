@@ -1,6 +1,6 @@
 //! `join-control-plane` and `join-worker`: `kubeadm join` with a pinned CA hash.
 
-use super::{Step, file_actions};
+use super::{Step, file_actions, start_stopped_kubelet};
 use crate::facts::HostFacts;
 use crate::inventory::Host;
 use crate::plan::{Action, Decision, PlanCx};
@@ -42,6 +42,9 @@ impl Step for JoinControlPlane {
         if host.name == cx.inventory.first_control_plane().name {
             return Decision::Skip { reason: "the first control plane bootstraps the cluster (kubeadm-init)".into() };
         }
+        if let Some(start) = start_stopped_kubelet(facts) {
+            return Decision::Change { actions: vec![start] };
+        }
         if facts.joined {
             return Decision::Skip { reason: "already a node of the cluster".into() };
         }
@@ -74,6 +77,9 @@ impl Step for JoinWorker {
             return Decision::Skip {
                 reason: "a control plane that also runs workloads: it joins as a control plane".into(),
             };
+        }
+        if let Some(start) = start_stopped_kubelet(facts) {
+            return Decision::Change { actions: vec![start] };
         }
         if facts.joined {
             return Decision::Skip { reason: "already a node of the cluster".into() };

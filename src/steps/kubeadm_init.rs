@@ -6,7 +6,7 @@
 //! upload expires after two hours): both come from one transient kubeadm configuration,
 //! never from the command line.
 
-use super::{Step, file_actions};
+use super::{Step, file_actions, start_stopped_kubelet};
 use crate::facts::HostFacts;
 use crate::inventory::Host;
 use crate::plan::{Action, Decision, PlanCx};
@@ -74,10 +74,17 @@ impl Step for KubeadmInit {
             return Decision::Add { actions };
         }
         let waiting: Vec<&str> = cx.inventory.hosts.iter().filter(|h| !joined(h)).map(|h| h.name.as_str()).collect();
+        // Its API server is a static pod: nothing serves (nor can hand out join credentials)
+        // until the kubelet runs.
+        let start = start_stopped_kubelet(facts);
         if waiting.is_empty() {
-            return Decision::Skip { reason: "control plane already initialized".into() };
+            return match start {
+                Some(start) => Decision::Change { actions: vec![start] },
+                None => Decision::Skip { reason: "control plane already initialized".into() },
+            };
         }
-        let mut actions = file_actions(cx, host, facts, |k| *k == FileKind::KubeadmJoinCredentials);
+        let mut actions: Vec<Action> = start.into_iter().collect();
+        actions.extend(file_actions(cx, host, facts, |k| *k == FileKind::KubeadmJoinCredentials));
         actions.push(Action::Run {
             description: format!(
                 "create a bootstrap token and upload the control-plane certificates again (both for 2 hours) for {} to join",

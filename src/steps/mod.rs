@@ -64,3 +64,12 @@ fn add_or_change(actions: Vec<Action>) -> Decision {
     });
     if all_new { Decision::Add { actions } } else { Decision::Change { actions } }
 }
+
+/// On a node that joined: start its kubelet if it is not running (stopped by hand, or failed
+/// after a reboot); a node without it goes NotReady and its pods are evicted.
+fn start_stopped_kubelet(facts: &HostFacts) -> Option<Action> {
+    (facts.joined && !facts.active_services.contains("kubelet")).then(|| Action::Run {
+        description: "start the kubelet: the node joined but its kubelet is not running".into(),
+        commands: crate::script::Script::new().cmd(["systemctl", "enable", "--now", "kubelet"]),
+    })
+}
