@@ -88,7 +88,10 @@ impl Step for KubeadmInit {
         actions.push(Action::Run {
             description: format!(
                 "create a bootstrap token and upload the control-plane certificates again (both for 2 hours) for {} to join",
-                waiting.join(", ")
+                match waiting.len() {
+                    n if n > 5 => format!("{} and {} more", waiting[..5].join(", "), n - 5),
+                    _ => waiting.join(", "),
+                }
             ),
             commands: Script::new()
                 .remove_on_exit(KUBEADM_JOIN_CREDENTIALS)
