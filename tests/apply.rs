@@ -55,14 +55,8 @@ impl Fixture {
     }
 }
 
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-/// Every JSON event (and the final report) an `-o json` run printed.
-fn events(o: &Output) -> Vec<serde_json::Value> {
-    serde_json::Deserializer::from_slice(&o.stdout).into_iter::<serde_json::Value>().map(Result::unwrap).collect()
-}
+mod common;
+use common::{json_events as events, output_text as text};
 
 const THREE_STEPS: &str = r#"
 name: maintenance

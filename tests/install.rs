@@ -82,13 +82,8 @@ impl Fixture {
     }
 }
 
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn events(o: &Output) -> Vec<Value> {
-    serde_json::Deserializer::from_slice(&o.stdout).into_iter::<Value>().map(Result::unwrap).collect()
-}
+mod common;
+use common::{json_events as events, output_text as text};
 
 /// The names of the nodes the cluster has registered.
 fn nodes(cluster: &Value) -> Vec<String> {

@@ -10,17 +10,12 @@ use kubewright::exec::lower::{NotExecutable, lower};
 use kubewright::facts::ClusterFacts;
 use kubewright::plan::{PlanInput, plan};
 use kubewright::playbook::Playbook;
-use kubewright::render::{Secrets, Templates};
+
+mod common;
 
 fn job(playbook: &Playbook, secrets: &BTreeMap<String, String>) -> Result<Job, NotExecutable> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/example.yaml");
-    let inv = kubewright::inventory::load(path, &std::fs::read_to_string(path).unwrap()).unwrap().inventory;
-    let templates = Templates::builtin();
-    let files: BTreeMap<_, _> = inv
-        .hosts
-        .iter()
-        .map(|h| (h.name.clone(), templates.render_host(&inv, h, &Secrets::placeholders()).unwrap()))
-        .collect();
+    let inv = common::inventory("example.yaml", &[]);
+    let files = common::render_all(&inv);
     let facts = ClusterFacts::assume_fresh(inv.hosts.iter().map(|h| h.name.as_str()));
     let plan =
         plan(&PlanInput { inventory: &inv, playbook, facts: &facts, files: &files, state_dir: "/state" }).unwrap();

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use kubewright::facts::{ClusterFacts, HostFacts};
 use kubewright::plan::{Decision, PlanInput, plan};
 use kubewright::playbook::Playbook;
-use kubewright::render::{Secrets, Templates};
+
+mod common;
 
 /// A host that passes every check (example.yaml: cp1..cp3 control planes, worker1, worker2).
 fn healthy(n: u8) -> HostFacts {
@@ -28,14 +29,8 @@ fn healthy(n: u8) -> HostFacts {
 
 /// The preflight decision per host for these facts.
 fn preflight(change: impl Fn(&str, &mut HostFacts)) -> BTreeMap<String, Decision> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/example.yaml");
-    let inv = kubewright::inventory::load(path, &std::fs::read_to_string(path).unwrap()).unwrap().inventory;
-    let templates = Templates::builtin();
-    let files: BTreeMap<_, _> = inv
-        .hosts
-        .iter()
-        .map(|h| (h.name.clone(), templates.render_host(&inv, h, &Secrets::placeholders()).unwrap()))
-        .collect();
+    let inv = common::inventory("example.yaml", &[]);
+    let files = common::render_all(&inv);
     let mut hosts = BTreeMap::new();
     for (n, h) in inv.hosts.iter().enumerate() {
         let mut f = healthy(n as u8);

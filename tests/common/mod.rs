@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
+use std::process::Output;
+
 use kubewright::inventory::{Inventory, load};
 use kubewright::render::{RemoteFile, Secrets, Templates};
 
@@ -30,4 +33,19 @@ pub fn file<'a>(files: &'a [RemoteFile], path: &str) -> &'a RemoteFile {
         .iter()
         .find(|f| f.path == path)
         .unwrap_or_else(|| panic!("no file {path} in {:?}", files.iter().map(|f| &f.path).collect::<Vec<_>>()))
+}
+
+/// Every host's files, rendered with placeholders, by host name (what the planner is given).
+pub fn render_all(inv: &Inventory) -> BTreeMap<String, Vec<RemoteFile>> {
+    inv.hosts.iter().map(|h| (h.name.clone(), render(inv, &h.name))).collect()
+}
+
+/// A command's stdout and stderr, as one text.
+pub fn output_text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Every JSON value a `-o json` run printed on stdout (its events, then its final report).
+pub fn json_events(o: &Output) -> Vec<serde_json::Value> {
+    serde_json::Deserializer::from_slice(&o.stdout).into_iter::<serde_json::Value>().map(Result::unwrap).collect()
 }
