@@ -10,7 +10,8 @@ pub fn ca_pin(pem: &[u8]) -> Result<String, String> {
     Ok(format!("sha256:{}", hex_lower(&Sha256::digest(cert.public_key().raw))))
 }
 
-fn hex_lower(bytes: &[u8]) -> String {
+/// Bytes as lowercase hex, the form kubeadm prints hashes and keys in.
+pub fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

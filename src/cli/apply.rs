@@ -386,7 +386,7 @@ impl JoinSecrets {
         }
         let mut key = [0u8; 32];
         random.read_exact(&mut key)?;
-        let certificate_key = key.iter().map(|b| format!("{b:02x}")).collect();
+        let certificate_key = kubewright::pki::hex_lower(&key);
         Ok(JoinSecrets { bootstrap_token: token, certificate_key })
     }
 }
