@@ -39,6 +39,7 @@ fn offline_plan_lists_the_install_steps_in_order() {
         "[apply-cni]",
         "[join-control-plane], one host at a time",
         "[join-worker]",
+        "[local-api-proxy]",
         "[wait-ready]",
     ];
     let positions: Vec<usize> =
@@ -52,7 +53,7 @@ fn offline_plan_lists_the_install_steps_in_order() {
     assert!(out.contains("kubeadm init --config /etc/kubewright/kubeadm-init.yaml --upload-certs"));
     assert!(out.contains("kubeadm=1.31.4-1.1"));
     assert!(out.contains("Offline: no host was contacted"));
-    assert!(out.contains("Plan: 21 to add, 0 to change, 0 unchanged."), "{out}");
+    assert!(out.contains("Plan: 21 to add, 0 to change, 2 unchanged."), "{out}");
 }
 
 #[test]
@@ -77,6 +78,7 @@ fn json_plan_has_the_documented_shape() {
             "apply-cni",
             "join-control-plane",
             "join-worker",
+            "local-api-proxy",
             "wait-ready"
         ]
     );

@@ -221,7 +221,10 @@ fn failed_joins_are_finished_by_the_next_apply(transport: &'static str) {
     assert_no_token_in(&cluster, &format!("{}{}{}", text(&failed), text(&second), text(&third)));
 }
 
-on_both_transports!(an_ha_cluster_is_installed_grown_and_converged);
+on_both_transports!(
+    an_ha_cluster_is_installed_grown_and_converged,
+    a_local_load_balancer_carries_the_workers_past_a_dead_control_plane
+);
 
 mod openssh_only {
     #[test]
@@ -310,4 +313,80 @@ fn a_host_cut_off_before_the_run_changes_nothing_anywhere(transport: &'static st
     f.bed.link_up("w1").unwrap();
     assert_applied(&f.apply(&f.bed.inventory_path()));
     assert_eq!(nodes(&f.cluster()), ["cp1", "w1"]);
+}
+
+/// Node name → STATUS column of `kubectl get nodes`, run on `host` with its admin kubeconfig.
+fn node_status(f: &Fixture, host: &str) -> std::collections::BTreeMap<String, String> {
+    f.sh(host, "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes --no-headers")
+        .lines()
+        .filter_map(|l| {
+            let mut cols = l.split_whitespace();
+            Some((cols.next()?.to_string(), cols.next()?.to_string()))
+        })
+        .collect()
+}
+
+/// The line of /etc/hosts on `host` that kubewright wrote for `name`.
+fn hosts_line(f: &Fixture, host: &str, name: &str) -> String {
+    f.sh(host, "cat /etc/hosts").lines().filter(|l| l.contains(name)).collect::<Vec<_>>().join("\n")
+}
+
+/// `loadBalancer.type: local`: control planes resolve the endpoint's name to themselves,
+/// workers to their haproxy static pod, which forwards to every control plane; a control
+/// plane added later is added to every worker's proxy; with the first control plane dead the
+/// workers stay Ready through the others, and a worker without its proxy does not.
+fn a_local_load_balancer_carries_the_workers_past_a_dead_control_plane(transport: &'static str) {
+    let Some(mut f) = Fixture::new(5, 3, transport) else { return };
+    let local = |t: String| t.replacen("cluster:\n", "cluster:\n  loadBalancer:\n    type: local\n", 1);
+    let small = f.inventory("local-small.yaml", &["cp3"], local);
+    let first = f.apply(&small);
+    assert_applied(&first);
+    let cluster = f.cluster();
+    let name = cluster["endpoint"].as_str().unwrap().trim_end_matches(":6443").to_string();
+    assert!(name.starts_with("api.") && name.ends_with(".internal"), "{name}");
+    let address = |host: &str| f.bed.host(host).ip.to_string();
+    assert_eq!(hosts_line(&f, "cp1", &name), format!("{} {name} # kubewright", address("cp1")));
+    assert_eq!(hosts_line(&f, "cp2", &name), format!("{} {name} # kubewright", address("cp2")));
+    for w in ["w1", "w2"] {
+        assert_eq!(hosts_line(&f, w, &name), format!("127.0.0.1 {name} # kubewright"), "on {w}");
+        let cfg = f.sh(w, "cat /etc/kubewright/api-proxy.cfg");
+        assert!(cfg.contains(&format!("server cp1 {}:6443", address("cp1"))), "{cfg}");
+        assert!(cfg.contains(&format!("server cp2 {}:6443", address("cp2"))) && !cfg.contains("cp3"), "{cfg}");
+    }
+    assert_eq!(node_status(&f, "cp1").values().filter(|s| *s == "Ready").count(), 4, "{:?}", node_status(&f, "cp1"));
+    // The bastion cannot resolve the name: its kubeconfig names cp1 and checks the certificate for the name.
+    let admin = std::fs::read_to_string(
+        f.state.path().join(format!("{}/admin.conf", cluster["cluster_name"].as_str().unwrap())),
+    )
+    .unwrap();
+    assert!(admin.contains(&format!("server: https://{}:6443", address("cp1"))), "{admin}");
+    assert!(admin.contains(&format!("tls-server-name: {name}")), "{admin}");
+    let plan = f.kubewright(&["plan", "--detailed-exitcode"], &small);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+
+    // A third control plane: it joins through cp1, then resolves the name to itself, and every
+    // worker's proxy gets it (the manifest's config hash changes, so the kubelet restarts it).
+    let full = f.inventory("local.yaml", &[], local);
+    let manifest_before = f.sh("w1", "cat /etc/kubernetes/manifests/kubewright-api-proxy.yaml");
+    let plan = f.kubewright(&["plan", "--diff", "--detailed-exitcode"], &full);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    assert!(text(&plan).contains(&format!("+    server cp3 {}:6443", address("cp3"))), "{}", text(&plan));
+    assert_applied(&f.apply(&full));
+    assert_eq!(hosts_line(&f, "cp3", &name), format!("{} {name} # kubewright", address("cp3")));
+    for w in ["w1", "w2"] {
+        assert!(f.sh(w, "cat /etc/kubewright/api-proxy.cfg").contains("server cp3"), "on {w}");
+    }
+    assert_ne!(f.sh("w1", "cat /etc/kubernetes/manifests/kubewright-api-proxy.yaml"), manifest_before);
+    let plan = f.kubewright(&["plan", "--detailed-exitcode"], &full);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+
+    // cp1 dies: the workers' kubelets reach cp2 and cp3 through their proxies. w2 without its
+    // proxy loses the API (the negative control: the proxy is what carries w1).
+    f.sh("w2", "rm /etc/kubernetes/manifests/kubewright-api-proxy.yaml");
+    f.bed.crash("cp1").unwrap();
+    let status = node_status(&f, "cp2");
+    assert_eq!(status.get("w1").map(String::as_str), Some("Ready"), "{status:?}");
+    assert_eq!(status.get("cp3").map(String::as_str), Some("Ready"), "{status:?}");
+    assert_eq!(status.get("w2").map(String::as_str), Some("NotReady"), "{status:?}");
+    assert_eq!(status.get("cp1").map(String::as_str), Some("NotReady"), "{status:?}");
 }

@@ -276,3 +276,34 @@ fn unknown_transport_and_flannel_backend() {
     assert_reported(&d, "cluster.cni.flannel.backend", 7, 16, "unknown flannel backend `udp`");
     assert_reported(&d, "ssh.transport", 9, 14, "unknown transport `telnet`");
 }
+
+#[test]
+fn a_local_load_balancer_needs_a_name_on_the_api_port() {
+    let local = "  loadBalancer:\n    type: local\n";
+    // The endpoint defaults to a name; with it, several control planes are not a warning.
+    let ok = BASE
+        .replace("  controlPlaneEndpoint: 10.0.0.100:6443\n", local)
+        .replace(
+            "hosts:",
+            "hosts:\n  - {name: cp2, address: 10.0.0.12, roles: [control-plane]}\n  - {name: cp3, address: 10.0.0.13, roles: [control-plane]}",
+        );
+    assert!(warnings(&ok).is_empty(), "{:#?}", warnings(&ok));
+    let loaded = load("inv.yaml", &ok).unwrap().inventory;
+    assert_eq!(loaded.cluster.control_plane_endpoint.to_string(), "api.demo.internal:6443");
+
+    let d = errors(&BASE.replace("hosts:", &format!("{local}hosts:")));
+    assert_reported(
+        &d,
+        "cluster.controlPlaneEndpoint",
+        4,
+        25,
+        "must be a DNS name on port 6443, not `10.0.0.100:6443`",
+    );
+    let d =
+        errors(&BASE.replace("10.0.0.100:6443", "api.example.com:8443").replace("hosts:", &format!("{local}hosts:")));
+    assert_reported(&d, "cluster.controlPlaneEndpoint", 4, 25, "not `api.example.com:8443`");
+
+    let d = errors(&BASE.replace("hosts:", "  loadBalancer:\n    type: haproxy\n    image: haproxy:2.8\nhosts:"));
+    assert_reported(&d, "cluster.loadBalancer.type", 6, 11, "unknown load balancer type `haproxy`");
+    assert_reported(&d, "cluster.loadBalancer.image", 7, 12, "`image` is set but the load balancer is external");
+}

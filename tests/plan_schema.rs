@@ -39,6 +39,7 @@ fn every_plan_matches_the_schema() {
         vec!["-i", "inventories/example.yaml"],
         vec!["-i", "inventories/single.yaml", "--diff"],
         vec!["-i", "inventories/vagrant.yaml"],
+        vec!["-i", "inventories/ha-local.yaml"],
         vec!["-i", "inventories/example.yaml", "--playbook", pb],
     ] {
         let doc = plan(&args);

@@ -59,3 +59,46 @@ fn vagrant_v1beta4() {
     let inv = inventory("vagrant.yaml", &[]);
     insta::assert_snapshot!(dump(&inv, &["cp1", "worker1"]));
 }
+
+/// The example inventory with `loadBalancer.type: local` instead of its VIP.
+fn local_load_balancer() -> kubewright::inventory::Inventory {
+    inventory("example.yaml", &[("  controlPlaneEndpoint: 10.20.0.100:6443\n", "  loadBalancer:\n    type: local\n")])
+}
+
+#[test]
+fn example_local_load_balancer() {
+    insta::assert_snapshot!(dump(&local_load_balancer(), &["cp1", "worker2"]));
+}
+
+/// haproxy itself accepts the worker's proxy configuration, and the static pod carries its hash
+/// (the kubelet restarts the proxy only when its manifest changes).
+#[test]
+fn the_api_proxy_config_is_valid_haproxy_and_the_manifest_carries_its_hash() {
+    use sha2::Digest;
+    let files = render(&local_load_balancer(), "worker2");
+    let config = common::file(&files, "/etc/kubewright/api-proxy.cfg");
+    let manifest = common::file(&files, "/etc/kubernetes/manifests/kubewright-api-proxy.yaml");
+    let hash = kubewright::pki::hex_lower(&sha2::Sha256::digest(config.content.as_bytes()));
+    assert!(manifest.content.contains(&format!("kubewright.io/config-sha256: \"{hash}\"")), "{}", manifest.content);
+    assert!(
+        render(&local_load_balancer(), "cp1").iter().all(|f| !f.path.contains("api-proxy")),
+        "control planes run no proxy"
+    );
+
+    if std::process::Command::new("haproxy").arg("-v").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is missing (apt-get install haproxy); CI must check the config"
+        );
+        #[allow(clippy::print_stderr)] // the loud skip the test bed's tests also print
+        {
+            eprintln!("SKIPPED: haproxy is not installed, the proxy configuration is not checked by haproxy -c");
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("api-proxy.cfg");
+    std::fs::write(&path, &config.content).unwrap();
+    let o = std::process::Command::new("haproxy").arg("-c").arg("-f").arg(&path).output().unwrap();
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+}

@@ -265,13 +265,18 @@ fn logs_in_with_agent_keys_and_explains_a_refused_key(transport: &str) {
     let socket = agent_dir.path().join("agent.sock");
     let mut agent =
         Command::new("ssh-agent").arg("-D").arg("-a").arg(&socket).stdout(std::process::Stdio::null()).spawn().unwrap();
-    for _ in 0..50 {
-        if socket.exists() {
+    // The socket appears when the agent binds it, a moment before it listens: retry.
+    let mut added = None;
+    for _ in 0..100 {
+        let o = Command::new("ssh-add").arg(bed.client_key_path()).env("SSH_AUTH_SOCK", &socket).output().unwrap();
+        let ok = o.status.success();
+        added = Some(o);
+        if ok {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let added = Command::new("ssh-add").arg(bed.client_key_path()).env("SSH_AUTH_SOCK", &socket).output().unwrap();
+    let added = added.unwrap();
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
     let o = kubewright_cmd(transport)
         .args(["run", "-i", &no_key, "--", "hostname"])

@@ -62,8 +62,12 @@ pub enum Op {
     /// An atomic file write. With `complete`, the content was rendered with placeholders
     /// (`<bootstrap-token>`) that get this run's values right before it is written.
     Upload { path: String, content: Vec<u8>, mode: u32, owner: String, complete: bool },
-    /// Copy a host's file to the bastion (atomically, with `mode`).
-    Fetch { remote: String, local: PathBuf, mode: u32 },
+    /// Copy a host's file to the bastion (atomically, with `mode`); a kubeconfig gets the
+    /// bastion's server address when `kubeconfig_server` says so.
+    Fetch { remote: String, local: PathBuf, mode: u32, kubeconfig_server: Option<crate::plan::KubeconfigServer> },
+    /// Run `script` every few seconds until it succeeds; fail after `timeout` with its last
+    /// error.
+    Probe { description: String, script: Script, timeout: std::time::Duration },
     /// Read the cluster CA certificate at `remote`: later uploads pin its public key.
     PinCa { remote: String },
     /// Poll until every node in `nodes` is Ready with a kubelet at `version` (and with `etcd`
@@ -553,6 +557,44 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Run `script` from `session` until it succeeds.
+    async fn probe(
+        &self,
+        step: &str,
+        host: &str,
+        session: &Session,
+        description: &str,
+        script: &Script,
+        timeout: std::time::Duration,
+    ) -> Result<(), HostFailure> {
+        let started = Instant::now();
+        loop {
+            let why = match session.run(script).await {
+                Ok(out) if out.success() => return Ok(()),
+                Ok(out) => {
+                    let text = if out.stderr.trim().is_empty() { &out.stdout } else { &out.stderr };
+                    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim().to_string()
+                }
+                Err(e) => e.to_string(),
+            };
+            if started.elapsed() >= timeout || self.stop.requested() {
+                let message = if self.stop.requested() {
+                    format!("stopped while waiting until {description}: {why}")
+                } else {
+                    format!("not yet after {}s ({description}): {why}", timeout.as_secs())
+                };
+                return Err(self.failure(
+                    step,
+                    host,
+                    Some(&script.to_shell()),
+                    message,
+                    "run the command on the host to see why it fails; run apply again once it succeeds".into(),
+                ));
+            }
+            tokio::time::sleep(WAIT_INTERVAL.min(timeout.saturating_sub(started.elapsed()))).await;
+        }
+    }
+
     fn failure(&self, step: &str, host: &str, command: Option<&str>, message: String, hint: String) -> HostFailure {
         HostFailure {
             host: host.to_string(),
@@ -587,9 +629,16 @@ impl<'a> Engine<'a> {
                     };
                     session.upload(path, content, *mode, owner).await.map_err(|e| transport_failure(e, Some(path)))?;
                 }
-                Op::Fetch { remote, local, mode } => {
+                Op::Fetch { remote, local, mode, kubeconfig_server } => {
                     operation(format!("fetch {remote} to {}", local.display()));
-                    let content = session.download(remote).await.map_err(|e| transport_failure(e, Some(remote)))?;
+                    let mut content = session.download(remote).await.map_err(|e| transport_failure(e, Some(remote)))?;
+                    if let Some(k) = kubeconfig_server {
+                        content = crate::kubeconfig::point_at(&String::from_utf8_lossy(&content), k)
+                            .map_err(|message| {
+                                self.failure(step, host, Some(remote), message, "the file kubeadm wrote is not the kubeconfig kubewright expects; look at it on the host".into())
+                            })?
+                            .into_bytes();
+                    }
                     write_private(local, &content, *mode).map_err(|e| {
                         self.failure(
                             step,
@@ -615,6 +664,10 @@ impl<'a> Engine<'a> {
                     if let Ok(mut s) = self.secrets.lock() {
                         s.ca_cert_hashes = vec![pin];
                     }
+                }
+                Op::Probe { description, script, timeout } => {
+                    operation(format!("wait until {description}"));
+                    self.probe(step, host, &session, description, script, *timeout).await?;
                 }
                 Op::Wait { description, nodes, version, etcd, timeout } => {
                     operation(format!("wait until {description}"));

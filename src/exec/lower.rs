@@ -97,9 +97,10 @@ pub fn lower(
                     Action::Package { .. } => continue,
                     // Decided when planning, from the facts just gathered.
                     Action::Check { .. } => continue,
-                    Action::Fetch { remote, local, mode } => Op::Fetch {
+                    Action::Fetch { remote, local, mode, kubeconfig_server } => Op::Fetch {
                         remote: remote.clone(),
                         local: local.into(),
+                        kubeconfig_server: kubeconfig_server.clone(),
                         mode: u32::from_str_radix(mode, 8)
                             .map_err(|_| not_executable(&format!("the fetch mode {mode} is not an octal file mode")))?,
                     },
@@ -107,6 +108,11 @@ pub fn lower(
                         every_run = true;
                         Op::PinCa { remote: remote.clone() }
                     }
+                    Action::Probe { description, commands, timeout_s } => Op::Probe {
+                        description: description.clone(),
+                        script: commands.clone(),
+                        timeout: std::time::Duration::from_secs(*timeout_s),
+                    },
                     Action::Wait { description, nodes, version, etcd, timeout_s } => Op::Wait {
                         description: description.clone(),
                         nodes: nodes.clone(),

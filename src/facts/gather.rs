@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
 
-use super::HostFacts;
+use super::{HOSTS_MARK, HostFacts, HostsEntry};
 use crate::script::{Script, quote};
 use crate::version::Version;
 
@@ -67,6 +67,7 @@ pub fn script(paths: &[String]) -> Script {
     section("kubelet-conf", "test -e /etc/kubernetes/kubelet.conf && echo yes || echo no");
     section("admin-conf", "test -e /etc/kubernetes/admin.conf && echo yes || echo no");
     section("apt-keyring", "test -s /etc/apt/keyrings/kubernetes-apt-keyring.gpg && echo yes || echo no");
+    section("etc-hosts", "if test -f /etc/hosts; then base64 < /etc/hosts | tr -d '\\n'; fi; echo");
     for path in paths {
         // base64: a file's bytes may hold anything, the section mark included.
         section(
@@ -123,6 +124,15 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
         files.insert(path.to_string(), String::from_utf8_lossy(&bytes).into_owned());
     }
     let (packages, containerd_installed, held) = packages(get("packages"));
+    let etc_hosts = match get("etc-hosts").trim() {
+        "" => BTreeMap::new(),
+        encoded => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|e| error(format!("the content of /etc/hosts is not valid base64: {e}")))?;
+            hosts_file(&String::from_utf8_lossy(&bytes))
+        }
+    };
     Ok(HostFacts {
         files,
         packages,
@@ -161,7 +171,23 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
         clock_skew_s: None,
         active_firewalls: words(get("firewalls")),
         active_services: words(get("services")),
+        etc_hosts,
     })
+}
+
+/// Name → the entry resolvers use for it in hosts(5) text: the first line naming it.
+fn hosts_file(text: &str) -> BTreeMap<String, HostsEntry> {
+    let mut entries = BTreeMap::new();
+    for line in text.lines() {
+        let managed = line.trim_end().ends_with(HOSTS_MARK);
+        let data = line.split('#').next().unwrap_or("");
+        let mut fields = data.split_whitespace();
+        let Some(ip) = fields.next() else { continue };
+        for name in fields {
+            entries.entry(name.to_ascii_lowercase()).or_insert_with(|| HostsEntry { ip: ip.to_string(), managed });
+        }
+    }
+    entries
 }
 
 /// The port of an `ss -Hltn` line (`LISTEN 0 4096 0.0.0.0:22 0.0.0.0:*`, `[::]:6443`).
@@ -248,6 +274,7 @@ mod tests {
             section("services", "containerd\n"),
             section("kubelet-conf", "no\n"),
             section("admin-conf", "no\n"),
+            section("etc-hosts", &format!("{}\n", base64::engine::general_purpose::STANDARD.encode("127.0.0.1 localhost\n10.0.0.5 api.c.internal # by hand\n10.0.0.11 api.c.internal other # kubewright\n10.0.0.12 Peer # kubewright\n"))),
             section("file /etc/modules-load.d/k8s.conf", "b3ZlcmxheQpicl9uZXRmaWx0ZXIK\n"),
             section("file /etc/containerd/config.toml", "absent\n"),
         ]
@@ -275,6 +302,11 @@ mod tests {
         assert_eq!((f.host_time, f.clock_skew_s), (1_795_000_000, None));
         assert_eq!(f.files["/etc/modules-load.d/k8s.conf"], "overlay\nbr_netfilter\n");
         assert!(!f.files.contains_key("/etc/containerd/config.toml"));
+        // The first line naming a host wins, as for the resolver; kubewright's lines are marked.
+        assert_eq!(f.etc_hosts["api.c.internal"], HostsEntry { ip: "10.0.0.5".into(), managed: false });
+        assert_eq!(f.etc_hosts["other"], HostsEntry { ip: "10.0.0.11".into(), managed: true });
+        assert_eq!(f.etc_hosts["peer"], HostsEntry { ip: "10.0.0.12".into(), managed: true });
+        assert_eq!(f.etc_hosts["localhost"].ip, "127.0.0.1");
     }
 
     #[test]

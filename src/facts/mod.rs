@@ -70,6 +70,20 @@ pub struct HostFacts {
     /// not measured).
     #[serde(default)]
     pub clock_skew_s: Option<i64>,
+    /// What `/etc/hosts` maps each name to (lower-cased), as the resolver reads it.
+    #[serde(default)]
+    pub etc_hosts: BTreeMap<String, HostsEntry>,
+}
+
+/// Ends the `/etc/hosts` lines kubewright writes (and only those it removes).
+pub const HOSTS_MARK: &str = "# kubewright";
+
+/// The first `/etc/hosts` line that names a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostsEntry {
+    pub ip: String,
+    /// The line is kubewright's (ends with [`HOSTS_MARK`]).
+    pub managed: bool,
 }
 
 impl HostFacts {
@@ -100,6 +114,7 @@ impl HostFacts {
             active_services: BTreeSet::new(),
             host_time: 0,
             clock_skew_s: None,
+            etc_hosts: BTreeMap::new(),
         }
     }
 }

@@ -32,6 +32,7 @@ pub struct Cluster {
     pub name: String,
     pub kubernetes_version: Version,
     pub control_plane_endpoint: Endpoint,
+    pub load_balancer: LoadBalancer,
     pub network: Network,
     pub flannel: Flannel,
     pub containerd: Containerd,
@@ -56,6 +57,25 @@ impl fmt::Display for Endpoint {
             Ok(IpAddr::V6(ip)) => write!(f, "[{ip}]:{}", self.port),
             _ => write!(f, "{}:{}", self.host, self.port),
         }
+    }
+}
+
+/// How the control-plane endpoint reaches the API servers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum LoadBalancer {
+    /// The endpoint is a load balancer, VIP or DNS name the admin runs (or the first control
+    /// plane when none is given).
+    External,
+    /// The endpoint is a name kubewright maps on every node (`/etc/hosts`): a control plane to
+    /// itself, a worker to `127.0.0.1`, where an haproxy static pod forwards to every control
+    /// plane that answers `/readyz`.
+    Local { image: String },
+}
+
+impl LoadBalancer {
+    pub fn is_local(&self) -> bool {
+        matches!(self, LoadBalancer::Local { .. })
     }
 }
 

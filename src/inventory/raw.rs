@@ -58,6 +58,7 @@ pub struct RawCluster {
     pub name: Option<Scalar>,
     pub kubernetes_version: Option<Scalar>,
     pub control_plane_endpoint: Option<Scalar>,
+    pub load_balancer: Option<RawLoadBalancer>,
     pub network: Option<RawNetwork>,
     pub cni: Option<RawCni>,
     pub containerd: Option<RawContainerd>,
@@ -65,6 +66,14 @@ pub struct RawCluster {
     pub sysctls: Option<RawSysctls>,
     pub certificates: Option<RawCertificates>,
     pub upgrade: Option<RawUpgrade>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawLoadBalancer {
+    #[serde(rename = "type")]
+    pub kind: Option<Scalar>,
+    pub image: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]

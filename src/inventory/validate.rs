@@ -23,6 +23,11 @@ const DEFAULT_SERVICE_SUBNET: &str = "10.96.0.0/12";
 /// flannel v0.24.2 and its CNI plugin, as in the operator notes' manifest (seed 002 L2536, L2557).
 const DEFAULT_FLANNEL_VERSION: &str = "v0.24.2";
 const DEFAULT_FLANNEL_CNI_PLUGIN_VERSION: &str = "v1.4.0-flannel1";
+/// haproxy's 2.8 LTS branch (supported until 2028); pin a patch release with
+/// `loadBalancer.image` to run the same build on every node.
+const DEFAULT_LOAD_BALANCER_IMAGE: &str = "docker.io/library/haproxy:2.8-alpine";
+/// The port API servers serve on (kubeadm's default bindPort, which kubewright keeps).
+const API_SERVER_PORT: u16 = 6443;
 /// kubelet's default `maxPods`; a node's pod range must hold at least this many addresses.
 const KUBELET_MAX_PODS: u32 = 110;
 
@@ -522,7 +527,60 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
         )
         .unwrap_or_else(|| "cluster.local".into());
 
-    let endpoint = endpoint(cx, raw.control_plane_endpoint.as_ref(), &path.key("controlPlaneEndpoint"), hosts);
+    let lb_path = path.key("loadBalancer");
+    let lb = raw.load_balancer.unwrap_or_default();
+    let local = cx.one_of(
+        lb.kind.as_ref(),
+        &lb_path.key("type"),
+        "load balancer type",
+        &[("external", false), ("local", true)],
+        "`external` (a load balancer or VIP you run, given as controlPlaneEndpoint) or `local` (an haproxy on every worker)",
+    );
+    let load_balancer = if local {
+        let image = cx
+            .text(
+                lb.image.as_ref(),
+                &lb_path.key("image"),
+                is_image_reference,
+                "an image reference such as `docker.io/library/haproxy:2.8-alpine`",
+            )
+            .unwrap_or_else(|| DEFAULT_LOAD_BALANCER_IMAGE.into());
+        LoadBalancer::Local { image }
+    } else {
+        if lb.image.is_some() {
+            cx.push(
+                &lb_path.key("image"),
+                Diagnostic::error("", "`image` is set but the load balancer is external")
+                    .hint("set `type: local` for kubewright's haproxy on every worker, or remove `image`"),
+            );
+        }
+        LoadBalancer::External
+    };
+    let endpoint_path = path.key("controlPlaneEndpoint");
+    let endpoint = match (&load_balancer, raw.control_plane_endpoint.as_ref()) {
+        // The name every node resolves through its own /etc/hosts entry.
+        (LoadBalancer::Local { .. }, None) => name.as_ref().map(|n| Endpoint {
+            host: format!("api.{n}.internal"),
+            port: API_SERVER_PORT,
+            explicit: false,
+        }),
+        (LoadBalancer::Local { .. }, Some(_)) => {
+            let given = endpoint(cx, raw.control_plane_endpoint.as_ref(), &endpoint_path, hosts);
+            match given {
+                Some(e) if e.host.parse::<IpAddr>().is_ok() || e.port != API_SERVER_PORT => {
+                    cx.push(
+                        &endpoint_path,
+                        Diagnostic::error("", format!("with `loadBalancer.type: local` the endpoint must be a DNS name on port {API_SERVER_PORT}, not `{e}`"))
+                            .expected(format!("a name such as `api.example.internal:{API_SERVER_PORT}`"))
+                            .hint("kubewright maps the name on every node (a control plane to itself, a worker to its local haproxy), so it cannot be an address; leave it out for `api.<cluster name>.internal`"),
+                    );
+                    None
+                }
+                other => other,
+            }
+        }
+        (LoadBalancer::External, value) => endpoint(cx, value, &endpoint_path, hosts),
+    };
 
     let fpath = path.key("cni").key("flannel");
     let fl = raw.cni.and_then(|c| c.flannel).unwrap_or_default();
@@ -700,6 +758,7 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
         name: name.unwrap_or_default(),
         kubernetes_version: version.unwrap_or(Version { major: 1, minor: MIN_SUPPORTED_MINOR, patch: 0 }),
         control_plane_endpoint: endpoint.unwrap_or(Endpoint { host: String::new(), port: 6443, explicit: false }),
+        load_balancer,
         network: Network { pod_subnet, service_subnet, node_cidr_mask_size, dns_domain },
         flannel,
         containerd,
@@ -946,10 +1005,11 @@ fn cross_checks(cx: &mut Ctx<'_>, cluster: &Cluster, hosts: &[Host]) {
         );
     }
     if control_planes.len() > 1
+        && !cluster.load_balancer.is_local()
         && !cluster.control_plane_endpoint.explicit
         && !cluster.control_plane_endpoint.host.is_empty()
     {
         cx.push(&FieldPath::root().key("cluster").key("controlPlaneEndpoint"), Diagnostic::warning("", format!("{} control planes but no `controlPlaneEndpoint`: the API endpoint defaults to `{}`", control_planes.len(), cluster.control_plane_endpoint))
-            .hint("if that node goes down the cluster loses its API endpoint, and it cannot be changed after `kubeadm init`; point it at a load balancer or VIP"));
+            .hint("if that node goes down the cluster loses its API endpoint, and it cannot be changed after `kubeadm init`; point it at a load balancer or VIP, or set `loadBalancer: {type: local}`"));
     }
 }

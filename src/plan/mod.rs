@@ -120,11 +120,21 @@ pub enum Action {
         remote: String,
         local: String,
         mode: String,
+        /// For a kubeconfig whose server name only the nodes resolve: the address the bastion
+        /// uses instead, keeping the name for the certificate check (`tls-server-name`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kubeconfig_server: Option<KubeconfigServer>,
     },
     /// Read the cluster CA certificate at `remote`: the nodes joining later in the run pin
     /// the hash of its public key (kubeadm's `caCertHashes`).
     PinCa {
         remote: String,
+    },
+    /// Run `commands` every few seconds until they succeed, or fail after the timeout.
+    Probe {
+        description: String,
+        commands: Script,
+        timeout_s: u64,
     },
     /// Wait until every node in `nodes` is Ready with a kubelet at `version` (and, with
     /// `etcd`, the host's etcd member answers healthy), or fail after the timeout.
@@ -135,6 +145,15 @@ pub enum Action {
         etcd: bool,
         timeout_s: u64,
     },
+}
+
+/// Where a fetched kubeconfig points on the bastion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KubeconfigServer {
+    /// `https://10.0.0.11:6443`
+    pub server: String,
+    /// The name the API server's certificate carries (the control-plane endpoint's).
+    pub tls_server_name: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

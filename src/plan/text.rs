@@ -108,11 +108,28 @@ fn action_text(out: &mut String, action: &Action, diffs: bool) {
         Action::Check { description } => {
             let _ = writeln!(out, "     ? check {description}");
         }
-        Action::Fetch { remote, local, mode } => {
+        Action::Fetch { remote, local, mode, kubeconfig_server } => {
             let _ = writeln!(out, "     < fetch {remote} to {local} ({mode})");
+            if let Some(k) = kubeconfig_server {
+                let _ = writeln!(
+                    out,
+                    "         server {} there, checking the certificate for {}",
+                    k.server, k.tls_server_name
+                );
+            }
         }
         Action::PinCa { remote } => {
             let _ = writeln!(out, "     < read the cluster CA {remote} (joining nodes pin its public-key hash)");
+        }
+        Action::Probe { description, commands, timeout_s } => {
+            let _ = writeln!(
+                out,
+                "     * wait until {description} (timeout {})",
+                crate::duration::Duration::from_secs(*timeout_s)
+            );
+            for line in commands.commands() {
+                let _ = writeln!(out, "         $ {line}");
+            }
         }
         Action::Wait { description, timeout_s, .. } => {
             let _ = writeln!(

@@ -13,7 +13,7 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::inventory::{Host, Inventory, Role, TaintEffect};
+use crate::inventory::{Host, Inventory, LoadBalancer, Role, TaintEffect};
 
 /// Templates built into the binary: name → text.
 const BUILTIN: &[(&str, &str)] = &[
@@ -28,6 +28,8 @@ const BUILTIN: &[(&str, &str)] = &[
     ("crictl.yaml.j2", include_str!("../../templates/crictl.yaml.j2")),
     ("kubernetes.list.j2", include_str!("../../templates/kubernetes.list.j2")),
     ("kube-flannel.yaml.j2", include_str!("../../templates/kube-flannel.yaml.j2")),
+    ("api-proxy.cfg.j2", include_str!("../../templates/api-proxy.cfg.j2")),
+    ("api-proxy.yaml.j2", include_str!("../../templates/api-proxy.yaml.j2")),
 ];
 
 /// Where kubewright keeps the files it hands to kubeadm and kubectl on a host.
@@ -36,6 +38,10 @@ pub const KUBEADM_INIT_CONFIG: &str = "/etc/kubewright/kubeadm-init.yaml";
 pub const KUBEADM_JOIN_CONFIG: &str = "/etc/kubewright/kubeadm-join.yaml";
 pub const KUBEADM_JOIN_CREDENTIALS: &str = "/etc/kubewright/kubeadm-join-credentials.yaml";
 pub const FLANNEL_MANIFEST: &str = "/etc/kubewright/kube-flannel.yaml";
+/// The local API proxy of a worker (`loadBalancer.type: local`): its haproxy configuration
+/// and the static pod the kubelet runs it as.
+pub const API_PROXY_CONFIG: &str = "/etc/kubewright/api-proxy.cfg";
+pub const API_PROXY_MANIFEST: &str = "/etc/kubernetes/manifests/kubewright-api-proxy.yaml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -68,6 +74,8 @@ pub enum FileKind {
     KubeadmJoin,
     KubeadmJoinCredentials,
     FlannelManifest,
+    ApiProxyConfig,
+    ApiProxyManifest,
 }
 
 /// A file as it must exist on a host.
@@ -250,6 +258,27 @@ impl Templates {
                 self.render("kubeadm-join.yaml.j2", &ctx)?,
                 true,
             ));
+        }
+        // Control planes reach their own API server; only workers need the proxy.
+        if let LoadBalancer::Local { image } = &inv.cluster.load_balancer
+            && !host.is_control_plane()
+        {
+            let mut proxy_ctx = ctx.clone();
+            proxy_ctx["api_proxy"] = json!({
+                "port": inv.cluster.control_plane_endpoint.port,
+                "image": image,
+                "config_path": API_PROXY_CONFIG,
+                "control_planes": inv.control_planes().map(|cp| json!({
+                    "name": cp.name,
+                    "address": cp.node_ip().map_or_else(|| cp.address.clone(), |ip| ip.to_string()),
+                })).collect::<Vec<_>>(),
+            });
+            let config = self.render("api-proxy.cfg.j2", &proxy_ctx)?;
+            proxy_ctx["api_proxy"]["config_sha256"] =
+                json!(crate::pki::hex_lower(&<sha2::Sha256 as sha2::Digest>::digest(config.as_bytes())));
+            let manifest = self.render("api-proxy.yaml.j2", &proxy_ctx)?;
+            files.push(file(FileKind::ApiProxyConfig, API_PROXY_CONFIG, 0o644, config, false));
+            files.push(file(FileKind::ApiProxyManifest, API_PROXY_MANIFEST, 0o644, manifest, false));
         }
         Ok(files)
     }

@@ -1,6 +1,6 @@
 //! `join-control-plane` and `join-worker`: `kubeadm join` with a pinned CA hash.
 
-use super::{Step, file_actions, start_stopped_kubelet};
+use super::{Step, endpoint_name, file_actions, start_stopped_kubelet};
 use crate::facts::HostFacts;
 use crate::inventory::Host;
 use crate::plan::{Action, Decision, PlanCx};
@@ -42,11 +42,17 @@ impl Step for JoinControlPlane {
         if host.name == cx.inventory.first_control_plane().name {
             return Decision::Skip { reason: "the first control plane bootstraps the cluster (kubeadm-init)".into() };
         }
-        if let Some(start) = start_stopped_kubelet(facts) {
-            return Decision::Change { actions: vec![start] };
-        }
+        // Once it serves, a control plane resolves the endpoint's name to itself.
+        let map_to_self = match endpoint_name::map_to(cx.inventory, host, facts, &endpoint_name::api_address(host)) {
+            Ok(m) => m,
+            Err(problem) => return Decision::Blocked { problems: vec![problem] },
+        };
         if facts.joined {
-            return Decision::Skip { reason: "already a node of the cluster".into() };
+            let actions: Vec<Action> = start_stopped_kubelet(facts).into_iter().chain(map_to_self).collect();
+            return match actions.is_empty() {
+                true => Decision::Skip { reason: "already a node of the cluster".into() },
+                false => Decision::Change { actions },
+            };
         }
         let mut actions =
             join(cx, host, facts, "as a control plane (certificates downloaded with the certificate key)");
@@ -59,6 +65,7 @@ impl Step for JoinControlPlane {
             etcd: true,
             timeout_s: 600,
         });
+        actions.extend(map_to_self);
         Decision::Add { actions }
     }
 }

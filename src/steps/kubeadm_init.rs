@@ -69,6 +69,7 @@ impl Step for KubeadmInit {
                 remote: "/etc/kubernetes/admin.conf".into(),
                 local: format!("{}/admin.conf", cx.state_dir),
                 mode: "0600".into(),
+                kubeconfig_server: super::endpoint_name::bastion_kubeconfig_server(cx.inventory),
             });
             actions.push(Action::PinCa { remote: CLUSTER_CA.into() });
             return Decision::Add { actions };

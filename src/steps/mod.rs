@@ -6,9 +6,11 @@
 
 mod apply_cni;
 mod configure_containerd;
+pub mod endpoint_name;
 mod install_packages;
 mod join;
 mod kubeadm_init;
+mod local_api_proxy;
 mod preflight;
 mod prepare_host;
 mod shell;
@@ -37,6 +39,7 @@ static STEPS: &[&dyn Step] = &[
     &kubeadm_init::KubeadmInit,
     &join::JoinControlPlane,
     &join::JoinWorker,
+    &local_api_proxy::LocalApiProxy,
     &apply_cni::ApplyCni,
     &wait_ready::WaitReady,
     &shell::Shell,

@@ -4,7 +4,7 @@
 
 use super::Step;
 use crate::facts::HostFacts;
-use crate::inventory::Host;
+use crate::inventory::{Host, Inventory};
 use crate::plan::{Action, Decision, PlanCx};
 
 pub struct Preflight;
@@ -19,8 +19,14 @@ const CONTROL_PLANE_MEMORY_MB: u64 = 1700;
 /// kubeadm signs them: a node whose clock is behind sees them as not yet valid.
 const MAX_CLOCK_SKEW_S: i64 = 30;
 
-fn required_ports(host: &Host) -> Vec<u16> {
-    if host.is_control_plane() { vec![6443, 2379, 2380, 10250, 10257, 10259] } else { vec![10250] }
+/// kubeadm's port checks; a worker's local API proxy (`loadBalancer.type: local`) also needs
+/// the API server's port.
+fn required_ports(inv: &Inventory, host: &Host) -> Vec<u16> {
+    match (host.is_control_plane(), inv.cluster.load_balancer.is_local()) {
+        (true, _) => vec![6443, 2379, 2380, 10250, 10257, 10259],
+        (false, true) => vec![inv.cluster.control_plane_endpoint.port, 10250],
+        (false, false) => vec![10250],
+    }
 }
 
 impl Step for Preflight {
@@ -37,7 +43,7 @@ impl Step for Preflight {
             return Decision::Skip { reason: "already a node of the cluster".into() };
         }
         if cx.facts.assumed_fresh {
-            return listed_checks(host);
+            return listed_checks(cx.inventory, host);
         }
         let mut problems = Vec::new();
         if !SUPPORTED_OS.contains(&facts.os_id.as_str()) {
@@ -85,7 +91,7 @@ impl Step for Preflight {
                 skew.abs()
             ));
         }
-        let busy: Vec<String> = required_ports(host)
+        let busy: Vec<String> = required_ports(cx.inventory, host)
             .into_iter()
             .filter(|p| facts.listening_ports.contains(p))
             .map(|p| p.to_string())
@@ -118,8 +124,8 @@ impl Step for Preflight {
 }
 
 /// Offline: what the checks are, not their results.
-fn listed_checks(host: &Host) -> Decision {
-    let ports: Vec<String> = required_ports(host).iter().map(u16::to_string).collect();
+fn listed_checks(inv: &Inventory, host: &Host) -> Decision {
+    let ports: Vec<String> = required_ports(inv, host).iter().map(u16::to_string).collect();
     let mut checks = vec![
         "supported OS (Debian or Ubuntu with apt) and unique hostname, MAC and product_uuid".to_string(),
         "at least 2 CPUs and 1700 MB of memory on control planes; clock within 30s of the bastion's".to_string(),

@@ -1,6 +1,7 @@
-//! `prepare-host`: swap off, kernel modules and sysctls, now and at boot.
+//! `prepare-host`: swap off, kernel modules and sysctls, now and at boot; with the local load
+//! balancer, the endpoint's name in /etc/hosts (see [`super::endpoint_name`]).
 
-use super::{Step, add_or_change, file_actions};
+use super::{Step, add_or_change, endpoint_name, file_actions};
 use crate::facts::HostFacts;
 use crate::inventory::Host;
 use crate::plan::{Action, Decision, PlanCx};
@@ -57,6 +58,21 @@ impl Step for PrepareHost {
                 description: "apply sysctls from /etc/sysctl.d".into(),
                 commands: Script::new().cmd(["sysctl", "--system"]),
             });
+        }
+
+        // The endpoint's name (local load balancer): where a node resolves it before the join
+        // steps move it, and on the first control plane for good.
+        let first = std::ptr::eq(host, cx.inventory.first_control_plane());
+        let target = match (host.is_control_plane(), facts.joined || first) {
+            (true, true) => Some(endpoint_name::api_address(host)),
+            (_, false) => Some(endpoint_name::bootstrap_address(cx.inventory)),
+            (false, true) => None, // local-api-proxy's, once the proxy answers
+        };
+        if let Some(target) = target {
+            match endpoint_name::map_to(cx.inventory, host, facts, &target) {
+                Ok(mapping) => actions.extend(mapping),
+                Err(problem) => return Decision::Blocked { problems: vec![problem] },
+            }
         }
 
         if actions.is_empty() {

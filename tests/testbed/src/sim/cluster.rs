@@ -104,48 +104,29 @@ impl Cluster {
         self.events.push(Event { at_unix, what: what.to_string(), node: node.to_string() });
     }
 
-    /// Ready: the kubelet runs with its configuration, the pod network is applied, and the
-    /// node's host is up (a crashed or cut-off node stops posting status).
+    /// Ready: the kubelet runs with its configuration, the pod network is applied, the node's
+    /// host is up (a crashed or cut-off node stops posting status), and its kubelet reaches an
+    /// API server through the endpoint, as that node resolves it.
     pub fn node_ready(&self, name: &str) -> bool {
-        self.nodes.get(name).is_some_and(|n| n.kubelet_running && self.cni_applied) && host_up(name)
+        self.nodes.get(name).is_some_and(|n| n.kubelet_running && self.cni_applied)
+            && host_up(name)
+            && super::reach::dial(self, name, &self.endpoint).is_ok()
     }
 }
 
 /// Where every host's files can be read (read-only), by host name.
 pub const PEERS_DIR: &str = "/var/lib/kubewright-sim-peers";
 
-/// Is the API server at `addr` (`host:port`) serving? A control plane's API server runs
-/// while its host is up and reachable, its kubelet is active and its static pod manifest is
-/// in place. An address that is no node's (a load balancer or VIP) serves while any does.
 /// Whether a peer host is up and reachable (always true outside a bed).
 pub fn host_up(name: &str) -> bool {
     let status = std::path::Path::new(PEERS_DIR).join(name).join("status");
     std::fs::read_to_string(status).map(|s| s.trim() == "up").unwrap_or(true)
 }
 
+/// Is an API server serving at `addr` (`host:port`), as this host dials it? See
+/// [`super::reach`].
 pub fn apiserver_up(c: &Cluster, addr: &str) -> bool {
-    if !c.initialized {
-        return false;
-    }
-    let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
-    let serving = |name: &str| -> bool {
-        let peer = std::path::Path::new(PEERS_DIR).join(name);
-        if !peer.exists() {
-            // Outside a bed (unit tests): trust the recorded state.
-            return true;
-        }
-        let status = std::fs::read_to_string(peer.join("status")).unwrap_or_default();
-        let manifest = peer.join("upper/etc/kubernetes/manifests/kube-apiserver.yaml").exists();
-        let kubelet = std::fs::read_to_string(peer.join("sim/host.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<super::host::HostState>(&t).ok())
-            .is_some_and(|h| h.units.get("kubelet").is_some_and(|u| u.active));
-        status.trim() == "up" && manifest && kubelet
-    };
-    match c.nodes.iter().find(|(_, n)| n.address == host) {
-        Some((name, n)) => n.control_plane && serving(name),
-        None => c.nodes.iter().any(|(name, n)| n.control_plane && serving(name)),
-    }
+    super::reach::dial(c, &super::reach::own_name(), addr).is_ok()
 }
 
 pub fn state_dir() -> PathBuf {

@@ -368,7 +368,7 @@ fn not_root(out: &mut Outcome) -> Outcome {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+    super::reach::own_name()
 }
 
 /// The node's own address: from /etc/hosts (the bed writes every host there).
@@ -838,6 +838,13 @@ fn init(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
         "[kubelet-start] Writing kubelet environment file with flags to file \"/var/lib/kubelet/kubeadm-flags.env\"\n[kubelet-start] Writing kubelet configuration to file \"/var/lib/kubelet/config.yaml\"\n[kubelet-start] Starting the kubelet"
     );
     let kubelet_version = start_kubelet(&node)?;
+    // kubeadm waits for the API server through admin.conf, i.e. the endpoint as this host
+    // resolves it; PKI, manifests and the kubelet stay behind when that fails.
+    if let Err(dial) = super::reach::resolve_address(&hostname(), &endpoint) {
+        return Ok(fatal(&format!(
+            "error execution phase wait-control-plane: failed while waiting for the API server: Get \"https://{endpoint}/livez?timeout=10s\": {dial}"
+        )));
+    }
     let _ = match kubeadm.minor {
         ..=29 => writeln!(
             out.stdout,
@@ -1081,6 +1088,16 @@ fn join(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
     let host = with_host(|s| Ok(s.clone()))?;
     let cp_version = V::parse(&cluster.kubernetes_version).unwrap_or(kubeadm);
     let mut issues = common_preflight(&host, kubeadm, cp_version);
+    // RunJoinNodeChecks (k/k cmd/kubeadm/app/preflight/checks.go): a static pod written before
+    // the join (a local API proxy, kube-vip) trips it.
+    let manifests_in_use = std::fs::read_dir("/etc/kubernetes/manifests").is_ok_and(|mut d| d.next().is_some());
+    if manifests_in_use {
+        issues.push(PreflightIssue {
+            name: "DirAvailable--etc-kubernetes-manifests".into(),
+            message: "/etc/kubernetes/manifests is not empty".into(),
+            error: true,
+        });
+    }
     if !req.control_plane && Path::new("/etc/kubernetes/pki/ca.crt").exists() {
         issues.push(PreflightIssue {
             name: "FileAvailable--etc-kubernetes-pki-ca.crt".into(),
@@ -1119,11 +1136,9 @@ fn join(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
     }
     // Discovery: the real kubeadm retries every 5 s for `timeouts.discovery` (5m); the
     // simulator answers at once with the error the retries would end with.
-    let reachable =
-        cluster.initialized && (req.endpoint == cluster.endpoint || cluster.apiservers.contains(&req.endpoint));
-    if !reachable {
+    if let Err(dial) = super::reach::dial(&cluster, &hostname(), &req.endpoint) {
         return Ok(identity(format!(
-            "failed to request the cluster-info ConfigMap: Get \"https://{0}/api/v1/namespaces/kube-public/configmaps/cluster-info?timeout=10s\": dial tcp {0}: connect: connection refused",
+            "failed to request the cluster-info ConfigMap: Get \"https://{0}/api/v1/namespaces/kube-public/configmaps/cluster-info?timeout=10s\": {dial}",
             req.endpoint
         )));
     }
@@ -1140,6 +1155,14 @@ fn join(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
         return Ok(identity(format!(
             "cluster CA found in cluster-info ConfigMap is invalid: none of the public keys \"{}\" are pinned",
             cluster.ca_pin
+        )));
+    }
+    // From here on kubeadm talks to the server cluster-info names (controlPlaneEndpoint), not
+    // the discovery address: it must resolve and answer from this host too.
+    if let Err(dial) = super::reach::dial(&cluster, &hostname(), &cluster.endpoint) {
+        return Ok(fatal(&format!(
+            "error execution phase preflight: unable to fetch the kubeadm-config ConfigMap: failed to get config map: Get \"https://{}/api/v1/namespaces/kube-system/configmaps/kubeadm-config?timeout=10s\": {dial}",
+            cluster.endpoint
         )));
     }
     let node = req.node_reg["name"].as_str().map(str::to_string).unwrap_or_else(hostname);

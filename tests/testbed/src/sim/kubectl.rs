@@ -38,6 +38,10 @@ fn positional(args: &[String]) -> Vec<&str> {
         "--namespace",
         "--selector",
         "-l",
+        "--server",
+        "-s",
+        "--tls-server-name",
+        "--raw",
     ];
     let mut out = Vec::new();
     let mut skip = false;
@@ -55,28 +59,33 @@ fn positional(args: &[String]) -> Vec<&str> {
     out
 }
 
-/// The API server a kubeconfig points at, if the cluster answers there.
+/// The API server a kubeconfig (or `--server`) points at, if the cluster answers there as
+/// this host dials it.
 fn connect(args: &[String]) -> Result<Cluster, Outcome> {
     let path = flag(args, &["--kubeconfig"])
         .map(str::to_string)
         .or_else(|| std::env::var("KUBECONFIG").ok())
         .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.kube/config")));
-    let refused = |server: &str| {
-        Outcome::fail(
+    let kubeconfig = path.and_then(|p| std::fs::read_to_string(p).ok());
+    let from_kubeconfig = kubeconfig
+        .as_deref()
+        .and_then(|text| text.lines().find_map(|l| l.trim().strip_prefix("server:")).map(|s| s.trim().to_string()));
+    let Some(server) = flag(args, &["--server", "-s"]).map(str::to_string).or(from_kubeconfig) else {
+        return Err(Outcome::fail(
+            1,
+            "The connection to the server localhost:8080 was refused - did you specify the right host or port?\n",
+        ));
+    };
+    let server = server.trim_start_matches("https://").to_string();
+    let cluster = read_cluster();
+    match super::reach::dial(&cluster, &super::reach::own_name(), &server) {
+        Ok(()) => Ok(cluster),
+        Err(e) if e.ends_with("connection refused") => Err(Outcome::fail(
             1,
             format!("The connection to the server {server} was refused - did you specify the right host or port?\n"),
-        )
-    };
-    let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) else {
-        return Err(refused("localhost:8080"));
-    };
-    let server = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server:"))
-        .map(|s| s.trim().trim_start_matches("https://").to_string())
-        .unwrap_or_default();
-    let cluster = read_cluster();
-    if super::cluster::apiserver_up(&cluster, &server) { Ok(cluster) } else { Err(refused(&server)) }
+        )),
+        Err(e) => Err(Outcome::fail(1, format!("Unable to connect to the server: {e}\n"))),
+    }
 }
 
 pub fn kubectl(args: &[String]) -> anyhow::Result<Outcome> {
@@ -91,6 +100,15 @@ pub fn kubectl(args: &[String]) -> anyhow::Result<Outcome> {
                 !args.iter().any(|a| a == "--no-headers" || a == "--no-headers=true"),
             ),
             Err(o) => o,
+        }),
+        // `get --raw /readyz` (and /livez, /healthz): "ok" from a serving API server.
+        Some("get") if let Some(path) = flag(args, &["--raw"]) => Ok(match (connect(args), path) {
+            (Ok(_), "/readyz" | "/livez" | "/healthz") => Outcome::ok("ok"),
+            (Ok(_), other) => Outcome::fail(
+                1,
+                format!("Error from server (NotFound): the server could not find the requested resource ({other})\n"),
+            ),
+            (Err(o), _) => o,
         }),
         Some("get")
             if pos.get(1).is_some_and(|r| matches!(*r, "pdb" | "poddisruptionbudgets" | "poddisruptionbudget")) =>

@@ -14,6 +14,7 @@ pub mod host;
 mod kubeadm;
 mod kubectl;
 mod pki;
+pub mod reach;
 mod runtime;
 mod system;
 mod upgrade;

@@ -1,0 +1,81 @@
+//! The control-plane endpoint's name under `loadBalancer.type: local`: every node resolves it
+//! through a line of its own `/etc/hosts`, and what it maps to moves as the node joins.
+//!
+//! - A node that has not joined maps it to the first control plane: `kubeadm join` fetches the
+//!   cluster's configuration and bootstraps the kubelet through the endpoint, before anything
+//!   on the node could serve it.
+//! - A control plane maps it to itself once it serves (the first one from the start).
+//! - A worker maps it to `127.0.0.1` once its local API proxy answers there
+//!   (`local-api-proxy`): the proxy is a static pod, which only runs after the join.
+
+use crate::facts::{HOSTS_MARK, HostFacts};
+use crate::inventory::{Host, Inventory, LoadBalancer};
+use crate::plan::{Action, KubeconfigServer};
+use crate::script::Script;
+
+/// Where the local API proxy listens on a worker.
+pub const LOCAL_PROXY_ADDRESS: &str = "127.0.0.1";
+
+/// Rewrites the host's kubewright line for the name (`$2`) to the address (`$1`): every other
+/// line stays as it is. Replaced by rename when /etc/hosts can be (a bind-mounted one cannot).
+const MAP_NAME: &str = r#"set -eu; tmp=$(mktemp /etc/.hosts.kubewright.XXXXXX); { grep -v -F -e " $2 $3" /etc/hosts || true; printf '%s %s %s\n' "$1" "$2" "$3"; } > "$tmp"; chmod 0644 "$tmp"; mv -f "$tmp" /etc/hosts 2>/dev/null || { cat "$tmp" > /etc/hosts; rm -f "$tmp"; }"#;
+
+/// The endpoint's name when kubewright maps it on the nodes.
+pub fn local_name(inv: &Inventory) -> Option<&str> {
+    matches!(inv.cluster.load_balancer, LoadBalancer::Local { .. })
+        .then_some(inv.cluster.control_plane_endpoint.host.as_str())
+}
+
+/// The address a control plane serves the API on, as nodes reach it.
+pub fn api_address(host: &Host) -> String {
+    host.node_ip().map_or_else(|| host.address.clone(), |ip| ip.to_string())
+}
+
+/// What a node not yet joined resolves the name to: the first control plane.
+pub fn bootstrap_address(inv: &Inventory) -> String {
+    api_address(inv.first_control_plane())
+}
+
+/// The action that makes `host` resolve the endpoint's name to `address`; None when it already
+/// does. A line kubewright did not write that maps the name elsewhere is a problem: it comes
+/// first, so the resolver would keep using it.
+pub fn map_to(inv: &Inventory, host: &Host, facts: &HostFacts, address: &str) -> Result<Option<Action>, String> {
+    let Some(name) = local_name(inv) else { return Ok(None) };
+    let current = facts.etc_hosts.get(&name.to_ascii_lowercase());
+    match current {
+        Some(entry) if entry.ip == address => Ok(None),
+        Some(entry) if !entry.managed => Err(format!(
+            "/etc/hosts maps {name} to {} on a line kubewright did not write; remove that line (kubewright maps the name on every node)",
+            entry.ip
+        )),
+        _ => {
+            let whom = if address == LOCAL_PROXY_ADDRESS {
+                "the local API proxy".to_string()
+            } else if let Some(cp) = inv.control_planes().find(|cp| api_address(cp) == address) {
+                if cp.name == host.name {
+                    "this control plane".to_string()
+                } else {
+                    format!("control plane {}", cp.name)
+                }
+            } else {
+                address.to_string()
+            };
+            let was = current.map(|e| format!(" (was {})", e.ip)).unwrap_or_default();
+            Ok(Some(Action::Run {
+                description: format!("resolve {name} to {address}, {whom}, in /etc/hosts{was}"),
+                commands: Script::new().cmd(["sh", "-c", MAP_NAME, "sh", address, name, HOSTS_MARK]),
+            }))
+        }
+    }
+}
+
+/// The server the bastion's admin kubeconfig uses: the first control plane's address with the
+/// endpoint's name for the certificate check, when only the nodes resolve that name.
+pub fn bastion_kubeconfig_server(inv: &Inventory) -> Option<KubeconfigServer> {
+    let name = local_name(inv)?;
+    let first = inv.first_control_plane();
+    Some(KubeconfigServer {
+        server: format!("https://{}:{}", first.address, inv.cluster.control_plane_endpoint.port),
+        tls_server_name: name.to_string(),
+    })
+}

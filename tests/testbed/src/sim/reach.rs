@@ -1,0 +1,157 @@
+//! What a host finds when it dials an API server address, the way the real network would
+//! answer: a name resolves through that host's own `/etc/hosts` (the bed has no DNS),
+//! `127.0.0.1` is the host itself (its own API server, or a local API proxy it runs as a
+//! static pod), a node's address is that node's API server, and any other address (a load
+//! balancer, a VIP) serves while some control plane does.
+//!
+//! Hosts are seen through the bed's read-only view of every host's files ([`PEERS_DIR`]), so
+//! the same rules decide for this host and for a peer (whether a kubelet elsewhere can post
+//! its node's status).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use super::cluster::{Cluster, PEERS_DIR, host_up};
+
+/// The name this host runs under.
+pub fn own_name() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+}
+
+/// A file of `host` as that host sees it: its own overlay's copy (files a host never wrote
+/// are the machine's, which know nothing of the bed). Outside a bed: this machine's file.
+fn host_file(host: &str, path: &str) -> Option<String> {
+    let peers = Path::new(PEERS_DIR);
+    if !peers.exists() {
+        return std::fs::read_to_string(path).ok();
+    }
+    std::fs::read_to_string(peers.join(host).join("upper").join(path.trim_start_matches('/'))).ok()
+}
+
+fn host_dir(host: &str) -> PathBuf {
+    Path::new(PEERS_DIR).join(host)
+}
+
+/// The address `/etc/hosts` of `host` gives `name` (the first line naming it).
+fn resolve(host: &str, name: &str) -> Option<String> {
+    let text = host_file(host, "/etc/hosts")?;
+    text.lines().find_map(|line| {
+        let data = line.split('#').next().unwrap_or("");
+        let mut fields = data.split_whitespace();
+        let ip = fields.next()?;
+        fields.any(|n| n.eq_ignore_ascii_case(name)).then(|| ip.to_string())
+    })
+}
+
+fn kubelet_active(host: &str) -> bool {
+    let peer = host_dir(host);
+    if !peer.exists() {
+        return true;
+    }
+    std::fs::read_to_string(peer.join("sim/host.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<super::host::HostState>(&t).ok())
+        .is_some_and(|h| h.units.get("kubelet").is_some_and(|u| u.active))
+}
+
+/// A control plane's API server runs: its host is up, its kubelet active and its static pod
+/// manifest in place.
+pub fn apiserver_serving(c: &Cluster, node: &str) -> bool {
+    if !c.nodes.get(node).is_some_and(|n| n.control_plane) {
+        return false;
+    }
+    let peer = host_dir(node);
+    if !peer.exists() {
+        // Outside a bed (unit tests): trust the recorded state.
+        return true;
+    }
+    host_up(node) && kubelet_active(node) && peer.join("upper/etc/kubernetes/manifests/kube-apiserver.yaml").exists()
+}
+
+/// The backends of the haproxy static pod `host` runs, if it runs one: every `server NAME
+/// ADDRESS:PORT` line of the configuration its manifest mounts.
+fn local_proxy_backends(host: &str) -> Option<Vec<String>> {
+    if !host_up(host) || !kubelet_active(host) {
+        return None;
+    }
+    let manifests = Path::new(PEERS_DIR).join(host).join("upper/etc/kubernetes/manifests");
+    let dir = if Path::new(PEERS_DIR).exists() { manifests } else { PathBuf::from("/etc/kubernetes/manifests") };
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let Ok(manifest) = std::fs::read_to_string(entry.path()) else { continue };
+        if !manifest.lines().any(|l| l.trim_start().starts_with("image:") && l.contains("haproxy")) {
+            continue;
+        }
+        // The configuration is the hostPath volume ending in .cfg.
+        let config_path = manifest
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("path:"))
+            .map(|p| p.trim().trim_matches('"').to_string())
+            .find(|p| p.ends_with(".cfg"))?;
+        let config = host_file(host, &config_path)?;
+        return Some(
+            config
+                .lines()
+                .filter_map(|l| {
+                    let mut f = l.split_whitespace();
+                    (f.next() == Some("server")).then(|| f.nth(1).map(str::to_string)).flatten()
+                })
+                .collect(),
+        );
+    }
+    None
+}
+
+/// The IP `viewer` dials for `addr` (`host:port`), or Go's lookup error.
+pub fn resolve_address(viewer: &str, addr: &str) -> Result<String, String> {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Ok(ip.to_string()),
+        Err(_) => {
+            resolve(viewer, host).ok_or_else(|| format!("dial tcp: lookup {host} on 127.0.0.53:53: no such host"))
+        }
+    }
+}
+
+/// What dialing `addr` (`host:port`) from `viewer` ends with: Ok when an API server answers,
+/// else the dial error as Go prints it.
+pub fn dial(c: &Cluster, viewer: &str, addr: &str) -> Result<(), String> {
+    let refused = || format!("dial tcp {addr}: connect: connection refused");
+    let ip = resolve_address(viewer, addr)?;
+    if !c.initialized {
+        return Err(refused());
+    }
+    if ip == "127.0.0.1" {
+        if apiserver_serving(c, viewer) {
+            return Ok(());
+        }
+        let backends = local_proxy_backends(viewer).ok_or_else(refused)?;
+        // haproxy accepts, then finds no ready backend and closes the connection.
+        return backends
+            .iter()
+            .any(|b| dial_address(c, viewer, b))
+            .then_some(())
+            .ok_or_else(|| format!("read tcp 127.0.0.1:51234->{addr}: read: connection reset by peer"));
+    }
+    if dial_address(c, viewer, &format!("{ip}:6443")) { Ok(()) } else { Err(refused()) }
+}
+
+/// An API server answers at an IP address: the host's own when the address is a node's or a
+/// bed host's, else (a load balancer or VIP) any control plane's.
+fn dial_address(c: &Cluster, viewer: &str, addr: &str) -> bool {
+    let ip = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let owner =
+        c.nodes.iter().find(|(_, n)| n.address == ip).map(|(name, _)| name.clone()).or_else(|| bed_host_at(viewer, ip));
+    match owner {
+        Some(name) => apiserver_serving(c, &name),
+        None => c.nodes.keys().any(|name| apiserver_serving(c, name)),
+    }
+}
+
+/// The bed host with address `ip`, from the lines the bed wrote in `viewer`'s /etc/hosts.
+fn bed_host_at(viewer: &str, ip: &str) -> Option<String> {
+    let text = host_file(viewer, "/etc/hosts")?;
+    text.lines().filter(|l| !l.contains('#')).find_map(|l| {
+        let mut f = l.split_whitespace();
+        (f.next() == Some(ip)).then(|| f.find(|n| host_dir(n).exists()).map(str::to_string)).flatten()
+    })
+}
