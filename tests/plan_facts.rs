@@ -82,35 +82,76 @@ fn plans_against_what_the_hosts_have(transport: &str) {
 
 #[test]
 fn preflight_problems_block_every_host_at_once_and_apply_changes_nothing() {
-    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(3)) else { return };
+    let mut opts = TestbedOptions::new(7);
+    opts.control_planes = 2;
+    let Some(bed) = Testbed::up_or_skip(opts) else { return };
     let inv = bed.inventory_path().display().to_string();
-    // cp1: something already on the API server's port; w2: a clone of w1's hostname.
-    let listen = "nohup python3 -c 'import socket,time; s=socket.socket(); s.bind((\"0.0.0.0\", 6443)); s.listen(); time.sleep(600)' >/dev/null 2>&1 &";
-    assert!(bed.exec("cp1", listen).unwrap().status.success());
-    assert!(bed.exec("w2", "hostname w1").unwrap().status.success());
+    let sh = |host: &str, script: &str| {
+        let o = bed.exec(host, script).unwrap();
+        assert!(o.status.success(), "{host}: {script}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // One problem per host, each the way a real machine would show it:
+    // cp1: something already on the API server's port.
+    sh(
+        "cp1",
+        "nohup python3 -c 'import socket,time; s=socket.socket(); s.bind((\"0.0.0.0\", 6443)); s.listen(); time.sleep(600)' >/dev/null 2>&1 &",
+    );
+    // cp2: one CPU and 1 GiB (what nproc and /proc/meminfo say on a small VM).
+    sh("cp2", "printf '#!/bin/sh\\necho 1\\n' > /usr/local/bin/nproc && chmod +x /usr/local/bin/nproc");
+    sh("cp2", "printf 'MemTotal:        1048576 kB\\n' > /run/meminfo && mount --bind /run/meminfo /proc/meminfo");
+    // w1 and w2: the same hostname (a cloned VM).
+    sh("w2", "hostname w1");
+    // w3: not Debian or Ubuntu.
+    sh("w3", "printf 'ID=alpine\\nVERSION_ID=3.20.3\\n' > /etc/os-release");
+    // w4: a clock two minutes ahead.
+    sh(
+        "w4",
+        "printf '#!/bin/sh\\nexec /usr/bin/date -d \"@$(( $(/usr/bin/date +%%s) + 120 ))\" \"$@\"\\n' > /usr/local/bin/date && chmod +x /usr/local/bin/date",
+    );
+    // w5: w4's MAC address on an interface of its own (on its real one the bridge would lose
+    // track of both hosts, as on a real network).
+    let w4_mac = sh("w4", "cat /sys/class/net/eth0/address").trim().to_string();
+    sh("w5", &format!("ip link add clone0 type veth peer name clone1 && ip link set dev clone0 address {w4_mac}"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !String::from_utf8_lossy(&bed.exec("cp1", "ss -Hltn").unwrap().stdout).contains(":6443") {
+    while !sh("cp1", "ss -Hltn").contains(":6443") {
         assert!(std::time::Instant::now() < deadline, "the listener did not start");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 
     let o = kubewright("openssh", &["plan", "-i", &inv, "-o", "json"]);
     assert_eq!(o.status.code(), Some(1), "a blocked plan exits 1");
-    let plan = valid(serde_json::from_slice(&o.stdout).unwrap());
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(doc.get("error").is_none(), "{doc}");
+    let plan = valid(doc);
     let preflight = plan["steps"].as_array().unwrap().iter().find(|s| s["id"] == "preflight").unwrap();
     let decision =
         |host: &str| preflight["hosts"].as_array().unwrap().iter().find(|h| h["host"] == host).unwrap().clone();
-    assert_eq!(decision("cp1")["decision"], "blocked");
-    assert!(decision("cp1")["problems"][0].as_str().unwrap().contains("port(s) 6443 already in use"));
-    assert_eq!(decision("w2")["decision"], "blocked");
+    let problems = |host: &str| {
+        let d = decision(host);
+        assert_eq!(d["decision"], "blocked", "{d}");
+        d["problems"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect::<Vec<_>>().join("; ")
+    };
+    assert!(problems("cp1").contains("port(s) 6443 already in use"), "{}", problems("cp1"));
+    assert!(problems("cp2").contains("1 CPU(s); a control plane needs at least 2"), "{}", problems("cp2"));
     assert!(
-        decision("w2")["problems"][0].as_str().unwrap().contains("hostname `w1` is also w1's"),
+        problems("cp2").contains("1024 MB of memory; a control plane needs at least 1700 MB"),
         "{}",
-        decision("w2")
+        problems("cp2")
     );
-    assert_eq!(plan["summary"]["blocked"], 3, "w1 shares its hostname with w2 too");
+    assert!(problems("w2").contains("hostname `w1` is also w1's"), "{}", problems("w2"));
+    assert!(problems("w3").contains("unsupported OS `alpine 3.20.3`"), "{}", problems("w3"));
+    assert!(
+        problems("w4").contains("clock 12") && problems("w4").contains("s ahead of the bastion's"),
+        "{}",
+        problems("w4")
+    );
+    assert!(problems("w5").contains(&format!("MAC address {w4_mac} is also on w4")), "{}", problems("w5"));
+    // w1 shares its hostname with w2 and w4 its MAC with w5: every host is blocked.
+    assert_eq!(plan["summary"]["blocked"], 7);
+    assert!(decision("w1").to_string().contains("hostname `w1` is also w2's"), "{}", decision("w1"));
 
-    // apply lists every problem, exits 1, and touches nothing.
+    // apply lists every problem, exits 1, and touches nothing anywhere.
     let state = tempfile::tempdir().unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_kubewright"))
         .args(["apply", "--yes", "-i", &inv])
@@ -120,9 +161,20 @@ fn preflight_problems_block_every_host_at_once_and_apply_changes_nothing() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("problem(s) block the plan; nothing was changed"), "{err}");
-    assert!(err.contains("cp1: port(s) 6443") && err.contains("w2: hostname `w1`"), "{err}");
-    assert!(!bed.exec("cp1", "test -e /etc/modules-load.d/kubewright.conf").unwrap().status.success());
-    assert!(!bed.exec("cp1", "test -e /var/lib/kubewright/lock").unwrap().status.success());
+    for host in [
+        "cp1: port(s) 6443",
+        "cp2: 1 CPU(s)",
+        "w2: hostname `w1`",
+        "w3: unsupported OS",
+        "w4: clock",
+        "w5: MAC address",
+    ] {
+        assert!(err.contains(host), "{host} missing from:\n{err}");
+    }
+    for host in ["cp1", "cp2", "w1", "w2", "w3", "w4", "w5"] {
+        assert!(!bed.exec(host, "test -e /etc/modules-load.d/kubewright.conf").unwrap().status.success(), "{host}");
+        assert!(!bed.exec(host, "test -e /var/lib/kubewright/lock").unwrap().status.success(), "{host}");
+    }
 }
 
 on_both_transports!(plans_against_what_the_hosts_have);
