@@ -18,6 +18,7 @@ pub mod duration;
 pub mod exec;
 pub mod facts;
 pub mod inventory;
+pub mod kube;
 pub mod kubeconfig;
 pub mod pki;
 pub mod plan;

@@ -1,6 +1,69 @@
 //! Certificates kubewright reads from hosts.
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+
+/// What kubewright needs to know of a certificate: who it is for and by, when it is valid,
+/// the names it covers, and its key (for matching a leaf to its CA and to its private key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    /// The subject's common name (`kube-apiserver`), or the whole subject when it has none.
+    pub subject: String,
+    pub issuer: String,
+    /// Validity, in seconds since the epoch.
+    pub not_before: i64,
+    pub not_after: i64,
+    pub is_ca: bool,
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<String>,
+    /// Hex SHA-256 of the SubjectPublicKeyInfo.
+    pub public_key_sha256: String,
+}
+
+/// The first certificate of a PEM text.
+pub fn inspect(pem: &[u8]) -> Result<Certificate, String> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).map_err(|e| format!("not a PEM certificate: {e}"))?;
+    let cert = pem.parse_x509().map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let name = |n: &x509_parser::x509::X509Name<'_>| {
+        n.iter_common_name().next().and_then(|cn| cn.as_str().ok()).map_or_else(|| n.to_string(), str::to_string)
+    };
+    let (mut dns_names, mut ip_addresses) = (Vec::new(), Vec::new());
+    let mut is_ca = false;
+    for ext in cert.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::SubjectAlternativeName(san) => {
+                for n in &san.general_names {
+                    match n {
+                        GeneralName::DNSName(d) => dns_names.push(d.to_string()),
+                        GeneralName::IPAddress(b) => ip_addresses.extend(ip_text(b)),
+                        _ => {}
+                    }
+                }
+            }
+            ParsedExtension::BasicConstraints(bc) => is_ca = bc.ca,
+            _ => {}
+        }
+    }
+    Ok(Certificate {
+        subject: name(cert.subject()),
+        issuer: name(cert.issuer()),
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        is_ca,
+        dns_names,
+        ip_addresses,
+        public_key_sha256: hex_lower(&Sha256::digest(cert.public_key().raw)),
+    })
+}
+
+fn ip_text(bytes: &[u8]) -> Option<String> {
+    match bytes.len() {
+        4 => Some(std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).to_string()),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(|b| std::net::Ipv6Addr::from(b).to_string()),
+        _ => None,
+    }
+}
 
 /// kubeadm's pin of a CA: `sha256:` and the hex SHA-256 of the certificate's
 /// SubjectPublicKeyInfo (k/k cmd/kubeadm/app/util/pubkeypin/pubkeypin.go `Hash`).

@@ -167,7 +167,8 @@ fn an_ha_cluster_is_installed_grown_and_converged(transport: &'static str) {
     assert!(writes.is_empty(), "a converged apply writes no file: {writes:?}");
 }
 
-/// One host, control plane and worker at once.
+/// One host, control plane and worker at once; the plan tells how long its certificates
+/// last, and warns once they are within `certificates.renewBefore`.
 fn a_single_node_cluster(transport: &'static str) {
     let Some(f) = Fixture::new(1, 1, transport) else { return };
     let o = f.apply(&f.bed.inventory_path());
@@ -176,6 +177,22 @@ fn a_single_node_cluster(transport: &'static str) {
     assert_eq!(nodes(&cluster), ["cp1"]);
     let plan = f.kubewright(&["plan", "--detailed-exitcode"], &f.bed.inventory_path());
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    assert!(text(&plan).contains("certificates valid for 364 more days"), "{}", text(&plan));
+}
+
+/// Certificates issued 345 days ago (the simulator's clock set back before the install): the
+/// plan warns with the first to expire, and still has nothing to change.
+fn certificates_close_to_expiry_are_warned_about(transport: &'static str) {
+    let Some(f) = Fixture::new(1, 1, transport) else { return };
+    f.bed.advance_clock(-345 * 86_400).unwrap();
+    assert_applied(&f.apply(&f.bed.inventory_path()));
+    let plan = f.kubewright(&["plan", "--detailed-exitcode"], &f.bed.inventory_path());
+    assert_eq!(plan.status.code(), Some(0), "a warning is not a change:\n{}", text(&plan));
+    assert!(
+        text(&plan).contains("expires in 19 days (certificates.renewBefore is 30d): renew the certificates"),
+        "{}",
+        text(&plan)
+    );
 }
 
 /// `kubeadm join` fails on a control plane and on a worker (once); the run stops there, names
@@ -230,6 +247,11 @@ mod openssh_only {
     #[test]
     fn a_single_node_cluster() {
         super::a_single_node_cluster("openssh")
+    }
+
+    #[test]
+    fn certificates_close_to_expiry_are_warned_about() {
+        super::certificates_close_to_expiry_are_warned_about("openssh")
     }
 
     #[test]
@@ -296,6 +318,36 @@ fn a_changed_mirror_and_stopped_services_converge(transport: &'static str) {
     assert_eq!(f.cluster()["nodes"]["w1"]["kubelet_running"], true);
     let plan = f.kubewright(&["plan", "--detailed-exitcode"], &mirrored);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+
+    // A sysctl changed by hand: the file is right but the kernel is not; apply sets it again.
+    f.sh("w1", "sysctl -w net.ipv4.ip_forward=0");
+    let plan = f.kubewright(&["plan", "--detailed-exitcode"], &mirrored);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    assert!(text(&plan).contains("apply sysctls again: net.ipv4.ip_forward is 0, not 1"), "{}", text(&plan));
+    assert_applied(&f.apply(&mirrored));
+    assert_eq!(f.sh("w1", "sysctl -n net.ipv4.ip_forward").trim(), "1");
+
+    // A bastion without the admin kubeconfig (another admin's, or its state lost) gets it back.
+    let admin = f.state.path().join(format!("{}/admin.conf", f.cluster()["cluster_name"].as_str().unwrap()));
+    std::fs::remove_file(&admin).unwrap();
+    let plan = f.kubewright(&["plan", "--detailed-exitcode"], &mirrored);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    assert!(text(&plan).contains("fetch /etc/kubernetes/admin.conf"), "{}", text(&plan));
+    assert_applied(&f.apply(&mirrored));
+    assert!(admin.is_file());
+    let plan = f.kubewright(&["plan", "--detailed-exitcode"], &mirrored);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+
+    // What kubeadm fixed at init cannot follow the inventory: the plan refuses and says why.
+    let resized =
+        f.inventory("resized.yaml", &[], |t| t.replace("podSubnet: 10.244.0.0/16", "podSubnet: 10.32.0.0/12"));
+    let plan = f.kubewright(&["plan"], &resized);
+    assert_eq!(plan.status.code(), Some(1), "{}", text(&plan));
+    assert!(
+        text(&plan).contains("networking.podSubnet: the cluster has 10.244.0.0/16, the inventory says 10.32.0.0/12"),
+        "{}",
+        text(&plan)
+    );
 }
 
 /// A worker unreachable when apply starts: its facts cannot be read, so nothing is planned and

@@ -37,7 +37,7 @@ fn preflight(change: impl Fn(&str, &mut HostFacts)) -> BTreeMap<String, Decision
         change(&h.name, &mut f);
         hosts.insert(h.name.clone(), f);
     }
-    let facts = ClusterFacts { hosts, assumed_fresh: false };
+    let facts = ClusterFacts { hosts, assumed_fresh: false, ..ClusterFacts::default() };
     let playbook = Playbook::builtin("install").unwrap();
     let plan = plan(&PlanInput { inventory: &inv, playbook: &playbook, facts: &facts, files: &files, state_dir: "/s" })
         .unwrap();

@@ -128,7 +128,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // What is on the hosts now, so that the plan shown (and run) is against it.
     let paths = super::plan::managed_paths(&files);
-    let facts = match runtime.block_on(engine.gather_facts(&paths)) {
+    let mut facts = match runtime.block_on(engine.gather_facts(&paths)) {
         Ok(facts) => facts,
         Err(failures) => {
             runtime.block_on(engine.close());
@@ -136,6 +136,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
         }
     };
     let state = state_dir(&inv.cluster.name);
+    facts.bastion_kubeconfig = super::plan::bastion_has_kubeconfig(&state);
     let state_text = state.display().to_string();
     let plan = plan(&PlanInput {
         inventory: &inv,

@@ -81,12 +81,14 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     for host in &inv.hosts {
         files.insert(host.name.clone(), templates.render_host(&inv, host, &secrets)?);
     }
-    let facts = if args.offline {
+    let mut facts = if args.offline {
         ClusterFacts::assume_fresh(inv.hosts.iter().map(|h| h.name.as_str()))
     } else {
         gather_facts(&inv, &files, &args.connect, args.concurrency, out)?
     };
-    let state = state_dir(&inv.cluster.name).display().to_string();
+    let state_path = state_dir(&inv.cluster.name);
+    facts.bastion_kubeconfig = bastion_has_kubeconfig(&state_path);
+    let state = state_path.display().to_string();
     let plan =
         plan(&PlanInput { inventory: &inv, playbook: &playbook, facts: &facts, files: &files, state_dir: &state })?;
     out.result(&render_text(&plan, args.diff), &plan);
@@ -98,6 +100,11 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The bastion's own fact: its state directory holds the cluster's admin kubeconfig.
+pub fn bastion_has_kubeconfig(state_dir: &std::path::Path) -> bool {
+    state_dir.join("admin.conf").is_file()
 }
 
 /// Read every host's facts over SSH; all unreachable hosts are reported at once.

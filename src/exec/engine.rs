@@ -65,6 +65,9 @@ pub enum Op {
     /// Copy a host's file to the bastion (atomically, with `mode`); a kubeconfig gets the
     /// bastion's server address when `kubeconfig_server` says so.
     Fetch { remote: String, local: PathBuf, mode: u32, kubeconfig_server: Option<crate::plan::KubeconfigServer> },
+    /// Read the cluster's kubeadm-config through the host's admin kubeconfig; fail where a
+    /// field differs from `expected`.
+    VerifyKubeadmConfig { expected: BTreeMap<String, String> },
     /// Run `script` every few seconds until it succeeds; fail after `timeout` with its last
     /// error.
     Probe { description: String, script: Script, timeout: std::time::Duration },
@@ -663,6 +666,24 @@ impl<'a> Engine<'a> {
                     })?;
                     if let Ok(mut s) = self.secrets.lock() {
                         s.ca_cert_hashes = vec![pin];
+                    }
+                }
+                Op::VerifyKubeadmConfig { expected } => {
+                    operation("check the cluster's kubeadm-config".into());
+                    let out = session
+                        .run(&super::wait::kubeadm_config_probe())
+                        .await
+                        .map_err(|e| transport_failure(e, Some("kubectl get configmap kubeadm-config")))?;
+                    let verdict = if out.success() {
+                        crate::kube::parse_kubeadm_config(&out.stdout)
+                            .and_then(|yaml| crate::kube::kubeadm_config_drift(expected, &yaml))
+                    } else {
+                        Err(format!("kubectl could not read it: {}", out.stderr.trim()))
+                    };
+                    match verdict {
+                        Ok(drift) if drift.is_empty() => {}
+                        Ok(drift) => return Err(self.failure(step, host, Some("kubeadm-config"), format!("the cluster's kubeadm-config differs from the inventory: {}", drift.join("; ")), "kubeadm cannot change these after init: set the inventory back to what the cluster has (or, for kubernetesVersion, upgrade it)".into())),
+                        Err(why) => return Err(self.failure(step, host, Some("kubeadm-config"), format!("the cluster's kubeadm-config cannot be checked: {why}"), "check the API server with `kubectl get configmap -n kube-system kubeadm-config` on the control plane".into())),
                     }
                 }
                 Op::Probe { description, script, timeout } => {

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::for_each_host;
-use crate::facts::gather::{parse, script};
-use crate::facts::{ClusterFacts, HostFacts};
+use crate::facts::gather::{cluster_script, parse, parse_cluster, script};
+use crate::facts::{ClusterFacts, ClusterView, HostFacts};
 use crate::ssh::{Connector, Target, Transport};
 
 /// Why a host's facts are missing.
@@ -16,8 +16,26 @@ pub struct FactsFailure {
     pub hint: String,
 }
 
-/// One host's facts over an open session (`paths`: the files kubewright manages there).
-pub async fn read_host<T: Transport>(session: &T, host: &str, paths: &[String]) -> Result<HostFacts, FactsFailure> {
+/// A host's facts, and on a control plane what its API server says of the cluster.
+pub type HostReading = (HostFacts, Option<ClusterView>);
+
+/// One host's facts over an open session (`paths`: the files kubewright manages there); a
+/// host with an admin kubeconfig is also asked for the cluster's nodes and kubeadm-config.
+pub async fn read_host<T: Transport>(session: &T, host: &str, paths: &[String]) -> Result<HostReading, FactsFailure> {
+    let facts = read_host_facts(session, host, paths).await?;
+    let cluster = match facts.admin_conf {
+        // An API server that is down or refuses is not a failure of the facts: the plan goes
+        // on without the cluster's view.
+        true => match session.run(&cluster_script()).await {
+            Ok(out) => parse_cluster(host, &out.stdout),
+            Err(_) => None,
+        },
+        false => None,
+    };
+    Ok((facts, cluster))
+}
+
+async fn read_host_facts<T: Transport>(session: &T, host: &str, paths: &[String]) -> Result<HostFacts, FactsFailure> {
     let fail = |message: String, hint: String| FactsFailure { host: host.to_string(), message, hint };
     let out = session.run(&script(paths)).await.map_err(|e| fail(e.to_string(), e.hint()))?;
     if !out.success() {
@@ -38,19 +56,28 @@ pub async fn read_host<T: Transport>(session: &T, host: &str, paths: &[String]) 
     Ok(facts)
 }
 
-/// Gathered facts, or every host's failure.
-pub fn collect(outcomes: Vec<super::HostOutcome<HostFacts, FactsFailure>>) -> Result<ClusterFacts, Vec<FactsFailure>> {
+/// Gathered facts, or every host's failure. The cluster's view is the first control plane's
+/// (in the order given) that answered.
+pub fn collect(
+    outcomes: Vec<super::HostOutcome<HostReading, FactsFailure>>,
+) -> Result<ClusterFacts, Vec<FactsFailure>> {
     let mut hosts: BTreeMap<String, HostFacts> = BTreeMap::new();
+    let mut cluster = None;
     let mut failures = Vec::new();
     for o in outcomes {
         match o.result {
-            Ok(f) => {
-                hosts.insert(o.host, f);
+            Ok((facts, view)) => {
+                hosts.insert(o.host, facts);
+                cluster = cluster.or(view);
             }
             Err(e) => failures.push(e),
         }
     }
-    if failures.is_empty() { Ok(ClusterFacts { hosts, assumed_fresh: false }) } else { Err(failures) }
+    if failures.is_empty() {
+        Ok(ClusterFacts { hosts, assumed_fresh: false, bastion_kubeconfig: false, cluster })
+    } else {
+        Err(failures)
+    }
 }
 
 /// The facts of every target (`paths`: the files kubewright manages on each host, by host

@@ -108,6 +108,7 @@ pub fn lower(
                         every_run = true;
                         Op::PinCa { remote: remote.clone() }
                     }
+                    Action::VerifyKubeadmConfig { expected } => Op::VerifyKubeadmConfig { expected: expected.clone() },
                     Action::Probe { description, commands, timeout_s } => Op::Probe {
                         description: description.clone(),
                         script: commands.clone(),

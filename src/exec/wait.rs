@@ -12,6 +12,22 @@ pub fn nodes_probe() -> Script {
     Script::new().cmd(["kubectl", "--kubeconfig", ADMIN_KUBECONFIG, "get", "nodes", "-o", "json"])
 }
 
+/// The kubeadm-config ConfigMap, as JSON, through the control plane's admin kubeconfig.
+pub fn kubeadm_config_probe() -> Script {
+    Script::new().cmd([
+        "kubectl",
+        "--kubeconfig",
+        ADMIN_KUBECONFIG,
+        "-n",
+        "kube-system",
+        "get",
+        "configmap",
+        "kubeadm-config",
+        "-o",
+        "json",
+    ])
+}
+
 /// The local etcd member's health, with the client certificate kubeadm makes for exactly this
 /// (`etcd/healthcheck-client`). Hosts without an `etcdctl` binary answer "not installed".
 pub fn etcd_probe() -> Script {

@@ -22,6 +22,12 @@ pub const FIREWALLS: &[&str] = &["firewalld", "iptables", "nftables", "ufw"];
 /// Services the cluster needs running, whose state the facts report.
 pub const SERVICES: &[&str] = &["containerd", "kubelet"];
 
+/// Prints `path<TAB>base64 PEM` for every certificate kubeadm and the kubelet keep.
+const CERTIFICATES: &str = r#"for f in /etc/kubernetes/pki/*.crt /etc/kubernetes/pki/etcd/*.crt /var/lib/kubelet/pki/kubelet.crt; do test -f "$f" && printf '%s\t%s\n' "$f" "$(base64 < "$f" | tr -d '\n')"; done
+for f in /etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf /etc/kubernetes/controller-manager.conf /etc/kubernetes/scheduler.conf /etc/kubernetes/kubelet.conf; do test -f "$f" && c=$(sed -n 's/^[[:space:]]*client-certificate-data:[[:space:]]*//p' "$f") && test -n "$c" && printf '%s\t%s\n' "$f" "$c"; done
+f=/var/lib/kubelet/pki/kubelet-client-current.pem; test -f "$f" && printf '%s\t%s\n' "$f" "$(sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' "$f" | base64 | tr -d '\n')"
+true"#;
+
 /// The script that prints the facts of a host kubewright manages `paths` on.
 pub fn script(paths: &[String]) -> Script {
     let mut text = String::from("LC_ALL=C; export LC_ALL\n");
@@ -67,6 +73,18 @@ pub fn script(paths: &[String]) -> Script {
     section("kubelet-conf", "test -e /etc/kubernetes/kubelet.conf && echo yes || echo no");
     section("admin-conf", "test -e /etc/kubernetes/admin.conf && echo yes || echo no");
     section("apt-keyring", "test -s /etc/apt/keyrings/kubernetes-apt-keyring.gpg && echo yes || echo no");
+    // The live value of every key kubewright's sysctl file sets (a file in place does not mean
+    // it was applied: a reboot without systemd-sysctl, or `sysctl -w` by hand).
+    section(
+        "sysctls",
+        &format!(
+            "f={}; if test -f \"$f\"; then sed -n 's/^[[:space:]]*\\([A-Za-z0-9_.-]*\\)[[:space:]]*=.*/\\1/p' \"$f\" | while IFS= read -r k; do v=$(sysctl -n \"$k\" 2>/dev/null) && printf '%s=%s\\n' \"$k\" \"$v\"; done; fi; true",
+            quote(crate::render::SYSCTL_FILE)
+        ),
+    );
+    // Certificates, as PEM in base64: kubeadm's PKI, the client certificates embedded in its
+    // kubeconfigs, and the kubelet's. Only certificates: no private key leaves the host.
+    section("certificates", CERTIFICATES);
     section("etc-hosts", "if test -f /etc/hosts; then base64 < /etc/hosts | tr -d '\\n'; fi; echo");
     for path in paths {
         // base64: a file's bytes may hold anything, the section mark included.
@@ -76,6 +94,35 @@ pub fn script(paths: &[String]) -> Script {
         );
     }
     Script::new().cmd(["sh", "-c", text.as_str()])
+}
+
+/// Separates the node list from the kubeadm-config in the output of [`cluster_script`].
+const CLUSTER_MARK: &str = "@@kubewright-fact kubeadm-config@@";
+
+/// Asks the API server, through a control plane's admin kubeconfig, for the nodes and the
+/// kubeadm-config (read only; 10 s per request, so a dead API server costs little).
+pub fn cluster_script() -> Script {
+    let kubectl = "kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout=10s";
+    let text = format!(
+        "{kubectl} get nodes -o json && echo {} && {kubectl} -n kube-system get configmap kubeadm-config -o json",
+        quote(CLUSTER_MARK)
+    );
+    Script::new().cmd(["sh", "-c", text.as_str()])
+}
+
+/// The cluster as `host` read it with [`cluster_script`]; None when the API server did not
+/// give a node list.
+pub fn parse_cluster(host: &str, output: &str) -> Option<super::ClusterView> {
+    let (nodes, config) = match output.split_once(CLUSTER_MARK) {
+        Some((nodes, config)) => (nodes, Some(config)),
+        None => (output, None),
+    };
+    let nodes = crate::kube::parse_node_list(nodes).ok()?;
+    Some(super::ClusterView {
+        answered_by: host.to_string(),
+        nodes,
+        kubeadm_config: config.and_then(|c| crate::kube::parse_kubeadm_config(c).ok()),
+    })
 }
 
 /// What the output of [`script`] said was wrong.
@@ -124,6 +171,15 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
         files.insert(path.to_string(), String::from_utf8_lossy(&bytes).into_owned());
     }
     let (packages, containerd_installed, held) = packages(get("packages"));
+    let mut certificates = BTreeMap::new();
+    for line in get("certificates").lines() {
+        let Some((path, encoded)) = line.split_once('\t') else { continue };
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|e| error(format!("the certificate {path} is not valid base64: {e}")))?;
+        let cert = crate::pki::inspect(&pem).map_err(|e| error(format!("{path}: {e}")))?;
+        certificates.insert(path.to_string(), cert);
+    }
     let etc_hosts = match get("etc-hosts").trim() {
         "" => BTreeMap::new(),
         encoded => {
@@ -172,6 +228,12 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
         active_firewalls: words(get("firewalls")),
         active_services: words(get("services")),
         etc_hosts,
+        sysctls: get("sysctls")
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.split_whitespace().collect::<Vec<_>>().join(" ")))
+            .collect(),
+        certificates,
     })
 }
 
@@ -249,6 +311,8 @@ mod tests {
         format!("{MARK}{name}@@\n{body}")
     }
 
+    const APISERVER_CRT: &str = include_str!("../../tests/fixtures/apiserver.crt");
+
     fn sample() -> String {
         [
             section("clock", "1795000000\n"),
@@ -274,6 +338,14 @@ mod tests {
             section("services", "containerd\n"),
             section("kubelet-conf", "no\n"),
             section("admin-conf", "no\n"),
+            section("sysctls", "net.ipv4.ip_forward=1\nnet.ipv4.tcp_rmem=4096\t131072  6291456\n"),
+            section(
+                "certificates",
+                &format!(
+                    "/etc/kubernetes/pki/apiserver.crt\t{}\n",
+                    base64::engine::general_purpose::STANDARD.encode(APISERVER_CRT)
+                ),
+            ),
             section("etc-hosts", &format!("{}\n", base64::engine::general_purpose::STANDARD.encode("127.0.0.1 localhost\n10.0.0.5 api.c.internal # by hand\n10.0.0.11 api.c.internal other # kubewright\n10.0.0.12 Peer # kubewright\n"))),
             section("file /etc/modules-load.d/k8s.conf", "b3ZlcmxheQpicl9uZXRmaWx0ZXIK\n"),
             section("file /etc/containerd/config.toml", "absent\n"),
@@ -307,6 +379,12 @@ mod tests {
         assert_eq!(f.etc_hosts["other"], HostsEntry { ip: "10.0.0.11".into(), managed: true });
         assert_eq!(f.etc_hosts["peer"], HostsEntry { ip: "10.0.0.12".into(), managed: true });
         assert_eq!(f.etc_hosts["localhost"].ip, "127.0.0.1");
+        assert_eq!(f.sysctls["net.ipv4.tcp_rmem"], "4096 131072 6291456", "whitespace as the file writes it");
+        let cert = &f.certificates["/etc/kubernetes/pki/apiserver.crt"];
+        assert_eq!((cert.subject.as_str(), cert.is_ca), ("kube-apiserver", false));
+        assert_eq!(cert.dns_names, ["kubernetes", "api.c.internal"]);
+        assert_eq!(cert.ip_addresses, ["10.96.0.1", "10.0.0.11"]);
+        assert_eq!(cert.not_after - cert.not_before, 365 * 86_400);
     }
 
     #[test]

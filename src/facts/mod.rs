@@ -73,6 +73,14 @@ pub struct HostFacts {
     /// What `/etc/hosts` maps each name to (lower-cased), as the resolver reads it.
     #[serde(default)]
     pub etc_hosts: BTreeMap<String, HostsEntry>,
+    /// The live value of each key kubewright's sysctl file sets (whitespace collapsed, as the
+    /// file writes it); a key the kernel does not have is absent.
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
+    /// The certificates kubeadm and the kubelet keep, by path (for a kubeconfig: its embedded
+    /// client certificate).
+    #[serde(default)]
+    pub certificates: BTreeMap<String, crate::pki::Certificate>,
 }
 
 /// Ends the `/etc/hosts` lines kubewright writes (and only those it removes).
@@ -115,16 +123,43 @@ impl HostFacts {
             host_time: 0,
             clock_skew_s: None,
             etc_hosts: BTreeMap::new(),
+            sysctls: BTreeMap::new(),
+            certificates: BTreeMap::new(),
         }
     }
 }
 
-/// Facts for every host of an inventory, by host name.
+/// Facts for every host of an inventory, by host name, and of the cluster they form.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ClusterFacts {
     pub hosts: BTreeMap<String, HostFacts>,
     /// True when nothing was gathered and every host is assumed fresh.
     pub assumed_fresh: bool,
+    /// The bastion has the cluster's admin kubeconfig in its state directory.
+    #[serde(default)]
+    pub bastion_kubeconfig: bool,
+    /// What the API server says, asked through the first control plane that answers; None
+    /// when no control plane was initialized or none answered.
+    #[serde(default)]
+    pub cluster: Option<ClusterView>,
+}
+
+/// The cluster as its API server reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterView {
+    /// The control plane that answered.
+    pub answered_by: String,
+    pub nodes: BTreeMap<String, NodeView>,
+    /// The ClusterConfiguration kubeadm keeps in the `kubeadm-config` ConfigMap (YAML).
+    pub kubeadm_config: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    /// `v1.31.4`, as the kubelet registered.
+    pub kubelet_version: String,
+    pub ready: bool,
+    pub unschedulable: bool,
 }
 
 impl ClusterFacts {
@@ -132,6 +167,8 @@ impl ClusterFacts {
         ClusterFacts {
             hosts: host_names.into_iter().map(|n| (n.to_string(), HostFacts::fresh())).collect(),
             assumed_fresh: true,
+            bastion_kubeconfig: false,
+            cluster: None,
         }
     }
 

@@ -130,6 +130,11 @@ pub enum Action {
     PinCa {
         remote: String,
     },
+    /// Read the cluster's kubeadm-config and fail where a field the inventory decides differs
+    /// (dotted field path → value, as kubeadm stores it).
+    VerifyKubeadmConfig {
+        expected: BTreeMap<String, String>,
+    },
     /// Run `commands` every few seconds until they succeed, or fail after the timeout.
     Probe {
         description: String,

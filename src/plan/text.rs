@@ -121,6 +121,14 @@ fn action_text(out: &mut String, action: &Action, diffs: bool) {
         Action::PinCa { remote } => {
             let _ = writeln!(out, "     < read the cluster CA {remote} (joining nodes pin its public-key hash)");
         }
+        Action::VerifyKubeadmConfig { expected } => {
+            let fields: Vec<&str> = expected.keys().map(String::as_str).collect();
+            let _ = writeln!(
+                out,
+                "     ? check the cluster's kubeadm-config matches the inventory ({})",
+                fields.join(", ")
+            );
+        }
         Action::Probe { description, commands, timeout_s } => {
             let _ = writeln!(
                 out,

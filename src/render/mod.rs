@@ -7,6 +7,8 @@
 
 mod sysctl;
 
+pub use sysctl::values as sysctl_values;
+
 use std::collections::BTreeMap;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
@@ -34,6 +36,7 @@ const BUILTIN: &[(&str, &str)] = &[
 
 /// Where kubewright keeps the files it hands to kubeadm and kubectl on a host.
 pub const STATE_DIR: &str = "/etc/kubewright";
+pub const SYSCTL_FILE: &str = "/etc/sysctl.d/90-kubewright.conf";
 pub const KUBEADM_INIT_CONFIG: &str = "/etc/kubewright/kubeadm-init.yaml";
 pub const KUBEADM_JOIN_CONFIG: &str = "/etc/kubewright/kubeadm-join.yaml";
 pub const KUBEADM_JOIN_CREDENTIALS: &str = "/etc/kubewright/kubeadm-join-credentials.yaml";
@@ -187,13 +190,7 @@ impl Templates {
                 self.render("modules-load.conf.j2", &ctx)?,
                 false,
             ),
-            file(
-                FileKind::Sysctl,
-                "/etc/sysctl.d/90-kubewright.conf",
-                0o644,
-                self.render("sysctl.conf.j2", &ctx)?,
-                false,
-            ),
+            file(FileKind::Sysctl, SYSCTL_FILE, 0o644, self.render("sysctl.conf.j2", &ctx)?, false),
         ];
         if inv.cluster.packages.manage_repository {
             files.push(file(

@@ -61,3 +61,17 @@ pub fn sections(cluster: &Cluster, host: &Host) -> Vec<Section> {
     sections.retain(|s| !s.values.is_empty());
     sections
 }
+
+/// The `key = value` lines of a rendered sysctl file, values with whitespace collapsed (as
+/// facts report the kernel's).
+pub fn values(content: &str) -> Vec<(String, String)> {
+    content
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.starts_with(';'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            (k.trim().trim_start_matches('-').to_string(), v.split_whitespace().collect::<Vec<_>>().join(" "))
+        })
+        .collect()
+}

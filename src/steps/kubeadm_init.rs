@@ -65,26 +65,41 @@ impl Step for KubeadmInit {
                     "--upload-certs",
                 ]),
             });
-            actions.push(Action::Fetch {
-                remote: "/etc/kubernetes/admin.conf".into(),
-                local: format!("{}/admin.conf", cx.state_dir),
-                mode: "0600".into(),
-                kubeconfig_server: super::endpoint_name::bastion_kubeconfig_server(cx.inventory),
-            });
+            actions.push(fetch_admin_kubeconfig(cx));
             actions.push(Action::PinCa { remote: CLUSTER_CA.into() });
             return Decision::Add { actions };
+        }
+        // The cluster exists: what kubeadm keeps of its configuration must be what the
+        // inventory says, or every later step works against a cluster the inventory does not
+        // describe.
+        if let Some(config) = cx.facts.cluster.as_ref().and_then(|c| c.kubeadm_config.as_deref()) {
+            match crate::kube::kubeadm_config_drift(&crate::kube::expected_kubeadm_config(cx.inventory), config) {
+                Ok(drift) if drift.is_empty() => {}
+                Ok(drift) => {
+                    return Decision::Blocked {
+                        problems: drift
+                            .into_iter()
+                            .map(|d| format!("kubeadm-config: {d} (kubeadm cannot change this after init: set the inventory to what the cluster has; a new kubernetesVersion is `kubewright upgrade`'s)"))
+                            .collect(),
+                    };
+                }
+                Err(why) => return Decision::Blocked { problems: vec![why] },
+            }
         }
         let waiting: Vec<&str> = cx.inventory.hosts.iter().filter(|h| !joined(h)).map(|h| h.name.as_str()).collect();
         // Its API server is a static pod: nothing serves (nor can hand out join credentials)
         // until the kubelet runs.
-        let start = start_stopped_kubelet(facts);
+        let mut actions: Vec<Action> = start_stopped_kubelet(facts).into_iter().collect();
+        // A bastion that never ran the init (another admin's, or its state lost) gets its copy.
+        if !cx.facts.bastion_kubeconfig && !cx.facts.assumed_fresh && facts.admin_conf {
+            actions.push(fetch_admin_kubeconfig(cx));
+        }
         if waiting.is_empty() {
-            return match start {
-                Some(start) => Decision::Change { actions: vec![start] },
-                None => Decision::Skip { reason: "control plane already initialized".into() },
+            return match actions.is_empty() {
+                false => Decision::Change { actions },
+                true => Decision::Skip { reason: "control plane already initialized".into() },
             };
         }
-        let mut actions: Vec<Action> = start.into_iter().collect();
         actions.extend(file_actions(cx, host, facts, |k| *k == FileKind::KubeadmJoinCredentials));
         actions.push(Action::Run {
             description: format!(
@@ -113,5 +128,15 @@ impl Step for KubeadmInit {
         });
         actions.push(Action::PinCa { remote: CLUSTER_CA.into() });
         Decision::Change { actions }
+    }
+}
+
+/// The admin kubeconfig, to the bastion's state directory (0600).
+fn fetch_admin_kubeconfig(cx: &PlanCx<'_>) -> Action {
+    Action::Fetch {
+        remote: "/etc/kubernetes/admin.conf".into(),
+        local: format!("{}/admin.conf", cx.state_dir),
+        mode: "0600".into(),
+        kubeconfig_server: super::endpoint_name::bastion_kubeconfig_server(cx.inventory),
     }
 }

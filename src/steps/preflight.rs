@@ -40,7 +40,7 @@ impl Step for Preflight {
 
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
         if facts.joined {
-            return Decision::Skip { reason: "already a node of the cluster".into() };
+            return certificates(cx, facts);
         }
         if cx.facts.assumed_fresh {
             return listed_checks(cx.inventory, host);
@@ -133,4 +133,41 @@ fn listed_checks(inv: &Inventory, host: &Host) -> Decision {
     ];
     checks.push(format!("ports {} free", ports.join(", ")));
     Decision::Verify { actions: checks.into_iter().map(|description| Action::Check { description }).collect() }
+}
+
+/// A node of the cluster: nothing to check before changing it, but certificates close to
+/// expiry are worth saying (the host's clock decides, as it does for the host's TLS).
+fn certificates(cx: &PlanCx<'_>, facts: &HostFacts) -> Decision {
+    let Some((path, cert)) = facts.certificates.iter().min_by_key(|(path, c)| (c.not_after, *path)) else {
+        return Decision::Skip { reason: "already a node of the cluster".into() };
+    };
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let left = cert.not_after - facts.host_time as i64;
+    let renew_before = cx.inventory.cluster.certificates.renew_before;
+    if left <= 0 {
+        return Decision::Verify {
+            actions: vec![Action::Check {
+                description: format!(
+                    "warning: {file} expired {} days ago: the node cannot reach the API server with it; renew the certificates (`kubeadm certs renew all` on a control plane)",
+                    -left / 86_400
+                ),
+            }],
+        };
+    }
+    if left as u64 <= renew_before.seconds {
+        return Decision::Verify {
+            actions: vec![Action::Check {
+                description: format!(
+                    "warning: {file} expires in {} days (certificates.renewBefore is {renew_before}): renew the certificates",
+                    left / 86_400
+                ),
+            }],
+        };
+    }
+    Decision::Skip {
+        reason: format!(
+            "already a node of the cluster; certificates valid for {} more days (first to expire: {file})",
+            left / 86_400
+        ),
+    }
 }

@@ -52,12 +52,35 @@ impl Step for PrepareHost {
         }
 
         let sysctl_file = file_actions(cx, host, facts, |k| *k == FileKind::Sysctl);
-        if !sysctl_file.is_empty() {
-            actions.extend(sysctl_file);
-            actions.push(Action::Run {
-                description: "apply sysctls from /etc/sysctl.d".into(),
-                commands: Script::new().cmd(["sysctl", "--system"]),
-            });
+        // A file in place is not a kernel set: a key changed by hand, or a module loaded only
+        // now (net.bridge.* exist once br_netfilter is in), needs the file applied again.
+        let unapplied: Vec<String> = match (sysctl_file.is_empty(), missing_modules.is_empty()) {
+            (true, true) => cx
+                .files_of(host)
+                .iter()
+                .filter(|f| f.kind == FileKind::Sysctl)
+                .flat_map(|f| crate::render::sysctl_values(&f.content))
+                .filter_map(|(key, want)| match facts.sysctls.get(&key) {
+                    Some(have) if *have != want => Some(format!("{key} is {have}, not {want}")),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let reason = match (sysctl_file.is_empty(), unapplied.len()) {
+            (false, _) => Some("apply sysctls from /etc/sysctl.d".to_string()),
+            (true, 0) if !missing_modules.is_empty() => {
+                Some("apply sysctls from /etc/sysctl.d again (the modules loaded now add keys)".to_string())
+            }
+            (true, 0) => None,
+            (true, n) if n > 3 => {
+                Some(format!("apply sysctls again: {}, and {} more", unapplied[..3].join(", "), n - 3))
+            }
+            (true, _) => Some(format!("apply sysctls again: {}", unapplied.join(", "))),
+        };
+        actions.extend(sysctl_file);
+        if let Some(description) = reason {
+            actions.push(Action::Run { description, commands: Script::new().cmd(["sysctl", "--system"]) });
         }
 
         // The endpoint's name (local load balancer): where a node resolves it before the join

@@ -101,6 +101,12 @@ pub fn kubectl(args: &[String]) -> anyhow::Result<Outcome> {
             ),
             Err(o) => o,
         }),
+        Some("get") if pos.get(1).is_some_and(|r| matches!(*r, "configmap" | "configmaps" | "cm")) => {
+            Ok(match connect(args) {
+                Ok(c) => get_configmap(&c, pos.get(2).copied(), flag(args, &["-n", "--namespace"]), args),
+                Err(o) => o,
+            })
+        }
         // `get --raw /readyz` (and /livez, /healthz): "ok" from a serving API server.
         Some("get") if let Some(path) = flag(args, &["--raw"]) => Ok(match (connect(args), path) {
             (Ok(_), "/readyz" | "/livez" | "/healthz") => Outcome::ok("ok"),
@@ -160,6 +166,27 @@ pub fn kubectl(args: &[String]) -> anyhow::Result<Outcome> {
         }
         Some(other) => Ok(Outcome::fail(1, format!("error: the simulator's kubectl does not know \"{other}\"\n"))),
         None => Ok(Outcome::fail(1, "kubectl controls the Kubernetes cluster manager.\n")),
+    }
+}
+
+/// The ConfigMaps kubeadm keeps: `kube-system/kubeadm-config` with the ClusterConfiguration.
+fn get_configmap(c: &Cluster, name: Option<&str>, namespace: Option<&str>, args: &[String]) -> Outcome {
+    let namespace = namespace.unwrap_or("default");
+    if name != Some("kubeadm-config") || namespace != "kube-system" {
+        return Outcome::fail(
+            1,
+            format!("Error from server (NotFound): configmaps \"{}\" not found\n", name.unwrap_or("")),
+        );
+    }
+    let doc = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "kubeadm-config", "namespace": "kube-system"},
+        "data": {"ClusterConfiguration": c.cluster_config_yaml},
+    });
+    match flag(args, &["-o", "--output"]) {
+        Some("json") => Outcome::ok(format!("{}\n", serde_json::to_string_pretty(&doc).unwrap_or_default())),
+        _ => Outcome::ok("NAME             DATA   AGE\nkubeadm-config   1      1d\n"),
     }
 }
 

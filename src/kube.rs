@@ -1,0 +1,125 @@
+//! What kubectl prints, read: the node list and kubeadm's ClusterConfiguration, and how that
+//! configuration compares with the inventory. Pure; the scripts that print them live with
+//! their callers.
+
+use std::collections::BTreeMap;
+
+use crate::facts::NodeView;
+use crate::inventory::Inventory;
+
+/// The nodes of `kubectl get nodes -o json`: kubelet version, Ready, cordoned.
+pub fn parse_node_list(json: &str) -> Result<BTreeMap<String, NodeView>, String> {
+    let doc: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("kubectl printed no node list ({e})"))?;
+    let items = doc["items"].as_array().ok_or("kubectl printed no node list (no `items`)")?;
+    let mut nodes = BTreeMap::new();
+    for node in items {
+        let Some(name) = node["metadata"]["name"].as_str() else { continue };
+        let ready = node["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+            .is_some_and(|c| c["status"] == "True");
+        nodes.insert(
+            name.to_string(),
+            NodeView {
+                kubelet_version: node["status"]["nodeInfo"]["kubeletVersion"].as_str().unwrap_or("").to_string(),
+                ready,
+                unschedulable: node["spec"]["unschedulable"].as_bool().unwrap_or(false),
+            },
+        );
+    }
+    Ok(nodes)
+}
+
+/// The ClusterConfiguration of `kubectl get configmap kubeadm-config -o json` (YAML text).
+pub fn parse_kubeadm_config(json: &str) -> Result<String, String> {
+    let doc: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("kubectl printed no ConfigMap ({e})"))?;
+    doc["data"]["ClusterConfiguration"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| "the kubeadm-config ConfigMap has no ClusterConfiguration".to_string())
+}
+
+/// The ClusterConfiguration fields the inventory decides, as kubeadm stores them: dotted
+/// field path → value.
+pub fn expected_kubeadm_config(inv: &Inventory) -> BTreeMap<String, String> {
+    let c = &inv.cluster;
+    [
+        ("clusterName", c.name.clone()),
+        ("kubernetesVersion", format!("v{}", c.kubernetes_version)),
+        ("controlPlaneEndpoint", c.control_plane_endpoint.to_string()),
+        ("networking.podSubnet", c.network.pod_subnet.to_string()),
+        ("networking.serviceSubnet", c.network.service_subnet.to_string()),
+        ("networking.dnsDomain", c.network.dns_domain.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// Where the cluster's ClusterConfiguration (as kubeadm stored it) differs from `expected`
+/// ([`expected_kubeadm_config`]), one line per field: `field: the cluster has X, the inventory says Y`.
+pub fn kubeadm_config_drift(
+    expected: &BTreeMap<String, String>,
+    cluster_configuration: &str,
+) -> Result<Vec<String>, String> {
+    let doc: serde_json::Value = serde_saphyr::from_str(cluster_configuration)
+        .map_err(|e| format!("the cluster's ClusterConfiguration is not YAML: {e}"))?;
+    let mut drift = Vec::new();
+    for (field, want) in expected {
+        let have = field.split('.').fold(&doc, |v, key| &v[key]);
+        let have = match have {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => "nothing".to_string(),
+            other => other.to_string(),
+        };
+        if have != *want {
+            drift.push(format!("{field}: the cluster has {have}, the inventory says {want}"));
+        }
+    }
+    Ok(drift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVENTORY: &str = "cluster:\n  name: demo\n  kubernetesVersion: 1.31.4\n  controlPlaneEndpoint: 10.0.0.100:6443\nhosts:\n  - {name: cp1, address: 10.0.0.11, roles: [control-plane]}\n";
+
+    fn inventory() -> Inventory {
+        crate::inventory::load("inv.yaml", INVENTORY)
+            .map(|l| l.inventory)
+            .unwrap_or_else(|e| panic!("{:?}", e.diagnostics))
+    }
+
+    /// As kubeadm stores it (defaults filled in).
+    const STORED: &str = "apiServer: {}\napiVersion: kubeadm.k8s.io/v1beta4\nclusterName: demo\ncontrolPlaneEndpoint: 10.0.0.100:6443\nkind: ClusterConfiguration\nkubernetesVersion: v1.31.4\nnetworking:\n  dnsDomain: cluster.local\n  podSubnet: 10.244.0.0/16\n  serviceSubnet: 10.96.0.0/12\n";
+
+    #[test]
+    fn a_matching_configuration_has_no_drift_and_each_difference_is_named() {
+        assert_eq!(kubeadm_config_drift(&expected_kubeadm_config(&inventory()), STORED).unwrap(), Vec::<String>::new());
+        let drifted =
+            STORED.replace("podSubnet: 10.244.0.0/16", "podSubnet: 10.32.0.0/12").replace("v1.31.4", "v1.30.8");
+        assert_eq!(
+            kubeadm_config_drift(&expected_kubeadm_config(&inventory()), &drifted).unwrap(),
+            [
+                "kubernetesVersion: the cluster has v1.30.8, the inventory says v1.31.4",
+                "networking.podSubnet: the cluster has 10.32.0.0/12, the inventory says 10.244.0.0/16"
+            ]
+        );
+        assert!(kubeadm_config_drift(&expected_kubeadm_config(&inventory()), "[not: a mapping").is_err());
+    }
+
+    #[test]
+    fn nodes_are_read_with_version_readiness_and_cordon() {
+        let list = r#"{"items": [
+            {"metadata": {"name": "cp1"}, "spec": {}, "status": {"conditions": [{"type": "Ready", "status": "True"}], "nodeInfo": {"kubeletVersion": "v1.31.4"}}},
+            {"metadata": {"name": "w1"}, "spec": {"unschedulable": true}, "status": {"conditions": [{"type": "Ready", "status": "Unknown"}], "nodeInfo": {"kubeletVersion": "v1.30.8"}}}
+        ]}"#;
+        let nodes = parse_node_list(list).unwrap();
+        assert_eq!(nodes["cp1"], NodeView { kubelet_version: "v1.31.4".into(), ready: true, unschedulable: false });
+        assert_eq!(nodes["w1"], NodeView { kubelet_version: "v1.30.8".into(), ready: false, unschedulable: true });
+        assert!(parse_node_list("Error from server").is_err());
+    }
+}
