@@ -70,6 +70,28 @@ fn one_run_at_a_time() {
         let held: Vec<&str> =
             states.iter().filter(|(_, s)| matches!(s, Ok(Some(_)))).map(|(h, _)| h.as_str()).collect();
         assert_eq!(held, ["cp3"]);
+
+        // A run of this machine that is gone (it died, or lost cp1 before releasing there)
+        // left its lock: the next run takes it over and says whose it was. One whose process
+        // still runs here is refused.
+        let here = |run_id: &str, pid: u32| Holder { by: lock::local_identity(), pid, ..holder(run_id) };
+        let dead_pid = {
+            let mut child = Command::new("true").spawn().unwrap();
+            let pid = child.id();
+            child.wait().unwrap();
+            pid
+        };
+        lock::acquire(&cps[..1], &here("run-dead", dead_pid)).await.unwrap();
+        lock::release(&cps[2..], &holder("run-d")).await.unwrap();
+        let taken_over = lock::acquire(&cps, &holder("run-g")).await.unwrap();
+        assert_eq!(taken_over.len(), 1, "{taken_over:?}");
+        assert_eq!((taken_over[0].0.as_str(), taken_over[0].1.run_id.as_str()), ("cp1", "run-dead"));
+        lock::release(&cps, &holder("run-g")).await.unwrap();
+        lock::acquire(&cps[..1], &here("run-alive", std::process::id())).await.unwrap();
+        let err = lock::acquire(&cps, &holder("run-h")).await.unwrap_err();
+        assert!(matches!(&err, LockError::Held { holder, .. } if holder.run_id == "run-alive"), "{err}");
+        lock::release(&cps, &here("run-alive", std::process::id())).await.unwrap();
+        lock::acquire(&cps[2..], &holder("run-d")).await.unwrap();
         for t in cps {
             t.close().await;
         }

@@ -229,7 +229,10 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
                 sessions.push(engine.session(cp).await.map_err(|e| Failure::new(e.to_string(), e.hint()))?);
             }
             let cps: Vec<&kubewright::ssh::Session> = sessions.iter().map(|s| s.as_ref()).collect();
-            lock::acquire(&cps, &holder).await.map_err(|e| Failure::new(e.to_string(), e.hint()))?;
+            let taken_over = lock::acquire(&cps, &holder).await.map_err(|e| Failure::new(e.to_string(), e.hint()))?;
+            for (host, dead) in taken_over {
+                progress.note(&format!("the cluster lock on {host} was left by {dead}, which is no longer running on this machine: taken over"));
+            }
             let report = engine.execute(&job, &done, &journal).await;
             // Released whatever happened, so that the next run (or the resume) can start.
             let released = lock::release(&cps, &holder).await;

@@ -3,7 +3,8 @@
 //! Taking it is `mkdir` of a directory on each control plane (atomic), with the holder's
 //! description inside. A second run finds the directory and is refused with who holds it.
 //! Only the holder releases it (its run id must match); `break_lock` removes it regardless,
-//! for a holder that died.
+//! for a holder that died. A run of this machine whose process is gone left its lock behind
+//! (it died, or lost a control plane before releasing it there): the next run takes it over.
 
 use serde::{Deserialize, Serialize};
 
@@ -83,10 +84,34 @@ fn acquire_script() -> crate::script::Script {
     )])
 }
 
-/// Take the lock on every control plane, or none: on refusal, what was taken is released.
-pub async fn acquire<T: Transport>(control_planes: &[T], holder: &Holder) -> Result<(), LockError> {
+/// Replaces the holder with the one on stdin if the lock is still `$1`'s (compare and swap:
+/// two runs taking over the same dead lock cannot both win).
+fn take_over_script(dead_run_id: &str) -> crate::script::Script {
+    crate::script::Script::new().cmd([
+        "sh",
+        "-c",
+        &format!(
+            "if grep -qF \"$1\" {LOCK_DIR}/holder.json 2>/dev/null && cat > {LOCK_DIR}/holder.json.new && mv {LOCK_DIR}/holder.json.new {LOCK_DIR}/holder.json; then echo ACQUIRED; else echo CHANGED; fi"
+        ),
+        "sh",
+        dead_run_id,
+    ])
+}
+
+/// A holder that ran on this machine and whose process is gone: a run that died, or lost the
+/// connection to a control plane before it could release the lock there. Nothing of it is
+/// alive, so the next run may take its lock over.
+fn died_here(holder: &Holder) -> bool {
+    holder.pid != 0 && holder.by == local_identity() && !std::path::Path::new(&format!("/proc/{}", holder.pid)).exists()
+}
+
+/// Take the lock on every control plane, or none: on refusal, what was taken is released. A
+/// lock left by a run of this machine that is gone is taken over; those are returned (host,
+/// dead holder) so the caller can say so.
+pub async fn acquire<T: Transport>(control_planes: &[T], holder: &Holder) -> Result<Vec<(String, Holder)>, LockError> {
     let info = serde_json::to_vec(holder).unwrap_or_default();
     let mut taken: Vec<&T> = Vec::new();
+    let mut taken_over = Vec::new();
     for t in control_planes {
         let host = t.target().name.clone();
         let result = async {
@@ -115,6 +140,20 @@ pub async fn acquire<T: Transport>(control_planes: &[T], holder: &Holder) -> Res
             })
         }
         .await;
+        let result = match result {
+            Ok(Some(other)) if died_here(&other) => {
+                match t.run_with_input(&take_over_script(&other.run_id), &info).await {
+                    Ok(out) if out.stdout.trim_end().ends_with("ACQUIRED") => {
+                        taken_over.push((host.clone(), other));
+                        Ok(None)
+                    }
+                    // Someone else took it meanwhile: refused as if it had been theirs all along.
+                    Ok(_) => Ok(Some(other)),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            other => other,
+        };
         match result {
             Ok(None) => taken.push(t),
             Ok(Some(other)) => {
@@ -127,7 +166,7 @@ pub async fn acquire<T: Transport>(control_planes: &[T], holder: &Holder) -> Res
             }
         }
     }
-    Ok(())
+    Ok(taken_over)
 }
 
 async fn release_all<T: Transport>(hosts: &[&T], holder: &Holder) {

@@ -85,6 +85,13 @@ pub fn script(paths: &[String]) -> Script {
     // Certificates, as PEM in base64: kubeadm's PKI, the client certificates embedded in its
     // kubeconfigs, and the kubelet's. Only certificates: no private key leaves the host.
     section("certificates", CERTIFICATES);
+    section(
+        "applied",
+        &format!(
+            "for f in {}/*; do test -f \"$f\" && printf '%s %s\\n' \"${{f##*/}}\" \"$(head -c 128 \"$f\")\"; done; true",
+            quote(super::APPLIED_DIR)
+        ),
+    );
     section("etc-hosts", "if test -f /etc/hosts; then base64 < /etc/hosts | tr -d '\\n'; fi; echo");
     for path in paths {
         // base64: a file's bytes may hold anything, the section mark included.
@@ -234,6 +241,11 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
             .map(|(k, v)| (k.to_string(), v.split_whitespace().collect::<Vec<_>>().join(" ")))
             .collect(),
         certificates,
+        applied: get("applied")
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(name, hash)| (name.to_string(), hash.trim().to_string()))
+            .collect(),
     })
 }
 
@@ -338,6 +350,7 @@ mod tests {
             section("services", "containerd\n"),
             section("kubelet-conf", "no\n"),
             section("admin-conf", "no\n"),
+            section("applied", "flannel 5b1e0c\n"),
             section("sysctls", "net.ipv4.ip_forward=1\nnet.ipv4.tcp_rmem=4096\t131072  6291456\n"),
             section(
                 "certificates",
@@ -379,6 +392,7 @@ mod tests {
         assert_eq!(f.etc_hosts["other"], HostsEntry { ip: "10.0.0.11".into(), managed: true });
         assert_eq!(f.etc_hosts["peer"], HostsEntry { ip: "10.0.0.12".into(), managed: true });
         assert_eq!(f.etc_hosts["localhost"].ip, "127.0.0.1");
+        assert_eq!(f.applied["flannel"], "5b1e0c");
         assert_eq!(f.sysctls["net.ipv4.tcp_rmem"], "4096 131072 6291456", "whitespace as the file writes it");
         let cert = &f.certificates["/etc/kubernetes/pki/apiserver.crt"];
         assert_eq!((cert.subject.as_str(), cert.is_ca), ("kube-apiserver", false));

@@ -81,7 +81,14 @@ pub struct HostFacts {
     /// client certificate).
     #[serde(default)]
     pub certificates: BTreeMap<String, crate::pki::Certificate>,
+    /// What kubewright applied to the cluster from this host, by record name: the SHA-256 of
+    /// the manifest, written only once `kubectl apply` succeeded (see [`APPLIED_DIR`]).
+    #[serde(default)]
+    pub applied: BTreeMap<String, String>,
 }
+
+/// Where a host keeps the records of manifests applied from it, one file per manifest.
+pub const APPLIED_DIR: &str = "/etc/kubewright/applied";
 
 /// Ends the `/etc/hosts` lines kubewright writes (and only those it removes).
 pub const HOSTS_MARK: &str = "# kubewright";
@@ -125,6 +132,7 @@ impl HostFacts {
             etc_hosts: BTreeMap::new(),
             sysctls: BTreeMap::new(),
             certificates: BTreeMap::new(),
+            applied: BTreeMap::new(),
         }
     }
 }

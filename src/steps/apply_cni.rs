@@ -1,6 +1,11 @@
 //! `apply-cni`: apply the flannel manifest from the first control plane.
+//!
+//! The manifest on the host is not proof it was applied (the apply can fail, or the run stop,
+//! after the file was written): a record of the applied manifest's hash, written only after
+//! `kubectl apply` succeeded, is (see [`crate::facts::HostFacts::applied`]).
 
 use super::{Step, add_or_change, file_actions};
+use crate::facts::APPLIED_DIR;
 use crate::facts::HostFacts;
 use crate::inventory::Host;
 use crate::plan::{Action, Decision, PlanCx};
@@ -8,6 +13,9 @@ use crate::render::{FLANNEL_MANIFEST, FileKind};
 use crate::script::Script;
 
 pub struct ApplyCni;
+
+/// The record of the flannel manifest last applied.
+const FLANNEL_RECORD: &str = "flannel";
 
 impl Step for ApplyCni {
     fn id(&self) -> &'static str {
@@ -20,8 +28,12 @@ impl Step for ApplyCni {
 
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
         let mut actions = file_actions(cx, host, facts, |k| *k == FileKind::FlannelManifest);
-        if actions.is_empty() {
-            return Decision::Skip { reason: "flannel manifest unchanged".into() };
+        let Some(manifest) = cx.files_of(host).iter().find(|f| f.kind == FileKind::FlannelManifest) else {
+            return Decision::Blocked { problems: vec!["no flannel manifest is rendered for this host".into()] };
+        };
+        let hash = crate::pki::hex_lower(&<sha2::Sha256 as sha2::Digest>::digest(manifest.content.as_bytes()));
+        if actions.is_empty() && facts.applied.get(FLANNEL_RECORD) == Some(&hash) {
+            return Decision::Skip { reason: "flannel manifest unchanged and applied".into() };
         }
         let flannel = &cx.inventory.cluster.flannel;
         actions.push(Action::Run {
@@ -31,14 +43,10 @@ impl Step for ApplyCni {
                 flannel.backend.net_conf_type(),
                 cx.inventory.cluster.network.pod_subnet
             ),
-            commands: Script::new().cmd([
-                "kubectl",
-                "--kubeconfig",
-                "/etc/kubernetes/admin.conf",
-                "apply",
-                "-f",
-                FLANNEL_MANIFEST,
-            ]),
+            commands: Script::new()
+                .cmd(["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "apply", "-f", FLANNEL_MANIFEST])
+                .cmd(["install", "-d", "-m", "0755", APPLIED_DIR])
+                .redirect(["echo", hash.as_str()], format!("{APPLIED_DIR}/{FLANNEL_RECORD}")),
         });
         add_or_change(actions)
     }

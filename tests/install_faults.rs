@@ -1,0 +1,232 @@
+//! The install playbook with a fault in the middle of each phase: a command that fails, the
+//! host's sshd killed (the session running the command with it), or the link cut while the
+//! command runs. Each cell: apply stops with the host and step named, and once the fault is
+//! gone the next apply converges to the whole cluster (then nothing is left to do).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kubewright_testbed::faults::{Fault, FaultAction};
+use kubewright_testbed::{Testbed, TestbedOptions};
+
+mod common;
+use common::{json_events, output_text};
+
+/// What goes wrong while `command` (a prefix of the simulated command line) runs on the host.
+#[derive(Clone, Copy)]
+enum Trouble {
+    /// It fails once, with kubeadm's (or apt's) words.
+    FailsOnce(&'static str),
+    /// Every sshd of the host dies while it runs (the session's processes with it).
+    SshdKilled,
+    /// The host's link goes down while it runs (the command itself goes on).
+    LinkCut,
+}
+
+struct Cell {
+    step: &'static str,
+    host: &'static str,
+    command: &'static str,
+    fault: Trouble,
+    transport: &'static str,
+}
+
+fn kubewright(bed: &Testbed, state: &std::path::Path, transport: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kubewright"));
+    c.args(args)
+        .arg("-i")
+        .arg(bed.inventory_path())
+        .env("NO_COLOR", "1")
+        .env("KUBEWRIGHT_TRANSPORT", transport)
+        .env("KUBEWRIGHT_STATE_DIR", state)
+        .stdin(Stdio::null());
+    c
+}
+
+fn apply(bed: &Testbed, state: &std::path::Path, transport: &str) -> Output {
+    kubewright(bed, state, transport, &["apply", "--yes", "-o", "json"]).output().unwrap()
+}
+
+/// Wait until a process whose command line starts with `command` runs on `host`.
+fn wait_for_process(bed: &Testbed, host: &str, command: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let o = bed.exec(host, "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done").unwrap();
+        if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim_start().starts_with(command)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "`{command}` never ran on {host}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn run(cell: Cell) {
+    let mut opts = TestbedOptions::new(3);
+    opts.control_planes = 2;
+    let Some(bed) = Testbed::up_or_skip(opts) else { return };
+    let state = tempfile::tempdir().unwrap();
+    let action = match cell.fault {
+        Trouble::FailsOnce(stderr) => FaultAction::FailOnce { code: 1, stderr: format!("{stderr}\n") },
+        // Long enough to be caught in the act; then the command runs as it would have.
+        Trouble::SshdKilled => FaultAction::Hang { seconds: 30 },
+        Trouble::LinkCut => FaultAction::Hang { seconds: 3 },
+    };
+    bed.add_fault(cell.host, Fault { command_prefix: cell.command.into(), action, fired: false }).unwrap();
+
+    let first = match cell.fault {
+        Trouble::FailsOnce(_) => apply(&bed, state.path(), cell.transport),
+        Trouble::SshdKilled | Trouble::LinkCut => {
+            let child = kubewright(&bed, state.path(), cell.transport, &["apply", "--yes", "-o", "json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            wait_for_process(&bed, cell.host, cell.command);
+            match cell.fault {
+                Trouble::SshdKilled => {
+                    bed.exec(cell.host, "pkill -x sshd; rm -f /run/sshd.pid").unwrap();
+                }
+                _ => bed.link_down(cell.host).unwrap(),
+            }
+            child.wait_with_output().unwrap()
+        }
+    };
+    assert_eq!(first.status.code(), Some(1), "{}", output_text(&first));
+    let report = json_events(&first).pop().unwrap();
+    assert_eq!(report["failures"][0]["host"], cell.host, "{report}");
+    assert_eq!(report["failures"][0]["step"], cell.step, "{report}");
+    let failure = &report["failures"][0];
+    assert!(
+        !failure["message"].as_str().unwrap().is_empty() && !failure["hint"].as_str().unwrap().is_empty(),
+        "{failure}"
+    );
+
+    // The fault is gone: the host is back and the commands behave.
+    bed.clear_faults(cell.host).unwrap();
+    match cell.fault {
+        Trouble::SshdKilled => bed.start_sshd(cell.host).unwrap(),
+        Trouble::LinkCut => bed.link_up(cell.host).unwrap(),
+        Trouble::FailsOnce(_) => {}
+    }
+    bed.wait_ssh(cell.host, Duration::from_secs(20)).unwrap();
+    let again = apply(&bed, state.path(), cell.transport);
+    assert_eq!(again.status.code(), Some(0), "{}", output_text(&again));
+    let cluster = bed.cluster_state();
+    assert_eq!(cluster.nodes.keys().collect::<Vec<_>>(), ["cp1", "cp2", "w1"]);
+    assert_eq!(cluster.etcd_members, ["cp1", "cp2"]);
+    assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)), "{:?}", cluster.nodes);
+    let admin = state.path().join(format!("{}/admin.conf", cluster.cluster_name));
+    assert!(admin.is_file(), "the bastion has the admin kubeconfig");
+    let plan = kubewright(&bed, state.path(), cell.transport, &["plan", "--detailed-exitcode"]).output().unwrap();
+    assert_eq!(plan.status.code(), Some(0), "converged:\n{}", output_text(&plan));
+}
+
+#[test]
+fn packages_fail_to_install() {
+    run(Cell {
+        step: "install-packages",
+        host: "w1",
+        command: "apt-get install",
+        fault: Trouble::FailsOnce(
+            "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (unattended-upgr)",
+        ),
+        transport: "openssh",
+    });
+}
+
+#[test]
+fn sshd_dies_while_containerd_restarts() {
+    run(Cell {
+        step: "configure-containerd",
+        host: "cp2",
+        command: "systemctl restart containerd",
+        fault: Trouble::SshdKilled,
+        transport: "russh",
+    });
+}
+
+#[test]
+fn kubeadm_init_fails() {
+    run(Cell {
+        step: "kubeadm-init",
+        host: "cp1",
+        command: "kubeadm init",
+        fault: Trouble::FailsOnce(
+            "error execution phase wait-control-plane: could not initialize a Kubernetes cluster\nTo see the stack trace of this error execute with --v=5 or higher",
+        ),
+        transport: "openssh",
+    });
+}
+
+#[test]
+fn sshd_dies_during_kubeadm_init() {
+    run(Cell {
+        step: "kubeadm-init",
+        host: "cp1",
+        command: "kubeadm init",
+        fault: Trouble::SshdKilled,
+        transport: "openssh",
+    });
+}
+
+/// kubeadm init finishes on the host but its answer is lost: the next apply finds the cluster,
+/// fetches the admin kubeconfig the first never got, and joins the rest.
+#[test]
+fn the_link_is_cut_during_kubeadm_init() {
+    run(Cell {
+        step: "kubeadm-init",
+        host: "cp1",
+        command: "kubeadm init",
+        fault: Trouble::LinkCut,
+        transport: "russh",
+    });
+}
+
+#[test]
+fn the_pod_network_fails_to_apply() {
+    run(Cell {
+        step: "apply-cni",
+        host: "cp1",
+        command: "kubectl --kubeconfig /etc/kubernetes/admin.conf apply",
+        fault: Trouble::FailsOnce(
+            "error: error validating \"/etc/kubewright/kube-flannel.yaml\": error validating data: failed to download openapi: the server was unable to return a response in the time allotted",
+        ),
+        transport: "russh",
+    });
+}
+
+/// The control plane joins on the host while kubewright has lost it; the next apply finds it
+/// joined and goes on.
+#[test]
+fn the_link_is_cut_during_a_control_plane_join() {
+    run(Cell {
+        step: "join-control-plane",
+        host: "cp2",
+        command: "kubeadm join",
+        fault: Trouble::LinkCut,
+        transport: "openssh",
+    });
+}
+
+#[test]
+fn sshd_dies_during_a_worker_join() {
+    run(Cell {
+        step: "join-worker",
+        host: "w1",
+        command: "kubeadm join",
+        fault: Trouble::SshdKilled,
+        transport: "russh",
+    });
+}
+
+#[test]
+fn a_worker_join_fails() {
+    run(Cell {
+        step: "join-worker",
+        host: "w1",
+        command: "kubeadm join",
+        fault: Trouble::FailsOnce("error execution phase kubelet-start: timed out waiting for the condition"),
+        transport: "openssh",
+    });
+}
