@@ -119,6 +119,14 @@ fn preflight_problems_block_every_host_at_once_and_apply_changes_nothing() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 
+    // w1 also: an internalAddress it does not have (a NAT address only the bastion sees).
+    let text = std::fs::read_to_string(&inv).unwrap();
+    let w1 = format!("  - name: w1\n    address: {}\n", bed.host("w1").ip);
+    assert!(text.contains(&w1), "{text}");
+    let inv = bed.dir().join("preflight.yaml");
+    std::fs::write(&inv, text.replace(&w1, &format!("{w1}    internalAddress: 192.0.2.10\n"))).unwrap();
+    let inv = inv.display().to_string();
+
     let o = kubewright("openssh", &["plan", "-i", &inv, "-o", "json"]);
     assert_eq!(o.status.code(), Some(1), "a blocked plan exits 1");
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -149,7 +157,8 @@ fn preflight_problems_block_every_host_at_once_and_apply_changes_nothing() {
     assert!(problems("w5").contains(&format!("MAC address {w4_mac} is also on w4")), "{}", problems("w5"));
     // w1 shares its hostname with w2 and w4 its MAC with w5: every host is blocked.
     assert_eq!(plan["summary"]["blocked"], 7);
-    assert!(decision("w1").to_string().contains("hostname `w1` is also w2's"), "{}", decision("w1"));
+    assert!(problems("w1").contains("hostname `w1` is also w2's"), "{}", problems("w1"));
+    assert!(problems("w1").contains("node IP 192.0.2.10 is not an address of this host"), "{}", problems("w1"));
 
     // apply lists every problem, exits 1, and touches nothing anywhere.
     let state = tempfile::tempdir().unwrap();

@@ -50,6 +50,7 @@ pub fn script(paths: &[String]) -> Script {
         ),
     );
     section("macs", "for i in /sys/class/net/*; do test \"${i##*/}\" = lo || cat \"$i/address\" 2>/dev/null; done");
+    section("addresses", "ip -o -4 addr show 2>/dev/null || true");
     section("product-uuid", "cat /sys/class/dmi/id/product_uuid 2>/dev/null || true");
     section("cpus", "nproc 2>/dev/null || true");
     section("meminfo", "grep '^MemTotal:' /proc/meminfo 2>/dev/null || true");
@@ -241,6 +242,14 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
             .map(|(k, v)| (k.to_string(), v.split_whitespace().collect::<Vec<_>>().join(" ")))
             .collect(),
         certificates,
+        ipv4_addresses: get("addresses")
+            .lines()
+            .filter_map(|l| {
+                let mut words = l.split_whitespace();
+                words.find(|w| *w == "inet")?;
+                words.next()?.split('/').next()?.parse().ok()
+            })
+            .collect(),
         applied: get("applied")
             .lines()
             .filter_map(|l| l.split_once(' '))
@@ -339,6 +348,7 @@ mod tests {
                 "kubeadm\t1.31.4-1.1\thold ok installed\nkubelet\t1.31.4-1.1\tinstall ok installed\ncontainerd\t1.7.24-1\tinstall ok installed\nkubectl\t1.30.1-1.1\tdeinstall ok config-files\n",
             ),
                     section("macs", "52:54:00:12:34:56\n00:00:00:00:00:00\n"),
+            section("addresses", "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n2: eth0    inet 10.0.0.11/24 brd 10.0.0.255 scope global eth0\\       valid_lft forever preferred_lft forever\n"),
             section("product-uuid", "4c4c4544-0042-3510-8052-b4c04f4e4d32\n"),
             section("cpus", "2\n"),
             section("meminfo", "MemTotal:        4028752 kB\n"),
@@ -393,6 +403,7 @@ mod tests {
         assert_eq!(f.etc_hosts["peer"], HostsEntry { ip: "10.0.0.12".into(), managed: true });
         assert_eq!(f.etc_hosts["localhost"].ip, "127.0.0.1");
         assert_eq!(f.applied["flannel"], "5b1e0c");
+        assert_eq!(f.ipv4_addresses, BTreeSet::from(["127.0.0.1".parse().unwrap(), "10.0.0.11".parse().unwrap()]));
         assert_eq!(f.sysctls["net.ipv4.tcp_rmem"], "4096 131072 6291456", "whitespace as the file writes it");
         let cert = &f.certificates["/etc/kubernetes/pki/apiserver.crt"];
         assert_eq!((cert.subject.as_str(), cert.is_ca), ("kube-apiserver", false));

@@ -46,6 +46,9 @@ pub struct HostFacts {
     /// MAC addresses of the host's network interfaces (loopback excluded).
     #[serde(default)]
     pub macs: BTreeSet<String>,
+    /// The IPv4 addresses of the host's interfaces (`ip -o -4 addr`); empty when unknown.
+    #[serde(default)]
+    pub ipv4_addresses: BTreeSet<std::net::Ipv4Addr>,
     /// SMBIOS product_uuid; empty where the machine has none.
     #[serde(default)]
     pub product_uuid: String,
@@ -121,6 +124,7 @@ impl HostFacts {
             arch: String::new(),
             hostname: String::new(),
             macs: BTreeSet::new(),
+            ipv4_addresses: BTreeSet::new(),
             product_uuid: String::new(),
             cpus: 0,
             memory_mb: 0,

@@ -71,6 +71,19 @@ impl Step for Preflight {
         {
             problems.push(format!("product_uuid {} is also {other}'s (a cloned VM?)", facts.product_uuid));
         }
+        // The kubelet refuses a --node-ip the host does not have, and etcd and the API server
+        // advertise it: the classic NAT (Vagrant) mistake is an address only the bastion sees.
+        if let Some(std::net::IpAddr::V4(ip)) = host.node_ip()
+            && !facts.ipv4_addresses.is_empty()
+            && !facts.ipv4_addresses.contains(&ip)
+        {
+            let have: Vec<String> =
+                facts.ipv4_addresses.iter().filter(|a| !a.is_loopback()).map(|a| a.to_string()).collect();
+            problems.push(format!(
+                "node IP {ip} is not an address of this host (it has {}): set `internalAddress` to the address other nodes reach it at",
+                have.join(", ")
+            ));
+        }
         if host.is_control_plane() {
             if facts.cpus != 0 && facts.cpus < CONTROL_PLANE_CPUS {
                 problems.push(format!("{} CPU(s); a control plane needs at least {CONTROL_PLANE_CPUS}", facts.cpus));

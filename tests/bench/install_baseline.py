@@ -48,6 +48,12 @@ def remote_script(host, actions, render_dir):
                           "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key endpoint health >/dev/null 2>&1")
             lines.append(f"ready() {{ {check}; }}")
             lines.append(f"i=0; until ready; do i=$((i + 1)); [ $i -lt {a['timeout_s'] // 2} ] || exit 1; sleep 2; done")
+        elif kind == "probe":
+            probe = "; ".join(a["commands"])
+            lines.append(f"i=0; until ( {probe} ) >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt {a['timeout_s'] // 2} ] || exit 1; sleep 2; done")
+        elif kind == "verify-kubeadm-config":
+            # The admin's script reads it too (comparing it is kubewright's own work).
+            lines.append("kubectl --kubeconfig /etc/kubernetes/admin.conf -n kube-system get configmap kubeadm-config -o json >/dev/null")
         elif kind == "fetch":
             after.append(f"ssh -F \"$cfg\" -o \"ControlPath=$cm/%n\" {host} cat {shlex.quote(a['remote'])} > \"$work/admin.conf\"")
         elif kind == "pin-ca":
