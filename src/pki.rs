@@ -19,6 +19,21 @@ pub struct Certificate {
     pub ip_addresses: Vec<String>,
     /// Hex SHA-256 of the SubjectPublicKeyInfo.
     pub public_key_sha256: String,
+    /// The CA certificate (a path on the same host) whose key signed this one; None when no CA
+    /// there did. Set by whoever sees the CAs (the facts parser).
+    #[serde(default)]
+    pub signed_by: Option<String>,
+    /// Whether the private key beside it (`.key`) is this certificate's; None: not checked.
+    #[serde(default)]
+    pub key_matches: Option<bool>,
+}
+
+/// Whether `ca_pem`'s key signed `cert_pem` (the signature checks out with its public key).
+pub fn signed_by(cert_pem: &[u8], ca_pem: &[u8]) -> bool {
+    let parse = |pem: &[u8]| x509_parser::pem::parse_x509_pem(pem).ok().map(|(_, p)| p);
+    let (Some(cert), Some(ca)) = (parse(cert_pem), parse(ca_pem)) else { return false };
+    let (Ok(cert), Ok(ca)) = (cert.parse_x509(), ca.parse_x509()) else { return false };
+    cert.verify_signature(Some(ca.public_key())).is_ok()
 }
 
 /// The first certificate of a PEM text.
@@ -54,6 +69,8 @@ pub fn inspect(pem: &[u8]) -> Result<Certificate, String> {
         dns_names,
         ip_addresses,
         public_key_sha256: hex_lower(&Sha256::digest(cert.public_key().raw)),
+        signed_by: None,
+        key_matches: None,
     })
 }
 
@@ -81,6 +98,17 @@ pub fn hex_lower(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leaf_is_signed_by_its_ca_and_not_by_another() {
+        let ca = include_bytes!("../tests/fixtures/ca.crt");
+        let leaf = include_bytes!("../tests/fixtures/leaf-signed-by-ca.crt");
+        let other = include_bytes!("../tests/fixtures/apiserver.crt");
+        assert!(signed_by(leaf, ca));
+        assert!(!signed_by(other, ca));
+        assert!(!signed_by(leaf, other));
+        assert!(inspect(ca).unwrap().is_ca);
+    }
 
     #[test]
     fn garbage_is_refused_with_a_reason() {

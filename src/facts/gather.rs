@@ -28,6 +28,13 @@ for f in /etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf /etc/kubern
 f=/var/lib/kubelet/pki/kubelet-client-current.pem; test -f "$f" && printf '%s\t%s\n' "$f" "$(sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' "$f" | base64 | tr -d '\n')"
 true"#;
 
+/// Prints `CERT match|mismatch` for each certificate of kubeadm's PKI whose key is beside it,
+/// comparing their public keys on the host (the key never leaves it). Hosts without openssl
+/// print nothing: unknown, not a mismatch.
+const KEY_PAIRS: &str = r#"command -v openssl >/dev/null 2>&1 || exit 0
+for c in /etc/kubernetes/pki/*.crt /etc/kubernetes/pki/etcd/*.crt; do k=${c%.crt}.key; test -f "$c" && test -f "$k" || continue; a=$(openssl x509 -noout -pubkey -in "$c" 2>/dev/null) || continue; b=$(openssl pkey -pubout -in "$k" 2>/dev/null) || continue; if [ "$a" = "$b" ]; then echo "$c match"; else echo "$c mismatch"; fi; done
+true"#;
+
 /// The script that prints the facts of a host kubewright manages `paths` on.
 pub fn script(paths: &[String]) -> Script {
     let mut text = String::from("LC_ALL=C; export LC_ALL\n");
@@ -86,6 +93,7 @@ pub fn script(paths: &[String]) -> Script {
     // Certificates, as PEM in base64: kubeadm's PKI, the client certificates embedded in its
     // kubeconfigs, and the kubelet's. Only certificates: no private key leaves the host.
     section("certificates", CERTIFICATES);
+    section("key-pairs", KEY_PAIRS);
     section(
         "applied",
         &format!(
@@ -179,14 +187,36 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
         files.insert(path.to_string(), String::from_utf8_lossy(&bytes).into_owned());
     }
     let (packages, containerd_installed, held) = packages(get("packages"));
-    let mut certificates = BTreeMap::new();
+    let mut pems = BTreeMap::new();
     for line in get("certificates").lines() {
         let Some((path, encoded)) = line.split_once('\t') else { continue };
         let pem = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
             .map_err(|e| error(format!("the certificate {path} is not valid base64: {e}")))?;
         let cert = crate::pki::inspect(&pem).map_err(|e| error(format!("{path}: {e}")))?;
-        certificates.insert(path.to_string(), cert);
+        pems.insert(path.to_string(), (pem, cert));
+    }
+    // Which CA on this host signed each certificate: the chain is checked here, where the
+    // certificates' bytes are, so the facts keep only the answer.
+    let cas: Vec<(&String, &Vec<u8>)> = pems.iter().filter(|(_, (_, c))| c.is_ca).map(|(p, (pem, _))| (p, pem)).collect();
+    let mut certificates = BTreeMap::new();
+    for (path, (pem, mut cert)) in pems.clone() {
+        cert.signed_by = cas.iter().find(|(_, ca)| crate::pki::signed_by(&pem, ca)).map(|(p, _)| (*p).clone());
+        certificates.insert(path, cert);
+    }
+    let key_pairs: BTreeMap<String, bool> = get("key-pairs")
+        .lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(path, verdict)| match verdict {
+            "match" => Some((path.to_string(), true)),
+            "mismatch" => Some((path.to_string(), false)),
+            _ => None,
+        })
+        .collect();
+    for (path, matches) in key_pairs {
+        if let Some(c) = certificates.get_mut(&path) {
+            c.key_matches = Some(matches);
+        }
     }
     let etc_hosts = match get("etc-hosts").trim() {
         "" => BTreeMap::new(),
