@@ -13,6 +13,7 @@
 //! environment: callers pass text, facts and generated secrets in, and get values back.
 //! The binary (`src/main.rs`, `src/cli`, `src/report`) does the I/O and the printing.
 
+pub mod certs;
 pub mod diag;
 pub mod duration;
 pub mod exec;

@@ -94,6 +94,13 @@ pub fn script(paths: &[String]) -> Script {
     // kubeconfigs, and the kubelet's. Only certificates: no private key leaves the host.
     section("certificates", CERTIFICATES);
     section("key-pairs", KEY_PAIRS);
+    // The CAs whose key is on the host: without it kubeadm cannot renew what it signed.
+    section(
+        "ca-keys",
+        "for k in /etc/kubernetes/pki/ca.key /etc/kubernetes/pki/etcd/ca.key /etc/kubernetes/pki/front-proxy-ca.key; do test -f \"$k\" && echo \"${k%.key}.crt\"; done; true",
+    );
+    section("apiserver", "crictl ps -o json --name kube-apiserver 2>/dev/null || true");
+    section("kubelet-config", "grep -E '^rotateCertificates:' /var/lib/kubelet/config.yaml 2>/dev/null || true");
     section(
         "applied",
         &format!(
@@ -272,6 +279,13 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
             .map(|(k, v)| (k.to_string(), v.split_whitespace().collect::<Vec<_>>().join(" ")))
             .collect(),
         certificates,
+        ca_keys: words(get("ca-keys")),
+        apiserver_started: apiserver_started(get("apiserver")),
+        kubelet_rotation: match get("kubelet-config").split_once(':').map(|(_, v)| v.trim()) {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => None,
+        },
         ipv4_addresses: get("addresses")
             .lines()
             .filter_map(|l| {
@@ -286,6 +300,18 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
             .map(|(name, hash)| (name.to_string(), hash.trim().to_string()))
             .collect(),
     })
+}
+
+/// When the running kube-apiserver container started (crictl's `createdAt`, nanoseconds).
+fn apiserver_started(json: &str) -> Option<i64> {
+    let doc: serde_json::Value = serde_json::from_str(json).ok()?;
+    doc["containers"]
+        .as_array()?
+        .iter()
+        .filter(|c| c["state"] == "CONTAINER_RUNNING")
+        .filter_map(|c| c["createdAt"].as_str()?.parse::<i128>().ok())
+        .max()
+        .map(|ns| (ns / 1_000_000_000) as i64)
 }
 
 /// Name → the entry resolvers use for it in hosts(5) text: the first line naming it.
@@ -391,6 +417,10 @@ mod tests {
             section("kubelet-conf", "no\n"),
             section("admin-conf", "no\n"),
             section("applied", "flannel 5b1e0c\n"),
+            section("ca-keys", "/etc/kubernetes/pki/ca.crt\n"),
+            section("apiserver", r#"{"containers": [{"state": "CONTAINER_RUNNING", "createdAt": "1794000000123456789"}]}
+"#),
+            section("kubelet-config", "rotateCertificates: true\n"),
             section("sysctls", "net.ipv4.ip_forward=1\nnet.ipv4.tcp_rmem=4096\t131072  6291456\n"),
             section(
                 "certificates",
@@ -433,6 +463,8 @@ mod tests {
         assert_eq!(f.etc_hosts["peer"], HostsEntry { ip: "10.0.0.12".into(), managed: true });
         assert_eq!(f.etc_hosts["localhost"].ip, "127.0.0.1");
         assert_eq!(f.applied["flannel"], "5b1e0c");
+        assert_eq!(f.ca_keys, BTreeSet::from(["/etc/kubernetes/pki/ca.crt".to_string()]));
+        assert_eq!((f.apiserver_started, f.kubelet_rotation), (Some(1_794_000_000), Some(true)));
         assert_eq!(f.ipv4_addresses, BTreeSet::from(["127.0.0.1".parse().unwrap(), "10.0.0.11".parse().unwrap()]));
         assert_eq!(f.sysctls["net.ipv4.tcp_rmem"], "4096 131072 6291456", "whitespace as the file writes it");
         let cert = &f.certificates["/etc/kubernetes/pki/apiserver.crt"];

@@ -84,6 +84,15 @@ pub struct HostFacts {
     /// client certificate).
     #[serde(default)]
     pub certificates: BTreeMap<String, crate::pki::Certificate>,
+    /// The CA certificates (paths) whose private key is on the host.
+    #[serde(default)]
+    pub ca_keys: BTreeSet<String>,
+    /// When the running kube-apiserver started (Unix time); None when none runs (or no crictl).
+    #[serde(default)]
+    pub apiserver_started: Option<i64>,
+    /// `rotateCertificates` of the kubelet's configuration; None when not set or not read.
+    #[serde(default)]
+    pub kubelet_rotation: Option<bool>,
     /// What kubewright applied to the cluster from this host, by record name: the SHA-256 of
     /// the manifest, written only once `kubectl apply` succeeded (see [`APPLIED_DIR`]).
     #[serde(default)]
@@ -137,6 +146,9 @@ impl HostFacts {
             sysctls: BTreeMap::new(),
             certificates: BTreeMap::new(),
             applied: BTreeMap::new(),
+            ca_keys: BTreeSet::new(),
+            apiserver_started: None,
+            kubelet_rotation: None,
         }
     }
 }

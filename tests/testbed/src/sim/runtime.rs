@@ -16,12 +16,17 @@ fn kubelet_active() -> bool {
     with_host(|s| Ok(s.units.get("kubelet").is_some_and(|u| u.active))).unwrap_or(false)
 }
 
-/// The static pods this host runs: one per manifest, while the kubelet is active. The
-/// container ID changes when the manifest does (a restarted pod is a new container).
-fn static_containers() -> Vec<(String, String, String)> {
+/// The static pods this host runs: one per manifest, while the kubelet is active. A
+/// container starts when its manifest appears: its ID and creation time follow the manifest's
+/// inode change time, so a changed manifest, or one moved out and back (kubeadm's way to
+/// restart a static pod), is a new container.
+fn static_containers() -> Vec<(String, String, String, i64)> {
     if !kubelet_active() {
         return Vec::new();
     }
+    use std::os::unix::fs::MetadataExt;
+    // The simulator's clock: containers age with certificates.
+    let offset = read_cluster().clock_offset_seconds;
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(MANIFESTS) {
         let mut paths: Vec<_> =
@@ -31,9 +36,9 @@ fn static_containers() -> Vec<(String, String, String)> {
             let text = std::fs::read_to_string(&p).unwrap_or_default();
             let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let image = text.lines().find_map(|l| l.trim().strip_prefix("image: ")).unwrap_or("").to_string();
-            let mtime = std::fs::metadata(&p).and_then(|m| m.modified()).map(|t| format!("{t:?}")).unwrap_or_default();
-            let id = hex::encode(sha2::Sha256::digest(format!("{name}{text}{mtime}").as_bytes()));
-            out.push((id, image, name));
+            let changed = std::fs::metadata(&p).map(|m| (m.ctime(), m.ctime_nsec())).unwrap_or_default();
+            let id = hex::encode(sha2::Sha256::digest(format!("{name}{text}{changed:?}").as_bytes()));
+            out.push((id, image, name, changed.0 + offset));
         }
     }
     out
@@ -54,16 +59,33 @@ pub fn crictl(args: &[String]) -> anyhow::Result<Outcome> {
             }
             let rows: Vec<_> = static_containers()
                 .into_iter()
-                .filter(|(_, _, n)| name_filter.as_ref().is_none_or(|f| n.contains(f.as_str())))
+                .filter(|(_, _, n, _)| name_filter.as_ref().is_none_or(|f| n.contains(f.as_str())))
                 .collect();
             let mut out = String::new();
+            let json = args.windows(2).any(|w| w[0] == "-o" && w[1] == "json") || args.iter().any(|a| a == "--output=json" || a == "-ojson");
+            if json {
+                // crictl's JSON: createdAt in nanoseconds, as a string.
+                let containers: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|(id, image, name, created)| {
+                        serde_json::json!({
+                            "id": id,
+                            "metadata": {"name": name, "attempt": 0},
+                            "image": {"image": image},
+                            "state": "CONTAINER_RUNNING",
+                            "createdAt": format!("{}", i128::from(*created) * 1_000_000_000),
+                        })
+                    })
+                    .collect();
+                return Ok(Outcome::ok(format!("{}\n", serde_json::to_string_pretty(&serde_json::json!({"containers": containers}))?)));
+            }
             if quiet {
-                for (id, _, _) in &rows {
+                for (id, _, _, _) in &rows {
                     let _ = writeln!(out, "{id}");
                 }
             } else {
                 out.push_str("CONTAINER           IMAGE               CREATED             STATE               NAME                ATTEMPT             POD ID              POD\n");
-                for (id, image, name) in &rows {
+                for (id, image, name, _) in &rows {
                     let _ = writeln!(
                         out,
                         "{:<19} {:<19} {:<19} {:<19} {:<19} {:<19} {:<19} {name}-{}",
