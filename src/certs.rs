@@ -153,16 +153,28 @@ pub fn report(
                 continue;
             }
             let Some(cert) = f.certificates.get(*path) else { continue };
-            let mut problems = chain_problems(f, cert, authority);
+            let mut problems = chain_problems(f, path, cert, authority);
             if *name == "apiserver" {
                 problems.extend(san_problems(inv, host, cert));
             }
             if cert.key_matches == Some(false) {
                 problems.push(format!("{} does not belong to this certificate", path.replace(".crt", ".key")));
             }
+            // Only kubeadm's own items are renewed with the CA's key; the kubelet rotates its own.
             let externally_managed =
-                !authority.is_empty() && ca_path(authority).is_some_and(|ca| !f.ca_keys.contains(ca));
-            rows.push(row(host.name.clone(), name, path, *kind, authority, externally_managed, cert, problems, now, thresholds));
+                *kind == Kind::Kubeadm && ca_path(authority).is_some_and(|ca| !f.ca_keys.contains(ca));
+            rows.push(row(
+                host.name.clone(),
+                name,
+                path,
+                *kind,
+                authority,
+                externally_managed,
+                cert,
+                problems,
+                now,
+                thresholds,
+            ));
         }
         if host.is_control_plane()
             && let Some(started) = f.apiserver_started
@@ -186,11 +198,26 @@ pub fn report(
         }
     }
     // A kubelet certificate the kubelet should have rotated by now means rotation is failing.
-    for r in rows.iter_mut().filter(|r| r.certificate == "kubelet-client" && r.severity != Severity::Ok) {
-        r.problems.push("the kubelet rotates this certificate at about 70-90% of its life: look at the kubelet's log (`journalctl -u kubelet | grep -i certificate`) and its pending CSRs (`kubectl get csr`)".into());
+    for r in rows.iter().filter(|r| r.certificate == "kubelet-client" && r.severity != Severity::Ok) {
+        notes.push(Note {
+            node: r.node.clone(),
+            severity: r.severity.clone(),
+            message: format!("the kubelet's client certificate has {} left although the kubelet renews it at 70-90% of its life: look at the kubelet's log (`journalctl -u kubelet | grep -i certificate`) and for pending CSRs (`kubectl get csr`)", residual_text(r.residual_s)),
+        });
     }
     if let Some(cert) = bastion_admin {
-        rows.push(row("bastion".into(), "admin.conf (bastion)", "admin.conf", Kind::Bastion, "ca", false, cert, Vec::new(), now, thresholds));
+        rows.push(row(
+            "bastion".into(),
+            "admin.conf (bastion)",
+            "admin.conf",
+            Kind::Bastion,
+            "ca",
+            false,
+            cert,
+            Vec::new(),
+            now,
+            thresholds,
+        ));
     }
     rows.sort_by(|a, b| (a.expires, &a.node, &a.certificate).cmp(&(b.expires, &b.node, &b.certificate)));
     Report { cluster: inv.cluster.name.clone(), checked_at: now, certificates: rows, notes, unreachable }
@@ -232,14 +259,15 @@ fn row(
 }
 
 /// A leaf must be signed by the CA on the same host that kubeadm uses for it.
-fn chain_problems(f: &HostFacts, cert: &Certificate, authority: &str) -> Vec<String> {
+fn chain_problems(f: &HostFacts, path: &str, cert: &Certificate, authority: &str) -> Vec<String> {
     let Some(ca) = ca_path(authority) else { return Vec::new() };
     if !f.certificates.contains_key(ca) {
         return vec![format!("its CA {ca} is missing")];
     }
     match cert.signed_by.as_deref() {
         Some(by) if by == ca => Vec::new(),
-        Some(other) => vec![format!("signed by {other}, not by {ca}")],
+        Some(by) if by == path => vec![format!("self-signed, not signed by the CA on disk ({ca})")],
+        Some(other) => vec![format!("signed by {other}, not by the CA on disk ({ca})")],
         None => vec![format!("not signed by the CA on disk ({ca}): the CA changed, or the certificate was replaced")],
     }
 }

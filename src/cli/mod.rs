@@ -2,6 +2,7 @@
 //! file with its `Args` and an `exec` that loads inputs, calls the library and reports.
 
 mod apply;
+mod certs;
 mod completions;
 mod inputs;
 mod inventory;
@@ -82,6 +83,9 @@ pub enum Command {
     Apply(apply::Args),
     /// Run one command on many hosts over SSH, output grouped per host
     Run(run::Args),
+    /// Check and renew the cluster's certificates
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
     /// See or break the cluster lock (one run per cluster at a time)
     #[command(subcommand)]
     Lock(lock::LockCommand),
@@ -97,6 +101,7 @@ pub fn run(cli: Cli, out: &Reporter) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => apply::exec(args, out),
         Command::Run(args) => run::exec(args, out),
         Command::Lock(cmd) => lock::exec(cmd, out),
+        Command::Certs(cmd) => certs::exec(cmd, out),
         Command::Completions(args) => completions::exec(args),
     }
 }

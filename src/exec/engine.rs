@@ -642,7 +642,7 @@ impl<'a> Engine<'a> {
                             })?
                             .into_bytes();
                     }
-                    write_private(local, &content, *mode).map_err(|e| {
+                    super::write_file_atomically(local, &content, *mode).map_err(|e| {
                         self.failure(
                             step,
                             host,
@@ -801,21 +801,6 @@ impl<'a> Engine<'a> {
         }
         Ok(())
     }
-}
-
-/// Write `content` to `path` atomically with `mode`: a private temporary file in the same
-/// directory, renamed over the target, so a reader never sees a partial or world-readable file.
-fn write_private(path: &std::path::Path, content: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
-    tmp.write_all(content)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 #[cfg(test)]

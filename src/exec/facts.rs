@@ -61,6 +61,17 @@ async fn read_host_facts<T: Transport>(session: &T, host: &str, paths: &[String]
 pub fn collect(
     outcomes: Vec<super::HostOutcome<HostReading, FactsFailure>>,
 ) -> Result<ClusterFacts, Vec<FactsFailure>> {
+    match collect_partial(outcomes) {
+        (facts, failures) if failures.is_empty() => Ok(facts),
+        (_, failures) => Err(failures),
+    }
+}
+
+/// The facts of the hosts that answered, and the failures of those that did not (for reports
+/// that go on without them, like `certs check`).
+pub fn collect_partial(
+    outcomes: Vec<super::HostOutcome<HostReading, FactsFailure>>,
+) -> (ClusterFacts, Vec<FactsFailure>) {
     let mut hosts: BTreeMap<String, HostFacts> = BTreeMap::new();
     let mut cluster = None;
     let mut failures = Vec::new();
@@ -73,11 +84,7 @@ pub fn collect(
             Err(e) => failures.push(e),
         }
     }
-    if failures.is_empty() {
-        Ok(ClusterFacts { hosts, assumed_fresh: false, bastion_kubeconfig: false, cluster })
-    } else {
-        Err(failures)
-    }
+    (ClusterFacts { hosts, assumed_fresh: false, bastion_kubeconfig: false, cluster }, failures)
 }
 
 /// The facts of every target (`paths`: the files kubewright manages on each host, by host
@@ -88,6 +95,19 @@ pub async fn gather(
     paths: &BTreeMap<String, Vec<String>>,
     window: usize,
 ) -> Result<ClusterFacts, Vec<FactsFailure>> {
+    match gather_partial(connector, targets, paths, window).await {
+        (facts, failures) if failures.is_empty() => Ok(facts),
+        (_, failures) => Err(failures),
+    }
+}
+
+/// [`gather`], keeping the facts of the hosts that answered beside the failures of the rest.
+pub async fn gather_partial(
+    connector: &Connector,
+    targets: Vec<Target>,
+    paths: &BTreeMap<String, Vec<String>>,
+    window: usize,
+) -> (ClusterFacts, Vec<FactsFailure>) {
     let items: Vec<(String, Target)> = targets.into_iter().map(|t| (t.name.clone(), t)).collect();
     let outcomes = for_each_host(items, window, |target| async move {
         let host = target.name.clone();
@@ -101,5 +121,5 @@ pub async fn gather(
         facts
     })
     .await;
-    collect(outcomes)
+    collect_partial(outcomes)
 }

@@ -205,7 +205,8 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
     }
     // Which CA on this host signed each certificate: the chain is checked here, where the
     // certificates' bytes are, so the facts keep only the answer.
-    let cas: Vec<(&String, &Vec<u8>)> = pems.iter().filter(|(_, (_, c))| c.is_ca).map(|(p, (pem, _))| (p, pem)).collect();
+    let cas: Vec<(&String, &Vec<u8>)> =
+        pems.iter().filter(|(_, (_, c))| c.is_ca).map(|(p, (pem, _))| (p, pem)).collect();
     let mut certificates = BTreeMap::new();
     for (path, (pem, mut cert)) in pems.clone() {
         cert.signed_by = cas.iter().find(|(_, ca)| crate::pki::signed_by(&pem, ca)).map(|(p, _)| (*p).clone());

@@ -62,7 +62,8 @@ pub fn crictl(args: &[String]) -> anyhow::Result<Outcome> {
                 .filter(|(_, _, n, _)| name_filter.as_ref().is_none_or(|f| n.contains(f.as_str())))
                 .collect();
             let mut out = String::new();
-            let json = args.windows(2).any(|w| w[0] == "-o" && w[1] == "json") || args.iter().any(|a| a == "--output=json" || a == "-ojson");
+            let json = args.windows(2).any(|w| w[0] == "-o" && w[1] == "json")
+                || args.iter().any(|a| a == "--output=json" || a == "-ojson");
             if json {
                 // crictl's JSON: createdAt in nanoseconds, as a string.
                 let containers: Vec<serde_json::Value> = rows
@@ -77,7 +78,10 @@ pub fn crictl(args: &[String]) -> anyhow::Result<Outcome> {
                         })
                     })
                     .collect();
-                return Ok(Outcome::ok(format!("{}\n", serde_json::to_string_pretty(&serde_json::json!({"containers": containers}))?)));
+                return Ok(Outcome::ok(format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&serde_json::json!({"containers": containers}))?
+                )));
             }
             if quiet {
                 for (id, _, _, _) in &rows {

@@ -1,0 +1,97 @@
+//! `kubewright certs check`: every certificate of the cluster, read in one command per host
+//! and parsed on the bastion; exit codes for monitoring; a Prometheus textfile.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::inputs::{ConnectArgs, InventoryArg, load_inventory, state_dir};
+use crate::report::{Reporter, UserError};
+use kubewright::certs::{Thresholds, render_prometheus, render_text, report};
+use kubewright::duration::Duration;
+use kubewright::ssh::{Connector, Target};
+
+#[derive(Subcommand)]
+pub enum CertsCommand {
+    /// Report every certificate on every node, sorted by expiry; exit 0 ok, 1 warning, 2 critical, 3 unreachable
+    #[command(after_help = "\
+Examples:
+  kubewright certs check -i inv.yaml
+  kubewright certs check -i inv.yaml --warn 30d --critical 7d -o json
+  kubewright certs check -i inv.yaml --prometheus-textfile /var/lib/node_exporter/textfile/kubewright.prom
+
+Reads, on every node in one read-only command, kubeadm's PKI and kubeconfigs and the
+kubelet's certificates (certificates only: private keys stay on the hosts; each key is compared
+with its certificate there), and the bastion's admin kubeconfig. Flags certificates not signed
+by the CA on disk, an API server certificate missing the endpoint or the node's IP, a key that
+does not match, a kubelet that does not rotate its certificate, and an API server running for
+close to a year (its in-memory loopback certificate lasts one).
+
+Exit codes (the Nagios convention): 0 every certificate has more than --warn left; 1 one has
+less (warning); 2 one has less than --critical, has expired or is broken (critical); 3 a host
+could not be read (the others are still reported).")]
+    Check {
+        #[command(flatten)]
+        inventory: InventoryArg,
+        #[command(flatten)]
+        connect: ConnectArgs,
+        /// Warn when a certificate has less than this left (default: the inventory's certificates.renewBefore)
+        #[arg(long, value_name = "DURATION")]
+        warn: Option<Duration>,
+        /// Critical when a certificate has less than this left
+        #[arg(long, value_name = "DURATION", default_value = "7d")]
+        critical: Duration,
+        /// Also write the report as Prometheus metrics to FILE (atomically), for node_exporter's textfile collector
+        #[arg(long, value_name = "FILE")]
+        prometheus_textfile: Option<std::path::PathBuf>,
+        /// How many hosts to read at once
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+}
+
+pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CertsCommand::Check { inventory, connect, warn, critical, prometheus_textfile, concurrency } => {
+            let inv = load_inventory(&inventory, out)?;
+            let warn = warn.unwrap_or(inv.cluster.certificates.renew_before);
+            if critical.seconds > warn.seconds {
+                return Err(UserError::new(format!("--critical {critical} is longer than --warn {warn}"))
+                    .help("a certificate is critical when it has less than --critical left: it must be the shorter of the two")
+                    .into());
+            }
+            let targets: Vec<Target> =
+                inv.hosts.iter().map(|h| Target::from_inventory(&inv, h, connect.accept_new_host_keys)).collect();
+            let connector = Connector::new(connect.transport(&inv))?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let no_files = std::collections::BTreeMap::new();
+            let (facts, failures) =
+                runtime.block_on(kubewright::exec::facts::gather_partial(&connector, targets, &no_files, concurrency));
+            let bastion_admin = bastion_admin_certificate(&state_dir(&inv.cluster.name).join("admin.conf"));
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+            let unreachable = failures.iter().map(|f| format!("{}: {}", f.host, f.message)).collect();
+            let thresholds = Thresholds { warn_s: warn.seconds as i64, critical_s: critical.seconds as i64 };
+            let report = report(&inv, &facts, bastion_admin.as_ref(), unreachable, now, thresholds);
+            if let Some(path) = &prometheus_textfile {
+                kubewright::exec::write_file_atomically(path, render_prometheus(&report).as_bytes(), 0o644).map_err(
+                    |e| {
+                        UserError::new(format!("cannot write {}: {e}", path.display()))
+                            .help("the textfile collector's directory must exist and be writable")
+                    },
+                )?;
+            }
+            out.result(&render_text(&report), &report);
+            Ok(ExitCode::from(report.exit_code()))
+        }
+    }
+}
+
+/// The client certificate of the bastion's admin kubeconfig, if it has one.
+fn bastion_admin_certificate(path: &std::path::Path) -> Option<kubewright::pki::Certificate> {
+    use base64::Engine as _;
+    let text = std::fs::read_to_string(path).ok()?;
+    let data = text.lines().find_map(|l| l.trim().strip_prefix("client-certificate-data:"))?;
+    let pem = base64::engine::general_purpose::STANDARD.decode(data.trim()).ok()?;
+    kubewright::pki::inspect(&pem).ok()
+}
