@@ -285,6 +285,41 @@ fn san_problems(inv: &Inventory, host: &Host, cert: &Certificate) -> Vec<String>
         .collect()
 }
 
+/// What is wrong after `kubeadm certs renew all` on a control plane whose certificates are
+/// `certs` (by path): each item kubeadm renews must now expire after `after` and be signed by
+/// its CA on disk.
+pub fn renewal_problems(certs: &BTreeMap<String, Certificate>, after: i64) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (name, path, authority, kind) in KNOWN {
+        if *kind != Kind::Kubeadm {
+            continue;
+        }
+        // super-admin.conf exists from 1.29 on clusters initialized by it; absent is fine.
+        let Some(cert) = certs.get(*path) else {
+            if *name != "super-admin.conf" {
+                problems.push(format!("{name} ({path}) is missing"));
+            }
+            continue;
+        };
+        if cert.not_after <= after {
+            problems.push(format!("{name} still expires {}", expires_text(cert.not_after)));
+        }
+        if ca_path(authority).is_some_and(|ca| cert.signed_by.as_deref() != Some(ca)) {
+            problems.push(format!("{name} is not signed by its CA ({authority})"));
+        }
+    }
+    problems
+}
+
+/// The soonest expiry among the items kubeadm renews on a control plane (path, not_after).
+pub fn first_to_expire(certs: &BTreeMap<String, Certificate>) -> Option<(&'static str, i64)> {
+    KNOWN
+        .iter()
+        .filter(|(_, _, _, kind)| *kind == Kind::Kubeadm)
+        .filter_map(|(name, path, _, _)| certs.get(*path).map(|c| (*name, c.not_after)))
+        .min_by_key(|(name, t)| (*t, *name))
+}
+
 /// kubeadm's EXPIRES column: `Jan 02, 2006 15:04 UTC`.
 pub fn expires_text(unix: i64) -> String {
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];

@@ -148,3 +148,112 @@ fn certificates_are_checked_with_monitoring_exit_codes() {
     assert!(report["unreachable"][0].as_str().unwrap().starts_with("w1: "), "{report}");
     assert!(rows(&report, "cp1").contains_key("apiserver"), "the reachable hosts are still reported");
 }
+
+/// The apiserver.crt expiry of `host` as `certs check` reads it.
+fn apiserver_expiry(bed: &Testbed, state: &std::path::Path, host: &str) -> i64 {
+    let o = kubewright(bed, state, &["certs", "check", "-o", "json", "--warn", "1d", "--critical", "1d"]);
+    rows(&json(&o), host)["apiserver"]["expires"].as_i64().unwrap()
+}
+
+#[test]
+fn renewal_goes_one_control_plane_at_a_time_restores_a_failed_one_and_is_a_no_op_when_nothing_is_close() {
+    let mut opts = TestbedOptions::new(3);
+    opts.control_planes = 2;
+    let Some(bed) = Testbed::up_or_skip(opts) else { return };
+    let state = tempfile::tempdir().unwrap();
+    bed.advance_clock(-345 * 86_400).unwrap();
+    let o = kubewright(&bed, state.path(), &["apply", "--yes", "-q"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    // ... and the 345 days have passed: the simulator's clock is the hosts' and the bastion's again.
+    bed.advance_clock(345 * 86_400).unwrap();
+    let before = apiserver_expiry(&bed, state.path(), "cp1");
+
+    // 20 days left, renewBefore 30d: both control planes are renewed, cp1 then cp2.
+    let renewed = kubewright(&bed, state.path(), &["certs", "renew", "--yes", "-o", "json"]);
+    assert_eq!(renewed.status.code(), Some(0), "{}", output_text(&renewed));
+    let events = common::json_events(&renewed);
+    let order: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| {
+            e["step"] == "renew-certificates" && (e["event"] == "host-started" || e["event"] == "host-finished")
+        })
+        .map(|e| (e["event"].as_str().unwrap().to_string(), e["host"].as_str().unwrap().to_string()))
+        .collect();
+    let pairs: Vec<(&str, &str)> = order.iter().map(|(e, h)| (e.as_str(), h.as_str())).collect();
+    assert_eq!(
+        pairs,
+        [("host-started", "cp1"), ("host-finished", "cp1"), ("host-started", "cp2"), ("host-finished", "cp2")],
+        "one control plane at a time"
+    );
+    for cp in ["cp1", "cp2"] {
+        let after = apiserver_expiry(&bed, state.path(), cp);
+        assert!(after - before > 340 * 86_400, "{cp}: renewed for about a year ({before} -> {after})");
+        let backups = bed.exec(cp, "ls /var/lib/kubewright/backups").unwrap();
+        assert!(String::from_utf8_lossy(&backups.stdout).contains("pki-2"), "a backup on {cp}");
+        let root = bed.exec(cp, "cmp /etc/kubernetes/admin.conf /root/.kube/config").unwrap();
+        assert!(root.status.success(), "{cp}: /root/.kube/config refreshed");
+    }
+    let cluster = bed.cluster_state();
+    let saved = state.path().join(&cluster.cluster_name);
+    for cp in ["cp1", "cp2"] {
+        let copy = saved.join(format!("backups/{cp}/pki.tar.gz"));
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&copy).unwrap().permissions()) & 0o777;
+        assert_eq!(mode, 0o600, "{}", copy.display());
+        let listing = Command::new("tar").arg("-tzf").arg(&copy).output().unwrap();
+        assert!(String::from_utf8_lossy(&listing.stdout).contains("pki/apiserver.key"), "the backup holds the PKI");
+    }
+    // The bastion's kubeconfig carries the renewed client certificate.
+    let check = kubewright(&bed, state.path(), &["certs", "check", "-o", "json"]);
+    let bastion = rows(&json(&check), "bastion")["admin.conf (bastion)"].clone();
+    assert!(bastion["residual_s"].as_i64().unwrap() > 360 * 86_400, "{bastion}");
+    assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)), "healthy after the renewal");
+
+    // Nothing is close any more: a no-op, without a new backup.
+    let noop = kubewright(&bed, state.path(), &["certs", "renew", "--yes"]);
+    assert_eq!(noop.status.code(), Some(0), "{}", output_text(&noop));
+    assert!(output_text(&noop).contains("nothing to do"), "{}", output_text(&noop));
+    let count = |cp: &str| {
+        String::from_utf8_lossy(&bed.exec(cp, "ls /var/lib/kubewright/backups").unwrap().stdout).lines().count()
+    };
+    assert_eq!(count("cp1"), 2, "one backup and its `latest` link");
+
+    // Forced, with the static pod restart failing on cp2 after kubeadm renewed its certificates:
+    // cp2 gets its backup back (the certificates before this run), cp1 stays renewed, the run
+    // stops, and the next one finishes cp2.
+    let cp1_before = apiserver_expiry(&bed, state.path(), "cp1");
+    let cp2_before = apiserver_expiry(&bed, state.path(), "cp2");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    bed.add_fault(
+        "cp2",
+        kubewright_testbed::faults::Fault {
+            command_prefix: "crictl ps -q".into(),
+            action: kubewright_testbed::faults::FaultAction::FailOnce {
+                code: 1,
+                stderr: "time=\"2026-12-01T10:00:00Z\" level=fatal msg=\"validate service connection: rpc error: code = Unavailable\"\n".into(),
+            },
+            fired: false,
+        },
+    )
+    .unwrap();
+    let failed = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes", "-o", "json"]);
+    assert_eq!(failed.status.code(), Some(1), "{}", output_text(&failed));
+    let report = common::json_events(&failed).pop().unwrap();
+    assert_eq!(report["failures"][0]["host"], "cp2", "{report}");
+    assert_eq!(report["failures"][0]["step"], "renew-certificates");
+    assert!(
+        report["failures"][0]["message"].as_str().unwrap().contains("put back as it was before the step"),
+        "{report}"
+    );
+    assert!(apiserver_expiry(&bed, state.path(), "cp1") > cp1_before, "cp1 renewed");
+    assert_eq!(apiserver_expiry(&bed, state.path(), "cp2"), cp2_before, "cp2 has its certificates from before the run");
+    let cluster = bed.cluster_state();
+    assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)), "and every node is healthy");
+    let again = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
+    assert_eq!(again.status.code(), Some(0), "{}", output_text(&again));
+    assert!(
+        output_text(&again).contains("finished by an earlier run"),
+        "cp1 is not renewed twice: {}",
+        output_text(&again)
+    );
+    assert!(apiserver_expiry(&bed, state.path(), "cp2") > cp2_before, "cp2 renewed");
+}

@@ -16,7 +16,7 @@ use kubewright::exec::engine::{Engine, HostStatus, RunReport, StopSignal};
 use kubewright::exec::journal::{self, Journal};
 use kubewright::exec::lock::{self, Holder};
 use kubewright::exec::lower::{NotExecutable, lower};
-use kubewright::plan::{PlanInput, plan, render_text};
+use kubewright::plan::{Decision, PlanInput, plan, render_text};
 use kubewright::redact::Redactor;
 use kubewright::render::Secrets;
 use kubewright::ssh::{Connector, Target};
@@ -70,7 +70,30 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let inv = load_inventory(&args.inventory, out)?;
     let templates = load_templates(&args.templates)?;
     let playbook = load_playbook(args.playbook.as_deref(), &args.builtin)?;
+    let options =
+        RunOptions { connect: args.connect, yes: args.yes, restart: args.restart, concurrency: args.concurrency };
+    run_playbook(&inv, &templates, &playbook, &options, out)
+}
 
+/// How a playbook run goes, beyond the inventory and the playbook.
+pub struct RunOptions {
+    pub connect: ConnectArgs,
+    /// Change the hosts without asking.
+    pub yes: bool,
+    /// Ignore the journal of an unfinished earlier run.
+    pub restart: bool,
+    pub concurrency: usize,
+}
+
+/// Plan `playbook` against the hosts' facts, show it, confirm, take the lock and run it,
+/// journaling every finished host step (what `apply` and `certs renew` do).
+pub fn run_playbook(
+    inv: &kubewright::inventory::Inventory,
+    templates: &kubewright::render::Templates,
+    playbook: &kubewright::playbook::Playbook,
+    args: &RunOptions,
+    out: &Reporter,
+) -> anyhow::Result<ExitCode> {
     // Secrets come from the bastion's environment; every one is checked before any host is touched.
     let mut secret_env = BTreeMap::new();
     let mut missing = BTreeSet::new();
@@ -111,16 +134,16 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
 
     let mut files = BTreeMap::new();
     for host in &inv.hosts {
-        files.insert(host.name.clone(), templates.render_host(&inv, host, &Secrets::placeholders())?);
+        files.insert(host.name.clone(), templates.render_host(inv, host, &Secrets::placeholders())?);
     }
     // One session per host for the whole run: facts first, then the steps.
     let targets: BTreeMap<String, Target> = inv
         .hosts
         .iter()
-        .map(|h| (h.name.clone(), Target::from_inventory(&inv, h, args.connect.accept_new_host_keys)))
+        .map(|h| (h.name.clone(), Target::from_inventory(inv, h, args.connect.accept_new_host_keys)))
         .collect();
     let progress = Progress::new(out.json(), out.interactive());
-    let connector = Connector::new(args.connect.transport(&inv))?;
+    let connector = Connector::new(args.connect.transport(inv))?;
     let stop = StopSignal::default();
     let on_event = |e| progress.event(e);
     let engine = Engine::new(&connector, targets, args.concurrency, &redactor, &on_event, &stop)
@@ -138,13 +161,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let state = state_dir(&inv.cluster.name);
     facts.bastion_kubeconfig = super::plan::bastion_has_kubeconfig(&state);
     let state_text = state.display().to_string();
-    let plan = plan(&PlanInput {
-        inventory: &inv,
-        playbook: &playbook,
-        facts: &facts,
-        files: &files,
-        state_dir: &state_text,
-    })?;
+    let plan = plan(&PlanInput { inventory: inv, playbook, facts: &facts, files: &files, state_dir: &state_text })?;
 
     // Show the plan, then confirm.
     let plan_text = redactor.redact(&render_text(&plan, false));
@@ -153,7 +170,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     }
     // A failed preflight check is the hosts' state (exit 1); an action this version cannot run
     // is a limit of the input (exit 2). Either way nothing has changed.
-    let job = lower(&plan, &playbook, &files, &secret_env).map_err(|e| -> anyhow::Error {
+    let job = lower(&plan, playbook, &files, &secret_env).map_err(|e| -> anyhow::Error {
         match &e {
             NotExecutable::Blocked { .. } => {
                 Failure::new(e.to_string(), "fix these on the hosts (the plan marks them with x), then run apply again")
@@ -164,6 +181,16 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
                 .into(),
         }
     })?;
+    // Nothing to change and nothing to check (a renewal when no certificate is close): done,
+    // without asking and without the lock, so that a daily job costs one read of the facts.
+    let nothing_to_do = plan.steps.iter().flat_map(|s| &s.hosts).all(|h| matches!(h.decision, Decision::Skip { .. }));
+    if nothing_to_do {
+        runtime.block_on(engine.close());
+        let report =
+            RunReport { steps: Vec::new(), steps_not_run: Vec::new(), failures: Vec::new(), interrupted: false };
+        out.result("nothing to do: every host is already as the plan wants it\n", &report);
+        return Ok(ExitCode::SUCCESS);
+    }
     if !args.yes {
         if !std::io::stdin().is_terminal() {
             return Err(UserError::new("apply changes hosts and there is no terminal to confirm on")

@@ -48,10 +48,57 @@ could not be read (the others are still reported).")]
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// Renew the control planes' certificates, one at a time, when they are close to expiry
+    #[command(after_help = "\
+Examples:
+  kubewright certs renew -i inv.yaml
+  kubewright certs renew -i inv.yaml --if-expiring-within 30d --yes -o json   # daily, from cron
+  kubewright certs renew -i inv.yaml --force --yes
+
+Does nothing (exit 0, without taking the lock) when every control plane's first certificate to
+expire has more than --if-expiring-within left (default: the inventory's
+certificates.renewBefore): safe to run daily. Otherwise, one control plane at a time: back up
+/etc/kubernetes/pki and the kubeconfigs (on the host and, keeping certificates.keepBackups
+copies, in the bastion's state directory), `kubeadm certs renew all`, restart the static pods,
+wait for the API server's /readyz and the node Ready with its etcd member healthy, check every
+renewed certificate, refresh /root/.kube/config and the bastion's admin kubeconfig. On a
+failure the backup is restored on that node and the run stops; the next run continues with it.
+Holds the cluster lock, like apply and upgrade. Exit codes: 0 done or nothing to do, 1 a host
+failed, 2 bad input, 130 interrupted.")]
+    Renew {
+        #[command(flatten)]
+        inventory: InventoryArg,
+        #[command(flatten)]
+        connect: ConnectArgs,
+        /// Renew when the first certificate to expire has less than this left (default: certificates.renewBefore)
+        #[arg(long, value_name = "DURATION", conflicts_with = "force")]
+        if_expiring_within: Option<Duration>,
+        /// Renew whatever is left (this also restarts every control plane's static pods)
+        #[arg(long)]
+        force: bool,
+        /// Change the hosts without asking (required when there is no terminal)
+        #[arg(long)]
+        yes: bool,
+        /// Ignore the journal of an unfinished earlier renewal and start over
+        #[arg(long)]
+        restart: bool,
+    },
 }
 
 pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
     match cmd {
+        CertsCommand::Renew { inventory, connect, if_expiring_within, force, yes, restart } => {
+            let mut inv = load_inventory(&inventory, out)?;
+            let certificates = &mut inv.cluster.certificates;
+            certificates.renew_before = match (force, if_expiring_within) {
+                (true, _) => Duration::from_secs(u64::MAX),
+                (false, Some(within)) => within,
+                (false, None) => certificates.renew_before,
+            };
+            let playbook = kubewright::playbook::Playbook::builtin("certs-renew")?;
+            let options = super::apply::RunOptions { connect, yes, restart, concurrency: 64 };
+            super::apply::run_playbook(&inv, &kubewright::render::Templates::builtin(), &playbook, &options, out)
+        }
         CertsCommand::Check { inventory, connect, warn, critical, prometheus_textfile, concurrency } => {
             let inv = load_inventory(&inventory, out)?;
             let warn = warn.unwrap_or(inv.cluster.certificates.renew_before);

@@ -49,6 +49,9 @@ pub struct HostWork {
     /// credentials of this run's joins), which an earlier run's work cannot provide.
     pub every_run: bool,
     pub ops: Vec<Op>,
+    /// Run when an op fails, to put the host back as it was before the step (the plan's
+    /// `rollback` actions).
+    pub rollback: Vec<Op>,
 }
 
 /// One thing done on a host.
@@ -64,7 +67,17 @@ pub enum Op {
     Upload { path: String, content: Vec<u8>, mode: u32, owner: String, complete: bool },
     /// Copy a host's file to the bastion (atomically, with `mode`); a kubeconfig gets the
     /// bastion's server address when `kubeconfig_server` says so.
-    Fetch { remote: String, local: PathBuf, mode: u32, kubeconfig_server: Option<crate::plan::KubeconfigServer> },
+    Fetch {
+        remote: String,
+        local: PathBuf,
+        mode: u32,
+        kubeconfig_server: Option<crate::plan::KubeconfigServer>,
+        /// Earlier copies kept beside it (`FILE.1` the newest); None: replaced.
+        keep: Option<u32>,
+    },
+    /// Read the host's certificates again: every one kubeadm renews must expire after `after`
+    /// and be signed by its CA on disk.
+    VerifyCertificates { after: i64 },
     /// Read the cluster's kubeadm-config through the host's admin kubeconfig; fail where a
     /// field differs from `expected`.
     VerifyKubeadmConfig { expected: BTreeMap<String, String> },
@@ -611,11 +624,34 @@ impl<'a> Engine<'a> {
     }
 
     async fn run_host(&self, step: &str, work: &HostWork) -> Result<(), HostFailure> {
-        let host = work.host.as_str();
+        let result = self.run_ops(step, &work.host, &work.ops).await;
+        match result {
+            Err(mut failure) if !work.rollback.is_empty() => {
+                // Put the host back as it was before the step; say how that went.
+                (self.events)(Event::Operation {
+                    step: step.into(),
+                    host: work.host.clone(),
+                    what: "the step failed: undoing it".into(),
+                });
+                match self.run_ops(step, &work.host, &work.rollback).await {
+                    Ok(()) => failure.message.push_str("; the host was put back as it was before the step"),
+                    Err(undo) => failure.message.push_str(&format!(
+                        "; putting the host back failed too ({}: {}): restore it by hand",
+                        undo.command.as_deref().unwrap_or("?"),
+                        undo.message
+                    )),
+                }
+                Err(failure)
+            }
+            other => other,
+        }
+    }
+
+    async fn run_ops(&self, step: &str, host: &str, ops: &[Op]) -> Result<(), HostFailure> {
         let transport_failure =
             |e: TransportError, command: Option<&str>| self.failure(step, host, command, e.to_string(), e.hint());
         let session = self.session(host).await.map_err(|e| transport_failure(e, None))?;
-        for op in &work.ops {
+        for op in ops {
             let operation =
                 |what: String| (self.events)(Event::Operation { step: step.into(), host: host.into(), what });
             match op {
@@ -632,7 +668,7 @@ impl<'a> Engine<'a> {
                     };
                     session.upload(path, content, *mode, owner).await.map_err(|e| transport_failure(e, Some(path)))?;
                 }
-                Op::Fetch { remote, local, mode, kubeconfig_server } => {
+                Op::Fetch { remote, local, mode, kubeconfig_server, keep } => {
                     operation(format!("fetch {remote} to {}", local.display()));
                     let mut content = session.download(remote).await.map_err(|e| transport_failure(e, Some(remote)))?;
                     if let Some(k) = kubeconfig_server {
@@ -641,6 +677,18 @@ impl<'a> Engine<'a> {
                                 self.failure(step, host, Some(remote), message, "the file kubeadm wrote is not the kubeconfig kubewright expects; look at it on the host".into())
                             })?
                             .into_bytes();
+                    }
+                    if let Some(keep) = keep {
+                        super::rotate_copies(local, *keep).map_err(|e| {
+                            self.failure(
+                                step,
+                                host,
+                                Some(remote),
+                                format!("cannot keep the earlier copies of {}: {e}", local.display()),
+                                "the bastion's state directory must be writable; check disk space and permissions"
+                                    .into(),
+                            )
+                        })?;
                     }
                     super::write_file_atomically(local, &content, *mode).map_err(|e| {
                         self.failure(
@@ -666,6 +714,19 @@ impl<'a> Engine<'a> {
                     })?;
                     if let Ok(mut s) = self.secrets.lock() {
                         s.ca_cert_hashes = vec![pin];
+                    }
+                }
+                Op::VerifyCertificates { after } => {
+                    operation("check the renewed certificates".into());
+                    let out = session
+                        .run(&crate::facts::gather::certificates_script())
+                        .await
+                        .map_err(|e| transport_failure(e, Some("read the certificates")))?;
+                    let problems = crate::facts::gather::parse_certificates(&out.stdout)
+                        .map(|certs| crate::certs::renewal_problems(&certs, *after))
+                        .unwrap_or_else(|e| vec![e]);
+                    if !problems.is_empty() {
+                        return Err(self.failure(step, host, Some("verify the certificates"), format!("the certificates are not renewed as they should be: {}", problems.join("; ")), "look at /etc/kubernetes/pki on the host; the backup of the previous certificates is in /var/lib/kubewright/backups".into()));
                     }
                 }
                 Op::VerifyKubeadmConfig { expected } => {

@@ -65,6 +65,7 @@ pub fn lower(
                 what: what.into(),
             };
             let mut ops = Vec::new();
+            let mut rollback = Vec::new();
             // Work that learns a value for later steps cannot be skipped by the journal.
             let mut every_run = false;
             let skip = match &hp.decision {
@@ -97,16 +98,28 @@ pub fn lower(
                     Action::Package { .. } => continue,
                     // Decided when planning, from the facts just gathered.
                     Action::Check { .. } => continue,
-                    Action::Fetch { remote, local, mode, kubeconfig_server } => Op::Fetch {
+                    Action::Fetch { remote, local, mode, kubeconfig_server, keep } => Op::Fetch {
                         remote: remote.clone(),
                         local: local.into(),
                         kubeconfig_server: kubeconfig_server.clone(),
+                        keep: *keep,
                         mode: u32::from_str_radix(mode, 8)
                             .map_err(|_| not_executable(&format!("the fetch mode {mode} is not an octal file mode")))?,
                     },
                     Action::PinCa { remote } => {
                         every_run = true;
                         Op::PinCa { remote: remote.clone() }
+                    }
+                    Action::VerifyCertificates { after } => Op::VerifyCertificates { after: *after },
+                    Action::Rollback { description, commands } => {
+                        rollback.push(Op::Run {
+                            description: description.clone(),
+                            script: commands.clone(),
+                            input: None,
+                            limit: spec.timeout,
+                            parts: Vec::new(),
+                        });
+                        continue;
                     }
                     Action::VerifyKubeadmConfig { expected } => Op::VerifyKubeadmConfig { expected: expected.clone() },
                     Action::Probe { description, commands, timeout_s } => Op::Probe {
@@ -123,7 +136,13 @@ pub fn lower(
                     },
                 });
             }
-            hosts.push(HostWork { host: hp.host.clone(), skip, every_run, ops: one_round_trip(ops, input.as_deref()) });
+            hosts.push(HostWork {
+                host: hp.host.clone(),
+                skip,
+                every_run,
+                ops: one_round_trip(ops, input.as_deref()),
+                rollback,
+            });
         }
         steps.push(JobStep { id: planned.id.clone(), title: planned.title.clone(), rollout: planned.rollout, hosts });
     }

@@ -121,6 +121,22 @@ pub fn parse_rfc3339(text: &str) -> Option<u64> {
     u64::try_from(days * 86_400 + hour * 3600 + minute * 60 + second).ok()
 }
 
+/// Keep up to `keep` earlier copies of `path` before it is replaced: `path.1` (the newest) to
+/// `path.<keep>`, the oldest dropped.
+pub fn rotate_copies(path: &std::path::Path, keep: u32) -> std::io::Result<()> {
+    let numbered = |n: u32| std::path::PathBuf::from(format!("{}.{n}", path.display()));
+    if !path.exists() {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(numbered(keep));
+    for n in (1..keep).rev() {
+        if numbered(n).exists() {
+            std::fs::rename(numbered(n), numbered(n + 1))?;
+        }
+    }
+    std::fs::rename(path, numbered(1))
+}
+
 /// Write `content` to `path` atomically with `mode`: a private temporary file in the same
 /// directory, renamed over the target, so a reader never sees a partial or world-readable file.
 pub fn write_file_atomically(path: &std::path::Path, content: &[u8], mode: u32) -> std::io::Result<()> {

@@ -119,6 +119,35 @@ pub fn script(paths: &[String]) -> Script {
     Script::new().cmd(["sh", "-c", text.as_str()])
 }
 
+/// Just the certificates section of [`script`], for a check after they changed.
+pub fn certificates_script() -> Script {
+    Script::new().cmd(["sh", "-c", CERTIFICATES])
+}
+
+/// The output of the certificates section: every certificate by path, each with the CA on the
+/// same host that signed it (checked here, where the certificates' bytes are, so the facts keep
+/// only the answer).
+pub fn parse_certificates(text: &str) -> Result<BTreeMap<String, crate::pki::Certificate>, String> {
+    let mut pems = BTreeMap::new();
+    for line in text.lines() {
+        let Some((path, encoded)) = line.split_once('\t') else { continue };
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|e| format!("the certificate {path} is not valid base64: {e}"))?;
+        let cert = crate::pki::inspect(&pem).map_err(|e| format!("{path}: {e}"))?;
+        pems.insert(path.to_string(), (pem, cert));
+    }
+    let cas: Vec<(&String, &Vec<u8>)> =
+        pems.iter().filter(|(_, (_, c))| c.is_ca).map(|(p, (pem, _))| (p, pem)).collect();
+    let mut certificates = BTreeMap::new();
+    for (path, (pem, cert)) in &pems {
+        let mut cert = cert.clone();
+        cert.signed_by = cas.iter().find(|(_, ca)| crate::pki::signed_by(pem, ca)).map(|(p, _)| (*p).clone());
+        certificates.insert(path.clone(), cert);
+    }
+    Ok(certificates)
+}
+
 /// Separates the node list from the kubeadm-config in the output of [`cluster_script`].
 const CLUSTER_MARK: &str = "@@kubewright-fact kubeadm-config@@";
 
@@ -194,24 +223,7 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
         files.insert(path.to_string(), String::from_utf8_lossy(&bytes).into_owned());
     }
     let (packages, containerd_installed, held) = packages(get("packages"));
-    let mut pems = BTreeMap::new();
-    for line in get("certificates").lines() {
-        let Some((path, encoded)) = line.split_once('\t') else { continue };
-        let pem = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|e| error(format!("the certificate {path} is not valid base64: {e}")))?;
-        let cert = crate::pki::inspect(&pem).map_err(|e| error(format!("{path}: {e}")))?;
-        pems.insert(path.to_string(), (pem, cert));
-    }
-    // Which CA on this host signed each certificate: the chain is checked here, where the
-    // certificates' bytes are, so the facts keep only the answer.
-    let cas: Vec<(&String, &Vec<u8>)> =
-        pems.iter().filter(|(_, (_, c))| c.is_ca).map(|(p, (pem, _))| (p, pem)).collect();
-    let mut certificates = BTreeMap::new();
-    for (path, (pem, mut cert)) in pems.clone() {
-        cert.signed_by = cas.iter().find(|(_, ca)| crate::pki::signed_by(&pem, ca)).map(|(p, _)| (*p).clone());
-        certificates.insert(path, cert);
-    }
+    let mut certificates = parse_certificates(get("certificates")).map_err(error)?;
     let key_pairs: BTreeMap<String, bool> = get("key-pairs")
         .lines()
         .filter_map(|l| l.rsplit_once(' '))

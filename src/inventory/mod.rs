@@ -151,6 +151,8 @@ pub struct Sysctls {
 pub struct Certificates {
     /// Renew when a certificate expires within this time.
     pub renew_before: Duration,
+    /// Backups of the PKI kept on each control plane and on the bastion (`certs renew`).
+    pub keep_backups: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

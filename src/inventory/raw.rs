@@ -128,6 +128,7 @@ pub struct RawSysctls {
 #[serde(rename_all = "camelCase")]
 pub struct RawCertificates {
     pub renew_before: Option<Scalar>,
+    pub keep_backups: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]

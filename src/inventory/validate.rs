@@ -711,9 +711,24 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
     };
 
     let certificates = {
+        let raw_certs = raw.certificates.unwrap_or_default();
         let p = path.key("certificates").key("renewBefore");
-        let renew_before =
-            cx.duration(raw.certificates.and_then(|c| c.renew_before).as_ref(), &p, Duration::from_secs(30 * 86_400));
+        let renew_before = cx.duration(raw_certs.renew_before.as_ref(), &p, Duration::from_secs(30 * 86_400));
+        let keep_path = path.key("certificates").key("keepBackups");
+        let keep_backups = match raw_certs.keep_backups.as_ref() {
+            None => 5,
+            Some(v) => match v.0.parse::<u32>() {
+                Ok(n) if (1..=100).contains(&n) => n,
+                _ => {
+                    cx.push(
+                        &keep_path,
+                        Diagnostic::error("", format!("invalid number of backups `{}`", printable(&v.0)))
+                            .expected("a count from 1 to 100"),
+                    );
+                    5
+                }
+            },
+        };
         if renew_before.seconds >= 365 * 86_400 || renew_before.seconds == 0 {
             cx.push(
                 &p,
@@ -724,7 +739,7 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
                 .expected("more than 0 and less than 365d (kubeadm issues 1-year leaf certificates)"),
             );
         }
-        Certificates { renew_before }
+        Certificates { renew_before, keep_backups }
     };
 
     let upath = path.key("upgrade");

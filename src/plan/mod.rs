@@ -124,6 +124,19 @@ pub enum Action {
         /// uses instead, keeping the name for the certificate check (`tls-server-name`).
         #[serde(skip_serializing_if = "Option::is_none")]
         kubeconfig_server: Option<KubeconfigServer>,
+        /// Keep this many earlier copies beside it (`FILE.1` newest); None: replace it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        keep: Option<u32>,
+    },
+    /// Read the host's certificates again and fail unless every one kubeadm renews now
+    /// expires after `after` (seconds since the epoch) and is signed by its CA on disk.
+    VerifyCertificates {
+        after: i64,
+    },
+    /// Run only if an action before it in the step fails, to put the host back as it was.
+    Rollback {
+        description: String,
+        commands: Script,
     },
     /// Read the cluster CA certificate at `remote`: the nodes joining later in the run pin
     /// the hash of its public key (kubeadm's `caCertHashes`).

@@ -108,8 +108,9 @@ fn action_text(out: &mut String, action: &Action, diffs: bool) {
         Action::Check { description } => {
             let _ = writeln!(out, "     ? check {description}");
         }
-        Action::Fetch { remote, local, mode, kubeconfig_server } => {
-            let _ = writeln!(out, "     < fetch {remote} to {local} ({mode})");
+        Action::Fetch { remote, local, mode, kubeconfig_server, keep } => {
+            let kept = keep.map(|n| format!(", keeping {n} earlier copies")).unwrap_or_default();
+            let _ = writeln!(out, "     < fetch {remote} to {local} ({mode}{kept})");
             if let Some(k) = kubeconfig_server {
                 let _ = writeln!(
                     out,
@@ -120,6 +121,18 @@ fn action_text(out: &mut String, action: &Action, diffs: bool) {
         }
         Action::PinCa { remote } => {
             let _ = writeln!(out, "     < read the cluster CA {remote} (joining nodes pin its public-key hash)");
+        }
+        Action::VerifyCertificates { .. } => {
+            let _ = writeln!(
+                out,
+                "     ? check every certificate kubeadm renews was renewed and is signed by its CA on disk"
+            );
+        }
+        Action::Rollback { description, commands } => {
+            let _ = writeln!(out, "     ! if anything above fails: {description}");
+            for line in commands.commands() {
+                let _ = writeln!(out, "         $ {line}");
+            }
         }
         Action::VerifyKubeadmConfig { expected } => {
             let fields: Vec<&str> = expected.keys().map(String::as_str).collect();

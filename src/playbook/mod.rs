@@ -12,7 +12,10 @@ use crate::diag::{Diagnostic, Location, did_you_mean};
 use crate::inventory::{Host, Inventory, MaxUnavailable, Role};
 use crate::source_map::{FieldPath, SourceMap};
 
-const BUILTIN: &[(&str, &str)] = &[("install", include_str!("../../playbooks/install.yaml"))];
+const BUILTIN: &[(&str, &str)] = &[
+    ("install", include_str!("../../playbooks/install.yaml")),
+    ("certs-renew", include_str!("../../playbooks/certs-renew.yaml")),
+];
 
 /// Which hosts a step runs on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -138,5 +138,6 @@ fn fetch_admin_kubeconfig(cx: &PlanCx<'_>) -> Action {
         local: format!("{}/admin.conf", cx.state_dir),
         mode: "0600".into(),
         kubeconfig_server: super::endpoint_name::bastion_kubeconfig_server(cx.inventory),
+        keep: None,
     }
 }

@@ -13,6 +13,7 @@ mod kubeadm_init;
 mod local_api_proxy;
 mod preflight;
 mod prepare_host;
+mod renew_certificates;
 mod shell;
 mod wait_ready;
 
@@ -42,6 +43,7 @@ static STEPS: &[&dyn Step] = &[
     &local_api_proxy::LocalApiProxy,
     &apply_cni::ApplyCni,
     &wait_ready::WaitReady,
+    &renew_certificates::RenewCertificates,
     &shell::Shell,
 ];
 

@@ -1,0 +1,188 @@
+//! `renew-certificates`: renew a control plane's kubeadm certificates when the first to expire
+//! is within `certificates.renewBefore` (`kubewright certs renew` sets it from
+//! `--if-expiring-within`, or to forever with `--force`), one control plane at a time.
+//!
+//! Per host: back up /etc/kubernetes/pki and the kubeconfigs (a tarball on the host, a copy
+//! on the bastion), `kubeadm certs renew all`, restart the static pods (manifests moved out
+//! until their containers are gone, then back: the components only read certificates when
+//! they start), wait for the local API server's /readyz and the node Ready with its etcd member
+//! healthy, check the new certificates, refresh /root/.kube/config (and, from the first
+//! control plane, the bastion's admin kubeconfig). If anything fails, the backup is restored
+//! and the static pods restarted with it, and the run stops there.
+
+use super::Step;
+use crate::facts::HostFacts;
+use crate::inventory::Host;
+use crate::plan::{Action, Decision, PlanCx};
+use crate::script::Script;
+
+pub struct RenewCertificates;
+
+/// Where control planes keep the backups of their PKI.
+pub const BACKUP_DIR: &str = "/var/lib/kubewright/backups";
+/// The backup this run made (removed first, so a failed backup never restores an old one).
+const LATEST_BACKUP: &str = "/var/lib/kubewright/backups/pki-latest.tar.gz";
+
+/// `$1`: how many backups to keep on the host.
+const BACK_UP: &str = r#"set -eu
+keep=$1 d=/var/lib/kubewright/backups
+install -d -m 0700 "$d"
+rm -f "$d/pki-latest.tar.gz"
+f="$d/pki-$(date -u +%Y%m%dT%H%M%SZ).tar.gz"
+cd /etc/kubernetes
+set -- pki
+for c in admin.conf super-admin.conf controller-manager.conf scheduler.conf; do if [ -f "$c" ]; then set -- "$@" "$c"; fi; done
+umask 077
+tar -czf "$f.part" "$@"
+mv "$f.part" "$f"
+ln -s "$f" "$d/pki-latest.tar.gz"
+i=0
+for old in $(ls -1t "$d"/pki-2*.tar.gz); do i=$((i + 1)); if [ "$i" -gt "$keep" ]; then rm -f "$old"; fi; done"#;
+
+/// Moves the control plane's static pod manifests out until the kubelet has stopped their
+/// containers, then back (kubeadm's documented restart; a trap puts them back whatever happens).
+const RESTART_STATIC_PODS: &str = r#"set -eu
+m=/etc/kubernetes/manifests t=/etc/kubernetes/manifests.kubewright-restart
+pods="kube-apiserver kube-controller-manager kube-scheduler etcd"
+mkdir -p "$t"
+back() { for f in "$t"/*.yaml; do if [ -f "$f" ]; then mv "$f" "$m"/; fi; done; rmdir "$t" 2>/dev/null || true; }
+trap back EXIT
+for n in $pods; do if [ -f "$m/$n.yaml" ]; then mv "$m/$n.yaml" "$t"/; fi; done
+i=0
+while :; do
+  running=
+  for n in $pods; do running="$running$(crictl ps -q --name "$n")"; done
+  if [ -z "$running" ]; then break; fi
+  i=$((i + 1))
+  if [ "$i" -ge 60 ]; then echo "the static pods still run 120s after their manifests were moved out" >&2; exit 1; fi
+  sleep 2
+done"#;
+
+/// Puts back the PKI and kubeconfigs of this run's backup, if it made one.
+const RESTORE: &str = r#"set -eu
+f=/var/lib/kubewright/backups/pki-latest.tar.gz
+if [ ! -e "$f" ]; then echo "no backup was made: nothing was changed" >&2; exit 0; fi
+tar -xzf "$f" -C /etc/kubernetes"#;
+
+impl Step for RenewCertificates {
+    fn id(&self) -> &'static str {
+        "renew-certificates"
+    }
+
+    fn title(&self) -> &'static str {
+        "Renew the control planes' certificates"
+    }
+
+    fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
+        if !host.is_control_plane() {
+            return Decision::Skip { reason: "not a control plane: the kubelet rotates its own certificate".into() };
+        }
+        let Some((first, expires)) = crate::certs::first_to_expire(&facts.certificates) else {
+            return Decision::Skip { reason: "no kubeadm certificates here (not initialized)".into() };
+        };
+        let threshold = cx.inventory.cluster.certificates.renew_before;
+        let left = expires - facts.host_time as i64;
+        if left > 0 && left as u64 > threshold.seconds {
+            return Decision::Skip {
+                reason: format!(
+                    "certificates valid for {} more days (first to expire: {first}), more than {threshold}",
+                    left / 86_400
+                ),
+            };
+        }
+        let missing_keys: Vec<&str> =
+            ["/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/pki/etcd/ca.crt", "/etc/kubernetes/pki/front-proxy-ca.crt"]
+                .into_iter()
+                .filter(|ca| !facts.ca_keys.contains(*ca))
+                .collect();
+        if !missing_keys.is_empty() {
+            return Decision::Blocked {
+                problems: vec![format!(
+                    "the key of {} is not on this host (an external CA): kubeadm cannot renew what it signed; renew those certificates with your CA",
+                    missing_keys.join(", ")
+                )],
+            };
+        }
+        let keep = cx.inventory.cluster.certificates.keep_backups;
+        let node_ip = host.node_ip().map_or_else(|| host.address.clone(), |ip| ip.to_string());
+        let version = cx
+            .facts
+            .cluster
+            .as_ref()
+            .and_then(|c| c.nodes.get(&host.name))
+            .map_or_else(|| format!("v{}", cx.inventory.cluster.kubernetes_version), |n| n.kubelet_version.clone());
+        let why = if left <= 0 {
+            format!("{first} expired {} days ago", -left / 86_400)
+        } else {
+            format!("{first} expires in {} days", left / 86_400)
+        };
+        let mut actions = vec![
+            Action::Run {
+                description: format!(
+                    "back up /etc/kubernetes/pki and the kubeconfigs to {BACKUP_DIR} (keeping {keep})"
+                ),
+                commands: Script::new().cmd(["sh", "-c", BACK_UP, "sh", &keep.to_string()]),
+            },
+            Action::Fetch {
+                remote: LATEST_BACKUP.into(),
+                local: format!("{}/backups/{}/pki.tar.gz", cx.state_dir, host.name),
+                mode: "0600".into(),
+                kubeconfig_server: None,
+                keep: Some(keep),
+            },
+            Action::Run {
+                description: format!("renew every certificate kubeadm manages ({why})"),
+                commands: Script::new().cmd(["kubeadm", "certs", "renew", "all"]),
+            },
+            Action::Run {
+                description: "restart the static pods, which read their certificates only when they start (the API server and etcd member of this node are down meanwhile)".into(),
+                commands: Script::new().cmd(["sh", "-c", RESTART_STATIC_PODS]),
+            },
+            Action::Probe {
+                description: format!("the API server on {node_ip}:6443 is ready"),
+                commands: Script::new().redirect(
+                    [
+                        "kubectl",
+                        "--kubeconfig",
+                        "/etc/kubernetes/admin.conf",
+                        "--server",
+                        &format!("https://{node_ip}:6443"),
+                        "get",
+                        "--raw",
+                        "/readyz",
+                    ],
+                    "/dev/null",
+                ),
+                timeout_s: 300,
+            },
+            Action::Wait {
+                description: format!("node {} is Ready and its etcd member healthy", host.name),
+                nodes: vec![host.name.clone()],
+                version,
+                etcd: true,
+                timeout_s: 300,
+            },
+            Action::VerifyCertificates { after: expires },
+            Action::Run {
+                description: "refresh root's kubeconfig (/root/.kube/config) with the renewed admin.conf".into(),
+                commands: Script::new()
+                    .cmd(["install", "-d", "-m", "0700", "/root/.kube"])
+                    .cmd(["install", "-m", "0600", "/etc/kubernetes/admin.conf", "/root/.kube/config"]),
+            },
+        ];
+        if std::ptr::eq(host, cx.inventory.first_control_plane()) {
+            actions.push(Action::Fetch {
+                remote: "/etc/kubernetes/admin.conf".into(),
+                local: format!("{}/admin.conf", cx.state_dir),
+                mode: "0600".into(),
+                kubeconfig_server: super::endpoint_name::bastion_kubeconfig_server(cx.inventory),
+                keep: None,
+            });
+        }
+        actions.push(Action::Rollback {
+            description: "restore this run's backup and restart the static pods with it".into(),
+            commands: Script::new().cmd(["sh", "-c", RESTORE]).cmd(["sh", "-c", RESTART_STATIC_PODS]),
+        });
+        Decision::Change { actions }
+    }
+}
