@@ -26,6 +26,7 @@ pub mod plan;
 pub mod playbook;
 pub mod redact;
 pub mod render;
+pub mod schedule;
 pub mod script;
 pub mod source_map;
 pub mod ssh;

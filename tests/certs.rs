@@ -257,3 +257,52 @@ fn renewal_goes_one_control_plane_at_a_time_restores_a_failed_one_and_is_a_no_op
     );
     assert!(apiserver_expiry(&bed, state.path(), "cp2") > cp2_before, "cp2 renewed");
 }
+
+/// The scheduled renewal's units are accepted by systemd itself, and run this binary on this
+/// inventory; the cron line is one crontab entry.
+#[test]
+fn the_scheduled_renewal_renders_units_systemd_accepts_and_a_cron_line() {
+    let units = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_kubewright"))
+        .args(["certs", "schedule", "-i", "inventories/example.yaml", "--install", "--print", "--unit-dir"])
+        .arg(units.path())
+        .args(["--within", "21d", "-o", "json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", output_text(&o));
+    let doc = json(&o);
+    assert_eq!(doc["unit"], "kubewright-certs-renew-prod-eu1");
+    let service = std::fs::read_to_string(units.path().join("kubewright-certs-renew-prod-eu1.service")).unwrap();
+    let timer = std::fs::read_to_string(units.path().join("kubewright-certs-renew-prod-eu1.timer")).unwrap();
+    assert_eq!(service, doc["service"].as_str().unwrap());
+    assert!(
+        service.contains(&format!("ExecStart=\"{}\" \"certs\" \"renew\"", env!("CARGO_BIN_EXE_kubewright"))),
+        "{service}"
+    );
+    assert!(service.contains("\"--if-expiring-within\" \"21d\" \"--yes\" \"--output\" \"json\""), "{service}");
+    assert!(timer.contains("RandomizedDelaySec=1h\nPersistent=true"), "{timer}");
+    let cron = doc["cron"].as_str().unwrap();
+    let fields: Vec<&str> = cron.split(' ').collect();
+    assert!(fields[..5].iter().take(2).all(|f| f.parse::<u32>().is_ok()) && fields[2..5] == ["*", "*", "*"], "{cron}");
+    assert!(cron.contains("certs renew -i ") && cron.ends_with("certs-renew.log 2>&1"), "{cron}");
+
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-analyze is missing (apt-get install systemd); CI must verify the units"
+        );
+        #[allow(clippy::print_stderr)] // the loud skip the test bed's tests also print
+        {
+            eprintln!("SKIPPED: systemd-analyze is not installed, the units are not verified");
+        }
+        return;
+    }
+    let verify = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(units.path().join("kubewright-certs-renew-prod-eu1.service"))
+        .arg(units.path().join("kubewright-certs-renew-prod-eu1.timer"))
+        .output()
+        .unwrap();
+    assert!(verify.status.success() && verify.stderr.is_empty(), "{}", output_text(&verify));
+}

@@ -48,6 +48,39 @@ could not be read (the others are still reported).")]
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// Print or install a systemd timer (and a cron line) that runs `certs renew` daily, unattended
+    #[command(after_help = "\
+Examples:
+  kubewright certs schedule -i /etc/kubewright/prod.yaml --print
+  sudo kubewright certs schedule -i /etc/kubewright/prod.yaml --install && sudo systemctl daemon-reload \\
+    && sudo systemctl enable --now kubewright-certs-renew-prod.timer
+
+The job runs `kubewright certs renew --if-expiring-within WITHIN --yes --output json` with this
+binary, this inventory and this state directory (absolute paths), so it shares the journal, the
+lock and the backups with interactive runs. The timer has a randomized delay of up to an hour
+and Persistent=true (a run missed while the bastion was off happens at the next boot). The cron
+line runs once a day at a time derived from the cluster's name, appending to
+<state dir>/certs-renew.log. The SSH key must be usable without a prompt (the inventory's
+identityFile, unencrypted, or an agent the job can reach).")]
+    Schedule {
+        #[command(flatten)]
+        inventory: InventoryArg,
+        /// Print the units and the cron line
+        #[arg(long, required_unless_present = "install")]
+        print: bool,
+        /// Write the service and timer into --unit-dir
+        #[arg(long)]
+        install: bool,
+        /// Where --install writes the units
+        #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
+        unit_dir: std::path::PathBuf,
+        /// systemd calendar expression of the timer
+        #[arg(long, value_name = "CALENDAR", default_value = "daily")]
+        calendar: String,
+        /// Renew when a certificate has less than this left (default: certificates.renewBefore)
+        #[arg(long, value_name = "DURATION")]
+        within: Option<Duration>,
+    },
     /// Renew the control planes' certificates, one at a time, when they are close to expiry
     #[command(after_help = "\
 Examples:
@@ -87,6 +120,50 @@ failed, 2 bad input, 130 interrupted.")]
 
 pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
     match cmd {
+        CertsCommand::Schedule { inventory, print, install, unit_dir, calendar, within } => {
+            let inv = load_inventory(&inventory, out)?;
+            if calendar.is_empty() || calendar.contains(['\n', '\r']) {
+                return Err(UserError::new(format!("`{calendar}` is not a calendar expression"))
+                    .help("give a systemd OnCalendar= value such as `daily` or `Mon *-*-* 03:00` (see systemd.time(7))")
+                    .into());
+            }
+            let absolute = |p: &std::path::Path, what: &str| -> anyhow::Result<String> {
+                std::path::absolute(p).map(|p| p.display().to_string()).map_err(|e| {
+                    UserError::new(format!("cannot make the {what} path {} absolute: {e}", p.display())).into()
+                })
+            };
+            let binary = absolute(&std::env::current_exe()?, "kubewright")?;
+            let inventory_path = absolute(&inventory.inventory, "inventory")?;
+            let state = absolute(&state_dir(&inv.cluster.name), "state directory")?;
+            let schedule = kubewright::schedule::Schedule {
+                cluster: &inv.cluster.name,
+                binary: &binary,
+                inventory: &inventory_path,
+                state_dir: &state,
+                within: within.unwrap_or(inv.cluster.certificates.renew_before),
+                on_calendar: &calendar,
+            };
+            let name = schedule.unit_name();
+            let (service, timer) = (schedule.service(), schedule.timer());
+            let mut text = String::new();
+            if install {
+                for (file, content) in [(format!("{name}.service"), &service), (format!("{name}.timer"), &timer)] {
+                    let path = unit_dir.join(&file);
+                    kubewright::exec::write_file_atomically(&path, content.as_bytes(), 0o644).map_err(|e| {
+                        UserError::new(format!("cannot write {}: {e}", path.display()))
+                            .help("--install writes into /etc/systemd/system: run it as root, or pass --unit-dir")
+                    })?;
+                    text.push_str(&format!("wrote {}\n", path.display()));
+                }
+                text.push_str(&format!("now run: systemctl daemon-reload && systemctl enable --now {name}.timer\n"));
+            }
+            if print {
+                text.push_str(&format!("# {name}.service\n{service}\n# {name}.timer\n{timer}\n# crontab line (for bastions without systemd)\n{}\n", schedule.cron_line()));
+            }
+            let json = serde_json::json!({"unit": name, "service": service, "timer": timer, "cron": schedule.cron_line(), "installed_in": install.then(|| unit_dir.display().to_string())});
+            out.result(&text, &json);
+            Ok(ExitCode::SUCCESS)
+        }
         CertsCommand::Renew { inventory, connect, if_expiring_within, force, yes, restart } => {
             let mut inv = load_inventory(&inventory, out)?;
             let certificates = &mut inv.cluster.certificates;
