@@ -49,3 +49,17 @@ pub fn output_text(o: &Output) -> String {
 pub fn json_events(o: &Output) -> Vec<serde_json::Value> {
     serde_json::Deserializer::from_slice(&o.stdout).into_iter::<serde_json::Value>().map(Result::unwrap).collect()
 }
+
+/// Whether `program` can run here. Without it a test skips loudly, unless `CI` is set: CI must
+/// have it (`.ci/run` installs `package`), so there the test fails.
+pub fn tool_available(program: &str, version_arg: &str, package: &str, what: &str) -> bool {
+    if std::process::Command::new(program).arg(version_arg).output().is_ok() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "{program} is missing (apt-get install {package}); CI must {what}");
+    #[allow(clippy::print_stderr)] // the loud skip the test bed's tests also print
+    {
+        eprintln!("SKIPPED: {program} is not installed, so this test does not {what}");
+    }
+    false
+}
