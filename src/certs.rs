@@ -323,22 +323,9 @@ pub fn first_to_expire(certs: &BTreeMap<String, Certificate>) -> Option<(&'stati
 /// kubeadm's EXPIRES column: `Jan 02, 2006 15:04 UTC`.
 pub fn expires_text(unix: i64) -> String {
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
+    let (y, m, d) = crate::duration::civil_from_days(unix.div_euclid(86_400));
     let secs = unix.rem_euclid(86_400);
     format!("{} {d:02}, {y} {:02}:{:02} UTC", MONTHS[(m - 1) as usize], secs / 3600, secs % 3600 / 60)
-}
-
-/// Days since the epoch → (year, month, day) (Howard Hinnant's civil_from_days).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// kubeadm's RESIDUAL TIME column (apimachinery's `duration.HumanDuration`, what kubeadm
