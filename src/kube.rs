@@ -1,11 +1,22 @@
 //! What kubectl prints, read: the node list and kubeadm's ClusterConfiguration, and how that
-//! configuration compares with the inventory. Pure; the scripts that print them live with
-//! their callers.
+//! configuration compares with the inventory; and the readiness probe steps wait on. Pure.
 
 use std::collections::BTreeMap;
 
 use crate::facts::NodeView;
 use crate::inventory::Inventory;
+
+/// `kubectl get --raw /readyz` against `server` with `kubeconfig`'s credentials (checking the
+/// certificate for `tls_server_name` when the address is not one it names); succeeds once that
+/// API server is ready.
+pub fn readyz_probe(kubeconfig: &str, server: &str, tls_server_name: Option<&str>) -> crate::script::Script {
+    let mut words = vec!["kubectl", "--kubeconfig", kubeconfig, "--server", server];
+    if let Some(name) = tls_server_name {
+        words.extend(["--tls-server-name", name]);
+    }
+    words.extend(["get", "--raw", "/readyz"]);
+    crate::script::Script::new().redirect(words, "/dev/null")
+}
 
 /// The nodes of `kubectl get nodes -o json`: kubelet version, Ready, cordoned.
 pub fn parse_node_list(json: &str) -> Result<BTreeMap<String, NodeView>, String> {

@@ -13,7 +13,6 @@ use crate::facts::HostFacts;
 use crate::inventory::Host;
 use crate::plan::{Action, Decision, PlanCx};
 use crate::render::FileKind;
-use crate::script::Script;
 
 pub struct LocalApiProxy;
 
@@ -55,21 +54,7 @@ impl Step for LocalApiProxy {
         // Through the proxy, with the certificate checked against the endpoint's name.
         actions.push(Action::Probe {
             description: format!("the local API proxy on {LOCAL_PROXY_ADDRESS}:{port} forwards to a ready API server"),
-            commands: Script::new().redirect(
-                [
-                    "kubectl",
-                    "--kubeconfig",
-                    "/etc/kubernetes/kubelet.conf",
-                    "--server",
-                    server.as_str(),
-                    "--tls-server-name",
-                    name,
-                    "get",
-                    "--raw",
-                    "/readyz",
-                ],
-                "/dev/null",
-            ),
+            commands: crate::kube::readyz_probe("/etc/kubernetes/kubelet.conf", &server, Some(name)),
             timeout_s: PROXY_START_TIMEOUT_S,
         });
         actions.extend(mapping);

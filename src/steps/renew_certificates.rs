@@ -140,19 +140,7 @@ impl Step for RenewCertificates {
             },
             Action::Probe {
                 description: format!("the API server on {node_ip}:6443 is ready"),
-                commands: Script::new().redirect(
-                    [
-                        "kubectl",
-                        "--kubeconfig",
-                        "/etc/kubernetes/admin.conf",
-                        "--server",
-                        &format!("https://{node_ip}:6443"),
-                        "get",
-                        "--raw",
-                        "/readyz",
-                    ],
-                    "/dev/null",
-                ),
+                commands: crate::kube::readyz_probe("/etc/kubernetes/admin.conf", &format!("https://{node_ip}:6443"), None),
                 timeout_s: 300,
             },
             Action::Wait {
