@@ -28,6 +28,54 @@ pub struct Certificate {
     pub key_matches: Option<bool>,
 }
 
+/// The key type of the CAs kubewright makes (`certificates.caKeyType`). ring, which signs for
+/// rcgen here, makes ECDSA keys only; kubeadm signs its RSA leaves with an ECDSA CA as well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyType {
+    EcdsaP256,
+    EcdsaP384,
+}
+
+impl KeyType {
+    fn algorithm(self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            KeyType::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyType::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        }
+    }
+}
+
+/// A certificate and its private key, both PEM.
+pub struct Pair {
+    pub cert: String,
+    pub key: String,
+}
+
+/// A self-signed CA named `common_name`, valid from `now` (less 5 minutes, for clocks a little
+/// behind) for `validity_s`, with kubeadm's key usages.
+pub fn generate_ca(common_name: &str, key_type: KeyType, validity_s: u64, now: i64) -> Result<Pair, String> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let key = KeyPair::generate_for(key_type.algorithm()).map_err(|e| format!("cannot make a key: {e}"))?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, common_name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages =
+        vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment, KeyUsagePurpose::KeyCertSign];
+    let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).map_err(|e| format!("{t} is not a time: {e}"));
+    params.not_before = at(now - 300)?;
+    params.not_after = at(now.saturating_add(i64::try_from(validity_s).unwrap_or(i64::MAX / 2)))?;
+    // No serial given: rcgen derives it from the new key, unique as the key is.
+    let cert = params.self_signed(&key).map_err(|e| format!("cannot sign the CA: {e}"))?;
+    Ok(Pair { cert: cert.pem(), key: key.serialize_pem() })
+}
+
+/// The service-account token signing key pair (`sa.key`, `sa.pub`: PKCS#8 and SPKI PEM).
+pub fn generate_service_account_keys(key_type: KeyType) -> Result<(String, String), String> {
+    let key = rcgen::KeyPair::generate_for(key_type.algorithm()).map_err(|e| format!("cannot make a key: {e}"))?;
+    Ok((key.serialize_pem(), key.public_key_pem()))
+}
+
 /// Whether `ca_pem`'s key signed `cert_pem` (the signature checks out with its public key).
 pub fn signed_by(cert_pem: &[u8], ca_pem: &[u8]) -> bool {
     let parse = |pem: &[u8]| x509_parser::pem::parse_x509_pem(pem).ok().map(|(_, p)| p);
@@ -108,6 +156,19 @@ mod tests {
         assert!(!signed_by(other, ca));
         assert!(!signed_by(leaf, other));
         assert!(inspect(ca).unwrap().is_ca);
+    }
+
+    #[test]
+    fn a_generated_ca_is_a_ca_for_its_validity_and_signs_itself() {
+        let ca = generate_ca("kubernetes", KeyType::EcdsaP256, 10 * 365 * 86_400, 1_795_000_000).unwrap();
+        let c = inspect(ca.cert.as_bytes()).unwrap();
+        assert!(c.is_ca && c.subject == "kubernetes");
+        assert_eq!((c.not_before, c.not_after), (1_795_000_000 - 300, 1_795_000_000 + 10 * 365 * 86_400));
+        assert!(signed_by(ca.cert.as_bytes(), ca.cert.as_bytes()));
+        assert!(ca.key.starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert!(ca_pin(ca.cert.as_bytes()).unwrap().starts_with("sha256:"));
+        let (key, public) = generate_service_account_keys(KeyType::EcdsaP384).unwrap();
+        assert!(key.contains("PRIVATE KEY") && public.starts_with("-----BEGIN PUBLIC KEY-----"));
     }
 
     #[test]

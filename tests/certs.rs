@@ -300,3 +300,58 @@ fn the_scheduled_renewal_renders_units_systemd_accepts_and_a_cron_line() {
         .unwrap();
     assert!(verify.status.success() && verify.stderr.is_empty(), "{}", output_text(&verify));
 }
+
+/// `certs init-ca` makes the CAs on the bastion; the install puts them on the first control
+/// plane before `kubeadm init`, the other control plane gets them through the uploaded
+/// certificates, and every certificate of the cluster is signed by them.
+#[test]
+fn an_install_with_the_bastions_own_ca_ends_with_the_cluster_using_it() {
+    let mut opts = TestbedOptions::new(3);
+    opts.control_planes = 2;
+    let Some(bed) = Testbed::up_or_skip(opts) else { return };
+    let state = tempfile::tempdir().unwrap();
+    let made = kubewright(&bed, state.path(), &["certs", "init-ca", "-o", "json"]);
+    assert!(made.status.success(), "{}", output_text(&made));
+    let pin = json(&made)["ca_cert_hash"].as_str().unwrap().to_string();
+    let again = kubewright(&bed, state.path(), &["certs", "init-ca"]);
+    assert_eq!(again.status.code(), Some(2), "never overwritten without --force: {}", output_text(&again));
+    let cluster_name = std::fs::read_to_string(bed.inventory_path())
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("name: tb").map(|s| format!("tb{s}")))
+        .unwrap();
+    let pki = state.path().join(&cluster_name).join("pki");
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777
+    };
+    assert_eq!((mode(&pki), mode(&pki.join("ca.key")), mode(&pki.join("ca.crt"))), (0o700, 0o600, 0o644));
+
+    let plan = kubewright(&bed, state.path(), &["plan"]);
+    let shown = output_text(&plan);
+    assert!(shown.contains("write /etc/kubernetes/pki/ca.key (0600 root:root, holds secrets)"), "{shown}");
+    assert!(!shown.contains("PRIVATE KEY"), "no key in the plan: {shown}");
+    let o = kubewright(&bed, state.path(), &["apply", "--yes", "-q"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+
+    let ours = std::fs::read_to_string(pki.join("ca.crt")).unwrap();
+    for cp in ["cp1", "cp2"] {
+        let theirs = bed.exec(cp, "cat /etc/kubernetes/pki/ca.crt").unwrap();
+        assert_eq!(String::from_utf8_lossy(&theirs.stdout), ours, "{cp} uses the bastion's CA");
+        for file in ["etcd/ca.crt", "front-proxy-ca.crt", "sa.pub"] {
+            let theirs = bed.exec(cp, &format!("cat /etc/kubernetes/pki/{file}")).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&theirs.stdout),
+                std::fs::read_to_string(pki.join(file)).unwrap(),
+                "{cp}: {file}"
+            );
+        }
+    }
+    assert_eq!(bed.cluster_state().ca_pin, pin, "joins pinned the bastion's CA");
+    let check = kubewright(&bed, state.path(), &["certs", "check", "-o", "json"]);
+    assert_eq!(check.status.code(), Some(0), "{}", output_text(&check));
+    let report = json(&check);
+    assert!(
+        report["certificates"].as_array().unwrap().iter().all(|r| r["problems"].as_array().unwrap().is_empty()),
+        "every certificate signed by the CA on disk: {report}"
+    );
+}

@@ -18,7 +18,7 @@ use kubewright::exec::lock::{self, Holder};
 use kubewright::exec::lower::{NotExecutable, lower};
 use kubewright::plan::{Decision, PlanInput, plan, render_text};
 use kubewright::redact::Redactor;
-use kubewright::render::Secrets;
+
 use kubewright::ssh::{Connector, Target};
 
 #[derive(clap::Args)]
@@ -132,10 +132,7 @@ pub fn run_playbook(
     let redactor =
         Redactor::new(secret_env.values().cloned().chain([join.bootstrap_token.clone(), join.certificate_key.clone()]));
 
-    let mut files = BTreeMap::new();
-    for host in &inv.hosts {
-        files.insert(host.name.clone(), templates.render_host(inv, host, &Secrets::placeholders())?);
-    }
+    let files = super::plan::host_files(inv, templates)?;
     // One session per host for the whole run: facts first, then the steps.
     let targets: BTreeMap<String, Target> = inv
         .hosts

@@ -81,6 +81,28 @@ identityFile, unencrypted, or an agent the job can reach).")]
         #[arg(long, value_name = "DURATION")]
         within: Option<Duration>,
     },
+    /// Make the cluster's CAs (and service-account keys) on the bastion, for the install to use
+    #[command(
+        name = "init-ca",
+        after_help = "\
+Example:
+  kubewright certs init-ca -i inv.yaml && kubewright apply -i inv.yaml
+
+Writes ca, etcd/ca and front-proxy-ca (certificate and key) and sa.key/sa.pub into the
+cluster's state directory (pki/, 0700; keys 0600), with the inventory's certificates.caKeyType
+and caValidity. The install puts them on the first control plane before `kubeadm init`, which
+uses CAs it finds in place; the other control planes receive them with the uploaded
+certificates. So the bastion holds the roots, and a lost cluster can be rebuilt with the same
+trust. Existing CAs are never overwritten without --force (a new CA on a running cluster makes
+every certificate and kubeconfig invalid: kubewright only ever uploads them before the init)."
+    )]
+    InitCa {
+        #[command(flatten)]
+        inventory: InventoryArg,
+        /// Replace CAs that exist already
+        #[arg(long)]
+        force: bool,
+    },
     /// Renew the control planes' certificates, one at a time, when they are close to expiry
     #[command(after_help = "\
 Examples:
@@ -120,6 +142,57 @@ failed, 2 bad input, 130 interrupted.")]
 
 pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
     match cmd {
+        CertsCommand::InitCa { inventory, force } => {
+            let inv = load_inventory(&inventory, out)?;
+            let pki = state_dir(&inv.cluster.name).join("pki");
+            if pki.join("ca.crt").exists() && !force {
+                return Err(UserError::new(format!("{} already holds the cluster's CAs", pki.display()))
+                    .help("they are never replaced by accident: a cluster initialized with them would lose its trust; pass --force to make new ones")
+                    .into());
+            }
+            let c = &inv.cluster.certificates;
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+            let mut written = Vec::new();
+            let mut write = |name: &str, content: &str, mode: u32| -> anyhow::Result<()> {
+                let path = pki.join(name);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+                }
+                kubewright::exec::write_file_atomically(&path, content.as_bytes(), mode)
+                    .map_err(|e| UserError::new(format!("cannot write {}: {e}", path.display())))?;
+                written.push(path.display().to_string());
+                Ok(())
+            };
+            // kubeadm's names for its three CAs (the subjects it gives its own).
+            for (file, common_name) in
+                [("ca", "kubernetes"), ("etcd/ca", "etcd-ca"), ("front-proxy-ca", "front-proxy-ca")]
+            {
+                let pair = kubewright::pki::generate_ca(common_name, c.ca_key_type, c.ca_validity.seconds, now)
+                    .map_err(|e| UserError::new(format!("cannot make the {file} CA: {e}")))?;
+                write(&format!("{file}.crt"), &pair.cert, 0o644)?;
+                write(&format!("{file}.key"), &pair.key, 0o600)?;
+            }
+            let (sa_key, sa_pub) = kubewright::pki::generate_service_account_keys(c.ca_key_type)
+                .map_err(|e| UserError::new(format!("cannot make the service-account keys: {e}")))?;
+            write("sa.key", &sa_key, 0o600)?;
+            write("sa.pub", &sa_pub, 0o644)?;
+            let pin = kubewright::pki::ca_pin(std::fs::read(pki.join("ca.crt"))?.as_slice()).unwrap_or_default();
+            let text = format!(
+                "made the CAs of cluster {} in {} ({:?}, valid for {}); the cluster CA's pin is {pin}\nthe next install puts them on {} before kubeadm init\n",
+                inv.cluster.name,
+                pki.display(),
+                c.ca_key_type,
+                c.ca_validity,
+                inv.first_control_plane().name
+            );
+            out.result(
+                &text,
+                &serde_json::json!({"dir": pki.display().to_string(), "files": written, "ca_cert_hash": pin}),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         CertsCommand::Schedule { inventory, print, install, unit_dir, calendar, within } => {
             let inv = load_inventory(&inventory, out)?;
             if calendar.is_empty() || calendar.contains(['\n', '\r']) {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use super::inputs::{
     ConnectArgs, InventoryArg, TemplatesArg, load_inventory, load_playbook, load_templates, state_dir,
 };
-use crate::report::{Failure, Reporter};
+use crate::report::{Failure, Reporter, UserError};
 use kubewright::facts::ClusterFacts;
 use kubewright::plan::{PlanInput, plan, render_text};
 use kubewright::render::Secrets;
@@ -76,11 +76,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|| "built-in".into())
     ));
     // The plan never sees real secrets: files are rendered with placeholders.
-    let secrets = Secrets::placeholders();
-    let mut files = BTreeMap::new();
-    for host in &inv.hosts {
-        files.insert(host.name.clone(), templates.render_host(&inv, host, &secrets)?);
-    }
+    let files = host_files(&inv, &templates)?;
     let mut facts = if args.offline {
         ClusterFacts::assume_fresh(inv.hosts.iter().map(|h| h.name.as_str()))
     } else {
@@ -126,9 +122,51 @@ pub fn gather_facts(
     gathered.map_err(facts_error)
 }
 
-/// The paths of the files kubewright manages, per host (whose content the facts include).
+/// The paths of the files kubewright manages, per host (whose content the facts include). Not
+/// the cluster CAs: they are only ever written before `kubeadm init`, and their keys are not
+/// read back from the hosts.
 pub fn managed_paths(files: &BTreeMap<String, Vec<kubewright::render::RemoteFile>>) -> BTreeMap<String, Vec<String>> {
-    files.iter().map(|(host, fs)| (host.clone(), fs.iter().map(|f| f.path.clone()).collect())).collect()
+    files
+        .iter()
+        .map(|(host, fs)| {
+            let paths = fs.iter().filter(|f| f.kind != kubewright::render::FileKind::ClusterCa).map(|f| f.path.clone());
+            (host.clone(), paths.collect())
+        })
+        .collect()
+}
+
+/// Every host's files, rendered with placeholders, plus on the first control plane the CAs the
+/// bastion made with `certs init-ca`, if it did.
+pub fn host_files(
+    inv: &kubewright::inventory::Inventory,
+    templates: &kubewright::render::Templates,
+) -> anyhow::Result<BTreeMap<String, Vec<kubewright::render::RemoteFile>>> {
+    let mut files = BTreeMap::new();
+    for host in &inv.hosts {
+        files.insert(host.name.clone(), templates.render_host(inv, host, &Secrets::placeholders())?);
+    }
+    let pki = state_dir(&inv.cluster.name).join("pki");
+    let mut found = BTreeMap::new();
+    for name in kubewright::render::CLUSTER_CA_FILES {
+        match std::fs::read_to_string(pki.join(name)) {
+            Ok(content) => {
+                found.insert(name.to_string(), content);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(UserError::new(format!("cannot read {}: {e}", pki.join(name).display()))
+                    .help("the state directory's pki/ holds the CAs of `certs init-ca`; fix its permissions")
+                    .into());
+            }
+        }
+    }
+    if !found.is_empty() {
+        files
+            .entry(inv.first_control_plane().name.clone())
+            .or_default()
+            .extend(kubewright::render::cluster_ca_files(&found));
+    }
+    Ok(files)
 }
 
 /// All hosts whose facts could not be read, as one error.

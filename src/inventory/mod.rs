@@ -153,6 +153,9 @@ pub struct Certificates {
     pub renew_before: Duration,
     /// Backups of the PKI kept on each control plane and on the bastion (`certs renew`).
     pub keep_backups: u32,
+    /// The key type and lifetime of the CAs `certs init-ca` makes.
+    pub ca_key_type: crate::pki::KeyType,
+    pub ca_validity: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

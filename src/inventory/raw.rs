@@ -129,6 +129,8 @@ pub struct RawSysctls {
 pub struct RawCertificates {
     pub renew_before: Option<Scalar>,
     pub keep_backups: Option<Scalar>,
+    pub ca_key_type: Option<Scalar>,
+    pub ca_validity: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]

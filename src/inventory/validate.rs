@@ -739,7 +739,27 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
                 .expected("more than 0 and less than 365d (kubeadm issues 1-year leaf certificates)"),
             );
         }
-        Certificates { renew_before, keep_backups }
+        let ca_key_type = cx.one_of(
+            raw_certs.ca_key_type.as_ref(),
+            &path.key("certificates").key("caKeyType"),
+            "CA key type",
+            &[("ecdsa-p256", crate::pki::KeyType::EcdsaP256), ("ecdsa-p384", crate::pki::KeyType::EcdsaP384)],
+            "`ecdsa-p256` or `ecdsa-p384` (the CAs kubewright makes; for RSA CAs, make them yourself and put them in the state directory's pki/)",
+        );
+        let validity_path = path.key("certificates").key("caValidity");
+        let ca_validity =
+            cx.duration(raw_certs.ca_validity.as_ref(), &validity_path, Duration::from_secs(3650 * 86_400));
+        if ca_validity.seconds < 2 * 365 * 86_400 {
+            cx.push(
+                &validity_path,
+                Diagnostic::error(
+                    "",
+                    format!("a CA valid for `{ca_validity}` would expire before the certificates it signs"),
+                )
+                .expected("at least 730d (kubeadm signs leaves for a year); 3650d is kubeadm's own"),
+            );
+        }
+        Certificates { renew_before, keep_backups, ca_key_type, ca_validity }
     };
 
     let upath = path.key("upgrade");

@@ -79,6 +79,35 @@ pub enum FileKind {
     FlannelManifest,
     ApiProxyConfig,
     ApiProxyManifest,
+    /// A cluster CA (or the service-account key pair) made on the bastion (`certs init-ca`),
+    /// put in place before `kubeadm init`.
+    ClusterCa,
+}
+
+/// The CA files `certs init-ca` makes, relative to the bastion's `<state dir>/pki`, and where
+/// kubeadm looks for them (`/etc/kubernetes/pki/...`, the same relative path).
+pub const CLUSTER_CA_FILES: &[&str] =
+    &["ca.crt", "ca.key", "etcd/ca.crt", "etcd/ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub"];
+
+/// The bastion's CA files (`pki/` of the state directory: name → content) as the files the
+/// first control plane gets; keys are private (0600, never shown).
+pub fn cluster_ca_files(found: &BTreeMap<String, String>) -> Vec<RemoteFile> {
+    CLUSTER_CA_FILES
+        .iter()
+        .filter_map(|name| {
+            let content = found.get(*name)?;
+            let private = name.ends_with(".key");
+            Some(RemoteFile {
+                kind: FileKind::ClusterCa,
+                path: format!("/etc/kubernetes/pki/{name}"),
+                mode: if private { 0o600 } else { 0o644 },
+                owner: "root:root".into(),
+                content: content.clone(),
+                sensitive: private,
+                transient: false,
+            })
+        })
+        .collect()
 }
 
 /// A file as it must exist on a host.

@@ -51,7 +51,10 @@ impl Step for KubeadmInit {
                     )],
                 };
             }
-            let mut actions = file_actions(cx, host, facts, |k| *k == FileKind::KubeadmInit);
+            // The bastion's own CAs (`certs init-ca`), if it made them: kubeadm uses the CAs it
+            // finds in place and makes the rest.
+            let mut actions = file_actions(cx, host, facts, |k| *k == FileKind::ClusterCa);
+            actions.extend(file_actions(cx, host, facts, |k| *k == FileKind::KubeadmInit));
             actions.push(Action::Run {
                 description: format!(
                     "run kubeadm init for Kubernetes {} behind {} and upload the control-plane certificates (encrypted, for 2 hours) for the other control planes",

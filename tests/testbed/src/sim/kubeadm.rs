@@ -810,18 +810,36 @@ fn init(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
     );
     let _ = writeln!(out.stdout, "[certs] Using certificateDir folder \"{PKI}\"");
     let dir = Path::new(PKI);
+    // A CA (certificate and key) already in place is used, not replaced: how an
+    // orchestrator brings its own (k/k cmd/kubeadm/app/phases/certs: "Using existing ...").
     for (file, cn) in [("ca", "kubernetes"), ("front-proxy-ca", "front-proxy-ca"), ("etcd/ca", "etcd-ca")] {
+        let (crt, key) = (dir.join(format!("{file}.crt")), dir.join(format!("{file}.key")));
+        if crt.exists() && key.exists() {
+            let _ = writeln!(out.stdout, "[certs] Using existing {} certificate authority", file.replace('/', "-"));
+            continue;
+        }
         let ca = pki::new_ca(cn, now)?;
-        pki::write(&dir.join(format!("{file}.crt")), &ca.cert, 0o644)?;
-        pki::write(&dir.join(format!("{file}.key")), &ca.key, 0o600)?;
+        pki::write(&crt, &ca.cert, 0o644)?;
+        pki::write(&key, &ca.key, 0o600)?;
         let _ = writeln!(out.stdout, "[certs] Generating \"{file}\" certificate and key");
     }
     publish_ca()?;
-    let (sa_key, sa_pub) = pki::sa_keypair()?;
-    pki::write(&dir.join("sa.key"), &sa_key, 0o600)?;
-    pki::write(&dir.join("sa.pub"), &sa_pub, 0o644)?;
+    let sa_existing = dir.join("sa.key").exists() && dir.join("sa.pub").exists();
+    if !sa_existing {
+        let (sa_key, sa_pub) = pki::sa_keypair()?;
+        pki::write(&dir.join("sa.key"), &sa_key, 0o600)?;
+        pki::write(&dir.join("sa.pub"), &sa_pub, 0o644)?;
+    }
     write_control_plane_pki(&node, &advertise, &info, now, kubeadm.minor >= 29, &mut out.stdout)?;
-    let _ = writeln!(out.stdout, "[certs] Generating \"sa\" key and public key");
+    let _ = writeln!(
+        out.stdout,
+        "{}",
+        if sa_existing {
+            "[certs] Using the existing \"sa\" key"
+        } else {
+            "[certs] Generating \"sa\" key and public key"
+        }
+    );
     let _ = writeln!(
         out.stdout,
         "[etcd] Creating static Pod manifest for local etcd in \"/etc/kubernetes/manifests\"\n[control-plane] Using manifest folder \"/etc/kubernetes/manifests\""
