@@ -37,24 +37,35 @@ fn rows(report: &serde_json::Value, node: &str) -> std::collections::BTreeMap<St
         .collect()
 }
 
-/// Two control planes and a worker installed 345 days ago (the simulator's clock set back for
-/// the install): their leaf certificates have 20 days left.
-fn installed_345_days_ago() -> Option<(Testbed, tempfile::TempDir)> {
+/// Two control planes and a worker installed `days` ago (the simulator's clock set back for
+/// the install): their leaf certificates have 365 - `days` days left.
+fn installed_days_ago(days: i64) -> Option<(Testbed, tempfile::TempDir)> {
     let mut opts = TestbedOptions::new(3);
     opts.control_planes = 2;
     let bed = Testbed::up_or_skip(opts)?;
     let state = tempfile::tempdir().unwrap();
-    bed.advance_clock(-345 * 86_400).unwrap();
+    bed.advance_clock(-days * 86_400).unwrap();
     let o = kubewright(&bed, state.path(), &["apply", "--yes", "-q"]);
     assert!(o.status.success(), "{}", output_text(&o));
     Some((bed, state))
+}
+
+/// Five days left is critical with the default thresholds (warn at renewBefore, 30d; critical at 7d).
+#[test]
+fn five_days_left_is_critical_by_default() {
+    let Some((bed, state)) = installed_days_ago(360) else { return };
+    let o = kubewright(&bed, state.path(), &["certs", "check", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
+    let apiserver = rows(&json(&o), "cp1")["apiserver"].clone();
+    assert_eq!(apiserver["severity"], "critical", "{apiserver}");
+    assert!((4..=5).contains(&(apiserver["residual_s"].as_i64().unwrap() / 86_400)), "{apiserver}");
 }
 
 #[test]
 fn certificates_are_checked_with_monitoring_exit_codes() {
     // The simulator's clock stays behind: to the hosts' containers the API servers have run
     // for the 345 days.
-    let Some((bed, state)) = installed_345_days_ago() else { return };
+    let Some((bed, state)) = installed_days_ago(345) else { return };
 
     // 20 days are fine with a 10-day warning time, but the API servers have run for 345 days
     // without a restart: their in-memory loopback certificate lasts a year.
@@ -165,7 +176,7 @@ fn apiserver_expiry(bed: &Testbed, state: &std::path::Path, host: &str) -> i64 {
 
 #[test]
 fn renewal_goes_one_control_plane_at_a_time_restores_a_failed_one_and_is_a_no_op_when_nothing_is_close() {
-    let Some((bed, state)) = installed_345_days_ago() else { return };
+    let Some((bed, state)) = installed_days_ago(345) else { return };
     // ... and the 345 days have passed: the simulator's clock is the hosts' and the bastion's again.
     bed.advance_clock(345 * 86_400).unwrap();
     let before = apiserver_expiry(&bed, state.path(), "cp1");
@@ -222,6 +233,35 @@ fn renewal_goes_one_control_plane_at_a_time_restores_a_failed_one_and_is_a_no_op
     // Forced, with the static pod restart failing on cp2 after kubeadm renewed its certificates:
     // cp2 gets its backup back (the certificates before this run), cp1 stays renewed, the run
     // stops, and the next one finishes cp2.
+    // kubeadm itself fails on cp2: the run stops there, cp2 untouched, cp1 renewed.
+    let cp2_before = apiserver_expiry(&bed, state.path(), "cp2");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    bed.add_fault(
+        "cp2",
+        kubewright_testbed::faults::Fault {
+            command_prefix: "kubeadm certs renew".into(),
+            action: kubewright_testbed::faults::FaultAction::FailOnce {
+                code: 1,
+                stderr: "error: failed to renew certificates: open /etc/kubernetes/pki/apiserver.crt: read-only file system\n".into(),
+            },
+            fired: false,
+        },
+    )
+    .unwrap();
+    let cp1_before = apiserver_expiry(&bed, state.path(), "cp1");
+    let failed = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes", "-o", "json"]);
+    assert_eq!(failed.status.code(), Some(1), "{}", output_text(&failed));
+    let report = common::json_events(&failed).pop().unwrap();
+    assert_eq!(
+        (report["failures"][0]["host"].as_str(), report["failures"][0]["exit_code"].as_i64()),
+        (Some("cp2"), Some(1)),
+        "{report}"
+    );
+    assert!(apiserver_expiry(&bed, state.path(), "cp1") > cp1_before, "cp1 renewed");
+    assert_eq!(apiserver_expiry(&bed, state.path(), "cp2"), cp2_before, "cp2 as it was");
+    let finish = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
+    assert_eq!(finish.status.code(), Some(0), "{}", output_text(&finish));
+
     let cp1_before = apiserver_expiry(&bed, state.path(), "cp1");
     let cp2_before = apiserver_expiry(&bed, state.path(), "cp2");
     std::thread::sleep(std::time::Duration::from_secs(1));
