@@ -138,6 +138,29 @@ fn restart_ignores_the_journal(transport: &'static str) {
     assert_eq!(f.sh("cp1", "cat /tmp/log"), "first\nsecond\nfirst\nsecond\nthird\n");
 }
 
+/// An unfinished run more than a week old is not resumed: what its journal says was done may
+/// no longer be so. The run starts over, and says why.
+#[test]
+fn a_week_old_unfinished_run_is_started_over() {
+    let Some(f) = Fixture::new(1, "russh") else { return };
+    let pb = f.playbook("pb.yaml", THREE_STEPS);
+    f.sh("cp1", "touch /tmp/break");
+    assert_eq!(f.apply(&pb, &["--yes"]).status.code(), Some(1));
+    f.sh("cp1", "rm /tmp/break");
+    // Age the journal: its run started eight days ago.
+    let journal = walk(f.state.path()).into_iter().find(|p| p.ends_with("journal.jsonl")).unwrap();
+    let eight_days_ago =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 8 * 86_400;
+    let text_before = std::fs::read_to_string(&journal).unwrap();
+    let started: serde_json::Value = serde_json::from_str(text_before.lines().next().unwrap()).unwrap();
+    let aged = text_before.replacen(started["at"].as_str().unwrap(), &kubewright::exec::rfc3339(eight_days_ago), 1);
+    std::fs::write(&journal, aged).unwrap();
+    let o = f.apply(&pb, &["--yes"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("is more than a week old: starting over"), "{}", text(&o));
+    assert_eq!(f.sh("cp1", "cat /tmp/log"), "first\nsecond\nfirst\nsecond\nthird\n", "the first step ran again");
+}
+
 /// The largest number of hosts running a step at once, from the JSON events.
 fn max_running(evs: &[serde_json::Value], step: &str) -> usize {
     let (mut running, mut max) = (0usize, 0usize);

@@ -63,6 +63,9 @@ pub struct Args {
     concurrency: usize,
 }
 
+/// How long an unfinished run is resumed; an older one is started over.
+const RESUME_WITHIN_S: u64 = 7 * 86_400;
+
 /// What apply exits with when Ctrl-C or SIGTERM stopped it (128 + SIGINT, as shells do).
 const EXIT_INTERRUPTED: u8 = 130;
 
@@ -183,6 +186,15 @@ pub fn run_playbook(
     let nothing_to_do = plan.steps.iter().flat_map(|s| &s.hosts).all(|h| matches!(h.decision, Decision::Skip { .. }));
     if nothing_to_do {
         runtime.block_on(engine.close());
+        // An unfinished earlier run of this playbook has nothing left to do either: closed, so
+        // that a later run does not skip hosts on the word of an old journal.
+        let journal_path = journal::path_in(&state);
+        if let Some(u) = journal::unfinished(&journal_path)?.filter(|u| u.playbook == playbook.name) {
+            let mut closing = Journal::start(&journal_path, &run_id(), &playbook.name)?;
+            closing.abandon(&u)?;
+            closing.finish()?;
+            progress.note(&format!("the unfinished run of `{}` has nothing left to do: closed", u.playbook));
+        }
         let report =
             RunReport { steps: Vec::new(), steps_not_run: Vec::new(), failures: Vec::new(), interrupted: false };
         out.result("nothing to do: every host is already as the plan wants it\n", &report);
@@ -190,8 +202,8 @@ pub fn run_playbook(
     }
     if !args.yes {
         if !std::io::stdin().is_terminal() {
-            return Err(UserError::new("apply changes hosts and there is no terminal to confirm on")
-                .help("review `kubewright plan`, then run apply with --yes")
+            return Err(UserError::new("this run changes hosts and there is no terminal to confirm on")
+                .help("review the plan printed above (or `kubewright plan`), then run again with --yes")
                 .into());
         }
         if !confirm(&format!("Apply this plan to cluster {}? Type yes: ", inv.cluster.name))? {
@@ -204,9 +216,23 @@ pub fn run_playbook(
     // A run that stopped before finishing any host step (e.g. refused by the lock) left
     // nothing to resume.
     let earlier = journal::unfinished(&journal_path)?.filter(|u| !u.done.is_empty());
+    // A resume trusts what the journal says was done; after a week the hosts may have moved
+    // on (a renewal done months ago is due again), so an older run is started over.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let stale = earlier
+        .as_ref()
+        .and_then(|u| kubewright::exec::parse_rfc3339(&u.started_at))
+        .is_some_and(|started| now.saturating_sub(started) > RESUME_WITHIN_S);
+    if let (Some(u), true, false) = (&earlier, stale, args.restart) {
+        progress.note(&format!(
+            "the unfinished run of `{}` started {} is more than a week old: starting over, from what the hosts are now",
+            u.playbook, u.started_at
+        ));
+    }
+    let restart = args.restart || stale;
     let mut done = BTreeSet::new();
     if let Some(u) = &earlier
-        && !args.restart
+        && !restart
     {
         if u.playbook != playbook.name {
             return Err(UserError::new(format!(
@@ -226,9 +252,11 @@ pub fn run_playbook(
     }
     let run_id = run_id();
     let mut journal = Journal::start(&journal_path, &run_id, &playbook.name)?;
-    if let (Some(u), true) = (&earlier, args.restart) {
+    if let (Some(u), true) = (&earlier, restart) {
         journal.abandon(u)?;
-        progress.note("--restart: the unfinished earlier run is abandoned; starting from the first step");
+        if args.restart {
+            progress.note("--restart: the unfinished earlier run is abandoned; starting from the first step");
+        }
     }
 
     let control_planes: Vec<String> = inv.control_planes().map(|h| h.name.clone()).collect();

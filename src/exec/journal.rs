@@ -26,6 +26,8 @@ pub struct Unfinished {
     pub playbook: String,
     pub runs: Vec<String>,
     pub done: BTreeSet<(String, String)>,
+    /// When its first run started (RFC 3339).
+    pub started_at: String,
 }
 
 pub struct Journal {
@@ -58,10 +60,14 @@ pub fn unfinished(path: &Path) -> Result<Option<Unfinished>, JournalError> {
     for line in text.lines() {
         let Ok(entry) = serde_json::from_str::<Entry>(line) else { continue };
         match entry {
-            Entry::RunStarted { run, playbook, .. } => {
-                let u = open.get_or_insert_with(|| Unfinished { playbook: playbook.clone(), ..Default::default() });
+            Entry::RunStarted { run, playbook, at } => {
+                let u = open.get_or_insert_with(|| Unfinished {
+                    playbook: playbook.clone(),
+                    started_at: at.clone(),
+                    ..Default::default()
+                });
                 if u.playbook != playbook {
-                    *u = Unfinished { playbook, ..Default::default() };
+                    *u = Unfinished { playbook, started_at: at, ..Default::default() };
                 }
                 u.runs.push(run);
             }
