@@ -31,4 +31,5 @@ pub mod script;
 pub mod source_map;
 pub mod ssh;
 pub mod steps;
+pub mod upgrade;
 pub mod version;
