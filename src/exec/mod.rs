@@ -145,6 +145,22 @@ pub fn write_file_atomically(path: &std::path::Path, content: &[u8], mode: u32) 
 #[cfg(test)]
 mod tests {
     #[test]
+    fn copies_rotate_and_the_oldest_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pki.tar.gz");
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).ok();
+        super::rotate_copies(&file, 2).unwrap(); // nothing there yet
+        for n in 1..=4 {
+            super::rotate_copies(&file, 2).unwrap();
+            std::fs::write(&file, format!("backup {n}")).unwrap();
+        }
+        assert_eq!(read("pki.tar.gz").as_deref(), Some("backup 4"));
+        assert_eq!(read("pki.tar.gz.1").as_deref(), Some("backup 3"));
+        assert_eq!(read("pki.tar.gz.2").as_deref(), Some("backup 2"));
+        assert_eq!(read("pki.tar.gz.3"), None, "two earlier copies kept");
+    }
+
+    #[test]
     fn rfc3339_round_trips() {
         for t in [0, 951_782_400, 1_795_000_000, 4_102_444_799] {
             assert_eq!(super::parse_rfc3339(&super::rfc3339(t)), Some(t));
