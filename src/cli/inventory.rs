@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::inputs::{InventoryArg, load_inventory};
-use crate::report::Reporter;
+use crate::report::{Reporter, UserError};
 
 #[derive(Subcommand)]
 pub enum InventoryCommand {
@@ -20,10 +20,89 @@ Exit codes: 0 valid (warnings may be printed), 2 invalid.")]
         #[command(flatten)]
         inventory: InventoryArg,
     },
+    /// Write an inventory for the machines `vagrant ssh-config` describes (vagrant/Vagrantfile)
+    #[command(
+        name = "from-vagrant",
+        after_help = "\
+Example (see vagrant/README.md):
+  cd vagrant && vagrant up && vagrant ssh-config | kubewright inventory from-vagrant > inv.yaml
+  kubewright apply -i inv.yaml --yes --accept-new-host-keys
+
+Machines named cp<N> become control planes, the others workers (the Vagrantfile's names).
+`vagrant ssh-config` gives how to reach each machine (the NAT port forward, or the libvirt
+address) but not the private network the cluster must use: node IPs follow the Vagrantfile's
+convention, <network>.11.. for control planes and <network>.21.. for workers, and flannel uses
+--interface. Vagrant turns host-key checking off; kubewright keeps the machines' keys in
+--known-hosts (learned on the first run with --accept-new-host-keys). With more than one
+control plane the inventory uses the local load balancer. The result is checked like any
+inventory before it is printed."
+    )]
+    FromVagrant {
+        /// `vagrant ssh-config` output (`-`: standard input)
+        #[arg(value_name = "FILE", default_value = "-")]
+        input: std::path::PathBuf,
+        /// The cluster's name
+        #[arg(long, default_value = "vagrant")]
+        name: String,
+        #[arg(long, value_name = "VERSION", default_value = "1.31.4")]
+        kubernetes_version: String,
+        /// The private network's first three octets (the Vagrantfile's KW_NETWORK)
+        #[arg(long, value_name = "A.B.C", default_value = "192.168.56")]
+        network: String,
+        /// The private network's interface in the machines
+        #[arg(long, value_name = "NAME", default_value = "eth1")]
+        interface: String,
+        /// Where kubewright keeps the machines' host keys (default: .vagrant/kubewright_known_hosts here)
+        #[arg(long, value_name = "FILE")]
+        known_hosts: Option<std::path::PathBuf>,
+    },
 }
 
 pub fn exec(cmd: InventoryCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
     match cmd {
+        InventoryCommand::FromVagrant { input, name, kubernetes_version, network, interface, known_hosts } => {
+            use std::io::Read;
+            let mut text = String::new();
+            let source =
+                if input.as_os_str() == "-" { "standard input".to_string() } else { input.display().to_string() };
+            let read = if input.as_os_str() == "-" {
+                std::io::stdin().read_to_string(&mut text).map(|_| ())
+            } else {
+                std::fs::read_to_string(&input).map(|t| text = t)
+            };
+            read.map_err(|e| UserError::new(format!("cannot read {source}: {e}")))?;
+            let octets = network.split('.').filter(|o| o.parse::<u8>().is_ok()).count();
+            if octets != 3 || network.split('.').count() != 3 {
+                return Err(UserError::new(format!("`{network}` is not the first three octets of a network"))
+                    .help("give it as the Vagrantfile's KW_NETWORK, e.g. 192.168.56")
+                    .into());
+            }
+            let known_hosts = match known_hosts {
+                Some(p) => p,
+                None => std::env::current_dir()?.join(".vagrant/kubewright_known_hosts"),
+            };
+            let known_hosts = known_hosts.display().to_string();
+            let entries = kubewright::inventory::vagrant::parse_ssh_config(&text)
+                .map_err(|e| UserError::new(format!("{source}: {e}")))?;
+            let options = kubewright::inventory::vagrant::ImportOptions {
+                cluster: &name,
+                kubernetes_version: &kubernetes_version,
+                network: &network,
+                interface: &interface,
+                known_hosts: &known_hosts,
+            };
+            let yaml = kubewright::inventory::vagrant::inventory(&entries, &options)
+                .map_err(|e| UserError::new(format!("{source}: {e}")))?;
+            // What it writes must load: every value is checked as in any inventory.
+            if let Err(e) = kubewright::inventory::load("from-vagrant", &yaml) {
+                out.diagnostics(&e.diagnostics);
+                return Err(UserError::new("the inventory made from the Vagrant machines is not valid (see above)")
+                    .help("check --name, --kubernetes-version, --network and the machine names")
+                    .into());
+            }
+            out.result(&yaml, &serde_json::json!({ "inventory": yaml, "hosts": entries.len() }));
+            Ok(ExitCode::SUCCESS)
+        }
         InventoryCommand::Validate { inventory } => {
             let inv = load_inventory(&inventory, out)?;
             out.detail(&resolved_settings(&inv));

@@ -4,6 +4,7 @@
 
 pub mod checks;
 mod raw;
+pub mod vagrant;
 mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
