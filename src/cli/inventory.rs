@@ -20,6 +20,30 @@ Exit codes: 0 valid (warnings may be printed), 2 invalid.")]
         #[command(flatten)]
         inventory: InventoryArg,
     },
+    /// Write a kubewright inventory from a kubespray one (INI or YAML), warning about what does not map
+    #[command(
+        name = "from-kubespray",
+        after_help = "\
+Example:
+  kubewright inventory from-kubespray inventory/mycluster/hosts.yaml --name prod --kubernetes-version 1.31.4 > prod.yaml
+
+Reads the groups kube_control_plane, kube_node (kube-master and kube-node from before kubespray
+2.16), etcd and bastion, and the host variables ansible_host (SSH address), ip (node IP),
+ansible_user, ansible_port and ansible_ssh_private_key_file, also from [group:vars]. Every
+other variable, etcd-only hosts (kubewright runs etcd on the control planes) and hosts in no
+Kubernetes group are named in warnings on stderr. The form is told by the content (a YAML
+mapping with `all`, else INI). The result is checked like any inventory before it is printed."
+    )]
+    FromKubespray {
+        /// The kubespray inventory (`hosts.yaml` or `inventory.ini`; `-`: standard input)
+        #[arg(value_name = "FILE")]
+        input: std::path::PathBuf,
+        /// The cluster's name
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_name = "VERSION")]
+        kubernetes_version: String,
+    },
     /// Write an inventory for the machines `vagrant ssh-config` describes (vagrant/Vagrantfile)
     #[command(
         name = "from-vagrant",
@@ -60,17 +84,29 @@ inventory before it is printed."
 
 pub fn exec(cmd: InventoryCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
     match cmd {
-        InventoryCommand::FromVagrant { input, name, kubernetes_version, network, interface, known_hosts } => {
-            use std::io::Read;
-            let mut text = String::new();
-            let source =
-                if input.as_os_str() == "-" { "standard input".to_string() } else { input.display().to_string() };
-            let read = if input.as_os_str() == "-" {
-                std::io::stdin().read_to_string(&mut text).map(|_| ())
+        InventoryCommand::FromKubespray { input, name, kubernetes_version } => {
+            let (source, text) = read_input(&input)?;
+            let yaml_form = text.lines().any(|l| l.trim_end() == "all:");
+            let hosts = if yaml_form {
+                kubewright::inventory::kubespray::parse_yaml(&text)
             } else {
-                std::fs::read_to_string(&input).map(|t| text = t)
-            };
-            read.map_err(|e| UserError::new(format!("cannot read {source}: {e}")))?;
+                kubewright::inventory::kubespray::parse_ini(&text)
+            }
+            .map_err(|e| UserError::new(format!("{source}: {e}")))?;
+            let imported = kubewright::inventory::kubespray::inventory(&hosts, &name, &kubernetes_version)
+                .map_err(|e| UserError::new(format!("{source}: {e}")))?;
+            for w in &imported.warnings {
+                out.warning(&format!("{source}: {w}"));
+            }
+            check_imported(&imported.yaml, out)?;
+            out.result(
+                &imported.yaml,
+                &serde_json::json!({ "inventory": imported.yaml, "warnings": imported.warnings }),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        InventoryCommand::FromVagrant { input, name, kubernetes_version, network, interface, known_hosts } => {
+            let (source, text) = read_input(&input)?;
             let octets = network.split('.').filter(|o| o.parse::<u8>().is_ok()).count();
             if octets != 3 || network.split('.').count() != 3 {
                 return Err(UserError::new(format!("`{network}` is not the first three octets of a network"))
@@ -93,13 +129,7 @@ pub fn exec(cmd: InventoryCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
             };
             let yaml = kubewright::inventory::vagrant::inventory(&entries, &options)
                 .map_err(|e| UserError::new(format!("{source}: {e}")))?;
-            // What it writes must load: every value is checked as in any inventory.
-            if let Err(e) = kubewright::inventory::load("from-vagrant", &yaml) {
-                out.diagnostics(&e.diagnostics);
-                return Err(UserError::new("the inventory made from the Vagrant machines is not valid (see above)")
-                    .help("check --name, --kubernetes-version, --network and the machine names")
-                    .into());
-            }
+            check_imported(&yaml, out)?;
             out.result(&yaml, &serde_json::json!({ "inventory": yaml, "hosts": entries.len() }));
             Ok(ExitCode::SUCCESS)
         }
@@ -125,6 +155,31 @@ pub fn exec(cmd: InventoryCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A file's text, or standard input's for `-`, with the name to use in messages.
+fn read_input(input: &std::path::Path) -> anyhow::Result<(String, String)> {
+    use std::io::Read;
+    let mut text = String::new();
+    let source = if input.as_os_str() == "-" { "standard input".to_string() } else { input.display().to_string() };
+    let read = if input.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::read_to_string(input).map(|t| text = t)
+    };
+    read.map_err(|e| UserError::new(format!("cannot read {source}: {e}")))?;
+    Ok((source, text))
+}
+
+/// What an importer writes must load: every value is checked as in any inventory.
+fn check_imported(yaml: &str, out: &Reporter) -> anyhow::Result<()> {
+    if let Err(e) = kubewright::inventory::load("imported", yaml) {
+        out.diagnostics(&e.diagnostics);
+        return Err(UserError::new("the imported inventory is not valid (see above)")
+            .help("check --name, --kubernetes-version and the source's host names and addresses")
+            .into());
+    }
+    Ok(())
 }
 
 /// The settings after defaults, for `-v`: what the inventory means, not only what it says.

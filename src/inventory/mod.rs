@@ -3,6 +3,7 @@
 //! at once with its `file:line:column`, field path, expectation and a hint.
 
 pub mod checks;
+pub mod kubespray;
 mod raw;
 pub mod vagrant;
 mod validate;

@@ -101,6 +101,13 @@ impl Reporter {
         if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
     }
 
+    /// A warning line on stderr (dropped with `--quiet`).
+    pub fn warning(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{}: {text}", self.paint("1;33", "warning"));
+        }
+    }
+
     /// Print diagnostics on stderr; warnings are dropped with `--quiet`.
     pub fn diagnostics(&self, diags: &[Diagnostic]) {
         for d in diags {
