@@ -1,5 +1,5 @@
-//! Random and mutated YAML fed to the inventory and playbook loaders: they must return
-//! errors, never panic. CI runs a short campaign; a long one by hand:
+//! Random and mutated YAML fed to the inventory and playbook loaders and to the kubespray and
+//! Vagrant importers: they must return errors, never panic. CI runs a short campaign; a long one by hand:
 //! `PROPTEST_CASES=200000 cargo test --release --test loader_fuzz`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
@@ -11,6 +11,9 @@ const SEEDS: &[&str] = &[
     include_str!("../inventories/single.yaml"),
     include_str!("../inventories/vagrant.yaml"),
     include_str!("../playbooks/install.yaml"),
+    include_str!("fixtures/kubespray/hosts.yaml"),
+    include_str!("fixtures/kubespray/inventory.ini"),
+    include_str!("fixtures/vagrant/ssh-config-libvirt-5.txt"),
 ];
 
 /// Fragments that tend to break parsers: YAML structure, anchors, tags, odd scalars.
@@ -73,9 +76,24 @@ fn mutate(seed: &str, edits: &[(usize, usize, usize)]) -> String {
 }
 
 fn load_all(text: &str) {
+    use kubewright::inventory::{kubespray, vagrant};
     let _ = kubewright::inventory::load("fuzz.yaml", text);
     let _ = kubewright::playbook::Playbook::parse("fuzz.yaml", text);
     let _ = kubewright::source_map::SourceMap::build(text);
+    // The importers read files kubewright did not write.
+    for hosts in [kubespray::parse_ini(text), kubespray::parse_yaml(text)].into_iter().flatten() {
+        let _ = kubespray::inventory(&hosts, "fuzz", "1.31.4");
+    }
+    if let Ok(entries) = vagrant::parse_ssh_config(text) {
+        let options = vagrant::ImportOptions {
+            cluster: "fuzz",
+            kubernetes_version: "1.31.4",
+            network: "192.168.56",
+            interface: "eth1",
+            known_hosts: "/tmp/kh",
+        };
+        let _ = vagrant::inventory(&entries, &options);
+    }
 }
 
 proptest! {
