@@ -168,6 +168,13 @@ fn certificates_are_checked_with_monitoring_exit_codes() {
     assert!(rows(&report, "cp1").contains_key("apiserver"), "the reachable hosts are still reported");
 }
 
+/// The next command on `host` starting with `prefix` fails once, printing `stderr`.
+fn fail_once(bed: &Testbed, host: &str, prefix: &str, stderr: &str) {
+    use kubewright_testbed::faults::{Fault, FaultAction};
+    let action = FaultAction::FailOnce { code: 1, stderr: format!("{stderr}\n") };
+    bed.add_fault(host, Fault { command_prefix: prefix.into(), action, fired: false }).unwrap();
+}
+
 /// The apiserver.crt expiry of `host` as `certs check` reads it.
 fn apiserver_expiry(bed: &Testbed, state: &std::path::Path, host: &str) -> i64 {
     let o = kubewright(bed, state, &["certs", "check", "-o", "json", "--warn", "1d", "--critical", "1d"]);
@@ -230,24 +237,15 @@ fn renewal_goes_one_control_plane_at_a_time_restores_a_failed_one_and_is_a_no_op
     };
     assert_eq!(count("cp1"), 2, "one backup and its `latest` link");
 
-    // Forced, with the static pod restart failing on cp2 after kubeadm renewed its certificates:
-    // cp2 gets its backup back (the certificates before this run), cp1 stays renewed, the run
-    // stops, and the next one finishes cp2.
     // kubeadm itself fails on cp2: the run stops there, cp2 untouched, cp1 renewed.
     let cp2_before = apiserver_expiry(&bed, state.path(), "cp2");
     std::thread::sleep(std::time::Duration::from_secs(1));
-    bed.add_fault(
+    fail_once(
+        &bed,
         "cp2",
-        kubewright_testbed::faults::Fault {
-            command_prefix: "kubeadm certs renew".into(),
-            action: kubewright_testbed::faults::FaultAction::FailOnce {
-                code: 1,
-                stderr: "error: failed to renew certificates: open /etc/kubernetes/pki/apiserver.crt: read-only file system\n".into(),
-            },
-            fired: false,
-        },
-    )
-    .unwrap();
+        "kubeadm certs renew",
+        "error: failed to renew certificates: open /etc/kubernetes/pki/apiserver.crt: read-only file system",
+    );
     let cp1_before = apiserver_expiry(&bed, state.path(), "cp1");
     let failed = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes", "-o", "json"]);
     assert_eq!(failed.status.code(), Some(1), "{}", output_text(&failed));
@@ -268,21 +266,18 @@ fn renewal_goes_one_control_plane_at_a_time_restores_a_failed_one_and_is_a_no_op
     assert_eq!(finish.status.code(), Some(0), "{}", output_text(&finish));
     assert!(!output_text(&finish).contains("finished by an earlier run"), "{}", output_text(&finish));
 
+    // Forced, with the static pod restart failing on cp2 after kubeadm renewed its certificates:
+    // cp2 gets its backup back (the certificates before this run), cp1 stays renewed, the run
+    // stops, and the next one finishes cp2.
     let cp1_before = apiserver_expiry(&bed, state.path(), "cp1");
     let cp2_before = apiserver_expiry(&bed, state.path(), "cp2");
     std::thread::sleep(std::time::Duration::from_secs(1));
-    bed.add_fault(
+    fail_once(
+        &bed,
         "cp2",
-        kubewright_testbed::faults::Fault {
-            command_prefix: "crictl ps -q".into(),
-            action: kubewright_testbed::faults::FaultAction::FailOnce {
-                code: 1,
-                stderr: "time=\"2026-12-01T10:00:00Z\" level=fatal msg=\"validate service connection: rpc error: code = Unavailable\"\n".into(),
-            },
-            fired: false,
-        },
-    )
-    .unwrap();
+        "crictl ps -q",
+        "time=\"2026-12-01T10:00:00Z\" level=fatal msg=\"validate service connection: rpc error: code = Unavailable\"",
+    );
     let failed = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes", "-o", "json"]);
     assert_eq!(failed.status.code(), Some(1), "{}", output_text(&failed));
     let report = common::json_events(&failed).pop().unwrap();

@@ -18,11 +18,7 @@ fn import(fixture: &str, extra: &[&str]) -> std::process::Output {
 }
 
 fn load(o: &std::process::Output) -> kubewright::inventory::Inventory {
-    assert!(o.status.success(), "{}", common::output_text(o));
-    let yaml = String::from_utf8(o.stdout.clone()).unwrap();
-    kubewright::inventory::load("imported.yaml", &yaml)
-        .unwrap_or_else(|e| panic!("{yaml}\n{:#?}", e.diagnostics))
-        .inventory
+    common::printed_inventory(o)
 }
 
 #[test]

@@ -23,11 +23,7 @@ fn from_vagrant(fixture: &str, args: &[&str]) -> std::process::Output {
 }
 
 fn load(o: &std::process::Output) -> kubewright::inventory::Inventory {
-    assert!(o.status.success(), "{}", common::output_text(o));
-    let yaml = String::from_utf8(o.stdout.clone()).unwrap();
-    kubewright::inventory::load("from-vagrant.yaml", &yaml)
-        .unwrap_or_else(|e| panic!("{yaml}\n{:#?}", e.diagnostics))
-        .inventory
+    common::printed_inventory(o)
 }
 
 #[test]

@@ -63,3 +63,10 @@ pub fn tool_available(program: &str, version_arg: &str, package: &str, what: &st
     }
     false
 }
+
+/// The inventory an importer printed on stdout, loaded as any inventory is.
+pub fn printed_inventory(o: &Output) -> Inventory {
+    assert!(o.status.success(), "{}", output_text(o));
+    let yaml = String::from_utf8(o.stdout.clone()).unwrap();
+    load("imported.yaml", &yaml).unwrap_or_else(|e| panic!("{yaml}\n{:#?}", e.diagnostics)).inventory
+}
