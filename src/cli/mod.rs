@@ -22,7 +22,9 @@ Exit codes:
   0  success (with `plan --detailed-exitcode`: no changes)
   1  failure: a command failed, a host could not be reached, a check did not pass
   2  invalid input: inventory, playbook, template or command line
-     (with `plan --detailed-exitcode`: the plan has changes; errors then exit 1)";
+     (with `plan --detailed-exitcode`: the plan has changes; errors then exit 1)
+  130 interrupted (Ctrl-C or SIGTERM); the journal has what finished
+`certs check` exits 0 ok, 1 warning, 2 critical, 3 a host could not be read.";
 
 #[derive(Parser)]
 #[command(
@@ -72,7 +74,7 @@ pub enum ColorChoice {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Check an inventory
+    /// Check an inventory, or make one from kubespray's or Vagrant's
     #[command(subcommand)]
     Inventory(inventory::InventoryCommand),
     /// Write the files kubewright would put on each host into a directory
