@@ -61,6 +61,17 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// How the text report names it.
+    fn label(&self) -> &'static str {
+        match self {
+            Severity::Ok => "ok",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 /// One row of the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
@@ -409,15 +420,13 @@ pub fn render_text(report: &Report) -> String {
         } else {
             format!("{} left", residual_text(r.residual_s))
         };
-        let severity = if r.severity == Severity::Critical { "critical" } else { "warning" };
-        out.push_str(&format!("{severity}: {} {} ({}): {state}\n", r.node, r.certificate, r.path));
+        out.push_str(&format!("{}: {} {} ({}): {state}\n", r.severity.label(), r.node, r.certificate, r.path));
         for p in &r.problems {
             out.push_str(&format!("  - {p}\n"));
         }
     }
     for n in &report.notes {
-        let severity = if n.severity == Severity::Critical { "critical" } else { "warning" };
-        out.push_str(&format!("{severity}: {}: {}\n", n.node, n.message));
+        out.push_str(&format!("{}: {}: {}\n", n.severity.label(), n.node, n.message));
     }
     for u in &report.unreachable {
         out.push_str(&format!("unreachable: {u}\n"));

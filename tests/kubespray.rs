@@ -17,6 +17,15 @@ fn import(fixture: &str, extra: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `inventory from-kubespray FILE` for a cluster `x`.
+fn import_file(path: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kubewright"))
+        .args(["inventory", "from-kubespray", "--name", "x", "--kubernetes-version", "1.31.4"])
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
 fn load(o: &std::process::Output) -> kubewright::inventory::Inventory {
     common::printed_inventory(o)
 }
@@ -70,19 +79,11 @@ fn an_inventory_without_control_planes_or_with_bad_names_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("workers.ini");
     std::fs::write(&path, "[kube_node]\nw1 ansible_host=10.0.0.21\n").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_kubewright"))
-        .args(["inventory", "from-kubespray", "--name", "x", "--kubernetes-version", "1.31.4"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let o = import_file(&path);
     assert_eq!(o.status.code(), Some(2));
     assert!(common::output_text(&o).contains("no host is in kube_control_plane"), "{}", common::output_text(&o));
     std::fs::write(&path, "[kube_control_plane]\nNode_1 ansible_host=10.0.0.11\n").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_kubewright"))
-        .args(["inventory", "from-kubespray", "--name", "x", "--kubernetes-version", "1.31.4"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let o = import_file(&path);
     assert_eq!(o.status.code(), Some(2), "a name Kubernetes refuses is caught by the inventory checks");
     assert!(common::output_text(&o).contains("the imported inventory is not valid"), "{}", common::output_text(&o));
 }

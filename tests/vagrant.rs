@@ -22,6 +22,11 @@ fn from_vagrant(fixture: &str, args: &[&str]) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
+/// `inventory from-vagrant FILE`.
+fn from_vagrant_file(path: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kubewright")).args(["inventory", "from-vagrant"]).arg(path).output().unwrap()
+}
+
 fn load(o: &std::process::Output) -> kubewright::inventory::Inventory {
     common::printed_inventory(o)
 }
@@ -77,20 +82,12 @@ fn input_that_is_not_vagrant_ssh_config_is_refused_with_what_to_do() {
     let garbage = dir.path().join("status.txt");
     std::fs::write(&garbage, "Current machine states:\n\ncp1                       not created (virtualbox)\n")
         .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_kubewright"))
-        .args(["inventory", "from-vagrant"])
-        .arg(&garbage)
-        .output()
-        .unwrap();
+    let o = from_vagrant_file(&garbage);
     assert_eq!(o.status.code(), Some(2));
     let said = common::output_text(&o);
     assert!(said.contains("line 1: `current` before any `Host` line: is this `vagrant ssh-config` output?"), "{said}");
     std::fs::write(&garbage, "").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_kubewright"))
-        .args(["inventory", "from-vagrant"])
-        .arg(&garbage)
-        .output()
-        .unwrap();
+    let o = from_vagrant_file(&garbage);
     assert_eq!(o.status.code(), Some(2));
     let said = common::output_text(&o);
     assert!(said.contains("no `Host` blocks: run `vagrant up` first"), "{said}");
