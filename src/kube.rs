@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use crate::facts::NodeView;
 use crate::inventory::Inventory;
 
+/// The kubeconfig a control plane's own kubectl uses.
+pub const ADMIN_KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
+
 /// `kubectl get --raw /readyz` against `server` with `kubeconfig`'s credentials (checking the
 /// certificate for `tls_server_name` when the address is not one it names); succeeds once that
 /// API server is ready.
@@ -92,6 +95,80 @@ pub fn kubeadm_config_drift(
     Ok(drift)
 }
 
+/// `kubectl drain` through the control plane's admin kubeconfig: evictions (never
+/// `--disable-eviction`, so disruption budgets hold), DaemonSet pods left, emptyDir data
+/// deleted, each pod given `grace_period_s` to stop, the whole drain `timeout_s`.
+pub fn drain_command(node: &str, grace_period_s: u64, timeout_s: u64) -> crate::script::Script {
+    crate::script::Script::new().cmd([
+        "kubectl".to_string(),
+        "--kubeconfig".into(),
+        ADMIN_KUBECONFIG.into(),
+        "drain".into(),
+        node.into(),
+        "--ignore-daemonsets".into(),
+        "--delete-emptydir-data".into(),
+        format!("--grace-period={grace_period_s}"),
+        format!("--timeout={timeout_s}s"),
+    ])
+}
+
+/// `kubectl uncordon` (or `cordon`) through the control plane's admin kubeconfig.
+pub fn cordon_command(node: &str, cordon: bool) -> crate::script::Script {
+    crate::script::Script::new().cmd([
+        "kubectl",
+        "--kubeconfig",
+        ADMIN_KUBECONFIG,
+        if cordon { "cordon" } else { "uncordon" },
+        node,
+    ])
+}
+
+/// The pods a failed `kubectl drain` names as not evicted (`namespace/name`, in order, once
+/// each), from its `error when evicting pods/"NAME" -n "NS"` lines.
+pub fn pods_not_evicted(stderr: &str) -> Vec<String> {
+    let mut pods: Vec<String> = Vec::new();
+    for line in stderr.lines() {
+        let Some(rest) = line.split("error when evicting pods/\"").nth(1) else { continue };
+        let Some((name, rest)) = rest.split_once('"') else { continue };
+        let Some(namespace) = rest.split("-n \"").nth(1).and_then(|r| r.split('"').next()) else { continue };
+        let pod = format!("{namespace}/{name}");
+        if !pods.contains(&pod) {
+            pods.push(pod);
+        }
+    }
+    pods
+}
+
+/// Every PodDisruptionBudget, as JSON, through the control plane's admin kubeconfig.
+pub fn budgets_probe() -> crate::script::Script {
+    crate::script::Script::new().cmd([
+        "kubectl",
+        "--kubeconfig",
+        ADMIN_KUBECONFIG,
+        "get",
+        "poddisruptionbudgets",
+        "--all-namespaces",
+        "-o",
+        "json",
+    ])
+}
+
+/// The budgets of `kubectl get pdb -A -o json` that allow no disruption now (`namespace/name`).
+pub fn exhausted_budgets(json: &str) -> Vec<String> {
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(json) else { return Vec::new() };
+    doc["items"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|b| b["status"]["disruptionsAllowed"].as_i64().unwrap_or(0) <= 0)
+        .filter_map(|b| {
+            let m = &b["metadata"];
+            Some(format!("{}/{}", m["namespace"].as_str()?, m["name"].as_str()?))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +209,22 @@ mod tests {
         assert_eq!(nodes["cp1"], NodeView { kubelet_version: "v1.31.4".into(), ready: true, unschedulable: false });
         assert_eq!(nodes["w1"], NodeView { kubelet_version: "v1.30.8".into(), ready: false, unschedulable: true });
         assert!(parse_node_list("Error from server").is_err());
+    }
+
+    #[test]
+    fn a_blocked_drain_names_its_pods_and_the_budgets_that_allow_nothing() {
+        let stderr = "evicting pod default/web-1\nerror when evicting pods/\"web-1\" -n \"default\" (will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget.\nerror when evicting pods/\"web-1\" -n \"default\": global timeout reached: 20s\nerror when evicting pods/\"db-0\" -n \"data\": global timeout reached: 20s\n";
+        assert_eq!(pods_not_evicted(stderr), ["default/web-1", "data/db-0"]);
+        assert!(pods_not_evicted("error: unable to drain node \"w1\"").is_empty());
+        let budgets = r#"{"items": [
+            {"metadata": {"name": "web", "namespace": "default"}, "status": {"disruptionsAllowed": 0}},
+            {"metadata": {"name": "api", "namespace": "default"}, "status": {"disruptionsAllowed": 1}}
+        ]}"#;
+        assert_eq!(exhausted_budgets(budgets), ["default/web"]);
+        assert!(exhausted_budgets("No resources found").is_empty());
+        assert_eq!(
+            drain_command("w1", 30, 300).to_shell(),
+            "kubectl --kubeconfig /etc/kubernetes/admin.conf drain w1 --ignore-daemonsets --delete-emptydir-data --grace-period=30 --timeout=300s"
+        );
     }
 }

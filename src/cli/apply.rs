@@ -377,6 +377,13 @@ fn summary_text(report: &RunReport, journal: &std::path::Path) -> String {
                 HostStatus::Skipped { .. } => skipped += 1,
                 HostStatus::NotStarted { .. } | HostStatus::Interrupted => not_started += 1,
                 HostStatus::Failed { .. } => {}
+                HostStatus::Blocked { failure } => {
+                    skipped += 1;
+                    text.push_str(&format!(
+                        "left out: {} in step `{}`: {}\n  help: {}\n",
+                        failure.host, failure.step, failure.message, failure.hint
+                    ));
+                }
             }
         }
     }

@@ -89,6 +89,13 @@ pub enum Op {
     /// Poll until every node in `nodes` is Ready with a kubelet at `version` (and with `etcd`
     /// the host's etcd member healthy), as seen from this host; fail after `timeout`.
     Wait { description: String, nodes: Vec<String>, version: String, etcd: bool, timeout: std::time::Duration },
+    /// Cordon and drain `node` through this host's admin kubeconfig (evictions, so disruption
+    /// budgets hold). A drain the budgets block names the pods and budgets; with
+    /// `skip_when_blocked` the host is left out and the run goes on.
+    Drain { node: String, grace_period_s: u64, timeout_s: u64, skip_when_blocked: bool },
+    /// `op` for this host, carried out over `host`'s session (a worker's drain and wait run on a
+    /// control plane, where the admin kubeconfig is).
+    Via { host: String, op: Box<Op> },
 }
 
 /// How often a wait asks again.
@@ -171,6 +178,10 @@ pub struct HostFailure {
     pub stderr_tail: Vec<String>,
     pub message: String,
     pub hint: String,
+    /// The host is left out and the run goes on (a drain blocked by disruption budgets, with
+    /// `--skip-blocked`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub skip_host: bool,
 }
 
 /// How many stderr lines a failure keeps.
@@ -184,6 +195,11 @@ pub enum HostStatus {
         reason: String,
     },
     Failed {
+        failure: HostFailure,
+    },
+    /// Left as it was because something outside the run blocked it (a drain held up by
+    /// disruption budgets, with `--skip-blocked`); the run went on without it.
+    Blocked {
         failure: HostFailure,
     },
     /// Not started because the run was stopping (a failure elsewhere, or Ctrl-C).
@@ -430,6 +446,7 @@ impl<'a> Engine<'a> {
                     let status = tokio::select! {
                         result = self.run_host(&step.id, work) => match result {
                             Ok(()) => HostStatus::Done,
+                            Err(failure) if failure.skip_host => HostStatus::Blocked { failure },
                             Err(failure) => HostStatus::Failed { failure },
                         },
                         () = self.stop.aborted() => HostStatus::Interrupted,
@@ -488,7 +505,7 @@ impl<'a> Engine<'a> {
         emit(Event::StepFinished {
             step: step.id.clone(),
             done: count(|s| matches!(s, HostStatus::Done)),
-            skipped: count(|s| matches!(s, HostStatus::Skipped { .. })),
+            skipped: count(|s| matches!(s, HostStatus::Skipped { .. } | HostStatus::Blocked { .. })),
             failed: count(|s| matches!(s, HostStatus::Failed { .. })),
             not_started: count(|s| matches!(s, HostStatus::NotStarted { .. } | HostStatus::Interrupted)),
         });
@@ -611,6 +628,69 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// `kubectl drain` from `session`; when it fails, the pods it could not evict and the
+    /// budgets that allow no disruption now are named.
+    #[allow(clippy::too_many_arguments)]
+    async fn drain(
+        &self,
+        step: &str,
+        host: &str,
+        session: &Session,
+        node: &str,
+        grace_period_s: u64,
+        timeout_s: u64,
+        skip_when_blocked: bool,
+    ) -> Result<(), HostFailure> {
+        let script = crate::kube::drain_command(node, grace_period_s, timeout_s);
+        let command = script.to_shell();
+        // kubectl gives up at its own --timeout; a dead link never answers.
+        let backstop = std::time::Duration::from_secs(timeout_s + REMOTE_KILL_GRACE_SECS + 60);
+        let mut on_line = |stream: OutputStream, line: &str| {
+            (self.events)(Event::Output {
+                step: step.into(),
+                host: host.into(),
+                stream: if stream == OutputStream::Stderr { "stderr" } else { "stdout" },
+                line: self.redactor.redact(line),
+            })
+        };
+        let out = tokio::time::timeout(backstop, session.run_streaming(&script, &mut on_line))
+            .await
+            .unwrap_or_else(|_| {
+                Err(TransportError::Exec {
+                    host: host.into(),
+                    detail: format!("no answer within {}s; the link may be down", backstop.as_secs()),
+                })
+            })
+            .map_err(|e| self.failure(step, host, Some(&command), e.to_string(), e.hint()))?;
+        if out.success() {
+            return Ok(());
+        }
+        let pods = crate::kube::pods_not_evicted(&out.stderr);
+        let budgets = match session.run(&crate::kube::budgets_probe()).await {
+            Ok(b) if b.success() => crate::kube::exhausted_budgets(&b.stdout),
+            _ => Vec::new(),
+        };
+        let last = out.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim();
+        let message = if pods.is_empty() {
+            format!("the drain of {node} failed: {last}")
+        } else if budgets.is_empty() {
+            format!("the drain of {node} could not evict {}: {last}", pods.join(", "))
+        } else {
+            format!(
+                "the drain of {node} was blocked: {} not evicted; disruption budget(s) allowing no disruption now: {}",
+                pods.join(", "),
+                budgets.join(", ")
+            )
+        };
+        let mut failure = self.failure(step, host, Some(&command), message, "scale the workload up or relax its PodDisruptionBudget, then run the upgrade again (it continues with this node); --skip-blocked goes on with the other nodes and lists this one; --keep-cordoned leaves it cordoned".into());
+        failure.exit_code = out.code;
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        failure.stderr_tail =
+            lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].iter().map(|l| self.redactor.redact(l)).collect();
+        failure.skip_host = skip_when_blocked && !pods.is_empty();
+        Err(failure)
+    }
+
     fn failure(&self, step: &str, host: &str, command: Option<&str>, message: String, hint: String) -> HostFailure {
         HostFailure {
             host: host.to_string(),
@@ -620,6 +700,7 @@ impl<'a> Engine<'a> {
             stderr_tail: Vec::new(),
             message: self.redactor.redact(&message),
             hint,
+            skip_host: false,
         }
     }
 
@@ -650,8 +731,19 @@ impl<'a> Engine<'a> {
     async fn run_ops(&self, step: &str, host: &str, ops: &[Op]) -> Result<(), HostFailure> {
         let transport_failure =
             |e: TransportError, command: Option<&str>| self.failure(step, host, command, e.to_string(), e.hint());
-        let session = self.session(host).await.map_err(|e| transport_failure(e, None))?;
+        let own_session = self.session(host).await.map_err(|e| transport_failure(e, None))?;
         for op in ops {
+            let via_session;
+            let (session, op) = match op {
+                Op::Via { host: other, op } => {
+                    via_session = self
+                        .session(other)
+                        .await
+                        .map_err(|e| transport_failure(e, Some(&format!("connect to {other}"))))?;
+                    (&via_session, op.as_ref())
+                }
+                _ => (&own_session, op),
+            };
             let operation =
                 |what: String| (self.events)(Event::Operation { step: step.into(), host: host.into(), what });
             match op {
@@ -749,12 +841,18 @@ impl<'a> Engine<'a> {
                 }
                 Op::Probe { description, script, timeout } => {
                     operation(format!("wait until {description}"));
-                    self.probe(step, host, &session, description, script, *timeout).await?;
+                    self.probe(step, host, session, description, script, *timeout).await?;
                 }
                 Op::Wait { description, nodes, version, etcd, timeout } => {
                     operation(format!("wait until {description}"));
-                    self.wait(step, host, &session, nodes, version, *etcd, *timeout).await?;
+                    self.wait(step, host, session, nodes, version, *etcd, *timeout).await?;
                 }
+                Op::Drain { node, grace_period_s, timeout_s, skip_when_blocked } => {
+                    operation(format!("cordon and drain {node}"));
+                    self.drain(step, host, session, node, *grace_period_s, *timeout_s, *skip_when_blocked).await?;
+                }
+                // Resolved above: the inner op runs over the other host's session.
+                Op::Via { .. } => {}
                 Op::Run { description, script, input, limit, parts } => {
                     let what = self.redactor.redact(description);
                     if parts.is_empty() {
@@ -855,6 +953,7 @@ impl<'a> Engine<'a> {
                             stderr_tail: tail,
                             message,
                             hint: "fix the cause on the host (its stderr is above), then run apply again: it continues with this step".into(),
+                            skip_host: false,
                         });
                     }
                 }

@@ -73,68 +73,11 @@ pub fn lower(
                 _ => None,
             };
             for action in hp.decision.actions() {
-                ops.push(match action {
-                    Action::Run { description, commands } => Op::Run {
-                        description: description.clone(),
-                        script: commands.clone(),
-                        input: None,
-                        limit: spec.timeout,
-                        parts: Vec::new(),
-                    },
-                    Action::WriteFile { path, sensitive, .. } => {
-                        let file = files.get(&hp.host).and_then(|fs| fs.iter().find(|f| &f.path == path)).ok_or_else(
-                            || not_executable(&format!("it writes {path}, which is not rendered for this host")),
-                        )?;
-                        Op::Upload {
-                            path: file.path.clone(),
-                            content: file.content.clone().into_bytes(),
-                            mode: file.mode,
-                            owner: file.owner.clone(),
-                            // Rendered with placeholders: the run's secrets go in at write time.
-                            complete: *sensitive,
-                        }
-                    }
-                    // Descriptive: the step's `Run` that follows does the apt work.
-                    Action::Package { .. } => continue,
-                    // Decided when planning, from the facts just gathered.
-                    Action::Check { .. } => continue,
-                    Action::Fetch { remote, local, mode, kubeconfig_server, keep } => Op::Fetch {
-                        remote: remote.clone(),
-                        local: local.into(),
-                        kubeconfig_server: kubeconfig_server.clone(),
-                        keep: *keep,
-                        mode: u32::from_str_radix(mode, 8)
-                            .map_err(|_| not_executable(&format!("the fetch mode {mode} is not an octal file mode")))?,
-                    },
-                    Action::PinCa { remote } => {
-                        every_run = true;
-                        Op::PinCa { remote: remote.clone() }
-                    }
-                    Action::VerifyCertificates { after } => Op::VerifyCertificates { after: *after },
-                    Action::Rollback { description, commands } => {
-                        rollback.push(Op::Run {
-                            description: description.clone(),
-                            script: commands.clone(),
-                            input: None,
-                            limit: spec.timeout,
-                            parts: Vec::new(),
-                        });
-                        continue;
-                    }
-                    Action::VerifyKubeadmConfig { expected } => Op::VerifyKubeadmConfig { expected: expected.clone() },
-                    Action::Probe { description, commands, timeout_s } => Op::Probe {
-                        description: description.clone(),
-                        script: commands.clone(),
-                        timeout: std::time::Duration::from_secs(*timeout_s),
-                    },
-                    Action::Wait { description, nodes, version, etcd, timeout_s } => Op::Wait {
-                        description: description.clone(),
-                        nodes: nodes.clone(),
-                        version: version.clone(),
-                        etcd: *etcd,
-                        timeout: std::time::Duration::from_secs(*timeout_s),
-                    },
-                });
+                match lower_action(action, &hp.host, files, spec.timeout, &mut every_run).map_err(|w| not_executable(&w))? {
+                    Some(Lowered::Op(op)) => ops.push(op),
+                    Some(Lowered::Rollback(op)) => rollback.push(op),
+                    None => {}
+                }
             }
             hosts.push(HostWork {
                 host: hp.host.clone(),
@@ -147,6 +90,103 @@ pub fn lower(
         steps.push(JobStep { id: planned.id.clone(), title: planned.title.clone(), rollout: planned.rollout, hosts });
     }
     Ok(Job { playbook: plan.playbook.clone(), steps })
+}
+
+/// Where a lowered action goes: the host's ops, or what runs if one of them fails.
+enum Lowered {
+    Op(Op),
+    Rollback(Op),
+}
+
+/// One action as the engine runs it; None for what is only descriptive. `Err` says why it
+/// cannot run as planned.
+fn lower_action(
+    action: &Action,
+    host: &str,
+    files: &BTreeMap<String, Vec<RemoteFile>>,
+    limit: Option<crate::duration::Duration>,
+    every_run: &mut bool,
+) -> Result<Option<Lowered>, String> {
+    let op = match action {
+        Action::Run { description, commands } => Op::Run {
+            description: description.clone(),
+            script: commands.clone(),
+            input: None,
+            limit,
+            parts: Vec::new(),
+        },
+        Action::WriteFile { path, sensitive, .. } => {
+            let file = files
+                .get(host)
+                .and_then(|fs| fs.iter().find(|f| &f.path == path))
+                .ok_or_else(|| format!("it writes {path}, which is not rendered for this host"))?;
+            Op::Upload {
+                path: file.path.clone(),
+                content: file.content.clone().into_bytes(),
+                mode: file.mode,
+                owner: file.owner.clone(),
+                // Rendered with placeholders: the run's secrets go in at write time.
+                complete: *sensitive,
+            }
+        }
+        // Descriptive: the step's `Run` that follows does the apt work.
+        Action::Package { .. } => return Ok(None),
+        // Decided when planning, from the facts just gathered.
+        Action::Check { .. } => return Ok(None),
+        Action::Fetch { remote, local, mode, kubeconfig_server, keep } => Op::Fetch {
+            remote: remote.clone(),
+            local: local.into(),
+            kubeconfig_server: kubeconfig_server.clone(),
+            keep: *keep,
+            mode: u32::from_str_radix(mode, 8).map_err(|_| format!("the fetch mode {mode} is not an octal file mode"))?,
+        },
+        Action::PinCa { remote } => {
+            // Work that learns a value for later steps cannot be skipped by the journal.
+            *every_run = true;
+            Op::PinCa { remote: remote.clone() }
+        }
+        Action::VerifyCertificates { after } => Op::VerifyCertificates { after: *after },
+        Action::Rollback { description, commands } => {
+            return Ok(Some(Lowered::Rollback(Op::Run {
+                description: description.clone(),
+                script: commands.clone(),
+                input: None,
+                limit,
+                parts: Vec::new(),
+            })));
+        }
+        Action::VerifyKubeadmConfig { expected } => Op::VerifyKubeadmConfig { expected: expected.clone() },
+        Action::Probe { description, commands, timeout_s } => Op::Probe {
+            description: description.clone(),
+            script: commands.clone(),
+            timeout: std::time::Duration::from_secs(*timeout_s),
+        },
+        Action::Wait { description, nodes, version, etcd, timeout_s } => Op::Wait {
+            description: description.clone(),
+            nodes: nodes.clone(),
+            version: version.clone(),
+            etcd: *etcd,
+            timeout: std::time::Duration::from_secs(*timeout_s),
+        },
+        Action::Drain { node, grace_period_s, timeout_s, skip_when_blocked } => Op::Drain {
+            node: node.clone(),
+            grace_period_s: *grace_period_s,
+            timeout_s: *timeout_s,
+            skip_when_blocked: *skip_when_blocked,
+        },
+        Action::Via { on, action } => {
+            let via = |op| Op::Via { host: on.clone(), op: Box::new(op) };
+            // Files are the host's own: a file write from elsewhere is not a thing.
+            if matches!(action.as_ref(), Action::WriteFile { .. } | Action::Via { .. }) {
+                return Err(format!("it writes or forwards from {on}, which only commands, waits and drains can"));
+            }
+            return Ok(lower_action(action, host, files, limit, every_run)?.map(|l| match l {
+                Lowered::Op(op) => Lowered::Op(via(op)),
+                Lowered::Rollback(op) => Lowered::Rollback(via(op)),
+            }));
+        }
+    };
+    Ok(Some(Lowered::Op(op)))
 }
 
 /// Consecutive commands become one batched script (one round trip per host instead of one

@@ -4,8 +4,7 @@
 use crate::script::Script;
 use crate::ssh::Output;
 
-/// The kubeconfig a control plane's own kubectl uses.
-pub const ADMIN_KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
+pub use crate::kube::ADMIN_KUBECONFIG;
 
 /// Every node, as JSON, through the control plane's admin kubeconfig.
 pub fn nodes_probe() -> Script {

@@ -192,6 +192,12 @@ pub struct Upgrade {
     pub max_unavailable: MaxUnavailable,
     pub drain_timeout: Duration,
     pub drain_grace_period: Duration,
+    /// Leave a node whose upgrade failed (or whose drain was blocked) cordoned; set by
+    /// `kubewright upgrade --keep-cordoned`, never by the inventory.
+    pub keep_cordoned: bool,
+    /// A drain that disruption budgets block leaves that node out and the upgrade goes on;
+    /// set by `kubewright upgrade --skip-blocked`, never by the inventory.
+    pub skip_blocked: bool,
 }
 
 /// Which SSH implementation carries a run (inventory `ssh.transport`, or `--transport`).

@@ -786,6 +786,8 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
             &upath.key("drainGracePeriod"),
             Duration::from_secs(120),
         ),
+        keep_cordoned: false,
+        skip_blocked: false,
     };
 
     // Invalid or missing fields were reported above; placeholders let the checks go on.

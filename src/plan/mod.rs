@@ -163,6 +163,19 @@ pub enum Action {
         etcd: bool,
         timeout_s: u64,
     },
+    /// Cordon `node` and evict its pods (DaemonSet pods stay; disruption budgets hold).
+    Drain {
+        node: String,
+        grace_period_s: u64,
+        timeout_s: u64,
+        /// A drain the budgets block leaves the node out and the run goes on (`--skip-blocked`).
+        skip_when_blocked: bool,
+    },
+    /// `action` for this host, carried out from host `on` (where the admin kubeconfig is).
+    Via {
+        on: String,
+        action: Box<Action>,
+    },
 }
 
 /// Where a fetched kubeconfig points on the bastion.

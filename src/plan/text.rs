@@ -152,6 +152,28 @@ fn action_text(out: &mut String, action: &Action, diffs: bool) {
                 let _ = writeln!(out, "         $ {line}");
             }
         }
+        Action::Drain { node, grace_period_s, timeout_s, skip_when_blocked } => {
+            let blocked = if *skip_when_blocked { "skip the node" } else { "stop" };
+            let _ = writeln!(
+                out,
+                "     ! cordon and drain {node} (evictions: disruption budgets hold; grace period {}, timeout {}; if blocked: {blocked})",
+                crate::duration::Duration::from_secs(*grace_period_s),
+                crate::duration::Duration::from_secs(*timeout_s)
+            );
+        }
+        Action::Via { on, action } => {
+            // The inner action's text, its first line saying where it runs.
+            let mut inner = String::new();
+            action_text(&mut inner, action, diffs);
+            let mut lines = inner.lines();
+            if let Some(first) = lines.next() {
+                let (sign, rest) = first.split_at(first.len().min(7));
+                let _ = writeln!(out, "{sign}[from {on}] {rest}");
+            }
+            for line in lines {
+                let _ = writeln!(out, "{line}");
+            }
+        }
         Action::Wait { description, timeout_s, .. } => {
             let _ = writeln!(
                 out,

@@ -98,6 +98,7 @@ fn status_text(status: &HostStatus, seconds: f64) -> String {
         HostStatus::Done => format!("done ({seconds:.1}s)"),
         HostStatus::Skipped { reason } => format!("skipped: {reason}"),
         HostStatus::Failed { failure } => format!("FAILED: {}", failure.message),
+        HostStatus::Blocked { failure } => format!("left out: {}", failure.message),
         HostStatus::NotStarted { reason } => format!("not started: {reason}"),
         HostStatus::Interrupted => "interrupted".into(),
     }

@@ -26,27 +26,8 @@ impl Step for InstallPackages {
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
         let cluster = &cx.inventory.cluster;
         let version = cluster.kubernetes_version;
-        let mut actions = Vec::new();
 
-        let source = file_actions(cx, host, facts, |k| *k == FileKind::AptSource);
-        let manages_repository = cx.inventory.cluster.packages.manage_repository;
-        // The key follows the source: a new repository (another minor) has its own key, and a
-        // run that stopped between writing the source and the key must still fetch it.
-        if !source.is_empty() || (manages_repository && !facts.apt_keyring) {
-            actions.extend(source);
-            let key_url =
-                format!("{}/core:/stable:/{}/deb/Release.key", cluster.packages.mirror, version.minor_channel());
-            actions.push(Action::Run {
-                description: format!("trust the signing key of the Kubernetes {} repository", version.minor_channel()),
-                // Download, then convert: a pipe would hide a failed download (dash has no
-                // pipefail) and leave an empty keyring behind.
-                commands: Script::new()
-                    .cmd(["install", "-d", "-m", "0755", "/etc/apt/keyrings"])
-                    .remove_on_exit(ARMORED_KEY)
-                    .cmd(["curl", "-fsSL", "-o", ARMORED_KEY, key_url.as_str()])
-                    .cmd(["gpg", "--dearmor", "--yes", "-o", KEYRING, ARMORED_KEY]),
-            });
-        }
+        let mut actions = repository_actions(cx, host, facts);
 
         let stale: Vec<&str> = KUBE_PACKAGES.into_iter().filter(|p| facts.packages.get(*p) != Some(&version)).collect();
         let need_containerd = !facts.containerd_installed;
@@ -93,4 +74,41 @@ impl Step for InstallPackages {
         });
         add_or_change(actions)
     }
+}
+
+/// The Kubernetes package repository of the inventory's minor (the sources list, and its
+/// signing key), when the host does not have it yet.
+pub(super) fn repository_actions(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Vec<Action> {
+    let cluster = &cx.inventory.cluster;
+    let version = cluster.kubernetes_version;
+    let mut actions = file_actions(cx, host, facts, |k| *k == FileKind::AptSource);
+    // The key follows the source: a new repository (another minor) has its own key, and a
+    // run that stopped between writing the source and the key must still fetch it.
+    if !actions.is_empty() || (cluster.packages.manage_repository && !facts.apt_keyring) {
+        let key_url = format!("{}/core:/stable:/{}/deb/Release.key", cluster.packages.mirror, version.minor_channel());
+        actions.push(Action::Run {
+            description: format!("trust the signing key of the Kubernetes {} repository", version.minor_channel()),
+            // Download, then convert: a pipe would hide a failed download (dash has no
+            // pipefail) and leave an empty keyring behind.
+            commands: Script::new()
+                .cmd(["install", "-d", "-m", "0755", "/etc/apt/keyrings"])
+                .remove_on_exit(ARMORED_KEY)
+                .cmd(["curl", "-fsSL", "-o", ARMORED_KEY, key_url.as_str()])
+                .cmd(["gpg", "--dearmor", "--yes", "-o", KEYRING, ARMORED_KEY]),
+        });
+    }
+    actions
+}
+
+/// `apt-get install` of `packages` at `version`, held there (`apt-get update` first: the
+/// repository may have just changed).
+pub(super) fn install_held(packages: &[&str], version: crate::version::Version) -> Script {
+    let mut install: Vec<String> =
+        ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q", "--allow-change-held-packages"]
+            .map(String::from)
+            .to_vec();
+    install.extend(packages.iter().map(|p| format!("{p}={}", version.deb_version())));
+    let mut hold = vec!["apt-mark", "hold"];
+    hold.extend(packages);
+    Script::new().cmd(["apt-get", "update", "-q"]).cmd(install).cmd(hold)
 }

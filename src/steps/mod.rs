@@ -6,6 +6,7 @@
 
 mod apply_cni;
 mod configure_containerd;
+mod etcd_snapshot;
 pub mod endpoint_name;
 mod install_packages;
 mod join;
@@ -15,6 +16,7 @@ mod preflight;
 mod prepare_host;
 mod renew_certificates;
 mod shell;
+mod upgrade_node;
 mod wait_ready;
 
 use crate::facts::HostFacts;
@@ -44,6 +46,9 @@ static STEPS: &[&dyn Step] = &[
     &apply_cni::ApplyCni,
     &wait_ready::WaitReady,
     &renew_certificates::RenewCertificates,
+    &etcd_snapshot::EtcdSnapshot,
+    &upgrade_node::UpgradeControlPlane,
+    &upgrade_node::UpgradeWorker,
     &shell::Shell,
 ];
 

@@ -21,10 +21,10 @@ pub struct RenewCertificates;
 /// Where control planes keep the backups of their PKI.
 pub const BACKUP_DIR: &str = "/var/lib/kubewright/backups";
 /// The backup this run made (removed first, so a failed backup never restores an old one).
-const LATEST_BACKUP: &str = "/var/lib/kubewright/backups/pki-latest.tar.gz";
+pub(super) const LATEST_BACKUP: &str = "/var/lib/kubewright/backups/pki-latest.tar.gz";
 
 /// `$1`: how many backups to keep on the host.
-const BACK_UP: &str = r#"set -eu
+pub(super) const BACK_UP: &str = r#"set -eu
 keep=$1 d=/var/lib/kubewright/backups
 install -d -m 0700 "$d"
 rm -f "$d/pki-latest.tar.gz"

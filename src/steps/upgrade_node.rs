@@ -1,0 +1,206 @@
+//! `upgrade-control-plane` and `upgrade-worker`: one node to the inventory's Kubernetes
+//! version, one minor at a time (`kubewright upgrade` plans one inventory per hop, so each
+//! hop's steps see that hop's version and repository).
+//!
+//! Per node, in kubeadm's documented order (kubeadm-behaviour.md §5): the repository of the
+//! hop's minor, the kubeadm package, `kubeadm upgrade apply` on the first control plane
+//! (`upgrade node` elsewhere), drain, kubelet and kubectl, restart, wait Ready at the new
+//! version (control planes: their etcd member healthy, then their API server ready), uncordon.
+//! Every command is safe to run again, so a node half done by an interrupted run is finished by
+//! the next. A worker's drain, wait and uncordon run on the first control plane, where the admin
+//! kubeconfig is. If anything fails the node is uncordoned (unless `--keep-cordoned`) and the
+//! run stops; a drain blocked by disruption budgets leaves the node out with `--skip-blocked`.
+
+use super::Step;
+use super::install_packages::{install_held, repository_actions};
+use crate::facts::HostFacts;
+use crate::inventory::Host;
+use crate::plan::{Action, Decision, PlanCx};
+use crate::script::Script;
+use crate::version::Version;
+
+pub struct UpgradeControlPlane;
+pub struct UpgradeWorker;
+
+/// How long a node may take to come back Ready at the new version.
+const READY_TIMEOUT_S: u64 = 600;
+
+/// Why the node needs nothing at this hop, or None when it does.
+fn already_there(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Option<String> {
+    let target = cx.inventory.cluster.kubernetes_version;
+    let node = cx.facts.cluster.as_ref().and_then(|c| c.nodes.get(&host.name))?;
+    let kubelet: Version = node.kubelet_version.trim_start_matches('v').parse().ok()?;
+    let packages_there = super::install_packages::KUBE_PACKAGES
+        .iter()
+        .all(|p| facts.packages.get(*p).is_some_and(|v| *v >= target));
+    (kubelet >= target && packages_there).then(|| format!("kubelet and packages at {kubelet} already"))
+}
+
+/// The node's own part: repository, kubeadm, kubeadm's upgrade, then the kubelet.
+fn upgrade_kubeadm(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts, kubeadm_upgrade: Action) -> Vec<Action> {
+    let target = cx.inventory.cluster.kubernetes_version;
+    let mut actions = repository_actions(cx, host, facts);
+    actions.push(Action::Package {
+        name: "kubeadm".into(),
+        from: facts.packages.get("kubeadm").map(ToString::to_string),
+        to: target.to_string(),
+        hold: true,
+    });
+    actions.push(Action::Run {
+        description: format!("upgrade the kubeadm package to {target}"),
+        commands: install_held(&["kubeadm"], target),
+    });
+    actions.push(kubeadm_upgrade);
+    actions
+}
+
+fn upgrade_kubelet(target: Version, facts: &HostFacts) -> Vec<Action> {
+    let mut actions: Vec<Action> = ["kubelet", "kubectl"]
+        .into_iter()
+        .map(|p| Action::Package {
+            name: p.into(),
+            from: facts.packages.get(p).map(ToString::to_string),
+            to: target.to_string(),
+            hold: true,
+        })
+        .collect();
+    actions.push(Action::Run {
+        description: format!("upgrade kubelet and kubectl to {target} and restart the kubelet"),
+        commands: install_held(&["kubelet", "kubectl"], target)
+            .cmd(["systemctl", "daemon-reload"])
+            .cmd(["systemctl", "restart", "kubelet"]),
+    });
+    actions
+}
+
+fn drain(cx: &PlanCx<'_>, host: &Host) -> Action {
+    let up = &cx.inventory.cluster.upgrade;
+    Action::Drain {
+        node: host.name.clone(),
+        grace_period_s: up.drain_grace_period.seconds,
+        timeout_s: up.drain_timeout.seconds,
+        skip_when_blocked: up.skip_blocked,
+    }
+}
+
+fn uncordon(host: &Host) -> Action {
+    Action::Run {
+        description: format!("uncordon {}", host.name),
+        commands: crate::kube::cordon_command(&host.name, false),
+    }
+}
+
+/// What puts the node back in service if its upgrade fails (nothing with `--keep-cordoned`).
+fn uncordon_on_failure(cx: &PlanCx<'_>, host: &Host) -> Option<Action> {
+    (!cx.inventory.cluster.upgrade.keep_cordoned).then(|| Action::Rollback {
+        description: format!("uncordon {} (--keep-cordoned leaves it cordoned)", host.name),
+        commands: crate::kube::cordon_command(&host.name, false),
+    })
+}
+
+impl Step for UpgradeControlPlane {
+    fn id(&self) -> &'static str {
+        "upgrade-control-plane"
+    }
+
+    fn title(&self) -> &'static str {
+        "Upgrade the control planes"
+    }
+
+    fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
+        if !host.is_control_plane() {
+            return Decision::Blocked { problems: vec!["not a control plane: upgrade-worker upgrades it".into()] };
+        }
+        if let Some(reason) = already_there(cx, host, facts) {
+            return Decision::Skip { reason };
+        }
+        let target = cx.inventory.cluster.kubernetes_version;
+        let first = std::ptr::eq(host, cx.inventory.first_control_plane());
+        let mut actions = Vec::new();
+        let kubeadm_upgrade = if first {
+            Action::Run {
+                description: format!(
+                    "upgrade the cluster's control plane to {target} (kubeadm upgrade apply, which also renews this node's certificates)"
+                ),
+                commands: Script::new()
+                    .cmd(["kubeadm", "upgrade", "plan", &format!("v{target}")])
+                    .cmd(["kubeadm", "upgrade", "apply", &format!("v{target}"), "--yes"]),
+            }
+        } else {
+            Action::Run {
+                description: format!(
+                    "upgrade this control plane's static pods to {target} (kubeadm upgrade node, which also renews its certificates)"
+                ),
+                commands: Script::new().cmd(["kubeadm", "upgrade", "node"]),
+            }
+        };
+        actions.extend(upgrade_kubeadm(cx, host, facts, kubeadm_upgrade));
+        actions.push(drain(cx, host));
+        actions.extend(upgrade_kubelet(target, facts));
+        let node_ip = host.node_ip().map_or_else(|| host.address.clone(), |ip| ip.to_string());
+        actions.push(Action::Wait {
+            description: format!("node {} is Ready at {target} and its etcd member healthy", host.name),
+            nodes: vec![host.name.clone()],
+            version: format!("v{target}"),
+            etcd: true,
+            timeout_s: READY_TIMEOUT_S,
+        });
+        actions.push(uncordon(host));
+        actions.push(Action::Probe {
+            description: format!("the API server on {node_ip}:6443 is ready"),
+            commands: crate::kube::readyz_probe(
+                crate::kube::ADMIN_KUBECONFIG,
+                &format!("https://{node_ip}:6443"),
+                None,
+            ),
+            timeout_s: 300,
+        });
+        actions.extend(uncordon_on_failure(cx, host));
+        Decision::Change { actions }
+    }
+}
+
+impl Step for UpgradeWorker {
+    fn id(&self) -> &'static str {
+        "upgrade-worker"
+    }
+
+    fn title(&self) -> &'static str {
+        "Upgrade the workers"
+    }
+
+    fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
+        if host.is_control_plane() {
+            return Decision::Skip { reason: "a control plane: upgrade-control-plane upgraded it".into() };
+        }
+        if let Some(reason) = already_there(cx, host, facts) {
+            return Decision::Skip { reason };
+        }
+        let target = cx.inventory.cluster.kubernetes_version;
+        let via = |action: Action| Action::Via {
+            on: cx.inventory.first_control_plane().name.clone(),
+            action: Box::new(action),
+        };
+        let mut actions = vec![via(drain(cx, host))];
+        actions.extend(upgrade_kubeadm(
+            cx,
+            host,
+            facts,
+            Action::Run {
+                description: format!("upgrade this node's kubelet configuration to {target} (kubeadm upgrade node)"),
+                commands: Script::new().cmd(["kubeadm", "upgrade", "node"]),
+            },
+        ));
+        actions.extend(upgrade_kubelet(target, facts));
+        actions.push(via(Action::Wait {
+            description: format!("node {} is Ready at {target}", host.name),
+            nodes: vec![host.name.clone()],
+            version: format!("v{target}"),
+            etcd: false,
+            timeout_s: READY_TIMEOUT_S,
+        }));
+        actions.push(via(uncordon(host)));
+        actions.extend(uncordon_on_failure(cx, host).map(via));
+        Decision::Change { actions }
+    }
+}
