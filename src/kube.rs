@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::facts::NodeView;
 use crate::inventory::Inventory;
+use crate::version::Version;
 
 /// The kubeconfig a control plane's own kubectl uses.
 pub const ADMIN_KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
@@ -53,6 +54,12 @@ pub fn parse_kubeadm_config(json: &str) -> Result<String, String> {
         .as_str()
         .map(str::to_string)
         .ok_or_else(|| "the kubeadm-config ConfigMap has no ClusterConfiguration".to_string())
+}
+
+/// The `kubernetesVersion` of a ClusterConfiguration (`v1.31.4` → 1.31.4).
+pub fn cluster_version(cluster_configuration: &str) -> Option<Version> {
+    let doc: serde_json::Value = serde_saphyr::from_str(cluster_configuration).ok()?;
+    doc["kubernetesVersion"].as_str()?.trim_start_matches('v').parse().ok()
 }
 
 /// The ClusterConfiguration fields the inventory decides, as kubeadm stores them: dotted

@@ -124,6 +124,112 @@ pub fn path(
     Ok(hops)
 }
 
+/// `--path 1.31.13,1.32.9`: the releases given, checked as [`path`] would choose them (one per
+/// minor, each after the last, the first after `current`, the last the target's).
+pub fn given_path(current: Version, target: Target, given: &[Version]) -> Result<Vec<Version>, Refusal> {
+    let mut previous = current;
+    for (n, hop) in given.iter().enumerate() {
+        if *hop <= previous {
+            return Err(refuse(
+                format!("--path: {hop} does not come after {previous}"),
+                "list the releases in order, each newer than the one before and than the cluster's",
+            ));
+        }
+        let same_minor_ok = n == 0 && hop.minor == current.minor;
+        if hop.major != previous.major || (hop.minor != previous.minor + 1 && !same_minor_ok) {
+            return Err(refuse(
+                format!("--path: {previous} to {hop} skips a minor or changes the major version"),
+                "kubeadm upgrades one minor at a time: give one release of each minor in between",
+            ));
+        }
+        previous = *hop;
+    }
+    let reaches = match target {
+        Target::Exact(v) => given.last().is_some_and(|l| *l == v),
+        Target::Minor { major, minor } => given.last().is_some_and(|l| l.major == major && l.minor == minor),
+    };
+    if !given.is_empty() && !reaches {
+        return Err(refuse(
+            format!("--path ends at {previous}, not at the target"),
+            "end the path with the release --to names (or leave --to out)",
+        ));
+    }
+    Ok(given.to_vec())
+}
+
+/// Word that starts each minor's section in [`releases_script`]'s output.
+const RELEASES_SECTION: &str = "=== kubewright minor ";
+
+/// On the first control plane: what the package repository of each minor in `minors` offers
+/// (`apt-cache madison kubeadm` against a sources list naming only that minor's repository,
+/// with lists in a temporary directory: the host's own apt setup is not touched).
+pub fn releases_script(mirror: &str, keyring: &str, minors: &[u32]) -> crate::script::Script {
+    const SCRIPT: &str = r#"set -eu
+mirror=$1 keyring=$2
+shift 2
+d=$(mktemp -d)
+trap 'rm -rf "$d"' EXIT
+mkdir -p "$d/lists/partial"
+for m in "$@"; do
+  printf 'deb [signed-by=%s] %s/core:/stable:/v1.%s/deb/ /
+' "$keyring" "$mirror" "$m" > "$d/sources.list"
+  echo "=== kubewright minor $m"
+  if apt-get update -q -o "Dir::Etc::sourcelist=$d/sources.list" -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$d/lists" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= > "$d/update.log" 2>&1; then
+    apt-cache madison -o "Dir::Etc::sourcelist=$d/sources.list" -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$d/lists" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= kubeadm
+  else
+    echo "!!! $(grep -E '^(E|W):' "$d/update.log" | tail -n 1)"
+  fi
+done"#;
+    let mut words = vec!["sh".to_string(), "-c".into(), SCRIPT.into(), "sh".into(), mirror.into(), keyring.into()];
+    words.extend(minors.iter().map(u32::to_string));
+    crate::script::Script::new().cmd(words)
+}
+
+/// [`releases_script`]'s output: minor → releases offered, newest first; a minor whose
+/// repository could not be read maps to an empty list and its error.
+pub fn parse_releases(text: &str) -> (BTreeMap<u32, Vec<Version>>, Vec<String>) {
+    let mut offered: BTreeMap<u32, Vec<Version>> = BTreeMap::new();
+    let mut errors = Vec::new();
+    let mut minor = None;
+    let mut section = String::new();
+    let mut flush = |minor: Option<u32>, section: &mut String| {
+        if let Some(m) = minor {
+            offered.insert(m, parse_madison(section));
+        }
+        section.clear();
+    };
+    for line in text.lines() {
+        if let Some(m) = line.strip_prefix(RELEASES_SECTION) {
+            flush(minor, &mut section);
+            minor = m.trim().parse().ok();
+        } else if let Some(e) = line.strip_prefix("!!! ") {
+            errors.push(format!("the repository of 1.{} cannot be read: {e}", minor.unwrap_or(0)));
+        } else {
+            section.push_str(line);
+            section.push('\n');
+        }
+    }
+    flush(minor, &mut section);
+    (offered, errors)
+}
+
+/// The etcd members (control planes) whose health check failed: an upgrade restarts each
+/// member in turn, so one already down would leave the cluster without quorum.
+pub fn etcd_refusal(unhealthy: &[(String, String)], members: usize) -> Option<Refusal> {
+    if unhealthy.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = unhealthy.iter().map(|(host, why)| format!("{host} ({why})")).collect();
+    Some(refuse(
+        format!(
+            "etcd is not healthy on {} of {members} control plane(s): {}",
+            unhealthy.len(),
+            names.join(", ")
+        ),
+        "an upgrade restarts each etcd member in turn, and with one already down the next restart loses quorum: bring the member back (`crictl ps --name etcd`, its logs) first",
+    ))
+}
+
 fn list(versions: &[Version]) -> String {
     if versions.is_empty() {
         return "none".into();
@@ -136,9 +242,9 @@ pub fn kubelet_window(api: Version) -> u32 {
     if api.minor <= 28 { 1 } else { 3 }
 }
 
-/// Everything that stops the upgrade before it starts: nodes not Ready, and kubelets that the
-/// first hop (or a later one, while the workers wait for the control planes) would leave out of
-/// the skew window or behind.
+/// Everything that stops the upgrade before it starts: nodes not Ready, kubelets newer than the
+/// target, and kubelets the first hop would leave out of the skew window (every node moves at
+/// each hop, so the first hop's API server is the furthest a kubelet ever lags behind).
 pub fn refusals(nodes: &BTreeMap<String, NodeView>, hops: &[Version]) -> Vec<Refusal> {
     let mut out = Vec::new();
     let not_ready: Vec<&str> = nodes.iter().filter(|(_, n)| !n.ready).map(|(name, _)| name.as_str()).collect();
@@ -148,9 +254,7 @@ pub fn refusals(nodes: &BTreeMap<String, NodeView>, hops: &[Version]) -> Vec<Ref
             "an upgrade drains nodes one batch at a time and needs the rest to carry the load: fix them first (`kubectl describe node`)",
         ));
     }
-    // The control plane goes through every hop before the workers follow; the workers'
-    // kubelets must stay within the window of the last hop's API server meanwhile.
-    let Some(last) = hops.last().copied() else { return out };
+    let (Some(first), Some(last)) = (hops.first().copied(), hops.last().copied()) else { return out };
     for (name, node) in nodes {
         let Ok(kubelet) = node.kubelet_version.trim_start_matches('v').parse::<Version>() else {
             out.push(refuse(format!("node {name} reports kubelet `{}`", node.kubelet_version), "check the node"));
@@ -161,15 +265,15 @@ pub fn refusals(nodes: &BTreeMap<String, NodeView>, hops: &[Version]) -> Vec<Ref
                 format!("node {name}'s kubelet {kubelet} is newer than the target {last}"),
                 "a kubelet must never be newer than the API server: upgrade to at least its version",
             ));
-        } else if last.minor.saturating_sub(kubelet.minor) > kubelet_window(last) {
+        } else if first.minor.saturating_sub(kubelet.minor) > kubelet_window(first) {
             out.push(refuse(
                 format!(
-                    "node {name}'s kubelet {kubelet} would be more than {} minors behind the API server at {last}",
-                    kubelet_window(last)
+                    "node {name}'s kubelet {kubelet} would be more than {} minors behind the API server at {first}",
+                    kubelet_window(first)
                 ),
                 format!(
-                    "upgrade in shorter steps (--to 1.{}) so the kubelets follow",
-                    kubelet.minor + kubelet_window(last)
+                    "upgrade that node's kubelet to at least 1.{} first (it lags behind the control plane)",
+                    first.minor - kubelet_window(first)
                 ),
             ));
         }
@@ -228,7 +332,7 @@ mod tests {
 
     #[test]
     fn not_ready_nodes_and_kubelets_out_of_the_window_refuse_the_upgrade() {
-        let hops = [v("1.31.4"), v("1.32.3")];
+        let hops = [v("1.32.3")];
         let fine =
             BTreeMap::from([("cp1".to_string(), node("v1.30.8", true)), ("w1".to_string(), node("v1.29.10", true))]);
         assert_eq!(refusals(&fine, &hops), Vec::<Refusal>::new(), "1.29 is three minors behind 1.32: allowed");
@@ -240,8 +344,41 @@ mod tests {
         let found: Vec<String> = refusals(&bad, &hops).into_iter().map(|r| r.to_string()).collect();
         assert_eq!(found.len(), 3, "{found:#?}");
         assert!(found[0].starts_with("node(s) w3 are not Ready"), "{found:#?}");
-        assert!(found[1].contains("w1's kubelet 1.28.15 would be more than 3 minors behind the API server at 1.32.3; upgrade in shorter steps (--to 1.31)"), "{found:#?}");
+        assert!(found[1].contains("w1's kubelet 1.28.15 would be more than 3 minors behind the API server at 1.32.3; upgrade that node's kubelet to at least 1.29 first"), "{found:#?}");
         assert!(found[2].contains("w2's kubelet 1.33.0 is newer than the target 1.32.3"), "{found:#?}");
         assert_eq!(kubelet_window(v("1.28.0")), 1);
+    }
+
+    #[test]
+    fn each_minors_repository_answer_is_read_and_a_failed_one_named() {
+        let out = "=== kubewright minor 31\n   kubeadm | 1.31.13-1.1 | https://pkgs.k8s.io/core:/stable:/v1.31/deb  Packages\n   kubeadm | 1.31.12-1.1 | https://pkgs.k8s.io/core:/stable:/v1.31/deb  Packages\n=== kubewright minor 34\n!!! E: The repository 'https://pkgs.k8s.io/core:/stable:/v1.34/deb  InRelease' does not have a Release file.\n";
+        let (offered, errors) = parse_releases(out);
+        assert_eq!(offered[&31], [v("1.31.13"), v("1.31.12")]);
+        assert!(offered[&34].is_empty());
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].starts_with("the repository of 1.34 cannot be read: E: The repository"), "{errors:?}");
+        let script = releases_script("https://pkgs.k8s.io", "/etc/apt/keyrings/k.gpg", &[31, 32]).to_shell();
+        assert!(script.trim_end().ends_with("sh https://pkgs.k8s.io /etc/apt/keyrings/k.gpg 31 32"), "{script}");
+    }
+
+    #[test]
+    fn a_given_path_must_go_one_minor_at_a_time_to_the_target() {
+        let to: Target = "1.32".parse().unwrap();
+        assert_eq!(given_path(v("1.30.4"), to, &[v("1.31.2"), v("1.32.0")]).unwrap(), [v("1.31.2"), v("1.32.0")]);
+        assert_eq!(given_path(v("1.30.4"), to, &[v("1.30.8"), v("1.31.2"), v("1.32.0")]).unwrap().len(), 3);
+        let skip = given_path(v("1.30.4"), to, &[v("1.32.0")]).unwrap_err();
+        assert!(skip.reason.contains("skips a minor"), "{skip}");
+        let back = given_path(v("1.30.4"), to, &[v("1.30.2")]).unwrap_err();
+        assert!(back.reason.contains("does not come after 1.30.4"), "{back}");
+        let short = given_path(v("1.30.4"), to, &[v("1.31.2")]).unwrap_err();
+        assert!(short.reason.contains("not at the target"), "{short}");
+    }
+
+    #[test]
+    fn an_unhealthy_etcd_member_refuses_the_upgrade() {
+        assert_eq!(etcd_refusal(&[], 3), None);
+        let r = etcd_refusal(&[("cp2".into(), "context deadline exceeded".into())], 3).unwrap();
+        assert!(r.reason.contains("1 of 3 control plane(s): cp2 (context deadline exceeded)"), "{r}");
+        assert!(r.fix.contains("quorum"), "{r}");
     }
 }

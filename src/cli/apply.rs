@@ -126,51 +126,111 @@ pub fn run_playbook(
             .help("export them in the environment that runs kubewright (e.g. from your secret store)")
             .into());
     }
-    // This run's join credentials: made here, kept in memory, sent to hosts only inside the
-    // files kubeadm reads (over stdin, removed after use), redacted from everything shown.
-    let join = JoinSecrets::generate().map_err(|e| {
-        UserError::new(format!("cannot read random bytes from /dev/urandom for the bootstrap token: {e}"))
-            .help("kubewright needs the kernel's random source on the bastion")
-    })?;
-    let redactor =
-        Redactor::new(secret_env.values().cloned().chain([join.bootstrap_token.clone(), join.certificate_key.clone()]));
-
     let files = super::plan::host_files(inv, templates)?;
-    // One session per host for the whole run: facts first, then the steps.
-    let targets: BTreeMap<String, Target> = inv
-        .hosts
-        .iter()
-        .map(|h| (h.name.clone(), Target::from_inventory(inv, h, args.connect.accept_new_host_keys)))
-        .collect();
-    let progress = Progress::new(out.json(), out.interactive());
-    let connector = Connector::new(args.connect.transport(inv))?;
-    let stop = StopSignal::default();
-    let on_event = |e| progress.event(e);
-    let engine = Engine::new(&connector, targets, args.concurrency, &redactor, &on_event, &stop)
-        .with_join_secrets(join.bootstrap_token, join.certificate_key);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    // What is on the hosts now, so that the plan shown (and run) is against it.
-    let paths = super::plan::managed_paths(&files);
-    let mut facts = match runtime.block_on(engine.gather_facts(&paths)) {
-        Ok(facts) => facts,
-        Err(failures) => {
-            runtime.block_on(engine.close());
-            return Err(super::plan::facts_error(failures));
-        }
-    };
-    let state = state_dir(&inv.cluster.name);
-    facts.bastion_kubeconfig = super::plan::bastion_has_kubeconfig(&state);
-    let state_text = state.display().to_string();
-    let plan = plan(&PlanInput { inventory: inv, playbook, facts: &facts, files: &files, state_dir: &state_text })?;
+    let planner = PlaybookPlanner { inv, playbook, files, secret_env };
+    run(inv, &planner, args, out)
+}
 
-    // Show the plan, then confirm.
-    let plan_text = redactor.redact(&render_text(&plan, false));
-    if !out.json() {
-        eprint_block(&plan_text);
+/// What a run plans: the journal's name for it, the plan from the facts, and the result it
+/// reports when done.
+pub trait Planner {
+    /// The playbook's name (journal and lock).
+    fn name(&self) -> &str;
+    /// The files kubewright manages on each host (read with the facts).
+    fn files(&self) -> &BTreeMap<String, Vec<kubewright::render::RemoteFile>>;
+    /// The values of the playbook's `secretEnv` variables.
+    fn secret_env(&self) -> &BTreeMap<String, String>;
+    /// The plan against the facts just gathered (`cx` can ask the hosts more).
+    fn plan(&self, cx: &RunCx<'_, '_>) -> anyhow::Result<Planned>;
+    /// The result printed when the run ends; None: the per-host summary.
+    fn report(&self, _cx: &RunCx<'_, '_>, _run: &RunReport, _hosts: &BTreeMap<String, HostTiming>) -> Option<Finished> {
+        None
     }
-    // A failed preflight check is the hosts' state (exit 1); an action this version cannot run
-    // is a limit of the input (exit 2). Either way nothing has changed.
-    let job = lower(&plan, playbook, &files, &secret_env).map_err(|e| -> anyhow::Error {
+}
+
+/// What a planner sees: the facts and the run's sessions.
+pub struct RunCx<'r, 'e> {
+    pub facts: &'r kubewright::facts::ClusterFacts,
+    pub state: &'r std::path::Path,
+    pub engine: &'r Engine<'e>,
+    pub runtime: &'r tokio::runtime::Runtime,
+}
+
+/// A plan as shown and as run.
+pub struct Planned {
+    /// Shown on stderr before confirming (text output only).
+    pub text: String,
+    /// The job, or why the plan cannot run (shown after the plan's text).
+    pub job: anyhow::Result<kubewright::exec::engine::Job>,
+    /// Every host skips: the run ends without the lock.
+    pub nothing_to_do: bool,
+    /// Said instead of the usual line when there is nothing to do.
+    pub nothing_to_do_text: Option<String>,
+}
+
+/// A planner's own result: text for people, JSON for scripts.
+pub struct Finished {
+    pub text: String,
+    pub json: serde_json::Value,
+    /// Hosts were left out (the run went on without them): exit 1 although nothing failed.
+    pub incomplete: bool,
+}
+
+/// What a run did on one host, from its events.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct HostTiming {
+    /// Seconds of the host steps that ran (not skipped).
+    pub seconds: f64,
+    pub drains: u32,
+}
+
+/// A playbook's plan, lowered.
+struct PlaybookPlanner<'a> {
+    inv: &'a kubewright::inventory::Inventory,
+    playbook: &'a kubewright::playbook::Playbook,
+    files: BTreeMap<String, Vec<kubewright::render::RemoteFile>>,
+    secret_env: BTreeMap<String, String>,
+}
+
+impl Planner for PlaybookPlanner<'_> {
+    fn name(&self) -> &str {
+        &self.playbook.name
+    }
+
+    fn files(&self) -> &BTreeMap<String, Vec<kubewright::render::RemoteFile>> {
+        &self.files
+    }
+
+    fn secret_env(&self) -> &BTreeMap<String, String> {
+        &self.secret_env
+    }
+
+    fn plan(&self, cx: &RunCx<'_, '_>) -> anyhow::Result<Planned> {
+        let state_text = cx.state.display().to_string();
+        let plan = plan(&PlanInput {
+            inventory: self.inv,
+            playbook: self.playbook,
+            facts: cx.facts,
+            files: &self.files,
+            state_dir: &state_text,
+        })?;
+        let job = lower_for_apply(&plan, self.playbook, &self.files, &self.secret_env);
+        let nothing_to_do =
+            plan.steps.iter().flat_map(|s| &s.hosts).all(|h| matches!(h.decision, Decision::Skip { .. }));
+        Ok(Planned { text: render_text(&plan, false), job, nothing_to_do, nothing_to_do_text: None })
+    }
+}
+
+/// `lower`, its refusals worded for a person: a failed preflight check is the hosts' state
+/// (exit 1), an action this version cannot run is a limit of the input (exit 2). Either way
+/// nothing has changed.
+pub fn lower_for_apply(
+    plan: &kubewright::plan::Plan,
+    playbook: &kubewright::playbook::Playbook,
+    files: &BTreeMap<String, Vec<kubewright::render::RemoteFile>>,
+    secret_env: &BTreeMap<String, String>,
+) -> anyhow::Result<kubewright::exec::engine::Job> {
+    lower(plan, playbook, files, secret_env).map_err(|e| -> anyhow::Error {
         match &e {
             NotExecutable::Blocked { .. } => {
                 Failure::new(e.to_string(), "fix these on the hosts (the plan marks them with x), then run apply again")
@@ -180,24 +240,95 @@ pub fn run_playbook(
                 .help("`kubewright plan` shows what it would do; the playbook or templates ask for something this version cannot run")
                 .into(),
         }
+    })
+}
+
+/// Gather the facts, plan with `planner`, show the plan, confirm, take the lock and run it,
+/// journaling every finished host step.
+pub fn run(
+    inv: &kubewright::inventory::Inventory,
+    planner: &dyn Planner,
+    args: &RunOptions,
+    out: &Reporter,
+) -> anyhow::Result<ExitCode> {
+    // This run's join credentials: made here, kept in memory, sent to hosts only inside the
+    // files kubeadm reads (over stdin, removed after use), redacted from everything shown.
+    let join = JoinSecrets::generate().map_err(|e| {
+        UserError::new(format!("cannot read random bytes from /dev/urandom for the bootstrap token: {e}"))
+            .help("kubewright needs the kernel's random source on the bastion")
     })?;
+    let redactor = Redactor::new(
+        planner.secret_env().values().cloned().chain([join.bootstrap_token.clone(), join.certificate_key.clone()]),
+    );
+    let files = planner.files();
+
+    // One session per host for the whole run: facts first, then the steps.
+    let targets: BTreeMap<String, Target> = inv
+        .hosts
+        .iter()
+        .map(|h| (h.name.clone(), Target::from_inventory(inv, h, args.connect.accept_new_host_keys)))
+        .collect();
+    let progress = Progress::new(out.json(), out.interactive());
+    let connector = Connector::new(args.connect.transport(inv))?;
+    let stop = StopSignal::default();
+    let timings: Mutex<BTreeMap<String, HostTiming>> = Mutex::new(BTreeMap::new());
+    let on_event = |e: kubewright::exec::engine::Event| {
+        record_timing(&timings, &e);
+        progress.event(e)
+    };
+    let engine = Engine::new(&connector, targets, args.concurrency, &redactor, &on_event, &stop)
+        .with_join_secrets(join.bootstrap_token, join.certificate_key);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // What is on the hosts now, so that the plan shown (and run) is against it.
+    let paths = super::plan::managed_paths(files);
+    let mut facts = match runtime.block_on(engine.gather_facts(&paths)) {
+        Ok(facts) => facts,
+        Err(failures) => {
+            runtime.block_on(engine.close());
+            return Err(super::plan::facts_error(failures));
+        }
+    };
+    let state = state_dir(&inv.cluster.name);
+    facts.bastion_kubeconfig = super::plan::bastion_has_kubeconfig(&state);
+    let cx = RunCx { facts: &facts, state: &state, engine: &engine, runtime: &runtime };
+    let planned = match planner.plan(&cx) {
+        Ok(p) => p,
+        Err(e) => {
+            runtime.block_on(engine.close());
+            return Err(e);
+        }
+    };
+    // Show the plan, then confirm.
+    if !out.json() {
+        eprint_block(&redactor.redact(&planned.text));
+    }
+    let job = match &planned.job {
+        Ok(job) => job,
+        Err(_) => {
+            runtime.block_on(engine.close());
+            return planned.job.map(|_| ExitCode::FAILURE);
+        }
+    };
     // Nothing to change and nothing to check (a renewal when no certificate is close): done,
     // without asking and without the lock, so that a daily job costs one read of the facts.
-    let nothing_to_do = plan.steps.iter().flat_map(|s| &s.hosts).all(|h| matches!(h.decision, Decision::Skip { .. }));
-    if nothing_to_do {
+    if planned.nothing_to_do {
         runtime.block_on(engine.close());
         // An unfinished earlier run of this playbook has nothing left to do either: closed, so
         // that a later run does not skip hosts on the word of an old journal.
         let journal_path = journal::path_in(&state);
-        if let Some(u) = journal::unfinished(&journal_path)?.filter(|u| u.playbook == playbook.name) {
-            let mut closing = Journal::start(&journal_path, &run_id(), &playbook.name)?;
+        if let Some(u) = journal::unfinished(&journal_path)?.filter(|u| u.playbook == planner.name()) {
+            let mut closing = Journal::start(&journal_path, &run_id(), planner.name())?;
             closing.abandon(&u)?;
             closing.finish()?;
             progress.note(&format!("the unfinished run of `{}` has nothing left to do: closed", u.playbook));
         }
         let report =
             RunReport { steps: Vec::new(), steps_not_run: Vec::new(), failures: Vec::new(), interrupted: false };
-        out.result("nothing to do: every host is already as the plan wants it\n", &report);
+        let text = planned
+            .nothing_to_do_text
+            .clone()
+            .unwrap_or_else(|| "nothing to do: every host is already as the plan wants it".into());
+        out.result(&format!("{text}\n"), &report);
         return Ok(ExitCode::SUCCESS);
     }
     if !args.yes {
@@ -234,7 +365,7 @@ pub fn run_playbook(
     if let Some(u) = &earlier
         && !restart
     {
-        if u.playbook != playbook.name {
+        if u.playbook != planner.name() {
             return Err(UserError::new(format!(
                 "an earlier run of playbook `{}` did not finish (journal {})",
                 u.playbook,
@@ -251,7 +382,7 @@ pub fn run_playbook(
         ));
     }
     let run_id = run_id();
-    let mut journal = Journal::start(&journal_path, &run_id, &playbook.name)?;
+    let mut journal = Journal::start(&journal_path, &run_id, planner.name())?;
     if let (Some(u), true) = (&earlier, restart) {
         journal.abandon(u)?;
         if args.restart {
@@ -267,7 +398,7 @@ pub fn run_playbook(
         started_at: kubewright::exec::rfc3339(
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         ),
-        command: redactor.redact(&format!("kubewright apply ({})", playbook.name)),
+        command: redactor.redact(&format!("kubewright apply ({})", planner.name())),
     };
 
     let journal = Mutex::new(journal);
@@ -285,7 +416,7 @@ pub fn run_playbook(
             for (host, dead) in taken_over {
                 progress.note(&format!("the cluster lock on {host} was left by {dead}, which is no longer running on this machine: taken over"));
             }
-            let report = engine.execute(&job, &done, &journal).await;
+            let report = engine.execute(job, &done, &journal).await;
             // Released whatever happened, so that the next run (or the resume) can start.
             let released = lock::release(&cps, &holder).await;
             anyhow::Ok((report, released))
@@ -296,6 +427,14 @@ pub fn run_playbook(
         }
     });
     progress.finish();
+    let finished = match &outcome {
+        Ok((report, _)) => {
+            let timings = timings.lock().map(|t| t.clone()).unwrap_or_default();
+            let cx = RunCx { facts: &facts, state: &state, engine: &engine, runtime: &runtime };
+            planner.report(&cx, report, &timings)
+        }
+        Err(_) => None,
+    };
     runtime.block_on(engine.close());
     let (report, released) = outcome?;
     if report.completed() {
@@ -305,14 +444,37 @@ pub fn run_playbook(
         progress
             .note(&format!("warning: the cluster lock could not be released: {e}; `kubewright lock break` removes it"));
     }
-    out.result(&summary_text(&report, &journal_path), &report);
+    let mut incomplete = false;
+    match finished {
+        Some(f) => {
+            let mut text = summary_text(&report, &journal_path);
+            text.push_str(&f.text);
+            out.result(&text, &f.json);
+            incomplete = f.incomplete;
+        }
+        None => out.result(&summary_text(&report, &journal_path), &report),
+    }
     Ok(if report.interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
-    } else if report.completed() {
+    } else if report.completed() && !incomplete {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A host's time and drains, from the engine's events (a worker's drain runs on a control
+/// plane but is the worker's).
+fn record_timing(timings: &Mutex<BTreeMap<String, HostTiming>>, event: &kubewright::exec::engine::Event) {
+    use kubewright::exec::engine::Event;
+    let Ok(mut t) = timings.lock() else { return };
+    match event {
+        Event::HostFinished { host, seconds, .. } => t.entry(host.clone()).or_default().seconds += seconds,
+        Event::Operation { host, what, .. } if what.starts_with("cordon and drain ") => {
+            t.entry(host.clone()).or_default().drains += 1;
+        }
+        _ => {}
+    }
 }
 
 /// Ctrl-C and SIGTERM ask the run to stop; never returns.

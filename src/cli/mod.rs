@@ -10,6 +10,7 @@ mod lock;
 mod plan;
 mod render;
 mod run;
+mod upgrade;
 
 use std::process::ExitCode;
 
@@ -83,6 +84,8 @@ pub enum Command {
     Plan(plan::Args),
     /// Show the plan, confirm, and run it on the hosts (lock, journal, resume)
     Apply(apply::Args),
+    /// Upgrade the cluster to a later Kubernetes release, node by node (checked, snapshotted, resumable)
+    Upgrade(upgrade::Args),
     /// Run one command on many hosts over SSH, output grouped per host
     Run(run::Args),
     /// Check and renew the cluster's certificates
@@ -102,6 +105,7 @@ pub fn run(cli: Cli, out: &Reporter) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::exec(args, out),
         Command::Apply(args) => apply::exec(args, out),
         Command::Run(args) => run::exec(args, out),
+        Command::Upgrade(args) => upgrade::exec(args, out),
         Command::Lock(cmd) => lock::exec(cmd, out),
         Command::Certs(cmd) => certs::exec(cmd, out),
         Command::Completions(args) => completions::exec(args),

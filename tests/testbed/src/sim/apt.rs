@@ -22,12 +22,73 @@ const SIM: &str = "/opt/kubewright-sim/kubewright-node-sim";
 const APT_LISTS: &str =
     "Reading package lists... Done\nBuilding dependency tree... Done\nReading state information... Done\n";
 
+/// Where apt reads its sources and keeps its lists: the defaults, or what `-o
+/// Dir::Etc::sourcelist=FILE`, `-o Dir::Etc::sourceparts=DIR|-` and `-o Dir::State::Lists=DIR`
+/// say (how a repository other than the configured one is queried without touching it).
+#[derive(Default)]
+struct AptConfig {
+    sourcelist: Option<String>,
+    sourceparts: Option<String>,
+    lists: Option<String>,
+}
+
+impl AptConfig {
+    fn from_args(args: &[String]) -> Self {
+        let mut c = AptConfig::default();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let setting = match a.strip_prefix("-o") {
+                Some("") => it.next().map(String::as_str),
+                Some(joined) => Some(joined),
+                None => None,
+            };
+            let Some((key, value)) = setting.and_then(|s| s.split_once('=')) else { continue };
+            match key {
+                "Dir::Etc::sourcelist" => c.sourcelist = Some(value.to_string()),
+                "Dir::Etc::sourceparts" => c.sourceparts = Some(value.to_string()),
+                "Dir::State::Lists" => c.lists = Some(value.to_string()),
+                _ => {}
+            }
+        }
+        c
+    }
+
+    /// The sources files, in apt's order.
+    fn source_files(&self) -> Vec<std::path::PathBuf> {
+        let parts = self.sourceparts.as_deref().unwrap_or("/etc/apt/sources.list.d");
+        let mut files: Vec<std::path::PathBuf> = if parts == "-" {
+            Vec::new()
+        } else {
+            std::fs::read_dir(parts).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default()
+        };
+        files.sort();
+        files.push(self.sourcelist.as_deref().unwrap_or("/etc/apt/sources.list").into());
+        files
+    }
+
+    /// Where the record of the last update of a separate lists directory is kept.
+    fn updated_record(&self) -> Option<std::path::PathBuf> {
+        self.lists.as_ref().map(|d| Path::new(d).join("kubewright-sim-updated"))
+    }
+}
+
+/// Words that are not `-o KEY=VALUE` settings.
+fn without_settings(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "-o" {
+            it.next();
+        } else if !a.starts_with("-o") {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
 /// The Kubernetes repository the host's sources list names: (URL, minor, keyring).
-fn kube_repo() -> Option<(String, u32, String)> {
-    let mut files: Vec<std::path::PathBuf> =
-        std::fs::read_dir("/etc/apt/sources.list.d").ok()?.flatten().map(|e| e.path()).collect();
-    files.push("/etc/apt/sources.list".into());
-    for f in files {
+fn kube_repo(cfg: &AptConfig) -> Option<(String, u32, String)> {
+    for f in cfg.source_files() {
         let Ok(text) = std::fs::read_to_string(&f) else { continue };
         for line in text.lines().map(str::trim).filter(|l| l.starts_with("deb ")) {
             let Some(idx) = line.find("/core:/stable:/v1.") else { continue };
@@ -45,16 +106,24 @@ fn kube_repo() -> Option<(String, u32, String)> {
     None
 }
 
-fn sources_fingerprint() -> String {
+fn sources_fingerprint(cfg: &AptConfig) -> String {
     let mut s = String::new();
-    if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {
-        let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-        paths.sort();
-        for p in paths {
-            s.push_str(&std::fs::read_to_string(p).unwrap_or_default());
+    for p in cfg.source_files() {
+        if cfg.sourcelist.is_none() && p == Path::new("/etc/apt/sources.list") {
+            continue;
         }
+        s.push_str(&std::fs::read_to_string(p).unwrap_or_default());
     }
     s
+}
+
+/// Whether the lists apt reads are from an update of the sources as they are now.
+fn updated(state: &HostState, cfg: &AptConfig) -> bool {
+    let now = sources_fingerprint(cfg);
+    match cfg.updated_record() {
+        Some(record) => std::fs::read_to_string(record).is_ok_and(|r| r == now),
+        None => state.apt_updated_sources.as_deref() == Some(now.as_str()),
+    }
 }
 
 fn deb(minor: u32, patch: u32) -> String {
@@ -62,15 +131,15 @@ fn deb(minor: u32, patch: u32) -> String {
 }
 
 /// Versions of `name` the host can install now, newest first.
-fn candidates(state: &HostState, name: &str) -> Vec<String> {
+fn candidates(state: &HostState, cfg: &AptConfig, name: &str) -> Vec<String> {
     if name == "containerd" {
         return vec![DEBIAN_CONTAINERD.to_string()];
     }
     if !KUBE_PACKAGES.contains(&name) {
         return Vec::new();
     }
-    let Some((_, minor, _)) = kube_repo() else { return Vec::new() };
-    if state.apt_updated_sources.as_deref() != Some(sources_fingerprint().as_str()) {
+    let Some((_, minor, _)) = kube_repo(cfg) else { return Vec::new() };
+    if !updated(state, cfg) {
         return Vec::new();
     }
     let Some(&(_, newest)) = OFFERED.iter().find(|(m, _)| *m == minor) else { return Vec::new() };
@@ -84,7 +153,7 @@ fn candidates(state: &HostState, name: &str) -> Vec<String> {
 pub fn apt_get(args: &[String]) -> anyhow::Result<Outcome> {
     let verb = args.iter().find(|a| !a.starts_with('-')).map(String::as_str);
     match verb {
-        Some("update") => update(),
+        Some("update") => update(&AptConfig::from_args(args)),
         Some("install") => install(args),
         Some(other) => {
             Ok(Outcome::fail(100, format!("E: Invalid operation {other} (the simulator knows update and install)\n")))
@@ -93,10 +162,18 @@ pub fn apt_get(args: &[String]) -> anyhow::Result<Outcome> {
     }
 }
 
-fn update() -> anyhow::Result<Outcome> {
+fn update(cfg: &AptConfig) -> anyhow::Result<Outcome> {
+    if let Some(lists) = &cfg.lists
+        && !Path::new(lists).join("partial").is_dir()
+    {
+        return Ok(Outcome::fail(
+            100,
+            format!("E: List directory {lists}/partial is missing. - Acquire (2: No such file or directory)\n"),
+        ));
+    }
     with_host(|s| {
         let mut out = String::from("Hit:1 http://deb.debian.org/debian bookworm InRelease\n");
-        if let Some((url, minor, keyring)) = kube_repo() {
+        if let Some((url, minor, keyring)) = kube_repo(cfg) {
             let cdn =
                 url.replace("https://pkgs.k8s.io", "https://prod-cdn.packages.k8s.io/repositories/isv:/kubernetes");
             if !OFFERED.iter().any(|(m, _)| *m == minor) {
@@ -122,7 +199,10 @@ fn update() -> anyhow::Result<Outcome> {
             let _ = writeln!(out, "Get:2 {cdn}  InRelease [1,186 B]\nGet:3 {cdn}  Packages [4,451 B]");
         }
         out.push_str("Reading package lists... Done\n");
-        s.apt_updated_sources = Some(sources_fingerprint());
+        match cfg.updated_record() {
+            Some(record) => std::fs::write(record, sources_fingerprint(cfg))?,
+            None => s.apt_updated_sources = Some(sources_fingerprint(cfg)),
+        }
         Ok(Outcome::ok(out))
     })
 }
@@ -146,7 +226,7 @@ fn install(args: &[String]) -> anyhow::Result<Outcome> {
         // Resolve every request (and dependency) first: apt changes nothing if one fails.
         let mut plan: Vec<(String, String)> = Vec::new();
         for (name, version) in &requests {
-            let available = candidates(s, name);
+            let available = candidates(s, &AptConfig::default(), name);
             if available.is_empty() {
                 return Ok(Outcome {
                     code: 100,
@@ -174,7 +254,7 @@ fn install(args: &[String]) -> anyhow::Result<Outcome> {
             if let Some(dep) = dep
                 && !s.packages.contains_key(dep)
                 && !plan.iter().any(|(n, _)| n == dep)
-                && let Some(v) = candidates(s, dep).first()
+                && let Some(v) = candidates(s, &AptConfig::default(), dep).first()
             {
                 plan.push((dep.to_string(), v.clone()));
             }
@@ -298,7 +378,8 @@ fn version_lt(a: &str, b: &str) -> bool {
 }
 
 pub fn apt_mark(args: &[String]) -> anyhow::Result<Outcome> {
-    let Some((verb, names)) = args.split_first() else {
+    let words = without_settings(args);
+    let Some((verb, names)) = words.split_first() else {
         return Ok(Outcome::fail(100, "E: No operation given\n"));
     };
     with_host(|s| {
@@ -338,7 +419,9 @@ pub fn apt_mark(args: &[String]) -> anyhow::Result<Outcome> {
 }
 
 pub fn apt_cache(args: &[String]) -> anyhow::Result<Outcome> {
-    let Some((verb, names)) = args.split_first() else {
+    let cfg = AptConfig::from_args(args);
+    let words = without_settings(args);
+    let Some((verb, names)) = words.split_first() else {
         return Ok(Outcome::fail(100, "E: No operation given\n"));
     };
     if verb != "madison" {
@@ -346,14 +429,14 @@ pub fn apt_cache(args: &[String]) -> anyhow::Result<Outcome> {
     }
     with_host(|s| {
         let mut out = String::new();
-        let url = kube_repo().map(|(u, _, _)| u).unwrap_or_default();
+        let url = kube_repo(&cfg).map(|(u, _, _)| u).unwrap_or_default();
         for name in names {
             let source = if name == "containerd" {
                 "http://deb.debian.org/debian bookworm/main amd64 Packages".to_string()
             } else {
                 format!("{url}  Packages")
             };
-            for v in candidates(s, name) {
+            for v in candidates(s, &cfg, name) {
                 // apt-private/private-show.cc: setw(10) name | setw(10) version | source
                 let _ = writeln!(out, "{name:>10} | {v:>10} | {source}");
             }
