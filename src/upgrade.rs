@@ -185,9 +185,13 @@ done"#;
     crate::script::Script::new().cmd(words)
 }
 
+/// What each minor's repository offers (minor → releases, newest first), and why the
+/// repositories that could not be read could not.
+pub type Offered = (BTreeMap<u32, Vec<Version>>, Vec<String>);
+
 /// [`releases_script`]'s output: minor → releases offered, newest first; a minor whose
 /// repository could not be read maps to an empty list and its error.
-pub fn parse_releases(text: &str) -> (BTreeMap<u32, Vec<Version>>, Vec<String>) {
+pub fn parse_releases(text: &str) -> Offered {
     let mut offered: BTreeMap<u32, Vec<Version>> = BTreeMap::new();
     let mut errors = Vec::new();
     let mut minor = None;
@@ -221,11 +225,7 @@ pub fn etcd_refusal(unhealthy: &[(String, String)], members: usize) -> Option<Re
     }
     let names: Vec<String> = unhealthy.iter().map(|(host, why)| format!("{host} ({why})")).collect();
     Some(refuse(
-        format!(
-            "etcd is not healthy on {} of {members} control plane(s): {}",
-            unhealthy.len(),
-            names.join(", ")
-        ),
+        format!("etcd is not healthy on {} of {members} control plane(s): {}", unhealthy.len(), names.join(", ")),
         "an upgrade restarts each etcd member in turn, and with one already down the next restart loses quorum: bring the member back (`crictl ps --name etcd`, its logs) first",
     ))
 }

@@ -10,7 +10,6 @@ use kubewright_testbed::{Testbed, TestbedOptions};
 mod common;
 use common::output_text;
 
-
 fn command(bed: &Testbed, state: &std::path::Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kubewright"));
     c.args(args)
@@ -28,7 +27,12 @@ fn kubewright(bed: &Testbed, state: &std::path::Path, args: &[&str]) -> Output {
 
 /// A cluster of `control_planes` + `workers` installed at `version`, with `upgrade:` settings
 /// put into the inventory.
-fn installed(control_planes: usize, workers: usize, version: &str, upgrade: &str) -> Option<(Testbed, tempfile::TempDir)> {
+fn installed(
+    control_planes: usize,
+    workers: usize,
+    version: &str,
+    upgrade: &str,
+) -> Option<(Testbed, tempfile::TempDir)> {
     let mut opts = TestbedOptions::new(control_planes + workers);
     opts.control_planes = control_planes;
     opts.kubernetes_version = version.into();
@@ -96,13 +100,13 @@ fn three_control_planes_and_four_workers_go_from_1_30_to_1_32_two_workers_at_a_t
 
     // Control planes one at a time: cp1 applies, then cp2 and cp3 follow, at each hop.
     let events = bed.cluster_state().events[started_events..].to_vec();
-    let upgrades: Vec<(String, String)> = events
+    let upgrades: Vec<(String, String)> =
+        events.iter().filter(|e| e.what.starts_with("upgrade-")).map(|e| (e.what.clone(), e.node.clone())).collect();
+    let control_plane_order: Vec<&str> = upgrades
         .iter()
-        .filter(|e| e.what.starts_with("upgrade-"))
-        .map(|e| (e.what.clone(), e.node.clone()))
+        .filter(|(_, n)| n.starts_with("cp"))
+        .map(|(w, n)| if w.starts_with("upgrade-apply") { "apply" } else { n.as_str() })
         .collect();
-    let control_plane_order: Vec<&str> =
-        upgrades.iter().filter(|(_, n)| n.starts_with("cp")).map(|(w, n)| if w.starts_with("upgrade-apply") { "apply" } else { n.as_str() }).collect();
     assert_eq!(control_plane_order, ["apply", "cp2", "cp3", "apply", "cp2", "cp3"], "{upgrades:?}");
     // Serial: each control plane's kubelet is back at the new version before the next starts.
     let control_plane_steps: Vec<String> = events
@@ -110,7 +114,14 @@ fn three_control_planes_and_four_workers_go_from_1_30_to_1_32_two_workers_at_a_t
         .filter(|e| e.node.starts_with("cp") && (e.what.starts_with("upgrade-") || e.what == "kubelet-start"))
         .map(|e| format!("{} {}", e.what.split(' ').next().unwrap_or_default(), e.node))
         .collect();
-    let one_hop = ["upgrade-apply cp1", "kubelet-start cp1", "upgrade-node cp2", "kubelet-start cp2", "upgrade-node cp3", "kubelet-start cp3"];
+    let one_hop = [
+        "upgrade-apply cp1",
+        "kubelet-start cp1",
+        "upgrade-node cp2",
+        "kubelet-start cp2",
+        "upgrade-node cp3",
+        "kubelet-start cp3",
+    ];
     assert_eq!(control_plane_steps, [one_hop, one_hop].concat(), "{events:?}");
     // At most two workers cordoned at any time, and none left so.
     assert_eq!(most_cordoned_at_once(&bed, &["w1", "w2", "w3", "w4"]), 2);
@@ -129,4 +140,184 @@ fn three_control_planes_and_four_workers_go_from_1_30_to_1_32_two_workers_at_a_t
     assert!(again.status.success(), "{}", output_text(&again));
     assert!(output_text(&again).contains("already runs 1.32.9: nothing to upgrade"), "{}", output_text(&again));
     assert_eq!(bed.cluster_state().events.len(), before);
+}
+
+fn events_now(bed: &Testbed) -> usize {
+    bed.cluster_state().events.len()
+}
+
+#[test]
+fn what_the_upgrade_refuses_changes_nothing() {
+    let Some((bed, state)) = installed(1, 2, "1.31.4", "    maxUnavailable: 1\n") else { return };
+    let mut before = events_now(&bed);
+    let refused = |args: &[&str], wanted: &[&str]| {
+        let o = kubewright(&bed, state.path(), args);
+        let text = output_text(&o);
+        assert_eq!(o.status.code(), Some(1), "{text}");
+        assert!(text.contains("nothing was changed"), "{text}");
+        for w in wanted {
+            assert!(text.contains(w), "{w}: {text}");
+        }
+    };
+    refused(
+        &["upgrade", "--to", "1.30", "--yes"],
+        &["the cluster runs 1.31.4: going back is a downgrade", "etcd snapshot"],
+    );
+    refused(
+        &["upgrade", "--to", "1.32.99", "--yes"],
+        &["the repository of 1.32 does not offer 1.32.99 (it has 1.32.9,"],
+    );
+    refused(&["upgrade", "--path", "1.33.1", "--to", "1.33.1", "--yes"], &["skips a minor"]);
+
+    // A node NotReady: the others would carry its load while it is down.
+    assert!(bed.exec("w2", "systemctl stop kubelet").unwrap().status.success());
+    refused(&["upgrade", "--to", "1.32", "--yes"], &["node(s) w2 are not Ready"]);
+    assert!(bed.exec("w2", "systemctl start kubelet").unwrap().status.success());
+    before += 2; // the kubelet stopped and started by hand
+
+    // The kubeadm-config differs from the inventory: the diff, and the way past it.
+    let inventory = std::fs::read_to_string(bed.inventory_path()).unwrap();
+    let drifted = inventory.replacen("serviceSubnet: 10.96.0.0/12", "serviceSubnet: 10.100.0.0/16", 1);
+    std::fs::write(bed.inventory_path(), &drifted).unwrap();
+    refused(
+        &["upgrade", "--to", "1.32", "--yes"],
+        &["networking.serviceSubnet: the cluster has 10.96.0.0/12, the inventory says 10.100.0.0/16", "--accept-drift"],
+    );
+    // Past the drift with --accept-drift, the lock another run holds refuses it.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let holder = serde_json::json!({
+        "run_id": "run-x", "by": "ops@bastion2", "pid": 77,
+        "started_at": kubewright::exec::rfc3339(now - 60), "command": "kubewright certs renew"
+    });
+    let dir = kubewright::exec::lock::LOCK_DIR;
+    assert!(
+        bed.exec("cp1", &format!("mkdir -p {dir} && echo '{holder}' > {dir}/holder.json")).unwrap().status.success()
+    );
+    let locked = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes", "--accept-drift"]);
+    let text = output_text(&locked);
+    assert_eq!(locked.status.code(), Some(1), "{text}");
+    assert!(text.contains("kubewright certs renew") && text.contains("ops@bastion2"), "{text}");
+    assert!(bed.exec("cp1", &format!("rm -rf {dir}")).unwrap().status.success());
+    std::fs::write(bed.inventory_path(), &inventory).unwrap();
+
+    assert_eq!(events_now(&bed), before, "a refused upgrade touched the cluster");
+    assert!(kubelet_versions(&bed).iter().all(|(_, v)| v == "v1.31.4"));
+}
+
+const WEB_WITH_BUDGET: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 2\n  template:\n    metadata:\n      labels:\n        app: web\n---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: web-pdb\n  namespace: shop\nspec:\n  minAvailable: MIN\n  selector:\n    matchLabels:\n      app: web\n";
+
+fn apply_workload(bed: &Testbed, min_available: u32) {
+    let manifest = WEB_WITH_BUDGET.replace("MIN", &min_available.to_string());
+    let put = format!(
+        "cat > /tmp/web.yaml <<'EOF'\n{manifest}EOF\nkubectl --kubeconfig /etc/kubernetes/admin.conf apply -f /tmp/web.yaml"
+    );
+    let o = bed.exec("cp1", &put).unwrap();
+    assert!(o.status.success(), "{}", output_text(&o));
+}
+
+#[test]
+fn a_drain_a_budget_blocks_names_it_uncordons_and_stops_or_is_skipped() {
+    let Some((bed, state)) = installed(1, 2, "1.31.4", "    maxUnavailable: 1\n    drainTimeout: 3s\n") else { return };
+    // Two replicas, one per worker, and a budget that keeps both: no worker can be drained.
+    apply_workload(&bed, 2);
+
+    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]);
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("error: w1 failed in step `upgrade-worker@1.32.9`: the drain of w1 was blocked: shop/web-"),
+        "{text}"
+    );
+    assert!(text.contains("disruption budget(s) allowing no disruption now: shop/web-pdb"), "{text}");
+    assert!(text.contains("the host was put back as it was before the step"), "{text}");
+    let nodes = bed.cluster_state().nodes;
+    assert!(!nodes["w1"].unschedulable, "uncordoned after the blocked drain");
+    assert_eq!(nodes["w1"].kubelet_version, "v1.31.4");
+    assert_eq!(nodes["w2"].kubelet_version, "v1.31.4", "the run stopped before w2");
+    assert_eq!(nodes["cp1"].kubelet_version, "v1.32.9");
+
+    // --skip-blocked: both workers are left out, listed, and the run says so (exit 1).
+    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes", "--skip-blocked", "--keep-cordoned"]);
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("left out: w1 (the drain of w1 was blocked") && text.contains("left out: w2 ("), "{text}");
+    // --keep-cordoned: left as the blocked drain left them.
+    assert!(bed.cluster_state().nodes["w1"].unschedulable && bed.cluster_state().nodes["w2"].unschedulable);
+
+    // The budget relaxed: the upgrade finishes, every node uncordoned.
+    assert!(bed.exec("cp1", "kubectl --kubeconfig /etc/kubernetes/admin.conf uncordon w1 && kubectl --kubeconfig /etc/kubernetes/admin.conf uncordon w2").unwrap().status.success());
+    apply_workload(&bed, 1);
+    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(kubelet_versions(&bed).iter().all(|(_, v)| v == "v1.32.9"), "{:?}", kubelet_versions(&bed));
+    assert!(bed.cluster_state().nodes.values().all(|n| !n.unschedulable));
+}
+
+/// Wait until the simulator's log has `what` for `node`.
+fn wait_for_event(bed: &Testbed, what: &str, node: &str, since: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !bed.cluster_state().events[since..].iter().any(|e| e.what.starts_with(what) && e.node == node) {
+        assert!(std::time::Instant::now() < deadline, "no `{what}` on {node} within 120s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_worker_losing_sshd_or_the_run_its_ctrl_c_mid_upgrade_is_finished_by_the_next_run() {
+    use kubewright_testbed::faults::{Fault, FaultAction};
+    let Some((bed, state)) = installed(1, 3, "1.31.4", "    maxUnavailable: 1\n") else { return };
+
+    // sshd killed on w1 while its kubeadm runs (held up by a fault so the kill lands there).
+    let hang = Fault {
+        command_prefix: "kubeadm upgrade node".into(),
+        action: FaultAction::Hang { seconds: 30 },
+        fired: false,
+    };
+    bed.add_fault("w1", hang).unwrap();
+    let since = events_now(&bed);
+    let child = command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_event(&bed, "drain", "w1", since);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // Every sshd of the host, the session running kubeadm with it.
+    assert!(bed.exec("w1", "pkill -x sshd; rm -f /run/sshd.pid").unwrap().status.success());
+    let o = child.wait_with_output().unwrap();
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("error: w1 failed in step `upgrade-worker@1.32.9`"), "{text}");
+    // Put back in service from the control plane although w1 itself was unreachable.
+    assert!(!bed.cluster_state().nodes["w1"].unschedulable, "{text}");
+    bed.start_sshd("w1").unwrap();
+    bed.clear_faults("w1").unwrap();
+
+    // Ctrl-C while w2 (the next batch) drains: w2 finishes, w3 does not start.
+    let since = events_now(&bed);
+    let child = command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_event(&bed, "drain", "w1", since);
+    wait_for_event(&bed, "cordon", "w2", since);
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let o = child.wait_with_output().unwrap();
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(130), "{text}");
+    let nodes = bed.cluster_state().nodes;
+    assert_eq!(nodes["w1"].kubelet_version, "v1.32.9", "the half-done node was finished: {text}");
+    assert_eq!(nodes["w2"].kubelet_version, "v1.32.9", "the running host finished: {text}");
+    assert_eq!(nodes["w3"].kubelet_version, "v1.31.4", "nothing new started: {text}");
+    assert!(nodes.values().all(|n| !n.unschedulable), "{text}");
+
+    // The next run finishes w3 only.
+    let since = events_now(&bed);
+    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(kubelet_versions(&bed).iter().all(|(_, v)| v == "v1.32.9"));
+    let drained: Vec<String> =
+        bed.cluster_state().events[since..].iter().filter(|e| e.what == "drain").map(|e| e.node.clone()).collect();
+    assert_eq!(drained, ["w3"], "finished nodes are not upgraded again");
 }

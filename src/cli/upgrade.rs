@@ -127,19 +127,23 @@ impl UpgradePlanner<'_> {
     fn current<'c>(&self, cx: &RunCx<'c, '_>) -> anyhow::Result<(Version, &'c kubewright::facts::ClusterView)> {
         let first = &self.inv.first_control_plane().name;
         let view = cx.facts.cluster.as_ref().ok_or_else(|| {
-            UserError::new(format!("the cluster cannot be read from {first}: it is not installed, or its API server does not answer"))
-                .help("install it with `kubewright apply` first; `kubewright plan` shows what the hosts have")
+            UserError::new(format!(
+                "the cluster cannot be read from {first}: it is not installed, or its API server does not answer"
+            ))
+            .help("install it with `kubewright apply` first; `kubewright plan` shows what the hosts have")
         })?;
-        let version = view
-            .kubeadm_config
-            .as_deref()
-            .and_then(kubewright::kube::cluster_version)
-            .ok_or_else(|| Failure::new(format!("the cluster's kubeadm-config (read on {}) names no kubernetesVersion", view.answered_by), "check it with `kubectl -n kube-system get configmap kubeadm-config -o yaml` on a control plane"))?;
+        let version = view.kubeadm_config.as_deref().and_then(kubewright::kube::cluster_version).ok_or_else(|| {
+            Failure::new(
+                format!("the cluster's kubeadm-config (read on {}) names no kubernetesVersion", view.answered_by),
+                "check it with `kubectl -n kube-system get configmap kubeadm-config -o yaml` on a control plane",
+            )
+        })?;
         Ok((version, view))
     }
 
     /// What the repository of each minor from the cluster's to the target's offers.
-    fn offered(&self, cx: &RunCx<'_, '_>, current: Version) -> anyhow::Result<BTreeMap<u32, Vec<Version>>> {
+    /// Each minor's repository that could not be read is named in the second list.
+    fn offered(&self, cx: &RunCx<'_, '_>, current: Version) -> anyhow::Result<kubewright::upgrade::Offered> {
         let last = match self.target {
             Target::Exact(v) => v.minor,
             Target::Minor { minor, .. } => minor,
@@ -155,7 +159,9 @@ impl UpgradePlanner<'_> {
             let session = cx.engine.session(first).await?;
             session.run(&script).await
         });
-        let out = answer.map_err(|e| Failure::new(format!("cannot ask {first} which releases the repository offers: {e}"), e.hint()))?;
+        let out = answer.map_err(|e| {
+            Failure::new(format!("cannot ask {first} which releases the repository offers: {e}"), e.hint())
+        })?;
         if !out.success() {
             return Err(Failure::new(
                 format!("asking the repository on {first} failed: {}", out.stderr.trim()),
@@ -163,12 +169,7 @@ impl UpgradePlanner<'_> {
             )
             .into());
         }
-        let (offered, errors) = kubewright::upgrade::parse_releases(&out.stdout);
-        if !errors.is_empty() {
-            // Only what the path needs matters; the path names a missing minor itself.
-            cx_note(&errors.join("; "));
-        }
-        Ok(offered)
+        Ok(kubewright::upgrade::parse_releases(&out.stdout))
     }
 
     /// Everything that refuses the upgrade, before anything changes.
@@ -185,7 +186,8 @@ impl UpgradePlanner<'_> {
         if !absent.is_empty() {
             refusals.push(Refusal {
                 reason: format!("inventory host(s) {} are not nodes of the cluster", absent.join(", ")),
-                fix: "join them first (`kubewright apply` at the cluster's version), or take them out of the inventory".into(),
+                fix: "join them first (`kubewright apply` at the cluster's version), or take them out of the inventory"
+                    .into(),
             });
         }
         if !self.accept_drift {
@@ -259,11 +261,6 @@ impl UpgradePlanner<'_> {
     }
 }
 
-/// A line on stderr while planning (the progress display is not running yet).
-fn cx_note(text: &str) {
-    eprintln!("note: {text}");
-}
-
 impl Planner for UpgradePlanner<'_> {
     fn name(&self) -> &str {
         UPGRADE
@@ -279,13 +276,27 @@ impl Planner for UpgradePlanner<'_> {
 
     fn plan(&self, cx: &RunCx<'_, '_>) -> anyhow::Result<Planned> {
         let (current, view) = self.current(cx)?;
+        // A repository that cannot be read matters only when the path needs it (the path then
+        // says so); otherwise it is a note in the plan.
+        let mut repository_notes = Vec::new();
         let hops = if self.path.is_empty() {
-            let offered = self.offered(cx, current)?;
+            let (offered, notes) = self.offered(cx, current)?;
+            repository_notes = notes;
             kubewright::upgrade::path(current, self.target, &offered)
         } else {
             kubewright::upgrade::given_path(current, self.target, &self.path)
         }
         .map_err(|r| refused(&[r]))?;
+        let mut hops = hops;
+        // Nodes behind the control plane's version: an earlier upgrade did not finish (a
+        // blocked drain, a stop); they are brought to it first.
+        let lagging = view
+            .nodes
+            .values()
+            .any(|n| n.kubelet_version.trim_start_matches('v').parse::<Version>().is_ok_and(|k| k < current));
+        if lagging && hops.first() != Some(&current) {
+            hops.insert(0, current);
+        }
         *self.planned.borrow_mut() = Some((current, hops.clone()));
         if hops.is_empty() {
             let text = format!("cluster {} already runs {current}: nothing to upgrade", self.inv.cluster.name);
@@ -307,9 +318,14 @@ impl Planner for UpgradePlanner<'_> {
             path.join(" -> "),
             hops.len()
         );
+        for note in &repository_notes {
+            text.push_str(&format!("note: {note}\n"));
+        }
         text.push_str("kubeadm upgrade renews each control plane's certificates (its default), so they are good for a year afterwards.\n");
         if self.inv.control_planes().count() < 3 {
-            text.push_str("With fewer than 3 control planes, the API server is unavailable while each etcd member restarts.\n");
+            text.push_str(
+                "With fewer than 3 control planes, the API server is unavailable while each etcd member restarts.\n",
+            );
         }
         let mut job = Job { playbook: UPGRADE.into(), steps: Vec::new() };
         let state_text = cx.state.display().to_string();
@@ -360,7 +376,11 @@ impl Planner for UpgradePlanner<'_> {
         let mut text = format!(
             "\nUpgrade {}: {}\nNODE                 FROM         TO           TIME     DRAINS\n",
             if left_out.is_empty() && run.completed() { "done" } else { "not finished" },
-            std::iter::once(current).chain(hops.iter().copied()).map(|v| v.to_string()).collect::<Vec<_>>().join(" -> ")
+            std::iter::once(current)
+                .chain(hops.iter().copied())
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(" -> ")
         );
         for h in &self.inv.hosts {
             let from = before.get(&h.name).map(|n| n.kubelet_version.clone()).unwrap_or_default();

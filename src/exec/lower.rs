@@ -73,7 +73,9 @@ pub fn lower(
                 _ => None,
             };
             for action in hp.decision.actions() {
-                match lower_action(action, &hp.host, files, spec.timeout, &mut every_run).map_err(|w| not_executable(&w))? {
+                match lower_action(action, &hp.host, files, spec.timeout, &mut every_run)
+                    .map_err(|w| not_executable(&w))?
+                {
                     Some(Lowered::Op(op)) => ops.push(op),
                     Some(Lowered::Rollback(op)) => rollback.push(op),
                     None => {}
@@ -138,7 +140,8 @@ fn lower_action(
             local: local.into(),
             kubeconfig_server: kubeconfig_server.clone(),
             keep: *keep,
-            mode: u32::from_str_radix(mode, 8).map_err(|_| format!("the fetch mode {mode} is not an octal file mode"))?,
+            mode: u32::from_str_radix(mode, 8)
+                .map_err(|_| format!("the fetch mode {mode} is not an octal file mode"))?,
         },
         Action::PinCa { remote } => {
             // Work that learns a value for later steps cannot be skipped by the journal.

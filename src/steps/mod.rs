@@ -6,8 +6,8 @@
 
 mod apply_cni;
 mod configure_containerd;
-mod etcd_snapshot;
 pub mod endpoint_name;
+mod etcd_snapshot;
 mod install_packages;
 mod join;
 mod kubeadm_init;

@@ -30,9 +30,8 @@ fn already_there(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Option<Stri
     let target = cx.inventory.cluster.kubernetes_version;
     let node = cx.facts.cluster.as_ref().and_then(|c| c.nodes.get(&host.name))?;
     let kubelet: Version = node.kubelet_version.trim_start_matches('v').parse().ok()?;
-    let packages_there = super::install_packages::KUBE_PACKAGES
-        .iter()
-        .all(|p| facts.packages.get(*p).is_some_and(|v| *v >= target));
+    let packages_there =
+        super::install_packages::KUBE_PACKAGES.iter().all(|p| facts.packages.get(*p).is_some_and(|v| *v >= target));
     (kubelet >= target && packages_there).then(|| format!("kubelet and packages at {kubelet} already"))
 }
 
@@ -66,9 +65,11 @@ fn upgrade_kubelet(target: Version, facts: &HostFacts) -> Vec<Action> {
         .collect();
     actions.push(Action::Run {
         description: format!("upgrade kubelet and kubectl to {target} and restart the kubelet"),
-        commands: install_held(&["kubelet", "kubectl"], target)
-            .cmd(["systemctl", "daemon-reload"])
-            .cmd(["systemctl", "restart", "kubelet"]),
+        commands: install_held(&["kubelet", "kubectl"], target).cmd(["systemctl", "daemon-reload"]).cmd([
+            "systemctl",
+            "restart",
+            "kubelet",
+        ]),
     });
     actions
 }
@@ -122,9 +123,13 @@ impl Step for UpgradeControlPlane {
                 description: format!(
                     "upgrade the cluster's control plane to {target} (kubeadm upgrade apply, which also renews this node's certificates)"
                 ),
-                commands: Script::new()
-                    .cmd(["kubeadm", "upgrade", "plan", &format!("v{target}")])
-                    .cmd(["kubeadm", "upgrade", "apply", &format!("v{target}"), "--yes"]),
+                commands: Script::new().cmd(["kubeadm", "upgrade", "plan", &format!("v{target}")]).cmd([
+                    "kubeadm",
+                    "upgrade",
+                    "apply",
+                    &format!("v{target}"),
+                    "--yes",
+                ]),
             }
         } else {
             Action::Run {
