@@ -202,6 +202,24 @@ fn what_the_upgrade_refuses_changes_nothing() {
 
     assert_eq!(events_now(&bed), before, "a refused upgrade touched the cluster");
     assert!(kubelet_versions(&bed).iter().all(|(_, v)| v == "v1.31.4"));
+
+    // The inventory's kubernetesVersion raised: the install plan points at `upgrade`, which
+    // goes to the inventory's version without --to.
+    std::fs::write(
+        bed.inventory_path(),
+        inventory.replacen("kubernetesVersion: 1.31.4", "kubernetesVersion: 1.32.9", 1),
+    )
+    .unwrap();
+    let plan = kubewright(&bed, state.path(), &["plan"]);
+    assert_eq!(plan.status.code(), Some(1), "{}", output_text(&plan));
+    assert!(
+        output_text(&plan).contains("run `kubewright upgrade -i INV`, which goes to the inventory's version"),
+        "{}",
+        output_text(&plan)
+    );
+    let o = kubewright(&bed, state.path(), &["upgrade", "--yes"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(kubelet_versions(&bed).iter().all(|(_, v)| v == "v1.32.9"), "{:?}", kubelet_versions(&bed));
 }
 
 const WEB_WITH_BUDGET: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 2\n  template:\n    metadata:\n      labels:\n        app: web\n---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: web-pdb\n  namespace: shop\nspec:\n  minAvailable: MIN\n  selector:\n    matchLabels:\n      app: web\n";

@@ -835,7 +835,7 @@ impl<'a> Engine<'a> {
                     };
                     match verdict {
                         Ok(drift) if drift.is_empty() => {}
-                        Ok(drift) => return Err(self.failure(step, host, Some("kubeadm-config"), format!("the cluster's kubeadm-config differs from the inventory: {}", drift.join("; ")), "kubeadm cannot change these after init: set the inventory back to what the cluster has (or, for kubernetesVersion, upgrade it)".into())),
+                        Ok(drift) => return Err(self.failure(step, host, Some("kubeadm-config"), format!("the cluster's kubeadm-config differs from the inventory: {}", drift.join("; ")), "kubeadm cannot change these after init: set the inventory back to what the cluster has (for kubernetesVersion, `kubewright upgrade -i INV` goes to the inventory's version)".into())),
                         Err(why) => return Err(self.failure(step, host, Some("kubeadm-config"), format!("the cluster's kubeadm-config cannot be checked: {why}"), "check the API server with `kubectl get configmap -n kube-system kubeadm-config` on the control plane".into())),
                     }
                 }
