@@ -110,6 +110,11 @@ impl Version {
         }
     }
 
+    /// kubeadm's pause image for this release: the sandbox image containerd should use.
+    pub fn pause_image(&self) -> String {
+        format!("registry.k8s.io/pause:{}", self.pause_tag())
+    }
+
     /// The package version string pkgs.k8s.io publishes, e.g. `1.31.4-1.1`.
     pub fn deb_version(&self) -> String {
         format!("{self}-1.1")

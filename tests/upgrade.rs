@@ -134,6 +134,17 @@ fn three_control_planes_and_four_workers_go_from_1_30_to_1_32_two_workers_at_a_t
     assert!(std::fs::read(&snapshot).unwrap().starts_with(b"KUBEWRIGHT-SIM-ETCD-SNAPSHOT"));
     assert!(cluster_dir.join("backups/cp1/pki.tar.gz").is_file());
 
+    // The inventory at the new release: the install plan finds nothing to change (the apt
+    // source, containerd's sandbox image and the packages all moved with the upgrade).
+    let inventory = std::fs::read_to_string(bed.inventory_path()).unwrap();
+    std::fs::write(
+        bed.inventory_path(),
+        inventory.replacen("kubernetesVersion: 1.30.4", "kubernetesVersion: 1.32.9", 1),
+    )
+    .unwrap();
+    let plan = kubewright(&bed, state.path(), &["plan", "--detailed-exitcode", "--diff"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", output_text(&plan));
+
     // The same target again: nothing to do, nothing touched.
     let before = bed.cluster_state().events.len();
     let again = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]);
@@ -175,6 +186,21 @@ fn what_the_upgrade_refuses_changes_nothing() {
     assert!(bed.exec("w2", "systemctl start kubelet").unwrap().status.success());
     before += 2; // the kubelet stopped and started by hand
 
+    // etcd not answering healthy on the control plane.
+    use kubewright_testbed::faults::{Fault, FaultAction};
+    let unhealthy = "https://127.0.0.1:2379 is unhealthy: failed to commit proposal: context deadline exceeded\nError: unhealthy cluster\n";
+    let action = FaultAction::Fail { code: 1, stderr: unhealthy.into() };
+    bed.add_fault("cp1", Fault { command_prefix: "etcdctl".into(), action, fired: false }).unwrap();
+    refused(&["upgrade", "--to", "1.32", "--yes"], &["etcd is not healthy on 1 of 1 control plane(s): cp1", "quorum"]);
+    bed.clear_faults("cp1").unwrap();
+
+    // A kubelet upgraded by hand past the target: it must never be newer than the API server.
+    let by_hand = "sed -i 's/v1.31/v1.32/' /etc/apt/sources.list.d/kubernetes.list && apt-get update -q && apt-get install -y --allow-change-held-packages kubelet=1.32.9-1.1 && systemctl restart kubelet";
+    let o = bed.exec("w1", by_hand).unwrap();
+    assert!(o.status.success(), "{}", output_text(&o));
+    before = events_now(&bed);
+    refused(&["upgrade", "--to", "1.31.13", "--yes"], &["node w1's kubelet 1.32.9 is newer than the target 1.31.13"]);
+
     // The kubeadm-config differs from the inventory: the diff, and the way past it.
     let inventory = std::fs::read_to_string(bed.inventory_path()).unwrap();
     let drifted = inventory.replacen("serviceSubnet: 10.96.0.0/12", "serviceSubnet: 10.100.0.0/16", 1);
@@ -201,7 +227,7 @@ fn what_the_upgrade_refuses_changes_nothing() {
     std::fs::write(bed.inventory_path(), &inventory).unwrap();
 
     assert_eq!(events_now(&bed), before, "a refused upgrade touched the cluster");
-    assert!(kubelet_versions(&bed).iter().all(|(_, v)| v == "v1.31.4"));
+    assert!(kubelet_versions(&bed).iter().all(|(n, v)| v == if n == "w1" { "v1.32.9" } else { "v1.31.4" }));
 
     // The inventory's kubernetesVersion raised: the install plan points at `upgrade`, which
     // goes to the inventory's version without --to.

@@ -191,8 +191,7 @@ impl UpgradePlanner<'_> {
             });
         }
         if !self.accept_drift {
-            let mut at_current = self.inv.clone();
-            at_current.cluster.kubernetes_version = current;
+            let at_current = self.inv.at_version(current);
             let expected = kubewright::kube::expected_kubeadm_config(&at_current);
             let drift = view
                 .kubeadm_config
@@ -330,8 +329,7 @@ impl Planner for UpgradePlanner<'_> {
         let mut job = Job { playbook: UPGRADE.into(), steps: Vec::new() };
         let state_text = cx.state.display().to_string();
         for (n, hop) in hops.iter().enumerate() {
-            let mut inv = self.inv.clone();
-            inv.cluster.kubernetes_version = *hop;
+            let inv = self.inv.at_version(*hop);
             let files = super::plan::host_files(&inv, self.templates)?;
             let playbook = self.hop_playbook(*hop, n == 0);
             let plan = kubewright::plan::plan(&kubewright::plan::PlanInput {

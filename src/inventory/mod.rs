@@ -310,6 +310,18 @@ impl Host {
 }
 
 impl Inventory {
+    /// This inventory at another Kubernetes release (an upgrade's hop): the version, and the
+    /// defaults that follow it (the sandbox image is kubeadm's pause of that release unless the
+    /// inventory names one).
+    pub fn at_version(&self, version: crate::version::Version) -> Inventory {
+        let mut inv = self.clone();
+        if inv.cluster.containerd.sandbox_image == self.cluster.kubernetes_version.pause_image() {
+            inv.cluster.containerd.sandbox_image = version.pause_image();
+        }
+        inv.cluster.kubernetes_version = version;
+        inv
+    }
+
     pub fn control_planes(&self) -> impl Iterator<Item = &Host> {
         self.hosts.iter().filter(|h| h.is_control_plane())
     }

@@ -635,7 +635,7 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
             is_image_reference,
             "an image reference such as `registry.k8s.io/pause:3.10`",
         )
-        .or_else(|| version.map(|v| format!("registry.k8s.io/pause:{}", v.pause_tag())))
+        .or_else(|| version.map(|v| v.pause_image()))
         .unwrap_or_default();
     let mut registry_mirrors = BTreeMap::new();
     for (registry, mirrors) in ct.registry_mirrors.unwrap_or_default() {

@@ -4,7 +4,8 @@
 //!
 //! Per node, in kubeadm's documented order (kubeadm-behaviour.md §5): the repository of the
 //! hop's minor, the kubeadm package, `kubeadm upgrade apply` on the first control plane
-//! (`upgrade node` elsewhere), drain, kubelet and kubectl, restart, wait Ready at the new
+//! (`upgrade node` elsewhere), drain, containerd's configuration (the sandbox image follows the
+//! release), kubelet and kubectl, restart, wait Ready at the new
 //! version (control planes: their etcd member healthy, then their API server ready), uncordon.
 //! Every command is safe to run again, so a node half done by an interrupted run is finished by
 //! the next. A worker's drain, wait and uncordon run on the first control plane, where the admin
@@ -53,16 +54,22 @@ fn upgrade_kubeadm(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts, kubeadm_upgr
     actions
 }
 
-fn upgrade_kubelet(target: Version, facts: &HostFacts) -> Vec<Action> {
-    let mut actions: Vec<Action> = ["kubelet", "kubectl"]
-        .into_iter()
-        .map(|p| Action::Package {
-            name: p.into(),
-            from: facts.packages.get(p).map(ToString::to_string),
-            to: target.to_string(),
-            hold: true,
-        })
-        .collect();
+/// The node drained: containerd's configuration at the new release (its sandbox image follows
+/// kubeadm's pause version), then the kubelet and kubectl.
+fn upgrade_kubelet(cx: &PlanCx<'_>, host: &Host, target: Version, facts: &HostFacts) -> Vec<Action> {
+    let mut actions = super::file_actions(cx, host, facts, |k| *k == crate::render::FileKind::ContainerdConfig);
+    if !actions.is_empty() {
+        actions.push(Action::Run {
+            description: format!("restart containerd with the sandbox image of {target}"),
+            commands: Script::new().cmd(["systemctl", "restart", "containerd"]),
+        });
+    }
+    actions.extend(["kubelet", "kubectl"].into_iter().map(|p| Action::Package {
+        name: p.into(),
+        from: facts.packages.get(p).map(ToString::to_string),
+        to: target.to_string(),
+        hold: true,
+    }));
     actions.push(Action::Run {
         description: format!("upgrade kubelet and kubectl to {target} and restart the kubelet"),
         commands: install_held(&["kubelet", "kubectl"], target).cmd(["systemctl", "daemon-reload"]).cmd([
@@ -141,7 +148,7 @@ impl Step for UpgradeControlPlane {
         };
         actions.extend(upgrade_kubeadm(cx, host, facts, kubeadm_upgrade));
         actions.push(drain(cx, host));
-        actions.extend(upgrade_kubelet(target, facts));
+        actions.extend(upgrade_kubelet(cx, host, target, facts));
         let node_ip = host.node_ip().map_or_else(|| host.address.clone(), |ip| ip.to_string());
         actions.push(Action::Wait {
             description: format!("node {} is Ready at {target} and its etcd member healthy", host.name),
@@ -196,7 +203,7 @@ impl Step for UpgradeWorker {
                 commands: Script::new().cmd(["kubeadm", "upgrade", "node"]),
             },
         ));
-        actions.extend(upgrade_kubelet(target, facts));
+        actions.extend(upgrade_kubelet(cx, host, target, facts));
         actions.push(via(Action::Wait {
             description: format!("node {} is Ready at {target}", host.name),
             nodes: vec![host.name.clone()],
