@@ -228,23 +228,27 @@ fn what_the_upgrade_refuses_changes_nothing() {
 
     assert!(kubelet_versions(&bed).iter().all(|(n, v)| v == if n == "w1" { "v1.32.9" } else { "v1.31.4" }));
 
-    // The inventory's kubernetesVersion raised: the install plan points at `upgrade`, which
-    // goes to the inventory's version without --to.
+    // The inventory's kubernetesVersion raised: plan shows the upgrade (exit 2: changes),
+    // `upgrade --dry-run` too, without changing anything; apply runs it.
     std::fs::write(
         bed.inventory_path(),
         inventory.replacen("kubernetesVersion: 1.31.4", "kubernetesVersion: 1.32.9", 1),
     )
     .unwrap();
-    let plan = kubewright(&bed, state.path(), &["plan"]);
-    assert_eq!(plan.status.code(), Some(1), "{}", output_text(&plan));
-    assert!(
-        output_text(&plan).contains("run `kubewright upgrade -i INV`, which goes to the inventory's version"),
-        "{}",
-        output_text(&plan)
-    );
-    let o = kubewright(&bed, state.path(), &["upgrade", "--yes"]);
+    let before = events_now(&bed);
+    let plan = kubewright(&bed, state.path(), &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", output_text(&plan));
+    assert!(output_text(&plan).contains(": 1.31.4 -> 1.32.9 (1 hop(s)"), "{}", output_text(&plan));
+    assert!(output_text(&plan).contains("Hop 1 of 1: to 1.32.9"), "{}", output_text(&plan));
+    let dry = kubewright(&bed, state.path(), &["upgrade", "--dry-run"]);
+    assert!(dry.status.success() && output_text(&dry).contains("[upgrade-worker@1.32.9]"), "{}", output_text(&dry));
+    assert_eq!(events_now(&bed), before, "plan and --dry-run change nothing");
+    let o = kubewright(&bed, state.path(), &["apply", "--yes"]);
     assert!(o.status.success(), "{}", output_text(&o));
+    assert!(output_text(&o).contains("this apply is the upgrade"), "{}", output_text(&o));
     assert!(kubelet_versions(&bed).iter().all(|(_, v)| v == "v1.32.9"), "{:?}", kubelet_versions(&bed));
+    let plan = kubewright(&bed, state.path(), &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", output_text(&plan));
 }
 
 const WEB_WITH_BUDGET: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 2\n  template:\n    metadata:\n      labels:\n        app: web\n---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: web-pdb\n  namespace: shop\nspec:\n  minAvailable: MIN\n  selector:\n    matchLabels:\n      app: web\n";

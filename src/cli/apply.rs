@@ -73,9 +73,64 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let inv = load_inventory(&args.inventory, out)?;
     let templates = load_templates(&args.templates)?;
     let playbook = load_playbook(args.playbook.as_deref(), &args.builtin)?;
-    let options =
-        RunOptions { connect: args.connect, yes: args.yes, restart: args.restart, concurrency: args.concurrency };
+    let options = RunOptions {
+        connect: args.connect,
+        yes: args.yes,
+        restart: args.restart,
+        concurrency: args.concurrency,
+        preview: None,
+    };
+    if args.playbook.is_none() && args.builtin == "install" {
+        // The install, or the upgrade when the inventory's kubernetesVersion went up.
+        let files = super::plan::host_files(&inv, &templates)?;
+        let upgrade = super::upgrade::UpgradePlanner::new(&inv, &templates, files.clone());
+        let install = PlaybookPlanner { inv: &inv, playbook: &playbook, files, secret_env: BTreeMap::new() };
+        let planner = InstallOrUpgrade { install, upgrade, upgrading: std::cell::Cell::new(false) };
+        return run(&inv, &planner, &options, out);
+    }
     run_playbook(&inv, &templates, &playbook, &options, out)
+}
+
+/// `apply`'s built-in install, which becomes the upgrade (to the inventory's version) when the
+/// cluster runs an older release than the inventory names.
+struct InstallOrUpgrade<'a> {
+    install: PlaybookPlanner<'a>,
+    upgrade: super::upgrade::UpgradePlanner<'a>,
+    upgrading: std::cell::Cell<bool>,
+}
+
+impl Planner for InstallOrUpgrade<'_> {
+    fn name(&self) -> &str {
+        if self.upgrading.get() { self.upgrade.name() } else { self.install.name() }
+    }
+
+    fn files(&self) -> &BTreeMap<String, Vec<kubewright::render::RemoteFile>> {
+        self.install.files()
+    }
+
+    fn secret_env(&self) -> &BTreeMap<String, String> {
+        self.install.secret_env()
+    }
+
+    fn plan(&self, cx: &RunCx<'_, '_>) -> anyhow::Result<Planned> {
+        let Some(running) = super::upgrade::older_cluster(cx.facts, self.install.inv) else {
+            return self.install.plan(cx);
+        };
+        self.upgrading.set(true);
+        let mut planned = self.upgrade.plan(cx)?;
+        planned.text.insert_str(
+            0,
+            &format!(
+                "The cluster runs {running} and the inventory says {}: this apply is the upgrade (`kubewright upgrade -i INV` does the same, with its options).\n",
+                self.install.inv.cluster.kubernetes_version
+            ),
+        );
+        Ok(planned)
+    }
+
+    fn report(&self, cx: &RunCx<'_, '_>, run: &RunReport, hosts: &BTreeMap<String, HostTiming>) -> Option<Finished> {
+        if self.upgrading.get() { self.upgrade.report(cx, run, hosts) } else { None }
+    }
 }
 
 /// How a playbook run goes, beyond the inventory and the playbook.
@@ -86,6 +141,15 @@ pub struct RunOptions {
     /// Ignore the journal of an unfinished earlier run.
     pub restart: bool,
     pub concurrency: usize,
+    /// Show the plan (on stdout) and stop: `kubewright plan` of a run only `run` can plan.
+    pub preview: Option<Preview>,
+}
+
+/// How a preview ends.
+#[derive(Clone, Copy)]
+pub struct Preview {
+    /// Exit 2 when the plan has work (`plan --detailed-exitcode`).
+    pub detailed_exitcode: bool,
 }
 
 /// Plan `playbook` against the hosts' facts, show it, confirm, take the lock and run it,
@@ -299,8 +363,19 @@ pub fn run(
         }
     };
     // Show the plan, then confirm.
-    if !out.json() {
+    if !out.json() && args.preview.is_none() {
         eprint_block(&redactor.redact(&planned.text));
+    }
+    if let Some(preview) = args.preview {
+        runtime.block_on(engine.close());
+        let text = redactor.redact(&planned.text);
+        out.result(&text, &serde_json::json!({ "plan_text": text, "nothing_to_do": planned.nothing_to_do }));
+        planned.job?;
+        return Ok(if preview.detailed_exitcode && !planned.nothing_to_do {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        });
     }
     let job = match &planned.job {
         Ok(job) => job,

@@ -246,7 +246,7 @@ pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
                 (false, None) => certificates.renew_before,
             };
             let playbook = kubewright::playbook::Playbook::builtin("certs-renew")?;
-            let options = super::apply::RunOptions { connect, yes, restart, concurrency: 64 };
+            let options = super::apply::RunOptions { connect, yes, restart, concurrency: 64, preview: None };
             super::apply::run_playbook(&inv, &kubewright::render::Templates::builtin(), &playbook, &options, out)
         }
         CertsCommand::Check { inventory, connect, warn, critical, prometheus_textfile, concurrency } => {

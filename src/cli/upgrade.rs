@@ -72,6 +72,9 @@ pub struct Args {
     /// How many hosts at once within a parallel step
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Show the upgrade's plan (path, refusals, every hop) and stop: nothing changes
+    #[arg(long)]
+    dry_run: bool,
 }
 
 pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
@@ -81,18 +84,18 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let templates = load_templates(&args.templates)?;
     let target = args.to.unwrap_or(Target::Exact(inv.cluster.kubernetes_version));
     let files = super::plan::host_files(&inv, &templates)?;
-    let planner = UpgradePlanner {
-        inv: &inv,
-        templates: &templates,
-        files,
-        target,
-        path: args.path,
-        accept_drift: args.accept_drift,
-        secret_env: BTreeMap::new(),
-        planned: RefCell::new(None),
+    let mut planner = UpgradePlanner::new(&inv, &templates, files);
+    planner.target = target;
+    planner.path = args.path;
+    planner.accept_drift = args.accept_drift;
+    let preview = args.dry_run.then_some(super::apply::Preview { detailed_exitcode: false });
+    let options = RunOptions {
+        connect: args.connect,
+        yes: args.yes,
+        restart: args.restart,
+        concurrency: args.concurrency,
+        preview,
     };
-    let options =
-        RunOptions { connect: args.connect, yes: args.yes, restart: args.restart, concurrency: args.concurrency };
     super::apply::run(&inv, &planner, &options, out)
 }
 
@@ -111,6 +114,29 @@ pub struct UpgradePlanner<'a> {
     pub secret_env: BTreeMap<String, String>,
     /// The cluster's version and the path, once planned (for the report).
     pub planned: RefCell<Option<(Version, Vec<Version>)>>,
+}
+
+impl<'a> UpgradePlanner<'a> {
+    /// To the inventory's version, the path asked of the repository, drift refused.
+    pub fn new(inv: &'a Inventory, templates: &'a Templates, files: BTreeMap<String, Vec<RemoteFile>>) -> Self {
+        UpgradePlanner {
+            inv,
+            templates,
+            files,
+            target: Target::Exact(inv.cluster.kubernetes_version),
+            path: Vec::new(),
+            accept_drift: false,
+            secret_env: BTreeMap::new(),
+            planned: RefCell::new(None),
+        }
+    }
+}
+
+/// The cluster's release when it is older than the inventory's (an upgrade is due), from the
+/// kubeadm-config the facts read.
+pub fn older_cluster(facts: &kubewright::facts::ClusterFacts, inv: &Inventory) -> Option<Version> {
+    let running = facts.cluster.as_ref()?.kubeadm_config.as_deref().and_then(kubewright::kube::cluster_version)?;
+    (running < inv.cluster.kubernetes_version).then_some(running)
 }
 
 fn refused(refusals: &[Refusal]) -> anyhow::Error {

@@ -82,7 +82,7 @@ impl Step for KubeadmInit {
                     return Decision::Blocked {
                         problems: drift
                             .into_iter()
-                            .map(|d| format!("kubeadm-config: {d} (kubeadm cannot change this after init: set the inventory to what the cluster has; for a new kubernetesVersion run `kubewright upgrade -i INV`, which goes to the inventory's version)"))
+                            .map(|d| format!("kubeadm-config: {d} (kubeadm cannot change this after init: set the inventory to what the cluster has; a newer kubernetesVersion is an upgrade, which `kubewright apply` and `kubewright upgrade` run)"))
                             .collect(),
                     };
                 }
