@@ -230,8 +230,8 @@ mod tests {
         assert_eq!(exhausted_budgets(budgets), ["default/web"]);
         assert!(exhausted_budgets("No resources found").is_empty());
         assert_eq!(
-            drain_command("w1", 30, 300).to_shell(),
-            "kubectl --kubeconfig /etc/kubernetes/admin.conf drain w1 --ignore-daemonsets --delete-emptydir-data --grace-period=30 --timeout=300s"
+            drain_command("w1", 30, 300).commands(),
+            ["kubectl --kubeconfig /etc/kubernetes/admin.conf drain w1 --ignore-daemonsets --delete-emptydir-data --grace-period=30 --timeout=300s"]
         );
     }
 }
