@@ -53,9 +53,13 @@ esac
 groups=$((1 + (workers + size - 1) / size))
 simulator_s=$((groups * wait_s))
 
+# Each event line stamped as it arrives, for the breakdown below.
+stamp='import sys, time
+for line in sys.stdin:
+    sys.stdout.write("%.3f %s" % (time.time(), line))'
 start=$(date +%s.%N)
-"$bin/kubewright" upgrade -i "$inv" --to 1.32 --yes -o json --transport "$transport" --concurrency "$hosts" \
-    >"$work/upgrade.out" 2>&1 || fail "the upgrade failed"
+{ "$bin/kubewright" upgrade -i "$inv" --to 1.32 --yes -o json --transport "$transport" --concurrency "$hosts" \
+    2>"$work/upgrade.err" || fail "the upgrade failed"; } | python3 -u -c "$stamp" >"$work/upgrade.out"
 wall=$(echo "$(date +%s.%N) - $start" | bc)
 
 printf 'upgrade 1.31.4 -> 1.32 of 1 control plane + %s workers, batches of %s (%s nodes), %s transport\n' \
@@ -64,3 +68,27 @@ printf 'wall time            %8.2f s\n' "$wall"
 printf "simulator's waits    %8.2f s (%s serial groups x %s s)\n" "$simulator_s" "$groups" "$wait_s"
 printf 'overhead             %8.2f s, %.1f %% of the wall time (target < 5 %%)\n' \
     "$(echo "$wall - $simulator_s" | bc)" "$(echo "scale=4; ($wall - $simulator_s) * 100 / $wall" | bc)"
+# Where it goes: before the first step (facts of every host, the repository's releases, the
+# checks), and each step's wall time beyond its waits.
+python3 - "$work/upgrade.out" "$start" "$wait_s" "$size" <<'PY'
+import json, sys
+path, start, wait_s, size = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+first, steps = None, {}
+for line in open(path):
+    at, _, text = line.partition(" ")
+    try:
+        e = json.loads(text)
+    except ValueError:
+        continue
+    if not isinstance(e, dict) or "event" not in e:
+        continue
+    if e["event"] == "step-started":
+        first = first or float(at)
+        steps[e["step"]] = [float(at), None, e["hosts"]]
+    elif e["event"] == "step-finished":
+        steps[e["step"]][1] = float(at)
+print("before the first step %8.2f s (facts, releases, checks)" % (first - start))
+for name, (a, b, hosts) in steps.items():
+    waits = 0 if name.startswith(("etcd", "apply-cni")) else wait_s * (1 if name.startswith("upgrade-control") else -(-hosts // size))
+    print("  %-28s %6.2f s, %6.2f s beyond its waits" % (name, b - a, b - a - waits))
+PY
