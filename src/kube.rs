@@ -231,7 +231,9 @@ mod tests {
         assert!(exhausted_budgets("No resources found").is_empty());
         assert_eq!(
             drain_command("w1", 30, 300).commands(),
-            ["kubectl --kubeconfig /etc/kubernetes/admin.conf drain w1 --ignore-daemonsets --delete-emptydir-data --grace-period=30 --timeout=300s"]
+            [
+                "kubectl --kubeconfig /etc/kubernetes/admin.conf drain w1 --ignore-daemonsets --delete-emptydir-data --grace-period=30 --timeout=300s"
+            ]
         );
     }
 }
