@@ -4,6 +4,7 @@
 mod apply;
 mod certs;
 mod completions;
+mod etcd;
 mod inputs;
 mod inventory;
 mod lock;
@@ -91,6 +92,9 @@ pub enum Command {
     /// Check and renew the cluster's certificates
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// Back up etcd (snapshot and PKI, copied to the state directory)
+    #[command(subcommand)]
+    Etcd(etcd::EtcdCommand),
     /// See or break the cluster lock (one run per cluster at a time)
     #[command(subcommand)]
     Lock(lock::LockCommand),
@@ -108,6 +112,7 @@ pub fn run(cli: Cli, out: &Reporter) -> anyhow::Result<ExitCode> {
         Command::Upgrade(args) => upgrade::exec(args, out),
         Command::Lock(cmd) => lock::exec(cmd, out),
         Command::Certs(cmd) => certs::exec(cmd, out),
+        Command::Etcd(cmd) => etcd::exec(cmd, out),
         Command::Completions(args) => completions::exec(args),
     }
 }

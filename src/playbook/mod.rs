@@ -15,6 +15,7 @@ use crate::source_map::{FieldPath, SourceMap};
 const BUILTIN: &[(&str, &str)] = &[
     ("install", include_str!("../../playbooks/install.yaml")),
     ("certs-renew", include_str!("../../playbooks/certs-renew.yaml")),
+    ("etcd-snapshot", include_str!("../../playbooks/etcd-snapshot.yaml")),
 ];
 
 /// Which hosts a step runs on.
