@@ -273,7 +273,7 @@ pub fn refusals(nodes: &BTreeMap<String, NodeView>, hops: &[Version]) -> Vec<Ref
                 ),
                 format!(
                     "upgrade that node's kubelet to at least 1.{} first (it lags behind the control plane)",
-                    first.minor - kubelet_window(first)
+                    first.minor.saturating_sub(kubelet_window(first))
                 ),
             ));
         }

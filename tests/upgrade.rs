@@ -340,7 +340,11 @@ fn a_worker_losing_sshd_or_the_run_its_ctrl_c_mid_upgrade_is_finished_by_the_nex
     bed.start_sshd("w1").unwrap();
     bed.clear_faults("w1").unwrap();
 
-    // Ctrl-C while w2 (the next batch) drains: w2 finishes, w3 does not start.
+    // Ctrl-C while w2 (the next batch) runs its kubeadm (held up 5 s so the signal lands
+    // there): w2 finishes, w3 does not start.
+    let hold =
+        Fault { command_prefix: "kubeadm upgrade node".into(), action: FaultAction::Hang { seconds: 5 }, fired: false };
+    bed.add_fault("w2", hold).unwrap();
     let since = events_now(&bed);
     let child = command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"])
         .stdout(Stdio::piped())
@@ -348,7 +352,7 @@ fn a_worker_losing_sshd_or_the_run_its_ctrl_c_mid_upgrade_is_finished_by_the_nex
         .spawn()
         .unwrap();
     wait_for_event(&bed, "drain", "w1", since);
-    wait_for_event(&bed, "cordon", "w2", since);
+    wait_for_event(&bed, "drain", "w2", since);
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let o = child.wait_with_output().unwrap();
     let text = output_text(&o);
@@ -360,6 +364,7 @@ fn a_worker_losing_sshd_or_the_run_its_ctrl_c_mid_upgrade_is_finished_by_the_nex
     assert!(nodes.values().all(|n| !n.unschedulable), "{text}");
 
     // The next run finishes w3 only.
+    bed.clear_faults("w2").unwrap();
     let since = events_now(&bed);
     let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]);
     assert!(o.status.success(), "{}", output_text(&o));
