@@ -84,7 +84,13 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
         // The install, or the upgrade when the inventory's kubernetesVersion went up.
         let files = super::plan::host_files(&inv, &templates)?;
         let upgrade = super::upgrade::UpgradePlanner::new(&inv, &templates, files.clone());
-        let install = PlaybookPlanner { inv: &inv, playbook: &playbook, files, secret_env: BTreeMap::new() };
+        let install = PlaybookPlanner {
+            inv: &inv,
+            playbook: &playbook,
+            files,
+            secret_env: BTreeMap::new(),
+            may_be_unreachable: None,
+        };
         let planner = InstallOrUpgrade { install, upgrade, upgrading: std::cell::Cell::new(false) };
         return run(&inv, &planner, &options, out);
     }
@@ -191,7 +197,7 @@ pub fn run_playbook(
             .into());
     }
     let files = super::plan::host_files(inv, templates)?;
-    let planner = PlaybookPlanner { inv, playbook, files, secret_env };
+    let planner = PlaybookPlanner { inv, playbook, files, secret_env, may_be_unreachable: None };
     run(inv, &planner, args, out)
 }
 
@@ -206,6 +212,10 @@ pub trait Planner {
     fn secret_env(&self) -> &BTreeMap<String, String>;
     /// The plan against the facts just gathered (`cx` can ask the hosts more).
     fn plan(&self, cx: &RunCx<'_, '_>) -> anyhow::Result<Planned>;
+    /// A host whose facts may fail to be read (it is planned as unreachable instead).
+    fn may_be_unreachable(&self) -> Option<&str> {
+        None
+    }
     /// The result printed when the run ends; None: the per-host summary.
     fn report(&self, _cx: &RunCx<'_, '_>, _run: &RunReport, _hosts: &BTreeMap<String, HostTiming>) -> Option<Finished> {
         None
@@ -249,11 +259,13 @@ pub struct HostTiming {
 }
 
 /// A playbook's plan, lowered.
-struct PlaybookPlanner<'a> {
-    inv: &'a kubewright::inventory::Inventory,
-    playbook: &'a kubewright::playbook::Playbook,
-    files: BTreeMap<String, Vec<kubewright::render::RemoteFile>>,
-    secret_env: BTreeMap<String, String>,
+pub(super) struct PlaybookPlanner<'a> {
+    pub inv: &'a kubewright::inventory::Inventory,
+    pub playbook: &'a kubewright::playbook::Playbook,
+    pub files: BTreeMap<String, Vec<kubewright::render::RemoteFile>>,
+    pub secret_env: BTreeMap<String, String>,
+    /// See [`Planner::may_be_unreachable`].
+    pub may_be_unreachable: Option<String>,
 }
 
 impl Planner for PlaybookPlanner<'_> {
@@ -267,6 +279,10 @@ impl Planner for PlaybookPlanner<'_> {
 
     fn secret_env(&self) -> &BTreeMap<String, String> {
         &self.secret_env
+    }
+
+    fn may_be_unreachable(&self) -> Option<&str> {
+        self.may_be_unreachable.as_deref()
     }
 
     fn plan(&self, cx: &RunCx<'_, '_>) -> anyhow::Result<Planned> {
@@ -345,13 +361,19 @@ pub fn run(
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // What is on the hosts now, so that the plan shown (and run) is against it.
     let paths = super::plan::managed_paths(files);
-    let mut facts = match runtime.block_on(engine.gather_facts(&paths)) {
-        Ok(facts) => facts,
-        Err(failures) => {
-            runtime.block_on(engine.close());
-            return Err(super::plan::facts_error(failures));
-        }
-    };
+    let (mut facts, failures) = runtime.block_on(engine.gather_facts_partial(&paths));
+    // A host the planner allows to be down (the node `remove-node` takes out) is planned as
+    // unreachable; any other failure stops the run before anything changes.
+    let (tolerated, fatal): (Vec<_>, Vec<_>) =
+        failures.into_iter().partition(|f| planner.may_be_unreachable() == Some(f.host.as_str()));
+    if !fatal.is_empty() {
+        runtime.block_on(engine.close());
+        return Err(super::plan::facts_error(fatal));
+    }
+    for f in tolerated {
+        facts.hosts.insert(f.host.clone(), kubewright::facts::HostFacts::fresh());
+        facts.unreachable.insert(f.host, f.message);
+    }
     let state = state_dir(&inv.cluster.name);
     facts.bastion_kubeconfig = super::plan::bastion_has_kubeconfig(&state);
     let cx = RunCx { facts: &facts, state: &state, engine: &engine, runtime: &runtime };
@@ -465,7 +487,9 @@ pub fn run(
         }
     }
 
-    let control_planes: Vec<String> = inv.control_planes().map(|h| h.name.clone()).collect();
+    // The lock on every control plane that answered (a dead one being removed cannot hold it).
+    let control_planes: Vec<String> =
+        inv.control_planes().filter(|h| !facts.unreachable.contains_key(&h.name)).map(|h| h.name.clone()).collect();
     let holder = Holder {
         run_id: run_id.clone(),
         by: lock::local_identity(),

@@ -9,6 +9,7 @@ mod inputs;
 mod inventory;
 mod lock;
 mod plan;
+mod remove_node;
 mod render;
 mod run;
 mod upgrade;
@@ -92,6 +93,8 @@ pub enum Command {
     /// Check and renew the cluster's certificates
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// Take a node out of the cluster: drain, etcd member, kubeadm reset, Node object (also when it is dead)
+    RemoveNode(remove_node::Args),
     /// Back up etcd (snapshot and PKI, copied to the state directory)
     #[command(subcommand)]
     Etcd(etcd::EtcdCommand),
@@ -113,6 +116,7 @@ pub fn run(cli: Cli, out: &Reporter) -> anyhow::Result<ExitCode> {
         Command::Lock(cmd) => lock::exec(cmd, out),
         Command::Certs(cmd) => certs::exec(cmd, out),
         Command::Etcd(cmd) => etcd::exec(cmd, out),
+        Command::RemoveNode(args) => remove_node::exec(args, out),
         Command::Completions(args) => completions::exec(args),
     }
 }

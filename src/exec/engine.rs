@@ -338,6 +338,18 @@ impl<'a> Engine<'a> {
         &self,
         paths: &BTreeMap<String, Vec<String>>,
     ) -> Result<crate::facts::ClusterFacts, Vec<super::facts::FactsFailure>> {
+        match self.gather_facts_partial(paths).await {
+            (facts, failures) if failures.is_empty() => Ok(facts),
+            (_, failures) => Err(failures),
+        }
+    }
+
+    /// [`Engine::gather_facts`], keeping the facts of the hosts that answered beside the
+    /// failures of those that did not.
+    pub async fn gather_facts_partial(
+        &self,
+        paths: &BTreeMap<String, Vec<String>>,
+    ) -> (crate::facts::ClusterFacts, Vec<super::facts::FactsFailure>) {
         let items: Vec<(String, String)> = self.targets.keys().map(|h| (h.clone(), h.clone())).collect();
         let outcomes = for_each_host(items, self.concurrency, |host| async move {
             let session = self.session(&host).await.map_err(|e| super::facts::FactsFailure {
@@ -349,7 +361,7 @@ impl<'a> Engine<'a> {
                 .await
         })
         .await;
-        super::facts::collect(outcomes)
+        super::facts::collect_partial(outcomes)
     }
 
     /// Close every open session.
@@ -731,19 +743,25 @@ impl<'a> Engine<'a> {
     async fn run_ops(&self, step: &str, host: &str, ops: &[Op]) -> Result<(), HostFailure> {
         let transport_failure =
             |e: TransportError, command: Option<&str>| self.failure(step, host, command, e.to_string(), e.hint());
-        let own_session = self.session(host).await.map_err(|e| transport_failure(e, None))?;
+        // Work carried out entirely from other hosts (a dead node's removal) needs no session of its own.
+        let own_session = match ops.iter().all(|op| matches!(op, Op::Via { .. })) {
+            true => None,
+            false => Some(self.session(host).await.map_err(|e| transport_failure(e, None))?),
+        };
         for op in ops {
-            let via_session;
-            let (session, op) = match op {
-                Op::Via { host: other, op } => {
-                    via_session = self
-                        .session(other)
-                        .await
-                        .map_err(|e| transport_failure(e, Some(&format!("connect to {other}"))))?;
-                    (&via_session, op.as_ref())
-                }
-                _ => (&own_session, op),
+            let session_of = |s: Option<Arc<Session>>| {
+                s.ok_or_else(|| self.failure(step, host, None, "no session to this host".into(), "run again".into()))
             };
+            let (session, op) = match op {
+                Op::Via { host: other, op } => (
+                    self.session(other)
+                        .await
+                        .map_err(|e| transport_failure(e, Some(&format!("connect to {other}"))))?,
+                    op.as_ref(),
+                ),
+                _ => (session_of(own_session.clone())?, op),
+            };
+            let session = &session;
             let operation =
                 |what: String| (self.events)(Event::Operation { step: step.into(), host: host.into(), what });
             match op {

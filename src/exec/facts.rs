@@ -84,7 +84,10 @@ pub fn collect_partial(
             Err(e) => failures.push(e),
         }
     }
-    (ClusterFacts { hosts, assumed_fresh: false, bastion_kubeconfig: false, cluster }, failures)
+    (
+        ClusterFacts { hosts, assumed_fresh: false, bastion_kubeconfig: false, cluster, unreachable: BTreeMap::new() },
+        failures,
+    )
 }
 
 /// The facts of every target (`paths`: the files kubewright manages on each host, by host

@@ -166,6 +166,10 @@ pub struct ClusterFacts {
     /// when no control plane was initialized or none answered.
     #[serde(default)]
     pub cluster: Option<ClusterView>,
+    /// Hosts that could not be read, and why, when the run allows it (the node `remove-node`
+    /// takes out may be dead); their `hosts` entry is a fresh host's.
+    #[serde(default)]
+    pub unreachable: BTreeMap<String, String>,
 }
 
 /// The cluster as its API server reports it.
@@ -193,6 +197,7 @@ impl ClusterFacts {
             assumed_fresh: true,
             bastion_kubeconfig: false,
             cluster: None,
+            unreachable: BTreeMap::new(),
         }
     }
 

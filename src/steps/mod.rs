@@ -14,6 +14,7 @@ mod kubeadm_init;
 mod local_api_proxy;
 mod preflight;
 mod prepare_host;
+mod remove_node;
 mod renew_certificates;
 mod shell;
 mod upgrade_node;
@@ -49,6 +50,7 @@ static STEPS: &[&dyn Step] = &[
     &etcd_snapshot::EtcdSnapshot,
     &upgrade_node::UpgradeControlPlane,
     &upgrade_node::UpgradeWorker,
+    &remove_node::RemoveNode,
     &shell::Shell,
 ];
 

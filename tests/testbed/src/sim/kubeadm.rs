@@ -90,6 +90,7 @@ pub fn kubeadm(args: &[String]) -> anyhow::Result<Outcome> {
         Some("token") => token(version, &args[1..]),
         Some("certs") => super::certs::certs(version, &args[1..]),
         Some("upgrade") => super::upgrade::upgrade(version, &args[1..]),
+        Some("reset") => reset(&args[1..]),
         Some(other) => Ok(Outcome::fail(
             1,
             format!("unknown command \"{other}\" for \"kubeadm\"\nRun 'kubeadm --help' for usage.\n"),
@@ -1434,4 +1435,80 @@ pub fn publish_ca() -> anyhow::Result<()> {
     std::fs::copy(Path::new(PKI).join("ca.crt"), dir.join("ca.crt"))?;
     std::fs::copy(Path::new(PKI).join("ca.key"), dir.join("ca.key"))?;
     Ok(())
+}
+
+/// `kubeadm reset [-f]`: the kubelet stopped, this control plane's etcd member removed (the
+/// `remove-etcd-member` phase), and the files kubeadm wrote deleted (kubeadm-behaviour.md §3.2);
+/// the Node object stays until `kubectl delete node`. CNI configuration and iptables are left, as
+/// kubeadm says.
+pub fn reset(args: &[String]) -> anyhow::Result<Outcome> {
+    let force = args.iter().any(|a| a == "-f" || a == "--force");
+    let mut out = String::from(
+        "W0101 00:00:00.000000    1 preflight.go:56] [reset] WARNING: Changes made to this host by 'kubeadm init' or 'kubeadm join' will be reverted.\n",
+    );
+    if !force {
+        out.push_str("[reset] Are you sure you want to proceed? [y/N]: ");
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y") {
+            return Ok(Outcome {
+                code: 1,
+                stdout: out,
+                stderr: "won't proceed; the user didn't answer (Y|y) in order to continue\nTo see the stack trace of this error execute with --v=5 or higher\n".into(),
+            });
+        }
+    }
+    let node = std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default();
+    out.push_str("[preflight] Running pre-flight checks\n");
+    if Path::new("/etc/kubernetes/manifests/etcd.yaml").exists() {
+        let removed = with_cluster(|c| {
+            Ok(c.etcd_members.iter().position(|m| *m == node).map(|i| {
+                c.etcd_members.remove(i);
+                c.event("etcd-member-remove", &node);
+            }))
+        })?;
+        if removed.is_none() {
+            out.push_str("W0101 00:00:00.000000    1 removeetcdmember.go:106] [reset] No kubeadm config, using etcd pod spec to get data directory\n");
+        }
+        out.push_str("[reset] Deleted contents of the etcd data directory: /var/lib/etcd\n");
+    }
+    out.push_str("[reset] Stopping the kubelet service\n");
+    super::kubectl::kubelet_changed(false)?;
+    super::host::with_host(|s| {
+        if let Some(u) = s.units.get_mut("kubelet") {
+            u.active = false;
+        }
+        Ok(())
+    })?;
+    out.push_str("[reset] Unmounting mounted directories in \"/var/lib/kubelet\"\n");
+    let dirs = ["/etc/kubernetes/manifests", "/var/lib/kubelet", "/etc/kubernetes/pki"];
+    for dir in dirs {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            }
+        }
+    }
+    let files = [
+        "/etc/kubernetes/admin.conf",
+        "/etc/kubernetes/super-admin.conf",
+        "/etc/kubernetes/kubelet.conf",
+        "/etc/kubernetes/bootstrap-kubelet.conf",
+        "/etc/kubernetes/controller-manager.conf",
+        "/etc/kubernetes/scheduler.conf",
+    ];
+    for f in files {
+        let _ = std::fs::remove_file(f);
+    }
+    let _ = std::fs::remove_dir_all("/var/lib/etcd");
+    with_cluster(|c| {
+        c.apiservers.retain(|a| c.nodes.get(&node).is_none_or(|n| !a.starts_with(&format!("{}:", n.address))));
+        c.event("reset", &node);
+        Ok(())
+    })?;
+    out.push_str(&format!(
+        "[reset] Deleting contents of directories: {dirs:?}\n[reset] Deleting files: {files:?}\n\nThe reset process does not clean CNI configuration. To do so, you must remove /etc/cni/net.d\n\nThe reset process does not reset or clean up iptables rules or IPVS tables.\nIf you wish to reset iptables, you must do so manually by using the \"iptables\" command.\n\nIf your cluster was setup to utilize IPVS, run ipvsadm --clear (or similar)\nto reset your system's IPVS tables.\n\nThe reset process does not clean your kubeconfig files and you must remove them manually.\nPlease, check the contents of the $HOME/.kube/config file.\n"
+    ));
+    Ok(Outcome::ok(out))
 }

@@ -128,6 +128,28 @@ pub fn kubectl(args: &[String]) -> anyhow::Result<Outcome> {
             Ok(c) => get_pods(&c, args),
             Err(o) => o,
         }),
+        Some("delete") if pos.get(1).is_some_and(|r| matches!(*r, "node" | "nodes" | "no")) => {
+            if let Err(o) = connect(args) {
+                return Ok(o);
+            }
+            let ignore = args.iter().any(|a| a == "--ignore-not-found" || a == "--ignore-not-found=true");
+            let names: Vec<String> = pos[2..].iter().map(|s| s.to_string()).collect();
+            with_cluster(|c| {
+                let mut out = Outcome::ok(String::new());
+                for name in &names {
+                    if c.nodes.remove(name).is_some() {
+                        // The node's pods go with it (the pod GC; their controllers recreate them).
+                        c.pods.retain(|p| p.node != *name);
+                        c.event("delete-node", name);
+                        out.stdout.push_str(&format!("node \"{name}\" deleted\n"));
+                    } else if !ignore {
+                        out.code = 1;
+                        out.stderr.push_str(&format!("Error from server (NotFound): nodes \"{name}\" not found\n"));
+                    }
+                }
+                Ok(out)
+            })
+        }
         Some("cordon") | Some("uncordon") => {
             if let Err(o) = connect(args) {
                 return Ok(o);

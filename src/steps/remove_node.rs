@@ -1,0 +1,111 @@
+//! `remove-node`: take one node out of the cluster in the safe order (`kubewright remove-node`):
+//! drain it (from the first control plane), remove its etcd member if it is a control plane,
+//! `kubeadm reset` on it, delete its Node object. A node that cannot be reached (dead, or its
+//! sshd gone) is still removed from the cluster: what needs the node itself is skipped, and the
+//! plan says so.
+
+use super::Step;
+use crate::facts::HostFacts;
+use crate::inventory::Host;
+use crate::plan::{Action, Decision, PlanCx};
+use crate::script::Script;
+
+pub struct RemoveNode;
+
+/// `$1`: the member's name (the node's). Removes it from etcd through the local member; a name
+/// that is no member (already removed) is not an error.
+const REMOVE_MEMBER: &str = r#"set -eu
+name=$1
+etcd() { etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key "$@"; }
+members=$(etcd member list)
+id=$(awk -F', ' -v n="$name" '$3 == n { print $1 }' <<MEMBERS
+$members
+MEMBERS
+)
+if [ -z "$id" ]; then echo "$name is not an etcd member (already removed)"; exit 0; fi
+etcd member remove "$id""#;
+
+impl Step for RemoveNode {
+    fn id(&self) -> &'static str {
+        "remove-node"
+    }
+
+    fn title(&self) -> &'static str {
+        "Remove a node from the cluster"
+    }
+
+    fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
+        let first = cx.inventory.first_control_plane();
+        if std::ptr::eq(host, first) {
+            let fix = match cx.inventory.control_planes().find(|h| !std::ptr::eq(*h, first)) {
+                Some(other) => format!(
+                    "list another control plane ({}) first in the inventory, then remove {}",
+                    other.name, host.name
+                ),
+                None => "it is the only control plane: kubeadm reset on every node tears the cluster down".into(),
+            };
+            return Decision::Blocked {
+                problems: vec![format!(
+                    "{} is the first control plane, from which kubewright runs the cluster's commands: {fix}",
+                    host.name
+                )],
+            };
+        }
+        let unreachable = cx.facts.unreachable.get(&host.name);
+        let in_cluster = cx.facts.cluster.as_ref().is_some_and(|c| c.nodes.contains_key(&host.name));
+        if !in_cluster && !facts.joined && unreachable.is_none() {
+            return Decision::Skip { reason: "not a node of the cluster and nothing of kubeadm's on it".into() };
+        }
+        let via = |action: Action| Action::Via { on: first.name.clone(), action: Box::new(action) };
+        let mut actions = Vec::new();
+        match unreachable {
+            Some(why) => actions.push(Action::Check {
+                description: format!(
+                    "{} cannot be reached ({why}): its pods are not drained (their controllers recreate them elsewhere once the node is deleted) and kubeadm reset is skipped: run `kubeadm reset -f` there if it comes back",
+                    host.name
+                ),
+            }),
+            None if in_cluster => {
+                let up = &cx.inventory.cluster.upgrade;
+                actions.push(via(Action::Drain {
+                    node: host.name.clone(),
+                    grace_period_s: up.drain_grace_period.seconds,
+                    timeout_s: up.drain_timeout.seconds,
+                    skip_when_blocked: false,
+                }));
+            }
+            None => {}
+        }
+        if host.is_control_plane() {
+            actions.push(via(Action::Run {
+                description: format!(
+                    "remove {}'s etcd member first, so that etcd counts its quorum without it",
+                    host.name
+                ),
+                commands: Script::new().cmd(["sh", "-c", REMOVE_MEMBER, "sh", &host.name]),
+            }));
+        }
+        if unreachable.is_none() && facts.joined {
+            actions.push(Action::Run {
+                description: "undo kubeadm's init or join here (kubeadm reset) and remove the pod network's configuration"
+                    .into(),
+                commands: Script::new().cmd(["kubeadm", "reset", "--force"]).cmd(["rm", "-rf", "/etc/cni/net.d"]),
+            });
+        }
+        if in_cluster {
+            actions.push(via(Action::Run {
+                description: format!("delete the Node object {}", host.name),
+                commands: Script::new().cmd([
+                    "kubectl",
+                    "--kubeconfig",
+                    crate::kube::ADMIN_KUBECONFIG,
+                    "delete",
+                    "node",
+                    &host.name,
+                    "--ignore-not-found",
+                ]),
+            }));
+        }
+        Decision::Change { actions }
+    }
+}
