@@ -749,9 +749,6 @@ impl<'a> Engine<'a> {
             false => Some(self.session(host).await.map_err(|e| transport_failure(e, None))?),
         };
         for op in ops {
-            let session_of = |s: Option<Arc<Session>>| {
-                s.ok_or_else(|| self.failure(step, host, None, "no session to this host".into(), "run again".into()))
-            };
             let (session, op) = match op {
                 Op::Via { host: other, op } => (
                     self.session(other)
@@ -759,7 +756,19 @@ impl<'a> Engine<'a> {
                         .map_err(|e| transport_failure(e, Some(&format!("connect to {other}"))))?,
                     op.as_ref(),
                 ),
-                _ => (session_of(own_session.clone())?, op),
+                _ => match &own_session {
+                    Some(own) => (own.clone(), op),
+                    // Not reached: the session is opened above whenever an op needs it.
+                    None => {
+                        return Err(self.failure(
+                            step,
+                            host,
+                            None,
+                            "no session to this host".into(),
+                            "run again".into(),
+                        ));
+                    }
+                },
             };
             let session = &session;
             let operation =
