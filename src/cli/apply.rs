@@ -617,13 +617,18 @@ fn eprint_block(text: &str) {
 }
 
 fn confirm(question: &str) -> anyhow::Result<bool> {
+    Ok(ask(question)? == "yes")
+}
+
+/// `question` on stderr, the answer from stdin (trimmed).
+pub fn ask(question: &str) -> anyhow::Result<String> {
     use std::io::Write;
     let mut stderr = std::io::stderr().lock();
     let _ = write!(stderr, "{question}");
     let _ = stderr.flush();
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
-    Ok(answer.trim() == "yes")
+    Ok(answer.trim().to_string())
 }
 
 /// The per-host summary: what failed (host, step, command, exit code, stderr tail), what did

@@ -11,6 +11,7 @@ mod lock;
 mod plan;
 mod remove_node;
 mod render;
+mod reset;
 mod run;
 mod upgrade;
 
@@ -95,6 +96,8 @@ pub enum Command {
     Certs(certs::CertsCommand),
     /// Take a node out of the cluster: drain, etcd member, kubeadm reset, Node object (also when it is dead)
     RemoveNode(remove_node::Args),
+    /// Tear the whole cluster down (kubeadm reset on every node), behind a confirmation naming it
+    Reset(reset::Args),
     /// Back up etcd (snapshot and PKI, copied to the state directory)
     #[command(subcommand)]
     Etcd(etcd::EtcdCommand),
@@ -117,6 +120,7 @@ pub fn run(cli: Cli, out: &Reporter) -> anyhow::Result<ExitCode> {
         Command::Certs(cmd) => certs::exec(cmd, out),
         Command::Etcd(cmd) => etcd::exec(cmd, out),
         Command::RemoveNode(args) => remove_node::exec(args, out),
+        Command::Reset(args) => reset::exec(args, out),
         Command::Completions(args) => completions::exec(args),
     }
 }

@@ -16,6 +16,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("install", include_str!("../../playbooks/install.yaml")),
     ("certs-renew", include_str!("../../playbooks/certs-renew.yaml")),
     ("etcd-snapshot", include_str!("../../playbooks/etcd-snapshot.yaml")),
+    ("reset", include_str!("../../playbooks/reset.yaml")),
 ];
 
 /// Which hosts a step runs on.

@@ -16,6 +16,7 @@ mod preflight;
 mod prepare_host;
 mod remove_node;
 mod renew_certificates;
+mod reset_node;
 mod shell;
 mod upgrade_node;
 mod wait_ready;
@@ -51,6 +52,7 @@ static STEPS: &[&dyn Step] = &[
     &upgrade_node::UpgradeControlPlane,
     &upgrade_node::UpgradeWorker,
     &remove_node::RemoveNode,
+    &reset_node::ResetNode,
     &shell::Shell,
 ];
 

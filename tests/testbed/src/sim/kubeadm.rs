@@ -1460,7 +1460,8 @@ pub fn reset(args: &[String]) -> anyhow::Result<Outcome> {
     }
     let node = std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default();
     out.push_str("[preflight] Running pre-flight checks\n");
-    if Path::new("/etc/kubernetes/manifests/etcd.yaml").exists() {
+    let was_member = Path::new("/etc/kubernetes/manifests/etcd.yaml").exists();
+    if was_member {
         let removed = with_cluster(|c| {
             Ok(c.etcd_members.iter().position(|m| *m == node).map(|i| {
                 c.etcd_members.remove(i);
@@ -1505,6 +1506,12 @@ pub fn reset(args: &[String]) -> anyhow::Result<Outcome> {
     with_cluster(|c| {
         c.apiservers.retain(|a| c.nodes.get(&node).is_none_or(|n| !a.starts_with(&format!("{}:", n.address))));
         c.event("reset", &node);
+        // The last control plane's etcd data was the cluster: nothing of it is left.
+        if was_member && c.etcd_members.is_empty() {
+            let kept = (std::mem::take(&mut c.events), c.clock_offset_seconds);
+            *c = super::cluster::Cluster::default();
+            (c.events, c.clock_offset_seconds) = kept;
+        }
         Ok(())
     })?;
     out.push_str(&format!(

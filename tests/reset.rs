@@ -1,0 +1,65 @@
+//! `kubewright reset` on the test bed: refused without the cluster's name, then every node torn
+//! down (kubeadm's files, the pod network's, kubewright's), and a fresh install works after.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
+
+use std::process::{Command, Output, Stdio};
+
+use kubewright_testbed::{Testbed, TestbedOptions};
+
+mod common;
+use common::output_text;
+
+fn kubewright(bed: &Testbed, state: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kubewright"))
+        .args(args)
+        .arg("-i")
+        .arg(bed.inventory_path())
+        .env("NO_COLOR", "1")
+        .env("KUBEWRIGHT_STATE_DIR", state)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn reset_needs_the_clusters_name_then_tears_every_node_down() {
+    let mut opts = TestbedOptions::new(3);
+    opts.control_planes = 2;
+    let Some(bed) = Testbed::up_or_skip(opts) else { return };
+    let state = tempfile::tempdir().unwrap();
+    let o = kubewright(&bed, state.path(), &["apply", "--yes", "-q"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let name = bed.cluster_state().cluster_name.clone();
+    let inventory = std::fs::read_to_string(bed.inventory_path()).unwrap();
+    let cluster_name = inventory.lines().find_map(|l| l.trim().strip_prefix("name: ")).unwrap().to_string();
+
+    let before = bed.cluster_state().events.len();
+    for args in [vec!["reset"], vec!["reset", "--confirm", "someone-else"]] {
+        let o = kubewright(&bed, state.path(), &args);
+        assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
+        assert!(output_text(&o).contains("nothing was changed"), "{}", output_text(&o));
+    }
+    assert_eq!(bed.cluster_state().events.len(), before);
+
+    let o = kubewright(&bed, state.path(), &["reset", "--confirm", &cluster_name]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let order: Vec<String> =
+        bed.cluster_state().events.iter().filter(|e| e.what == "reset").map(|e| e.node.clone()).collect();
+    assert_eq!(order, ["w1", "cp2", "cp1"], "workers first, the first control plane last");
+    for host in ["cp1", "cp2", "w1"] {
+        let o = bed
+            .exec(host, "ls /etc/kubernetes/kubelet.conf /etc/kubernetes/manifests/etcd.yaml /etc/cni/net.d /etc/kubewright /etc/sysctl.d/90-kubewright.conf 2>&1; grep -c '# kubewright$' /etc/hosts; true")
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(text.matches("No such file").count() >= 4, "{host}: {text}");
+        assert!(text.trim_end().ends_with('0'), "{host}: its /etc/hosts line stays: {text}");
+    }
+    assert!(!bed.cluster_state().initialized, "the last etcd member's data was the cluster ({name})");
+
+    // Nothing left to tear down; and the hosts take a fresh install.
+    let again = kubewright(&bed, state.path(), &["reset", "--confirm", &cluster_name]);
+    assert!(again.status.success() && output_text(&again).contains("nothing to do"), "{}", output_text(&again));
+    let o = kubewright(&bed, state.path(), &["apply", "--yes", "-q"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert_eq!(bed.cluster_state().nodes.len(), 3);
+}
