@@ -363,11 +363,25 @@ fn a_worker_losing_sshd_or_the_run_its_ctrl_c_mid_upgrade_is_finished_by_the_nex
     assert_eq!(nodes["w3"].kubelet_version, "v1.31.4", "nothing new started: {text}");
     assert!(nodes.values().all(|n| !n.unschedulable), "{text}");
 
-    // The next run finishes w3 only.
+    // The next run finishes w3 only: apply, with the inventory at the release the control plane
+    // has, sees the node behind it and runs the upgrade.
     bed.clear_faults("w2").unwrap();
+    let inventory = std::fs::read_to_string(bed.inventory_path()).unwrap();
+    std::fs::write(
+        bed.inventory_path(),
+        inventory.replacen("kubernetesVersion: 1.31.4", "kubernetesVersion: 1.32.9", 1),
+    )
+    .unwrap();
     let since = events_now(&bed);
-    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]);
+    let o = kubewright(&bed, state.path(), &["apply", "--yes"]);
     assert!(o.status.success(), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains(
+            "Node(s) w3 are behind the cluster's 1.32.9 (an upgrade did not finish): this apply is the upgrade"
+        ),
+        "{}",
+        output_text(&o)
+    );
     assert!(kubelet_versions(&bed).iter().all(|(_, v)| v == "v1.32.9"));
     let drained: Vec<String> =
         bed.cluster_state().events[since..].iter().filter(|e| e.what == "drain").map(|e| e.node.clone()).collect();

@@ -119,7 +119,7 @@ impl Planner for InstallOrUpgrade<'_> {
     }
 
     fn plan(&self, cx: &RunCx<'_, '_>) -> anyhow::Result<Planned> {
-        let Some(running) = super::upgrade::older_cluster(cx.facts, self.install.inv) else {
+        let Some(why) = super::upgrade::upgrade_due(cx.facts, self.install.inv) else {
             return self.install.plan(cx);
         };
         self.upgrading.set(true);
@@ -127,8 +127,8 @@ impl Planner for InstallOrUpgrade<'_> {
         planned.text.insert_str(
             0,
             &format!(
-                "The cluster runs {running} and the inventory says {}: this apply is the upgrade (`kubewright upgrade -i INV` does the same, with its options).\n",
-                self.install.inv.cluster.kubernetes_version
+                "{}: this apply is the upgrade (`kubewright upgrade -i INV` does the same, with its options).\n",
+                capitalized(&why)
             ),
         );
         Ok(planned)
@@ -560,6 +560,11 @@ pub fn run(
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// A host's time and drains, from the engine's events (a worker's drain runs on a control

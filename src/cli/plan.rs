@@ -82,13 +82,14 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     } else {
         gather_facts(&inv, &files, &args.connect, args.concurrency, out)?
     };
-    // The inventory names a newer release than the cluster runs: apply would upgrade, so the
-    // plan shown is the upgrade's (it asks the repository on the first control plane).
+    // The inventory names a newer release than the cluster runs, or nodes lag behind it: apply
+    // would upgrade, so the plan shown is the upgrade's (it asks the repository on the first
+    // control plane).
     if args.playbook.is_none()
         && args.builtin == "install"
-        && let Some(running) = super::upgrade::older_cluster(&facts, &inv)
+        && let Some(why) = super::upgrade::upgrade_due(&facts, &inv)
     {
-        out.detail(&format!("the cluster runs {running}: planning the upgrade to {}", inv.cluster.kubernetes_version));
+        out.detail(&format!("{why}: planning the upgrade to {}", inv.cluster.kubernetes_version));
         let planner = super::upgrade::UpgradePlanner::new(&inv, &templates, files);
         let preview = super::apply::Preview { detailed_exitcode: args.detailed_exitcode };
         let options = super::apply::RunOptions {

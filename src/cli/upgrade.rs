@@ -132,11 +132,24 @@ impl<'a> UpgradePlanner<'a> {
     }
 }
 
-/// The cluster's release when it is older than the inventory's (an upgrade is due), from the
-/// kubeadm-config the facts read.
-pub fn older_cluster(facts: &kubewright::facts::ClusterFacts, inv: &Inventory) -> Option<Version> {
-    let running = facts.cluster.as_ref()?.kubeadm_config.as_deref().and_then(kubewright::kube::cluster_version)?;
-    (running < inv.cluster.kubernetes_version).then_some(running)
+/// Why an upgrade is due, from the facts: the cluster runs an older release than the inventory
+/// names, or nodes lag behind the cluster's (an upgrade that did not finish). None: not due.
+pub fn upgrade_due(facts: &kubewright::facts::ClusterFacts, inv: &Inventory) -> Option<String> {
+    let view = facts.cluster.as_ref()?;
+    let running = view.kubeadm_config.as_deref().and_then(kubewright::kube::cluster_version)?;
+    let wanted = inv.cluster.kubernetes_version;
+    if running < wanted {
+        return Some(format!("the cluster runs {running} and the inventory says {wanted}"));
+    }
+    let lagging: Vec<&str> = view
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.kubelet_version.trim_start_matches('v').parse::<Version>().is_ok_and(|k| k < running))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    (running == wanted && !lagging.is_empty()).then(|| {
+        format!("node(s) {} are behind the cluster's {running} (an upgrade did not finish)", lagging.join(", "))
+    })
 }
 
 fn refused(refusals: &[Refusal]) -> anyhow::Error {
