@@ -694,7 +694,7 @@ impl<'a> Engine<'a> {
                 budgets.join(", ")
             )
         };
-        let mut failure = self.failure(step, host, Some(&command), message, "scale the workload up or relax its PodDisruptionBudget, then run the upgrade again (it continues with this node); --skip-blocked goes on with the other nodes and lists this one; --keep-cordoned leaves it cordoned".into());
+        let mut failure = self.failure(step, host, Some(&command), message, "scale the workload up or relax its PodDisruptionBudget, then run again (it continues with this node); `kubewright upgrade --skip-blocked` goes on with the other nodes and lists this one, --keep-cordoned leaves it cordoned".into());
         failure.exit_code = out.code;
         let lines: Vec<&str> = out.stderr.lines().collect();
         failure.stderr_tail =
