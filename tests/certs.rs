@@ -3,24 +3,12 @@
 //! certificates flagged, unreachable hosts reported without hiding the others.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use kubewright_testbed::{Testbed, TestbedOptions};
 
 mod common;
-use common::output_text;
-
-fn kubewright(bed: &Testbed, state: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kubewright"))
-        .args(args)
-        .arg("-i")
-        .arg(bed.inventory_path())
-        .env("NO_COLOR", "1")
-        .env("KUBEWRIGHT_STATE_DIR", state)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
+use common::{on_bed as kubewright, output_text};
 
 fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", output_text(o)))

@@ -2,24 +2,10 @@
 //! rotated, and the copies kept on the first control plane pruned to `keepBackups`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
-use std::process::{Command, Output, Stdio};
-
 use kubewright_testbed::{Testbed, TestbedOptions};
 
 mod common;
-use common::output_text;
-
-fn kubewright(bed: &Testbed, state: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kubewright"))
-        .args(args)
-        .arg("-i")
-        .arg(bed.inventory_path())
-        .env("NO_COLOR", "1")
-        .env("KUBEWRIGHT_STATE_DIR", state)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
+use common::{on_bed as kubewright, output_text};
 
 #[test]
 fn snapshots_reach_the_bastion_and_both_sides_keep_only_keep_backups() {

@@ -2,24 +2,10 @@
 //! down (kubeadm's files, the pod network's, kubewright's), and a fresh install works after.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
-use std::process::{Command, Output, Stdio};
-
 use kubewright_testbed::{Testbed, TestbedOptions};
 
 mod common;
-use common::output_text;
-
-fn kubewright(bed: &Testbed, state: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kubewright"))
-        .args(args)
-        .arg("-i")
-        .arg(bed.inventory_path())
-        .env("NO_COLOR", "1")
-        .env("KUBEWRIGHT_STATE_DIR", state)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
+use common::{on_bed as kubewright, output_text};
 
 #[test]
 fn reset_needs_the_clusters_name_then_tears_every_node_down() {

@@ -8,22 +8,7 @@ use std::process::{Command, Output, Stdio};
 use kubewright_testbed::{Testbed, TestbedOptions};
 
 mod common;
-use common::output_text;
-
-fn command(bed: &Testbed, state: &std::path::Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kubewright"));
-    c.args(args)
-        .arg("-i")
-        .arg(bed.inventory_path())
-        .env("NO_COLOR", "1")
-        .env("KUBEWRIGHT_STATE_DIR", state)
-        .stdin(Stdio::null());
-    c
-}
-
-fn kubewright(bed: &Testbed, state: &std::path::Path, args: &[&str]) -> Output {
-    command(bed, state, args).output().unwrap()
-}
+use common::{bed_command as command, on_bed as kubewright, output_text};
 
 /// A cluster of `control_planes` + `workers` installed at `version`, with `upgrade:` settings
 /// put into the inventory.

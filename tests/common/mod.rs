@@ -2,7 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
 
 use kubewright::inventory::{Inventory, load};
 use kubewright::render::{RemoteFile, Secrets, Templates};
@@ -69,4 +69,22 @@ pub fn printed_inventory(o: &Output) -> Inventory {
     assert!(o.status.success(), "{}", output_text(o));
     let yaml = String::from_utf8(o.stdout.clone()).unwrap();
     load("imported.yaml", &yaml).unwrap_or_else(|e| panic!("{yaml}\n{:#?}", e.diagnostics)).inventory
+}
+
+/// The kubewright binary on a test bed's inventory, with `state` as its state directory, no
+/// colour and no terminal (so it never waits for an answer).
+pub fn bed_command(bed: &kubewright_testbed::Testbed, state: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kubewright"));
+    c.args(args)
+        .arg("-i")
+        .arg(bed.inventory_path())
+        .env("NO_COLOR", "1")
+        .env("KUBEWRIGHT_STATE_DIR", state)
+        .stdin(Stdio::null());
+    c
+}
+
+/// [`bed_command`] run to its end.
+pub fn on_bed(bed: &kubewright_testbed::Testbed, state: &std::path::Path, args: &[&str]) -> Output {
+    bed_command(bed, state, args).output().unwrap()
 }
