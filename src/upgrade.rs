@@ -256,7 +256,7 @@ pub fn refusals(nodes: &BTreeMap<String, NodeView>, hops: &[Version]) -> Vec<Ref
     }
     let (Some(first), Some(last)) = (hops.first().copied(), hops.last().copied()) else { return out };
     for (name, node) in nodes {
-        let Ok(kubelet) = node.kubelet_version.trim_start_matches('v').parse::<Version>() else {
+        let Some(kubelet) = node.kubelet() else {
             out.push(refuse(format!("node {name} reports kubelet `{}`", node.kubelet_version), "check the node"));
             continue;
         };

@@ -146,7 +146,7 @@ pub fn upgrade_due(facts: &kubewright::facts::ClusterFacts, inv: &Inventory) -> 
         .nodes
         .iter()
         .filter(|(name, _)| inv.host(name).is_some())
-        .filter(|(_, n)| n.kubelet_version.trim_start_matches('v').parse::<Version>().is_ok_and(|k| k < running))
+        .filter(|(_, n)| n.kubelet().is_some_and(|k| k < running))
         .map(|(name, _)| name.as_str())
         .collect();
     (running == wanted && !lagging.is_empty()).then(|| {
@@ -330,10 +330,10 @@ impl Planner for UpgradePlanner<'_> {
         let mut hops = hops;
         // Nodes behind the control plane's version: an earlier upgrade did not finish (a
         // blocked drain, a stop); they are brought to it first.
-        let lagging = view.nodes.iter().any(|(name, n)| {
-            self.inv.host(name).is_some()
-                && n.kubelet_version.trim_start_matches('v').parse::<Version>().is_ok_and(|k| k < current)
-        });
+        let lagging = view
+            .nodes
+            .iter()
+            .any(|(name, n)| self.inv.host(name).is_some() && n.kubelet().is_some_and(|k| k < current));
         if lagging && hops.first() != Some(&current) {
             hops.insert(0, current);
         }

@@ -190,6 +190,13 @@ pub struct NodeView {
     pub unschedulable: bool,
 }
 
+impl NodeView {
+    /// The kubelet's version as a release (`v1.31.4` → 1.31.4); None when it reports something else.
+    pub fn kubelet(&self) -> Option<crate::version::Version> {
+        self.kubelet_version.trim_start_matches('v').parse().ok()
+    }
+}
+
 impl ClusterFacts {
     pub fn assume_fresh<'a>(host_names: impl IntoIterator<Item = &'a str>) -> Self {
         ClusterFacts {

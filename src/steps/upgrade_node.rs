@@ -30,7 +30,7 @@ const READY_TIMEOUT_S: u64 = 600;
 fn already_there(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Option<String> {
     let target = cx.inventory.cluster.kubernetes_version;
     let node = cx.facts.cluster.as_ref().and_then(|c| c.nodes.get(&host.name))?;
-    let kubelet: Version = node.kubelet_version.trim_start_matches('v').parse().ok()?;
+    let kubelet = node.kubelet()?;
     let packages_there =
         super::install_packages::KUBE_PACKAGES.iter().all(|p| facts.packages.get(*p).is_some_and(|v| *v >= target));
     (kubelet >= target && packages_there).then(|| format!("kubelet and packages at {kubelet} already"))
