@@ -143,6 +143,11 @@ pub fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The SHA-256 of `data`, as `sha256sum` prints it.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex_lower(&Sha256::digest(data))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

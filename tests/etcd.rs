@@ -1,11 +1,16 @@
 //! `kubewright etcd snapshot` on the test bed: the snapshot and the PKI backup on the bastion,
 //! rotated, and the copies kept on the first control plane pruned to `keepBackups`.
+//! `kubewright etcd restore`: refused without the cluster's name or with a bad snapshot,
+//! nothing changed; then the cluster back at the snapshot's state on three control planes.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
+use std::process::{Command, Stdio};
+
+use kubewright_testbed::faults::{Fault, FaultAction};
 use kubewright_testbed::{Testbed, TestbedOptions};
 
 mod common;
-use common::{on_bed as kubewright, output_text};
+use common::{bed_command, on_bed as kubewright, output_text};
 
 #[test]
 fn snapshots_reach_the_bastion_and_both_sides_keep_only_keep_backups() {
@@ -46,4 +51,157 @@ fn snapshots_reach_the_bastion_and_both_sides_keep_only_keep_backups() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[..2], ["2", "0"], "{text}");
     assert!(lines[2].starts_with("/var/lib/kubewright/backups/etcd-2"), "{text}");
+}
+
+const SHOP: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: NAME\n  namespace: shop\nspec:\n  replicas: 2\n  template:\n    metadata:\n      labels:\n        app: NAME\n";
+
+fn on_cp1(bed: &Testbed, script: &str) -> String {
+    let o = bed.exec("cp1", script).unwrap();
+    assert!(o.status.success(), "{script}: {}", output_text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn deploy(bed: &Testbed, name: &str) {
+    let manifest = SHOP.replace("NAME", name);
+    on_cp1(
+        bed,
+        &format!(
+            "cat > /tmp/{name}.yaml <<'EOF'\n{manifest}EOF\nkubectl --kubeconfig /etc/kubernetes/admin.conf apply -f /tmp/{name}.yaml"
+        ),
+    );
+}
+
+/// The workloads' pods and the nodes, as the API server lists them.
+fn pods_and_nodes(bed: &Testbed) -> (Vec<String>, Vec<String>) {
+    let c = bed.cluster_state();
+    let mut pods: Vec<String> =
+        c.pods.iter().filter(|p| p.namespace == "shop").map(|p| p.labels["app"].clone()).collect();
+    pods.sort();
+    (pods, c.nodes.keys().cloned().collect())
+}
+
+#[test]
+fn a_restore_brings_back_the_snapshots_state_on_every_control_plane_and_bad_input_changes_nothing() {
+    let mut opts = TestbedOptions::new(4);
+    opts.control_planes = 3;
+    let Some(bed) = Testbed::up_or_skip(opts) else { return };
+    let state = tempfile::tempdir().unwrap();
+    let o = kubewright(&bed, state.path(), &["apply", "--yes", "-q"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    deploy(&bed, "web");
+    let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let before = pods_and_nodes(&bed);
+    assert_eq!(before, (vec!["web".into(), "web".into()], vec!["cp1".into(), "cp2".into(), "cp3".into(), "w1".into()]));
+    let cluster_dir = std::fs::read_dir(state.path()).unwrap().flatten().next().unwrap().path();
+    let snapshot = cluster_dir.join("backups/cp1/etcd-snapshot.db");
+    let name = bed.cluster_state().cluster_name;
+    let snapshot_arg = snapshot.to_str().unwrap();
+
+    // What happens after the snapshot, and is to be undone: a new deployment, a node deleted.
+    deploy(&bed, "api");
+    on_cp1(&bed, "kubectl --kubeconfig /etc/kubernetes/admin.conf delete node w1");
+    let after = pods_and_nodes(&bed);
+    assert_eq!(after.1, ["cp1", "cp2", "cp3"]);
+
+    // Refused, nothing changed: no confirmation, the wrong name, a file that is not there.
+    let events = bed.cluster_state().events.len();
+    for (args, says) in [
+        (vec!["etcd", "restore", snapshot_arg], "pass --confirm"),
+        (vec!["etcd", "restore", snapshot_arg, "--confirm", "other"], "does not name this cluster"),
+        (vec!["etcd", "restore", "/nonexistent.db", "--confirm", &name], "cannot read the snapshot /nonexistent.db"),
+    ] {
+        let o = kubewright(&bed, state.path(), &args);
+        let text = output_text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {text}");
+        assert!(text.contains(says) && text.contains("nothing was changed"), "{args:?}: {text}");
+    }
+    assert_eq!(bed.cluster_state().events.len(), events, "refusals touch no host");
+
+    // A damaged snapshot fails where it is checked, before anything stops.
+    let damaged = state.path().join("damaged.db");
+    std::fs::write(&damaged, b"not a snapshot").unwrap();
+    let o = kubewright(&bed, state.path(), &["etcd", "restore", damaged.to_str().unwrap(), "--confirm", &name]);
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("failed in step `etcd-restore-stage`") && text.contains("integrity check failed"), "{text}");
+    assert_eq!(pods_and_nodes(&bed), after, "the cluster is as it was");
+    for cp in ["cp1", "cp2", "cp3"] {
+        let o = bed.exec(cp, "ls /etc/kubernetes/manifests").unwrap();
+        assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 4, "{cp}: every static pod still runs");
+        let o = bed.exec(cp, "{ find /var/lib/kubewright/restore -mindepth 1; find /var/lib/etcd -maxdepth 1 -name '*restore*'; } | wc -l").unwrap();
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "0", "{cp}: neither the snapshot nor restored data left");
+    }
+
+    // The restore, continuing past the damaged one's journal with --restart.
+    let o = kubewright(&bed, state.path(), &["etcd", "restore", snapshot_arg, "--confirm", &name, "--restart"]);
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    assert_eq!(pods_and_nodes(&bed), before, "the deployment made later is gone, the deleted node back");
+    let c = bed.cluster_state();
+    assert_eq!(c.etcd_members, ["cp1", "cp2", "cp3"]);
+    assert!(c.etcd_generation.starts_with("kubewright-restore-"), "{}", c.etcd_generation);
+    // Procedure order, from the simulator's log: every member restored, then etcd back.
+    let log: Vec<(String, String)> = c.events[events..].iter().map(|e| (e.what.clone(), e.node.clone())).collect();
+    let restored_at = log.iter().position(|(w, _)| w == "etcd-restored").expect("etcd came back from the snapshot");
+    assert_eq!(log[..restored_at].iter().filter(|(w, _)| w == "etcd-snapshot-restore").count(), 3, "{log:?}");
+    let kubelets: Vec<&str> =
+        log[restored_at..].iter().filter(|(w, _)| w == "kubelet-start").map(|(_, n)| n.as_str()).collect();
+    assert_eq!(kubelets.len(), 4, "every kubelet restarted afterwards: {log:?}");
+    for cp in ["cp1", "cp2", "cp3"] {
+        let o = bed
+            .exec(cp, "ls /etc/kubernetes/manifests | wc -l; ls -d /var/lib/etcd/member.before-restore-* | wc -l; find /var/lib/kubewright/restore /etc/kubewright/restore 2>/dev/null | wc -l")
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(
+            text.lines().collect::<Vec<_>>(),
+            ["4", "1", "0"],
+            "{cp}: manifests back, old data kept, nothing left: {text}"
+        );
+    }
+    // Interrupted once every control plane is down (SIGINT while cp3 still checks that its
+    // containers stopped): the same command continues from there, the API down meanwhile.
+    deploy(&bed, "api");
+    let hold = Fault {
+        command_prefix: "crictl ps -q --name kube-apiserver".into(),
+        action: FaultAction::Hang { seconds: 4 },
+        fired: false,
+    };
+    bed.add_fault("cp3", hold).unwrap();
+    let child = bed_command(&bed, state.path(), &["etcd", "restore", snapshot_arg, "--confirm", &name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let parked = |cp: &str| {
+        bed.exec(cp, "test -f /etc/kubewright/restore/manifests/kube-apiserver.yaml").unwrap().status.success()
+    };
+    while !parked("cp1") {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", output_text(&o));
+    assert!(["cp1", "cp2", "cp3"].iter().all(|cp| parked(cp)), "the step that ran finished everywhere");
+    // Meanwhile apply sends the admin to the restore, and changes nothing.
+    let o = kubewright(&bed, state.path(), &["apply", "--yes"]);
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("an earlier run of playbook `etcd-restore` did not finish")
+            && text.contains("run `kubewright etcd restore FILE` again with the same snapshot"),
+        "{text}"
+    );
+    bed.clear_faults("cp3").unwrap();
+    let o = kubewright(&bed, state.path(), &["etcd", "restore", snapshot_arg, "--confirm", &name]);
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("resuming the unfinished run of `etcd-restore`: 6 host steps already done"), "{text}");
+    assert_eq!(pods_and_nodes(&bed), before, "the second restore undid the later deployment too");
+
+    // The install has nothing to do, and the restored cluster takes snapshots again.
+    let o = kubewright(&bed, state.path(), &["plan", "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
+    assert!(o.status.success(), "{}", output_text(&o));
 }

@@ -140,6 +140,7 @@ impl Planner for InstallOrUpgrade<'_> {
 }
 
 /// How a playbook run goes, beyond the inventory and the playbook.
+#[derive(Clone)]
 pub struct RunOptions {
     pub connect: ConnectArgs,
     /// Change the hosts without asking.
@@ -160,6 +161,69 @@ pub struct Preview {
 
 /// Plan `playbook` against the hosts' facts, show it, confirm, take the lock and run it,
 /// journaling every finished host step (what `apply` and `certs renew` do).
+/// The command that continues an unfinished run of `playbook`.
+fn finishing_command(playbook: &str) -> String {
+    match playbook {
+        "install" => "run `kubewright apply` again".into(),
+        "upgrade" => "run `kubewright upgrade` again".into(),
+        "certs-renew" => "run `kubewright certs renew` again".into(),
+        "etcd-snapshot" => "run `kubewright etcd snapshot` again".into(),
+        "etcd-restore" => "run `kubewright etcd restore FILE` again with the same snapshot".into(),
+        "remove-node" => "run `kubewright remove-node NAME` again".into(),
+        "reset" => "run `kubewright reset` again".into(),
+        other => format!("run playbook `{other}` again (`kubewright run`)"),
+    }
+}
+
+/// The confirmation a run that destroys or rolls back the cluster needs: the cluster's name,
+/// given (`--confirm`) or typed at a terminal after the plan was shown.
+pub struct Confirmation<'a> {
+    /// `--confirm`'s value.
+    pub given: Option<&'a str>,
+    /// What needs it ("tearing down cluster prod").
+    pub doing: String,
+    /// Asked at a terminal.
+    pub question: String,
+}
+
+/// [`run_playbook`] once `confirmation` names the cluster; nothing is changed otherwise.
+pub fn run_playbook_confirmed(
+    inv: &kubewright::inventory::Inventory,
+    templates: &kubewright::render::Templates,
+    playbook: &kubewright::playbook::Playbook,
+    options: RunOptions,
+    confirmation: &Confirmation<'_>,
+    out: &Reporter,
+) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let name = &inv.cluster.name;
+    match confirmation.given {
+        Some(given) if given != name => {
+            return Err(UserError::new(format!("--confirm {given} does not name this cluster ({name})"))
+                .help("nothing was changed; give the cluster's name (cluster.name in the inventory)")
+                .into());
+        }
+        Some(_) => {}
+        None => {
+            if !std::io::stdin().is_terminal() {
+                return Err(UserError::new(format!("{} needs its name as confirmation", confirmation.doing))
+                    .help(format!("nothing was changed; pass --confirm {name}"))
+                    .into());
+            }
+            // The plan first, then the question.
+            let preview = RunOptions { preview: Some(Preview { detailed_exitcode: false }), ..options.clone() };
+            let code = run_playbook(inv, templates, playbook, &preview, out)?;
+            if code != ExitCode::SUCCESS {
+                return Ok(code);
+            }
+            if ask(&confirmation.question)? != *name {
+                return Err(UserError::new("not confirmed; nothing was changed").into());
+            }
+        }
+    }
+    run_playbook(inv, templates, playbook, &RunOptions { yes: true, ..options }, out)
+}
+
 pub fn run_playbook(
     inv: &kubewright::inventory::Inventory,
     templates: &kubewright::render::Templates,
@@ -468,7 +532,7 @@ pub fn run(
                 u.playbook,
                 journal_path.display()
             ))
-            .help(format!("apply `{}` again to finish it, or pass --restart to abandon it", u.playbook))
+            .help(format!("{} to finish it, or pass --restart to abandon it", finishing_command(&u.playbook)))
             .into());
         }
         done = u.done.clone();

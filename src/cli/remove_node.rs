@@ -49,15 +49,12 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let playbook = Playbook {
         name: "remove-node".into(),
         description: format!("remove {} from the cluster", args.name),
-        steps: vec![StepSpec {
-            id: "remove-node".into(),
-            action: "remove-node".into(),
-            hosts: HostSelector::Names(vec![args.name.clone()]),
-            rollout: Rollout::Serial,
-            commands: Vec::new(),
-            timeout: None,
-            secret_env: Vec::new(),
-        }],
+        steps: vec![StepSpec::builtin(
+            "remove-node",
+            "remove-node",
+            HostSelector::Names(vec![args.name.clone()]),
+            Rollout::Serial,
+        )],
     };
     let planner = PlaybookPlanner {
         inv: &inv,

@@ -1,12 +1,11 @@
 //! `kubewright reset`: tear the whole cluster down (the built-in `reset` playbook), behind a
 //! confirmation that names the cluster.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use super::apply::{Preview, RunOptions};
+use super::apply::{Confirmation, RunOptions};
 use super::inputs::{ConnectArgs, InventoryArg, load_inventory};
-use crate::report::{Reporter, UserError};
+use crate::report::Reporter;
 
 #[derive(clap::Args)]
 #[command(after_help = "\
@@ -32,40 +31,13 @@ pub struct Args {
 
 pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let inv = load_inventory(&args.inventory, out)?;
-    let name = inv.cluster.name.clone();
     let playbook = kubewright::playbook::Playbook::builtin("reset")?;
     let templates = kubewright::render::Templates::builtin();
-    let options =
-        |preview| RunOptions { connect: args.connect.clone(), yes: true, restart: false, concurrency: 64, preview };
-    match &args.confirm {
-        Some(given) if *given != name => {
-            return Err(UserError::new(format!("--confirm {given} does not name this cluster ({name})"))
-                .help("nothing was changed; give the name of the cluster to tear down (cluster.name in the inventory)")
-                .into());
-        }
-        Some(_) => {}
-        None => {
-            if !std::io::stdin().is_terminal() {
-                return Err(UserError::new(format!("tearing down cluster {name} needs its name as confirmation"))
-                    .help(format!("nothing was changed; pass --confirm {name}"))
-                    .into());
-            }
-            // The plan first, then the question.
-            let code = super::apply::run_playbook(
-                &inv,
-                &templates,
-                &playbook,
-                &options(Some(Preview { detailed_exitcode: false })),
-                out,
-            )?;
-            if code != ExitCode::SUCCESS {
-                return Ok(code);
-            }
-            let answer = super::apply::ask(&format!("This destroys cluster {name}. Type its name to go on: "))?;
-            if answer != name {
-                return Err(UserError::new("not confirmed; nothing was changed").into());
-            }
-        }
-    }
-    super::apply::run_playbook(&inv, &templates, &playbook, &options(None), out)
+    let options = RunOptions { connect: args.connect, yes: true, restart: false, concurrency: 64, preview: None };
+    let confirmation = Confirmation {
+        given: args.confirm.as_deref(),
+        doing: format!("tearing down cluster {}", inv.cluster.name),
+        question: format!("This destroys cluster {}. Type its name to go on: ", inv.cluster.name),
+    };
+    super::apply::run_playbook_confirmed(&inv, &templates, &playbook, options, &confirmation, out)
 }

@@ -273,14 +273,8 @@ impl UpgradePlanner<'_> {
 
     /// The steps of one hop; the first hop starts with the snapshot.
     fn hop_playbook(&self, hop: Version, first_hop: bool) -> Playbook {
-        let step = |action: &str, hosts: HostSelector, rollout: Rollout| StepSpec {
-            id: format!("{action}@{hop}"),
-            action: action.into(),
-            hosts,
-            rollout,
-            commands: Vec::new(),
-            timeout: None,
-            secret_env: Vec::new(),
+        let step = |action: &str, hosts: HostSelector, rollout: Rollout| {
+            StepSpec::builtin(format!("{action}@{hop}"), action, hosts, rollout)
         };
         let mut steps = Vec::new();
         if first_hop {

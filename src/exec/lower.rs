@@ -143,6 +143,20 @@ fn lower_action(
             mode: u32::from_str_radix(mode, 8)
                 .map_err(|_| format!("the fetch mode {mode} is not an octal file mode"))?,
         },
+        Action::Upload { local, remote, mode, sha256 } => {
+            let content = std::fs::read(local).map_err(|e| format!("it sends {local}, which cannot be read: {e}"))?;
+            if crate::pki::sha256_hex(&content) != *sha256 {
+                return Err(format!("{local} changed since it was planned (its SHA-256 is no longer {sha256})"));
+            }
+            Op::Upload {
+                path: remote.clone(),
+                content,
+                mode: u32::from_str_radix(mode, 8)
+                    .map_err(|_| format!("the upload mode {mode} is not an octal file mode"))?,
+                owner: "root:root".into(),
+                complete: false,
+            }
+        }
         Action::PinCa { remote } => {
             // Work that learns a value for later steps cannot be skipped by the journal.
             *every_run = true;

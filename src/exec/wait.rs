@@ -4,7 +4,7 @@
 use crate::script::Script;
 use crate::ssh::Output;
 
-pub use crate::kube::ADMIN_KUBECONFIG;
+pub use crate::kube::{ADMIN_KUBECONFIG, ETCDCTL_MISSING, etcd_probe};
 
 /// Every node, as JSON, through the control plane's admin kubeconfig.
 pub fn nodes_probe() -> Script {
@@ -26,22 +26,6 @@ pub fn kubeadm_config_probe() -> Script {
         "json",
     ])
 }
-
-/// The local etcd member's health, with the client certificate kubeadm makes for exactly this
-/// (`etcd/healthcheck-client`). Hosts without an `etcdctl` binary answer "not installed".
-pub fn etcd_probe() -> Script {
-    Script::new().cmd([
-        "sh",
-        "-c",
-        "if ! command -v etcdctl >/dev/null 2>&1; then echo 'etcdctl is not installed on this host' >&2; exit 3; fi\n\
-         exec etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt \
-         --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key \
-         endpoint health",
-    ])
-}
-
-/// Exit code of [`etcd_probe`] on a host without etcdctl: the check cannot be made there.
-pub const ETCDCTL_MISSING: i32 = 3;
 
 /// Whether every node in `wanted` is Ready with a kubelet at `version`; `Err` says what is
 /// not there yet (the first few nodes).

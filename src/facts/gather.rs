@@ -101,6 +101,15 @@ pub fn script(paths: &[String]) -> Script {
     );
     section("apiserver", "crictl ps -o json --name kube-apiserver 2>/dev/null || true");
     section("kubelet-config", "grep -E '^rotateCertificates:' /var/lib/kubelet/config.yaml 2>/dev/null || true");
+    // The local etcd member as kubeadm configured it; a manifest an unfinished restore parked
+    // counts (the run that continues it needs it).
+    section(
+        "etcd-member",
+        &format!(
+            "for f in /etc/kubernetes/manifests/etcd.yaml {}/etcd.yaml; do if test -f \"$f\"; then echo \"manifest $f\"; grep -E '^ *- --(name|initial-advertise-peer-urls|data-dir)=' \"$f\"; break; fi; done; true",
+            super::PARKED_MANIFESTS
+        ),
+    );
     section(
         "applied",
         &format!(
@@ -307,11 +316,27 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
                 words.next()?.split('/').next()?.parse().ok()
             })
             .collect(),
+        etcd_member: etcd_member(get("etcd-member")),
         applied: get("applied")
             .lines()
             .filter_map(|l| l.split_once(' '))
             .map(|(name, hash)| (name.to_string(), hash.trim().to_string()))
             .collect(),
+    })
+}
+
+/// The etcd member a manifest's command configures; None without a manifest or a name.
+fn etcd_member(text: &str) -> Option<super::EtcdMember> {
+    let manifest = text.lines().next()?.strip_prefix("manifest ")?.trim();
+    let flag = |name: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("- ")?.strip_prefix(name)?.strip_prefix('=').map(str::to_string))
+    };
+    Some(super::EtcdMember {
+        name: flag("--name")?,
+        peer_url: flag("--initial-advertise-peer-urls")?,
+        data_dir: flag("--data-dir").unwrap_or_else(|| "/var/lib/etcd".into()),
+        parked: manifest != "/etc/kubernetes/manifests/etcd.yaml",
     })
 }
 

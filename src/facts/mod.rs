@@ -93,11 +93,31 @@ pub struct HostFacts {
     /// `rotateCertificates` of the kubelet's configuration; None when not set or not read.
     #[serde(default)]
     pub kubelet_rotation: Option<bool>,
+    /// The local etcd member, from its static pod manifest; None on hosts without one.
+    #[serde(default)]
+    pub etcd_member: Option<EtcdMember>,
     /// What kubewright applied to the cluster from this host, by record name: the SHA-256 of
     /// the manifest, written only once `kubectl apply` succeeded (see [`APPLIED_DIR`]).
     #[serde(default)]
     pub applied: BTreeMap<String, String>,
 }
+
+/// A control plane's etcd member, as its manifest's command sets it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdMember {
+    /// `--name` (kubeadm: the node's name).
+    pub name: String,
+    /// `--initial-advertise-peer-urls` (`https://10.0.0.11:2380`).
+    pub peer_url: String,
+    /// `--data-dir` (kubeadm: `etcd.local.dataDir`, `/var/lib/etcd` by default).
+    pub data_dir: String,
+    /// The manifest is parked in [`PARKED_MANIFESTS`] by a restore that has not finished.
+    pub parked: bool,
+}
+
+/// Where `kubewright etcd restore` keeps the control plane's static pod manifests while the
+/// components are stopped (outside the kubelet's manifest directory).
+pub const PARKED_MANIFESTS: &str = "/etc/kubewright/restore/manifests";
 
 /// Where a host keeps the records of manifests applied from it, one file per manifest.
 pub const APPLIED_DIR: &str = "/etc/kubewright/applied";
@@ -149,6 +169,7 @@ impl HostFacts {
             ca_keys: BTreeSet::new(),
             apiserver_started: None,
             kubelet_rotation: None,
+            etcd_member: None,
         }
     }
 }

@@ -128,6 +128,14 @@ pub enum Action {
         #[serde(skip_serializing_if = "Option::is_none")]
         keep: Option<u32>,
     },
+    /// Copy a file from the bastion to the host, atomically, root's with `mode`. `sha256` is
+    /// the file's content when planned: a file that changed since is not sent.
+    Upload {
+        local: String,
+        remote: String,
+        mode: String,
+        sha256: String,
+    },
     /// Read the host's certificates again and fail unless every one kubeadm renews now
     /// expires after `after` (seconds since the epoch) and is signed by its CA on disk.
     VerifyCertificates {

@@ -119,6 +119,10 @@ fn action_text(out: &mut String, action: &Action, diffs: bool) {
                 );
             }
         }
+        Action::Upload { local, remote, mode, sha256 } => {
+            let _ =
+                writeln!(out, "     > send {local} to {remote} ({mode}, sha256 {})", &sha256[..sha256.len().min(12)]);
+        }
         Action::PinCa { remote } => {
             let _ = writeln!(out, "     < read the cluster CA {remote} (joining nodes pin its public-key hash)");
         }

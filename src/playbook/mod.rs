@@ -147,6 +147,35 @@ pub struct StepSpec {
     /// Names of environment variables on the bastion whose values the commands get as
     /// environment variables (through stdin, never on a command line), redacted in all output.
     pub secret_env: Vec<String>,
+    /// The etcd snapshot the `etcd-restore-*` steps put back: given by `kubewright etcd
+    /// restore FILE`, never by a playbook file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotInput>,
+}
+
+/// An etcd snapshot on the bastion, as a restore plans with it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotInput {
+    /// Its path on the bastion.
+    pub local: String,
+    /// Its SHA-256 (lowercase hex): what is sent, checked again on each host.
+    pub sha256: String,
+}
+
+impl StepSpec {
+    /// A step of a playbook kubewright builds itself (an upgrade's hop, a removal, a restore).
+    pub fn builtin(id: impl Into<String>, action: &str, hosts: HostSelector, rollout: Rollout) -> Self {
+        StepSpec {
+            id: id.into(),
+            action: action.into(),
+            hosts,
+            rollout,
+            commands: Vec::new(),
+            timeout: None,
+            secret_env: Vec::new(),
+            snapshot: None,
+        }
+    }
 }
 
 /// The action of a step that runs the playbook's own commands.
@@ -352,6 +381,7 @@ impl Playbook {
                 commands: step.commands,
                 timeout,
                 secret_env: step.secret_env,
+                snapshot: None,
             });
         }
         if steps.is_empty() {

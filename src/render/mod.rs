@@ -300,8 +300,7 @@ impl Templates {
                 })).collect::<Vec<_>>(),
             });
             let config = self.render("api-proxy.cfg.j2", &proxy_ctx)?;
-            proxy_ctx["api_proxy"]["config_sha256"] =
-                json!(crate::pki::hex_lower(&<sha2::Sha256 as sha2::Digest>::digest(config.as_bytes())));
+            proxy_ctx["api_proxy"]["config_sha256"] = json!(crate::pki::sha256_hex(config.as_bytes()));
             let manifest = self.render("api-proxy.yaml.j2", &proxy_ctx)?;
             files.push(file(FileKind::ApiProxyConfig, API_PROXY_CONFIG, 0o644, config, false));
             files.push(file(FileKind::ApiProxyManifest, API_PROXY_MANIFEST, 0o644, manifest, false));

@@ -31,7 +31,7 @@ impl Step for ApplyCni {
         let Some(manifest) = cx.files_of(host).iter().find(|f| f.kind == FileKind::FlannelManifest) else {
             return Decision::Blocked { problems: vec!["no flannel manifest is rendered for this host".into()] };
         };
-        let hash = crate::pki::hex_lower(&<sha2::Sha256 as sha2::Digest>::digest(manifest.content.as_bytes()));
+        let hash = crate::pki::sha256_hex(manifest.content.as_bytes());
         if actions.is_empty() && facts.applied.get(FLANNEL_RECORD) == Some(&hash) {
             return Decision::Skip { reason: "flannel manifest unchanged and applied".into() };
         }

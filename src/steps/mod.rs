@@ -7,6 +7,7 @@
 mod apply_cni;
 mod configure_containerd;
 pub mod endpoint_name;
+mod etcd_restore;
 mod etcd_snapshot;
 mod install_packages;
 mod join;
@@ -49,6 +50,11 @@ static STEPS: &[&dyn Step] = &[
     &wait_ready::WaitReady,
     &renew_certificates::RenewCertificates,
     &etcd_snapshot::EtcdSnapshot,
+    &etcd_restore::EtcdRestoreStage,
+    &etcd_restore::EtcdRestoreStop,
+    &etcd_restore::EtcdRestoreData,
+    &etcd_restore::EtcdRestoreStart,
+    &etcd_restore::RestartKubelet,
     &upgrade_node::UpgradeControlPlane,
     &upgrade_node::UpgradeWorker,
     &remove_node::RemoveNode,

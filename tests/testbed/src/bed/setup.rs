@@ -27,6 +27,7 @@ pub const SIM_TOOLS: &[&str] = &[
     "swapoff",
     "swapon",
     "etcdctl",
+    "etcdutl",
     "curl",
 ];
 

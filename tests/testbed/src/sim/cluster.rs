@@ -96,6 +96,21 @@ pub struct Cluster {
     pub events: Vec<Event>,
     /// Added to the real clock everywhere in the simulator (to age certificates in tests).
     pub clock_offset_seconds: i64,
+    /// Which restore of etcd the members' data comes from (`--initial-cluster-token`; empty:
+    /// the cluster `kubeadm init` made). A member whose data directory holds another one is no
+    /// part of this cluster (etcd refuses it: cluster ID mismatch).
+    #[serde(default)]
+    pub etcd_generation: String,
+    /// An etcd restore under way: the members `snapshot restore` recreated, until a quorum of
+    /// them runs from the restored data.
+    #[serde(default)]
+    pub pending_restore: Option<PendingRestore>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingRestore {
+    pub token: String,
+    pub members: Vec<String>,
 }
 
 impl Cluster {

@@ -520,8 +520,21 @@ fn write_kubelet_identity(ca: &Pair, node: &str, cluster_name: &str, server: &st
     )
 }
 
-/// The static pod manifests of a control plane, with the version's image tags.
-pub fn write_manifests(v: V, advertise: &str) -> anyhow::Result<()> {
+/// The static pod manifests of a control plane, with the version's image tags. etcd's
+/// command carries the flags kubeadm gives it (`etcd.go` in kubeadm's phases): the member's
+/// name, data directory and peer URL, and `--initial-cluster` (with `joining`: the members it
+/// joins, and `--initial-cluster-state=existing`).
+pub fn write_manifests(v: V, advertise: &str, joining: Option<&str>) -> anyhow::Result<()> {
+    let name = hostname();
+    let peer = format!("https://{advertise}:2380");
+    let initial_cluster = match joining {
+        Some(members) => format!("{members},{name}={peer}\n    - --initial-cluster-state=existing"),
+        None => format!("{name}={peer}"),
+    };
+    let etcd_command = format!(
+        "  - command:\n    - etcd\n    - --advertise-client-urls=https://{advertise}:2379\n    - --cert-file=/etc/kubernetes/pki/etcd/server.crt\n    - --client-cert-auth=true\n    - --data-dir=/var/lib/etcd\n    - --initial-advertise-peer-urls={peer}\n    - --initial-cluster={initial_cluster}\n    - --key-file=/etc/kubernetes/pki/etcd/server.key\n    - --listen-client-urls=https://127.0.0.1:2379,https://{advertise}:2379\n    - --listen-peer-urls={peer}\n    - --name={name}\n    - --peer-cert-file=/etc/kubernetes/pki/etcd/peer.crt\n    - --peer-client-cert-auth=true\n    - --peer-key-file=/etc/kubernetes/pki/etcd/peer.key\n    - --peer-trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt\n    - --trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt\n"
+    );
+    let etcd_volumes = "  volumes:\n  - hostPath:\n      path: /etc/kubernetes/pki/etcd\n      type: DirectoryOrCreate\n    name: etcd-certs\n  - hostPath:\n      path: /var/lib/etcd\n      type: DirectoryOrCreate\n    name: etcd-data\n";
     let etcd = match v.minor {
         ..=29 => "3.5.10-0",
         30 => "3.5.12-0",
@@ -538,7 +551,9 @@ pub fn write_manifests(v: V, advertise: &str) -> anyhow::Result<()> {
         pki::write(
             &Path::new("/etc/kubernetes/manifests").join(format!("{name}.yaml")),
             &format!(
-                "apiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n    component: {name}\n    tier: control-plane\n  name: {name}\n  namespace: kube-system\n  annotations:\n    kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint: {advertise}:6443\nspec:\n  containers:\n  - name: {name}\n    image: {image}\n  hostNetwork: true\n  priorityClassName: system-node-critical\n"
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n    component: {name}\n    tier: control-plane\n  name: {name}\n  namespace: kube-system\n  annotations:\n    kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint: {advertise}:6443\nspec:\n  containers:\n{command}name: {name}\n    image: {image}\n  hostNetwork: true\n  priorityClassName: system-node-critical\n{volumes}",
+                command = if name == "etcd" { format!("{etcd_command}    ") } else { "  - ".into() },
+                volumes = if name == "etcd" { etcd_volumes } else { "" },
             ),
             0o600,
         )?;
@@ -848,7 +863,8 @@ fn init(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
     for c in ["kube-apiserver", "kube-controller-manager", "kube-scheduler"] {
         let _ = writeln!(out.stdout, "[control-plane] Creating static Pod manifest for \"{c}\"");
     }
-    write_manifests(version, &advertise)?;
+    write_manifests(version, &advertise, None)?;
+    super::runtime::write_member_generation("")?;
     write_kubelet_files(version, &node_reg, docs.get("KubeletConfiguration"))?;
     let ca = load_pair(dir, "ca")?;
     write_kubelet_identity(&ca, &node, &name, &format!("https://{endpoint}"), now)?;
@@ -1231,7 +1247,14 @@ fn join(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
             service_ip: first_service_ip("10.96.0.0/12"),
         };
         write_control_plane_pki(&node, &advertise, &info, now, false, &mut out.stdout)?;
-        write_manifests(cp_version, &advertise)?;
+        // The members it joins, as `etcdctl member add` returns them to kubeadm.
+        let members: Vec<String> = cluster
+            .etcd_members
+            .iter()
+            .map(|m| format!("{m}=https://{}:2380", cluster.nodes.get(m).map(|n| n.address.as_str()).unwrap_or("")))
+            .collect();
+        write_manifests(cp_version, &advertise, Some(&members.join(",")))?;
+        super::runtime::write_member_generation(&cluster.etcd_generation)?;
     } else {
         let ca_cert = cluster.uploaded_certs.as_ref().and_then(|u| u.files.get("ca.crt").cloned());
         // Workers learn the CA from cluster-info; the simulator keeps it with the shared files.

@@ -1,5 +1,5 @@
 //! The node simulator: one binary answering as kubeadm, kubectl, kubelet, systemctl,
-//! apt-get, apt-mark, apt-cache, dpkg-query, sysctl, modprobe, lsmod, swapoff, crictl, etcdctl and
+//! apt-get, apt-mark, apt-cache, dpkg-query, sysctl, modprobe, lsmod, swapoff, crictl, etcdctl, etcdutl and
 //! curl (for the package repository's signing key), chosen by the name it runs under.
 //!
 //! Host state lives in `/var/lib/kubewright-sim/host.json`; cluster state (what the API
@@ -62,6 +62,10 @@ pub fn main() -> ExitCode {
     if let Some(outcome) = injected_fault(&command_line) {
         return finish(outcome);
     }
+    // What etcd holds changes when a restore reaches its quorum, whoever looks next.
+    if let Err(e) = runtime::settle_restore() {
+        return finish(Outcome::fail(1, format!("kubewright-node-sim ({tool}): internal error: {e:#}\n")));
+    }
     let outcome = match dispatch(&tool, rest) {
         Ok(o) => o,
         Err(e) => Outcome::fail(1, format!("kubewright-node-sim ({tool}): internal error: {e:#}\n")),
@@ -87,6 +91,7 @@ fn dispatch(tool: &str, args: &[String]) -> anyhow::Result<Outcome> {
         "kubelet" => kubectl::kubelet(args)?,
         "crictl" => runtime::crictl(args)?,
         "etcdctl" => runtime::etcdctl(args)?,
+        "etcdutl" => runtime::etcdutl(args)?,
         other => Outcome::fail(127, format!("{other}: command not found\n")),
     })
 }

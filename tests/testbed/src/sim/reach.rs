@@ -20,7 +20,7 @@ pub fn own_name() -> String {
 
 /// A file of `host` as that host sees it: its own overlay's copy (files a host never wrote
 /// are the machine's, which know nothing of the bed). Outside a bed: this machine's file.
-fn host_file(host: &str, path: &str) -> Option<String> {
+pub fn host_file(host: &str, path: &str) -> Option<String> {
     let peers = Path::new(PEERS_DIR);
     if !peers.exists() {
         return std::fs::read_to_string(path).ok();
@@ -43,7 +43,7 @@ fn resolve(host: &str, name: &str) -> Option<String> {
     })
 }
 
-fn kubelet_active(host: &str) -> bool {
+pub fn kubelet_active(host: &str) -> bool {
     let peer = host_dir(host);
     if !peer.exists() {
         return true;
@@ -54,8 +54,9 @@ fn kubelet_active(host: &str) -> bool {
         .is_some_and(|h| h.units.get("kubelet").is_some_and(|u| u.active))
 }
 
-/// A control plane's API server runs: its host is up, its kubelet active and its static pod
-/// manifest in place.
+/// A control plane's API server runs: its host is up, its kubelet active, its static pod
+/// manifest in place, and the etcd member it talks to (kubeadm's `--etcd-servers` is the local
+/// one) runs in this cluster.
 pub fn apiserver_serving(c: &Cluster, node: &str) -> bool {
     if !c.nodes.get(node).is_some_and(|n| n.control_plane) {
         return false;
@@ -65,7 +66,10 @@ pub fn apiserver_serving(c: &Cluster, node: &str) -> bool {
         // Outside a bed (unit tests): trust the recorded state.
         return true;
     }
-    host_up(node) && kubelet_active(node) && peer.join("upper/etc/kubernetes/manifests/kube-apiserver.yaml").exists()
+    host_up(node)
+        && kubelet_active(node)
+        && peer.join("upper/etc/kubernetes/manifests/kube-apiserver.yaml").exists()
+        && super::runtime::member_runs(c, node, &c.etcd_generation)
 }
 
 /// The backends of the haproxy static pod `host` runs, if it runs one: every `server NAME

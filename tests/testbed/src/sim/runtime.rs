@@ -7,7 +7,7 @@ use std::path::Path;
 use sha2::Digest;
 
 use super::Outcome;
-use super::cluster::{now_unix, read_cluster, with_cluster};
+use super::cluster::{Cluster, PEERS_DIR, host_up, now_unix, read_cluster, with_cluster};
 use super::host::with_host;
 
 const MANIFESTS: &str = "/etc/kubernetes/manifests";
@@ -114,10 +114,177 @@ fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
-/// This host's etcd member is up: it is a member, its static pod runs, its certificates exist.
+/// This host's etcd member is up: it is a member, its static pod runs, and its data
+/// directory belongs to the cluster's current generation.
 fn etcd_up() -> bool {
     let node = hostname();
-    Path::new(MANIFESTS).join("etcd.yaml").exists() && kubelet_active() && read_cluster().etcd_members.contains(&node)
+    let c = read_cluster();
+    Path::new(MANIFESTS).join("etcd.yaml").exists()
+        && kubelet_active()
+        && c.etcd_members.contains(&node)
+        && member_generation(std::fs::read_to_string(MEMBER_MARK).ok()) == c.etcd_generation
+}
+
+/// etcd's data directory as kubeadm configures it (`etcd.local.dataDir`).
+const DATA_DIR: &str = "/var/lib/etcd";
+/// The simulator's record, inside a member's data, of which cluster the data belongs to: the
+/// `--initial-cluster-token` of the restore that made it, empty for `kubeadm init`'s cluster.
+const MEMBER_MARK: &str = "/var/lib/etcd/member/kubewright-sim-member.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MemberMark {
+    token: String,
+}
+
+fn member_generation(mark: Option<String>) -> String {
+    mark.and_then(|t| serde_json::from_str::<MemberMark>(&t).ok()).map(|m| m.token).unwrap_or_default()
+}
+
+/// A member's data directory as `kubeadm init` / `join` leave it: of the cluster's generation.
+pub fn write_member_generation(token: &str) -> anyhow::Result<()> {
+    write_member(Path::new(DATA_DIR), token, None)
+}
+
+fn write_member(data_dir: &Path, token: &str, db: Option<&[u8]>) -> anyhow::Result<()> {
+    let member = data_dir.join("member");
+    std::fs::create_dir_all(member.join("snap"))?;
+    std::fs::create_dir_all(member.join("wal"))?;
+    if let Some(db) = db {
+        std::fs::write(member.join("snap/db"), db)?;
+    }
+    std::fs::write(
+        member.join("kubewright-sim-member.json"),
+        serde_json::to_vec(&MemberMark { token: token.into() })?,
+    )?;
+    Ok(())
+}
+
+/// Whether `node`'s etcd member runs from data of `generation`: its host is up, its kubelet
+/// active, its manifest in place. Outside a bed (no peers' files): a member runs.
+pub fn member_runs(c: &Cluster, node: &str, generation: &str) -> bool {
+    let peers = Path::new(PEERS_DIR);
+    if !peers.exists() {
+        return c.etcd_members.iter().any(|m| m == node);
+    }
+    host_up(node)
+        && super::reach::kubelet_active(node)
+        && peers.join(node).join("upper/etc/kubernetes/manifests/etcd.yaml").exists()
+        && member_generation(super::reach::host_file(node, MEMBER_MARK)) == generation
+}
+
+/// A restore under way takes effect once a quorum of the members it recreated runs from the
+/// restored data: what etcd and the API server hold becomes the snapshot's (the bed's event
+/// log and clock stay; so do the API servers' addresses, which are not etcd's data).
+pub fn settle_restore() -> anyhow::Result<()> {
+    let c = read_cluster();
+    let Some(pending) = c.pending_restore.clone() else { return Ok(()) };
+    let running: Vec<&String> = pending.members.iter().filter(|m| member_runs(&c, m, &pending.token)).collect();
+    if running.len() * 2 <= pending.members.len() {
+        return Ok(());
+    }
+    let db = super::reach::host_file(running[0], &format!("{DATA_DIR}/member/snap/db")).unwrap_or_default();
+    let Ok(restored) = serde_json::from_str::<Cluster>(&db) else {
+        anyhow::bail!("the restored member {} has no readable data", running[0]);
+    };
+    with_cluster(|c| {
+        if c.pending_restore.as_ref().is_none_or(|p| p.token != pending.token) {
+            return Ok(());
+        }
+        let events = std::mem::take(&mut c.events);
+        let apiservers = std::mem::take(&mut c.apiservers);
+        *c = Cluster {
+            events,
+            apiservers,
+            clock_offset_seconds: c.clock_offset_seconds,
+            etcd_members: pending.members.clone(),
+            etcd_generation: pending.token.clone(),
+            pending_restore: None,
+            ..restored
+        };
+        c.event("etcd-restored", running[0]);
+        Ok(())
+    })
+}
+
+/// A flag's value, as `--name=value` or `--name value`.
+fn flag(args: &[String], name: &str) -> Option<String> {
+    let long = format!("--{name}");
+    args.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix(&format!("{long}="))
+            .map(str::to_string)
+            .or_else(|| (*a == long).then(|| args.get(i + 1).cloned()).flatten())
+    })
+}
+
+/// `snapshot restore FILE` (etcdutl; etcdctl 3.5 still has it, deprecated): a new data
+/// directory holding the snapshot's keys and a fresh membership (etcd:etcdutl/snapshot/v3_snapshot.go).
+fn snapshot_restore(args: &[String], file: &str, deprecated: bool) -> anyhow::Result<Outcome> {
+    let name = flag(args, "name").unwrap_or_else(|| "default".into());
+    let data_dir = flag(args, "data-dir").unwrap_or_else(|| format!("{name}.etcd"));
+    let initial_cluster = flag(args, "initial-cluster").unwrap_or_else(|| "default=http://localhost:2380".into());
+    let token = flag(args, "initial-cluster-token").unwrap_or_else(|| "etcd-cluster".into());
+    let advertise = flag(args, "initial-advertise-peer-urls").unwrap_or_else(|| "http://localhost:2380".into());
+    let mut stderr =
+        if deprecated { "Deprecated: Use `etcdutl snapshot restore` instead.\n\n".to_string() } else { String::new() };
+    let fail = |stderr: String, message: String| Ok(Outcome::fail(1, format!("{stderr}Error: {message}\n")));
+    let Ok(data) = std::fs::read(file) else {
+        return fail(stderr, format!("open {file}: no such file or directory"));
+    };
+    let Some(body) = data.strip_prefix(b"KUBEWRIGHT-SIM-ETCD-SNAPSHOT\n") else {
+        return fail(stderr, "snapshot missing hash but --skip-hash-check=false".into());
+    };
+    let members: Vec<(String, String)> = initial_cluster
+        .split(',')
+        .filter_map(|m| m.split_once('=').map(|(n, u)| (n.to_string(), u.to_string())))
+        .collect();
+    match members.iter().find(|(n, _)| *n == name) {
+        None => {
+            return fail(stderr, format!("couldn't find local name \"{name}\" in the initial cluster configuration"));
+        }
+        Some((_, url)) if *url != advertise => {
+            return fail(
+                stderr,
+                format!(
+                    "--initial-cluster has {name}={url} but missing from --initial-advertise-peer-urls={advertise}"
+                ),
+            );
+        }
+        Some(_) => {}
+    }
+    let dir = Path::new(&data_dir);
+    if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
+        return fail(stderr, format!("data-dir \"{data_dir}\" not empty or could not be read"));
+    }
+    write_member(dir, &token, Some(body))?;
+    let node = hostname();
+    with_cluster(|c| {
+        c.pending_restore = Some(super::cluster::PendingRestore {
+            token: token.clone(),
+            members: members.iter().map(|(n, _)| n.clone()).collect(),
+        });
+        c.event("etcd-snapshot-restore", &node);
+        Ok(())
+    })?;
+    let now = now_unix();
+    let _ = writeln!(
+        stderr,
+        "{{\"level\":\"info\",\"ts\":\"{now}\",\"caller\":\"snapshot/v3_snapshot.go:248\",\"msg\":\"restoring snapshot\",\"path\":\"{file}\",\"wal-dir\":\"{data_dir}/member/wal\",\"data-dir\":\"{data_dir}\",\"snap-dir\":\"{data_dir}/member/snap\"}}\n{{\"level\":\"info\",\"ts\":\"{now}\",\"caller\":\"snapshot/v3_snapshot.go:269\",\"msg\":\"restored snapshot\",\"path\":\"{file}\",\"wal-dir\":\"{data_dir}/member/wal\",\"data-dir\":\"{data_dir}\",\"snap-dir\":\"{data_dir}/member/snap\"}}"
+    );
+    Ok(Outcome { code: 0, stdout: String::new(), stderr })
+}
+
+/// etcdutl: the offline half of etcdctl (snapshot status and restore).
+pub fn etcdutl(args: &[String]) -> anyhow::Result<Outcome> {
+    let positional: Vec<&str> = args.iter().filter(|a| !a.starts_with('-')).map(String::as_str).collect();
+    match positional.as_slice() {
+        ["snapshot", "restore", file, ..] => snapshot_restore(args, file, false),
+        ["snapshot", "status", file, ..] => {
+            let mut out = snapshot_status(args, file)?;
+            out.stderr = out.stderr.replace("Deprecated: Use `etcdutl snapshot status` instead.\n\n", "");
+            Ok(out)
+        }
+        _ => Ok(Outcome::fail(128, "Error: the simulator's etcdutl knows snapshot restore|status\n")),
+    }
 }
 
 fn member_id(name: &str) -> String {
@@ -210,34 +377,40 @@ pub fn etcdctl(args: &[String]) -> anyhow::Result<Outcome> {
             );
             Ok(Outcome { code: 0, stdout: format!("Snapshot saved at {file}\n"), stderr: log })
         }
-        ["snapshot", "status", file] => {
-            let Ok(data) = std::fs::read(file) else {
-                return Ok(Outcome::fail(1, format!("Error: stat {file}: no such file or directory\n")));
-            };
-            let Some(body) = data.strip_prefix(b"KUBEWRIGHT-SIM-ETCD-SNAPSHOT\n") else {
-                return Ok(Outcome::fail(1, "Error: snapshot file integrity check failed. 1 errors found.\n"));
-            };
-            let hash = u32::from_be_bytes(sha2::Sha256::digest(body)[..4].try_into().unwrap_or([0; 4]));
-            let keys = serde_json::from_slice::<serde_json::Value>(body)
-                .map(|v| v["nodes"].as_object().map(|m| m.len()).unwrap_or(0))
-                .unwrap_or(0)
-                * 40
-                + 500;
-            let size = format!("{:.1} kB", data.len() as f64 / 1000.0);
-            let deprecated = "Deprecated: Use `etcdutl snapshot status` instead.\n\n";
-            let out = if table {
-                format!(
-                    "+----------+----------+------------+------------+\n|   HASH   | REVISION | TOTAL KEYS | TOTAL SIZE |\n+----------+----------+------------+------------+\n| {hash:>8x} | {:>8} | {keys:>10} | {size:>10} |\n+----------+----------+------------+------------+\n",
-                    keys * 3
-                )
-            } else {
-                format!("{hash:x}, {}, {keys}, {size}\n", keys * 3)
-            };
-            Ok(Outcome { code: 0, stdout: out, stderr: deprecated.into() })
-        }
+        ["snapshot", "status", file] => snapshot_status(args, file),
+        ["snapshot", "restore", file] => snapshot_restore(args, file, true),
         _ => Ok(Outcome::fail(
             128,
-            "Error: the simulator's etcdctl knows endpoint health, member list|remove, snapshot save|status\n",
+            "Error: the simulator's etcdctl knows endpoint health, member list|remove, snapshot save|status|restore\n",
         )),
     }
+}
+
+/// `snapshot status FILE` (etcdctl 3.5, deprecated there, and etcdutl).
+fn snapshot_status(args: &[String], file: &str) -> anyhow::Result<Outcome> {
+    let table = args.iter().any(|a| a == "-w=table" || a == "--write-out=table")
+        || args.windows(2).any(|w| w[0] == "-w" && w[1] == "table");
+    let Ok(data) = std::fs::read(file) else {
+        return Ok(Outcome::fail(1, format!("Error: stat {file}: no such file or directory\n")));
+    };
+    let Some(body) = data.strip_prefix(b"KUBEWRIGHT-SIM-ETCD-SNAPSHOT\n") else {
+        return Ok(Outcome::fail(1, "Error: snapshot file integrity check failed. 1 errors found.\n"));
+    };
+    let hash = u32::from_be_bytes(sha2::Sha256::digest(body)[..4].try_into().unwrap_or([0; 4]));
+    let keys = serde_json::from_slice::<serde_json::Value>(body)
+        .map(|v| v["nodes"].as_object().map(|m| m.len()).unwrap_or(0))
+        .unwrap_or(0)
+        * 40
+        + 500;
+    let size = format!("{:.1} kB", data.len() as f64 / 1000.0);
+    let deprecated = "Deprecated: Use `etcdutl snapshot status` instead.\n\n";
+    let out = if table {
+        format!(
+            "+----------+----------+------------+------------+\n|   HASH   | REVISION | TOTAL KEYS | TOTAL SIZE |\n+----------+----------+------------+------------+\n| {hash:>8x} | {:>8} | {keys:>10} | {size:>10} |\n+----------+----------+------------+------------+\n",
+            keys * 3
+        )
+    } else {
+        format!("{hash:x}, {}, {keys}, {size}\n", keys * 3)
+    };
+    Ok(Outcome { code: 0, stdout: out, stderr: deprecated.into() })
 }
