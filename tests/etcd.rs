@@ -116,7 +116,11 @@ fn a_restore_brings_back_the_snapshots_state_on_every_control_plane_and_bad_inpu
         assert_eq!(o.status.code(), Some(2), "{args:?}: {text}");
         assert!(text.contains(says) && text.contains("nothing was changed"), "{args:?}: {text}");
     }
-    assert_eq!(bed.cluster_state().events.len(), events, "refusals touch no host");
+    let o = kubewright(&bed, state.path(), &["etcd", "restore", snapshot_arg, "--dry-run"]);
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("as member cp3 of cp1=https://") && text.contains("[etcd-restore-stop]"), "{text}");
+    assert_eq!(bed.cluster_state().events.len(), events, "refusals and the dry run touch no host");
 
     // A damaged snapshot fails where it is checked, before anything stops.
     let damaged = state.path().join("damaged.db");

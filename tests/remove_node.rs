@@ -1,5 +1,6 @@
 //! `kubewright remove-node` on the test bed: a worker in the safe order, a dead control plane
-//! (its etcd member removed, the rest skipped and said), the first control plane refused.
+//! (its etcd member removed, the rest skipped and said), the first control plane refused, a
+//! removal that would cost etcd its quorum refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
 use kubewright_testbed::{Testbed, TestbedOptions};
@@ -43,6 +44,21 @@ fn a_worker_and_a_dead_control_plane_are_removed_in_the_safe_order() {
     assert!(!bed.cluster_state().nodes.contains_key("w1"));
     let left = bed.exec("w1", "ls /etc/kubernetes/kubelet.conf /etc/cni/net.d 2>&1; true").unwrap();
     assert!(String::from_utf8_lossy(&left.stdout).matches("No such file").count() == 2, "{}", output_text(&left));
+
+    // With cp2's etcd member down, removing cp3 would leave 2 members and 1 healthy: refused
+    // before anything changes, naming cp2.
+    assert!(bed.exec("cp2", "systemctl stop kubelet").unwrap().status.success());
+    let since = bed.cluster_state().events.len();
+    let o = kubewright(&bed, state.path(), &["remove-node", "cp3", "--yes"]);
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("removing cp3's etcd member would leave 2 member(s) of which only 1 answer healthy")
+            && text.contains("cp2 (https://127.0.0.1:2379 is unhealthy"),
+        "{text}"
+    );
+    assert_eq!(bed.cluster_state().events.len(), since, "{text}");
+    assert!(bed.exec("cp2", "systemctl start kubelet").unwrap().status.success());
 
     // cp3 dead (every sshd gone): its etcd member and Node object are removed from cp1, the
     // drain and the reset are skipped and said.

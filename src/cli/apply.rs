@@ -377,7 +377,7 @@ pub fn lower_for_apply(
     lower(plan, playbook, files, secret_env).map_err(|e| -> anyhow::Error {
         match &e {
             NotExecutable::Blocked { .. } => {
-                Failure::new(e.to_string(), "fix these on the hosts (the plan marks them with x), then run apply again")
+                Failure::new(e.to_string(), "fix these on the hosts (the plan marks them with x), then run the same command again")
                     .into()
             }
             NotExecutable::Action { .. } => UserError::new(e.to_string())
@@ -747,11 +747,11 @@ fn summary_text(report: &RunReport, journal: &std::path::Path) -> String {
     ));
     if report.interrupted {
         text.push_str(&format!(
-            "interrupted; the journal ({}) has what finished: apply again to continue\n",
+            "interrupted; the journal ({}) has what finished: the same command again continues\n",
             journal.display()
         ));
     } else if !report.completed() {
-        text.push_str(&format!("apply again to continue from the journal ({})\n", journal.display()));
+        text.push_str(&format!("the same command again continues from the journal ({})\n", journal.display()));
     }
     text
 }

@@ -35,6 +35,7 @@ It changes nothing in the cluster, so it runs without asking; it holds the clust
     #[command(after_help = "\
 Examples:
   kubewright etcd restore -i inv.yaml ~/.local/state/kubewright/prod/backups/cp1/etcd-snapshot.db
+  kubewright etcd restore -i inv.yaml snapshot.db --dry-run      # the plan only
   kubewright etcd restore -i inv.yaml snapshot.db --confirm prod -o json
 
 The procedure of Kubernetes' \"Operating etcd clusters\" for kubeadm's stacked etcd, on every
@@ -62,6 +63,9 @@ half-way is continued by the same command (--restart starts over).")]
         /// Ignore the journal of an unfinished earlier restore and start over
         #[arg(long)]
         restart: bool,
+        /// Show the plan and stop (no confirmation needed, nothing changed)
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -75,11 +79,16 @@ pub fn exec(cmd: EtcdCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
                 super::apply::RunOptions { connect, yes: true, restart: false, concurrency: 1, preview: None };
             super::apply::run_playbook(&inv, &kubewright::render::Templates::builtin(), &playbook, &options, out)
         }
-        EtcdCommand::Restore { inventory, connect, file, confirm, restart } => {
+        EtcdCommand::Restore { inventory, connect, file, confirm, restart, dry_run } => {
             let inv = load_inventory(&inventory, out)?;
             let snapshot = snapshot_input(&file)?;
             let playbook = restore_playbook(&snapshot);
-            let options = super::apply::RunOptions { connect, yes: true, restart, concurrency: 64, preview: None };
+            let templates = kubewright::render::Templates::builtin();
+            let preview = dry_run.then_some(super::apply::Preview { detailed_exitcode: false });
+            let options = super::apply::RunOptions { connect, yes: true, restart, concurrency: 64, preview };
+            if dry_run {
+                return super::apply::run_playbook(&inv, &templates, &playbook, &options, out);
+            }
             let confirmation = super::apply::Confirmation {
                 given: confirm.as_deref(),
                 doing: format!("rolling cluster {} back to {}", inv.cluster.name, file.display()),
@@ -88,7 +97,6 @@ pub fn exec(cmd: EtcdCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
                     inv.cluster.name
                 ),
             };
-            let templates = kubewright::render::Templates::builtin();
             super::apply::run_playbook_confirmed(&inv, &templates, &playbook, options, &confirmation, out)
         }
     }

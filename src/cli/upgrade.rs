@@ -247,26 +247,15 @@ impl UpgradePlanner<'_> {
                 });
             }
         }
-        // Each control plane's own etcd member.
+        // Each control plane's own etcd member, as it answered with the facts.
         let control_planes: Vec<String> = self.inv.control_planes().map(|h| h.name.clone()).collect();
-        let probe = kubewright::exec::wait::etcd_probe();
-        let unhealthy: Vec<(String, String)> = cx.runtime.block_on(async {
-            let mut bad = Vec::new();
-            for cp in &control_planes {
-                let verdict = match cx.engine.session(cp).await {
-                    Ok(s) => match s.run(&probe).await {
-                        Ok(o) if o.code == Some(kubewright::exec::wait::ETCDCTL_MISSING) => Ok(()),
-                        Ok(o) => kubewright::exec::wait::judge_etcd(&o),
-                        Err(e) => Err(e.to_string()),
-                    },
-                    Err(e) => Err(e.to_string()),
-                };
-                if let Err(why) = verdict {
-                    bad.push((cp.clone(), why));
-                }
-            }
-            bad
-        });
+        let unhealthy: Vec<(String, String)> = control_planes
+            .iter()
+            .filter_map(|cp| match &cx.facts.hosts.get(cp)?.etcd_health {
+                Some(kubewright::facts::EtcdHealth::Unhealthy { why }) => Some((cp.clone(), why.clone())),
+                _ => None,
+            })
+            .collect();
         refusals.extend(kubewright::upgrade::etcd_refusal(&unhealthy, control_planes.len()));
         refusals
     }

@@ -596,7 +596,7 @@ impl<'a> Engine<'a> {
                 } else {
                     format!("still not ready after {}s: {why}", timeout.as_secs())
                 };
-                return Err(self.failure(step, host, Some(&format!("wait until {}", nodes.join(", "))), message, "look at the nodes with `kubectl get nodes` and the kubelet's log (`journalctl -u kubelet`) on the nodes named; run apply again once they are Ready".into()));
+                return Err(self.failure(step, host, Some(&format!("wait until {}", nodes.join(", "))), message, "look at the nodes with `kubectl get nodes` and the kubelet's log (`journalctl -u kubelet`) on the nodes named; run the same command again once they are Ready".into()));
             }
             tokio::time::sleep(WAIT_INTERVAL.min(timeout.saturating_sub(started.elapsed()))).await;
         }
@@ -633,7 +633,8 @@ impl<'a> Engine<'a> {
                     host,
                     Some(&script.to_shell()),
                     message,
-                    "run the command on the host to see why it fails; run apply again once it succeeds".into(),
+                    "run the command on the host to see why it fails; run the same command again once it succeeds"
+                        .into(),
                 ));
             }
             tokio::time::sleep(WAIT_INTERVAL.min(timeout.saturating_sub(started.elapsed()))).await;
@@ -979,7 +980,7 @@ impl<'a> Engine<'a> {
                             exit_code: out.code,
                             stderr_tail: tail,
                             message,
-                            hint: "fix the cause on the host (its stderr is above), then run apply again: it continues with this step".into(),
+                            hint: "fix the cause on the host (its stderr is above), then run the same command again: it continues with this step".into(),
                             skip_host: false,
                         });
                     }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
 
-use super::{HOSTS_MARK, HostFacts, HostsEntry};
+use super::{EtcdHealth, HOSTS_MARK, HostFacts, HostsEntry};
 use crate::script::{Script, quote};
 use crate::version::Version;
 
@@ -101,6 +101,12 @@ pub fn script(paths: &[String]) -> Script {
     );
     section("apiserver", "crictl ps -o json --name kube-apiserver 2>/dev/null || true");
     section("kubelet-config", "grep -E '^rotateCertificates:' /var/lib/kubelet/config.yaml 2>/dev/null || true");
+    // The local etcd member's health, as the upgrade and node removal weigh quorum (short
+    // timeouts: a member that is down must not hold up the facts).
+    section(
+        "etcd-health",
+        "if test -f /etc/kubernetes/manifests/etcd.yaml && command -v etcdctl >/dev/null 2>&1; then etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key --dial-timeout=2s --command-timeout=3s endpoint health 2>&1; echo \"exit $?\"; fi",
+    );
     // The local etcd member as kubeadm configured it; a manifest an unfinished restore parked
     // counts (the run that continues it needs it).
     section(
@@ -317,12 +323,30 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
             })
             .collect(),
         etcd_member: etcd_member(get("etcd-member")),
+        etcd_health: etcd_health(get("etcd-health")),
         applied: get("applied")
             .lines()
             .filter_map(|l| l.split_once(' '))
             .map(|(name, hash)| (name.to_string(), hash.trim().to_string()))
             .collect(),
     })
+}
+
+/// How `etcdctl endpoint health` answered; None where it was not asked (no etcd manifest, or
+/// no etcdctl on the host).
+fn etcd_health(text: &str) -> Option<EtcdHealth> {
+    let status = text.lines().rev().find_map(|l| l.strip_prefix("exit "))?;
+    if status.trim() == "0" {
+        return Some(EtcdHealth::Healthy);
+    }
+    // etcdctl's own verdict, past the client's JSON log lines.
+    let lines = || text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("exit "));
+    let why = lines()
+        .find(|l| l.contains(" is unhealthy: "))
+        .or_else(|| lines().find(|l| l.starts_with("Error: ")))
+        .or_else(|| lines().next())
+        .unwrap_or("etcdctl failed");
+    Some(EtcdHealth::Unhealthy { why: why.trim().to_string() })
 }
 
 /// The etcd member a manifest's command configures; None without a manifest or a name.
@@ -510,6 +534,41 @@ mod tests {
         assert_eq!(cert.dns_names, ["kubernetes", "api.c.internal"]);
         assert_eq!(cert.ip_addresses, ["10.96.0.1", "10.0.0.11"]);
         assert_eq!(cert.not_after - cert.not_before, 365 * 86_400);
+    }
+
+    #[test]
+    fn etcd_health_is_what_etcdctl_answered_or_unknown() {
+        let with = |body: &str| parse("cp1", &format!("{}{}", sample(), section("etcd-health", body))).unwrap();
+        let healthy = "https://127.0.0.1:2379 is healthy: successfully committed proposal: took = 2.1ms\nexit 0\n";
+        assert_eq!(with(healthy).etcd_health, Some(EtcdHealth::Healthy));
+        let down = "{\"level\":\"warn\"}\nhttps://127.0.0.1:2379 is unhealthy: failed to commit proposal: context deadline exceeded\nError: unhealthy cluster\nexit 1\n";
+        assert_eq!(
+            with(down).etcd_health,
+            Some(EtcdHealth::Unhealthy {
+                why: "https://127.0.0.1:2379 is unhealthy: failed to commit proposal: context deadline exceeded".into()
+            }),
+            "etcdctl's verdict, not its log"
+        );
+        assert_eq!(with("").etcd_health, None, "not asked: no manifest or no etcdctl");
+    }
+
+    #[test]
+    fn the_etcd_member_is_read_from_its_manifest_also_when_a_restore_parked_it() {
+        let flags = "    - --data-dir=/data/etcd\n    - --initial-advertise-peer-urls=https://10.0.0.11:2380\n    - --name=cp1\n";
+        let with = |body: &str| parse("cp1", &format!("{}{}", sample(), section("etcd-member", body))).unwrap();
+        let member = with(&format!("manifest /etc/kubernetes/manifests/etcd.yaml\n{flags}")).etcd_member.unwrap();
+        assert_eq!(
+            (member.name.as_str(), member.peer_url.as_str(), member.data_dir.as_str(), member.parked),
+            ("cp1", "https://10.0.0.11:2380", "/data/etcd", false)
+        );
+        let parked = with(&format!("manifest {PARKED}/etcd.yaml\n{flags}", PARKED = super::super::PARKED_MANIFESTS));
+        assert!(parked.etcd_member.unwrap().parked);
+        // No manifest (a worker), or one without a name: no member to restore.
+        assert_eq!(with("").etcd_member, None);
+        assert_eq!(
+            with("manifest /etc/kubernetes/manifests/etcd.yaml\n    - --data-dir=/var/lib/etcd\n").etcd_member,
+            None
+        );
     }
 
     #[test]

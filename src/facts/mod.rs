@@ -93,6 +93,10 @@ pub struct HostFacts {
     /// `rotateCertificates` of the kubelet's configuration; None when not set or not read.
     #[serde(default)]
     pub kubelet_rotation: Option<bool>,
+    /// The local etcd member's answer to `etcdctl endpoint health`; None where not asked (no
+    /// member, no etcdctl).
+    #[serde(default)]
+    pub etcd_health: Option<EtcdHealth>,
     /// The local etcd member, from its static pod manifest; None on hosts without one.
     #[serde(default)]
     pub etcd_member: Option<EtcdMember>,
@@ -100,6 +104,17 @@ pub struct HostFacts {
     /// the manifest, written only once `kubectl apply` succeeded (see [`APPLIED_DIR`]).
     #[serde(default)]
     pub applied: BTreeMap<String, String>,
+}
+
+/// What the local etcd member answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum EtcdHealth {
+    Healthy,
+    /// With the first line etcdctl printed.
+    Unhealthy {
+        why: String,
+    },
 }
 
 /// A control plane's etcd member, as its manifest's command sets it.
@@ -170,6 +185,7 @@ impl HostFacts {
             apiserver_started: None,
             kubelet_rotation: None,
             etcd_member: None,
+            etcd_health: None,
         }
     }
 }

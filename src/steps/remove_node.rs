@@ -2,10 +2,10 @@
 //! drain it (from the first control plane), remove its etcd member if it is a control plane,
 //! `kubeadm reset` on it, delete its Node object. A node that cannot be reached (dead, or its
 //! sshd gone) is still removed from the cluster: what needs the node itself is skipped, and the
-//! plan says so.
+//! plan says so. A control plane whose removal would leave etcd without a quorum is refused.
 
 use super::Step;
-use crate::facts::HostFacts;
+use crate::facts::{EtcdHealth, HostFacts};
 use crate::inventory::Host;
 use crate::plan::{Action, Decision, PlanCx};
 use crate::script::Script;
@@ -24,6 +24,34 @@ MEMBERS
 )
 if [ -z "$id" ]; then echo "$name is not an etcd member (already removed)"; exit 0; fi
 etcd member remove "$id""#;
+
+/// Why removing `host`'s etcd member would leave etcd without a quorum, if it would: the
+/// members left (every other control plane) need a majority that answered healthy with the
+/// facts (one that could not be reached or was not asked counts as down).
+fn quorum_lost_without(cx: &PlanCx<'_>, host: &Host) -> Option<String> {
+    let others: Vec<&Host> = cx.inventory.control_planes().filter(|h| h.name != host.name).collect();
+    let health = |h: &Host| cx.facts.hosts.get(&h.name).and_then(|f| f.etcd_health.clone());
+    let healthy = others.iter().filter(|h| health(h) == Some(EtcdHealth::Healthy)).count();
+    let quorum = others.len() / 2 + 1;
+    if others.is_empty() || healthy >= quorum {
+        return None;
+    }
+    let down: Vec<String> = others
+        .iter()
+        .filter(|h| health(h) != Some(EtcdHealth::Healthy))
+        .map(|h| match (health(h), cx.facts.unreachable.get(&h.name)) {
+            (Some(EtcdHealth::Unhealthy { why }), _) => format!("{} ({why})", h.name),
+            (_, Some(why)) => format!("{} (cannot be reached: {why})", h.name),
+            _ => format!("{} (its etcd health is unknown: no etcd manifest or no etcdctl)", h.name),
+        })
+        .collect();
+    Some(format!(
+        "removing {}'s etcd member would leave {} member(s) of which only {healthy} answer healthy, fewer than the {quorum} etcd needs for a quorum: {} down; bring them back first (`crictl ps --name etcd` and its logs there)",
+        host.name,
+        others.len(),
+        down.join(", ")
+    ))
+}
 
 impl Step for RemoveNode {
     fn id(&self) -> &'static str {
@@ -50,6 +78,11 @@ impl Step for RemoveNode {
                     host.name
                 )],
             };
+        }
+        if host.is_control_plane()
+            && let Some(problem) = quorum_lost_without(cx, host)
+        {
+            return Decision::Blocked { problems: vec![problem] };
         }
         let unreachable = cx.facts.unreachable.get(&host.name);
         let in_cluster = cx.facts.cluster.as_ref().is_some_and(|c| c.nodes.contains_key(&host.name));

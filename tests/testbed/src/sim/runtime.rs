@@ -217,7 +217,9 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 }
 
 /// `snapshot restore FILE` (etcdutl; etcdctl 3.5 still has it, deprecated): a new data
-/// directory holding the snapshot's keys and a fresh membership (etcd:etcdutl/snapshot/v3_snapshot.go).
+/// directory holding the snapshot's keys and a fresh membership. Error texts from
+/// etcd:etcdutl/snapshot/v3_snapshot.go (`data-dir %q not empty or could not be read`,
+/// `snapshot missing hash but --skip-hash-check=false`).
 fn snapshot_restore(args: &[String], file: &str, deprecated: bool) -> anyhow::Result<Outcome> {
     let name = flag(args, "name").unwrap_or_else(|| "default".into());
     let data_dir = flag(args, "data-dir").unwrap_or_else(|| format!("{name}.etcd"));
@@ -244,8 +246,9 @@ fn snapshot_restore(args: &[String], file: &str, deprecated: bool) -> anyhow::Re
         Some((_, url)) if *url != advertise => {
             return fail(
                 stderr,
+                // etcd:server/config/config.go (advertiseMatchesCluster).
                 format!(
-                    "--initial-cluster has {name}={url} but missing from --initial-advertise-peer-urls={advertise}"
+                    "--initial-cluster has {name}={url} but missing from --initial-advertise-peer-urls={advertise} (\"{advertise}\"(resolved from \"{advertise}\") != \"{url}\"(resolved from \"{url}\"))"
                 ),
             );
         }
