@@ -41,14 +41,27 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
             .resolve(&inv)
             .map_err(|e| crate::report::UserError::new(e.to_string()).help(e.hint()))?;
     }
+    let hosts: Vec<&kubewright::inventory::Host> =
+        inv.hosts.iter().filter(|h| args.host.is_empty() || args.host.contains(&h.name)).collect();
+    // Rendering and writing are independent per host: one chunk of hosts per core (the time
+    // of a big inventory is mostly the file system's, and that overlaps).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, hosts.len().max(1));
+    let per_thread = hosts.len().div_ceil(threads).max(1);
+    let chunks: Vec<anyhow::Result<Vec<(String, RemoteFile, PathBuf)>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = hosts
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(|| render_hosts(&inv, &templates, chunk, &args.out)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a render thread panicked"))))
+            .collect()
+    });
     let mut written = Vec::new();
-    for host in inv.hosts.iter().filter(|h| args.host.is_empty() || args.host.contains(&h.name)) {
-        let files = templates.render_host(&inv, host, &Secrets::placeholders())?;
-        for file in &files {
-            let dest = args.out.join(&host.name).join(file.path.trim_start_matches('/'));
-            write_file(&dest, file).with_context(|| format!("cannot write `{}`", dest.display()))?;
-            out.detail(&format!("{} {:04o} {}", host.name, file.mode, file.path));
-            written.push(serde_json::json!({"host": host.name, "path": file.path, "mode": format!("{:04o}", file.mode), "owner": file.owner, "written_to": dest.display().to_string()}));
+    for chunk in chunks {
+        for (host, file, dest) in chunk? {
+            out.detail(&format!("{host} {:04o} {}", file.mode, file.path));
+            written.push(serde_json::json!({"host": host, "path": file.path, "mode": format!("{:04o}", file.mode), "owner": file.owner, "written_to": dest.display().to_string()}));
         }
     }
     let hosts = written.iter().filter_map(|w| w["host"].as_str()).collect::<std::collections::BTreeSet<_>>().len();
@@ -59,10 +72,31 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_file(dest: &Path, file: &RemoteFile) -> std::io::Result<()> {
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent)?;
+/// Render `hosts`' files and write them under `out`, in host order; what was written.
+fn render_hosts(
+    inv: &kubewright::inventory::Inventory,
+    templates: &kubewright::render::Templates,
+    hosts: &[&kubewright::inventory::Host],
+    out: &Path,
+) -> anyhow::Result<Vec<(String, RemoteFile, PathBuf)>> {
+    let mut written = Vec::new();
+    let mut made = std::collections::HashSet::new();
+    for host in hosts {
+        for file in templates.render_host(inv, host, &Secrets::placeholders())? {
+            let dest = out.join(&host.name).join(file.path.trim_start_matches('/'));
+            if let Some(parent) = dest.parent()
+                && made.insert(parent.to_path_buf())
+            {
+                std::fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+            }
+            write_file(&dest, &file).with_context(|| format!("cannot write `{}`", dest.display()))?;
+            written.push((host.name.clone(), file, dest));
+        }
     }
+    Ok(written)
+}
+
+fn write_file(dest: &Path, file: &RemoteFile) -> std::io::Result<()> {
     // Create with the final mode so a 0600 file is never readable by others, even briefly.
     let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(file.mode).open(dest)?;
     f.set_permissions(std::fs::Permissions::from_mode(file.mode))?;
