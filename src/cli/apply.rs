@@ -159,8 +159,6 @@ pub struct Preview {
     pub detailed_exitcode: bool,
 }
 
-/// Plan `playbook` against the hosts' facts, show it, confirm, take the lock and run it,
-/// journaling every finished host step (what `apply` and `certs renew` do).
 /// The command that continues an unfinished run of `playbook`.
 fn finishing_command(playbook: &str) -> String {
     match playbook {
@@ -224,6 +222,8 @@ pub fn run_playbook_confirmed(
     run_playbook(inv, templates, playbook, &RunOptions { yes: true, ..options }, out)
 }
 
+/// Plan `playbook` against the hosts' facts, show it, confirm, take the lock and run it,
+/// journaling every finished host step (what `apply` and `certs renew` do).
 pub fn run_playbook(
     inv: &kubewright::inventory::Inventory,
     templates: &kubewright::render::Templates,
