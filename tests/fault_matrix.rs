@@ -1,6 +1,6 @@
 //! Cells of the fault matrix (docs/reliability.md) that install_faults.rs, certs.rs, upgrade.rs
-//! and the transport tests do not already hold: SIGTERM to kubewright mid-install, and a disk
-//! that fills while a file is written. Each cell: the exit code and message name what happened
+//! and the transport tests do not already hold: SIGTERM to kubewright mid-install, a disk that
+//! fills while a file is written, kubeadm failing mid-upgrade on the first control plane. Each cell: the exit code and message name what happened
 //! (host and step for a host's fault), no half-written file is left, the lock is free and the
 //! journal resumable, and the next run converges (its plan then has nothing to do).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
@@ -85,4 +85,40 @@ fn a_disk_that_fills_while_a_file_is_written_leaves_no_partial_file() {
     // The other hosts finished the step; the disk gets space again.
     assert!(bed.exec("w1", "umount /etc/containerd").unwrap().status.success());
     converges(&bed, state.path());
+}
+
+#[test]
+fn kubeadm_failing_mid_upgrade_stops_the_upgrade_uncordons_and_the_next_run_finishes_it() {
+    let Some((bed, state)) = bed() else { return };
+    let o = kubewright(&bed, state.path(), &["apply", "--yes", "-q"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    // kubeadm's own words when a static pod does not come back (it rolls its manifests back).
+    let fails = Fault {
+        command_prefix: "kubeadm upgrade apply".into(),
+        action: FaultAction::FailOnce {
+            code: 1,
+            stderr: "[upgrade/apply] FATAL: couldn't upgrade control plane. kubeadm has tried to recover everything into the earlier state. Errors faced: timed out waiting for the condition\n".into(),
+        },
+        fired: false,
+    };
+    bed.add_fault("cp1", fails).unwrap();
+    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes", "-o", "json"]);
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    let report = common::json_events(&o).pop().unwrap();
+    let failure = &report["run"]["failures"][0];
+    assert_eq!(failure["host"], "cp1", "{report}");
+    assert_eq!(failure["step"], "upgrade-control-plane@1.32.9", "{report}");
+    assert!(failure["stderr_tail"].to_string().contains("couldn't upgrade control plane"), "{failure}");
+    let cluster = bed.cluster_state();
+    assert!(cluster.nodes.values().all(|n| !n.unschedulable), "no node left cordoned: {:?}", cluster.nodes);
+    assert!(cluster.nodes.values().all(|n| n.kubelet_version == "v1.31.4"), "nothing moved: {:?}", cluster.nodes);
+    let o = kubewright(&bed, state.path(), &["lock", "status"]);
+    assert!(output_text(&o).contains("cp1: free"), "{}", output_text(&o));
+
+    // kubeadm behaves again: the same command finishes the upgrade.
+    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let cluster = bed.cluster_state();
+    assert!(cluster.nodes.values().all(|n| n.kubelet_version == "v1.32.9" && !n.unschedulable), "{:?}", cluster.nodes);
 }
