@@ -1,6 +1,7 @@
 //! Cells of the fault matrix (docs/reliability.md) that install_faults.rs, certs.rs, upgrade.rs
 //! and the transport tests do not already hold: SIGTERM to kubewright mid-install, a disk that
-//! fills while a file is written, kubeadm failing mid-upgrade on the first control plane. Each cell: the exit code and message name what happened
+//! fills while a file is written, kubeadm failing mid-upgrade on the first control plane, and a
+//! control plane's sshd dying during a certificate renewal and during an etcd restore. Each cell: the exit code and message name what happened
 //! (host and step for a host's fault), no half-written file is left, the lock is free and the
 //! journal resumable, and the next run converges (its plan then has nothing to do).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
@@ -13,6 +14,31 @@ use kubewright_testbed::{Testbed, TestbedOptions};
 
 mod common;
 use common::{bed_command, on_bed as kubewright, output_text};
+
+/// Start kubewright with `args`, wait until `command` runs on `host`, kill every sshd there, and
+/// return what kubewright printed when it ended.
+fn with_sshd_killed_during(
+    bed: &Testbed,
+    state: &std::path::Path,
+    args: &[&str],
+    host: &str,
+    command: &str,
+) -> std::process::Output {
+    let hold = Fault { command_prefix: command.into(), action: FaultAction::Hang { seconds: 30 }, fired: false };
+    bed.add_fault(host, hold).unwrap();
+    let child = bed_command(bed, state, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !bed.exec(host, &format!("pgrep -f '^{command}' >/dev/null")).unwrap().status.success() {
+        assert!(Instant::now() < deadline, "`{command}` never ran on {host}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bed.exec(host, "pkill -x sshd; rm -f /run/sshd.pid").unwrap();
+    let o = child.wait_with_output().unwrap();
+    bed.clear_faults(host).unwrap();
+    bed.start_sshd(host).unwrap();
+    bed.wait_ssh(host, Duration::from_secs(20)).unwrap();
+    o
+}
 
 fn bed() -> Option<(Testbed, tempfile::TempDir)> {
     let mut opts = TestbedOptions::new(3);
@@ -121,4 +147,71 @@ fn kubeadm_failing_mid_upgrade_stops_the_upgrade_uncordons_and_the_next_run_fini
     assert!(o.status.success(), "{}", output_text(&o));
     let cluster = bed.cluster_state();
     assert!(cluster.nodes.values().all(|n| n.kubelet_version == "v1.32.9" && !n.unschedulable), "{:?}", cluster.nodes);
+}
+
+#[test]
+fn sshd_dying_during_a_certificate_renewal_stops_it_there_and_the_next_run_finishes() {
+    let Some((bed, state)) = bed() else { return };
+    let o = kubewright(&bed, state.path(), &["apply", "--yes", "-q"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let args = ["certs", "renew", "--force", "--yes", "-o", "json"];
+    let o = with_sshd_killed_during(&bed, state.path(), &args, "cp2", "kubeadm certs renew");
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    let report = common::json_events(&o).pop().unwrap();
+    assert_eq!(
+        (report["failures"][0]["host"].as_str(), report["failures"][0]["step"].as_str()),
+        (Some("cp2"), Some("renew-certificates")),
+        "{report}"
+    );
+    // The lock could not be released on cp2 (its connection died with sshd): said, and left
+    // for the next run from this machine to take over.
+    assert!(text.contains("the cluster lock could not be released") && text.contains("takes it over"), "{text}");
+    let o = kubewright(&bed, state.path(), &["lock", "status"]);
+    assert!(output_text(&o).contains("cp1: free") && output_text(&o).contains("cp2: locked by"), "{}", output_text(&o));
+    // The same command continues: cp1 is not renewed twice, cp2 is.
+    let o = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("finished by an earlier run") && text.contains("taken over"), "{text}");
+    let o = kubewright(&bed, state.path(), &["lock", "status"]);
+    assert!(output_text(&o).contains("cp2: free"), "{}", output_text(&o));
+    let cluster = bed.cluster_state();
+    assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)), "{:?}", cluster.nodes);
+    let o = kubewright(&bed, state.path(), &["certs", "check"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+}
+
+#[test]
+fn sshd_dying_while_a_restore_stages_stops_nothing_and_the_same_command_continues() {
+    let Some((bed, state)) = bed() else { return };
+    let o = kubewright(&bed, state.path(), &["apply", "--yes", "-q"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let name = bed.cluster_state().cluster_name;
+    let snapshot =
+        std::fs::read_dir(state.path()).unwrap().flatten().next().unwrap().path().join("backups/cp1/etcd-snapshot.db");
+    let args = ["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name, "-o", "json"];
+    let o = with_sshd_killed_during(&bed, state.path(), &args, "cp2", "etcdutl snapshot restore");
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    let report = common::json_events(&o).pop().unwrap();
+    assert_eq!(
+        (report["failures"][0]["host"].as_str(), report["failures"][0]["step"].as_str()),
+        (Some("cp2"), Some("etcd-restore-stage")),
+        "{report}"
+    );
+    for cp in ["cp1", "cp2"] {
+        let o = bed.exec(cp, "ls /etc/kubernetes/manifests | wc -l").unwrap();
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "4", "{cp}: nothing was stopped");
+    }
+    assert!(kubewright(&bed, state.path(), &["plan"]).status.success(), "the cluster answers");
+    let o = kubewright(&bed, state.path(), &["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name]);
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("resuming the unfinished run of `etcd-restore`"), "{text}");
+    let cluster = bed.cluster_state();
+    assert!(cluster.etcd_generation.starts_with("kubewright-restore-"), "{}", cluster.etcd_generation);
+    assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)), "{:?}", cluster.nodes);
 }

@@ -605,7 +605,7 @@ pub fn run(
     }
     if let Err(e) = released {
         progress
-            .note(&format!("warning: the cluster lock could not be released: {e}; `kubewright lock break` removes it"));
+            .note(&format!("warning: the cluster lock could not be released: {e}; the next run from this machine takes it over (this process will be gone), or `kubewright lock break` removes it"));
     }
     let mut incomplete = false;
     match finished {
