@@ -1,7 +1,8 @@
 //! Cells of the fault matrix (docs/reliability.md) that install_faults.rs, certs.rs, upgrade.rs
 //! and the transport tests do not already hold: SIGTERM to kubewright mid-install, a disk that
 //! fills while a file is written, kubeadm failing mid-upgrade on the first control plane, and a
-//! control plane's sshd dying during a certificate renewal and during an etcd restore. Each cell: the exit code and message name what happened
+//! control plane lost (sshd dead, link cut) during a certificate renewal, and its sshd dying
+//! during an etcd restore. Each cell: the exit code and message name what happened
 //! (host and step for a host's fault), no half-written file is left, the lock is free and the
 //! journal resumable, and the next run converges (its plan then has nothing to do).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
@@ -15,16 +16,28 @@ use kubewright_testbed::{Testbed, TestbedOptions};
 mod common;
 use common::{bed_command, on_bed as kubewright, output_text};
 
-/// Start kubewright with `args`, wait until `command` runs on `host`, kill every sshd there, and
-/// return what kubewright printed when it ended.
-fn with_sshd_killed_during(
+/// What happens to a host while its command runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Loss {
+    /// Every sshd of the host dies (the session's processes with it).
+    Sshd,
+    /// The host's link goes down (the command itself goes on).
+    Link,
+}
+
+/// Start kubewright with `args`, wait until `command` runs on `host`, take the host away as
+/// `loss` says, and return what kubewright printed when it ended (the host back afterwards).
+fn with_host_lost_during(
     bed: &Testbed,
     state: &std::path::Path,
     args: &[&str],
     host: &str,
     command: &str,
+    loss: Loss,
 ) -> std::process::Output {
-    let hold = Fault { command_prefix: command.into(), action: FaultAction::Hang { seconds: 30 }, fired: false };
+    // Long enough to be caught in the act; then the command runs as it would have.
+    let seconds = if loss == Loss::Sshd { 30 } else { 3 };
+    let hold = Fault { command_prefix: command.into(), action: FaultAction::Hang { seconds }, fired: false };
     bed.add_fault(host, hold).unwrap();
     let child = bed_command(bed, state, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -32,10 +45,18 @@ fn with_sshd_killed_during(
         assert!(Instant::now() < deadline, "`{command}` never ran on {host}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    bed.exec(host, "pkill -x sshd; rm -f /run/sshd.pid").unwrap();
+    match loss {
+        Loss::Sshd => {
+            bed.exec(host, "pkill -x sshd; rm -f /run/sshd.pid").unwrap();
+        }
+        Loss::Link => bed.link_down(host).unwrap(),
+    }
     let o = child.wait_with_output().unwrap();
     bed.clear_faults(host).unwrap();
-    bed.start_sshd(host).unwrap();
+    match loss {
+        Loss::Sshd => bed.start_sshd(host).unwrap(),
+        Loss::Link => bed.link_up(host).unwrap(),
+    }
     bed.wait_ssh(host, Duration::from_secs(20)).unwrap();
     o
 }
@@ -151,11 +172,20 @@ fn kubeadm_failing_mid_upgrade_stops_the_upgrade_uncordons_and_the_next_run_fini
 
 #[test]
 fn sshd_dying_during_a_certificate_renewal_stops_it_there_and_the_next_run_finishes() {
+    renewal_losing_cp2(Loss::Sshd);
+}
+
+#[test]
+fn a_link_cut_during_a_certificate_renewal_stops_it_there_and_the_next_run_finishes() {
+    renewal_losing_cp2(Loss::Link);
+}
+
+fn renewal_losing_cp2(loss: Loss) {
     let Some((bed, state)) = bed() else { return };
     let o = kubewright(&bed, state.path(), &["apply", "--yes", "-q"]);
     assert!(o.status.success(), "{}", output_text(&o));
     let args = ["certs", "renew", "--force", "--yes", "-o", "json"];
-    let o = with_sshd_killed_during(&bed, state.path(), &args, "cp2", "kubeadm certs renew");
+    let o = with_host_lost_during(&bed, state.path(), &args, "cp2", "kubeadm certs renew", loss);
     let text = output_text(&o);
     assert_eq!(o.status.code(), Some(1), "{text}");
     let report = common::json_events(&o).pop().unwrap();
@@ -193,7 +223,7 @@ fn sshd_dying_while_a_restore_stages_stops_nothing_and_the_same_command_continue
     let snapshot =
         std::fs::read_dir(state.path()).unwrap().flatten().next().unwrap().path().join("backups/cp1/etcd-snapshot.db");
     let args = ["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name, "-o", "json"];
-    let o = with_sshd_killed_during(&bed, state.path(), &args, "cp2", "etcdutl snapshot restore");
+    let o = with_host_lost_during(&bed, state.path(), &args, "cp2", "etcdutl snapshot restore", Loss::Sshd);
     let text = output_text(&o);
     assert_eq!(o.status.code(), Some(1), "{text}");
     let report = common::json_events(&o).pop().unwrap();
