@@ -243,7 +243,6 @@ impl Step for EtcdRestoreStart {
             Ok(s) => s,
             Err(d) => return d,
         };
-        let node_ip = host.node_ip().map_or_else(|| host.address.clone(), |ip| ip.to_string());
         Decision::Change {
             actions: vec![
                 Action::Probe {
@@ -256,15 +255,7 @@ impl Step for EtcdRestoreStart {
                         "move the manifests of kube-apiserver, kube-controller-manager and kube-scheduler back".into(),
                     commands: sh(UNPARK, &COMPONENTS[..3]),
                 },
-                Action::Probe {
-                    description: format!("the API server on {node_ip}:6443 is ready"),
-                    commands: crate::kube::readyz_probe(
-                        crate::kube::ADMIN_KUBECONFIG,
-                        &format!("https://{node_ip}:6443"),
-                        None,
-                    ),
-                    timeout_s: 300,
-                },
+                super::apiserver_ready(host),
                 Action::Run {
                     description: format!("remove the copy of the snapshot ({REMOTE_SNAPSHOT})"),
                     commands: sh(CLEAN_UP, &[&snapshot.sha256]),

@@ -85,6 +85,17 @@ fn add_or_change(actions: Vec<Action>) -> Decision {
     if all_new { Decision::Add { actions } } else { Decision::Change { actions } }
 }
 
+/// Wait until this control plane's own API server answers `/readyz` (through the admin
+/// kubeconfig's credentials, at the address nodes reach it on).
+fn apiserver_ready(host: &Host) -> Action {
+    let address = endpoint_name::api_address(host);
+    Action::Probe {
+        description: format!("the API server on {address}:6443 is ready"),
+        commands: crate::kube::readyz_probe(crate::kube::ADMIN_KUBECONFIG, &format!("https://{address}:6443"), None),
+        timeout_s: 300,
+    }
+}
+
 /// On a node that joined: start its kubelet if it is not running (stopped by hand, or failed
 /// after a reboot); a node without it goes NotReady and its pods are evicted.
 fn start_stopped_kubelet(facts: &HostFacts) -> Option<Action> {

@@ -104,7 +104,6 @@ impl Step for RenewCertificates {
             };
         }
         let keep = cx.inventory.cluster.certificates.keep_backups;
-        let node_ip = host.node_ip().map_or_else(|| host.address.clone(), |ip| ip.to_string());
         let version = cx
             .facts
             .cluster
@@ -138,11 +137,7 @@ impl Step for RenewCertificates {
                 description: "restart the static pods, which read their certificates only when they start (the API server and etcd member of this node are down meanwhile)".into(),
                 commands: Script::new().cmd(["sh", "-c", RESTART_STATIC_PODS]),
             },
-            Action::Probe {
-                description: format!("the API server on {node_ip}:6443 is ready"),
-                commands: crate::kube::readyz_probe("/etc/kubernetes/admin.conf", &format!("https://{node_ip}:6443"), None),
-                timeout_s: 300,
-            },
+            super::apiserver_ready(host),
             Action::Wait {
                 description: format!("node {} is Ready and its etcd member healthy", host.name),
                 nodes: vec![host.name.clone()],

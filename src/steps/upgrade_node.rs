@@ -149,7 +149,6 @@ impl Step for UpgradeControlPlane {
         actions.extend(upgrade_kubeadm(cx, host, facts, kubeadm_upgrade));
         actions.push(drain(cx, host));
         actions.extend(upgrade_kubelet(cx, host, target, facts));
-        let node_ip = host.node_ip().map_or_else(|| host.address.clone(), |ip| ip.to_string());
         actions.push(Action::Wait {
             description: format!("node {} is Ready at {target} and its etcd member healthy", host.name),
             nodes: vec![host.name.clone()],
@@ -158,15 +157,7 @@ impl Step for UpgradeControlPlane {
             timeout_s: READY_TIMEOUT_S,
         });
         actions.push(uncordon(host));
-        actions.push(Action::Probe {
-            description: format!("the API server on {node_ip}:6443 is ready"),
-            commands: crate::kube::readyz_probe(
-                crate::kube::ADMIN_KUBECONFIG,
-                &format!("https://{node_ip}:6443"),
-                None,
-            ),
-            timeout_s: 300,
-        });
+        actions.push(super::apiserver_ready(host));
         actions.extend(uncordon_on_failure(cx, host));
         Decision::Change { actions }
     }
