@@ -82,24 +82,26 @@ const CLEAN_UP: &str = r#"set -eu
 rm -f /var/lib/kubewright/restore/snapshot.db "/var/lib/kubewright/restore/swapped-$(printf %.12s "$1")"
 rmdir /etc/kubewright/restore/manifests /etc/kubewright/restore /var/lib/kubewright/restore 2>/dev/null || true"#;
 
-/// The snapshot the step restores, or why the step cannot be planned.
-fn snapshot<'a>(cx: &'a PlanCx<'_>) -> Result<&'a SnapshotInput, Decision> {
-    cx.step.snapshot.as_ref().ok_or_else(|| Decision::Blocked {
+/// What every restore step plans with: the snapshot `kubewright etcd restore` gave the step,
+/// and the host's etcd member; or why the step cannot be planned on this host.
+fn inputs<'a>(
+    cx: &'a PlanCx<'_>,
+    host: &Host,
+    facts: &'a HostFacts,
+) -> Result<(&'a SnapshotInput, &'a crate::facts::EtcdMember), Decision> {
+    let snapshot = cx.step.snapshot.as_ref().ok_or_else(|| Decision::Blocked {
         problems: vec![format!(
             "step `{}` restores the snapshot `kubewright etcd restore FILE` names; a playbook cannot run it",
             cx.step.id
         )],
-    })
-}
-
-/// The local etcd member, or why this host cannot take part in a restore.
-fn member<'a>(host: &Host, facts: &'a HostFacts) -> Result<&'a crate::facts::EtcdMember, Decision> {
-    facts.etcd_member.as_ref().ok_or_else(|| Decision::Blocked {
+    })?;
+    let member = facts.etcd_member.as_ref().ok_or_else(|| Decision::Blocked {
         problems: vec![format!(
             "{} has no etcd manifest (/etc/kubernetes/manifests/etcd.yaml, nor one parked in {PARKED_MANIFESTS}): kubewright restores kubeadm's stacked etcd, one member on every control plane",
             host.name
         )],
-    })
+    })?;
+    Ok((snapshot, member))
 }
 
 fn sh(script: &str, args: &[&str]) -> Script {
@@ -120,9 +122,9 @@ impl Step for EtcdRestoreStage {
     }
 
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
-        let (snapshot, member) = match (snapshot(cx), member(host, facts)) {
-            (Ok(s), Ok(m)) => (s, m),
-            (Err(d), _) | (_, Err(d)) => return d,
+        let (snapshot, member) = match inputs(cx, host, facts) {
+            Ok(i) => i,
+            Err(d) => return d,
         };
         // Every control plane's member, as its manifest names it: the membership the
         // snapshot's cluster starts with. A control plane without one is blocked on its own.
@@ -171,7 +173,7 @@ impl Step for EtcdRestoreStop {
     }
 
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
-        if let Err(d) = snapshot(cx).and(member(host, facts)) {
+        if let Err(d) = inputs(cx, host, facts) {
             return d;
         }
         Decision::Change {
@@ -205,9 +207,9 @@ impl Step for EtcdRestoreData {
     }
 
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
-        let (snapshot, member) = match (snapshot(cx), member(host, facts)) {
-            (Ok(s), Ok(m)) => (s, m),
-            (Err(d), _) | (_, Err(d)) => return d,
+        let (snapshot, member) = match inputs(cx, host, facts) {
+            Ok(i) => i,
+            Err(d) => return d,
         };
         Decision::Change {
             actions: vec![
@@ -239,8 +241,8 @@ impl Step for EtcdRestoreStart {
     }
 
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
-        let snapshot = match snapshot(cx).and_then(|s| member(host, facts).map(|_| s)) {
-            Ok(s) => s,
+        let (snapshot, _) = match inputs(cx, host, facts) {
+            Ok(i) => i,
             Err(d) => return d,
         };
         Decision::Change {
