@@ -6,6 +6,8 @@
 
 use proptest::prelude::*;
 
+mod common;
+
 const SEEDS: &[&str] = &[
     include_str!("../inventories/example.yaml"),
     include_str!("../inventories/single.yaml"),
@@ -54,25 +56,7 @@ const FRAGMENTS: &[&str] = &[
 ];
 
 fn mutate(seed: &str, edits: &[(usize, usize, usize)]) -> String {
-    let mut text: Vec<char> = seed.chars().collect();
-    for &(pos, kind, frag) in edits {
-        if text.is_empty() {
-            break;
-        }
-        let pos = pos % text.len();
-        match kind % 3 {
-            0 => {
-                text.remove(pos);
-            }
-            1 => text.splice(pos..pos, FRAGMENTS[frag % FRAGMENTS.len()].chars()).for_each(drop),
-            _ => {
-                let end = (pos + frag % 40).min(text.len());
-                let cut: Vec<char> = text[pos..end].to_vec();
-                text.splice(pos..pos, cut).for_each(drop);
-            }
-        }
-    }
-    text.into_iter().collect()
+    common::mutate(seed, edits, FRAGMENTS, |_| 1)
 }
 
 fn load_all(text: &str) {

@@ -7,6 +7,8 @@
 
 use proptest::prelude::*;
 
+mod common;
+
 use kubewright::ssh::Output;
 
 const NODES: &str = r#"{"apiVersion":"v1","items":[{"metadata":{"name":"cp1","labels":{"node-role.kubernetes.io/control-plane":""}},"spec":{"unschedulable":true,"taints":[{"key":"node-role.kubernetes.io/control-plane","effect":"NoSchedule"}]},"status":{"conditions":[{"type":"MemoryPressure","status":"False"},{"type":"Ready","status":"True","message":"kubelet is posting ready status"}],"nodeInfo":{"kubeletVersion":"v1.31.4"}}},{"metadata":{"name":"w1"},"status":{"conditions":[{"type":"Ready","status":"False"}],"nodeInfo":{"kubeletVersion":"v1.30.2"}}}],"kind":"List"}"#;
@@ -89,26 +91,7 @@ const FRAGMENTS: &[&str] = &[
 ];
 
 fn mutate(seed: &str, edits: &[(usize, usize, usize)]) -> String {
-    let mut text: Vec<char> = seed.chars().collect();
-    for &(pos, kind, frag) in edits {
-        if text.is_empty() {
-            break;
-        }
-        let pos = pos % text.len();
-        match kind % 3 {
-            0 => {
-                let end = (pos + frag % 20).min(text.len());
-                text.drain(pos..end);
-            }
-            1 => text.splice(pos..pos, FRAGMENTS[frag % FRAGMENTS.len()].chars()).for_each(drop),
-            _ => {
-                let end = (pos + frag % 40).min(text.len());
-                let copy: Vec<char> = text[pos..end].to_vec();
-                text.splice(pos..pos, copy).for_each(drop);
-            }
-        }
-    }
-    text.into_iter().collect()
+    common::mutate(seed, edits, FRAGMENTS, |frag| frag % 20)
 }
 
 /// Every parser, on the same text.

@@ -88,3 +88,33 @@ pub fn bed_command(bed: &kubewright_testbed::Testbed, state: &std::path::Path, a
 pub fn on_bed(bed: &kubewright_testbed::Testbed, state: &std::path::Path, args: &[&str]) -> Output {
     bed_command(bed, state, args).output().unwrap()
 }
+
+/// A fuzz seed edited by `edits` (position, kind, argument): kind 0 cuts `cut_len(argument)`
+/// characters, 1 inserts `fragments[argument]`, 2 doubles up to 40 characters.
+pub fn mutate(
+    seed: &str,
+    edits: &[(usize, usize, usize)],
+    fragments: &[&str],
+    cut_len: impl Fn(usize) -> usize,
+) -> String {
+    let mut text: Vec<char> = seed.chars().collect();
+    for &(pos, kind, frag) in edits {
+        if text.is_empty() {
+            break;
+        }
+        let pos = pos % text.len();
+        match kind % 3 {
+            0 => {
+                let end = (pos + cut_len(frag)).min(text.len());
+                text.drain(pos..end);
+            }
+            1 => text.splice(pos..pos, fragments[frag % fragments.len()].chars()).for_each(drop),
+            _ => {
+                let end = (pos + frag % 40).min(text.len());
+                let copy: Vec<char> = text[pos..end].to_vec();
+                text.splice(pos..pos, copy).for_each(drop);
+            }
+        }
+    }
+    text.into_iter().collect()
+}
