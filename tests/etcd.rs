@@ -82,12 +82,7 @@ fn pods_and_nodes(bed: &Testbed) -> (Vec<String>, Vec<String>) {
 
 #[test]
 fn a_restore_brings_back_the_snapshots_state_on_every_control_plane_and_bad_input_changes_nothing() {
-    let mut opts = TestbedOptions::new(4);
-    opts.control_planes = 3;
-    let Some(bed) = Testbed::up_or_skip(opts) else { return };
-    let state = tempfile::tempdir().unwrap();
-    let o = kubewright(&bed, state.path(), &["apply", "--yes", "-q"]);
-    assert!(o.status.success(), "{}", output_text(&o));
+    let Some((bed, state)) = common::installed(4, 3) else { return };
     deploy(&bed, "web");
     let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
     assert!(o.status.success(), "{}", output_text(&o));

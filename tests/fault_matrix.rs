@@ -11,8 +11,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kubewright_testbed::Testbed;
 use kubewright_testbed::faults::{Fault, FaultAction};
-use kubewright_testbed::{Testbed, TestbedOptions};
 
 mod common;
 use common::{bed_command, on_bed as kubewright, output_text};
@@ -62,12 +62,6 @@ fn with_host_lost_during(
     o
 }
 
-fn bed() -> Option<(Testbed, tempfile::TempDir)> {
-    let mut opts = TestbedOptions::new(3);
-    opts.control_planes = 2;
-    Some((Testbed::up_or_skip(opts)?, tempfile::tempdir().unwrap()))
-}
-
 /// The lock is free on every control plane, and the next apply converges.
 fn converges(bed: &Testbed, state: &std::path::Path) {
     let o = kubewright(bed, state, &["lock", "status"]);
@@ -84,7 +78,7 @@ fn converges(bed: &Testbed, state: &std::path::Path) {
 
 #[test]
 fn sigterm_mid_install_lets_running_commands_finish_and_the_next_apply_resumes() {
-    let Some((bed, state)) = bed() else { return };
+    let Some((bed, state)) = common::bed(3, 2) else { return };
     // kubeadm init held 3 s, so that the signal lands while it runs.
     let hold = Fault { command_prefix: "kubeadm init".into(), action: FaultAction::Hang { seconds: 3 }, fired: false };
     bed.add_fault("cp1", hold).unwrap();
@@ -113,7 +107,7 @@ fn sigterm_mid_install_lets_running_commands_finish_and_the_next_apply_resumes()
 
 #[test]
 fn a_disk_that_fills_while_a_file_is_written_leaves_no_partial_file() {
-    let Some((bed, state)) = bed() else { return };
+    let Some((bed, state)) = common::bed(3, 2) else { return };
     // w1's /etc/containerd is a 16 KiB file system, already full.
     let fill = "mkdir -p /etc/containerd && mount -t tmpfs -o size=16k tmpfs /etc/containerd && (dd if=/dev/zero of=/etc/containerd/filler bs=1k count=64 2>/dev/null; true)";
     assert!(bed.exec("w1", fill).unwrap().status.success());
@@ -137,9 +131,7 @@ fn a_disk_that_fills_while_a_file_is_written_leaves_no_partial_file() {
 
 #[test]
 fn kubeadm_failing_mid_upgrade_stops_the_upgrade_uncordons_and_the_next_run_finishes_it() {
-    let Some((bed, state)) = bed() else { return };
-    let o = kubewright(&bed, state.path(), &["apply", "--yes", "-q"]);
-    assert!(o.status.success(), "{}", output_text(&o));
+    let Some((bed, state)) = common::installed(3, 2) else { return };
     // kubeadm's own words when a static pod does not come back (it rolls its manifests back).
     let fails = Fault {
         command_prefix: "kubeadm upgrade apply".into(),
@@ -182,9 +174,7 @@ fn a_link_cut_during_a_certificate_renewal_stops_it_there_and_the_next_run_finis
 }
 
 fn renewal_losing_cp2(loss: Loss) {
-    let Some((bed, state)) = bed() else { return };
-    let o = kubewright(&bed, state.path(), &["apply", "--yes", "-q"]);
-    assert!(o.status.success(), "{}", output_text(&o));
+    let Some((bed, state)) = common::installed(3, 2) else { return };
     let args = ["certs", "renew", "--force", "--yes", "-o", "json"];
     let o = with_host_lost_during(&bed, state.path(), &args, "cp2", "kubeadm certs renew", loss);
     let text = output_text(&o);
@@ -215,9 +205,7 @@ fn renewal_losing_cp2(loss: Loss) {
 
 #[test]
 fn sshd_dying_while_a_restore_stages_stops_nothing_and_the_same_command_continues() {
-    let Some((bed, state)) = bed() else { return };
-    let o = kubewright(&bed, state.path(), &["apply", "--yes", "-q"]);
-    assert!(o.status.success(), "{}", output_text(&o));
+    let Some((bed, state)) = common::installed(3, 2) else { return };
     let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
     assert!(o.status.success(), "{}", output_text(&o));
     let name = bed.cluster_state().cluster_name;

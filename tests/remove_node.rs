@@ -3,19 +3,12 @@
 //! removal that would cost etcd its quorum refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
-use kubewright_testbed::{Testbed, TestbedOptions};
-
 mod common;
 use common::{on_bed as kubewright, output_text};
 
 #[test]
 fn a_worker_and_a_dead_control_plane_are_removed_in_the_safe_order() {
-    let mut opts = TestbedOptions::new(4);
-    opts.control_planes = 3;
-    let Some(bed) = Testbed::up_or_skip(opts) else { return };
-    let state = tempfile::tempdir().unwrap();
-    let o = kubewright(&bed, state.path(), &["apply", "--yes", "-q"]);
-    assert!(o.status.success(), "{}", output_text(&o));
+    let Some((bed, state)) = common::installed(4, 3) else { return };
 
     // A name that is not in the inventory, and the first control plane: refused, nothing changed.
     let unknown = kubewright(&bed, state.path(), &["remove-node", "w9", "--yes"]);

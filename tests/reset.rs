@@ -2,19 +2,12 @@
 //! down (kubeadm's files, the pod network's, kubewright's), and a fresh install works after.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
-use kubewright_testbed::{Testbed, TestbedOptions};
-
 mod common;
 use common::{on_bed as kubewright, output_text};
 
 #[test]
 fn reset_needs_the_clusters_name_then_tears_every_node_down() {
-    let mut opts = TestbedOptions::new(3);
-    opts.control_planes = 2;
-    let Some(bed) = Testbed::up_or_skip(opts) else { return };
-    let state = tempfile::tempdir().unwrap();
-    let o = kubewright(&bed, state.path(), &["apply", "--yes", "-q"]);
-    assert!(o.status.success(), "{}", output_text(&o));
+    let Some((bed, state)) = common::installed(3, 2) else { return };
     let name = bed.cluster_state().cluster_name.clone();
     let inventory = std::fs::read_to_string(bed.inventory_path()).unwrap();
     let cluster_name = inventory.lines().find_map(|l| l.trim().strip_prefix("name: ")).unwrap().to_string();

@@ -118,3 +118,19 @@ pub fn mutate(
     }
     text.into_iter().collect()
 }
+
+/// A test bed of `hosts` hosts (`control_planes` of them control planes) and a state directory,
+/// or None when the bed cannot run here (skipped loudly by `up_or_skip`).
+pub fn bed(hosts: usize, control_planes: usize) -> Option<(kubewright_testbed::Testbed, tempfile::TempDir)> {
+    let mut opts = kubewright_testbed::TestbedOptions::new(hosts);
+    opts.control_planes = control_planes;
+    Some((kubewright_testbed::Testbed::up_or_skip(opts)?, tempfile::tempdir().unwrap()))
+}
+
+/// [`bed`] with the cluster installed by `apply`.
+pub fn installed(hosts: usize, control_planes: usize) -> Option<(kubewright_testbed::Testbed, tempfile::TempDir)> {
+    let (bed, state) = bed(hosts, control_planes)?;
+    let o = on_bed(&bed, state.path(), &["apply", "--yes", "-q"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    Some((bed, state))
+}
