@@ -17,6 +17,19 @@ use kubewright_testbed::faults::{Fault, FaultAction};
 mod common;
 use common::{bed_command, on_bed as kubewright, output_text};
 
+/// A run that ended with exit 1, its first failure on `host` in `step`: its output and report.
+fn failed_at(o: &std::process::Output, host: &str, step: &str) -> (String, serde_json::Value) {
+    let text = output_text(o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    let report = common::json_events(o).pop().unwrap();
+    assert_eq!(
+        (report["failures"][0]["host"].as_str(), report["failures"][0]["step"].as_str()),
+        (Some(host), Some(step)),
+        "{report}"
+    );
+    (text, report)
+}
+
 /// What happens to a host while its command runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Loss {
@@ -112,14 +125,7 @@ fn a_disk_that_fills_while_a_file_is_written_leaves_no_partial_file() {
     let fill = "mkdir -p /etc/containerd && mount -t tmpfs -o size=16k tmpfs /etc/containerd && (dd if=/dev/zero of=/etc/containerd/filler bs=1k count=64 2>/dev/null; true)";
     assert!(bed.exec("w1", fill).unwrap().status.success());
     let o = kubewright(&bed, state.path(), &["apply", "--yes", "-o", "json"]);
-    let text = output_text(&o);
-    assert_eq!(o.status.code(), Some(1), "{text}");
-    let report = common::json_events(&o).pop().unwrap();
-    assert_eq!(
-        (report["failures"][0]["host"].as_str(), report["failures"][0]["step"].as_str()),
-        (Some("w1"), Some("configure-containerd")),
-        "{report}"
-    );
+    let (_, report) = failed_at(&o, "w1", "configure-containerd");
     let message = report["failures"][0].to_string();
     assert!(message.contains("No space left on device"), "{message}");
     let o = bed.exec("w1", "ls -A /etc/containerd").unwrap();
@@ -177,14 +183,7 @@ fn renewal_losing_cp2(loss: Loss) {
     let Some((bed, state)) = common::installed(3, 2) else { return };
     let args = ["certs", "renew", "--force", "--yes", "-o", "json"];
     let o = with_host_lost_during(&bed, state.path(), &args, "cp2", "kubeadm certs renew", loss);
-    let text = output_text(&o);
-    assert_eq!(o.status.code(), Some(1), "{text}");
-    let report = common::json_events(&o).pop().unwrap();
-    assert_eq!(
-        (report["failures"][0]["host"].as_str(), report["failures"][0]["step"].as_str()),
-        (Some("cp2"), Some("renew-certificates")),
-        "{report}"
-    );
+    let (text, _) = failed_at(&o, "cp2", "renew-certificates");
     // The lock could not be released on cp2 (its connection died with sshd): said, and left
     // for the next run from this machine to take over.
     assert!(text.contains("the cluster lock could not be released") && text.contains("takes it over"), "{text}");
@@ -213,14 +212,7 @@ fn sshd_dying_while_a_restore_stages_stops_nothing_and_the_same_command_continue
         std::fs::read_dir(state.path()).unwrap().flatten().next().unwrap().path().join("backups/cp1/etcd-snapshot.db");
     let args = ["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name, "-o", "json"];
     let o = with_host_lost_during(&bed, state.path(), &args, "cp2", "etcdutl snapshot restore", Loss::Sshd);
-    let text = output_text(&o);
-    assert_eq!(o.status.code(), Some(1), "{text}");
-    let report = common::json_events(&o).pop().unwrap();
-    assert_eq!(
-        (report["failures"][0]["host"].as_str(), report["failures"][0]["step"].as_str()),
-        (Some("cp2"), Some("etcd-restore-stage")),
-        "{report}"
-    );
+    let _ = failed_at(&o, "cp2", "etcd-restore-stage");
     for cp in ["cp1", "cp2"] {
         let o = bed.exec(cp, "ls /etc/kubernetes/manifests | wc -l").unwrap();
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "4", "{cp}: nothing was stopped");
