@@ -158,6 +158,7 @@ pub fn report(
     let mut notes = Vec::new();
     for host in &inv.hosts {
         let Some(f) = facts.host(&host.name) else { continue };
+        let rows_before = rows.len();
         for (name, path, authority, kind) in KNOWN {
             // Workers have the cluster CA for trust only; its row belongs to control planes.
             if !host.is_control_plane() && *kind != Kind::Kubelet {
@@ -186,6 +187,15 @@ pub fn report(
                 now,
                 thresholds,
             ));
+        }
+        // Nothing to check is not "ok": a monitoring job must hear of a control plane that
+        // has lost its PKI (or was never installed).
+        if host.is_control_plane() && rows.len() == rows_before {
+            notes.push(Note {
+                node: host.name.clone(),
+                severity: Severity::Critical,
+                message: "no kubeadm certificate in /etc/kubernetes/pki: this control plane is not initialized (install it with `kubewright apply`) or its PKI is gone (restore it from /var/lib/kubewright/backups)".into(),
+            });
         }
         if host.is_control_plane()
             && let Some(started) = f.apiserver_started

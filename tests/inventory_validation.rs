@@ -23,7 +23,14 @@ hosts:
 fn errors(yaml: &str) -> Vec<Diagnostic> {
     match load("inv.yaml", yaml) {
         Ok(l) => panic!("expected errors, got a valid inventory (warnings: {:?})", l.warnings),
-        Err(e) => e.diagnostics.into_iter().filter(|d| d.severity == Severity::Error).collect(),
+        Err(e) => {
+            let errors: Vec<Diagnostic> = e.diagnostics.into_iter().filter(|d| d.severity == Severity::Error).collect();
+            // Each error says what to do: what a valid value looks like, or a help line.
+            for d in &errors {
+                assert!(d.expected.is_some() || d.hint.is_some(), "no advice in `{d}`");
+            }
+            errors
+        }
     }
 }
 

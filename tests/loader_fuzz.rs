@@ -1,5 +1,6 @@
 //! Random and mutated YAML fed to the inventory and playbook loaders and to the kubespray and
-//! Vagrant importers: they must return errors, never panic. CI runs a short campaign; a long one by hand:
+//! Vagrant importers: they must return errors, never panic, and every error a loader reports
+//! must say what to do. CI runs a short campaign; a long one by hand:
 //! `PROPTEST_CASES=200000 cargo test --release --test loader_fuzz`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
@@ -59,10 +60,26 @@ fn mutate(seed: &str, edits: &[(usize, usize, usize)]) -> String {
     common::mutate(seed, edits, FRAGMENTS, |_| 1)
 }
 
+/// Every error a loader reports tells what to do: a valid value (`expected:`) or a `help:`.
+fn assert_advised(diagnostics: &[kubewright::diag::Diagnostic], text: &str) {
+    for d in diagnostics.iter().filter(|d| d.is_error()) {
+        assert!(
+            d.expected.is_some() || d.hint.is_some(),
+            "no advice in `{d}`
+for input:
+{text}"
+        );
+    }
+}
+
 fn load_all(text: &str) {
     use kubewright::inventory::{kubespray, vagrant};
-    let _ = kubewright::inventory::load("fuzz.yaml", text);
-    let _ = kubewright::playbook::Playbook::parse("fuzz.yaml", text);
+    if let Err(e) = kubewright::inventory::load("fuzz.yaml", text) {
+        assert_advised(&e.diagnostics, text);
+    }
+    if let Err(e) = kubewright::playbook::Playbook::parse("fuzz.yaml", text) {
+        assert_advised(&e.diagnostics, text);
+    }
     let _ = kubewright::source_map::SourceMap::build(text);
     // The importers read files kubewright did not write.
     for hosts in [kubespray::parse_ini(text), kubespray::parse_yaml(text)].into_iter().flatten() {

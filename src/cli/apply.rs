@@ -19,7 +19,7 @@ use kubewright::exec::lower::{NotExecutable, lower};
 use kubewright::plan::{Decision, PlanInput, plan, render_text};
 use kubewright::redact::Redactor;
 
-use kubewright::ssh::{Connector, Target};
+use kubewright::ssh::Target;
 
 #[derive(clap::Args)]
 #[command(after_help = "\
@@ -169,7 +169,7 @@ fn finishing_command(playbook: &str) -> String {
         "etcd-restore" => "run `kubewright etcd restore FILE` again with the same snapshot".into(),
         "remove-node" => "run `kubewright remove-node NAME` again".into(),
         "reset" => "run `kubewright reset` again".into(),
-        other => format!("run playbook `{other}` again (`kubewright run`)"),
+        other => format!("run `kubewright apply --playbook FILE` again with playbook `{other}`"),
     }
 }
 
@@ -197,16 +197,20 @@ pub fn run_playbook_confirmed(
     let name = &inv.cluster.name;
     match confirmation.given {
         Some(given) if given != name => {
-            return Err(UserError::new(format!("--confirm {given} does not name this cluster ({name})"))
-                .help("nothing was changed; give the cluster's name (cluster.name in the inventory)")
-                .into());
+            return Err(UserError::new(
+                format!("--confirm {given} does not name this cluster ({name})"),
+                "nothing was changed; give the cluster's name (cluster.name in the inventory)",
+            )
+            .into());
         }
         Some(_) => {}
         None => {
             if !std::io::stdin().is_terminal() {
-                return Err(UserError::new(format!("{} needs its name as confirmation", confirmation.doing))
-                    .help(format!("nothing was changed; pass --confirm {name}"))
-                    .into());
+                return Err(UserError::new(
+                    format!("{} needs its name as confirmation", confirmation.doing),
+                    format!("nothing was changed; pass --confirm {name}"),
+                )
+                .into());
             }
             // The plan first, then the question.
             let preview = RunOptions { preview: Some(Preview { detailed_exitcode: false }), ..options.clone() };
@@ -215,7 +219,11 @@ pub fn run_playbook_confirmed(
                 return Ok(code);
             }
             if ask(&confirmation.question)? != *name {
-                return Err(UserError::new("not confirmed; nothing was changed").into());
+                return Err(UserError::new(
+                    "not confirmed; nothing was changed",
+                    format!("type the cluster's name ({name}) at the question, or pass --confirm {name}"),
+                )
+                .into());
             }
         }
     }
@@ -237,14 +245,18 @@ pub fn run_playbook(
     for name in playbook.steps.iter().flat_map(|s| &s.secret_env) {
         match std::env::var(name) {
             Ok(v) if v.contains('\n') => {
-                return Err(UserError::new(format!("the secret ${name} holds a line break"))
-                    .help("secrets reach commands one per line; give a single-line value")
-                    .into());
+                return Err(UserError::new(
+                    format!("the secret ${name} holds a line break"),
+                    "secrets reach commands one per line; give a single-line value",
+                )
+                .into());
             }
             Ok(v) if Redactor::too_short(&v) => {
-                return Err(UserError::new(format!("the secret ${name} is shorter than 4 characters"))
-                    .help("so short a value cannot be redacted from output safely; use a real secret")
-                    .into());
+                return Err(UserError::new(
+                    format!("the secret ${name} is shorter than 4 characters"),
+                    "so short a value cannot be redacted from output safely; use a real secret",
+                )
+                .into());
             }
             Ok(v) => {
                 secret_env.insert(name.clone(), v);
@@ -256,9 +268,11 @@ pub fn run_playbook(
     }
     if !missing.is_empty() {
         let list: Vec<&str> = missing.iter().map(String::as_str).collect();
-        return Err(UserError::new(format!("the playbook's secretEnv needs ${} set", list.join(", $")))
-            .help("export them in the environment that runs kubewright (e.g. from your secret store)")
-            .into());
+        return Err(UserError::new(
+            format!("the playbook's secretEnv needs ${} set", list.join(", $")),
+            "export them in the environment that runs kubewright (e.g. from your secret store)",
+        )
+        .into());
     }
     let files = super::plan::host_files(inv, templates)?;
     let planner = PlaybookPlanner { inv, playbook, files, secret_env, may_be_unreachable: None };
@@ -380,8 +394,7 @@ pub fn lower_for_apply(
                 Failure::new(e.to_string(), "fix these on the hosts (the plan marks them with x), then run the same command again")
                     .into()
             }
-            NotExecutable::Action { .. } => UserError::new(e.to_string())
-                .help("`kubewright plan` shows what it would do; the playbook or templates ask for something this version cannot run")
+            NotExecutable::Action { .. } => UserError::new(e.to_string(), "`kubewright plan` shows what it would do; the playbook or templates ask for something this version cannot run")
                 .into(),
         }
     })
@@ -398,8 +411,10 @@ pub fn run(
     // This run's join credentials: made here, kept in memory, sent to hosts only inside the
     // files kubeadm reads (over stdin, removed after use), redacted from everything shown.
     let join = JoinSecrets::generate().map_err(|e| {
-        UserError::new(format!("cannot read random bytes from /dev/urandom for the bootstrap token: {e}"))
-            .help("kubewright needs the kernel's random source on the bastion")
+        UserError::new(
+            format!("cannot read random bytes from /dev/urandom for the bootstrap token: {e}"),
+            "kubewright needs the kernel's random source on the bastion",
+        )
     })?;
     let redactor = Redactor::new(
         planner.secret_env().values().cloned().chain([join.bootstrap_token.clone(), join.certificate_key.clone()]),
@@ -413,7 +428,7 @@ pub fn run(
         .map(|h| (h.name.clone(), Target::from_inventory(inv, h, args.connect.accept_new_host_keys)))
         .collect();
     let progress = Progress::new(out.json(), out.interactive());
-    let connector = Connector::new(args.connect.transport(inv))?;
+    let connector = args.connect.connector(inv)?;
     let stop = StopSignal::default();
     let timings: Mutex<BTreeMap<String, HostTiming>> = Mutex::new(BTreeMap::new());
     let on_event = |e: kubewright::exec::engine::Event| {
@@ -422,7 +437,7 @@ pub fn run(
     };
     let engine = Engine::new(&connector, targets, args.concurrency, &redactor, &on_event, &stop)
         .with_join_secrets(join.bootstrap_token, join.certificate_key);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = super::inputs::runtime()?;
     // What is on the hosts now, so that the plan shown (and run) is against it.
     let paths = super::plan::managed_paths(files);
     let (mut facts, failures) = runtime.block_on(engine.gather_facts_partial(&paths));
@@ -494,12 +509,18 @@ pub fn run(
     }
     if !args.yes {
         if !std::io::stdin().is_terminal() {
-            return Err(UserError::new("this run changes hosts and there is no terminal to confirm on")
-                .help("review the plan printed above (or `kubewright plan`), then run again with --yes")
-                .into());
+            return Err(UserError::new(
+                "this run changes hosts and there is no terminal to confirm on",
+                "review the plan printed above (or `kubewright plan`), then run again with --yes",
+            )
+            .into());
         }
         if !confirm(&format!("Apply this plan to cluster {}? Type yes: ", inv.cluster.name))? {
-            return Err(UserError::new("not confirmed; nothing was changed").into());
+            return Err(UserError::new(
+                "not confirmed; nothing was changed",
+                "type `yes` at the question to apply the plan, or pass --yes after reviewing it",
+            )
+            .into());
         }
     }
 
@@ -527,12 +548,14 @@ pub fn run(
         && !restart
     {
         if u.playbook != planner.name() {
-            return Err(UserError::new(format!(
-                "an earlier run of playbook `{}` did not finish (journal {})",
-                u.playbook,
-                journal_path.display()
-            ))
-            .help(format!("{} to finish it, or pass --restart to abandon it", finishing_command(&u.playbook)))
+            return Err(UserError::new(
+                format!(
+                    "an earlier run of playbook `{}` did not finish (journal {})",
+                    u.playbook,
+                    journal_path.display()
+                ),
+                format!("{} to finish it, or pass --restart to abandon it", finishing_command(&u.playbook)),
+            )
             .into());
         }
         done = u.done.clone();
@@ -696,7 +719,12 @@ pub fn ask(question: &str) -> anyhow::Result<String> {
     let _ = write!(stderr, "{question}");
     let _ = stderr.flush();
     let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
+    std::io::stdin().read_line(&mut answer).map_err(|e| {
+        UserError::new(
+            format!("cannot read the answer from standard input: {e}"),
+            "answer on a terminal, or give the answer as a flag (--yes, --confirm NAME); nothing was changed",
+        )
+    })?;
     Ok(answer.trim().to_string())
 }
 

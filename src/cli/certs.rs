@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::inputs::{ConnectArgs, InventoryArg, load_inventory, state_dir};
-use crate::report::{Reporter, UserError};
+use crate::report::{Failure, Reporter, UserError};
 use kubewright::certs::{Thresholds, render_prometheus, render_text, report};
 use kubewright::duration::Duration;
-use kubewright::ssh::{Connector, Target};
+use kubewright::ssh::Target;
 
 #[derive(Subcommand)]
 pub enum CertsCommand {
@@ -146,39 +146,57 @@ pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
             let inv = load_inventory(&inventory, out)?;
             let pki = state_dir(&inv.cluster.name).join("pki");
             if pki.join("ca.crt").exists() && !force {
-                return Err(UserError::new(format!("{} already holds the cluster's CAs", pki.display()))
-                    .help("they are never replaced by accident: a cluster initialized with them would lose its trust; pass --force to make new ones")
+                return Err(UserError::new(format!("{} already holds the cluster's CAs", pki.display()), "they are never replaced by accident: a cluster initialized with them would lose its trust; pass --force to make new ones")
                     .into());
             }
             let c = &inv.cluster.certificates;
             let now =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
             let mut written = Vec::new();
+            let unwritable = |path: &std::path::Path, e: std::io::Error| {
+                UserError::new(
+                    format!("cannot write {}: {e}", path.display()),
+                    "the state directory must be writable by this user (KUBEWRIGHT_STATE_DIR moves it); nothing was sent to any host",
+                )
+            };
             let mut write = |name: &str, content: &str, mode: u32| -> anyhow::Result<()> {
                 let path = pki.join(name);
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+                    std::fs::create_dir_all(dir)
+                        .and_then(|()| {
+                            std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                        })
+                        .map_err(|e| unwritable(dir, e))?;
                 }
                 kubewright::exec::write_file_atomically(&path, content.as_bytes(), mode)
-                    .map_err(|e| UserError::new(format!("cannot write {}: {e}", path.display())))?;
+                    .map_err(|e| unwritable(&path, e))?;
                 written.push(path.display().to_string());
                 Ok(())
             };
+            let mut cluster_ca = String::new();
             // kubeadm's names for its three CAs (the subjects it gives its own).
             for (file, common_name) in
                 [("ca", "kubernetes"), ("etcd/ca", "etcd-ca"), ("front-proxy-ca", "front-proxy-ca")]
             {
                 let pair = kubewright::pki::generate_ca(common_name, c.ca_key_type, c.ca_validity.seconds, now)
-                    .map_err(|e| UserError::new(format!("cannot make the {file} CA: {e}")))?;
+                    .map_err(|e| Failure::new(
+                        format!("cannot make the {file} CA: {e}"),
+                        "key generation failed on the bastion; run again, and if it repeats, report it with the message above",
+                    ))?;
                 write(&format!("{file}.crt"), &pair.cert, 0o644)?;
                 write(&format!("{file}.key"), &pair.key, 0o600)?;
+                if file == "ca" {
+                    cluster_ca = pair.cert;
+                }
             }
             let (sa_key, sa_pub) = kubewright::pki::generate_service_account_keys(c.ca_key_type)
-                .map_err(|e| UserError::new(format!("cannot make the service-account keys: {e}")))?;
+                .map_err(|e| Failure::new(
+                    format!("cannot make the service-account keys: {e}"),
+                    "key generation failed on the bastion; run again, and if it repeats, report it with the message above",
+                ))?;
             write("sa.key", &sa_key, 0o600)?;
             write("sa.pub", &sa_pub, 0o644)?;
-            let pin = kubewright::pki::ca_pin(std::fs::read(pki.join("ca.crt"))?.as_slice()).unwrap_or_default();
+            let pin = kubewright::pki::ca_pin(cluster_ca.as_bytes()).unwrap_or_default();
             let text = format!(
                 "made the CAs of cluster {} in {} ({:?}, valid for {}); the cluster CA's pin is {pin}\nthe next install puts them on {} before kubeadm init\n",
                 inv.cluster.name,
@@ -196,16 +214,28 @@ pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
         CertsCommand::Schedule { inventory, print, install, unit_dir, calendar, within } => {
             let inv = load_inventory(&inventory, out)?;
             if calendar.is_empty() || calendar.contains(['\n', '\r']) {
-                return Err(UserError::new(format!("`{calendar}` is not a calendar expression"))
-                    .help("give a systemd OnCalendar= value such as `daily` or `Mon *-*-* 03:00` (see systemd.time(7))")
-                    .into());
+                return Err(UserError::new(
+                    format!("`{calendar}` is not a calendar expression"),
+                    "give a systemd OnCalendar= value such as `daily` or `Mon *-*-* 03:00` (see systemd.time(7))",
+                )
+                .into());
             }
             let absolute = |p: &std::path::Path, what: &str| -> anyhow::Result<String> {
                 std::path::absolute(p).map(|p| p.display().to_string()).map_err(|e| {
-                    UserError::new(format!("cannot make the {what} path {} absolute: {e}", p.display())).into()
+                    UserError::new(
+                        format!("cannot make the {what} path {} absolute: {e}", p.display()),
+                        "the unit needs absolute paths: run from a directory that exists, or give absolute paths",
+                    )
+                    .into()
                 })
             };
-            let binary = absolute(&std::env::current_exe()?, "kubewright")?;
+            let own_path = std::env::current_exe().map_err(|e| {
+                Failure::new(
+                    format!("cannot find kubewright's own path for the unit: {e}"),
+                    "run kubewright by its installed path (e.g. /usr/local/bin/kubewright certs schedule ...)",
+                )
+            })?;
+            let binary = absolute(&own_path, "kubewright")?;
             let inventory_path = absolute(&inventory.inventory, "inventory")?;
             let state = absolute(&state_dir(&inv.cluster.name), "state directory")?;
             let schedule = kubewright::schedule::Schedule {
@@ -223,8 +253,10 @@ pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
                 for (file, content) in [(format!("{name}.service"), &service), (format!("{name}.timer"), &timer)] {
                     let path = unit_dir.join(&file);
                     kubewright::exec::write_file_atomically(&path, content.as_bytes(), 0o644).map_err(|e| {
-                        UserError::new(format!("cannot write {}: {e}", path.display()))
-                            .help("--install writes into /etc/systemd/system: run it as root, or pass --unit-dir")
+                        UserError::new(
+                            format!("cannot write {}: {e}", path.display()),
+                            "--install writes into /etc/systemd/system: run it as root, or pass --unit-dir",
+                        )
                     })?;
                     text.push_str(&format!("wrote {}\n", path.display()));
                 }
@@ -253,14 +285,13 @@ pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
             let inv = load_inventory(&inventory, out)?;
             let warn = warn.unwrap_or(inv.cluster.certificates.renew_before);
             if critical.seconds > warn.seconds {
-                return Err(UserError::new(format!("--critical {critical} is longer than --warn {warn}"))
-                    .help("a certificate is critical when it has less than --critical left: it must be the shorter of the two")
+                return Err(UserError::new(format!("--critical {critical} is longer than --warn {warn}"), "a certificate is critical when it has less than --critical left: it must be the shorter of the two")
                     .into());
             }
             let targets: Vec<Target> =
                 inv.hosts.iter().map(|h| Target::from_inventory(&inv, h, connect.accept_new_host_keys)).collect();
-            let connector = Connector::new(connect.transport(&inv))?;
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let connector = connect.connector(&inv)?;
+            let runtime = super::inputs::runtime()?;
             let no_files = std::collections::BTreeMap::new();
             let (facts, failures) =
                 runtime.block_on(kubewright::exec::facts::gather_partial(&connector, targets, &no_files, concurrency));
@@ -273,8 +304,10 @@ pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
             if let Some(path) = &prometheus_textfile {
                 kubewright::exec::write_file_atomically(path, render_prometheus(&report).as_bytes(), 0o644).map_err(
                     |e| {
-                        UserError::new(format!("cannot write {}: {e}", path.display()))
-                            .help("the textfile collector's directory must exist and be writable")
+                        UserError::new(
+                            format!("cannot write {}: {e}", path.display()),
+                            "the textfile collector's directory must exist and be writable",
+                        )
                     },
                 )?;
             }

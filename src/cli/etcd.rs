@@ -105,14 +105,17 @@ pub fn exec(cmd: EtcdCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
 /// The snapshot on the bastion as the restore plans with it: readable, not empty, its hash.
 fn snapshot_input(file: &std::path::Path) -> anyhow::Result<SnapshotInput> {
     let content = std::fs::read(file).map_err(|e| {
-        UserError::new(format!("cannot read the snapshot {}: {e}", file.display())).help(
+        UserError::new(
+            format!("cannot read the snapshot {}: {e}", file.display()),
             "give the path of a file `etcdctl snapshot save` (or `kubewright etcd snapshot`) made; nothing was changed",
         )
     })?;
     if content.is_empty() {
-        return Err(UserError::new(format!("the snapshot {} is empty", file.display()))
-            .help("a failed save leaves an empty or `.part` file; give another snapshot; nothing was changed")
-            .into());
+        return Err(UserError::new(
+            format!("the snapshot {} is empty", file.display()),
+            "a failed save leaves an empty or `.part` file; give another snapshot; nothing was changed",
+        )
+        .into());
     }
     let local = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     Ok(SnapshotInput { local: local.display().to_string(), sha256: kubewright::pki::sha256_hex(&content) })

@@ -9,9 +9,9 @@ use clap::Args;
 use kubewright::inventory::{self, Inventory};
 use kubewright::playbook::Playbook;
 use kubewright::render::Templates;
-use kubewright::ssh::TransportKind;
+use kubewright::ssh::{Connector, TransportKind};
 
-use crate::report::{Reporter, UserError};
+use crate::report::{Failure, Reporter, UserError};
 
 #[derive(Args, Clone)]
 pub struct InventoryArg {
@@ -38,6 +38,19 @@ impl ConnectArgs {
     pub fn transport(&self, inv: &kubewright::inventory::Inventory) -> TransportKind {
         self.transport.unwrap_or(inv.ssh.transport)
     }
+
+    pub fn connector(&self, inv: &kubewright::inventory::Inventory) -> anyhow::Result<Connector> {
+        let kind = self.transport(inv);
+        Connector::new(kind).map_err(|e| {
+            let help = match kind {
+                TransportKind::Openssh => {
+                    "ssh's control sockets go in $TMPDIR (or /tmp): make it writable, or point TMPDIR elsewhere"
+                }
+                TransportKind::Russh => "use --transport openssh, or a kubewright built with the `russh` feature",
+            };
+            Failure::new(format!("cannot set up the {kind} transport: {e}"), help).into()
+        })
+    }
 }
 
 #[derive(Args, Clone)]
@@ -47,12 +60,25 @@ pub struct TemplatesArg {
     pub templates: Option<PathBuf>,
 }
 
+/// The async runtime the SSH sessions run on.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+        Failure::new(
+            format!("cannot start kubewright's worker threads: {e}"),
+            "the bastion is out of threads or memory (see `ulimit -u`); free some and run again; no host was contacted",
+        )
+        .into()
+    })
+}
+
 /// Read and validate the inventory; print its warnings.
 pub fn load_inventory(arg: &InventoryArg, out: &Reporter) -> anyhow::Result<Inventory> {
     let file = arg.inventory.display().to_string();
     let text = std::fs::read_to_string(&arg.inventory).map_err(|e| {
-        UserError::new(format!("cannot read inventory `{file}`: {e}"))
-            .help("pass an inventory with `-i FILE`; inventories/example.yaml shows the format")
+        UserError::new(
+            format!("cannot read inventory `{file}`: {e}"),
+            "pass an inventory with `-i FILE`; inventories/example.yaml shows the format",
+        )
     })?;
     let loaded = inventory::load(&file, &text)?;
     out.diagnostics(&loaded.warnings);
@@ -62,19 +88,16 @@ pub fn load_inventory(arg: &InventoryArg, out: &Reporter) -> anyhow::Result<Inve
 pub fn load_templates(arg: &TemplatesArg) -> anyhow::Result<Templates> {
     let Some(dir) = &arg.templates else { return Ok(Templates::builtin()) };
     let overrides = read_template_dir(dir)?;
-    Templates::new(overrides).map_err(|e| {
-        let help = match &e {
-            kubewright::render::RenderError::UnknownOverride { known, .. } => {
-                format!("template names are: {}", known.join(", "))
-            }
-            _ => "fix the template; it is rendered with strict undefined-variable checks".into(),
-        };
-        UserError::new(format!("in `{}`: {e}", dir.display())).help(help).into()
-    })
+    Templates::new(overrides).map_err(|e| UserError::new(format!("in `{}`: {e}", dir.display()), e.hint()).into())
 }
 
 fn read_template_dir(dir: &Path) -> Result<BTreeMap<String, String>, UserError> {
-    let unreadable = |path: &Path, e: std::io::Error| UserError::new(format!("cannot read `{}`: {e}", path.display()));
+    let unreadable = |path: &Path, e: std::io::Error| {
+        UserError::new(
+            format!("cannot read `{}`: {e}", path.display()),
+            "--templates takes a readable directory of `*.j2` overrides",
+        )
+    };
     let mut overrides = BTreeMap::new();
     for entry in std::fs::read_dir(dir).map_err(|e| unreadable(dir, e))? {
         let path = entry.map_err(|e| unreadable(dir, e))?.path();
@@ -85,7 +108,8 @@ fn read_template_dir(dir: &Path) -> Result<BTreeMap<String, String>, UserError> 
         }
     }
     if overrides.is_empty() {
-        return Err(UserError::new(format!("template directory `{}` has no `*.j2` files", dir.display())).help(
+        return Err(UserError::new(
+            format!("template directory `{}` has no `*.j2` files", dir.display()),
             format!(
                 "copy the templates to override from the repository's templates/ directory; names: {}",
                 Templates::names().join(", ")
@@ -100,8 +124,12 @@ pub fn load_playbook(file: Option<&Path>, builtin: &str) -> anyhow::Result<Playb
         None => Playbook::builtin(builtin)?,
         Some(path) => {
             let name = path.display().to_string();
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| UserError::new(format!("cannot read playbook `{name}`: {e}")))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                UserError::new(
+                    format!("cannot read playbook `{name}`: {e}"),
+                    "give a readable playbook file; the built-in ones are in the repository's playbooks/",
+                )
+            })?;
             Playbook::parse(&name, &text)?
         }
     };

@@ -92,9 +92,19 @@ pub fn exec(cmd: InventoryCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
             } else {
                 kubewright::inventory::kubespray::parse_ini(&text)
             }
-            .map_err(|e| UserError::new(format!("{source}: {e}")))?;
-            let imported = kubewright::inventory::kubespray::inventory(&hosts, &name, &kubernetes_version)
-                .map_err(|e| UserError::new(format!("{source}: {e}")))?;
+            .map_err(|e| {
+                UserError::new(
+                    format!("{source}: {e}"),
+                    "give a kubespray inventory: INI with [group] sections, or YAML with `all:` (inventory/<cluster>/hosts.yaml)",
+                )
+            })?;
+            let imported =
+                kubewright::inventory::kubespray::inventory(&hosts, &name, &kubernetes_version).map_err(|e| {
+                    UserError::new(
+                        format!("{source}: {e}"),
+                        "put the control planes in kube_control_plane and the workers in kube_node",
+                    )
+                })?;
             for w in &imported.warnings {
                 out.warning(&format!("{source}: {w}"));
             }
@@ -109,17 +119,30 @@ pub fn exec(cmd: InventoryCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
             let (source, text) = read_input(&input)?;
             let octets = network.split('.').filter(|o| o.parse::<u8>().is_ok()).count();
             if octets != 3 || network.split('.').count() != 3 {
-                return Err(UserError::new(format!("`{network}` is not the first three octets of a network"))
-                    .help("give it as the Vagrantfile's KW_NETWORK, e.g. 192.168.56")
-                    .into());
+                return Err(UserError::new(
+                    format!("`{network}` is not the first three octets of a network"),
+                    "give it as the Vagrantfile's KW_NETWORK, e.g. 192.168.56",
+                )
+                .into());
             }
             let known_hosts = match known_hosts {
                 Some(p) => p,
-                None => std::env::current_dir()?.join(".vagrant/kubewright_known_hosts"),
+                None => std::env::current_dir()
+                    .map_err(|e| {
+                        UserError::new(
+                            format!("cannot read the current directory: {e}"),
+                            "run from the Vagrantfile's directory, or pass --known-hosts FILE",
+                        )
+                    })?
+                    .join(".vagrant/kubewright_known_hosts"),
             };
             let known_hosts = known_hosts.display().to_string();
-            let entries = kubewright::inventory::vagrant::parse_ssh_config(&text)
-                .map_err(|e| UserError::new(format!("{source}: {e}")))?;
+            let entries = kubewright::inventory::vagrant::parse_ssh_config(&text).map_err(|e| {
+                UserError::new(
+                    format!("{source}: {e}"),
+                    "pipe in `vagrant ssh-config`, run in the directory of the Vagrantfile",
+                )
+            })?;
             let options = kubewright::inventory::vagrant::ImportOptions {
                 cluster: &name,
                 kubernetes_version: &kubernetes_version,
@@ -127,8 +150,12 @@ pub fn exec(cmd: InventoryCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
                 interface: &interface,
                 known_hosts: &known_hosts,
             };
-            let yaml = kubewright::inventory::vagrant::inventory(&entries, &options)
-                .map_err(|e| UserError::new(format!("{source}: {e}")))?;
+            let yaml = kubewright::inventory::vagrant::inventory(&entries, &options).map_err(|e| {
+                UserError::new(
+                    format!("{source}: {e}"),
+                    "name the machines as vagrant/Vagrantfile does: cp1.. for control planes, w1.. for workers",
+                )
+            })?;
             check_imported(&yaml, out)?;
             out.result(&yaml, &serde_json::json!({ "inventory": yaml, "hosts": entries.len() }));
             Ok(ExitCode::SUCCESS)
@@ -167,7 +194,9 @@ fn read_input(input: &std::path::Path) -> anyhow::Result<(String, String)> {
     } else {
         std::fs::read_to_string(input).map(|t| text = t)
     };
-    read.map_err(|e| UserError::new(format!("cannot read {source}: {e}")))?;
+    read.map_err(|e| {
+        UserError::new(format!("cannot read {source}: {e}"), "give a readable file, or `-` to read standard input")
+    })?;
     Ok((source, text))
 }
 
@@ -175,9 +204,11 @@ fn read_input(input: &std::path::Path) -> anyhow::Result<(String, String)> {
 fn check_imported(yaml: &str, out: &Reporter) -> anyhow::Result<()> {
     if let Err(e) = kubewright::inventory::load("imported", yaml) {
         out.diagnostics(&e.diagnostics);
-        return Err(UserError::new("the imported inventory is not valid (see above)")
-            .help("check --name, --kubernetes-version and the source's host names and addresses")
-            .into());
+        return Err(UserError::new(
+            "the imported inventory is not valid (see above)",
+            "check --name, --kubernetes-version and the source's host names and addresses",
+        )
+        .into());
     }
     Ok(())
 }

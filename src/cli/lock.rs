@@ -7,7 +7,7 @@ use clap::Subcommand;
 use super::inputs::{ConnectArgs, InventoryArg, load_inventory};
 use crate::report::{Reporter, UserError};
 use kubewright::exec::lock;
-use kubewright::ssh::{Connector, Target};
+use kubewright::ssh::Target;
 
 #[derive(Subcommand)]
 pub enum LockCommand {
@@ -45,23 +45,25 @@ pub fn exec(cmd: LockCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
         LockCommand::Status { inventory, connect } => (inventory, connect, None),
         LockCommand::Break { inventory, connect, yes, older_than, force } => {
             if !yes {
-                return Err(UserError::new("`lock break` changes the cluster")
-                    .help("check no kubewright run is active for this cluster, then add --yes")
-                    .into());
+                return Err(UserError::new(
+                    "`lock break` changes the cluster",
+                    "check no kubewright run is active for this cluster, then add --yes",
+                )
+                .into());
             }
             (inventory, connect, Some((older_than.seconds, *force)))
         }
     };
     let inv = load_inventory(inventory, out)?;
-    let connector = Connector::new(connect.transport(&inv))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let connector = connect.connector(&inv)?;
+    let runtime = super::inputs::runtime()?;
     runtime.block_on(async {
         let mut transports = Vec::new();
         for h in inv.control_planes() {
             let t = connector
                 .connect(Target::from_inventory(&inv, h, connect.accept_new_host_keys))
                 .await
-                .map_err(|e| anyhow::Error::new(UserError::new(e.to_string()).help(e.hint())))?;
+                .map_err(|e| anyhow::Error::new(UserError::new(e.to_string(), e.hint())))?;
             transports.push(t);
         }
         let result = if let Some((older_than, force)) = breaking {
@@ -74,8 +76,7 @@ pub fn exec(cmd: LockCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
                     {
                         return Err(UserError::new(format!(
                             "the lock on {host} may belong to a live run ({holder}): {why}"
-                        ))
-                        .help("wait for that run, or if you know it is dead, add --force")
+                        ), "wait for that run, or if you know it is dead, add --force")
                         .into());
                     }
                 }

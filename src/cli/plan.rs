@@ -11,7 +11,7 @@ use crate::report::{Failure, Reporter, UserError};
 use kubewright::facts::ClusterFacts;
 use kubewright::plan::{PlanInput, plan, render_text};
 use kubewright::render::Secrets;
-use kubewright::ssh::{Connector, Target};
+use kubewright::ssh::Target;
 
 #[derive(clap::Args)]
 #[command(after_help = "\
@@ -133,8 +133,8 @@ pub fn gather_facts(
     let targets: Vec<Target> =
         inv.hosts.iter().map(|h| Target::from_inventory(inv, h, connect.accept_new_host_keys)).collect();
     let paths = managed_paths(files);
-    let connector = Connector::new(connect.transport(inv))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let connector = connect.connector(inv)?;
+    let runtime = super::inputs::runtime()?;
     let started = std::time::Instant::now();
     let gathered = runtime.block_on(kubewright::exec::facts::gather(&connector, targets, &paths, concurrency));
     out.detail(&format!("facts of {} hosts read in {:.1}s", inv.hosts.len(), started.elapsed().as_secs_f64()));
@@ -173,8 +173,7 @@ pub fn host_files(
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                return Err(UserError::new(format!("cannot read {}: {e}", pki.join(name).display()))
-                    .help("the state directory's pki/ holds the CAs of `certs init-ca`; fix its permissions")
+                return Err(UserError::new(format!("cannot read {}: {e}", pki.join(name).display()), "the state directory's pki/ holds the CAs `certs init-ca` made: make its files readable by this user; no host was contacted")
                     .into());
             }
         }

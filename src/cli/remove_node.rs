@@ -43,7 +43,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
             Some(s) => format!("did you mean `{s}`?"),
             None => format!("hosts are: {}", known.join(", ")),
         };
-        return Err(UserError::new(format!("no host named `{}` in the inventory", args.name)).help(hint).into());
+        return Err(UserError::new(format!("no host named `{}` in the inventory", args.name), hint).into());
     }
     let templates = load_templates(&args.templates)?;
     let playbook = Playbook {

@@ -5,10 +5,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 use super::inputs::{InventoryArg, TemplatesArg, load_inventory, load_templates};
-use crate::report::Reporter;
+use crate::report::{Reporter, UserError};
 use kubewright::render::{RemoteFile, Secrets};
 
 #[derive(clap::Args)]
@@ -39,7 +37,7 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     if !args.host.is_empty() {
         kubewright::playbook::HostSelector::Names(args.host.clone())
             .resolve(&inv)
-            .map_err(|e| crate::report::UserError::new(e.to_string()).help(e.hint()))?;
+            .map_err(|e| crate::report::UserError::new(e.to_string(), e.hint()))?;
     }
     let hosts: Vec<&kubewright::inventory::Host> =
         inv.hosts.iter().filter(|h| args.host.is_empty() || args.host.contains(&h.name)).collect();
@@ -87,13 +85,20 @@ fn render_hosts(
             if let Some(parent) = dest.parent()
                 && made.insert(parent.to_path_buf())
             {
-                std::fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+                std::fs::create_dir_all(parent).map_err(|e| unwritable(parent, e))?;
             }
-            write_file(&dest, &file).with_context(|| format!("cannot write `{}`", dest.display()))?;
+            write_file(&dest, &file).map_err(|e| unwritable(&dest, e))?;
             written.push((host.name.clone(), file, dest));
         }
     }
     Ok(written)
+}
+
+fn unwritable(path: &Path, e: std::io::Error) -> UserError {
+    UserError::new(
+        format!("cannot write `{}`: {e}", path.display()),
+        "--out must name a directory this user can create and write; no host was contacted",
+    )
 }
 
 fn write_file(dest: &Path, file: &RemoteFile) -> std::io::Result<()> {

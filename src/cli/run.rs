@@ -9,7 +9,7 @@ use crate::report::{Reporter, UserError};
 use kubewright::exec::{TIMEOUT_EXIT_CODE, for_each_host, run_in_order, time_limited};
 use kubewright::playbook::HostSelector;
 use kubewright::script::Script;
-use kubewright::ssh::{Connector, OutputStream, Target, Transport};
+use kubewright::ssh::{OutputStream, Target, Transport};
 
 #[derive(clap::Args)]
 #[command(after_help = "\
@@ -70,32 +70,37 @@ struct HostResult {
 pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let inv = load_inventory(&args.inventory, out)?;
     if args.timeout.is_some_and(|t| t.seconds == 0) {
-        return Err(UserError::new("`--timeout 0s` would stop every command at once")
-            .help("give a duration like 90s or 5m, or leave --timeout out to wait for as long as commands take")
-            .into());
+        return Err(UserError::new(
+            "`--timeout 0s` would stop every command at once",
+            "give a duration like 90s or 5m, or leave --timeout out to wait for as long as commands take",
+        )
+        .into());
     }
     let limited = |words: Vec<&str>| time_limited(words, args.timeout);
     let scripts: Vec<Script> = match (args.shell.is_empty(), args.command.is_empty()) {
         (false, _) => args.shell.iter().map(|snippet| limited(vec!["sh", "-c", snippet.as_str()])).collect(),
         (true, false) => vec![limited(args.command.iter().map(String::as_str).collect())],
         (true, true) => {
-            return Err(UserError::new("no command given")
-                .help("put the command after `--`, or use --shell 'SNIPPET'")
-                .into());
+            return Err(
+                UserError::new("no command given", "put the command after `--`, or use --shell 'SNIPPET'").into()
+            );
         }
     };
     let total = scripts.len();
     let targets: Vec<(String, Target)> = HostSelector::from_arg(&args.hosts)
         .resolve(&inv)
-        .map_err(|e| UserError::new(e.to_string()).help(e.hint()))?
+        .map_err(|e| UserError::new(e.to_string(), e.hint()))?
         .into_iter()
         .map(|h| (h.name.clone(), Target::from_inventory(&inv, h, args.connect.accept_new_host_keys)))
         .collect();
     if targets.is_empty() {
-        return Err(UserError::new(format!("`--hosts {}` selects no host", args.hosts)).into());
+        return Err(UserError::new(
+            format!("`--hosts {}` selects no host", args.hosts),
+            "the inventory has no host in that group: give `all`, `control-plane`, `worker` or host names separated by commas",
+        ).into());
     }
-    let connector = Connector::new(args.connect.transport(&inv))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let connector = args.connect.connector(&inv)?;
+    let runtime = super::inputs::runtime()?;
     let outcomes = runtime.block_on(for_each_host(targets, args.concurrency, |target| {
         let (scripts, connector, stream) = (&scripts, &connector, args.stream.then_some(out));
         async move {

@@ -168,10 +168,12 @@ impl UpgradePlanner<'_> {
     fn current<'c>(&self, cx: &RunCx<'c, '_>) -> anyhow::Result<(Version, &'c kubewright::facts::ClusterView)> {
         let first = &self.inv.first_control_plane().name;
         let view = cx.facts.cluster.as_ref().ok_or_else(|| {
-            UserError::new(format!(
-                "the cluster cannot be read from {first}: it is not installed, or its API server does not answer"
-            ))
-            .help("install it with `kubewright apply` first; `kubewright plan` shows what the hosts have")
+            UserError::new(
+                format!(
+                    "the cluster cannot be read from {first}: it is not installed, or its API server does not answer"
+                ),
+                "install it with `kubewright apply` first; `kubewright plan` shows what the hosts have",
+            )
         })?;
         let version = view.kubeadm_config.as_deref().and_then(kubewright::kube::cluster_version).ok_or_else(|| {
             Failure::new(

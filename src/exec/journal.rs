@@ -44,6 +44,12 @@ pub struct JournalError {
     pub source: std::io::Error,
 }
 
+impl JournalError {
+    pub fn hint(&self) -> String {
+        "the cluster's state directory must be readable and writable by this user (KUBEWRIGHT_STATE_DIR moves it); the hosts were not changed by this failure".into()
+    }
+}
+
 /// The journal's file in a cluster's state directory.
 pub fn path_in(state_dir: &Path) -> PathBuf {
     state_dir.join("journal.jsonl")

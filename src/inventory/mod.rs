@@ -456,7 +456,9 @@ fn unknown_field(path: FieldPath) -> Finding {
         .collect();
     let fields = raw::fields_at(&parent_pattern);
     let mut diagnostic = Diagnostic::error("", format!("unknown field `{key}`"));
-    if !fields.is_empty() {
+    if fields.is_empty() {
+        diagnostic = diagnostic.hint("nothing here takes fields: remove it, or check its indentation");
+    } else {
         diagnostic = diagnostic
             .expected(format!("one of {}", fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")));
     }

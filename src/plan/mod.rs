@@ -220,6 +220,23 @@ pub enum PlanError {
     MissingFacts { host: String },
 }
 
+impl PlanError {
+    /// What to do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            PlanError::UnknownAction { .. } => {
+                format!("the actions this version has: {}", steps::ids().join(", "))
+            }
+            PlanError::UnknownHost { source, .. } => source.hint(),
+            // The facts are gathered from every host before planning: a host missing from
+            // them is kubewright's bug, not the user's.
+            PlanError::MissingFacts { .. } => {
+                "kubewright gathered no facts from this host; run again with -vv, and report it if it repeats".into()
+            }
+        }
+    }
+}
+
 /// Everything a plan is computed from.
 pub struct PlanInput<'a> {
     pub inventory: &'a Inventory,

@@ -385,7 +385,10 @@ impl Playbook {
             });
         }
         if steps.is_empty() {
-            diags.push(Diagnostic::error("steps", "the playbook has no steps"));
+            diags.push(
+                Diagnostic::error("steps", "the playbook has no steps")
+                    .hint("list its steps under `steps:`; playbooks/install.yaml is an example"),
+            );
         }
         if !diags.is_empty() {
             return Err(fail(diags));

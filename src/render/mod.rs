@@ -55,6 +55,16 @@ pub enum RenderError {
 }
 
 impl RenderError {
+    /// What to do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            RenderError::UnknownOverride { known, .. } => format!("template names are: {}", known.join(", ")),
+            RenderError::Template { .. } => {
+                "fix the template; it is rendered with strict undefined-variable checks (`kubewright render` shows the output)".into()
+            }
+        }
+    }
+
     fn template(err: minijinja::Error) -> Self {
         let name = err.name().unwrap_or("?").to_string();
         let line = err.line().map(|l| format!(" (line {l})")).unwrap_or_default();

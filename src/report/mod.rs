@@ -13,27 +13,26 @@ use serde::Serialize;
 
 use crate::cli::{ColorChoice, GlobalArgs, OutputFormat};
 use kubewright::diag::{Diagnostic, Severity};
+use kubewright::exec::journal::JournalError;
+use kubewright::exec::lock::LockError;
 use kubewright::inventory::InventoryError;
 use kubewright::plan::PlanError;
 use kubewright::playbook::PlaybookError;
 use kubewright::render::RenderError;
+use kubewright::ssh::TransportError;
 
 /// An error in what the user gave us (a file, a flag): exit code 2, with the next thing
 /// to try as a `help:` line.
 #[derive(Debug)]
 pub struct UserError {
     pub message: String,
-    pub help: Option<String>,
+    pub help: String,
 }
 
 impl UserError {
-    pub fn new(message: impl Into<String>) -> Self {
-        UserError { message: message.into(), help: None }
-    }
-
-    pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
-        self
+    /// Every error a user sees says what to do about it: `help` is not optional.
+    pub fn new(message: impl Into<String>, help: impl Into<String>) -> Self {
+        UserError { message: message.into(), help: help.into() }
     }
 }
 
@@ -44,6 +43,36 @@ impl fmt::Display for UserError {
 }
 
 impl std::error::Error for UserError {}
+
+/// What to do about one error of a chain, for the kinds kubewright makes.
+fn advice(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(e) = cause.downcast_ref::<UserError>() {
+        return Some(e.help.clone());
+    }
+    if let Some(e) = cause.downcast_ref::<Failure>() {
+        return Some(e.help.clone());
+    }
+    if cause.is::<InventoryError>() || cause.is::<PlaybookError>() {
+        // Each diagnostic printed above has its own help line; this is the way to re-check.
+        return Some("fix what is listed above; `kubewright inventory validate -i FILE` re-checks an inventory without connecting".into());
+    }
+    if let Some(e) = cause.downcast_ref::<PlanError>() {
+        return Some(e.hint());
+    }
+    if let Some(e) = cause.downcast_ref::<RenderError>() {
+        return Some(e.hint());
+    }
+    if let Some(e) = cause.downcast_ref::<TransportError>() {
+        return Some(e.hint());
+    }
+    if let Some(e) = cause.downcast_ref::<LockError>() {
+        return Some(e.hint());
+    }
+    if let Some(e) = cause.downcast_ref::<JournalError>() {
+        return Some(e.hint());
+    }
+    None
+}
 
 /// A failure while acting (a host unreachable, the lock held): exit code 1, with what to do.
 #[derive(Debug)]
@@ -209,18 +238,14 @@ impl Reporter {
         let mut messages = err.chain().map(ToString::to_string);
         let headline = messages.next().unwrap_or_else(|| "unknown error".into());
         let causes: Vec<String> = messages.collect();
-        let helps: Vec<String> = err
-            .chain()
-            .filter_map(|c| {
-                c.downcast_ref::<UserError>()
-                    .and_then(|u| u.help.clone())
-                    .or_else(|| c.downcast_ref::<Failure>().map(|f| f.help.clone()))
-                    .or_else(|| match c.downcast_ref::<PlanError>() {
-                        Some(PlanError::UnknownHost { source, .. }) => Some(source.hint()),
-                        _ => None,
-                    })
-            })
-            .collect();
+        let mut helps: Vec<String> = err.chain().filter_map(advice).collect();
+        helps.dedup();
+        if helps.is_empty() {
+            // Every error kubewright makes carries advice (tests/error_advice.rs holds one per
+            // kind); one without is a gap to report, and the user still gets a next step.
+            helps
+                .push("run again with -vv to see what led here; please report this error, it carries no advice".into());
+        }
 
         self.diagnostics(&diagnostics);
         eprintln!("{}: {headline}", self.paint("1;31", "error"));

@@ -106,7 +106,8 @@ async fn classify(t: &Target, e: openssh::Error) -> TransportError {
         _ => text.clone(),
     };
     let source = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
-    let all = format!("{detail} {source}");
+    // openssh's Connect error is its source: name it once.
+    let all = if detail.contains(&source) { detail } else { format!("{detail}: {source}") };
     let addr = format!("{}:{}", t.address, t.port);
     if all.contains("Host key verification failed")
         || all.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")

@@ -38,7 +38,26 @@ impl Step for EtcdSnapshot {
         "Snapshot etcd and back up the PKI"
     }
 
-    fn plan(&self, cx: &PlanCx<'_>, host: &Host, _facts: &HostFacts) -> Decision {
+    fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
+        match &facts.etcd_member {
+            None => {
+                return Decision::Blocked {
+                    problems: vec![format!(
+                        "{} runs no etcd member (no /etc/kubernetes/manifests/etcd.yaml): install the cluster first; an external etcd is snapshotted with its own tools",
+                        host.name
+                    )],
+                };
+            }
+            Some(member) if member.parked => {
+                return Decision::Blocked {
+                    problems: vec![format!(
+                        "a restore on {} has not finished (its manifests are parked): finish it with `kubewright etcd restore FILE` first",
+                        host.name
+                    )],
+                };
+            }
+            Some(_) => {}
+        }
         let keep = cx.inventory.cluster.certificates.keep_backups;
         let fetch = |remote: &str, name: &str| Action::Fetch {
             remote: remote.into(),
