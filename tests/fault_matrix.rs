@@ -226,3 +226,123 @@ fn sshd_dying_while_a_restore_stages_stops_nothing_and_the_same_command_continue
     assert!(cluster.etcd_generation.starts_with("kubewright-restore-"), "{}", cluster.etcd_generation);
     assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)), "{:?}", cluster.nodes);
 }
+
+#[test]
+fn two_seconds_more_per_round_trip_to_a_worker_slow_the_install_but_it_completes() {
+    let Some((mut bed, state)) = common::bed(2, 1) else { return };
+    // 1 s each way: every round trip to w1 (TCP, SSH, each command) takes 2 s longer. On
+    // russh, whose connect timeout (10 s) once covered the login too: six round trips of
+    // handshake and authentication ran past it, and w1 was called unreachable. (The system
+    // ssh, whose ConnectTimeout stops at the key exchange, passes the same cell: 92 s.)
+    bed.add_latency("w1", 1000).unwrap();
+    let started = Instant::now();
+    let o = kubewright(&bed, state.path(), &["apply", "--yes", "--transport", "russh"]);
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    eprintln!("install with 2 s more per round trip to w1: {:.1} s", started.elapsed().as_secs_f64());
+    let cluster = bed.cluster_state();
+    assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)) && cluster.nodes.len() == 2, "{:?}", cluster.nodes);
+    let o = kubewright(&bed, state.path(), &["plan", "--detailed-exitcode", "--transport", "russh"]);
+    assert_eq!(o.status.code(), Some(0), "converged: {}", output_text(&o));
+}
+
+/// kubeadm's words when `kubeadm upgrade node` cannot read the kubelet's configuration.
+const UPGRADE_NODE_FAILS: &str = "error execution phase kubelet-config: failed to download kubelet configuration from the cluster: Get \"https://10.0.0.11:6443/api/v1/namespaces/kube-system/configmaps/kubelet-config\": dial tcp 10.0.0.11:6443: connect: connection refused\nTo see the stack trace of this error execute with --v=5 or higher\n";
+
+#[test]
+fn a_worker_failing_kubeadm_upgrade_node_is_uncordoned_and_the_next_run_finishes_it() {
+    let Some((bed, state)) = common::installed(3, 2) else { return };
+    let fails = Fault {
+        command_prefix: "kubeadm upgrade node".into(),
+        action: FaultAction::FailOnce { code: 1, stderr: UPGRADE_NODE_FAILS.into() },
+        fired: false,
+    };
+    bed.add_fault("w1", fails).unwrap();
+    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes", "-o", "json"]);
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    let report = common::json_events(&o).pop().unwrap();
+    let failure = &report["run"]["failures"][0];
+    assert_eq!(
+        (failure["host"].as_str(), failure["step"].as_str()),
+        (Some("w1"), Some("upgrade-worker@1.32.9")),
+        "{report}"
+    );
+    assert!(failure["stderr_tail"].to_string().contains("error execution phase kubelet-config"), "{failure}");
+    // The control planes went on; w1 is schedulable again, its kubelet not moved.
+    let cluster = bed.cluster_state();
+    assert!(cluster.nodes.values().all(|n| !n.unschedulable), "no node left cordoned: {:?}", cluster.nodes);
+    assert_eq!(cluster.nodes["w1"].kubelet_version, "v1.31.4", "{:?}", cluster.nodes);
+    assert!(["cp1", "cp2"].iter().all(|cp| cluster.nodes[*cp].kubelet_version == "v1.32.9"), "{:?}", cluster.nodes);
+    let o = kubewright(&bed, state.path(), &["lock", "status"]);
+    assert!(output_text(&o).contains("cp1: free") && output_text(&o).contains("cp2: free"), "{}", output_text(&o));
+
+    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let cluster = bed.cluster_state();
+    assert!(cluster.nodes.values().all(|n| n.kubelet_version == "v1.32.9" && !n.unschedulable), "{:?}", cluster.nodes);
+}
+
+#[test]
+fn a_link_cut_while_a_worker_upgrades_stops_there_uncordons_it_and_the_next_run_finishes() {
+    let Some((bed, state)) = common::installed(3, 2) else { return };
+    let args = ["upgrade", "--to", "1.32", "--yes", "-o", "json"];
+    let o = with_host_lost_during(&bed, state.path(), &args, "w1", "kubeadm upgrade node", Loss::Link);
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    let report = common::json_events(&o).pop().unwrap();
+    let failure = &report["run"]["failures"][0];
+    assert_eq!(
+        (failure["host"].as_str(), failure["step"].as_str()),
+        (Some("w1"), Some("upgrade-worker@1.32.9")),
+        "{report}"
+    );
+    // w1 was drained, then lost: uncordoned from the first control plane all the same.
+    let cluster = bed.cluster_state();
+    assert!(cluster.nodes.values().all(|n| !n.unschedulable), "no node left cordoned: {:?}", cluster.nodes);
+    let o = kubewright(&bed, state.path(), &["lock", "status"]);
+    assert!(output_text(&o).contains("cp1: free") && output_text(&o).contains("cp2: free"), "{}", output_text(&o));
+    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let cluster = bed.cluster_state();
+    assert!(cluster.nodes.values().all(|n| n.kubelet_version == "v1.32.9" && !n.unschedulable), "{:?}", cluster.nodes);
+    assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)), "{:?}", cluster.nodes);
+}
+
+#[test]
+fn a_control_plane_lost_after_the_restore_stopped_them_all_is_taken_up_by_the_same_command() {
+    let Some((bed, state)) = common::installed(3, 2) else { return };
+    let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let name = bed.cluster_state().cluster_name;
+    let snapshot =
+        std::fs::read_dir(state.path()).unwrap().flatten().next().unwrap().path().join("backups/cp1/etcd-snapshot.db");
+    let args = ["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name, "-o", "json"];
+    // The start step's health probe (the facts ask etcd with other flags): by then every
+    // control plane is stopped and has the restored data.
+    let probe = "etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key endpoint health";
+    let o = with_host_lost_during(&bed, state.path(), &args, "cp2", probe, Loss::Sshd);
+    let (text, _) = failed_at(&o, "cp2", "etcd-restore-start");
+    assert!(text.contains("the same command again"), "{text}");
+    // cp2's API server is still parked; its etcd runs on the restored data.
+    let o = bed.exec("cp2", "ls /etc/kubewright/restore/manifests").unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).split_whitespace().collect::<Vec<_>>(),
+        ["kube-apiserver.yaml", "kube-controller-manager.yaml", "kube-scheduler.yaml"]
+    );
+    let o = kubewright(&bed, state.path(), &["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name]);
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("resuming the unfinished run of `etcd-restore`"), "{text}");
+    let cluster = bed.cluster_state();
+    assert!(cluster.etcd_generation.starts_with("kubewright-restore-"), "{}", cluster.etcd_generation);
+    assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)), "{:?}", cluster.nodes);
+    for cp in ["cp1", "cp2"] {
+        let o = bed
+            .exec(cp, "ls /etc/kubernetes/manifests | wc -l; ls -A /etc/kubewright/restore/manifests | wc -l")
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&o.stdout).split_whitespace().collect::<Vec<_>>(), ["4", "0"], "{cp}");
+    }
+    let o = kubewright(&bed, state.path(), &["plan", "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(0), "converged: {}", output_text(&o));
+}

@@ -60,16 +60,9 @@ impl RusshConnector {
         }
     }
 
-    /// Connect and authenticate to `target`, within its connect timeout.
+    /// Connect and authenticate to `target`.
     pub async fn connect(&self, target: Target) -> Result<RusshTransport, TransportError> {
-        let addr = format!("{}:{}", target.address, target.port);
-        let limit = target.connect_timeout;
-        let session =
-            tokio::time::timeout(limit, self.open(&target)).await.map_err(|_| TransportError::Connect {
-                host: target.name.clone(),
-                addr: addr.clone(),
-                detail: format!("no SSH session within the connect timeout ({}s)", limit.as_secs()),
-            })??;
+        let session = self.open(&target).await?;
         Ok(RusshTransport { target, session })
     }
 
@@ -84,24 +77,35 @@ impl RusshConnector {
             detail,
         };
         let verdict = check.problem.clone();
-        let connected = match &target.bastion {
-            None => client::connect(config, (target.address.as_str(), target.port), check).await,
-            Some(jump) => {
-                let bastion = self.bastion(target, jump).await?;
-                let channel = bastion
-                    .channel_open_direct_tcpip(target.address.clone(), u32::from(target.port), "127.0.0.1", 0)
-                    .await
-                    .map_err(|e| connect_error(format!("the bastion {} could not reach it: {e}", jump.host)))?;
-                client::connect_stream(config, channel.into_stream(), check).await
+        let handshake = async {
+            match &target.bastion {
+                None => client::connect(config, (target.address.as_str(), target.port), check).await,
+                Some(jump) => {
+                    let bastion = self.bastion(target, jump).await?;
+                    let channel = bastion
+                        .channel_open_direct_tcpip(target.address.clone(), u32::from(target.port), "127.0.0.1", 0)
+                        .await
+                        .map_err(|e| connect_error(format!("the bastion {} could not reach it: {e}", jump.host)))?;
+                    client::connect_stream(config, channel.into_stream(), check).await
+                }
             }
+            .map_err(|e| self.host_key_error(target, &verdict).unwrap_or_else(|| connect_error(describe(&e))))
         };
-        let mut session = match connected {
-            Ok(session) => session,
-            Err(e) => return Err(self.host_key_error(target, &verdict).unwrap_or_else(|| connect_error(describe(&e)))),
-        };
-        self.authenticate(&mut session, &target.name, &target.user, target.identity_file.as_deref())
-            .await
-            .map_err(|detail| TransportError::Auth { host: target.name.clone(), user: target.user.clone(), detail })?;
+        // As OpenSSH's ConnectTimeout: the limit covers the connection, the protocol handshake
+        // and the key exchange. Authentication has a limit of its own, so that a slow link
+        // (several round trips each) is not mistaken for a dead host.
+        let limit = target.connect_timeout;
+        let mut session = tokio::time::timeout(limit, handshake).await.map_err(|_| {
+            connect_error(format!("no SSH handshake within the connect timeout ({}s)", limit.as_secs()))
+        })??;
+        let auth_error = |detail| TransportError::Auth { host: target.name.clone(), user: target.user.clone(), detail };
+        tokio::time::timeout(
+            limit,
+            self.authenticate(&mut session, &target.name, &target.user, target.identity_file.as_deref()),
+        )
+        .await
+        .map_err(|_| auth_error(format!("no answer to the login within {}s", limit.as_secs())))?
+        .map_err(auth_error)?;
         Ok(session)
     }
 
