@@ -466,6 +466,14 @@ fn errors_the_hosts_cause_say_what_to_do() {
     .unwrap();
     let o = run(&["apply", "--yes", "--playbook", &one], None);
     assert_advised("lock held", &o, 1, "the cluster is locked by another run", "kubewright lock break");
+    // Breaking a lock taken a moment ago.
+    bed.exec(
+        "cp1",
+        r#"echo "{\"run_id\":\"other\",\"by\":\"ops@bastion2\",\"pid\":77,\"started_at\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"command\":\"kubewright upgrade\"}" > /var/lib/kubewright/lock/holder.json"#,
+    )
+    .unwrap();
+    let o = run(&["lock", "break", "--yes"], None);
+    assert_advised("breaking a fresh lock", &o, 2, "may belong to a live run", "if you know it is dead, add --force");
     bed.exec("cp1", "rm -rf /var/lib/kubewright/lock").unwrap();
 
     // A command that fails on a host.
