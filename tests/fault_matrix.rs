@@ -2,8 +2,9 @@
 //! and the transport tests do not already hold: SIGTERM to kubewright mid-install, a disk that
 //! fills while a file is written, 2 s more per round trip on a whole install, kubeadm failing
 //! mid-upgrade (on the first control plane, on a worker), a link cut while a worker upgrades,
-//! a control plane lost (sshd dead, link cut) during a certificate renewal, and its sshd dying
-//! during an etcd restore (before and after every control plane stopped). Each cell: the exit code and message name what happened (host and
+//! a control plane lost (sshd dead, link cut) during a certificate renewal, Ctrl-C during one,
+//! and a control plane lost during an etcd restore (sshd dead or link cut while staging, sshd
+//! dead after every control plane stopped). Each cell: the exit code and message name what happened (host and
 //! step for a host's fault), no half-written file is left, the lock is free (or taken over by
 //! the next run, where the connection died) and the journal resumable, and the next run
 //! converges (its plan then has nothing to do).
@@ -205,6 +206,15 @@ fn renewal_losing_cp2(loss: Loss) {
 
 #[test]
 fn sshd_dying_while_a_restore_stages_stops_nothing_and_the_same_command_continues() {
+    restore_losing_cp2_while_staging(Loss::Sshd);
+}
+
+#[test]
+fn a_link_cut_while_a_restore_stages_stops_nothing_and_the_same_command_continues() {
+    restore_losing_cp2_while_staging(Loss::Link);
+}
+
+fn restore_losing_cp2_while_staging(loss: Loss) {
     let Some((bed, state)) = common::installed(3, 2) else { return };
     let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
     assert!(o.status.success(), "{}", output_text(&o));
@@ -212,7 +222,7 @@ fn sshd_dying_while_a_restore_stages_stops_nothing_and_the_same_command_continue
     let snapshot =
         std::fs::read_dir(state.path()).unwrap().flatten().next().unwrap().path().join("backups/cp1/etcd-snapshot.db");
     let args = ["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name, "-o", "json"];
-    let o = with_host_lost_during(&bed, state.path(), &args, "cp2", "etcdutl snapshot restore", Loss::Sshd);
+    let o = with_host_lost_during(&bed, state.path(), &args, "cp2", "etcdutl snapshot restore", loss);
     let _ = failed_at(&o, "cp2", "etcd-restore-stage");
     for cp in ["cp1", "cp2"] {
         let o = bed.exec(cp, "ls /etc/kubernetes/manifests | wc -l").unwrap();
@@ -344,4 +354,44 @@ fn a_control_plane_lost_after_the_restore_stopped_them_all_is_taken_up_by_the_sa
     }
     let o = kubewright(&bed, state.path(), &["plan", "--detailed-exitcode"]);
     assert_eq!(o.status.code(), Some(0), "converged: {}", output_text(&o));
+}
+
+#[test]
+fn ctrl_c_during_a_certificate_renewal_finishes_the_running_host_and_the_same_command_continues() {
+    let Some((bed, state)) = common::installed(3, 2) else { return };
+    // cp1's renewal held 3 s, so that Ctrl-C lands while it runs; cp2 waits its turn.
+    let hold =
+        Fault { command_prefix: "kubeadm certs renew".into(), action: FaultAction::Hang { seconds: 3 }, fired: false };
+    bed.add_fault("cp1", hold).unwrap();
+    let before = bed.exec("cp2", "openssl x509 -noout -enddate -in /etc/kubernetes/pki/apiserver.crt").unwrap().stdout;
+    assert!(String::from_utf8_lossy(&before).starts_with("notAfter="), "{}", String::from_utf8_lossy(&before));
+    let child = bed_command(&bed, state.path(), &["certs", "renew", "--force", "--yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !bed.exec("cp1", "pgrep -f '^kubeadm certs renew' >/dev/null").unwrap().status.success() {
+        assert!(Instant::now() < deadline, "kubeadm certs renew never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let o = child.wait_with_output().unwrap();
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(130), "{text}");
+    assert!(text.contains("the same command again continues"), "{text}");
+    bed.clear_faults("cp1").unwrap();
+    // cp2 was not started; the lock is free (the connections lived).
+    let after = bed.exec("cp2", "openssl x509 -noout -enddate -in /etc/kubernetes/pki/apiserver.crt").unwrap().stdout;
+    assert_eq!(before, after, "cp2 renewed after Ctrl-C: {text}");
+    let o = kubewright(&bed, state.path(), &["lock", "status"]);
+    assert!(output_text(&o).contains("cp1: free") && output_text(&o).contains("cp2: free"), "{}", output_text(&o));
+    let o = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("resuming the unfinished run of `certs-renew`"), "{text}");
+    let o = kubewright(&bed, state.path(), &["certs", "check"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let cluster = bed.cluster_state();
+    assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)), "{:?}", cluster.nodes);
 }
