@@ -261,6 +261,13 @@ const OFFLINE: &[Case] = &[
         "it must be the shorter of the two",
     ),
     case(
+        "a textfile where node_exporter cannot look",
+        &["certs", "check", "-i", "inv.yaml", "--prometheus-textfile", "no-such-dir/certs.prom"],
+        2,
+        "the directory of --prometheus-textfile, no-such-dir, does not exist",
+        "--collector.textfile.directory",
+    ),
+    case(
         "kubespray: not an inventory",
         &["inventory", "from-kubespray", "words.ini", "--name", "adv", "--kubernetes-version", "1.31.4"],
         2,

@@ -41,7 +41,7 @@ could not be read (the others are still reported).")]
         /// Critical when a certificate has less than this left
         #[arg(long, value_name = "DURATION", default_value = "7d")]
         critical: Duration,
-        /// Also write the report as Prometheus metrics to FILE (atomically), for node_exporter's textfile collector
+        /// Also write the report as Prometheus metrics to FILE (atomically, in a directory that exists), for node_exporter's textfile collector
         #[arg(long, value_name = "FILE")]
         prometheus_textfile: Option<std::path::PathBuf>,
         /// How many hosts to read at once
@@ -288,6 +288,17 @@ pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
                 return Err(UserError::new(format!("--critical {critical} is longer than --warn {warn}"), "a certificate is critical when it has less than --critical left: it must be the shorter of the two")
                     .into());
             }
+            // A directory made on the fly for a mistyped path is one node_exporter never reads.
+            if let Some(dir) = prometheus_textfile.as_deref().and_then(std::path::Path::parent)
+                && !dir.as_os_str().is_empty()
+                && !dir.is_dir()
+            {
+                return Err(UserError::new(
+                    format!("the directory of --prometheus-textfile, {}, does not exist", dir.display()),
+                    "give a file in the directory node_exporter's --collector.textfile.directory names; no host was contacted",
+                )
+                .into());
+            }
             let targets: Vec<Target> =
                 inv.hosts.iter().map(|h| Target::from_inventory(&inv, h, connect.accept_new_host_keys)).collect();
             let connector = connect.connector(&inv)?;
@@ -306,7 +317,7 @@ pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
                     |e| {
                         UserError::new(
                             format!("cannot write {}: {e}", path.display()),
-                            "the textfile collector's directory must exist and be writable",
+                            "the textfile collector's directory must be writable by this user",
                         )
                     },
                 )?;
