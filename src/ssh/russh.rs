@@ -77,11 +77,15 @@ impl RusshConnector {
             detail,
         };
         let verdict = check.problem.clone();
+        // The bastion's connection has limits of its own (it is opened as a host is).
+        let bastion = match &target.bastion {
+            Some(jump) => Some((jump, self.bastion(target, jump).await?)),
+            None => None,
+        };
         let handshake = async {
-            match &target.bastion {
+            match &bastion {
                 None => client::connect(config, (target.address.as_str(), target.port), check).await,
-                Some(jump) => {
-                    let bastion = self.bastion(target, jump).await?;
+                Some((jump, bastion)) => {
                     let channel = bastion
                         .channel_open_direct_tcpip(target.address.clone(), u32::from(target.port), "127.0.0.1", 0)
                         .await
