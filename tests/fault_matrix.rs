@@ -395,3 +395,30 @@ fn ctrl_c_during_a_certificate_renewal_finishes_the_running_host_and_the_same_co
     let cluster = bed.cluster_state();
     assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)), "{:?}", cluster.nodes);
 }
+
+#[test]
+fn a_full_disk_during_a_certificate_renewal_stops_before_renewing_and_leaves_no_partial_backup() {
+    let Some((bed, state)) = common::installed(3, 2) else { return };
+    // cp2's backup directory is a 16 KiB file system, already full.
+    let fill = "mkdir -p /var/lib/kubewright/backups && mount -t tmpfs -o size=16k tmpfs /var/lib/kubewright/backups && (dd if=/dev/zero of=/var/lib/kubewright/backups/filler bs=1k count=64 2>/dev/null; true)";
+    assert!(bed.exec("cp2", fill).unwrap().status.success());
+    let cert = "openssl x509 -noout -enddate -in /etc/kubernetes/pki/apiserver.crt";
+    let before = bed.exec("cp2", cert).unwrap().stdout;
+    let o = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes", "-o", "json"]);
+    let (_, report) = failed_at(&o, "cp2", "renew-certificates");
+    assert!(report["failures"][0].to_string().contains("No space left on device"), "{report}");
+    let o = bed.exec("cp2", "ls -A /var/lib/kubewright/backups").unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "filler", "no partial backup");
+    // No backup, no renewal: cp2's certificates are as they were.
+    assert_eq!(bed.exec("cp2", cert).unwrap().stdout, before);
+    let o = kubewright(&bed, state.path(), &["lock", "status"]);
+    assert!(output_text(&o).contains("cp1: free") && output_text(&o).contains("cp2: free"), "{}", output_text(&o));
+    assert!(bed.exec("cp2", "umount /var/lib/kubewright/backups").unwrap().status.success());
+    let o = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("resuming the unfinished run of `certs-renew`"), "{text}");
+    assert_ne!(bed.exec("cp2", cert).unwrap().stdout, before, "cp2 renewed");
+    let o = kubewright(&bed, state.path(), &["certs", "check"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+}

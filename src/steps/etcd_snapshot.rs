@@ -16,6 +16,7 @@ pub const LATEST_SNAPSHOT: &str = "/var/lib/kubewright/backups/etcd-latest.db";
 
 /// `$1`: how many snapshots to keep on the host. The client certificate is the etcd server's
 /// own, as kubeadm's backup documentation uses it.
+/// A snapshot that cannot be saved or read back is removed, never kept among the good ones.
 const SNAPSHOT: &str = r#"set -eu
 keep=$1 d=/var/lib/kubewright/backups
 if ! command -v etcdctl >/dev/null 2>&1; then echo "etcdctl is not installed on this control plane: install it (Debian: apt-get install etcd-client) to take the snapshot" >&2; exit 1; fi
@@ -23,8 +24,10 @@ install -d -m 0700 "$d"
 rm -f "$d/etcd-latest.db"
 f="$d/etcd-$(date -u +%Y%m%dT%H%M%SZ).db"
 umask 077
+trap 'rm -f "$f" "$f.part"' EXIT
 ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key snapshot save "$f"
 ETCDCTL_API=3 etcdctl snapshot status "$f" -w table
+trap - EXIT
 ln -s "$f" "$d/etcd-latest.db"
 i=0
 for old in $(ls -1t "$d"/etcd-2*.db); do i=$((i + 1)); if [ "$i" -gt "$keep" ]; then rm -f "$old"; fi; done"#;

@@ -23,7 +23,8 @@ pub const BACKUP_DIR: &str = "/var/lib/kubewright/backups";
 /// The backup this run made (removed first, so a failed backup never restores an old one).
 pub(super) const LATEST_BACKUP: &str = "/var/lib/kubewright/backups/pki-latest.tar.gz";
 
-/// `$1`: how many backups to keep on the host.
+/// `$1`: how many backups to keep on the host. A backup that fails (a full disk) leaves no
+/// partial file.
 pub(super) const BACK_UP: &str = r#"set -eu
 keep=$1 d=/var/lib/kubewright/backups
 install -d -m 0700 "$d"
@@ -33,8 +34,10 @@ cd /etc/kubernetes
 set -- pki
 for c in admin.conf super-admin.conf controller-manager.conf scheduler.conf; do if [ -f "$c" ]; then set -- "$@" "$c"; fi; done
 umask 077
+trap 'rm -f "$f.part"' EXIT
 tar -czf "$f.part" "$@"
 mv "$f.part" "$f"
+trap - EXIT
 ln -s "$f" "$d/pki-latest.tar.gz"
 i=0
 for old in $(ls -1t "$d"/pki-2*.tar.gz); do i=$((i + 1)); if [ "$i" -gt "$keep" ]; then rm -f "$old"; fi; done"#;
