@@ -385,21 +385,6 @@ fn json_errors_carry_the_same_advice() {
     assert!(help.contains("give a duration like 90s"), "{doc}");
 }
 
-/// A copy of the bed's inventory with one text replaced, for a case that needs another setting.
-fn inventory_variant(bed: &kubewright_testbed::Testbed, name: &str, from: &str, to: &str) -> String {
-    let text = std::fs::read_to_string(bed.inventory_path()).unwrap();
-    assert!(text.contains(from), "`{from}` not in the bed's inventory");
-    let path = bed.dir().join(name);
-    std::fs::write(&path, text.replace(from, to)).unwrap();
-    path.display().to_string()
-}
-
-fn fresh_key(path: &Path) {
-    let ok =
-        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(path).status().unwrap().success();
-    assert!(ok, "ssh-keygen");
-}
-
 const ONE_COMMAND: &str = "name: one\nsteps:\n  - action: shell\n    hosts: all\n    commands: [\"true\"]\n";
 
 #[test]
@@ -426,30 +411,25 @@ fn errors_the_hosts_cause_say_what_to_do() {
     // The host keys: unknown, then changed.
     std::fs::write(dir.join("empty_known_hosts"), "").unwrap();
     let unknown =
-        inventory_variant(&bed, "unknown-keys.yaml", &kh, &dir.join("empty_known_hosts").display().to_string());
+        common::inventory_variant(&bed, "unknown-keys.yaml", &kh, &dir.join("empty_known_hosts").display().to_string());
     let o = run(&["plan"], Some(&unknown));
     assert_advised("unknown host key", &o, 1, "is not trusted", "run once with --accept-new-host-keys");
 
-    fresh_key(&dir.join("impostor"));
-    let impostor = std::fs::read_to_string(dir.join("impostor.pub")).unwrap();
-    let impostor_key: Vec<&str> = impostor.split_whitespace().take(2).collect();
-    let changed: String = std::fs::read_to_string(&kh)
-        .unwrap()
-        .lines()
-        .map(|l| format!("{} {}\n", l.split_whitespace().next().unwrap(), impostor_key.join(" ")))
-        .collect();
-    std::fs::write(dir.join("changed_known_hosts"), changed).unwrap();
-    let changed =
-        inventory_variant(&bed, "changed-keys.yaml", &kh, &dir.join("changed_known_hosts").display().to_string());
+    let changed = common::impostor_inventory(&bed, &[]);
     let o = run(&["plan"], Some(&changed));
     assert_advised("changed host key", &o, 1, "CHANGED", "do not connect until you know why the key changed");
 
     // Logging in: a key the hosts do not know, and a user whose sudo asks for a password.
     let client_key = bed.client_key_path().display().to_string();
-    let stranger = inventory_variant(&bed, "stranger.yaml", &client_key, &dir.join("impostor").display().to_string());
+    let stranger = common::inventory_variant(
+        &bed,
+        "stranger.yaml",
+        &client_key,
+        &bed.dir().join("impostor").display().to_string(),
+    );
     let o = run(&["plan"], Some(&stranger));
     assert_advised("unknown client key", &o, 1, "cannot log in as root", "authorized_keys");
-    let password = inventory_variant(&bed, "password.yaml", "user: root", "user: kwpass");
+    let password = common::inventory_variant(&bed, "password.yaml", "user: root", "user: kwpass");
     let o = run(&["plan"], Some(&password));
     assert_advised("sudo asks a password", &o, 1, "`sudo -n` needs a password for user kwpass", "NOPASSWD");
 

@@ -2,7 +2,8 @@
 //! and the transport tests do not already hold: SIGTERM to kubewright mid-install, a disk that
 //! fills while a file is written, 2 s more per round trip on a whole install, kubeadm failing
 //! mid-upgrade (on the first control plane, on a worker), a link cut while a worker upgrades,
-//! a control plane lost (sshd dead, link cut) during a certificate renewal, Ctrl-C during one,
+//! a control plane lost (sshd dead, link cut) during a certificate renewal, Ctrl-C, SIGTERM,
+//! a full disk and a changed host key during one,
 //! and a control plane lost during an etcd restore (sshd dead or link cut while staging, sshd
 //! dead after every control plane stopped). Each cell: the exit code and message name what happened (host and
 //! step for a host's fault), no half-written file is left, the lock is free (or taken over by
@@ -358,6 +359,15 @@ fn a_control_plane_lost_after_the_restore_stopped_them_all_is_taken_up_by_the_sa
 
 #[test]
 fn ctrl_c_during_a_certificate_renewal_finishes_the_running_host_and_the_same_command_continues() {
+    renewal_interrupted_by("-INT");
+}
+
+#[test]
+fn sigterm_during_a_certificate_renewal_finishes_the_running_host_and_the_same_command_continues() {
+    renewal_interrupted_by("-TERM");
+}
+
+fn renewal_interrupted_by(signal: &str) {
     let Some((bed, state)) = common::installed(3, 2) else { return };
     // cp1's renewal held 3 s, so that Ctrl-C lands while it runs; cp2 waits its turn.
     let hold =
@@ -375,7 +385,7 @@ fn ctrl_c_during_a_certificate_renewal_finishes_the_running_host_and_the_same_co
         assert!(Instant::now() < deadline, "kubeadm certs renew never ran");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
     let o = child.wait_with_output().unwrap();
     let text = output_text(&o);
     assert_eq!(o.status.code(), Some(130), "{text}");
@@ -421,4 +431,31 @@ fn a_full_disk_during_a_certificate_renewal_stops_before_renewing_and_leaves_no_
     assert_ne!(bed.exec("cp2", cert).unwrap().stdout, before, "cp2 renewed");
     let o = kubewright(&bed, state.path(), &["certs", "check"]);
     assert!(o.status.success(), "{}", output_text(&o));
+}
+
+#[test]
+fn a_changed_host_key_stops_a_renewal_before_it_touches_any_host() {
+    let Some((bed, state)) = common::installed(3, 2) else { return };
+    let impostor = common::impostor_inventory(&bed, &["cp2"]);
+    let cert = "openssl x509 -noout -enddate -in /etc/kubernetes/pki/apiserver.crt";
+    let before: Vec<Vec<u8>> = ["cp1", "cp2"].iter().map(|cp| bed.exec(cp, cert).unwrap().stdout).collect();
+    let o = Command::new(env!("CARGO_BIN_EXE_kubewright"))
+        .args(["certs", "renew", "--force", "--yes", "--accept-new-host-keys", "-i", &impostor])
+        .env("NO_COLOR", "1")
+        .env("KUBEWRIGHT_STATE_DIR", state.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("cp2: the host key of") && text.contains("its key CHANGED"), "{text}");
+    assert!(text.contains("do not connect until you know why the key changed"), "{text}");
+    let after: Vec<Vec<u8>> = ["cp1", "cp2"].iter().map(|cp| bed.exec(cp, cert).unwrap().stdout).collect();
+    assert_eq!(before, after, "no control plane renewed");
+    let o = kubewright(&bed, state.path(), &["lock", "status"]);
+    assert!(output_text(&o).contains("cp1: free") && output_text(&o).contains("cp2: free"), "{}", output_text(&o));
+    // With the real key back, the renewal runs.
+    let o = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert_ne!(bed.exec("cp2", cert).unwrap().stdout, before[1], "cp2 renewed");
 }

@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use kubewright_testbed::{Testbed, TestbedOptions, on_both_transports};
 
+mod common;
+
 /// The binary, on the given transport.
 fn kubewright_cmd(transport: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubewright"));
@@ -23,14 +25,6 @@ fn stdout(o: &Output) -> String {
 }
 
 /// The bed's inventory with `from` replaced by `to`, written next to it.
-fn variant(bed: &Testbed, name: &str, from: &str, to: &str) -> String {
-    let text = std::fs::read_to_string(bed.inventory_path()).unwrap();
-    assert!(text.contains(from));
-    let path = bed.dir().join(name);
-    std::fs::write(&path, text.replace(from, to)).unwrap();
-    path.display().to_string()
-}
-
 fn inv(bed: &Testbed) -> String {
     bed.inventory_path().display().to_string()
 }
@@ -145,10 +139,10 @@ fn a_timeout_stops_the_command_on_the_host(transport: &str) {
 
 fn become_uses_sudo_and_explains_a_password_prompt(transport: &str) {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
-    let sudo = variant(&bed, "sudo.yaml", "user: root", "user: kwadmin");
+    let sudo = common::inventory_variant(&bed, "sudo.yaml", "user: root", "user: kwadmin");
     let o = kubewright(transport, &["run", "-i", &sudo, "--", "id", "-u"]);
     assert_eq!(stdout(&o), "== cp1 (exit 0) ==\n0\n1 hosts: 1 ok, 0 failed\n");
-    let pass = variant(&bed, "pass.yaml", "user: root", "user: kwpass");
+    let pass = common::inventory_variant(&bed, "pass.yaml", "user: root", "user: kwpass");
     let o = kubewright(transport, &["run", "-i", &pass, "--", "id", "-u"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("error: cp1: `sudo -n` needs a password for user kwpass"), "{}", stdout(&o));
@@ -161,8 +155,12 @@ fn host_keys_are_strict_by_default(transport: &str) {
     let empty = bed.dir().join("empty_known_hosts");
     std::fs::write(&empty, "").unwrap();
     let kh = bed.known_hosts_path().display().to_string();
-    let unknown =
-        variant(&bed, "unknown.yaml", &format!("knownHosts: {kh}"), &format!("knownHosts: {}", empty.display()));
+    let unknown = common::inventory_variant(
+        &bed,
+        "unknown.yaml",
+        &format!("knownHosts: {kh}"),
+        &format!("knownHosts: {}", empty.display()),
+    );
     let o = kubewright(transport, &["run", "-i", &unknown, "--", "true"]);
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
@@ -180,14 +178,15 @@ fn host_keys_are_strict_by_default(transport: &str) {
     assert!(kubewright(transport, &["run", "-i", &unknown, "--", "true"]).status.success());
 
     // A changed key is refused even with the flag.
-    let other = bed.dir().join("other");
-    Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&other).status().unwrap();
-    let pubkey = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let pubkey = common::fresh_public_key(&bed.dir().join("other"));
     let changed = bed.dir().join("changed_known_hosts");
-    std::fs::write(&changed, format!("{ip} {}\n", pubkey.split_whitespace().take(2).collect::<Vec<_>>().join(" ")))
-        .unwrap();
-    let changed_inv =
-        variant(&bed, "changed.yaml", &format!("knownHosts: {kh}"), &format!("knownHosts: {}", changed.display()));
+    std::fs::write(&changed, format!("{ip} {pubkey}\n")).unwrap();
+    let changed_inv = common::inventory_variant(
+        &bed,
+        "changed.yaml",
+        &format!("knownHosts: {kh}"),
+        &format!("knownHosts: {}", changed.display()),
+    );
     let o = kubewright(transport, &["run", "-i", &changed_inv, "--accept-new-host-keys", "--", "true"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("its key CHANGED since it was recorded"), "{}", stdout(&o));
@@ -195,8 +194,12 @@ fn host_keys_are_strict_by_default(transport: &str) {
     // An unreadable line is skipped (as ssh does); russh, which reads the file itself, names it.
     let garbled = bed.dir().join("garbled_known_hosts");
     std::fs::write(&garbled, format!("{ip} ssh-ed25519 not-base64!!\n")).unwrap();
-    let garbled_inv =
-        variant(&bed, "garbled.yaml", &format!("knownHosts: {kh}"), &format!("knownHosts: {}", garbled.display()));
+    let garbled_inv = common::inventory_variant(
+        &bed,
+        "garbled.yaml",
+        &format!("knownHosts: {kh}"),
+        &format!("knownHosts: {}", garbled.display()),
+    );
     let o = kubewright(transport, &["run", "-i", &garbled_inv, "--", "true"]);
     assert_eq!(o.status.code(), Some(1));
     if transport == "russh" {
@@ -206,7 +209,7 @@ fn host_keys_are_strict_by_default(transport: &str) {
 
 fn unreachable_hosts_fail_alone_and_no_master_outlives_the_run(transport: &str) {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(2)) else { return };
-    let quick = variant(&bed, "quick.yaml", "ssh:\n", "ssh:\n  connectTimeout: 2s\n");
+    let quick = common::inventory_variant(&bed, "quick.yaml", "ssh:\n", "ssh:\n  connectTimeout: 2s\n");
     bed.link_down("w1").unwrap();
     // A temporary directory of this run's own, so that other tests' runs are not counted.
     let tmp = tempfile::tempdir().unwrap();
@@ -230,8 +233,12 @@ fn unreachable_hosts_fail_alone_and_no_master_outlives_the_run(transport: &str) 
 fn reaches_hosts_through_the_bastion(transport: &str) {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(3)) else { return };
     let bastion = bed.host("cp1").ip.to_string();
-    let via =
-        variant(&bed, "bastion.yaml", "ssh:\n", &format!("ssh:\n  bastion:\n    host: {bastion}\n    user: root\n"));
+    let via = common::inventory_variant(
+        &bed,
+        "bastion.yaml",
+        "ssh:\n",
+        &format!("ssh:\n  bastion:\n    host: {bastion}\n    user: root\n"),
+    );
     // Make w1 unreachable from the machine except through cp1: drop the machine's traffic
     // to it inside w1's namespace (cp1's traffic still passes).
     let machine = bastion.rsplit_once('.').map(|(net, _)| format!("{net}.1")).unwrap();
@@ -242,7 +249,7 @@ fn reaches_hosts_through_the_bastion(transport: &str) {
         &[
             "run",
             "-i",
-            &variant(&bed, "direct.yaml", "ssh:\n", "ssh:\n  connectTimeout: 2s\n"),
+            &common::inventory_variant(&bed, "direct.yaml", "ssh:\n", "ssh:\n  connectTimeout: 2s\n"),
             "--hosts",
             "w1",
             "--",
@@ -258,7 +265,7 @@ fn reaches_hosts_through_the_bastion(transport: &str) {
 fn logs_in_with_agent_keys_and_explains_a_refused_key(transport: &str) {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
     let key_line = format!("  identityFile: {}\n", bed.client_key_path().display());
-    let no_key = variant(&bed, "agent.yaml", &key_line, "");
+    let no_key = common::inventory_variant(&bed, "agent.yaml", &key_line, "");
     // A home without keys, so only the agent can offer one.
     let home = tempfile::tempdir().unwrap();
     let agent_dir = tempfile::tempdir().unwrap();
@@ -296,7 +303,8 @@ fn logs_in_with_agent_keys_and_explains_a_refused_key(transport: &str) {
     // A key the host does not accept: the error says which user and what to check.
     let stranger = bed.dir().join("stranger");
     Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&stranger).status().unwrap();
-    let wrong = variant(&bed, "wrong.yaml", &key_line, &format!("  identityFile: {}\n", stranger.display()));
+    let wrong =
+        common::inventory_variant(&bed, "wrong.yaml", &key_line, &format!("  identityFile: {}\n", stranger.display()));
     let o =
         kubewright_cmd(transport).args(["run", "-i", &wrong, "--", "true"]).env("HOME", home.path()).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
@@ -315,7 +323,7 @@ fn the_inventory_chooses_the_transport_unless_the_command_line_does() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = format!("{}:{}", fake.path().display(), std::env::var("PATH").unwrap());
-    let russh = variant(&bed, "russh.yaml", "ssh:\n", "ssh:\n  transport: russh\n");
+    let russh = common::inventory_variant(&bed, "russh.yaml", "ssh:\n", "ssh:\n  transport: russh\n");
     let run = |inventory: &str, extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_kubewright"))
             .args(["run", "-i", inventory])

@@ -134,3 +134,45 @@ pub fn installed(hosts: usize, control_planes: usize) -> Option<(kubewright_test
     assert!(o.status.success(), "{}", output_text(&o));
     Some((bed, state))
 }
+
+/// A copy of the bed's inventory with `from` replaced by `to`, written beside it as `name`.
+pub fn inventory_variant(bed: &kubewright_testbed::Testbed, name: &str, from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(bed.inventory_path()).unwrap();
+    assert!(text.contains(from), "`{from}` is not in the bed's inventory");
+    let path = bed.dir().join(name);
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+    path.display().to_string()
+}
+
+/// A new ed25519 key pair at `path` (and `path`.pub); its public key as `type base64`.
+pub fn fresh_public_key(path: &std::path::Path) -> String {
+    let made = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(path).status().unwrap();
+    assert!(made.success(), "ssh-keygen");
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    public.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+/// An inventory whose known_hosts has another key for `hosts` (all when empty) than the ones
+/// they present: "host key changed".
+pub fn impostor_inventory(bed: &kubewright_testbed::Testbed, hosts: &[&str]) -> String {
+    let key = fresh_public_key(&bed.dir().join("impostor"));
+    let impostor_ips: Vec<String> = bed
+        .hosts()
+        .iter()
+        .filter(|h| hosts.is_empty() || hosts.contains(&h.name.as_str()))
+        .map(|h| h.ip.to_string())
+        .collect();
+    let recorded = bed.known_hosts_path().display().to_string();
+    let changed: String = std::fs::read_to_string(&recorded)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let pattern = line.split_whitespace().next().unwrap_or_default();
+            let name = pattern.trim_start_matches('[').split(']').next().unwrap_or_default();
+            if impostor_ips.iter().any(|ip| ip == name) { format!("{pattern} {key}\n") } else { format!("{line}\n") }
+        })
+        .collect();
+    let path = bed.dir().join("impostor_known_hosts");
+    std::fs::write(&path, changed).unwrap();
+    inventory_variant(bed, "impostor.yaml", &recorded, &path.display().to_string())
+}
