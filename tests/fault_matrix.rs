@@ -1,11 +1,10 @@
 //! Cells of the fault matrix (docs/reliability.md) that install_faults.rs, certs.rs, upgrade.rs
-//! and the transport tests do not already hold: SIGTERM to kubewright mid-install, a disk that
-//! fills while a file is written, 2 s more per round trip on a whole install, kubeadm failing
-//! mid-upgrade (on the first control plane, on a worker), a link cut while a worker upgrades,
-//! a control plane lost (sshd dead, link cut) during a certificate renewal, Ctrl-C, SIGTERM,
-//! a full disk and a changed host key during one,
-//! and a control plane lost during an etcd restore (sshd dead or link cut while staging, sshd
-//! dead after every control plane stopped). Each cell: the exit code and message name what happened (host and
+//! and the transport tests do not already hold. Install: SIGTERM mid-run, a disk that fills
+//! while a file is written, 2 s more per round trip. Upgrade: kubeadm failing (on the first
+//! control plane, on a worker), a link cut while a worker upgrades. Certificate renewal: a
+//! control plane lost (sshd dead, link cut), Ctrl-C, SIGTERM, a full disk, a changed host key.
+//! etcd restore: a control plane lost while staging (sshd dead, link cut) and after every
+//! control plane stopped. Each cell: the exit code and message name what happened (host and
 //! step for a host's fault), no half-written file is left, the lock is free (or taken over by
 //! the next run, where the connection died) and the journal resumable, and the next run
 //! converges (its plan then has nothing to do).
