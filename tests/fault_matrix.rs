@@ -4,7 +4,7 @@
 //! control plane, on a worker), a link cut while a worker upgrades. Certificate renewal: a
 //! control plane lost (sshd dead, link cut), Ctrl-C, SIGTERM, a full disk, a changed host key.
 //! etcd restore: a control plane lost while staging (sshd dead, link cut) and after every
-//! control plane stopped. Each cell: the exit code and message name what happened (host and
+//! control plane stopped, a full disk where the snapshot is uploaded. Each cell: the exit code and message name what happened (host and
 //! step for a host's fault), no half-written file is left, the lock is free (or taken over by
 //! the next run, where the connection died) and the journal resumable, and the next run
 //! converges (its plan then has nothing to do).
@@ -457,4 +457,36 @@ fn a_changed_host_key_stops_a_renewal_before_it_touches_any_host() {
     let o = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
     assert!(o.status.success(), "{}", output_text(&o));
     assert_ne!(bed.exec("cp2", cert).unwrap().stdout, before[1], "cp2 renewed");
+}
+
+#[test]
+fn a_full_disk_where_a_restore_uploads_its_snapshot_stops_nothing_and_leaves_no_partial_file() {
+    let Some((bed, state)) = common::installed(3, 2) else { return };
+    let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let name = bed.cluster_state().cluster_name;
+    let snapshot =
+        std::fs::read_dir(state.path()).unwrap().flatten().next().unwrap().path().join("backups/cp1/etcd-snapshot.db");
+    // cp2's directory for the snapshot is a 16 KiB file system, already full.
+    let fill = "mkdir -p /var/lib/kubewright/restore && mount -t tmpfs -o size=16k tmpfs /var/lib/kubewright/restore && (dd if=/dev/zero of=/var/lib/kubewright/restore/filler bs=1k count=64 2>/dev/null; true)";
+    assert!(bed.exec("cp2", fill).unwrap().status.success());
+    let args = ["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name, "-o", "json"];
+    let o = kubewright(&bed, state.path(), &args);
+    let (_, report) = failed_at(&o, "cp2", "etcd-restore-stage");
+    assert!(report["failures"][0].to_string().contains("No space left on device"), "{report}");
+    let o = bed.exec("cp2", "ls -A /var/lib/kubewright/restore").unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "filler", "no partial snapshot");
+    for cp in ["cp1", "cp2"] {
+        let o = bed.exec(cp, "ls /etc/kubernetes/manifests | wc -l").unwrap();
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "4", "{cp}: nothing was stopped");
+    }
+    let o = kubewright(&bed, state.path(), &["lock", "status"]);
+    assert!(output_text(&o).contains("cp1: free") && output_text(&o).contains("cp2: free"), "{}", output_text(&o));
+    assert!(bed.exec("cp2", "umount /var/lib/kubewright/restore").unwrap().status.success());
+    let o = kubewright(&bed, state.path(), &["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name]);
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    let cluster = bed.cluster_state();
+    assert!(cluster.etcd_generation.starts_with("kubewright-restore-"), "{}", cluster.etcd_generation);
+    assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)), "{:?}", cluster.nodes);
 }
