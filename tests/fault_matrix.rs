@@ -239,7 +239,7 @@ fn restore_losing_cp2_while_staging(loss: Loss) {
 }
 
 #[test]
-fn two_seconds_more_per_round_trip_to_a_worker_slow_the_install_but_it_completes() {
+fn a_bad_link_two_seconds_slower_per_round_trip_slows_the_install_but_it_completes() {
     let Some((mut bed, state)) = common::bed(2, 1) else { return };
     // 1 s each way: every round trip to w1 (TCP, SSH, each command) takes 2 s longer. On
     // russh, whose connect timeout (10 s) once covered the login too: six round trips of
@@ -251,6 +251,8 @@ fn two_seconds_more_per_round_trip_to_a_worker_slow_the_install_but_it_completes
     assert!(o.status.success(), "{text}");
     let cluster = bed.cluster_state();
     assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)) && cluster.nodes.len() == 2, "{:?}", cluster.nodes);
+    // Converged (asked over a good link: the question is the install's, not the plan's).
+    bed.clear_latency("w1").unwrap();
     let o = kubewright(&bed, state.path(), &["plan", "--detailed-exitcode", "--transport", "russh"]);
     assert_eq!(o.status.code(), Some(0), "converged: {}", output_text(&o));
 }
