@@ -18,6 +18,7 @@ fn target(bed: &Testbed, host: &str, user: &str) -> Target {
         known_hosts: Some(bed.known_hosts_path()),
         bastion: None,
         connect_timeout: Duration::from_secs(5),
+        server_alive_interval: Duration::from_secs(15),
         accept_new_host_keys: false,
     }
 }

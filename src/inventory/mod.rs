@@ -224,6 +224,10 @@ pub struct SshDefaults {
     pub transport: TransportKind,
     pub known_hosts: Option<String>,
     pub connect_timeout: Duration,
+    /// How long a connection may be silent before the server is asked to answer; three
+    /// unanswered questions and the host counts as lost (ssh's ServerAliveInterval, with
+    /// ServerAliveCountMax 3).
+    pub server_alive_interval: Duration,
     pub bastion: Option<Bastion>,
 }
 

@@ -152,6 +152,7 @@ pub struct RawSsh {
     pub known_hosts: Option<Scalar>,
     pub transport: Option<Scalar>,
     pub connect_timeout: Option<Scalar>,
+    pub server_alive_interval: Option<Scalar>,
     pub bastion: Option<RawBastion>,
 }
 

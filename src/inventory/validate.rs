@@ -225,6 +225,8 @@ fn ssh_section(cx: &mut Ctx<'_>, raw: RawSsh, path: &FieldPath) -> (SshDefaults,
     );
     let connect_timeout =
         cx.duration(raw.connect_timeout.as_ref(), &path.key("connectTimeout"), Duration::from_secs(10));
+    let server_alive_interval =
+        cx.duration(raw.server_alive_interval.as_ref(), &path.key("serverAliveInterval"), Duration::from_secs(15));
     let bastion = raw.bastion.and_then(|b| {
         let bpath = path.key("bastion");
         let host = match b.host.as_ref() {
@@ -252,7 +254,10 @@ fn ssh_section(cx: &mut Ctx<'_>, raw: RawSsh, path: &FieldPath) -> (SshDefaults,
             ),
         })
     });
-    (SshDefaults { transport, known_hosts, connect_timeout, bastion }, HostSsh { user, port, identity_file, sudo })
+    (
+        SshDefaults { transport, known_hosts, connect_timeout, server_alive_interval, bastion },
+        HostSsh { user, port, identity_file, sudo },
+    )
 }
 
 fn host(cx: &mut Ctx<'_>, raw: RawHost, path: &FieldPath, ssh: &HostSsh) -> Host {

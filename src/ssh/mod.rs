@@ -33,6 +33,8 @@ pub struct Target {
     /// The jump host, if any.
     pub bastion: Option<Jump>,
     pub connect_timeout: Duration,
+    /// A silent connection is probed this often; three unanswered probes end it.
+    pub server_alive_interval: Duration,
     /// Trust a host key seen for the first time (and record it), instead of refusing.
     pub accept_new_host_keys: bool,
 }
@@ -65,6 +67,7 @@ impl Target {
                     .or_else(|| host.ssh.identity_file.as_deref().map(expand_home)),
             }),
             connect_timeout: Duration::from_secs(inv.ssh.connect_timeout.seconds.max(1)),
+            server_alive_interval: Duration::from_secs(inv.ssh.server_alive_interval.seconds.max(1)),
             accept_new_host_keys,
         }
     }

@@ -22,7 +22,7 @@ impl OpensshTransport {
             .port(target.port)
             .known_hosts_check(if target.accept_new_host_keys { KnownHosts::Add } else { KnownHosts::Strict })
             .connect_timeout(target.connect_timeout)
-            .server_alive_interval(std::time::Duration::from_secs(15))
+            .server_alive_interval(target.server_alive_interval)
             .control_directory(control_dir);
         if let Some(key) = &target.identity_file {
             b.keyfile(key);

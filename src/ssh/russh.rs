@@ -39,9 +39,8 @@ pub struct RusshTransport {
     session: Handle<HostKeyCheck>,
 }
 
-/// Ask the server for a keepalive reply after this long without traffic; give up after
-/// three unanswered (ssh's ServerAliveInterval 15 / ServerAliveCountMax 3).
-const KEEPALIVE: Duration = Duration::from_secs(15);
+/// Unanswered keepalive probes before a host counts as lost (ssh's ServerAliveCountMax).
+const KEEPALIVE_MAX: usize = 3;
 
 impl Default for RusshConnector {
     fn default() -> Self {
@@ -70,7 +69,7 @@ impl RusshConnector {
         let known = self.known_hosts(target)?;
         let name = known_hosts::lookup_name(&target.address, target.port);
         let check = HostKeyCheck::new(name.clone(), known.clone(), target, self.record_lock.clone());
-        let config = client_config(&known, &name);
+        let config = client_config(&known, &name, target.server_alive_interval);
         let connect_error = |detail: String| TransportError::Connect {
             host: target.name.clone(),
             addr: format!("{}:{}", target.address, target.port),
@@ -127,6 +126,7 @@ impl RusshConnector {
                     known_hosts: target.known_hosts.clone(),
                     bastion: None,
                     connect_timeout: target.connect_timeout,
+                    server_alive_interval: target.server_alive_interval,
                     accept_new_host_keys: target.accept_new_host_keys,
                 };
                 let bastion = Box::pin(self.open(&as_target)).await?;
@@ -324,10 +324,10 @@ fn record_file(target: &Target) -> Option<PathBuf> {
 
 /// Client settings: keepalive, Nagle off, and the host key types known_hosts has for the host
 /// asked for first (as ssh does), with certificates only when a CA is trusted for it.
-fn client_config(known: &Arc<Mutex<KnownHosts>>, name: &str) -> Arc<client::Config> {
+fn client_config(known: &Arc<Mutex<KnownHosts>>, name: &str, keepalive: Duration) -> Arc<client::Config> {
     let mut config = client::Config {
-        keepalive_interval: Some(KEEPALIVE),
-        keepalive_max: 3,
+        keepalive_interval: Some(keepalive),
+        keepalive_max: KEEPALIVE_MAX,
         // Without it every small packet waits for the peer's delayed ACK (~40 ms), on the
         // direct connection and, through a bastion, on the tunnel's carrier as well.
         nodelay: true,
