@@ -19,17 +19,16 @@ use kubewright_testbed::faults::{Fault, FaultAction};
 mod common;
 use common::{bed_command, on_bed as kubewright, output_text};
 
-/// A run that ended with exit 1, its first failure on `host` in `step`: its output and report.
+/// A run that ended with exit 1, its first failure on `host` in `step`: its output and that
+/// failure (an upgrade's report holds the run's under `run`).
 fn failed_at(o: &std::process::Output, host: &str, step: &str) -> (String, serde_json::Value) {
     let text = output_text(o);
     assert_eq!(o.status.code(), Some(1), "{text}");
     let report = common::json_events(o).pop().unwrap();
-    assert_eq!(
-        (report["failures"][0]["host"].as_str(), report["failures"][0]["step"].as_str()),
-        (Some(host), Some(step)),
-        "{report}"
-    );
-    (text, report)
+    let run = report.get("run").unwrap_or(&report);
+    let failure = run["failures"][0].clone();
+    assert_eq!((failure["host"].as_str(), failure["step"].as_str()), (Some(host), Some(step)), "{report}");
+    (text, failure)
 }
 
 /// What happens to a host while its command runs.
@@ -77,11 +76,17 @@ fn with_host_lost_during(
     o
 }
 
-/// The lock is free on every control plane, and the next apply converges.
-fn converges(bed: &Testbed, state: &std::path::Path) {
+/// `lock status` says the lock is free on both control planes.
+#[track_caller]
+fn assert_lock_free(bed: &Testbed, state: &std::path::Path) {
     let o = kubewright(bed, state, &["lock", "status"]);
     let text = output_text(&o);
     assert!(text.contains("cp1: free") && text.contains("cp2: free"), "{text}");
+}
+
+/// The lock is free on every control plane, and the next apply converges.
+fn converges(bed: &Testbed, state: &std::path::Path) {
+    assert_lock_free(bed, state);
     let o = kubewright(bed, state, &["apply", "--yes"]);
     assert!(o.status.success(), "{}", output_text(&o));
     let cluster = bed.cluster_state();
@@ -127,8 +132,8 @@ fn a_disk_that_fills_while_a_file_is_written_leaves_no_partial_file() {
     let fill = "mkdir -p /etc/containerd && mount -t tmpfs -o size=16k tmpfs /etc/containerd && (dd if=/dev/zero of=/etc/containerd/filler bs=1k count=64 2>/dev/null; true)";
     assert!(bed.exec("w1", fill).unwrap().status.success());
     let o = kubewright(&bed, state.path(), &["apply", "--yes", "-o", "json"]);
-    let (_, report) = failed_at(&o, "w1", "configure-containerd");
-    let message = report["failures"][0].to_string();
+    let (_, failure) = failed_at(&o, "w1", "configure-containerd");
+    let message = failure.to_string();
     assert!(message.contains("No space left on device"), "{message}");
     let o = bed.exec("w1", "ls -A /etc/containerd").unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "filler", "no half-written or temporary file");
@@ -151,12 +156,7 @@ fn kubeadm_failing_mid_upgrade_stops_the_upgrade_uncordons_and_the_next_run_fini
     };
     bed.add_fault("cp1", fails).unwrap();
     let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes", "-o", "json"]);
-    let text = output_text(&o);
-    assert_eq!(o.status.code(), Some(1), "{text}");
-    let report = common::json_events(&o).pop().unwrap();
-    let failure = &report["run"]["failures"][0];
-    assert_eq!(failure["host"], "cp1", "{report}");
-    assert_eq!(failure["step"], "upgrade-control-plane@1.32.9", "{report}");
+    let (_, failure) = failed_at(&o, "cp1", "upgrade-control-plane@1.32.9");
     assert!(failure["stderr_tail"].to_string().contains("couldn't upgrade control plane"), "{failure}");
     let cluster = bed.cluster_state();
     assert!(cluster.nodes.values().all(|n| !n.unschedulable), "no node left cordoned: {:?}", cluster.nodes);
@@ -270,23 +270,14 @@ fn a_worker_failing_kubeadm_upgrade_node_is_uncordoned_and_the_next_run_finishes
     };
     bed.add_fault("w1", fails).unwrap();
     let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes", "-o", "json"]);
-    let text = output_text(&o);
-    assert_eq!(o.status.code(), Some(1), "{text}");
-    let report = common::json_events(&o).pop().unwrap();
-    let failure = &report["run"]["failures"][0];
-    assert_eq!(
-        (failure["host"].as_str(), failure["step"].as_str()),
-        (Some("w1"), Some("upgrade-worker@1.32.9")),
-        "{report}"
-    );
+    let (_, failure) = failed_at(&o, "w1", "upgrade-worker@1.32.9");
     assert!(failure["stderr_tail"].to_string().contains("error execution phase kubelet-config"), "{failure}");
     // The control planes went on; w1 is schedulable again, its kubelet not moved.
     let cluster = bed.cluster_state();
     assert!(cluster.nodes.values().all(|n| !n.unschedulable), "no node left cordoned: {:?}", cluster.nodes);
     assert_eq!(cluster.nodes["w1"].kubelet_version, "v1.31.4", "{:?}", cluster.nodes);
     assert!(["cp1", "cp2"].iter().all(|cp| cluster.nodes[*cp].kubelet_version == "v1.32.9"), "{:?}", cluster.nodes);
-    let o = kubewright(&bed, state.path(), &["lock", "status"]);
-    assert!(output_text(&o).contains("cp1: free") && output_text(&o).contains("cp2: free"), "{}", output_text(&o));
+    assert_lock_free(&bed, state.path());
 
     let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]);
     assert!(o.status.success(), "{}", output_text(&o));
@@ -299,20 +290,11 @@ fn a_link_cut_while_a_worker_upgrades_stops_there_uncordons_it_and_the_next_run_
     let Some((bed, state)) = common::installed(3, 2) else { return };
     let args = ["upgrade", "--to", "1.32", "--yes", "-o", "json"];
     let o = with_host_lost_during(&bed, state.path(), &args, "w1", "kubeadm upgrade node", Loss::Link);
-    let text = output_text(&o);
-    assert_eq!(o.status.code(), Some(1), "{text}");
-    let report = common::json_events(&o).pop().unwrap();
-    let failure = &report["run"]["failures"][0];
-    assert_eq!(
-        (failure["host"].as_str(), failure["step"].as_str()),
-        (Some("w1"), Some("upgrade-worker@1.32.9")),
-        "{report}"
-    );
+    let _ = failed_at(&o, "w1", "upgrade-worker@1.32.9");
     // w1 was drained, then lost: uncordoned from the first control plane all the same.
     let cluster = bed.cluster_state();
     assert!(cluster.nodes.values().all(|n| !n.unschedulable), "no node left cordoned: {:?}", cluster.nodes);
-    let o = kubewright(&bed, state.path(), &["lock", "status"]);
-    assert!(output_text(&o).contains("cp1: free") && output_text(&o).contains("cp2: free"), "{}", output_text(&o));
+    assert_lock_free(&bed, state.path());
     let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]);
     assert!(o.status.success(), "{}", output_text(&o));
     let cluster = bed.cluster_state();
@@ -395,8 +377,7 @@ fn renewal_interrupted_by(signal: &str) {
     // cp2 was not started; the lock is free (the connections lived).
     let after = bed.exec("cp2", "openssl x509 -noout -enddate -in /etc/kubernetes/pki/apiserver.crt").unwrap().stdout;
     assert_eq!(before, after, "cp2 renewed after Ctrl-C: {text}");
-    let o = kubewright(&bed, state.path(), &["lock", "status"]);
-    assert!(output_text(&o).contains("cp1: free") && output_text(&o).contains("cp2: free"), "{}", output_text(&o));
+    assert_lock_free(&bed, state.path());
     let o = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
     let text = output_text(&o);
     assert!(o.status.success(), "{text}");
@@ -416,14 +397,13 @@ fn a_full_disk_during_a_certificate_renewal_stops_before_renewing_and_leaves_no_
     let cert = "openssl x509 -noout -enddate -in /etc/kubernetes/pki/apiserver.crt";
     let before = bed.exec("cp2", cert).unwrap().stdout;
     let o = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes", "-o", "json"]);
-    let (_, report) = failed_at(&o, "cp2", "renew-certificates");
-    assert!(report["failures"][0].to_string().contains("No space left on device"), "{report}");
+    let (_, failure) = failed_at(&o, "cp2", "renew-certificates");
+    assert!(failure.to_string().contains("No space left on device"), "{failure}");
     let o = bed.exec("cp2", "ls -A /var/lib/kubewright/backups").unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "filler", "no partial backup");
     // No backup, no renewal: cp2's certificates are as they were.
     assert_eq!(bed.exec("cp2", cert).unwrap().stdout, before);
-    let o = kubewright(&bed, state.path(), &["lock", "status"]);
-    assert!(output_text(&o).contains("cp1: free") && output_text(&o).contains("cp2: free"), "{}", output_text(&o));
+    assert_lock_free(&bed, state.path());
     assert!(bed.exec("cp2", "umount /var/lib/kubewright/backups").unwrap().status.success());
     let o = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
     let text = output_text(&o);
@@ -453,8 +433,7 @@ fn a_changed_host_key_stops_a_renewal_before_it_touches_any_host() {
     assert!(text.contains("do not connect until you know why the key changed"), "{text}");
     let after: Vec<Vec<u8>> = ["cp1", "cp2"].iter().map(|cp| bed.exec(cp, cert).unwrap().stdout).collect();
     assert_eq!(before, after, "no control plane renewed");
-    let o = kubewright(&bed, state.path(), &["lock", "status"]);
-    assert!(output_text(&o).contains("cp1: free") && output_text(&o).contains("cp2: free"), "{}", output_text(&o));
+    assert_lock_free(&bed, state.path());
     // With the real key back, the renewal runs.
     let o = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
     assert!(o.status.success(), "{}", output_text(&o));
@@ -474,16 +453,15 @@ fn a_full_disk_where_a_restore_uploads_its_snapshot_stops_nothing_and_leaves_no_
     assert!(bed.exec("cp2", fill).unwrap().status.success());
     let args = ["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name, "-o", "json"];
     let o = kubewright(&bed, state.path(), &args);
-    let (_, report) = failed_at(&o, "cp2", "etcd-restore-stage");
-    assert!(report["failures"][0].to_string().contains("No space left on device"), "{report}");
+    let (_, failure) = failed_at(&o, "cp2", "etcd-restore-stage");
+    assert!(failure.to_string().contains("No space left on device"), "{failure}");
     let o = bed.exec("cp2", "ls -A /var/lib/kubewright/restore").unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "filler", "no partial snapshot");
     for cp in ["cp1", "cp2"] {
         let o = bed.exec(cp, "ls /etc/kubernetes/manifests | wc -l").unwrap();
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "4", "{cp}: nothing was stopped");
     }
-    let o = kubewright(&bed, state.path(), &["lock", "status"]);
-    assert!(output_text(&o).contains("cp1: free") && output_text(&o).contains("cp2: free"), "{}", output_text(&o));
+    assert_lock_free(&bed, state.path());
     assert!(bed.exec("cp2", "umount /var/lib/kubewright/restore").unwrap().status.success());
     let o = kubewright(&bed, state.path(), &["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name]);
     let text = output_text(&o);
