@@ -89,17 +89,19 @@ impl Script {
     pub fn commands(&self) -> Vec<String> {
         // A shell has one EXIT trap: each sets it to remove every file named so far.
         let mut removed: Vec<String> = Vec::new();
-        self.lines
-            .iter()
-            .map(|line| match line {
-                Line::Command(ws) => join(ws),
-                Line::Redirect(ws, file) => format!("{} > {}", join(ws), quote(&file.0)),
+        let mut out = Vec::with_capacity(self.lines.len());
+        for line in &self.lines {
+            match line {
+                Line::Command(ws) => out.push(join(ws)),
+                Line::Redirect(ws, file) => out.push(format!("{} > {}", join(ws), quote(&file.0))),
                 Line::RemoveOnExit(file) => {
                     removed.push(quote(&file.0));
-                    format!("trap {} EXIT", quote(&format!("rm -f -- {}", removed.join(" "))))
+                    out.push(format!("trap {} EXIT", quote(&format!("rm -f -- {}", removed.join(" ")))));
+                    out.push(EXIT_ON_SIGNAL.to_string());
                 }
-            })
-            .collect()
+            }
+        }
+        out
     }
 
     /// The full script a host runs.
@@ -149,6 +151,17 @@ pub fn time_limited(words: Vec<&str>, limit: Option<crate::duration::Duration>) 
         None => Script::new().cmd(words),
     }
 }
+
+/// A script the host stops after `limit`, as [`time_limited`] does a command. Its own `set -eu`
+/// and traps hold inside; a script that must clean up when stopped traps TERM (see
+/// [`EXIT_ON_SIGNAL`]).
+pub fn time_limited_script(script: &Script, limit: crate::duration::Duration) -> Script {
+    time_limited(vec!["sh", "-c", &script.to_shell()], Some(limit))
+}
+
+/// The line a script with an EXIT trap needs for that trap to run when the script is stopped:
+/// dash ends on an untrapped TERM, HUP or INT without running the EXIT trap.
+pub const EXIT_ON_SIGNAL: &str = "trap 'exit 143' HUP INT TERM";
 
 #[cfg(test)]
 mod tests {

@@ -169,6 +169,7 @@ mirror=$1 keyring=$2
 shift 2
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
+trap 'exit 143' HUP INT TERM
 mkdir -p "$d/lists/partial"
 for m in "$@"; do
   printf 'deb [signed-by=%s] %s/core:/stable:/v1.%s/deb/ /

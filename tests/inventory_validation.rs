@@ -314,3 +314,17 @@ fn a_local_load_balancer_needs_a_name_on_the_api_port() {
     assert_reported(&d, "cluster.loadBalancer.type", 6, 11, "unknown load balancer type `haproxy`");
     assert_reported(&d, "cluster.loadBalancer.image", 7, 12, "`image` is set but the load balancer is external");
 }
+
+#[test]
+fn time_limits_are_durations_longer_than_zero_and_default_to_30m_and_10m() {
+    let inv = load("inv.yaml", BASE).unwrap().inventory;
+    assert_eq!((inv.cluster.timeouts.command.seconds, inv.cluster.timeouts.ready.seconds), (1800, 600));
+    let set = BASE.replace("  controlPlaneEndpoint: 10.0.0.100:6443\n", "  controlPlaneEndpoint: 10.0.0.100:6443\n  timeouts: {command: 1h, ready: 90s}\n");
+    let inv = load("inv.yaml", &set).unwrap().inventory;
+    assert_eq!((inv.cluster.timeouts.command.seconds, inv.cluster.timeouts.ready.seconds), (3600, 90));
+    let bad = BASE.replace("  controlPlaneEndpoint: 10.0.0.100:6443\n", "  controlPlaneEndpoint: 10.0.0.100:6443\n  timeouts:\n    command: 0s\n    ready: soon\n");
+    let diags = errors(&bad);
+    assert_reported(&diags, "cluster.timeouts.command", 6, 14, "invalid value `0s`");
+    assert_reported(&diags, "cluster.timeouts.ready", 7, 12, "invalid value `soon`");
+    assert!(diags.iter().all(|d| d.expected.as_deref().is_some_and(|e| e.contains("longer than zero"))), "{diags:?}");
+}

@@ -68,8 +68,12 @@ fn the_install_plan_completes_secret_files_at_write_time_and_pins_the_ca() {
     assert_eq!((path.as_str(), *mode, *complete), ("/etc/kubewright/kubeadm-init.yaml", 0o600, true));
     assert!(String::from_utf8_lossy(content).contains("<bootstrap-token>"), "secrets go in when written");
     assert!(matches!(&init.ops[..], [_, Op::Run { .. }, Op::Fetch { mode: 0o600, .. }, Op::PinCa { .. }]));
-    let Op::Run { script, .. } = &init.ops[1] else { unreachable!() };
+    let Op::Run { script, limit, .. } = &init.ops[1] else { unreachable!() };
     assert!(script.to_shell().contains("trap"), "the config is removed whatever kubeadm does");
+    assert!(script.to_shell().contains("HUP INT TERM"), "also when its time limit stops it");
+    // Built-in steps' commands are stopped on the host at the inventory's limit (30m by default).
+    assert_eq!(limit.map(|l| l.seconds), Some(1800));
+    assert!(script.to_shell().contains("timeout -k 10 1800 sh -c"), "{}", script.to_shell());
 
     let cp2 = &step("join-control-plane").hosts[0];
     let Some(Op::Wait { nodes, etcd: true, .. }) = cp2.ops.last() else { panic!("{:?}", cp2.ops) };

@@ -22,3 +22,52 @@ fn files_removed_on_exit_go_when_the_script_fails_too() {
         assert!(!secret.exists() && !other.exists(), "both removed after `{last}`");
     }
 }
+
+#[test]
+fn a_script_its_time_limit_stops_still_removes_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("join.yaml");
+    std::fs::write(&secret, "token").unwrap();
+    let script = Script::new().remove_on_exit(secret.to_str().unwrap()).cmd(["sleep", "30"]);
+    let limited = kubewright::script::time_limited_script(&script, kubewright::duration::Duration::from_secs(1));
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("sh").arg("-c").arg(limited.to_shell()).output().unwrap();
+    assert_eq!(out.status.code(), Some(kubewright::script::TIMEOUT_EXIT_CODE), "{out:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "stopped by TERM, not by the KILL after the grace");
+    assert!(!secret.exists(), "the EXIT trap ran although TERM stopped the script");
+}
+
+/// dash runs no EXIT trap when an untrapped signal ends it, and a time limit ends a command
+/// with TERM: every hand-written script with an EXIT trap must trap the signals too.
+#[test]
+fn every_exit_trap_in_the_sources_is_followed_by_the_signal_trap() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    let mut scripts_checked = 0;
+    let mut missing = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (n, line) in lines.iter().enumerate() {
+            let line = line.trim();
+            if line.starts_with("trap ") && line.ends_with(" EXIT") && line != "trap - EXIT" {
+                scripts_checked += 1;
+                if lines.get(n + 1).map(|l| l.trim()) != Some(kubewright::script::EXIT_ON_SIGNAL) {
+                    missing.push(format!("{}:{}", file.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(scripts_checked >= 5, "the scan found the scripts ({scripts_checked})");
+    assert!(missing.is_empty(), "EXIT traps without `{}` after them: {missing:?}", kubewright::script::EXIT_ON_SIGNAL);
+}

@@ -101,6 +101,30 @@ pub enum Op {
 /// How often a wait asks again.
 const WAIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The longest one attempt of a wait may take (a healthy `kubectl get` or `etcdctl endpoint
+/// health` answers in about a second; etcdctl gives up after 5 s of its own).
+const ATTEMPT_LIMIT_S: u64 = 30;
+
+/// One attempt of a wait that started at `started` and may take `timeout`: stopped on the host
+/// at [`ATTEMPT_LIMIT_S`] or when the wait's time is up, whichever comes first. Err says why
+/// it gave no answer.
+async fn attempt(
+    session: &Session,
+    script: &Script,
+    started: Instant,
+    timeout: std::time::Duration,
+) -> Result<crate::ssh::Output, String> {
+    let left = timeout.saturating_sub(started.elapsed()).as_secs();
+    let limit = crate::duration::Duration::from_secs(left.clamp(1, ATTEMPT_LIMIT_S));
+    match super::run_limited(session, script, limit).await {
+        Ok(out) if out.code == Some(super::TIMEOUT_EXIT_CODE) => {
+            Err(format!("the check gave no answer within {limit} and was stopped"))
+        }
+        Ok(out) => Ok(out),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Markers a batched script writes on stderr: the part starting, and the part that failed.
 const PART_STARTED: &str = "KUBEWRIGHT-PART-STARTED:";
 const PART_FAILED: &str = "KUBEWRIGHT-PART-FAILED:";
@@ -564,12 +588,12 @@ impl<'a> Engine<'a> {
         let started = Instant::now();
         let mut etcd_unchecked_noted = false;
         loop {
-            let mut verdict = match session.run(&nodes_probe()).await {
+            let mut verdict = match attempt(session, &nodes_probe(), started, timeout).await {
                 Ok(out) => judge_nodes(&out, nodes, version),
-                Err(e) => Err(e.to_string()),
+                Err(why) => Err(why),
             };
             if verdict.is_ok() && etcd {
-                verdict = match session.run(&etcd_probe()).await {
+                verdict = match attempt(session, &etcd_probe(), started, timeout).await {
                     Ok(out) if out.code == Some(ETCDCTL_MISSING) => {
                         if !etcd_unchecked_noted {
                             etcd_unchecked_noted = true;
@@ -583,7 +607,7 @@ impl<'a> Engine<'a> {
                         Ok(())
                     }
                     Ok(out) => judge_etcd(&out),
-                    Err(e) => Err(e.to_string()),
+                    Err(why) => Err(why),
                 };
             }
             let why = match verdict {
@@ -596,7 +620,7 @@ impl<'a> Engine<'a> {
                 } else {
                     format!("still not ready after {}s: {why}", timeout.as_secs())
                 };
-                return Err(self.failure(step, host, Some(&format!("wait until {}", nodes.join(", "))), message, "look at the nodes with `kubectl get nodes` and the kubelet's log (`journalctl -u kubelet`) on the nodes named; run the same command again once they are Ready".into()));
+                return Err(self.failure(step, host, Some(&format!("wait until {}", nodes.join(", "))), message, "look at the nodes with `kubectl get nodes` and the kubelet's log (`journalctl -u kubelet`) on the nodes named; run the same command again once they are Ready (a wait lasts `cluster.timeouts.ready`)".into()));
             }
             tokio::time::sleep(WAIT_INTERVAL.min(timeout.saturating_sub(started.elapsed()))).await;
         }
@@ -614,13 +638,13 @@ impl<'a> Engine<'a> {
     ) -> Result<(), HostFailure> {
         let started = Instant::now();
         loop {
-            let why = match session.run(script).await {
+            let why = match attempt(session, script, started, timeout).await {
                 Ok(out) if out.success() => return Ok(()),
                 Ok(out) => {
                     let text = if out.stderr.trim().is_empty() { &out.stdout } else { &out.stderr };
                     text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim().to_string()
                 }
-                Err(e) => e.to_string(),
+                Err(why) => why,
             };
             if started.elapsed() >= timeout || self.stop.requested() {
                 let message = if self.stop.requested() {
@@ -633,7 +657,7 @@ impl<'a> Engine<'a> {
                     host,
                     Some(&script.to_shell()),
                     message,
-                    "run the command on the host to see why it fails; run the same command again once it succeeds"
+                    "run the command on the host to see why it fails; run the same command again once it succeeds (a wait lasts `cluster.timeouts.ready`)"
                         .into(),
                 ));
             }
@@ -980,7 +1004,11 @@ impl<'a> Engine<'a> {
                             exit_code: out.code,
                             stderr_tail: tail,
                             message,
-                            hint: "fix the cause on the host (its stderr is above), then run the same command again: it continues with this step".into(),
+                            hint: if timed_out {
+                                "the host stopped the command at its time limit: find what it waits for on the host (its stderr is above); if it only needs longer, raise `cluster.timeouts.command` (or the playbook step's `timeout`); then run the same command again: it continues with this step".into()
+                            } else {
+                                "fix the cause on the host (its stderr is above), then run the same command again: it continues with this step".into()
+                            },
                             skip_host: false,
                         });
                     }

@@ -57,6 +57,7 @@ pub fn lower(
                 .collect::<String>()
                 .into_bytes()
         });
+        let limit = crate::duration::Duration::from_secs(planned.command_timeout_s);
         let mut hosts = Vec::new();
         for hp in &planned.hosts {
             let not_executable = |what: &str| NotExecutable::Action {
@@ -73,7 +74,7 @@ pub fn lower(
                 _ => None,
             };
             for action in hp.decision.actions() {
-                match lower_action(action, &hp.host, files, spec.timeout, &mut every_run)
+                match lower_action(action, &hp.host, files, limit, &mut every_run)
                     .map_err(|w| not_executable(&w))?
                 {
                     Some(Lowered::Op(op)) => ops.push(op),
@@ -106,15 +107,15 @@ fn lower_action(
     action: &Action,
     host: &str,
     files: &BTreeMap<String, Vec<RemoteFile>>,
-    limit: Option<crate::duration::Duration>,
+    limit: crate::duration::Duration,
     every_run: &mut bool,
 ) -> Result<Option<Lowered>, String> {
     let op = match action {
         Action::Run { description, commands } => Op::Run {
             description: description.clone(),
-            script: commands.clone(),
+            script: crate::script::time_limited_script(commands, limit),
             input: None,
-            limit,
+            limit: Some(limit),
             parts: Vec::new(),
         },
         Action::WriteFile { path, sensitive, .. } => {
@@ -166,9 +167,9 @@ fn lower_action(
         Action::Rollback { description, commands } => {
             return Ok(Some(Lowered::Rollback(Op::Run {
                 description: description.clone(),
-                script: commands.clone(),
+                script: crate::script::time_limited_script(commands, limit),
                 input: None,
-                limit,
+                limit: Some(limit),
                 parts: Vec::new(),
             })));
         }

@@ -80,6 +80,19 @@ pub async fn run_in_order<T: Transport>(
     Ok((joined, scripts.len()))
 }
 
+/// Run `script` once, stopped on the host after `limit` (exit [`TIMEOUT_EXIT_CODE`]); a host
+/// that has not answered well after it (a dead link) is given up on. For the attempts of a
+/// wait: one that hangs (an API server that accepts and never answers) must not outlast the
+/// wait itself.
+pub async fn run_limited<T: Transport>(t: &T, script: &Script, limit: Duration) -> Result<Output, TransportError> {
+    let limited = crate::script::time_limited_script(script, limit);
+    let backstop = std::time::Duration::from_secs(limit.seconds + REMOTE_KILL_GRACE_SECS + 20);
+    tokio::time::timeout(backstop, t.run(&limited)).await.map_err(|_| TransportError::Exec {
+        host: t.target().name.clone(),
+        detail: format!("no answer within {}s although the command's timeout is {limit}; the link may be down", backstop.as_secs()),
+    })?
+}
+
 /// Seconds since the epoch as an RFC 3339 UTC time (`2026-11-22T07:30:00Z`).
 pub fn rfc3339(secs: u64) -> String {
     let (year, month, day) = crate::duration::civil_from_days((secs / 86_400) as i64);

@@ -42,6 +42,7 @@ pub struct Cluster {
     pub sysctls: Sysctls,
     pub certificates: Certificates,
     pub upgrade: Upgrade,
+    pub timeouts: Timeouts,
 }
 
 /// Where clients reach the API server: a load balancer or VIP, or the first control plane.
@@ -185,6 +186,16 @@ impl fmt::Display for MaxUnavailable {
             MaxUnavailable::Percent(p) => write!(f, "{p}%"),
         }
     }
+}
+
+/// How long work on a host may take before kubewright calls it failed. Nothing kubewright
+/// starts runs unbounded: an unattended renewal must not hang with the cluster lock held.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Timeouts {
+    /// Each command of a step, stopped by the host itself (coreutils `timeout`) after this long.
+    pub command: Duration,
+    /// Each wait: an API server ready, nodes Ready, an etcd member healthy, containers stopped.
+    pub ready: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -66,6 +66,7 @@ pub struct RawCluster {
     pub sysctls: Option<RawSysctls>,
     pub certificates: Option<RawCertificates>,
     pub upgrade: Option<RawUpgrade>,
+    pub timeouts: Option<RawTimeouts>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -143,6 +144,13 @@ pub struct RawUpgrade {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
+pub struct RawTimeouts {
+    pub command: Option<Scalar>,
+    pub ready: Option<Scalar>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RawSsh {
     pub user: Option<Scalar>,
     pub port: Option<Scalar>,
@@ -204,6 +212,7 @@ pub fn fields_at(parent: &str) -> &'static [&'static str] {
         "cluster.sysctls" => fields_of::<RawSysctls>(),
         "cluster.certificates" => fields_of::<RawCertificates>(),
         "cluster.upgrade" => fields_of::<RawUpgrade>(),
+        "cluster.timeouts" => fields_of::<RawTimeouts>(),
         "ssh" => fields_of::<RawSsh>(),
         "ssh.bastion" => fields_of::<RawBastion>(),
         "hosts[]" => fields_of::<RawHost>(),

@@ -139,6 +139,20 @@ impl Ctx<'_> {
     fn duration(&mut self, value: Option<&Scalar>, path: &FieldPath, default: Duration) -> Duration {
         self.parse(value, path, "a duration like `90s`, `5m`, `1h30m` or `30d`").unwrap_or(default)
     }
+
+    /// A duration that must be longer than zero (a time limit: zero would fail everything).
+    fn positive_duration(&mut self, value: Option<&Scalar>, path: &FieldPath, default: Duration) -> Duration {
+        let expected = "a duration longer than zero, like `90s`, `5m` or `1h`";
+        match self.parse::<Duration>(value, path, expected) {
+            Some(d) if d.seconds == 0 => {
+                let given = value.map(|v| printable(&v.0)).unwrap_or_default();
+                self.push(path, Diagnostic::error("", format!("invalid value `{given}`")).expected(expected));
+                default
+            }
+            Some(d) => d,
+            None => default,
+        }
+    }
 }
 
 /// Make a value safe to print inside backticks: control characters become escapes.
@@ -794,6 +808,12 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
         keep_cordoned: false,
         skip_blocked: false,
     };
+    let tpath = path.key("timeouts");
+    let timeouts = raw.timeouts.unwrap_or_default();
+    let timeouts = Timeouts {
+        command: cx.positive_duration(timeouts.command.as_ref(), &tpath.key("command"), Duration::from_secs(30 * 60)),
+        ready: cx.positive_duration(timeouts.ready.as_ref(), &tpath.key("ready"), Duration::from_secs(10 * 60)),
+    };
 
     // Invalid or missing fields were reported above; placeholders let the checks go on.
     Cluster {
@@ -808,6 +828,7 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
         sysctls,
         certificates,
         upgrade,
+        timeouts,
     }
 }
 

@@ -31,6 +31,9 @@ pub struct Plan {
     pub playbook: String,
     /// True when no facts were gathered and every host was assumed fresh.
     pub assumed_fresh: bool,
+    /// The inventory's `cluster.timeouts.command`: each command is stopped on its host after
+    /// this long, unless its step says otherwise.
+    pub command_timeout_s: u64,
     pub steps: Vec<PlannedStep>,
     pub summary: Summary,
 }
@@ -41,6 +44,9 @@ pub struct PlannedStep {
     pub id: String,
     pub title: String,
     pub rollout: Rollout,
+    /// Each of the step's commands is stopped on its host after this long: the playbook
+    /// step's `timeout`, else the inventory's `cluster.timeouts.command`.
+    pub command_timeout_s: u64,
     pub hosts: Vec<HostPlan>,
 }
 
@@ -259,6 +265,11 @@ pub struct PlanCx<'a> {
 }
 
 impl PlanCx<'_> {
+    /// How long each wait of a step may take (the inventory's `cluster.timeouts.ready`).
+    pub fn ready_timeout_s(&self) -> u64 {
+        self.inventory.cluster.timeouts.ready.seconds
+    }
+
     pub fn files_of(&self, host: &Host) -> &[RemoteFile] {
         self.files.get(&host.name).map(Vec::as_slice).unwrap_or_default()
     }
@@ -295,6 +306,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             id: spec.id.clone(),
             title: step.title().to_string(),
             rollout: spec.rollout,
+            command_timeout_s: spec.timeout.unwrap_or(inventory.cluster.timeouts.command).seconds,
             hosts,
         });
     }
@@ -304,6 +316,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         kubernetes_version: inventory.cluster.kubernetes_version,
         playbook: playbook.name.clone(),
         assumed_fresh: facts.assumed_fresh,
+        command_timeout_s: inventory.cluster.timeouts.command.seconds,
         steps: planned,
         summary,
     })

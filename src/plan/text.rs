@@ -15,8 +15,20 @@ pub fn render_text(plan: &Plan, diffs: bool) -> String {
     if plan.assumed_fresh {
         let _ = writeln!(out, "Offline: no host was contacted; every host is assumed fresh.");
     }
+    let _ = writeln!(
+        out,
+        "Each command is stopped on its host after {} (cluster.timeouts.command).",
+        crate::duration::Duration::from_secs(plan.command_timeout_s)
+    );
     for (n, step) in plan.steps.iter().enumerate() {
-        let _ = writeln!(out, "\n{}. {} [{}], {}", n + 1, step.title, step.id, step.rollout);
+        // A step's own limit (a playbook's `timeout`) is said where it differs from the inventory's.
+        let runs_commands =
+            step.hosts.iter().any(|h| h.decision.actions().iter().any(|a| matches!(a, Action::Run { .. })));
+        let limit = match runs_commands && step.command_timeout_s != plan.command_timeout_s {
+            true => format!(", each command stopped after {}", crate::duration::Duration::from_secs(step.command_timeout_s)),
+            false => String::new(),
+        };
+        let _ = writeln!(out, "\n{}. {} [{}], {}{limit}", n + 1, step.title, step.id, step.rollout);
         if step.hosts.is_empty() {
             let _ = writeln!(out, "   (no hosts selected)");
             continue;

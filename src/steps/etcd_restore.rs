@@ -38,6 +38,7 @@ if command -v etcdutl >/dev/null 2>&1; then tool=etcdutl; fi
 if ! printf '%s  %s\n' "$sha" "$snap" | sha256sum -c --quiet >/dev/null 2>&1; then rm -f "$snap"; echo "$snap is not the snapshot sent (SHA-256 differs): run the restore again" >&2; exit 1; fi
 # A snapshot that fails its checks leaves nothing behind.
 trap 'rm -rf "$snap" "$staged"' EXIT
+trap 'exit 143' HUP INT TERM
 "$tool" snapshot status "$snap" -w table
 rm -rf "$staged"
 "$tool" snapshot restore "$snap" --name="$name" --initial-cluster="$cluster" --initial-cluster-token="$token" --initial-advertise-peer-urls="$peer" --data-dir="$staged"
@@ -188,7 +189,7 @@ impl Step for EtcdRestoreStop {
                 Action::Probe {
                     description: "no API server or etcd container runs any more".into(),
                     commands: sh(STOPPED, &[]),
-                    timeout_s: 120,
+                    timeout_s: cx.ready_timeout_s(),
                 },
             ],
         }
@@ -250,14 +251,14 @@ impl Step for EtcdRestoreStart {
                 Action::Probe {
                     description: "the etcd member answers healthy (once a quorum of the restored members runs)".into(),
                     commands: crate::kube::etcd_probe(),
-                    timeout_s: 300,
+                    timeout_s: cx.ready_timeout_s(),
                 },
                 Action::Run {
                     description:
                         "move the manifests of kube-apiserver, kube-controller-manager and kube-scheduler back".into(),
                     commands: sh(UNPARK, &COMPONENTS[..3]),
                 },
-                super::apiserver_ready(host),
+                super::apiserver_ready(cx, host),
                 Action::Run {
                     description: format!("remove the copy of the snapshot ({REMOTE_SNAPSHOT})"),
                     commands: sh(CLEAN_UP, &[&snapshot.sha256]),
@@ -287,7 +288,7 @@ impl Step for RestartKubelet {
             nodes: vec![host.name.clone()],
             version: format!("v{kubelet}"),
             etcd: false,
-            timeout_s: 300,
+            timeout_s: cx.ready_timeout_s(),
         };
         // Workers have no admin kubeconfig: their wait runs on the first control plane.
         let wait = if host.is_control_plane() {

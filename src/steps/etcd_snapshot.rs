@@ -25,6 +25,7 @@ rm -f "$d/etcd-latest.db"
 f="$d/etcd-$(date -u +%Y%m%dT%H%M%SZ).db"
 umask 077
 trap 'rm -f "$f" "$f.part"' EXIT
+trap 'exit 143' HUP INT TERM
 ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key snapshot save "$f"
 ETCDCTL_API=3 etcdctl snapshot status "$f" -w table
 trap - EXIT

@@ -63,7 +63,7 @@ impl Step for JoinControlPlane {
             nodes: vec![host.name.clone()],
             version: format!("v{}", cx.inventory.cluster.kubernetes_version),
             etcd: true,
-            timeout_s: 600,
+            timeout_s: cx.ready_timeout_s(),
         });
         actions.extend(map_to_self);
         Decision::Add { actions }

@@ -16,9 +16,6 @@ use crate::render::FileKind;
 
 pub struct LocalApiProxy;
 
-/// How long the kubelet may take to start the proxy (pulling its image on a fresh node).
-const PROXY_START_TIMEOUT_S: u64 = 300;
-
 impl Step for LocalApiProxy {
     fn id(&self) -> &'static str {
         "local-api-proxy"
@@ -55,7 +52,7 @@ impl Step for LocalApiProxy {
         actions.push(Action::Probe {
             description: format!("the local API proxy on {LOCAL_PROXY_ADDRESS}:{port} forwards to a ready API server"),
             commands: crate::kube::readyz_probe("/etc/kubernetes/kubelet.conf", &server, Some(name)),
-            timeout_s: PROXY_START_TIMEOUT_S,
+            timeout_s: cx.ready_timeout_s(),
         });
         actions.extend(mapping);
         add_or_change(actions)

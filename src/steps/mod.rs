@@ -87,12 +87,12 @@ fn add_or_change(actions: Vec<Action>) -> Decision {
 
 /// Wait until this control plane's own API server answers `/readyz` (through the admin
 /// kubeconfig's credentials, at the address nodes reach it on).
-fn apiserver_ready(host: &Host) -> Action {
+fn apiserver_ready(cx: &PlanCx<'_>, host: &Host) -> Action {
     let address = endpoint_name::api_address(host);
     Action::Probe {
         description: format!("the API server on {address}:6443 is ready"),
         commands: crate::kube::readyz_probe(crate::kube::ADMIN_KUBECONFIG, &format!("https://{address}:6443"), None),
-        timeout_s: 300,
+        timeout_s: cx.ready_timeout_s(),
     }
 }
 

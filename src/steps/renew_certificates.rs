@@ -35,6 +35,7 @@ set -- pki
 for c in admin.conf super-admin.conf controller-manager.conf scheduler.conf; do if [ -f "$c" ]; then set -- "$@" "$c"; fi; done
 umask 077
 trap 'rm -f "$f.part"' EXIT
+trap 'exit 143' HUP INT TERM
 tar -czf "$f.part" "$@"
 mv "$f.part" "$f"
 trap - EXIT
@@ -50,6 +51,7 @@ pods="kube-apiserver kube-controller-manager kube-scheduler etcd"
 mkdir -p "$t"
 back() { for f in "$t"/*.yaml; do if [ -f "$f" ]; then mv "$f" "$m"/; fi; done; rmdir "$t" 2>/dev/null || true; }
 trap back EXIT
+trap 'exit 143' HUP INT TERM
 for n in $pods; do if [ -f "$m/$n.yaml" ]; then mv "$m/$n.yaml" "$t"/; fi; done
 i=0
 while :; do
@@ -140,13 +142,13 @@ impl Step for RenewCertificates {
                 description: "restart the static pods, which read their certificates only when they start (the API server and etcd member of this node are down meanwhile)".into(),
                 commands: Script::new().cmd(["sh", "-c", RESTART_STATIC_PODS]),
             },
-            super::apiserver_ready(host),
+            super::apiserver_ready(cx, host),
             Action::Wait {
                 description: format!("node {} is Ready and its etcd member healthy", host.name),
                 nodes: vec![host.name.clone()],
                 version,
                 etcd: true,
-                timeout_s: 300,
+                timeout_s: cx.ready_timeout_s(),
             },
             Action::VerifyCertificates { after: expires },
             Action::Run {

@@ -6,7 +6,6 @@ use crate::facts::HostFacts;
 use crate::inventory::Host;
 use crate::plan::{Action, Decision, PlanCx};
 use crate::script::Script;
-use crate::script::time_limited;
 
 pub struct Shell;
 
@@ -26,14 +25,9 @@ impl Step for Shell {
             .iter()
             .map(|command| Action::Run {
                 description: command.clone(),
-                commands: shell_command(command, cx.step.timeout),
+                commands: Script::new().cmd(["sh", "-c", command]),
             })
             .collect();
         Decision::Change { actions }
     }
-}
-
-/// One playbook command: run by `sh -c`, under the host's `timeout` when the step has one.
-pub fn shell_command(command: &str, timeout: Option<crate::duration::Duration>) -> Script {
-    time_limited(vec!["sh", "-c", command], timeout)
 }

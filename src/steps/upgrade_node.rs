@@ -23,9 +23,6 @@ use crate::version::Version;
 pub struct UpgradeControlPlane;
 pub struct UpgradeWorker;
 
-/// How long a node may take to come back Ready at the new version.
-const READY_TIMEOUT_S: u64 = 600;
-
 /// Why the node needs nothing at this hop, or None when it does.
 fn already_there(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Option<String> {
     let target = cx.inventory.cluster.kubernetes_version;
@@ -154,10 +151,10 @@ impl Step for UpgradeControlPlane {
             nodes: vec![host.name.clone()],
             version: format!("v{target}"),
             etcd: true,
-            timeout_s: READY_TIMEOUT_S,
+            timeout_s: cx.ready_timeout_s(),
         });
         actions.push(uncordon(host));
-        actions.push(super::apiserver_ready(host));
+        actions.push(super::apiserver_ready(cx, host));
         actions.extend(uncordon_on_failure(cx, host));
         Decision::Change { actions }
     }
@@ -200,7 +197,7 @@ impl Step for UpgradeWorker {
             nodes: vec![host.name.clone()],
             version: format!("v{target}"),
             etcd: false,
-            timeout_s: READY_TIMEOUT_S,
+            timeout_s: cx.ready_timeout_s(),
         }));
         actions.push(via(uncordon(host)));
         actions.extend(uncordon_on_failure(cx, host).map(via));

@@ -30,7 +30,7 @@ impl Step for WaitReady {
                     nodes: inv.hosts.iter().map(|h| h.name.clone()).collect(),
                     version: format!("v{}", inv.cluster.kubernetes_version),
                     etcd: false,
-                    timeout_s: 600,
+                    timeout_s: cx.ready_timeout_s(),
                 },
                 Action::VerifyKubeadmConfig { expected: crate::kube::expected_kubeadm_config(inv) },
             ],
