@@ -1,10 +1,12 @@
 //! Cells of the fault matrix (docs/reliability.md) that install_faults.rs, certs.rs, upgrade.rs
 //! and the transport tests do not already hold. Install: SIGTERM mid-run, a disk that fills
 //! while a file is written, 2 s more per round trip. Upgrade: kubeadm failing (on the first
-//! control plane, on a worker), a link cut while a worker upgrades. Certificate renewal: a
-//! control plane lost (sshd dead, link cut), Ctrl-C, SIGTERM, a full disk, a changed host key.
-//! etcd restore: a control plane lost while staging (sshd dead, link cut) and after every
-//! control plane stopped, a full disk where the snapshot is uploaded. Each cell: the exit code and message name what happened (host and
+//! control plane, on a worker), a link cut while a worker upgrades, a full disk where etcd is
+//! snapshotted. Certificate renewal: a control plane lost (sshd dead, link cut), Ctrl-C,
+//! SIGTERM, a full disk, a changed host key, a command hanging past its limit. etcd restore: a
+//! control plane lost while staging (sshd dead, link cut) and after every control plane
+//! stopped, a full disk where the snapshot is uploaded, a health check hanging past the wait's
+//! limit. Each cell: the exit code and message name what happened (host and
 //! step for a host's fault), no half-written file is left, the lock is free (or taken over by
 //! the next run, where the connection died) and the journal resumable, and the next run
 //! converges (its plan then has nothing to do).
@@ -74,6 +76,31 @@ fn with_host_lost_during(
     }
     bed.wait_ssh(host, Duration::from_secs(20)).unwrap();
     o
+}
+
+/// kubewright with `args` on another inventory than the bed's (a variant of it).
+fn kubewright_with(inventory: &str, state: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kubewright"))
+        .args(args)
+        .args(["-i", inventory])
+        .env("NO_COLOR", "1")
+        .env("KUBEWRIGHT_STATE_DIR", state)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The bed's inventory with `cluster.timeouts` set (short limits, so a hang is seen in seconds).
+fn with_timeouts(bed: &Testbed, command: &str, ready: &str) -> String {
+    let timeouts = format!("  timeouts: {{command: {command}, ready: {ready}}}\n  network:\n");
+    common::inventory_variant(bed, "short-timeouts.yaml", "  network:\n", &timeouts)
+}
+
+/// No process whose command line starts with `command` runs on `host`.
+#[track_caller]
+fn assert_not_running(bed: &Testbed, host: &str, command: &str) {
+    let o = bed.exec(host, &format!("pgrep -af '^{command}'")).unwrap();
+    assert!(!o.status.success(), "{host} still runs: {}", String::from_utf8_lossy(&o.stdout));
 }
 
 /// `lock status` says the lock is free on both control planes.
@@ -420,13 +447,7 @@ fn a_changed_host_key_stops_a_renewal_before_it_touches_any_host() {
     let impostor = common::impostor_inventory(&bed, &["cp2"]);
     let cert = "openssl x509 -noout -enddate -in /etc/kubernetes/pki/apiserver.crt";
     let before: Vec<Vec<u8>> = ["cp1", "cp2"].iter().map(|cp| bed.exec(cp, cert).unwrap().stdout).collect();
-    let o = Command::new(env!("CARGO_BIN_EXE_kubewright"))
-        .args(["certs", "renew", "--force", "--yes", "--accept-new-host-keys", "-i", &impostor])
-        .env("NO_COLOR", "1")
-        .env("KUBEWRIGHT_STATE_DIR", state.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = kubewright_with(&impostor, state.path(), &["certs", "renew", "--force", "--yes", "--accept-new-host-keys"]);
     let text = output_text(&o);
     assert_eq!(o.status.code(), Some(1), "{text}");
     assert!(text.contains("cp2: the host key of") && text.contains("its key CHANGED"), "{text}");
@@ -469,4 +490,110 @@ fn a_full_disk_where_a_restore_uploads_its_snapshot_stops_nothing_and_leaves_no_
     let cluster = bed.cluster_state();
     assert!(cluster.etcd_generation.starts_with("kubewright-restore-"), "{}", cluster.etcd_generation);
     assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)), "{:?}", cluster.nodes);
+}
+
+#[test]
+fn a_static_pod_restart_that_hangs_is_stopped_at_its_limit_puts_the_manifests_back_and_the_next_renewal_finishes() {
+    let Some((bed, state)) = common::installed(3, 2) else { return };
+    let limited = with_timeouts(&bed, "10s", "1m");
+    // cp1's runtime never answers while the static pods restart: the wait for their containers
+    // to stop hangs, in the renewal and again in its rollback.
+    let hang = Fault { command_prefix: "crictl ps -q".into(), action: FaultAction::Hang { seconds: 0 }, fired: false };
+    bed.add_fault("cp1", hang).unwrap();
+    let cert = "openssl x509 -noout -enddate -in /etc/kubernetes/pki/apiserver.crt";
+    let before: Vec<Vec<u8>> = ["cp1", "cp2"].iter().map(|cp| bed.exec(cp, cert).unwrap().stdout).collect();
+    let started = Instant::now();
+    let o = kubewright_with(&limited, state.path(), &["certs", "renew", "--force", "--yes", "-o", "json"]);
+    let (text, failure) = failed_at(&o, "cp1", "renew-certificates");
+    assert!(started.elapsed() < Duration::from_secs(120), "stopped at the limit, not hung: {text}");
+    // The rollback's own restart hangs the same way: stopped too, and said.
+    let message = failure["message"].as_str().unwrap();
+    assert!(message.starts_with("timed out after 10s; putting the host back failed too"), "{failure}");
+    assert!(failure["hint"].as_str().unwrap().contains("cluster.timeouts.command"), "{failure}");
+    // The host stopped the script, whose trap put the manifests back; the rollback put the
+    // old certificates back; nothing of it still runs, and cp2 was not touched.
+    bed.clear_faults("cp1").unwrap();
+    assert_not_running(&bed, "cp1", "crictl");
+    let o = bed
+        .exec("cp1", "ls /etc/kubernetes/manifests; ls -d /etc/kubernetes/manifests.kubewright-restart 2>&1")
+        .unwrap();
+    let listed = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    for manifest in ["etcd.yaml", "kube-apiserver.yaml", "kube-controller-manager.yaml", "kube-scheduler.yaml"] {
+        assert!(listed.contains(manifest), "{manifest} not back: {listed}");
+    }
+    assert!(listed.contains("No such file"), "the restart's directory is gone: {listed}");
+    let after: Vec<Vec<u8>> = ["cp1", "cp2"].iter().map(|cp| bed.exec(cp, cert).unwrap().stdout).collect();
+    assert_eq!(before, after, "cp1 has its backup back, cp2 is untouched: {text}");
+    assert_lock_free(&bed, state.path());
+    // The runtime answers again: the same command renews both.
+    let o = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    for (cp, before) in ["cp1", "cp2"].iter().zip(&before) {
+        assert_ne!(&bed.exec(cp, cert).unwrap().stdout, before, "{cp} renewed");
+    }
+    let o = kubewright(&bed, state.path(), &["certs", "check"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+}
+
+#[test]
+fn an_etcd_health_check_that_hangs_after_the_restore_stopped_everything_gives_up_at_its_limit_and_the_same_command_continues()
+ {
+    let Some((bed, state)) = common::installed(3, 2) else { return };
+    let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let name = bed.cluster_state().cluster_name;
+    let snapshot =
+        std::fs::read_dir(state.path()).unwrap().flatten().next().unwrap().path().join("backups/cp1/etcd-snapshot.db");
+    let limited = with_timeouts(&bed, "30m", "20s");
+    // cp1's restored member is asked whether it is healthy, and etcdctl never answers (the
+    // facts' own etcdctl call, with its dial and command timeouts, is another command line).
+    let probe = "etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key endpoint health";
+    bed.add_fault(
+        "cp1",
+        Fault { command_prefix: probe.into(), action: FaultAction::Hang { seconds: 0 }, fired: false },
+    )
+    .unwrap();
+    let started = Instant::now();
+    let args = ["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name, "-o", "json"];
+    let o = kubewright_with(&limited, state.path(), &args);
+    let (text, failure) = failed_at(&o, "cp1", "etcd-restore-start");
+    assert!(started.elapsed() < Duration::from_secs(150), "gave up at the limit: {text}");
+    let message = failure["message"].as_str().unwrap();
+    assert!(message.starts_with("not yet after 20s") && message.contains("no answer within 20s"), "{failure}");
+    assert!(failure["hint"].as_str().unwrap().contains("cluster.timeouts.ready"), "{failure}");
+    bed.clear_faults("cp1").unwrap();
+    assert_not_running(&bed, "cp1", "etcdctl");
+    // cp1's API server stays parked: it starts only on a member that answers healthy.
+    let o = bed.exec("cp1", "test -f /etc/kubernetes/manifests/kube-apiserver.yaml").unwrap();
+    assert!(!o.status.success(), "cp1: the API server came back on a member not known healthy");
+    assert_lock_free(&bed, state.path());
+    let o = kubewright(&bed, state.path(), &["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name]);
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    let cluster = bed.cluster_state();
+    assert!(cluster.etcd_generation.starts_with("kubewright-restore-"), "{}", cluster.etcd_generation);
+    assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)), "{:?}", cluster.nodes);
+    let o = kubewright(&bed, state.path(), &["plan", "--detailed-exitcode"]);
+    assert_eq!(o.status.code(), Some(0), "converged: {}", output_text(&o));
+}
+
+#[test]
+fn a_full_disk_where_the_upgrade_snapshots_etcd_stops_it_before_any_node_and_leaves_no_partial_snapshot() {
+    let Some((bed, state)) = common::installed(3, 2) else { return };
+    // cp1's backup directory is a 16 KiB file system, already full.
+    let fill = "mkdir -p /var/lib/kubewright/backups && mount -t tmpfs -o size=16k tmpfs /var/lib/kubewright/backups && (dd if=/dev/zero of=/var/lib/kubewright/backups/filler bs=1k count=64 2>/dev/null; true)";
+    assert!(bed.exec("cp1", fill).unwrap().status.success());
+    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes", "-o", "json"]);
+    let (_, failure) = failed_at(&o, "cp1", "etcd-snapshot@1.32.9");
+    assert!(failure.to_string().contains("No space left on device"), "{failure}");
+    let o = bed.exec("cp1", "ls -A /var/lib/kubewright/backups").unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "filler", "no partial snapshot");
+    let cluster = bed.cluster_state();
+    assert!(cluster.nodes.values().all(|n| n.kubelet_version == "v1.31.4" && !n.unschedulable), "{:?}", cluster.nodes);
+    assert_lock_free(&bed, state.path());
+    assert!(bed.exec("cp1", "umount /var/lib/kubewright/backups").unwrap().status.success());
+    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let cluster = bed.cluster_state();
+    assert!(cluster.nodes.values().all(|n| n.kubelet_version == "v1.32.9" && !n.unschedulable), "{:?}", cluster.nodes);
 }

@@ -319,10 +319,16 @@ fn a_local_load_balancer_needs_a_name_on_the_api_port() {
 fn time_limits_are_durations_longer_than_zero_and_default_to_30m_and_10m() {
     let inv = load("inv.yaml", BASE).unwrap().inventory;
     assert_eq!((inv.cluster.timeouts.command.seconds, inv.cluster.timeouts.ready.seconds), (1800, 600));
-    let set = BASE.replace("  controlPlaneEndpoint: 10.0.0.100:6443\n", "  controlPlaneEndpoint: 10.0.0.100:6443\n  timeouts: {command: 1h, ready: 90s}\n");
+    let set = BASE.replace(
+        "  controlPlaneEndpoint: 10.0.0.100:6443\n",
+        "  controlPlaneEndpoint: 10.0.0.100:6443\n  timeouts: {command: 1h, ready: 90s}\n",
+    );
     let inv = load("inv.yaml", &set).unwrap().inventory;
     assert_eq!((inv.cluster.timeouts.command.seconds, inv.cluster.timeouts.ready.seconds), (3600, 90));
-    let bad = BASE.replace("  controlPlaneEndpoint: 10.0.0.100:6443\n", "  controlPlaneEndpoint: 10.0.0.100:6443\n  timeouts:\n    command: 0s\n    ready: soon\n");
+    let bad = BASE.replace(
+        "  controlPlaneEndpoint: 10.0.0.100:6443\n",
+        "  controlPlaneEndpoint: 10.0.0.100:6443\n  timeouts:\n    command: 0s\n    ready: soon\n",
+    );
     let diags = errors(&bad);
     assert_reported(&diags, "cluster.timeouts.command", 6, 14, "invalid value `0s`");
     assert_reported(&diags, "cluster.timeouts.ready", 7, 12, "invalid value `soon`");

@@ -114,7 +114,8 @@ async fn attempt(
     started: Instant,
     timeout: std::time::Duration,
 ) -> Result<crate::ssh::Output, String> {
-    let left = timeout.saturating_sub(started.elapsed()).as_secs();
+    // Rounded up: an attempt may use all that is left, so the wait ends with it.
+    let left = timeout.saturating_sub(started.elapsed()).as_millis().div_ceil(1000) as u64;
     let limit = crate::duration::Duration::from_secs(left.clamp(1, ATTEMPT_LIMIT_S));
     match super::run_limited(session, script, limit).await {
         Ok(out) if out.code == Some(super::TIMEOUT_EXIT_CODE) => {
@@ -655,7 +656,7 @@ impl<'a> Engine<'a> {
                 return Err(self.failure(
                     step,
                     host,
-                    Some(&script.to_shell()),
+                    Some(&script.to_string()),
                     message,
                     "run the command on the host to see why it fails; run the same command again once it succeeds (a wait lasts `cluster.timeouts.ready`)"
                         .into(),

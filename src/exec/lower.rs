@@ -74,9 +74,7 @@ pub fn lower(
                 _ => None,
             };
             for action in hp.decision.actions() {
-                match lower_action(action, &hp.host, files, limit, &mut every_run)
-                    .map_err(|w| not_executable(&w))?
-                {
+                match lower_action(action, &hp.host, files, limit, &mut every_run).map_err(|w| not_executable(&w))? {
                     Some(Lowered::Op(op)) => ops.push(op),
                     Some(Lowered::Rollback(op)) => rollback.push(op),
                     None => {}

@@ -89,7 +89,10 @@ pub async fn run_limited<T: Transport>(t: &T, script: &Script, limit: Duration) 
     let backstop = std::time::Duration::from_secs(limit.seconds + REMOTE_KILL_GRACE_SECS + 20);
     tokio::time::timeout(backstop, t.run(&limited)).await.map_err(|_| TransportError::Exec {
         host: t.target().name.clone(),
-        detail: format!("no answer within {}s although the command's timeout is {limit}; the link may be down", backstop.as_secs()),
+        detail: format!(
+            "no answer within {}s although the command's timeout is {limit}; the link may be down",
+            backstop.as_secs()
+        ),
     })?
 }
 

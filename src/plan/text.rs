@@ -25,7 +25,9 @@ pub fn render_text(plan: &Plan, diffs: bool) -> String {
         let runs_commands =
             step.hosts.iter().any(|h| h.decision.actions().iter().any(|a| matches!(a, Action::Run { .. })));
         let limit = match runs_commands && step.command_timeout_s != plan.command_timeout_s {
-            true => format!(", each command stopped after {}", crate::duration::Duration::from_secs(step.command_timeout_s)),
+            true => {
+                format!(", each command stopped after {}", crate::duration::Duration::from_secs(step.command_timeout_s))
+            }
             false => String::new(),
         };
         let _ = writeln!(out, "\n{}. {} [{}], {}{limit}", n + 1, step.title, step.id, step.rollout);
