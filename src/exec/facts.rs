@@ -16,6 +16,11 @@ pub struct FactsFailure {
     pub hint: String,
 }
 
+/// How long reading a host's facts may take. The script only reads, and its kubectl, crictl
+/// and etcdctl calls have short timeouts of their own; what is left to hang is the host
+/// itself (a hung mount, a runtime that never answers), which must not hold up every job.
+const FACTS_LIMIT: crate::duration::Duration = crate::duration::Duration::from_secs(5 * 60);
+
 /// A host's facts, and on a control plane what its API server says of the cluster.
 pub type HostReading = (HostFacts, Option<ClusterView>);
 
@@ -26,7 +31,7 @@ pub async fn read_host<T: Transport>(session: &T, host: &str, paths: &[String]) 
     let cluster = match facts.admin_conf {
         // An API server that is down or refuses is not a failure of the facts: the plan goes
         // on without the cluster's view.
-        true => match session.run(&cluster_script()).await {
+        true => match super::run_limited(session, &cluster_script(), FACTS_LIMIT).await {
             Ok(out) => parse_cluster(host, &out.stdout),
             Err(_) => None,
         },
@@ -37,7 +42,14 @@ pub async fn read_host<T: Transport>(session: &T, host: &str, paths: &[String]) 
 
 async fn read_host_facts<T: Transport>(session: &T, host: &str, paths: &[String]) -> Result<HostFacts, FactsFailure> {
     let fail = |message: String, hint: String| FactsFailure { host: host.to_string(), message, hint };
-    let out = session.run(&script(paths)).await.map_err(|e| fail(e.to_string(), e.hint()))?;
+    let out =
+        super::run_limited(session, &script(paths), FACTS_LIMIT).await.map_err(|e| fail(e.to_string(), e.hint()))?;
+    if out.code == Some(super::TIMEOUT_EXIT_CODE) {
+        return Err(fail(
+            format!("{host}: reading facts did not finish within {FACTS_LIMIT} and was stopped"),
+            "something on the host hangs a read-only command (a hung mount, a container runtime that never answers): log in and run `ps -ef --forest` to see what it waits on".into(),
+        ));
+    }
     if !out.success() {
         return Err(fail(
             format!("{host}: reading facts exited with {:?}: {}", out.code, out.stderr.trim()),

@@ -74,13 +74,13 @@ pub fn printed_inventory(o: &Output) -> Inventory {
 /// The kubewright binary on a test bed's inventory, with `state` as its state directory, no
 /// colour and no terminal (so it never waits for an answer).
 pub fn bed_command(bed: &kubewright_testbed::Testbed, state: &std::path::Path, args: &[&str]) -> Command {
+    command_on(bed.inventory_path(), state, args)
+}
+
+/// kubewright with `args` on `inventory` (a variant of a bed's, say), state in `state`.
+pub fn command_on(inventory: impl AsRef<std::ffi::OsStr>, state: &std::path::Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kubewright"));
-    c.args(args)
-        .arg("-i")
-        .arg(bed.inventory_path())
-        .env("NO_COLOR", "1")
-        .env("KUBEWRIGHT_STATE_DIR", state)
-        .stdin(Stdio::null());
+    c.args(args).arg("-i").arg(inventory).env("NO_COLOR", "1").env("KUBEWRIGHT_STATE_DIR", state).stdin(Stdio::null());
     c
 }
 
