@@ -4,13 +4,12 @@
 //! control plane, on a worker), a link cut while a worker upgrades, a full disk where etcd is
 //! snapshotted. Certificate renewal: a control plane lost (sshd dead, link cut), Ctrl-C,
 //! SIGTERM, a full disk, a changed host key, a command hanging past its limit, 2 s more per
-//! round trip. etcd restore: a
-//! control plane lost while staging (sshd dead, link cut) and after every control plane
-//! stopped, a full disk where the snapshot is uploaded, a health check hanging past the wait's
-//! limit. Each cell: the exit code and message name what happened (host and
-//! step for a host's fault), no half-written file is left, the lock is free (or taken over by
-//! the next run, where the connection died) and the journal resumable, and the next run
-//! converges (its plan then has nothing to do).
+//! round trip. etcd restore: a control plane lost while staging and after every control plane
+//! stopped (sshd dead, link cut each time), a full disk where the snapshot is uploaded, a
+//! health check hanging past the wait's limit. Each cell: the exit code and message name what
+//! happened (host and step for a host's fault), no half-written file is left, the lock is free
+//! (or taken over by the next run, where the connection died) and the journal resumable, and
+//! the next run converges (its plan then has nothing to do).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
 use std::process::{Command, Stdio};
@@ -346,6 +345,15 @@ fn a_link_cut_while_a_worker_upgrades_stops_there_uncordons_it_and_the_next_run_
 
 #[test]
 fn a_control_plane_lost_after_the_restore_stopped_them_all_is_taken_up_by_the_same_command() {
+    restore_losing_cp2_after_the_stop(Loss::Sshd);
+}
+
+#[test]
+fn a_link_cut_after_the_restore_stopped_every_control_plane_is_taken_up_by_the_same_command() {
+    restore_losing_cp2_after_the_stop(Loss::Link);
+}
+
+fn restore_losing_cp2_after_the_stop(loss: Loss) {
     let Some((bed, state)) = common::installed(3, 2) else { return };
     let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
     assert!(o.status.success(), "{}", output_text(&o));
@@ -358,7 +366,7 @@ fn a_control_plane_lost_after_the_restore_stopped_them_all_is_taken_up_by_the_sa
     let probe = "etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key endpoint health";
     // cp1's own start waits for a quorum that cp2's lost member denies it: a short wait.
     let limited = with_timeouts(&bed, "30m", "20s");
-    let o = with_host_lost_during(&bed, state.path(), &limited, &args, "cp2", probe, Loss::Sshd);
+    let o = with_host_lost_during(&bed, state.path(), &limited, &args, "cp2", probe, loss);
     let (text, _) = failed_at(&o, "cp2", "etcd-restore-start");
     assert!(text.contains("the same command again"), "{text}");
     // cp2's API server is still parked; its etcd runs on the restored data.
