@@ -2,7 +2,7 @@
 //! and the transport tests do not already hold. Install: SIGTERM mid-run, a disk that fills
 //! while a file is written, 2 s more per round trip. Upgrade: kubeadm failing (on the first
 //! control plane, on a worker), a link cut while a worker upgrades, a full disk where etcd is
-//! snapshotted. Certificate renewal: a control plane lost (sshd dead, link cut), Ctrl-C,
+//! snapshotted and under apt. Certificate renewal: a control plane lost (sshd dead, link cut), Ctrl-C,
 //! SIGTERM, a full disk, a changed host key, a command hanging past its limit, 2 s more per
 //! round trip. etcd restore: a control plane lost while staging and after every control plane
 //! stopped (sshd dead, link cut each time), a full disk where the snapshot is uploaded, a
@@ -641,4 +641,27 @@ fn a_bad_link_two_seconds_slower_per_round_trip_slows_a_renewal_but_it_completes
     assert!(o.status.success(), "{}", output_text(&o));
     let cluster = bed.cluster_state();
     assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)), "{:?}", cluster.nodes);
+}
+
+#[test]
+fn a_full_disk_under_apt_stops_the_upgrade_before_the_first_drain_and_the_same_command_finishes_it() {
+    let Some((bed, state)) = common::installed(3, 2) else { return };
+    // cp1's apt archive cache is a 16 KiB file system, already full: apt refuses to download.
+    let fill = "mount -t tmpfs -o size=16k tmpfs /var/cache/apt/archives && (dd if=/dev/zero of=/var/cache/apt/archives/filler bs=1k count=64 2>/dev/null; true)";
+    assert!(bed.exec("cp1", fill).unwrap().status.success());
+    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes", "-o", "json"]);
+    let (_, failure) = failed_at(&o, "cp1", "upgrade-control-plane@1.32.9");
+    let tail = failure["stderr_tail"].to_string();
+    assert!(tail.contains("You don't have enough free space in /var/cache/apt/archives/."), "{failure}");
+    // apt changed nothing; no node was drained or moved.
+    let o = bed.exec("cp1", "dpkg-query -W -f='${Version}' kubeadm").unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("1.31.4"), "{}", String::from_utf8_lossy(&o.stdout));
+    let cluster = bed.cluster_state();
+    assert!(cluster.nodes.values().all(|n| n.kubelet_version == "v1.31.4" && !n.unschedulable), "{:?}", cluster.nodes);
+    assert_lock_free(&bed, state.path());
+    assert!(bed.exec("cp1", "umount /var/cache/apt/archives").unwrap().status.success());
+    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let cluster = bed.cluster_state();
+    assert!(cluster.nodes.values().all(|n| n.kubelet_version == "v1.32.9" && !n.unschedulable), "{:?}", cluster.nodes);
 }

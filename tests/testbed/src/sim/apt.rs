@@ -306,6 +306,33 @@ fn install(args: &[String]) -> anyhow::Result<Outcome> {
                 stderr: "E: Packages were downgraded and -y was used without --allow-downgrades.\n".into(),
             });
         }
+        // apt-private/private-download.cc CheckFreeSpace: the archives to fetch must fit in
+        // Dir::Cache::Archives (a directory it cannot stat is an error there too).
+        let need: u64 = changing.iter().map(|(n, _)| download_size(n)).sum();
+        if need > 0 {
+            let _ = writeln!(out, "Need to get {} kB of archives.", need / 1000);
+            match nix::sys::statvfs::statvfs(ARCHIVES) {
+                Ok(fs) if fs.blocks_free().saturating_mul(fs.fragment_size()) >= need => {}
+                Ok(_) => {
+                    return Ok(Outcome {
+                        code: 100,
+                        stdout: out,
+                        stderr: format!("E: You don't have enough free space in {ARCHIVES}.\n"),
+                    });
+                }
+                Err(e) => {
+                    return Ok(Outcome {
+                        code: 100,
+                        stdout: out,
+                        stderr: format!(
+                            "E: Couldn't determine free space in {ARCHIVES} - statvfs ({}: {})\n",
+                            e as i32,
+                            e.desc()
+                        ),
+                    });
+                }
+            }
+        }
         for (name, version) in &changing {
             match s.packages.get(name) {
                 Some(old) => {
@@ -324,6 +351,21 @@ fn install(args: &[String]) -> anyhow::Result<Outcome> {
         }
         Ok(Outcome::ok(out))
     })
+}
+
+/// Where apt downloads the archives it installs (Dir::Cache::Archives).
+const ARCHIVES: &str = "/var/cache/apt/archives/";
+
+/// About what each package's archive weighs on pkgs.k8s.io and Debian (amd64), in bytes.
+fn download_size(package: &str) -> u64 {
+    match package {
+        "kubeadm" => 10_400_000,
+        "kubelet" => 15_200_000,
+        "kubectl" => 10_600_000,
+        "cri-tools" => 20_100_000,
+        "kubernetes-cni" => 36_900_000,
+        _ => 25_000_000,
+    }
 }
 
 /// The binaries and units a package brings. Installing kubelet enables it but does not
