@@ -2,14 +2,14 @@
 //! and the transport tests do not already hold. Install: SIGTERM mid-run, a disk that fills
 //! while a file is written, 2 s more per round trip. Upgrade: kubeadm failing (on the first
 //! control plane, on a worker), a link cut while a worker upgrades, a full disk where etcd is
-//! snapshotted and under apt. Certificate renewal: a control plane lost (sshd dead, link cut), Ctrl-C,
-//! SIGTERM, a full disk, a changed host key, a command hanging past its limit, 2 s more per
-//! round trip. etcd restore: a control plane lost while staging and after every control plane
-//! stopped (sshd dead, link cut each time), a full disk where the snapshot is uploaded, a
-//! health check hanging past the wait's limit. Each cell: the exit code and message name what
-//! happened (host and step for a host's fault), no half-written file is left, the lock is free
-//! (or taken over by the next run, where the connection died) and the journal resumable, and
-//! the next run converges (its plan then has nothing to do).
+//! snapshotted and under apt, 2 s more per round trip. Certificate renewal: a control plane
+//! lost (sshd dead, link cut), Ctrl-C, SIGTERM, a full disk, a changed host key, a command
+//! hanging past its limit, 2 s more per round trip. etcd restore: a control plane lost while
+//! staging and after every control plane stopped (sshd dead, link cut each time), a full disk
+//! where the snapshot is uploaded, a health check hanging past the wait's limit. Each cell: the
+//! exit code and message name what happened (host and step for a host's fault), no half-written
+//! file is left, the lock is free (or taken over by the next run, where the connection died)
+//! and the journal resumable, and the next run converges (its plan then has nothing to do).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
 use std::process::{Command, Stdio};
@@ -664,4 +664,20 @@ fn a_full_disk_under_apt_stops_the_upgrade_before_the_first_drain_and_the_same_c
     assert!(o.status.success(), "{}", output_text(&o));
     let cluster = bed.cluster_state();
     assert!(cluster.nodes.values().all(|n| n.kubelet_version == "v1.32.9" && !n.unschedulable), "{:?}", cluster.nodes);
+}
+
+#[test]
+fn a_bad_link_two_seconds_slower_per_round_trip_slows_an_upgrade_but_it_completes() {
+    let Some((mut bed, state)) = common::installed(2, 1) else { return };
+    // 1 s each way to the worker: its package and kubeadm commands pay it, its drain and wait
+    // run on the control plane over a good link.
+    bed.add_latency("w1", 1000).unwrap();
+    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]);
+    let text = output_text(&o);
+    bed.clear_latency("w1").unwrap();
+    assert!(o.status.success(), "{text}");
+    let cluster = bed.cluster_state();
+    assert!(cluster.nodes.values().all(|n| n.kubelet_version == "v1.32.9" && !n.unschedulable), "{:?}", cluster.nodes);
+    assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)), "{:?}", cluster.nodes);
+    assert_lock_free_on(&bed, state.path(), &["cp1"]);
 }
