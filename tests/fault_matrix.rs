@@ -91,6 +91,7 @@ fn with_timeouts(bed: &Testbed, command: &str, ready: &str) -> String {
     common::inventory_variant(bed, "short-timeouts.yaml", "  network:\n", &timeouts)
 }
 
+/// The bed's own inventory, for the helpers that take one.
 fn bed_inventory(bed: &Testbed) -> String {
     bed.inventory_path().display().to_string()
 }
