@@ -6,6 +6,8 @@
 
 use std::path::Path;
 
+mod common;
+
 const FORBIDDEN: &[&str] = &[
     "std::fs",
     "std::env",
@@ -22,22 +24,10 @@ const FORBIDDEN: &[&str] = &[
 ];
 const IO_EDGE: &[&str] = &["main.rs", "cli", "report", "ssh", "exec"];
 
-fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            walk(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn core_modules_do_no_io() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    walk(&src, &mut files);
+    let files = common::rust_sources();
     let mut offenders = Vec::new();
     for file in files {
         let rel = file.strip_prefix(&src).unwrap();

@@ -3,6 +3,8 @@
 
 use kubewright::script::Script;
 
+mod common;
+
 #[test]
 fn files_removed_on_exit_go_when_the_script_fails_too() {
     let dir = tempfile::tempdir().unwrap();
@@ -41,21 +43,9 @@ fn a_script_its_time_limit_stops_still_removes_its_files() {
 /// with TERM: every hand-written script with an EXIT trap must trap the signals too.
 #[test]
 fn every_exit_trap_in_the_sources_is_followed_by_the_signal_trap() {
-    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
     let mut scripts_checked = 0;
     let mut missing = Vec::new();
-    for file in files {
+    for file in common::rust_sources() {
         let text = std::fs::read_to_string(&file).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         for (n, line) in lines.iter().enumerate() {

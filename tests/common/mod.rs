@@ -7,6 +7,23 @@ use std::process::{Command, Output, Stdio};
 use kubewright::inventory::{Inventory, load};
 use kubewright::render::{RemoteFile, Secrets, Templates};
 
+/// Every `.rs` file under the crate's `src/` (for the tests that read the sources).
+pub fn rust_sources() -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    files
+}
+
 /// Load a bundled inventory, with textual replacements applied first (to vary versions).
 pub fn inventory(file: &str, replacements: &[(&str, &str)]) -> Inventory {
     let path = format!("{}/inventories/{file}", env!("CARGO_MANIFEST_DIR"));
