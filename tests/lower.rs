@@ -47,7 +47,7 @@ fn a_host_step_is_one_script_and_secrets_go_on_stdin() {
     assert_eq!(worker.ops.len(), 1, "three commands, one round trip");
     let Op::Run { script, input, parts, limit, .. } = &worker.ops[0] else { panic!("{:?}", worker.ops) };
     assert_eq!(parts, &["echo one", "echo two", "echo three"]);
-    assert_eq!(limit.map(|l| l.seconds), Some(90));
+    assert_eq!(limit.seconds, 90);
     assert!(input.is_none());
     assert!(script.to_shell().contains("timeout -k 10 90 sh -c"), "{}", script.to_shell());
 
@@ -72,7 +72,7 @@ fn the_install_plan_completes_secret_files_at_write_time_and_pins_the_ca() {
     assert!(script.to_shell().contains("trap"), "the config is removed whatever kubeadm does");
     assert!(script.to_shell().contains("HUP INT TERM"), "also when its time limit stops it");
     // Built-in steps' commands are stopped on the host at the inventory's limit (30m by default).
-    assert_eq!(limit.map(|l| l.seconds), Some(1800));
+    assert_eq!(limit.seconds, 1800);
     assert!(script.to_shell().contains("timeout -k 10 1800 sh -c"), "{}", script.to_shell());
 
     let cp2 = &step("join-control-plane").hosts[0];

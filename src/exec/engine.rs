@@ -61,7 +61,7 @@ pub enum Op {
     /// line); `limit` is the time limit of each of its commands (see
     /// [`crate::script::time_limited`]). A script made by [`batch`] from several commands
     /// (`parts`, their descriptions) reports on stderr which part runs and which failed.
-    Run { description: String, script: Script, input: Option<Vec<u8>>, limit: Option<Duration>, parts: Vec<String> },
+    Run { description: String, script: Script, input: Option<Vec<u8>>, limit: Duration, parts: Vec<String> },
     /// An atomic file write. With `complete`, the content was rendered with placeholders
     /// (`<bootstrap-token>`) that get this run's values right before it is written.
     Upload { path: String, content: Vec<u8>, mode: u32, owner: String, complete: bool },
@@ -951,25 +951,11 @@ impl<'a> Engine<'a> {
                             None => session.run_streaming(script, &mut on_line).await,
                         }
                     };
-                    let out = match limit {
-                        // A dead link never answers: give up well after the host's own limit.
-                        Some(limit) => {
-                            let commands = parts.len().max(1) as u64;
-                            let backstop = std::time::Duration::from_secs(
-                                (limit.seconds + REMOTE_KILL_GRACE_SECS) * commands + 20,
-                            );
-                            tokio::time::timeout(backstop, command).await.unwrap_or_else(|_| {
-                                Err(TransportError::Exec {
-                                    host: host.into(),
-                                    detail: format!("no answer within {}s although the command's timeout is {limit}; the link may be down", backstop.as_secs()),
-                                })
-                            })
-                        }
-                        None => command.await,
-                    }
-                    .map_err(|e| transport_failure(e, Some(&what)))?;
+                    let out = super::within_backstop(host, *limit, parts.len() as u64, command)
+                        .await
+                        .map_err(|e| transport_failure(e, Some(&what)))?;
                     if !out.success() {
-                        let timed_out = limit.is_some() && out.code == Some(super::TIMEOUT_EXIT_CODE);
+                        let timed_out = out.code == Some(super::TIMEOUT_EXIT_CODE);
                         // The failing part, named by its marker; markers are not the command's output.
                         let mut failed_part = None;
                         let mut lines: Vec<&str> = Vec::new();
@@ -992,9 +978,7 @@ impl<'a> Engine<'a> {
                             .map(|l| self.redactor.redact(l))
                             .collect();
                         let message = match (timed_out, out.code) {
-                            (true, _) => {
-                                format!("timed out after {}", limit.map(|l| l.to_string()).unwrap_or_default())
-                            }
+                            (true, _) => format!("timed out after {limit}"),
                             (false, Some(code)) => format!("exited with {code}"),
                             (false, None) => "killed by a signal".to_string(),
                         };

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::engine::{HostWork, Job, JobStep, Op, batch};
+use crate::duration::Duration;
 use crate::plan::{Action, Decision, Plan};
 use crate::playbook::Playbook;
 use crate::render::RemoteFile;
@@ -57,7 +58,7 @@ pub fn lower(
                 .collect::<String>()
                 .into_bytes()
         });
-        let limit = crate::duration::Duration::from_secs(planned.command_timeout_s);
+        let limit = Duration::from_secs(planned.command_timeout_s);
         let mut hosts = Vec::new();
         for hp in &planned.hosts {
             let not_executable = |what: &str| NotExecutable::Action {
@@ -84,7 +85,7 @@ pub fn lower(
                 host: hp.host.clone(),
                 skip,
                 every_run,
-                ops: one_round_trip(ops, input.as_deref()),
+                ops: one_round_trip(ops, input.as_deref(), limit),
                 rollback,
             });
         }
@@ -105,7 +106,7 @@ fn lower_action(
     action: &Action,
     host: &str,
     files: &BTreeMap<String, Vec<RemoteFile>>,
-    limit: crate::duration::Duration,
+    limit: Duration,
     every_run: &mut bool,
 ) -> Result<Option<Lowered>, String> {
     let op = match action {
@@ -113,7 +114,7 @@ fn lower_action(
             description: description.clone(),
             script: crate::script::time_limited_script(commands, limit),
             input: None,
-            limit: Some(limit),
+            limit,
             parts: Vec::new(),
         },
         Action::WriteFile { path, sensitive, .. } => {
@@ -167,7 +168,7 @@ fn lower_action(
                 description: description.clone(),
                 script: crate::script::time_limited_script(commands, limit),
                 input: None,
-                limit: Some(limit),
+                limit,
                 parts: Vec::new(),
             })));
         }
@@ -206,12 +207,12 @@ fn lower_action(
 }
 
 /// Consecutive commands become one batched script (one round trip per host instead of one
-/// per command); a step with secrets gets the prelude that reads them from stdin.
-fn one_round_trip(ops: Vec<Op>, secrets: Option<&[u8]>) -> Vec<Op> {
+/// per command), each part stopped on the host after `limit` (the step's); a step with secrets
+/// gets the prelude that reads them from stdin.
+fn one_round_trip(ops: Vec<Op>, secrets: Option<&[u8]>, limit: Duration) -> Vec<Op> {
     let mut out = Vec::new();
     let mut pending: Vec<(String, Script)> = Vec::new();
-    let mut limit = None;
-    let flush = |pending: &mut Vec<(String, Script)>, limit, out: &mut Vec<Op>| {
+    let flush = |pending: &mut Vec<(String, Script)>, out: &mut Vec<Op>| {
         if pending.is_empty() {
             return;
         }
@@ -225,16 +226,15 @@ fn one_round_trip(ops: Vec<Op>, secrets: Option<&[u8]>) -> Vec<Op> {
     };
     for op in ops {
         match op {
-            Op::Run { description, script, input: None, limit: l, parts } if parts.is_empty() => {
-                limit = l;
+            Op::Run { description, script, input: None, parts, .. } if parts.is_empty() => {
                 pending.push((description, script));
             }
             other => {
-                flush(&mut pending, limit, &mut out);
+                flush(&mut pending, &mut out);
                 out.push(other);
             }
         }
     }
-    flush(&mut pending, limit, &mut out);
+    flush(&mut pending, &mut out);
     out
 }

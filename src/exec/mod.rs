@@ -58,16 +58,7 @@ pub async fn run_in_order<T: Transport>(
     for (i, script) in scripts.iter().enumerate() {
         let command = t.run_streaming(script, &mut *on_line);
         let out = match limit {
-            Some(limit) => {
-                let backstop = std::time::Duration::from_secs(limit.seconds + REMOTE_KILL_GRACE_SECS + 20);
-                tokio::time::timeout(backstop, command).await.map_err(|_| TransportError::Exec {
-                    host: t.target().name.clone(),
-                    detail: format!(
-                        "no answer within {}s although the command's timeout is {limit}; the link may be down",
-                        backstop.as_secs()
-                    ),
-                })??
-            }
+            Some(limit) => within_backstop(&t.target().name, limit, 1, command).await?,
             None => command.await?,
         };
         joined.stdout.push_str(&out.stdout);
@@ -86,14 +77,28 @@ pub async fn run_in_order<T: Transport>(
 /// wait itself.
 pub async fn run_limited<T: Transport>(t: &T, script: &Script, limit: Duration) -> Result<Output, TransportError> {
     let limited = crate::script::time_limited_script(script, limit);
-    let backstop = std::time::Duration::from_secs(limit.seconds + REMOTE_KILL_GRACE_SECS + 20);
-    tokio::time::timeout(backstop, t.run(&limited)).await.map_err(|_| TransportError::Exec {
-        host: t.target().name.clone(),
-        detail: format!(
-            "no answer within {}s although the command's timeout is {limit}; the link may be down",
-            backstop.as_secs()
-        ),
-    })?
+    within_backstop(&t.target().name, limit, 1, t.run(&limited)).await
+}
+
+/// Wait for `command` (`commands` commands one after the other, each of which its host stops
+/// after `limit`) only until well after the host would have stopped them all: a dead link
+/// never answers.
+pub async fn within_backstop(
+    host: &str,
+    limit: Duration,
+    commands: u64,
+    command: impl Future<Output = Result<Output, TransportError>>,
+) -> Result<Output, TransportError> {
+    let backstop = std::time::Duration::from_secs((limit.seconds + REMOTE_KILL_GRACE_SECS) * commands.max(1) + 20);
+    tokio::time::timeout(backstop, command).await.unwrap_or_else(|_| {
+        Err(TransportError::Exec {
+            host: host.into(),
+            detail: format!(
+                "no answer within {}s although the command's timeout is {limit}; the link may be down",
+                backstop.as_secs()
+            ),
+        })
+    })
 }
 
 /// Seconds since the epoch as an RFC 3339 UTC time (`2026-11-22T07:30:00Z`).
