@@ -56,6 +56,7 @@ pub fn parse_node_list(json: &str) -> Result<BTreeMap<String, NodeView>, String>
                 kubelet_version: node["status"]["nodeInfo"]["kubeletVersion"].as_str().unwrap_or("").to_string(),
                 ready,
                 unschedulable: node["spec"]["unschedulable"].as_bool().unwrap_or(false),
+                cordoned_by_kubewright: node["metadata"]["annotations"][CORDONED_BY_KUBEWRIGHT].is_string(),
             },
         );
     }
@@ -126,6 +127,7 @@ pub fn drain_command(node: &str, grace_period_s: u64, timeout_s: u64) -> crate::
         "kubectl".to_string(),
         "--kubeconfig".into(),
         ADMIN_KUBECONFIG.into(),
+        REQUEST_TIMEOUT.into(),
         "drain".into(),
         node.into(),
         "--ignore-daemonsets".into(),
@@ -135,15 +137,39 @@ pub fn drain_command(node: &str, grace_period_s: u64, timeout_s: u64) -> crate::
     ])
 }
 
-/// `kubectl uncordon` (or `cordon`) through the control plane's admin kubeconfig.
-pub fn cordon_command(node: &str, cordon: bool) -> crate::script::Script {
-    crate::script::Script::new().cmd([
-        "kubectl",
-        "--kubeconfig",
-        ADMIN_KUBECONFIG,
-        if cordon { "cordon" } else { "uncordon" },
+/// The annotation a drain of kubewright's puts on a node before cordoning it: a later run (a
+/// resumed upgrade) tells the cordon it made, which it lifts, from an admin's, which it keeps.
+pub const CORDONED_BY_KUBEWRIGHT: &str = "kubewright.io/cordoned";
+
+/// How long one request of kubectl may take: an API server that accepts and never answers
+/// must not hold a run (kubectl's own default is to wait forever).
+pub const REQUEST_TIMEOUT: &str = "--request-timeout=30s";
+
+/// `kubectl` through the control plane's admin kubeconfig, each request bounded.
+fn kubectl<'a>(args: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    ["kubectl", "--kubeconfig", ADMIN_KUBECONFIG, REQUEST_TIMEOUT].into_iter().chain(args).map(String::from).collect()
+}
+
+/// Mark `node` as cordoned by kubewright (before its drain cordons it).
+pub fn mark_cordoned_command(node: &str) -> crate::script::Script {
+    crate::script::Script::new().cmd(kubectl([
+        "annotate",
+        "--overwrite",
+        "node",
         node,
-    ])
+        &format!("{CORDONED_BY_KUBEWRIGHT}=true"),
+    ]))
+}
+
+/// `kubectl uncordon` and the mark of [`mark_cordoned_command`] removed (in that order: a run
+/// stopped in between leaves an uncordoned node whose stale mark nothing reads).
+pub fn uncordon_command(node: &str) -> crate::script::Script {
+    crate::script::Script::new().cmd(kubectl(["uncordon", node])).cmd(kubectl([
+        "annotate",
+        "node",
+        node,
+        &format!("{CORDONED_BY_KUBEWRIGHT}-"),
+    ]))
 }
 
 /// The pods a failed `kubectl drain` names as not evicted (`namespace/name`, in order, once
@@ -168,6 +194,7 @@ pub fn budgets_probe() -> crate::script::Script {
         "kubectl",
         "--kubeconfig",
         ADMIN_KUBECONFIG,
+        REQUEST_TIMEOUT,
         "get",
         "poddisruptionbudgets",
         "--all-namespaces",
@@ -229,8 +256,24 @@ mod tests {
             {"metadata": {"name": "w1"}, "spec": {"unschedulable": true}, "status": {"conditions": [{"type": "Ready", "status": "Unknown"}], "nodeInfo": {"kubeletVersion": "v1.30.8"}}}
         ]}"#;
         let nodes = parse_node_list(list).unwrap();
-        assert_eq!(nodes["cp1"], NodeView { kubelet_version: "v1.31.4".into(), ready: true, unschedulable: false });
-        assert_eq!(nodes["w1"], NodeView { kubelet_version: "v1.30.8".into(), ready: false, unschedulable: true });
+        assert_eq!(
+            nodes["cp1"],
+            NodeView {
+                kubelet_version: "v1.31.4".into(),
+                ready: true,
+                unschedulable: false,
+                cordoned_by_kubewright: false
+            }
+        );
+        assert_eq!(
+            nodes["w1"],
+            NodeView {
+                kubelet_version: "v1.30.8".into(),
+                ready: false,
+                unschedulable: true,
+                cordoned_by_kubewright: false
+            }
+        );
         assert!(parse_node_list("Error from server").is_err());
     }
 
@@ -248,7 +291,7 @@ mod tests {
         assert_eq!(
             drain_command("w1", 30, 300).commands(),
             [
-                "kubectl --kubeconfig /etc/kubernetes/admin.conf drain w1 --ignore-daemonsets --delete-emptydir-data --grace-period=30 --timeout=300s"
+                "kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout=30s drain w1 --ignore-daemonsets --delete-emptydir-data --grace-period=30 --timeout=300s"
             ]
         );
     }

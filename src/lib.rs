@@ -1,31 +1,35 @@
 //! kubewright: bootstrap, renew and upgrade kubeadm Kubernetes clusters over SSH.
 //!
-//! The library is the pure core of the tool. Data flows one way:
+//! Data flows one way:
 //!
 //! ```text
 //! inventory YAML --load+validate--> Inventory
-//! templates      --render-------->  RemoteFile per host
-//! playbook YAML  --load---------->  Playbook
-//! Inventory + Playbook + Facts --plan--> Plan (printed by `plan`, executed by `apply`)
+//! CLI            ----------------->  Goal (what the user asked for)
+//! hosts          --facts (read)--->  ClusterFacts
+//! Inventory + Goal + Facts --plan (pure)--> Plan (printed by `plan`, executed by every job)
+//! Plan           --run::apply----->  lock, journal, engine over a Transport --> RunReport
 //! ```
 //!
-//! Nothing in this crate's core modules touches the network, the clock or the process
-//! environment: callers pass text, facts and generated secrets in, and get values back.
-//! The binary (`src/main.rs`, `src/cli`, `src/report`) does the I/O and the printing.
+//! The core modules never touch the network, the clock or the process environment: callers
+//! pass text, facts and generated secrets in, and get values back. The I/O edges are `ssh`,
+//! `exec` and `run` (and, in the binary, `cli` and `report`).
 
 pub mod certs;
 pub mod diag;
 pub mod duration;
 pub mod exec;
 pub mod facts;
+pub mod goal;
 pub mod inventory;
 pub mod kube;
 pub mod kubeconfig;
+pub mod outcome;
 pub mod pki;
 pub mod plan;
 pub mod playbook;
 pub mod redact;
 pub mod render;
+pub mod run;
 pub mod schedule;
 pub mod script;
 pub mod source_map;

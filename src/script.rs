@@ -117,6 +117,61 @@ impl Script {
     }
 }
 
+/// The words of one line as [`Script::commands`] renders a command: the inverse of [`quote`]
+/// for its own output (bare words and single-quoted ones with `'\''` inside). None for a line
+/// it did not render (a redirect, a trap, shell syntax).
+pub fn parse_words(line: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek() == Some(&' ') {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            return Some(words);
+        }
+        let mut word = String::new();
+        while let Some(&c) = chars.peek() {
+            match c {
+                ' ' => break,
+                '\'' => {
+                    chars.next();
+                    loop {
+                        match chars.next()? {
+                            '\'' => break,
+                            other => word.push(other),
+                        }
+                    }
+                    // `'\''`: a quote inside a quoted word.
+                    if chars.peek() == Some(&'\\') {
+                        chars.next();
+                        if chars.next()? != '\'' {
+                            return None;
+                        }
+                        word.push('\'');
+                    }
+                }
+                c if c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c) => {
+                    word.push(c);
+                    chars.next();
+                }
+                _ => return None,
+            }
+        }
+        words.push(word);
+    }
+}
+
+impl Script {
+    /// The words of the script's command, when it is exactly one command.
+    pub fn single_command(&self) -> Option<Vec<String>> {
+        match self.lines.as_slice() {
+            [Line::Command(ws)] => Some(ws.iter().map(|w| w.0.clone()).collect()),
+            _ => None,
+        }
+    }
+}
+
 fn join(ws: &[Word]) -> String {
     ws.iter().map(|w| quote(&w.0)).collect::<Vec<_>>().join(" ")
 }
@@ -159,6 +214,65 @@ pub fn time_limited_script(script: &Script, limit: crate::duration::Duration) ->
     time_limited(vec!["sh", "-c", &script.to_shell()], Some(limit))
 }
 
+/// Where a run's commands record their process groups on a host (`/run`: emptied at boot, with
+/// the processes it names).
+pub const RUN_GROUPS_DIR: &str = "/run/kubewright";
+
+/// The environment variable naming the run a command belongs to, in each command's
+/// environment on the host: how [`stop_run_groups`] tells the run's process groups from
+/// another's that took a recorded number since.
+pub const RUN_MARK: &str = "KUBEWRIGHT_RUN";
+
+/// `script` in a session of its own on the host (`setsid`), its process group recorded under
+/// [`RUN_GROUPS_DIR`]`/RUN` while it runs, so that an aborted run can stop it there
+/// ([`stop_run_groups`]) instead of leaving it running behind a released lock. Standard input
+/// still reaches it. A host without `setsid` or a writable `/run` runs it as it is.
+pub fn in_own_session(script: &Script, run_id: &str) -> Script {
+    const WRAP: &str = r#"run=$1
+shift
+d=/run/kubewright/$run
+if command -v setsid >/dev/null 2>&1 && mkdir -p -m 0700 "$d" 2>/dev/null; then
+  f="$d/cmd.$$"
+  exec 3<&0
+  setsid env "KUBEWRIGHT_RUN=$run" sh -c 'echo $$ > "$0"; exec "$@"' "$f" "$@" 0<&3 3<&- &
+  pid=$!
+  exec 3<&-
+  wait "$pid"
+  rc=$?
+  rm -f "$f"
+  exit "$rc"
+fi
+exec "$@""#;
+    let shell = script.to_shell();
+    Script::new().cmd(["sh", "-c", WRAP, "sh", run_id, "sh", "-c", shell.as_str()])
+}
+
+/// Stops every command run `run_id` still has on the host: TERM to each recorded process
+/// group (only if its leader carries the run's mark), KILL after `grace_s` seconds, and waits
+/// until none is left. Exits 1 naming the groups still there.
+pub fn stop_run_groups(run_id: &str, grace_s: u64) -> Script {
+    const STOP: &str = r#"run=$1 grace=$2
+d=/run/kubewright/$run
+if [ ! -d "$d" ]; then exit 0; fi
+groups=
+for f in "$d"/cmd.*; do
+  [ -f "$f" ] || continue
+  g=$(cat "$f" 2>/dev/null) || continue
+  case "$g" in ''|*[!0-9]*) continue ;; esac
+  if [ -r "/proc/$g/environ" ] && ! grep -qxz "KUBEWRIGHT_RUN=$run" "/proc/$g/environ"; then continue; fi
+  groups="$groups $g"
+  kill -TERM "-$g" 2>/dev/null || true
+done
+alive() { left=; for g in $groups; do if kill -0 "-$g" 2>/dev/null; then left="$left $g"; fi; done; }
+i=0
+alive
+while [ -n "$left" ] && [ "$i" -lt "$grace" ]; do sleep 1; i=$((i + 1)); alive; done
+if [ -n "$left" ]; then for g in $left; do kill -KILL "-$g" 2>/dev/null || true; done; sleep 1; alive; fi
+if [ -n "$left" ]; then echo "process group(s)$left of run $run are still there" >&2; exit 1; fi
+rm -rf "$d""#;
+    Script::new().cmd(["sh", "-c", STOP, "sh", run_id, &grace_s.to_string()])
+}
+
 /// The line a script with an EXIT trap needs for that trap to run when the script is stopped:
 /// dash ends on an untrapped TERM, HUP or INT without running the EXIT trap.
 pub const EXIT_ON_SIGNAL: &str = "trap 'exit 143' HUP INT TERM";
@@ -184,6 +298,17 @@ mod tests {
     fn hostile_words_stay_one_argument() {
         let s = Script::new().cmd(["echo", "a'b; reboot", "$(id)"]);
         assert_eq!(s.commands(), vec![r"echo 'a'\''b; reboot' '$(id)'"]);
+    }
+
+    #[test]
+    fn rendered_words_parse_back() {
+        for words in
+            [vec!["echo", "a'b; reboot", "$(id)"], vec!["sh", "-c", "set -eu\nx 'y'\n", "sh", ""], vec!["it's", "'"]]
+        {
+            let line = Script::new().cmd(words.clone()).commands().remove(0);
+            assert_eq!(parse_words(&line), Some(words.iter().map(|w| w.to_string()).collect()), "{line}");
+        }
+        assert_eq!(parse_words("a > b"), None);
     }
 
     #[test]

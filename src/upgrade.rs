@@ -58,7 +58,7 @@ pub fn parse_madison(text: &str) -> Vec<Version> {
 }
 
 /// Why an upgrade cannot go ahead, with what to do.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
 #[error("{reason}; {fix}")]
 pub struct Refusal {
     pub reason: String,
@@ -328,7 +328,7 @@ mod tests {
     }
 
     fn node(kubelet: &str, ready: bool) -> NodeView {
-        NodeView { kubelet_version: kubelet.into(), ready, unschedulable: false }
+        NodeView { kubelet_version: kubelet.into(), ready, unschedulable: false, cordoned_by_kubewright: false }
     }
 
     #[test]

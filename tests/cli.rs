@@ -61,7 +61,8 @@ fn json_plan_has_the_documented_shape() {
     let o = kubewright(&["plan", "--offline", "-i", "inventories/single.yaml", "--output", "json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
-    assert_eq!(plan["schema_version"], 1);
+    assert_eq!(plan["schema_version"], 2);
+    assert_eq!(plan["goal"]["kind"], "converge");
     assert_eq!(plan["cluster"], "dev");
     assert_eq!(plan["kubernetes_version"], "1.30.8");
     assert_eq!(plan["assumed_fresh"], true);
@@ -99,9 +100,11 @@ fn secrets_never_appear_in_plans_only_placeholders() {
     let o = kubewright(&["plan", "--offline", "-i", "inventories/example.yaml", "--diff", "--output", "json"]);
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
     let init = plan["steps"][4]["hosts"][0]["actions"][0].clone();
-    assert_eq!(init["path"], "/etc/kubewright/kubeadm-init.yaml");
-    assert_eq!(init["sensitive"], true);
-    assert_eq!(init["diff"], serde_json::Value::Null, "a sensitive file's content is never shown");
+    assert_eq!(init["kind"], "run-with-file", "written, read and removed by one script");
+    assert_eq!(init["file"]["path"], "/etc/kubewright/kubeadm-init.yaml");
+    assert_eq!(init["file"]["sensitive"], true);
+    assert_eq!(init["file"]["diff"], serde_json::Value::Null, "a sensitive file's content is never shown");
+    assert!(init.get("content").is_none() && init["file"].get("content").is_none(), "{init}");
     let text = stdout(&kubewright(&["plan", "--offline", "-i", "inventories/example.yaml", "--diff"]));
     assert!(text.contains("(content hidden: it holds secrets)"));
 }

@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kubewright::facts::{ClusterFacts, HostFacts};
-use kubewright::plan::{Decision, PlanInput, plan};
-use kubewright::playbook::Playbook;
+use kubewright::goal::Goal;
+use kubewright::plan::Decision;
 
 mod common;
 
@@ -30,7 +30,6 @@ fn healthy(n: u8) -> HostFacts {
 /// The preflight decision per host for these facts.
 fn preflight(change: impl Fn(&str, &mut HostFacts)) -> BTreeMap<String, Decision> {
     let inv = common::inventory("example.yaml", &[]);
-    let files = common::render_all(&inv);
     let mut hosts = BTreeMap::new();
     for (n, h) in inv.hosts.iter().enumerate() {
         let mut f = healthy(n as u8);
@@ -38,9 +37,7 @@ fn preflight(change: impl Fn(&str, &mut HostFacts)) -> BTreeMap<String, Decision
         hosts.insert(h.name.clone(), f);
     }
     let facts = ClusterFacts { hosts, assumed_fresh: false, ..ClusterFacts::default() };
-    let playbook = Playbook::builtin("install").unwrap();
-    let plan = plan(&PlanInput { inventory: &inv, playbook: &playbook, facts: &facts, files: &files, state_dir: "/s" })
-        .unwrap();
+    let plan = common::plan_of(&inv, &Goal::Converge, &facts);
     plan.steps[0].hosts.iter().map(|h| (h.host.clone(), h.decision.clone())).collect()
 }
 

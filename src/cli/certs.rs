@@ -5,10 +5,12 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::inputs::{ConnectArgs, InventoryArg, load_inventory, state_dir};
+use super::inputs::{ConnectArgs, InventoryArg, load_inventory, runtime, state_dir};
+use super::ui::{GoalArgs, run_goal};
 use crate::report::{Failure, Reporter, UserError};
 use kubewright::certs::{Thresholds, render_prometheus, render_text, report};
 use kubewright::duration::Duration;
+use kubewright::goal::{Goal, RenewGoal};
 use kubewright::ssh::Target;
 
 #[derive(Subcommand)]
@@ -45,7 +47,7 @@ could not be read (the others are still reported).")]
         #[arg(long, value_name = "FILE")]
         prometheus_textfile: Option<std::path::PathBuf>,
         /// How many hosts to read at once
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = kubewright::exec::engine::DEFAULT_CONCURRENCY)]
         concurrency: usize,
     },
     /// Print or install a systemd timer (and a cron line) that runs `certs renew` daily, unattended
@@ -119,7 +121,7 @@ wait for the API server's /readyz and the node Ready with its etcd member health
 renewed certificate, refresh /root/.kube/config and the bastion's admin kubeconfig. On a
 failure the backup is restored on that node and the run stops; the next run continues with it.
 Holds the cluster lock, like apply and upgrade. Exit codes: 0 done or nothing to do, 1 a host
-failed, 2 bad input, 130 interrupted.")]
+failed, 2 bad input, 130 interrupted. --dry-run shows the plan and stops.")]
     Renew {
         #[command(flatten)]
         inventory: InventoryArg,
@@ -137,6 +139,9 @@ failed, 2 bad input, 130 interrupted.")]
         /// Ignore the journal of an unfinished earlier renewal and start over
         #[arg(long)]
         restart: bool,
+        /// Show the plan and stop: nothing changed, no lock taken
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -269,17 +274,16 @@ pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
             out.result(&text, &json);
             Ok(ExitCode::SUCCESS)
         }
-        CertsCommand::Renew { inventory, connect, if_expiring_within, force, yes, restart } => {
-            let mut inv = load_inventory(&inventory, out)?;
-            let certificates = &mut inv.cluster.certificates;
-            certificates.renew_before = match (force, if_expiring_within) {
-                (true, _) => Duration::from_secs(u64::MAX),
-                (false, Some(within)) => within,
-                (false, None) => certificates.renew_before,
-            };
-            let playbook = kubewright::playbook::Playbook::builtin("certs-renew")?;
-            let options = super::apply::RunOptions { connect, yes, restart, concurrency: 64, preview: None };
-            super::apply::run_playbook(&inv, &kubewright::render::Templates::builtin(), &playbook, &options, out)
+        CertsCommand::Renew { inventory, connect, if_expiring_within, force, yes, restart, dry_run } => {
+            let inv = load_inventory(&inventory, out)?;
+            let goal = Goal::RenewCertificates(match (force, if_expiring_within) {
+                (true, _) => RenewGoal::Always,
+                (false, within) => {
+                    RenewGoal::ExpiringWithin { within: within.unwrap_or(inv.cluster.certificates.renew_before) }
+                }
+            });
+            let run = GoalArgs { yes, restart, dry_run, ..GoalArgs::new(&connect) };
+            run_goal(&inv, &kubewright::render::Templates::builtin(), goal, &run, out)
         }
         CertsCommand::Check { inventory, connect, warn, critical, prometheus_textfile, concurrency } => {
             let inv = load_inventory(&inventory, out)?;
@@ -302,7 +306,7 @@ pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
             let targets: Vec<Target> =
                 inv.hosts.iter().map(|h| Target::from_inventory(&inv, h, connect.accept_new_host_keys)).collect();
             let connector = connect.connector(&inv)?;
-            let runtime = super::inputs::runtime()?;
+            let runtime = runtime()?;
             let no_files = std::collections::BTreeMap::new();
             let (facts, failures) =
                 runtime.block_on(kubewright::exec::facts::gather_partial(&connector, targets, &no_files, concurrency));

@@ -8,8 +8,10 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::inputs::{ConnectArgs, InventoryArg, load_inventory};
+use super::ui::{GoalArgs, run_goal};
 use crate::report::{Reporter, UserError};
-use kubewright::playbook::{HostSelector, Playbook, Rollout, SnapshotInput, StepSpec};
+use kubewright::goal::Goal;
+use kubewright::playbook::SnapshotInput;
 
 #[derive(Subcommand)]
 pub enum EtcdCommand {
@@ -70,47 +72,32 @@ half-way is continued by the same command (--restart starts over).")]
 }
 
 pub fn exec(cmd: EtcdCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
+    let templates = kubewright::render::Templates::builtin();
     match cmd {
         EtcdCommand::Snapshot { inventory, connect } => {
             let inv = load_inventory(&inventory, out)?;
-            let playbook = kubewright::playbook::Playbook::builtin("etcd-snapshot")?;
-            // A backup: nothing in the cluster changes, nothing to confirm.
-            let options =
-                super::apply::RunOptions { connect, yes: true, restart: false, concurrency: 1, preview: None };
-            super::apply::run_playbook(&inv, &kubewright::render::Templates::builtin(), &playbook, &options, out)
+            run_goal(&inv, &templates, Goal::Snapshot, &GoalArgs::new(&connect), out)
         }
         EtcdCommand::Restore { inventory, connect, file, confirm, restart, dry_run } => {
             let inv = load_inventory(&inventory, out)?;
             let snapshot = snapshot_input(&file)?;
-            let playbook = restore_playbook(&snapshot);
-            let templates = kubewright::render::Templates::builtin();
-            let preview = dry_run.then_some(super::apply::Preview { detailed_exitcode: false });
-            let options = super::apply::RunOptions { connect, yes: true, restart, concurrency: 64, preview };
-            if dry_run {
-                return super::apply::run_playbook(&inv, &templates, &playbook, &options, out);
-            }
-            let confirmation = super::apply::Confirmation {
-                given: confirm.as_deref(),
-                doing: format!("rolling cluster {} back to {}", inv.cluster.name, file.display()),
-                question: format!(
-                    "Everything written to cluster {} since the snapshot is lost. Type its name to go on: ",
-                    inv.cluster.name
-                ),
-            };
-            super::apply::run_playbook_confirmed(&inv, &templates, &playbook, options, &confirmation, out)
+            let run = GoalArgs { confirm: confirm.as_deref(), restart, dry_run, ..GoalArgs::new(&connect) };
+            run_goal(&inv, &templates, Goal::Restore { snapshot }, &run, out)
         }
     }
 }
 
-/// The snapshot on the bastion as the restore plans with it: readable, not empty, its hash.
+/// The snapshot on the bastion as the restore plans with it: readable, not empty, its hash
+/// (read once, in pieces: a database of gigabytes is never held whole).
 fn snapshot_input(file: &std::path::Path) -> anyhow::Result<SnapshotInput> {
-    let content = std::fs::read(file).map_err(|e| {
+    let unreadable = |e: std::io::Error| {
         UserError::new(
             format!("cannot read the snapshot {}: {e}", file.display()),
             "give the path of a file `etcdctl snapshot save` (or `kubewright etcd snapshot`) made; nothing was changed",
         )
-    })?;
-    if content.is_empty() {
+    };
+    let (size, sha256) = kubewright::exec::sha256_file(file).map_err(unreadable)?;
+    if size == 0 {
         return Err(UserError::new(
             format!("the snapshot {} is empty", file.display()),
             "a failed save leaves an empty or `.part` file; give another snapshot; nothing was changed",
@@ -118,25 +105,5 @@ fn snapshot_input(file: &std::path::Path) -> anyhow::Result<SnapshotInput> {
         .into());
     }
     let local = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    Ok(SnapshotInput { local: local.display().to_string(), sha256: kubewright::pki::sha256_hex(&content) })
-}
-
-/// The restore's steps, each on every control plane before the next (the last one on every
-/// node): the order the procedure needs.
-fn restore_playbook(snapshot: &SnapshotInput) -> Playbook {
-    let control_planes = || HostSelector::Role(kubewright::inventory::Role::ControlPlane);
-    let mut steps: Vec<StepSpec> =
-        ["etcd-restore-stage", "etcd-restore-stop", "etcd-restore-data", "etcd-restore-start"]
-            .into_iter()
-            .map(|action| StepSpec {
-                snapshot: Some(snapshot.clone()),
-                ..StepSpec::builtin(action, action, control_planes(), Rollout::Parallel)
-            })
-            .collect();
-    steps.push(StepSpec::builtin("restart-kubelet", "restart-kubelet", HostSelector::All, Rollout::Parallel));
-    Playbook {
-        name: "etcd-restore".into(),
-        description: format!("restore etcd on every control plane from {}", snapshot.local),
-        steps,
-    }
+    Ok(SnapshotInput { local: local.display().to_string(), sha256 })
 }

@@ -11,7 +11,7 @@ use kubewright::playbook::Playbook;
 use kubewright::render::Templates;
 use kubewright::ssh::{Connector, TransportKind};
 
-use crate::report::{Failure, Reporter, UserError};
+use crate::report::{Reporter, UserError};
 
 #[derive(Args, Clone)]
 pub struct InventoryArg {
@@ -40,16 +40,7 @@ impl ConnectArgs {
     }
 
     pub fn connector(&self, inv: &kubewright::inventory::Inventory) -> anyhow::Result<Connector> {
-        let kind = self.transport(inv);
-        Connector::new(kind).map_err(|e| {
-            let help = match kind {
-                TransportKind::Openssh => {
-                    "ssh's control sockets go in $TMPDIR (or /tmp): make it writable, or point TMPDIR elsewhere"
-                }
-                TransportKind::Russh => "use --transport openssh, or a kubewright built with the `russh` feature",
-            };
-            Failure::new(format!("cannot set up the {kind} transport: {e}"), help).into()
-        })
+        Ok(kubewright::run::env::connector(self.transport(inv))?)
     }
 }
 
@@ -62,13 +53,7 @@ pub struct TemplatesArg {
 
 /// The async runtime the SSH sessions run on.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
-        Failure::new(
-            format!("cannot start kubewright's worker threads: {e}"),
-            "the bastion is out of threads or memory (see `ulimit -u`); free some and run again; no host was contacted",
-        )
-        .into()
-    })
+    Ok(kubewright::run::env::runtime()?)
 }
 
 /// Read and validate the inventory; print its warnings.
@@ -136,15 +121,7 @@ pub fn load_playbook(file: Option<&Path>, builtin: &str) -> anyhow::Result<Playb
     Ok(playbook)
 }
 
-/// The bastion directory for a cluster's state: `$KUBEWRIGHT_STATE_DIR/<cluster>`, else
-/// `$XDG_STATE_HOME/kubewright/<cluster>`, else `~/.local/state/kubewright/<cluster>`.
+/// The bastion directory for a cluster's state (see [`kubewright::run::state_dir_for`]).
 pub fn state_dir(cluster: &str) -> PathBuf {
-    let base = std::env::var_os("KUBEWRIGHT_STATE_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("XDG_STATE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-            .unwrap_or_else(|| PathBuf::from("."))
-            .join("kubewright")
-    });
-    base.join(cluster)
+    kubewright::run::state_dir_for(cluster)
 }

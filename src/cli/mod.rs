@@ -13,6 +13,7 @@ mod remove_node;
 mod render;
 mod reset;
 mod run;
+mod ui;
 mod upgrade;
 
 use std::process::ExitCode;

@@ -3,9 +3,10 @@
 
 use std::process::ExitCode;
 
-use super::apply::{Confirmation, RunOptions};
 use super::inputs::{ConnectArgs, InventoryArg, load_inventory};
+use super::ui::{GoalArgs, run_goal};
 use crate::report::Reporter;
+use kubewright::goal::Goal;
 
 #[derive(clap::Args)]
 #[command(after_help = "\
@@ -18,7 +19,7 @@ each, `kubeadm reset --force`, /etc/cni/net.d removed, the iptables filter, nat 
 tables flushed, and what kubewright wrote (/etc/kubewright, its sysctl and module files, its
 /etc/hosts line) removed. Packages, containerd and the backups in /var/lib/kubewright/backups
 stay; so does the bastion's state directory (remove it yourself). Without a terminal,
---confirm must name the cluster.")]
+--confirm must name the cluster. --dry-run shows the plan and stops.")]
 pub struct Args {
     #[command(flatten)]
     inventory: InventoryArg,
@@ -27,17 +28,21 @@ pub struct Args {
     /// The cluster's name (`cluster.name`): the confirmation, for runs without a terminal
     #[arg(long, value_name = "CLUSTER")]
     confirm: Option<String>,
+    /// Ignore the journal of an unfinished earlier reset and start over
+    #[arg(long)]
+    restart: bool,
+    /// Show the plan and stop: nothing changed, no lock taken, no confirmation needed
+    #[arg(long)]
+    dry_run: bool,
 }
 
 pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
     let inv = load_inventory(&args.inventory, out)?;
-    let playbook = kubewright::playbook::Playbook::builtin("reset")?;
-    let templates = kubewright::render::Templates::builtin();
-    let options = RunOptions { connect: args.connect, yes: true, restart: false, concurrency: 64, preview: None };
-    let confirmation = Confirmation {
-        given: args.confirm.as_deref(),
-        doing: format!("tearing down cluster {}", inv.cluster.name),
-        question: format!("This destroys cluster {}. Type its name to go on: ", inv.cluster.name),
+    let run = GoalArgs {
+        confirm: args.confirm.as_deref(),
+        restart: args.restart,
+        dry_run: args.dry_run,
+        ..GoalArgs::new(&args.connect)
     };
-    super::apply::run_playbook_confirmed(&inv, &templates, &playbook, options, &confirmation, out)
+    run_goal(&inv, &kubewright::render::Templates::builtin(), Goal::Reset, &run, out)
 }

@@ -1,102 +1,34 @@
-//! The executor: runs a [`Job`] (a plan lowered to commands and files) step by step.
+//! The executor: runs a [`Plan`] step by step, as it is.
 //!
-//! Within a step, hosts run in parallel up to the concurrency, one at a time (`serial`), or
-//! in batches; a step starts only when the previous one finished everywhere. A failing host
-//! stops new work: hosts already running finish, nothing else starts, and the run ends after
-//! that step. Every finished (step, host) is journaled before the next starts, so a later
-//! run continues where this one stopped. Everything it reports passes through the run's
-//! [`Redactor`].
+//! Within a step, hosts run in a sliding window: all at once up to the concurrency
+//! (`parallel`), one at a time (`serial`), or at most a batch's size at once (a new host starts
+//! as soon as one finishes). A failing host stops new work: hosts already running finish,
+//! nothing else starts, and the run ends after that step. Every finished (step, host) is
+//! journaled before the next starts. Every command runs under its host's own time limit and in
+//! a session of its own there, so an aborted run can stop it. Everything it reports passes
+//! through the run's [`Redactor`].
+//!
+//! The engine is generic over [`Connect`], so its behaviour (rollouts, stop-on-failure,
+//! rollback) is tested with hosts in memory (`exec::memory`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use serde::Serialize;
+use futures::stream::{self, StreamExt};
 use tokio::sync::{Notify, OnceCell};
 
 use super::journal::Journal;
-use super::{REMOTE_KILL_GRACE_SECS, for_each_host};
+use super::{for_each_host, within_backstop};
 use crate::duration::Duration;
+use crate::outcome::{Event, HostFailure, HostStatus, HostTiming, OperationKind, RunReport, StepReport};
+use crate::plan::{Action, FileWrite, HostPlan, Plan, PlannedStep};
 use crate::playbook::Rollout;
 use crate::redact::Redactor;
 use crate::render::Secrets;
 use crate::script::Script;
-use crate::ssh::{Connector, OutputStream, Session, Target, Transport, TransportError};
-
-/// A plan lowered to what runs on the hosts.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub playbook: String,
-    pub steps: Vec<JobStep>,
-}
-
-#[derive(Debug, Clone)]
-pub struct JobStep {
-    pub id: String,
-    pub title: String,
-    pub rollout: Rollout,
-    pub hosts: Vec<HostWork>,
-}
-
-#[derive(Debug, Clone)]
-pub struct HostWork {
-    pub host: String,
-    /// Nothing to do, and why (the plan's Skip).
-    pub skip: Option<String>,
-    /// Runs even when the journal has it finished: it makes something this run needs (the
-    /// credentials of this run's joins), which an earlier run's work cannot provide.
-    pub every_run: bool,
-    pub ops: Vec<Op>,
-    /// Run when an op fails, to put the host back as it was before the step (the plan's
-    /// `rollback` actions).
-    pub rollback: Vec<Op>,
-}
-
-/// One thing done on a host.
-#[derive(Debug, Clone)]
-pub enum Op {
-    /// A script; `input` goes to its stdin (how secrets reach a command: never on a command
-    /// line); `limit` is the time limit of each of its commands (see
-    /// [`crate::script::time_limited`]). A script made by [`batch`] from several commands
-    /// (`parts`, their descriptions) reports on stderr which part runs and which failed.
-    Run { description: String, script: Script, input: Option<Vec<u8>>, limit: Duration, parts: Vec<String> },
-    /// An atomic file write. With `complete`, the content was rendered with placeholders
-    /// (`<bootstrap-token>`) that get this run's values right before it is written.
-    Upload { path: String, content: Vec<u8>, mode: u32, owner: String, complete: bool },
-    /// Copy a host's file to the bastion (atomically, with `mode`); a kubeconfig gets the
-    /// bastion's server address when `kubeconfig_server` says so.
-    Fetch {
-        remote: String,
-        local: PathBuf,
-        mode: u32,
-        kubeconfig_server: Option<crate::plan::KubeconfigServer>,
-        /// Earlier copies kept beside it (`FILE.1` the newest); None: replaced.
-        keep: Option<u32>,
-    },
-    /// Read the host's certificates again: every one kubeadm renews must expire after `after`
-    /// and be signed by its CA on disk.
-    VerifyCertificates { after: i64 },
-    /// Read the cluster's kubeadm-config through the host's admin kubeconfig; fail where a
-    /// field differs from `expected`.
-    VerifyKubeadmConfig { expected: BTreeMap<String, String> },
-    /// Run `script` every few seconds until it succeeds; fail after `timeout` with its last
-    /// error.
-    Probe { description: String, script: Script, timeout: std::time::Duration },
-    /// Read the cluster CA certificate at `remote`: later uploads pin its public key.
-    PinCa { remote: String },
-    /// Poll until every node in `nodes` is Ready with a kubelet at `version` (and with `etcd`
-    /// the host's etcd member healthy), as seen from this host; fail after `timeout`.
-    Wait { description: String, nodes: Vec<String>, version: String, etcd: bool, timeout: std::time::Duration },
-    /// Cordon and drain `node` through this host's admin kubeconfig (evictions, so disruption
-    /// budgets hold). A drain the budgets block names the pods and budgets; with
-    /// `skip_when_blocked` the host is left out and the run goes on.
-    Drain { node: String, grace_period_s: u64, timeout_s: u64, skip_when_blocked: bool },
-    /// `op` for this host, carried out over `host`'s session (a worker's drain and wait run on a
-    /// control plane, where the admin kubeconfig is).
-    Via { host: String, op: Box<Op> },
-}
+use crate::ssh::{Connect, OutputStream, Target, Transport, TransportError};
 
 /// How often a wait asks again.
 const WAIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
@@ -105,35 +37,43 @@ const WAIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 /// health` answers in about a second; etcdctl gives up after 5 s of its own).
 const ATTEMPT_LIMIT_S: u64 = 30;
 
-/// One attempt of a wait that started at `started` and may take `timeout`: stopped on the host
-/// at [`ATTEMPT_LIMIT_S`] or when the wait's time is up, whichever comes first. Err says why
-/// it gave no answer.
-async fn attempt(
-    session: &Session,
-    script: &Script,
-    started: Instant,
-    timeout: std::time::Duration,
-) -> Result<crate::ssh::Output, String> {
-    // Rounded up: an attempt may use all that is left, so the wait ends with it.
-    let left = timeout.saturating_sub(started.elapsed()).as_millis().div_ceil(1000) as u64;
-    let limit = crate::duration::Duration::from_secs(left.clamp(1, ATTEMPT_LIMIT_S));
-    match super::run_limited(session, script, limit).await {
-        Ok(out) if out.code == Some(super::TIMEOUT_EXIT_CODE) => {
-            Err(format!("the check gave no answer within {limit} and was stopped"))
-        }
-        Ok(out) => Ok(out),
-        Err(e) => Err(e.to_string()),
-    }
-}
+/// The longest a read-only check of the engine's own may take (the kubeadm-config, the
+/// renewed certificates, the budgets behind a blocked drain, a drain's mark).
+const CHECK_LIMIT: Duration = Duration::from_secs(60);
+
+/// How long an aborted run's commands get between TERM and KILL on their host.
+pub const ABORT_GRACE_S: u64 = 10;
+
+/// How many hosts at once within a parallel step, unless `--concurrency` says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 64;
 
 /// Markers a batched script writes on stderr: the part starting, and the part that failed.
 const PART_STARTED: &str = "KUBEWRIGHT-PART-STARTED:";
 const PART_FAILED: &str = "KUBEWRIGHT-PART-FAILED:";
 
+/// Exports `NAME=value` lines read from stdin, then runs the rest of the script: secrets never
+/// appear on a command line (where `ps` on the host would show them).
+const SECRET_PRELUDE: &str =
+    "while IFS= read -r kubewright_secret; do export \"$kubewright_secret\"; done; unset kubewright_secret";
+
+/// Writes `$1` (mode `$2`, owner `$3`) from stdin and runs the script `$4`, removing the file
+/// whatever happens: a file of this run's secrets never outlives the command that reads it.
+const WITH_SECRET_FILE: &str = r#"set -eu
+f=$1 mode=$2 owner=$3 commands=$4
+d=${f%/*}
+if [ -n "$d" ] && [ ! -d "$d" ]; then install -d -m 0755 "$d"; fi
+trap 'rm -f -- "$f"' EXIT
+trap 'exit 143' HUP INT TERM
+umask 077
+cat > "$f"
+chmod "$mode" "$f"
+chown "$owner" "$f"
+sh -c "$commands""#;
+
 /// Several commands as one script, so that a host step costs one round trip: each part runs in
 /// order and the first failing one ends the script with its exit code, after naming itself
 /// on stderr (the engine turns the markers back into progress and the failing command).
-pub fn batch(parts: Vec<(String, Script)>) -> (Script, Vec<String>) {
+pub fn batch(parts: &[(String, Script)]) -> Script {
     let mut text = String::new();
     for (n, (_, script)) in parts.iter().enumerate() {
         // Each part in its own `sh -eu`: errexit holds inside it, which it would not in a
@@ -143,7 +83,7 @@ pub fn batch(parts: Vec<(String, Script)>) -> (Script, Vec<String>) {
             crate::script::quote(&script.to_shell())
         ));
     }
-    (Script::new().cmd(["sh", "-c", text.as_str()]), parts.into_iter().map(|(d, _)| d).collect())
+    Script::new().cmd(["sh", "-c", text.as_str()])
 }
 
 /// A marker in a line of stderr: (part index, started or failed, the text before it).
@@ -159,12 +99,13 @@ fn part_marker(line: &str) -> Option<(usize, bool, &str)> {
 }
 
 /// How a run stops early: the first request lets running hosts finish, the second abandons
-/// them.
+/// them (and the run then stops their commands on the hosts).
 #[derive(Default)]
 pub struct StopSignal {
     requested: AtomicBool,
     aborted: AtomicBool,
     abort_now: Notify,
+    why: Mutex<Option<String>>,
 }
 
 impl StopSignal {
@@ -176,8 +117,26 @@ impl StopSignal {
         }
     }
 
+    /// Stop new work for a reason of the run's own (the cluster lock was lost).
+    pub fn request_because(&self, why: String) {
+        if let Ok(mut w) = self.why.lock() {
+            w.get_or_insert(why);
+        }
+        self.requested.store(true, Ordering::SeqCst);
+    }
+
     pub fn requested(&self) -> bool {
         self.requested.load(Ordering::SeqCst)
+    }
+
+    /// Running commands were abandoned (a second request).
+    pub fn was_aborted(&self) -> bool {
+        self.aborted.load(Ordering::SeqCst)
+    }
+
+    /// Why the run stopped by itself, if it did.
+    pub fn reason(&self) -> Option<String> {
+        self.why.lock().ok().and_then(|w| w.clone())
     }
 
     async fn aborted(&self) {
@@ -191,133 +150,54 @@ impl StopSignal {
     }
 }
 
-/// What went wrong on a host: where, which command, its exit code and last lines of stderr.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct HostFailure {
-    pub host: String,
-    pub step: String,
-    /// The command or file (redacted).
-    pub command: Option<String>,
-    pub exit_code: Option<i32>,
-    /// The last lines the command wrote to stderr (redacted).
-    pub stderr_tail: Vec<String>,
-    pub message: String,
-    pub hint: String,
-    /// The host is left out and the run goes on (a drain blocked by disruption budgets, with
-    /// `--skip-blocked`).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub skip_host: bool,
-}
-
 /// How many stderr lines a failure keeps.
 const STDERR_TAIL_LINES: usize = 10;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(tag = "status", rename_all = "kebab-case")]
-pub enum HostStatus {
-    Done,
-    Skipped {
-        reason: String,
-    },
-    Failed {
-        failure: HostFailure,
-    },
-    /// Left as it was because something outside the run blocked it (a drain held up by
-    /// disruption budgets, with `--skip-blocked`); the run went on without it.
-    Blocked {
-        failure: HostFailure,
-    },
-    /// Not started because the run was stopping (a failure elsewhere, or Ctrl-C).
-    NotStarted {
-        reason: String,
-    },
-    /// Abandoned while running (a second Ctrl-C).
-    Interrupted,
+/// The values a run's commands get that no plan holds: the bootstrap token and certificate key
+/// of its joins, and the playbook's `secretEnv` variables.
+#[derive(Default)]
+pub struct RunSecrets {
+    pub bootstrap_token: String,
+    pub certificate_key: String,
+    pub env: BTreeMap<String, String>,
 }
 
-/// Progress of a run, for the terminal or the JSON event stream.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "event", rename_all = "kebab-case")]
-pub enum Event {
-    StepStarted {
-        step: String,
-        title: String,
-        hosts: usize,
-        rollout: String,
-    },
-    HostStarted {
-        step: String,
-        host: String,
-    },
-    /// The host starts an operation (its description, redacted).
-    Operation {
-        step: String,
-        host: String,
-        what: String,
-    },
-    Output {
-        step: String,
-        host: String,
-        stream: &'static str,
-        line: String,
-    },
-    HostFinished {
-        step: String,
-        host: String,
-        seconds: f64,
-        #[serde(flatten)]
-        status: HostStatus,
-    },
-    StepFinished {
-        step: String,
-        done: usize,
-        skipped: usize,
-        failed: usize,
-        not_started: usize,
-    },
-}
+type SessionCell<S> = Arc<OnceCell<Result<Arc<S>, TransportError>>>;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct StepReport {
-    pub id: String,
-    pub hosts: Vec<(String, HostStatus)>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
-    pub steps: Vec<StepReport>,
-    /// Steps never reached because the run stopped first.
-    pub steps_not_run: Vec<String>,
-    pub failures: Vec<HostFailure>,
-    pub interrupted: bool,
-}
-
-impl RunReport {
-    pub fn completed(&self) -> bool {
-        self.failures.is_empty() && !self.interrupted && self.steps_not_run.is_empty()
-    }
-}
-
-type SessionCell = Arc<OnceCell<Result<Arc<Session>, TransportError>>>;
-
-/// Runs jobs over one connector; a host's session is opened once and reused by every step.
-pub struct Engine<'a> {
-    connector: &'a Connector,
+/// Runs plans over one connector; a host's session is opened once and reused by every step.
+pub struct Engine<'a, C: Connect> {
+    connector: &'a C,
     targets: BTreeMap<String, Target>,
-    sessions: HashMap<String, SessionCell>,
+    sessions: HashMap<String, SessionCell<C::Session>>,
     concurrency: usize,
     redactor: &'a Redactor,
     events: &'a (dyn Fn(Event) + Sync),
     stop: &'a StopSignal,
+    /// Names this run's commands on the hosts (their process groups).
+    run_id: String,
     /// The values placeholders in files are completed with; a CA pin is learned mid-run.
     secrets: Mutex<Secrets>,
+    secret_env: BTreeMap<String, String>,
+    /// Hosts whose connection failed while a command of this run ran there: it may still run.
+    unknown: Mutex<BTreeSet<String>>,
+    timings: Mutex<BTreeMap<String, HostTiming>>,
 }
 
-impl<'a> Engine<'a> {
+/// One piece of a host's work, compiled from its actions.
+enum Work<'p> {
+    /// Commands run as one script, on this host or (`on`) another's session; `file`, a
+    /// transient file of secrets the commands read.
+    Commands { on: Option<&'p str>, parts: Vec<(String, Script)>, file: Option<&'p FileWrite>, rollback: bool },
+    /// An action that is not a command, on this host or another's.
+    One { on: Option<&'p str>, action: &'p Action },
+}
+
+impl<'a, C: Connect> Engine<'a, C> {
     pub fn new(
-        connector: &'a Connector,
+        connector: &'a C,
         targets: BTreeMap<String, Target>,
         concurrency: usize,
+        run_id: &str,
         redactor: &'a Redactor,
         events: &'a (dyn Fn(Event) + Sync),
         stop: &'a StopSignal,
@@ -331,22 +211,26 @@ impl<'a> Engine<'a> {
             redactor,
             events,
             stop,
+            run_id: run_id.to_string(),
             secrets: Mutex::new(Secrets::placeholders()),
+            secret_env: BTreeMap::new(),
+            unknown: Mutex::new(BTreeSet::new()),
+            timings: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// The bootstrap token and certificate key this run's joins use (made on the bastion,
-    /// kept in memory; the caller redacts them).
-    pub fn with_join_secrets(self, bootstrap_token: String, certificate_key: String) -> Self {
+    /// The values this run's commands get (the caller redacts them).
+    pub fn with_secrets(mut self, secrets: RunSecrets) -> Self {
         if let Ok(mut s) = self.secrets.lock() {
-            s.bootstrap_token = bootstrap_token;
-            s.certificate_key = certificate_key;
+            s.bootstrap_token = secrets.bootstrap_token;
+            s.certificate_key = secrets.certificate_key;
         }
+        self.secret_env = secrets.env;
         self
     }
 
     /// The host's session, opened on first use.
-    pub async fn session(&self, host: &str) -> Result<Arc<Session>, TransportError> {
+    pub async fn session(&self, host: &str) -> Result<Arc<C::Session>, TransportError> {
         let not_known = || TransportError::Connect {
             host: host.to_string(),
             addr: String::new(),
@@ -358,20 +242,9 @@ impl<'a> Engine<'a> {
     }
 
     /// Every host's facts over its session (opened here and kept for the run): `paths` are
-    /// the files kubewright manages on each host.
+    /// the files kubewright manages on each host. The facts of the hosts that answered, and
+    /// the failures of those that did not.
     pub async fn gather_facts(
-        &self,
-        paths: &BTreeMap<String, Vec<String>>,
-    ) -> Result<crate::facts::ClusterFacts, Vec<super::facts::FactsFailure>> {
-        match self.gather_facts_partial(paths).await {
-            (facts, failures) if failures.is_empty() => Ok(facts),
-            (_, failures) => Err(failures),
-        }
-    }
-
-    /// [`Engine::gather_facts`], keeping the facts of the hosts that answered beside the
-    /// failures of those that did not.
-    pub async fn gather_facts_partial(
         &self,
         paths: &BTreeMap<String, Vec<String>>,
     ) -> (crate::facts::ClusterFacts, Vec<super::facts::FactsFailure>) {
@@ -389,28 +262,86 @@ impl<'a> Engine<'a> {
         super::facts::collect_partial(outcomes)
     }
 
+    /// The node list as `host`'s API server has it now (None when it does not answer).
+    pub async fn node_list(&self, host: &str) -> Option<BTreeMap<String, crate::facts::NodeView>> {
+        let session = self.session(host).await.ok()?;
+        let out = super::run_limited(session.as_ref(), &super::wait::nodes_probe(), CHECK_LIMIT).await.ok()?;
+        crate::kube::parse_node_list(&out.stdout).ok()
+    }
+
+    /// The hosts whose session is open.
+    fn open_hosts(&self) -> Vec<String> {
+        self.sessions
+            .iter()
+            .filter(|(_, cell)| matches!(cell.get(), Some(Ok(_))))
+            .map(|(host, _)| host.clone())
+            .collect()
+    }
+
+    /// Hosts whose connection failed while a command of this run ran there.
+    pub fn unknown_hosts(&self) -> BTreeSet<String> {
+        self.unknown.lock().map(|u| u.clone()).unwrap_or_default()
+    }
+
+    /// After an abort: stop every command this run still has on the hosts (TERM to its process
+    /// group, KILL after [`ABORT_GRACE_S`]) and wait until they are gone. The hosts where that
+    /// could not be made sure are returned with why (a command may still run there).
+    pub async fn stop_remote_commands(&self) -> BTreeMap<String, String> {
+        let hosts: Vec<(String, String)> = self.open_hosts().into_iter().map(|h| (h.clone(), h)).collect();
+        let script = crate::script::stop_run_groups(&self.run_id, ABORT_GRACE_S);
+        let limit = Duration::from_secs(ABORT_GRACE_S + 20);
+        let outcomes = for_each_host(hosts, self.concurrency, |host| {
+            let script = &script;
+            async move {
+                let session = self.session(&host).await.map_err(|e| e.to_string())?;
+                match super::run_limited(session.as_ref(), script, limit).await {
+                    Ok(out) if out.success() => Ok(()),
+                    Ok(out) => Err(format!("its commands could not be stopped: {}", out.stderr.trim())),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        })
+        .await;
+        let mut unknown = BTreeMap::new();
+        for o in outcomes {
+            match o.result {
+                Ok(()) => {
+                    if let Ok(mut u) = self.unknown.lock() {
+                        u.remove(&o.host);
+                    }
+                }
+                Err(why) => {
+                    unknown.insert(o.host, why);
+                }
+            }
+        }
+        for host in self.unknown_hosts() {
+            unknown.entry(host).or_insert_with(|| "its connection failed while a command ran".into());
+        }
+        unknown
+    }
+
     /// Close every open session.
     pub async fn close(self) {
         for (_, cell) in self.sessions {
             if let Some(Ok(session)) = Arc::into_inner(cell).and_then(OnceCell::into_inner)
                 && let Some(session) = Arc::into_inner(session)
             {
-                session.close().await;
+                self.connector.close(session).await;
             }
         }
     }
 
-    /// Run the job; (step, host) pairs in `done` were finished by an earlier run and are
-    /// skipped. Each newly finished pair is appended to `journal`.
-    pub async fn execute(&self, job: &Job, done: &BTreeSet<(String, String)>, journal: &Mutex<Journal>) -> RunReport {
-        let mut report =
-            RunReport { steps: Vec::new(), steps_not_run: Vec::new(), failures: Vec::new(), interrupted: false };
-        for (index, step) in job.steps.iter().enumerate() {
+    /// Run the plan; each newly finished (step, host) is appended to `journal` with the step's
+    /// key. The plan must be executable ([`Plan::check_executable`]).
+    pub async fn execute(&self, plan: &Plan, journal: &Mutex<Journal>) -> RunReport {
+        let mut report = RunReport::default();
+        for (index, step) in plan.steps.iter().enumerate() {
             if !report.failures.is_empty() || self.stop.requested() {
-                report.steps_not_run = job.steps[index..].iter().map(|s| s.id.clone()).collect();
+                report.steps_not_run = plan.steps[index..].iter().map(|s| s.id.clone()).collect();
                 break;
             }
-            let step_report = self.run_step(step, done, journal).await;
+            let step_report = self.run_step(step, journal).await;
             for (_, status) in &step_report.hosts {
                 match status {
                     HostStatus::Failed { failure } => report.failures.push(failure.clone()),
@@ -421,17 +352,19 @@ impl<'a> Engine<'a> {
             report.steps.push(step_report);
         }
         report.interrupted |= self.stop.requested();
+        report.hosts = self.timings.lock().map(|t| t.clone()).unwrap_or_default();
         report
     }
 
-    async fn run_step(
-        &self,
-        step: &JobStep,
-        done: &BTreeSet<(String, String)>,
-        journal: &Mutex<Journal>,
-    ) -> StepReport {
-        let emit = |e: Event| (self.events)(e);
-        emit(Event::StepStarted {
+    fn emit(&self, event: Event) {
+        if let Ok(mut t) = self.timings.lock() {
+            HostTiming::record(&mut t, &event);
+        }
+        (self.events)(event)
+    }
+
+    async fn run_step(&self, step: &PlannedStep, journal: &Mutex<Journal>) -> StepReport {
+        self.emit(Event::StepStarted {
             step: step.id.clone(),
             title: step.title.clone(),
             hosts: step.hosts.len(),
@@ -439,115 +372,469 @@ impl<'a> Engine<'a> {
         });
         let mut statuses: BTreeMap<String, HostStatus> = BTreeMap::new();
         let mut pending = Vec::new();
-        for work in &step.hosts {
-            let skip = if !work.every_run && done.contains(&(step.id.clone(), work.host.clone())) {
-                Some("finished by an earlier run (journal)".to_string())
-            } else {
-                work.skip.clone()
-            };
-            match skip {
-                Some(reason) => {
-                    let status = HostStatus::Skipped { reason };
-                    emit(Event::HostFinished {
+        for hp in &step.hosts {
+            match &hp.decision {
+                crate::plan::Decision::Skip { reason } => {
+                    let status = HostStatus::Skipped { reason: reason.clone() };
+                    self.emit(Event::HostFinished {
                         step: step.id.clone(),
-                        host: work.host.clone(),
+                        host: hp.host.clone(),
                         seconds: 0.0,
                         status: status.clone(),
                     });
-                    statuses.insert(work.host.clone(), status);
+                    statuses.insert(hp.host.clone(), status);
                 }
-                None => pending.push(work),
+                _ => pending.push(hp),
             }
         }
-        let (group_size, window) = match step.rollout {
-            Rollout::Parallel => (pending.len().max(1), self.concurrency),
-            Rollout::Serial => (1, 1),
-            Rollout::Batch(m) => {
-                let size = m.batch_size(step.hosts.len());
-                (size, size.min(self.concurrency))
-            }
-        };
+        // A sliding window: a host starts when a place is free, so one slow host never holds
+        // up a whole batch; after a failure (or a stop) no new host starts.
+        let window = match step.rollout {
+            Rollout::Parallel => self.concurrency,
+            Rollout::Serial => 1,
+            Rollout::Batch(m) => m.batch_size(step.hosts.len()).min(self.concurrency),
+        }
+        .max(1);
         let failed = AtomicBool::new(false);
-        for group in pending.chunks(group_size) {
-            let items: Vec<(String, &HostWork)> = group.iter().map(|w| (w.host.clone(), *w)).collect();
-            let outcomes = for_each_host(items, window, |work| {
+        let outcomes: Vec<(String, HostStatus)> = stream::iter(pending.iter().copied())
+            .map(|hp| {
                 let failed = &failed;
-                async move {
-                    if failed.load(Ordering::SeqCst) || self.stop.requested() {
-                        let reason =
-                            if self.stop.requested() { "the run was interrupted" } else { "another host failed" };
-                        return Ok(HostStatus::NotStarted { reason: reason.into() });
-                    }
-                    let started = Instant::now();
-                    emit(Event::HostStarted { step: step.id.clone(), host: work.host.clone() });
-                    let status = tokio::select! {
-                        result = self.run_host(&step.id, work) => match result {
-                            Ok(()) => HostStatus::Done,
-                            Err(failure) if failure.skip_host => HostStatus::Blocked { failure },
-                            Err(failure) => HostStatus::Failed { failure },
-                        },
-                        () = self.stop.aborted() => HostStatus::Interrupted,
-                    };
-                    match &status {
-                        HostStatus::Done => {
-                            if let Err(e) = journal
-                                .lock()
-                                .map_err(|_| "poisoned".to_string())
-                                .and_then(|mut j| j.host_done(&step.id, &work.host).map_err(|e| e.to_string()))
-                            {
-                                failed.store(true, Ordering::SeqCst);
-                                let failure = self.failure(
-                                    &step.id,
-                                    &work.host,
-                                    None,
-                                    e.to_string(),
-                                    "the bastion's state directory must be writable; check disk space and permissions"
-                                        .into(),
-                                );
-                                let status = HostStatus::Failed { failure };
-                                emit(Event::HostFinished {
-                                    step: step.id.clone(),
-                                    host: work.host.clone(),
-                                    seconds: started.elapsed().as_secs_f64(),
-                                    status: status.clone(),
-                                });
-                                return Ok(status);
-                            }
-                        }
-                        HostStatus::Failed { .. } => failed.store(true, Ordering::SeqCst),
-                        _ => {}
-                    }
-                    emit(Event::HostFinished {
-                        step: step.id.clone(),
-                        host: work.host.clone(),
-                        seconds: started.elapsed().as_secs_f64(),
-                        status: status.clone(),
-                    });
-                    Ok::<_, std::convert::Infallible>(status)
-                }
+                async move { (hp.host.clone(), self.run_pending_host(step, hp, failed, journal).await) }
             })
+            .buffer_unordered(window)
+            .collect()
             .await;
-            for o in outcomes {
-                let Ok(status) = o.result;
-                statuses.insert(o.host, status);
-            }
-        }
-        // Hosts of later groups that never started.
-        for work in &pending {
-            statuses
-                .entry(work.host.clone())
-                .or_insert_with(|| HostStatus::NotStarted { reason: "the run stopped".into() });
-        }
+        statuses.extend(outcomes);
         let count = |f: fn(&HostStatus) -> bool| statuses.values().filter(|s| f(s)).count();
-        emit(Event::StepFinished {
+        self.emit(Event::StepFinished {
             step: step.id.clone(),
             done: count(|s| matches!(s, HostStatus::Done)),
             skipped: count(|s| matches!(s, HostStatus::Skipped { .. } | HostStatus::Blocked { .. })),
             failed: count(|s| matches!(s, HostStatus::Failed { .. })),
             not_started: count(|s| matches!(s, HostStatus::NotStarted { .. } | HostStatus::Interrupted)),
         });
-        let hosts = step.hosts.iter().filter_map(|w| statuses.remove(&w.host).map(|s| (w.host.clone(), s))).collect();
+        let hosts = step.hosts.iter().filter_map(|h| statuses.remove(&h.host).map(|s| (h.host.clone(), s))).collect();
         StepReport { id: step.id.clone(), hosts }
+    }
+
+    /// One host of a step, when its place in the window comes: started unless the run is
+    /// stopping, journaled when done.
+    async fn run_pending_host(
+        &self,
+        step: &PlannedStep,
+        hp: &HostPlan,
+        failed: &AtomicBool,
+        journal: &Mutex<Journal>,
+    ) -> HostStatus {
+        if failed.load(Ordering::SeqCst) || self.stop.requested() {
+            let reason = if self.stop.requested() { "the run was interrupted" } else { "another host failed" };
+            return HostStatus::NotStarted { reason: reason.into() };
+        }
+        let started = Instant::now();
+        self.emit(Event::HostStarted { step: step.id.clone(), host: hp.host.clone() });
+        let mut status = tokio::select! {
+            result = self.run_host(step, hp) => match result {
+                Ok(()) => HostStatus::Done,
+                Err(failure) if failure.skip_host => HostStatus::Blocked { failure },
+                Err(failure) => HostStatus::Failed { failure },
+            },
+            () = self.stop.aborted() => HostStatus::Interrupted,
+        };
+        if status == HostStatus::Done
+            && let Err(e) = journal
+                .lock()
+                .map_err(|_| "the journal is unavailable (poisoned lock)".to_string())
+                .and_then(|mut j| j.host_done(&step.id, &hp.host, &step.key).map_err(|e| e.to_string()))
+        {
+            status = HostStatus::Failed {
+                failure: self.failure(
+                    &step.id,
+                    &hp.host,
+                    None,
+                    e,
+                    "the bastion's state directory must be writable; check disk space and permissions".into(),
+                ),
+            };
+        }
+        if matches!(status, HostStatus::Failed { .. }) {
+            failed.store(true, Ordering::SeqCst);
+        }
+        self.emit(Event::HostFinished {
+            step: step.id.clone(),
+            host: hp.host.clone(),
+            seconds: started.elapsed().as_secs_f64(),
+            status: status.clone(),
+        });
+        status
+    }
+
+    async fn run_host(&self, step: &PlannedStep, hp: &HostPlan) -> Result<(), HostFailure> {
+        let (work, rollback) = compile(hp.decision.actions());
+        match self.run_work(step, &hp.host, &work).await {
+            Err(mut failure) if !rollback.is_empty() => {
+                // Put the host back as it was before the step; say how that went.
+                self.emit(Event::Operation {
+                    step: step.id.clone(),
+                    host: hp.host.clone(),
+                    kind: OperationKind::Rollback,
+                    what: "the step failed: undoing it".into(),
+                });
+                match self.run_work(step, &hp.host, &rollback).await {
+                    Ok(()) => failure.message.push_str("; the host was put back as it was before the step"),
+                    Err(undo) => failure.message.push_str(&format!(
+                        "; putting the host back failed too ({}: {}): restore it by hand",
+                        undo.command.as_deref().unwrap_or("?"),
+                        undo.message
+                    )),
+                }
+                Err(failure)
+            }
+            other => other,
+        }
+    }
+
+    async fn run_work(&self, step: &PlannedStep, host: &str, work: &[Work<'_>]) -> Result<(), HostFailure> {
+        let limit = Duration::from_secs(step.command_timeout_s);
+        for item in work {
+            let on = match item {
+                Work::Commands { on, .. } | Work::One { on, .. } => on.unwrap_or(host),
+            };
+            let session = self.session(on).await.map_err(|e| {
+                let what = (on != host).then(|| format!("connect to {on}"));
+                self.failure(&step.id, host, what.as_deref(), e.to_string(), e.hint())
+            })?;
+            match item {
+                Work::Commands { parts, file, rollback, .. } => {
+                    self.run_commands(step, host, on, session.as_ref(), parts, *file, *rollback, limit).await?
+                }
+                Work::One { action, .. } => self.run_action(&step.id, host, session.as_ref(), action, limit).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Commands as one script on `session` (the host's own, or `on`'s): under the step's time
+    /// limit, in a session of their own on the host, with the step's secrets (or a transient
+    /// file of them) on stdin.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_commands(
+        &self,
+        step: &PlannedStep,
+        host: &str,
+        on: &str,
+        session: &C::Session,
+        parts: &[(String, Script)],
+        file: Option<&FileWrite>,
+        rollback: bool,
+        limit: Duration,
+    ) -> Result<(), HostFailure> {
+        let step_id = step.id.as_str();
+        let descriptions: Vec<&str> = parts.iter().map(|(d, _)| d.as_str()).collect();
+        let what = self.redactor.redact(&descriptions.join("; "));
+        let batched = parts.len() > 1;
+        let mut script = match parts {
+            [(_, one)] => one.clone(),
+            _ => batch(parts),
+        };
+        let mut input: Option<Vec<u8>> = None;
+        if let Some(f) = file {
+            let content = self
+                .complete(f.content.as_bytes())
+                .map_err(|message| self.failure(step_id, host, Some(&f.path), message, "run apply again: the step that makes the value (kubeadm-init on the first control plane) runs on every apply that still has nodes to join".into()))?;
+            script = Script::new().cmd([
+                "sh",
+                "-c",
+                WITH_SECRET_FILE,
+                "sh",
+                f.path.as_str(),
+                f.mode.as_str(),
+                f.owner.as_str(),
+                &script.to_shell(),
+            ]);
+            input = Some(content);
+        } else if !step.secret_env.is_empty() {
+            let values: String = step
+                .secret_env
+                .iter()
+                .map(|name| format!("{name}={}\n", self.secret_env.get(name).map(String::as_str).unwrap_or_default()))
+                .collect();
+            script = Script::new().cmd(["sh", "-c", &format!("{SECRET_PRELUDE}\n{}", script.to_shell())]);
+            input = Some(values.into_bytes());
+        }
+        let script = crate::script::in_own_session(&crate::script::time_limited_script(&script, limit), &self.run_id);
+        if !batched {
+            self.emit(Event::Operation {
+                step: step_id.into(),
+                host: host.into(),
+                kind: if rollback { OperationKind::Rollback } else { OperationKind::Command },
+                what: what.clone(),
+            });
+        }
+        let mut on_line = |stream: OutputStream, line: &str| {
+            let mut line = line;
+            if stream == OutputStream::Stderr
+                && batched
+                && let Some((n, started, before)) = part_marker(line)
+            {
+                if started && let Some((part, _)) = parts.get(n) {
+                    self.emit(Event::Operation {
+                        step: step_id.into(),
+                        host: host.into(),
+                        kind: if rollback { OperationKind::Rollback } else { OperationKind::Command },
+                        what: self.redactor.redact(part),
+                    });
+                }
+                if before.is_empty() {
+                    return;
+                }
+                line = before;
+            }
+            self.emit(Event::Output {
+                step: step_id.into(),
+                host: host.into(),
+                stream: if stream == OutputStream::Stderr { "stderr" } else { "stdout" },
+                line: self.redactor.redact(line),
+            })
+        };
+        let command = async {
+            match &input {
+                Some(input) => {
+                    let out = session.run_with_input(&script, input).await?;
+                    for line in out.stdout.lines() {
+                        on_line(OutputStream::Stdout, line);
+                    }
+                    for line in out.stderr.lines() {
+                        on_line(OutputStream::Stderr, line);
+                    }
+                    Ok(out)
+                }
+                None => session.run_streaming(&script, &mut on_line).await,
+            }
+        };
+        let out = match within_backstop(host, limit, parts.len() as u64, command).await {
+            Ok(out) => out,
+            Err(e) => {
+                // The command may still run there: the run cannot say it is over.
+                if let Ok(mut u) = self.unknown.lock() {
+                    u.insert(on.to_string());
+                }
+                return Err(self.failure(step_id, host, Some(&what), e.to_string(), e.hint()));
+            }
+        };
+        if out.success() {
+            return Ok(());
+        }
+        let timed_out = out.code == Some(super::TIMEOUT_EXIT_CODE);
+        // The failing part, named by its marker; markers are not the command's output.
+        let mut failed_part = None;
+        let mut lines: Vec<&str> = Vec::new();
+        for line in out.stderr.lines() {
+            match part_marker(line).filter(|_| batched) {
+                Some((n, started, before)) => {
+                    if !started {
+                        failed_part = parts.get(n).map(|(d, _)| d);
+                    }
+                    if !before.is_empty() {
+                        lines.push(before);
+                    }
+                }
+                None => lines.push(line),
+            }
+        }
+        let what = failed_part.map_or(what, |p| self.redactor.redact(p));
+        let tail =
+            lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].iter().map(|l| self.redactor.redact(l)).collect();
+        let message = match (timed_out, out.code) {
+            (true, _) => format!("timed out after {limit}"),
+            (false, Some(code)) => format!("exited with {code}"),
+            (false, None) => "killed by a signal".to_string(),
+        };
+        Err(HostFailure {
+            host: host.into(),
+            step: step_id.into(),
+            command: Some(what),
+            exit_code: out.code,
+            stderr_tail: tail,
+            message,
+            hint: if timed_out {
+                "the host stopped the command at its time limit: find what it waits for on the host (its stderr is above); if it only needs longer, raise `cluster.timeouts.command` (or the playbook step's `timeout`); then run the same command again: it continues with this step".into()
+            } else {
+                "fix the cause on the host (its stderr is above), then run the same command again: it continues with this step".into()
+            },
+            skip_host: false,
+        })
+    }
+
+    /// An action that is not a command, on `session`.
+    async fn run_action(
+        &self,
+        step: &str,
+        host: &str,
+        session: &C::Session,
+        action: &Action,
+        limit: Duration,
+    ) -> Result<(), HostFailure> {
+        let transport_failure =
+            |e: TransportError, command: Option<&str>| self.failure(step, host, command, e.to_string(), e.hint());
+        let operation = |kind: OperationKind| {
+            self.emit(Event::Operation {
+                step: step.into(),
+                host: host.into(),
+                kind,
+                what: self.redactor.redact(&action.summary()),
+            })
+        };
+        let bastion_unwritable = "the bastion's state directory must be writable; check disk space and permissions";
+        match action {
+            Action::WriteFile(f) => {
+                operation(OperationKind::Write);
+                let mode = f.mode_bits().map_err(|m| {
+                    self.failure(step, host, Some(&f.path), m, "report this: the plan holds a bad mode".into())
+                })?;
+                let content = match f.sensitive {
+                    // Rendered with placeholders: the run's secrets go in at write time.
+                    true => self.complete(f.content.as_bytes()).map_err(|message| {
+                        self.failure(step, host, Some(&f.path), message, "run apply again: the step that makes the value (kubeadm-init on the first control plane) runs on every apply that still has nodes to join".into())
+                    })?,
+                    false => f.content.clone().into_bytes(),
+                };
+                within_backstop(host, limit, 1, session.upload(&f.path, &content, mode, &f.owner))
+                    .await
+                    .map_err(|e| transport_failure(e, Some(&f.path)))?;
+            }
+            Action::Fetch { remote, local, mode, kubeconfig_server, keep } => {
+                operation(OperationKind::Fetch);
+                let local = std::path::Path::new(local);
+                let mode = u32::from_str_radix(mode, 8).unwrap_or(0o600);
+                let mut content = within_backstop(host, limit, 1, session.download(remote))
+                    .await
+                    .map_err(|e| transport_failure(e, Some(remote)))?;
+                if let Some(k) = kubeconfig_server {
+                    content = crate::kubeconfig::point_at(&String::from_utf8_lossy(&content), k)
+                        .map_err(|message| {
+                            self.failure(step, host, Some(remote), message, "the file kubeadm wrote is not the kubeconfig kubewright expects; look at it on the host".into())
+                        })?
+                        .into_bytes();
+                }
+                if let Some(keep) = keep {
+                    super::rotate_copies(local, *keep).map_err(|e| {
+                        self.failure(
+                            step,
+                            host,
+                            Some(remote),
+                            format!("cannot keep the earlier copies of {}: {e}", local.display()),
+                            bastion_unwritable.into(),
+                        )
+                    })?;
+                }
+                super::write_file_atomically(local, &content, mode).map_err(|e| {
+                    self.failure(
+                        step,
+                        host,
+                        Some(remote),
+                        format!("cannot write {}: {e}", local.display()),
+                        bastion_unwritable.into(),
+                    )
+                })?;
+            }
+            Action::Upload { local, remote, mode, sha256 } => {
+                operation(OperationKind::Send);
+                let mode = u32::from_str_radix(mode, 8).unwrap_or(0o600);
+                let content = std::fs::read(local).map_err(|e| {
+                    self.failure(
+                        step,
+                        host,
+                        Some(local),
+                        format!("cannot read {local}: {e}"),
+                        "the file given on the command line must stay readable while the run goes on".into(),
+                    )
+                })?;
+                if crate::pki::sha256_hex(&content) != *sha256 {
+                    return Err(self.failure(
+                        step,
+                        host,
+                        Some(local),
+                        format!("{local} changed since it was planned (its SHA-256 is no longer {sha256})"),
+                        "nothing was sent; give the file again (a new plan checks it anew)".into(),
+                    ));
+                }
+                within_backstop(host, limit, 1, session.upload(remote, &content, mode, "root:root"))
+                    .await
+                    .map_err(|e| transport_failure(e, Some(remote)))?;
+            }
+            Action::PinCa { remote } => {
+                operation(OperationKind::ReadCa);
+                let pem = within_backstop(host, CHECK_LIMIT, 1, session.download(remote))
+                    .await
+                    .map_err(|e| transport_failure(e, Some(remote)))?;
+                let pin = crate::pki::ca_pin(&pem).map_err(|e| {
+                    self.failure(step, host, Some(remote), format!("{remote} is not a usable CA certificate: {e}"), "the first control plane's PKI is damaged; compare it with the other control planes before going on".into())
+                })?;
+                if let Ok(mut s) = self.secrets.lock() {
+                    s.ca_cert_hashes = vec![pin];
+                }
+            }
+            Action::VerifyCertificates { after } => {
+                operation(OperationKind::Check);
+                let out = super::run_limited(session, &crate::facts::gather::certificates_script(), CHECK_LIMIT)
+                    .await
+                    .map_err(|e| transport_failure(e, Some("read the certificates")))?;
+                let problems = crate::facts::gather::parse_certificates(&out.stdout)
+                    .map(|certs| crate::certs::renewal_problems(&certs, *after))
+                    .unwrap_or_else(|e| vec![e]);
+                if !problems.is_empty() {
+                    return Err(self.failure(step, host, Some("verify the certificates"), format!("the certificates are not renewed as they should be: {}", problems.join("; ")), "look at /etc/kubernetes/pki on the host; the backup of the previous certificates is in /var/lib/kubewright/backups".into()));
+                }
+            }
+            Action::VerifyKubeadmConfig { expected } => {
+                operation(OperationKind::Check);
+                let out = super::run_limited(session, &super::wait::kubeadm_config_probe(), CHECK_LIMIT)
+                    .await
+                    .map_err(|e| transport_failure(e, Some("kubectl get configmap kubeadm-config")))?;
+                let verdict = if out.success() {
+                    crate::kube::parse_kubeadm_config(&out.stdout)
+                        .and_then(|yaml| crate::kube::kubeadm_config_drift(expected, &yaml))
+                } else {
+                    Err(format!("kubectl could not read it: {}", out.stderr.trim()))
+                };
+                match verdict {
+                    Ok(drift) if drift.is_empty() => {}
+                    Ok(drift) => return Err(self.failure(step, host, Some("kubeadm-config"), format!("the cluster's kubeadm-config differs from the inventory: {}", drift.join("; ")), "kubeadm cannot change these after init: set the inventory back to what the cluster has (for kubernetesVersion, `kubewright upgrade -i INV` goes to the inventory's version)".into())),
+                    Err(why) => return Err(self.failure(step, host, Some("kubeadm-config"), format!("the cluster's kubeadm-config cannot be checked: {why}"), "check the API server with `kubectl get configmap -n kube-system kubeadm-config` on the control plane".into())),
+                }
+            }
+            Action::Probe { description, commands, timeout_s } => {
+                operation(OperationKind::Wait);
+                self.probe(step, host, session, description, commands, std::time::Duration::from_secs(*timeout_s))
+                    .await?;
+            }
+            Action::Wait { nodes, version, etcd, timeout_s, .. } => {
+                operation(OperationKind::Wait);
+                self.wait(step, host, session, nodes, version, *etcd, std::time::Duration::from_secs(*timeout_s))
+                    .await?;
+            }
+            Action::Drain { node, grace_period_s, timeout_s, skip_when_blocked, mark } => {
+                operation(OperationKind::Drain);
+                if *mark {
+                    let out = super::run_limited(session, &crate::kube::mark_cordoned_command(node), CHECK_LIMIT)
+                        .await
+                        .map_err(|e| transport_failure(e, Some("kubectl annotate")))?;
+                    if !out.success() {
+                        return Err(self.failure(step, host, Some("kubectl annotate"), format!("cannot mark {node} as cordoned by kubewright: {}", out.stderr.trim()), "check the API server answers (`kubectl get nodes` on the control plane), then run the same command again".into()));
+                    }
+                }
+                self.drain(step, host, session, node, *grace_period_s, *timeout_s, *skip_when_blocked).await?;
+            }
+            // Compiled away: commands are run by `run_commands`, notes run nothing, and a
+            // forwarded action is run over the other host's session.
+            Action::Run { .. }
+            | Action::RunWithFile { .. }
+            | Action::Packages { .. }
+            | Action::Rollback { .. }
+            | Action::Note { .. }
+            | Action::Via { .. } => {}
+        }
+        Ok(())
     }
 
     /// `content` with this run's values in place of the placeholders it was rendered with.
@@ -579,7 +866,7 @@ impl<'a> Engine<'a> {
         &self,
         step: &str,
         host: &str,
-        session: &Session,
+        session: &C::Session,
         nodes: &[String],
         version: &str,
         etcd: bool,
@@ -598,7 +885,7 @@ impl<'a> Engine<'a> {
                     Ok(out) if out.code == Some(ETCDCTL_MISSING) => {
                         if !etcd_unchecked_noted {
                             etcd_unchecked_noted = true;
-                            (self.events)(Event::Output {
+                            self.emit(Event::Output {
                                 step: step.into(),
                                 host: host.into(),
                                 stream: "stderr",
@@ -632,7 +919,7 @@ impl<'a> Engine<'a> {
         &self,
         step: &str,
         host: &str,
-        session: &Session,
+        session: &C::Session,
         description: &str,
         script: &Script,
         timeout: std::time::Duration,
@@ -673,7 +960,7 @@ impl<'a> Engine<'a> {
         &self,
         step: &str,
         host: &str,
-        session: &Session,
+        session: &C::Session,
         node: &str,
         grace_period_s: u64,
         timeout_s: u64,
@@ -681,30 +968,26 @@ impl<'a> Engine<'a> {
     ) -> Result<(), HostFailure> {
         let script = crate::kube::drain_command(node, grace_period_s, timeout_s);
         let command = script.to_shell();
-        // kubectl gives up at its own --timeout; a dead link never answers.
-        let backstop = std::time::Duration::from_secs(timeout_s + REMOTE_KILL_GRACE_SECS + 60);
         let mut on_line = |stream: OutputStream, line: &str| {
-            (self.events)(Event::Output {
+            self.emit(Event::Output {
                 step: step.into(),
                 host: host.into(),
                 stream: if stream == OutputStream::Stderr { "stderr" } else { "stdout" },
                 line: self.redactor.redact(line),
             })
         };
-        let out = tokio::time::timeout(backstop, session.run_streaming(&script, &mut on_line))
+        // kubectl gives up at its own --timeout; the host stops it a minute after that, and a
+        // dead link is given up on after the backstop.
+        let limit = Duration::from_secs(timeout_s + 60);
+        let limited = crate::script::in_own_session(&crate::script::time_limited_script(&script, limit), &self.run_id);
+        let out = within_backstop(host, limit, 1, session.run_streaming(&limited, &mut on_line))
             .await
-            .unwrap_or_else(|_| {
-                Err(TransportError::Exec {
-                    host: host.into(),
-                    detail: format!("no answer within {}s; the link may be down", backstop.as_secs()),
-                })
-            })
             .map_err(|e| self.failure(step, host, Some(&command), e.to_string(), e.hint()))?;
         if out.success() {
             return Ok(());
         }
         let pods = crate::kube::pods_not_evicted(&out.stderr);
-        let budgets = match session.run(&crate::kube::budgets_probe()).await {
+        let budgets = match super::run_limited(session, &crate::kube::budgets_probe(), CHECK_LIMIT).await {
             Ok(b) if b.success() => crate::kube::exhausted_budgets(&b.stdout),
             _ => Vec::new(),
         };
@@ -741,267 +1024,64 @@ impl<'a> Engine<'a> {
             skip_host: false,
         }
     }
+}
 
-    async fn run_host(&self, step: &str, work: &HostWork) -> Result<(), HostFailure> {
-        let result = self.run_ops(step, &work.host, &work.ops).await;
-        match result {
-            Err(mut failure) if !work.rollback.is_empty() => {
-                // Put the host back as it was before the step; say how that went.
-                (self.events)(Event::Operation {
-                    step: step.into(),
-                    host: work.host.clone(),
-                    what: "the step failed: undoing it".into(),
-                });
-                match self.run_ops(step, &work.host, &work.rollback).await {
-                    Ok(()) => failure.message.push_str("; the host was put back as it was before the step"),
-                    Err(undo) => failure.message.push_str(&format!(
-                        "; putting the host back failed too ({}: {}): restore it by hand",
-                        undo.command.as_deref().unwrap_or("?"),
-                        undo.message
-                    )),
-                }
-                Err(failure)
-            }
-            other => other,
+/// One attempt of a wait that started at `started` and may take `timeout`: stopped on the host
+/// at [`ATTEMPT_LIMIT_S`] or when the wait's time is up, whichever comes first. Err says why
+/// it gave no answer.
+async fn attempt<T: Transport>(
+    session: &T,
+    script: &Script,
+    started: Instant,
+    timeout: std::time::Duration,
+) -> Result<crate::ssh::Output, String> {
+    // Rounded up: an attempt may use all that is left, so the wait ends with it.
+    let left = timeout.saturating_sub(started.elapsed()).as_millis().div_ceil(1000) as u64;
+    let limit = Duration::from_secs(left.clamp(1, ATTEMPT_LIMIT_S));
+    match super::run_limited(session, script, limit).await {
+        Ok(out) if out.code == Some(super::TIMEOUT_EXIT_CODE) => {
+            Err(format!("the check gave no answer within {limit} and was stopped"))
         }
+        Ok(out) => Ok(out),
+        Err(e) => Err(e.to_string()),
     }
+}
 
-    async fn run_ops(&self, step: &str, host: &str, ops: &[Op]) -> Result<(), HostFailure> {
-        let transport_failure =
-            |e: TransportError, command: Option<&str>| self.failure(step, host, command, e.to_string(), e.hint());
-        // Work carried out entirely from other hosts (a dead node's removal) needs no session of its own.
-        let own_session = match ops.iter().all(|op| matches!(op, Op::Via { .. })) {
-            true => None,
-            false => Some(self.session(host).await.map_err(|e| transport_failure(e, None))?),
+/// A host's actions as the engine runs them: consecutive commands for the same host become
+/// one script (one round trip), a command reading a transient file of secrets goes with it,
+/// notes run nothing, and rollbacks are set apart (run only if something fails).
+fn compile(actions: &[Action]) -> (Vec<Work<'_>>, Vec<Work<'_>>) {
+    let (mut work, mut rollback) = (Vec::new(), Vec::new());
+    for action in actions {
+        let (on, inner) = match action {
+            Action::Via { on, action } => (Some(on.as_str()), action.as_ref()),
+            other => (None, other),
         };
-        for op in ops {
-            let (session, op) = match op {
-                Op::Via { host: other, op } => (
-                    self.session(other)
-                        .await
-                        .map_err(|e| transport_failure(e, Some(&format!("connect to {other}"))))?,
-                    op.as_ref(),
-                ),
-                _ => match &own_session {
-                    Some(own) => (own.clone(), op),
-                    // Not reached: the session is opened above whenever an op needs it.
-                    None => {
-                        return Err(self.failure(
-                            step,
-                            host,
-                            None,
-                            "no session to this host".into(),
-                            "run again".into(),
-                        ));
+        let target = if matches!(inner, Action::Rollback { .. }) { &mut rollback } else { &mut work };
+        match inner {
+            Action::Note { .. } => {}
+            Action::RunWithFile { file, description, commands } => target.push(Work::Commands {
+                on,
+                parts: vec![(description.clone(), commands.clone())],
+                file: Some(file),
+                rollback: false,
+            }),
+            Action::Run { .. } | Action::Packages { .. } | Action::Rollback { .. } => {
+                let part = (inner.summary(), inner.commands().unwrap_or_default());
+                let is_rollback = matches!(inner, Action::Rollback { .. });
+                match target.last_mut() {
+                    Some(Work::Commands { on: last_on, parts, file: None, rollback: r })
+                        if *last_on == on && *r == is_rollback =>
+                    {
+                        parts.push(part)
                     }
-                },
-            };
-            let session = &session;
-            let operation =
-                |what: String| (self.events)(Event::Operation { step: step.into(), host: host.into(), what });
-            match op {
-                Op::Upload { path, content, mode, owner, complete } => {
-                    operation(format!("write {path}"));
-                    let completed;
-                    let content = if *complete {
-                        completed = self.complete(content).map_err(|message| {
-                            self.failure(step, host, Some(path), message, "run apply again: the step that makes the value (kubeadm-init on the first control plane) runs on every apply that still has nodes to join".into())
-                        })?;
-                        &completed
-                    } else {
-                        content
-                    };
-                    session.upload(path, content, *mode, owner).await.map_err(|e| transport_failure(e, Some(path)))?;
-                }
-                Op::Fetch { remote, local, mode, kubeconfig_server, keep } => {
-                    operation(format!("fetch {remote} to {}", local.display()));
-                    let mut content = session.download(remote).await.map_err(|e| transport_failure(e, Some(remote)))?;
-                    if let Some(k) = kubeconfig_server {
-                        content = crate::kubeconfig::point_at(&String::from_utf8_lossy(&content), k)
-                            .map_err(|message| {
-                                self.failure(step, host, Some(remote), message, "the file kubeadm wrote is not the kubeconfig kubewright expects; look at it on the host".into())
-                            })?
-                            .into_bytes();
-                    }
-                    if let Some(keep) = keep {
-                        super::rotate_copies(local, *keep).map_err(|e| {
-                            self.failure(
-                                step,
-                                host,
-                                Some(remote),
-                                format!("cannot keep the earlier copies of {}: {e}", local.display()),
-                                "the bastion's state directory must be writable; check disk space and permissions"
-                                    .into(),
-                            )
-                        })?;
-                    }
-                    super::write_file_atomically(local, &content, *mode).map_err(|e| {
-                        self.failure(
-                            step,
-                            host,
-                            Some(remote),
-                            format!("cannot write {}: {e}", local.display()),
-                            "the bastion's state directory must be writable; check disk space and permissions".into(),
-                        )
-                    })?;
-                }
-                Op::PinCa { remote } => {
-                    operation(format!("read the cluster CA {remote}"));
-                    let pem = session.download(remote).await.map_err(|e| transport_failure(e, Some(remote)))?;
-                    let pin = crate::pki::ca_pin(&pem).map_err(|e| {
-                        self.failure(
-                            step,
-                            host,
-                            Some(remote),
-                            format!("{remote} is not a usable CA certificate: {e}"),
-                            "the first control plane's PKI is damaged; compare it with the other control planes before going on".into(),
-                        )
-                    })?;
-                    if let Ok(mut s) = self.secrets.lock() {
-                        s.ca_cert_hashes = vec![pin];
-                    }
-                }
-                Op::VerifyCertificates { after } => {
-                    operation("check the renewed certificates".into());
-                    let out = session
-                        .run(&crate::facts::gather::certificates_script())
-                        .await
-                        .map_err(|e| transport_failure(e, Some("read the certificates")))?;
-                    let problems = crate::facts::gather::parse_certificates(&out.stdout)
-                        .map(|certs| crate::certs::renewal_problems(&certs, *after))
-                        .unwrap_or_else(|e| vec![e]);
-                    if !problems.is_empty() {
-                        return Err(self.failure(step, host, Some("verify the certificates"), format!("the certificates are not renewed as they should be: {}", problems.join("; ")), "look at /etc/kubernetes/pki on the host; the backup of the previous certificates is in /var/lib/kubewright/backups".into()));
-                    }
-                }
-                Op::VerifyKubeadmConfig { expected } => {
-                    operation("check the cluster's kubeadm-config".into());
-                    let out = session
-                        .run(&super::wait::kubeadm_config_probe())
-                        .await
-                        .map_err(|e| transport_failure(e, Some("kubectl get configmap kubeadm-config")))?;
-                    let verdict = if out.success() {
-                        crate::kube::parse_kubeadm_config(&out.stdout)
-                            .and_then(|yaml| crate::kube::kubeadm_config_drift(expected, &yaml))
-                    } else {
-                        Err(format!("kubectl could not read it: {}", out.stderr.trim()))
-                    };
-                    match verdict {
-                        Ok(drift) if drift.is_empty() => {}
-                        Ok(drift) => return Err(self.failure(step, host, Some("kubeadm-config"), format!("the cluster's kubeadm-config differs from the inventory: {}", drift.join("; ")), "kubeadm cannot change these after init: set the inventory back to what the cluster has (for kubernetesVersion, `kubewright upgrade -i INV` goes to the inventory's version)".into())),
-                        Err(why) => return Err(self.failure(step, host, Some("kubeadm-config"), format!("the cluster's kubeadm-config cannot be checked: {why}"), "check the API server with `kubectl get configmap -n kube-system kubeadm-config` on the control plane".into())),
-                    }
-                }
-                Op::Probe { description, script, timeout } => {
-                    operation(format!("wait until {description}"));
-                    self.probe(step, host, session, description, script, *timeout).await?;
-                }
-                Op::Wait { description, nodes, version, etcd, timeout } => {
-                    operation(format!("wait until {description}"));
-                    self.wait(step, host, session, nodes, version, *etcd, *timeout).await?;
-                }
-                Op::Drain { node, grace_period_s, timeout_s, skip_when_blocked } => {
-                    operation(format!("cordon and drain {node}"));
-                    self.drain(step, host, session, node, *grace_period_s, *timeout_s, *skip_when_blocked).await?;
-                }
-                // Resolved above: the inner op runs over the other host's session.
-                Op::Via { .. } => {}
-                Op::Run { description, script, input, limit, parts } => {
-                    let what = self.redactor.redact(description);
-                    if parts.is_empty() {
-                        (self.events)(Event::Operation { step: step.into(), host: host.into(), what: what.clone() });
-                    }
-                    let mut on_line = |stream: OutputStream, line: &str| {
-                        let mut line = line;
-                        if stream == OutputStream::Stderr
-                            && !parts.is_empty()
-                            && let Some((n, started, before)) = part_marker(line)
-                        {
-                            if started && let Some(part) = parts.get(n) {
-                                (self.events)(Event::Operation {
-                                    step: step.into(),
-                                    host: host.into(),
-                                    what: self.redactor.redact(part),
-                                });
-                            }
-                            if before.is_empty() {
-                                return;
-                            }
-                            line = before;
-                        }
-                        (self.events)(Event::Output {
-                            step: step.into(),
-                            host: host.into(),
-                            stream: if stream == OutputStream::Stderr { "stderr" } else { "stdout" },
-                            line: self.redactor.redact(line),
-                        })
-                    };
-                    let command = async {
-                        match input {
-                            Some(input) => {
-                                let out = session.run_with_input(script, input).await?;
-                                for line in out.stdout.lines() {
-                                    on_line(OutputStream::Stdout, line);
-                                }
-                                for line in out.stderr.lines() {
-                                    on_line(OutputStream::Stderr, line);
-                                }
-                                Ok(out)
-                            }
-                            None => session.run_streaming(script, &mut on_line).await,
-                        }
-                    };
-                    let out = super::within_backstop(host, *limit, parts.len() as u64, command)
-                        .await
-                        .map_err(|e| transport_failure(e, Some(&what)))?;
-                    if !out.success() {
-                        let timed_out = out.code == Some(super::TIMEOUT_EXIT_CODE);
-                        // The failing part, named by its marker; markers are not the command's output.
-                        let mut failed_part = None;
-                        let mut lines: Vec<&str> = Vec::new();
-                        for line in out.stderr.lines() {
-                            match part_marker(line).filter(|_| !parts.is_empty()) {
-                                Some((n, started, before)) => {
-                                    if !started {
-                                        failed_part = parts.get(n);
-                                    }
-                                    if !before.is_empty() {
-                                        lines.push(before);
-                                    }
-                                }
-                                None => lines.push(line),
-                            }
-                        }
-                        let what = failed_part.map_or(what, |p| self.redactor.redact(p));
-                        let tail = lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..]
-                            .iter()
-                            .map(|l| self.redactor.redact(l))
-                            .collect();
-                        let message = match (timed_out, out.code) {
-                            (true, _) => format!("timed out after {limit}"),
-                            (false, Some(code)) => format!("exited with {code}"),
-                            (false, None) => "killed by a signal".to_string(),
-                        };
-                        return Err(HostFailure {
-                            host: host.into(),
-                            step: step.into(),
-                            command: Some(what),
-                            exit_code: out.code,
-                            stderr_tail: tail,
-                            message,
-                            hint: if timed_out {
-                                "the host stopped the command at its time limit: find what it waits for on the host (its stderr is above); if it only needs longer, raise `cluster.timeouts.command` (or the playbook step's `timeout`); then run the same command again: it continues with this step".into()
-                            } else {
-                                "fix the cause on the host (its stderr is above), then run the same command again: it continues with this step".into()
-                            },
-                            skip_host: false,
-                        });
-                    }
+                    _ => target.push(Work::Commands { on, parts: vec![part], file: None, rollback: is_rollback }),
                 }
             }
+            _ => target.push(Work::One { on, action: inner }),
         }
-        Ok(())
     }
+    (work, rollback)
 }
 
 #[cfg(test)]
@@ -1015,12 +1095,11 @@ mod tests {
     #[test]
     fn a_batch_runs_parts_in_order_and_names_the_one_that_failed() {
         let part = |d: &str, words: &[&str]| (d.to_string(), Script::new().cmd(words.iter().copied()));
-        let (script, parts) = batch(vec![
+        let script = batch(&[
             part("first", &["echo", "one"]),
             ("second".into(), Script::new().cmd(["false"]).cmd(["echo", "not reached: errexit"])),
             part("third", &["echo", "three"]),
         ]);
-        assert_eq!(parts, ["first", "second", "third"]);
         let out = run_locally(&script);
         assert_eq!(out.status.code(), Some(1));
         assert_eq!(String::from_utf8_lossy(&out.stdout), "one\n");
@@ -1033,5 +1112,42 @@ mod tests {
     fn a_marker_after_unterminated_output_is_still_found() {
         assert_eq!(part_marker("no newlineKUBEWRIGHT-PART-FAILED:2"), Some((2, false, "no newline")));
         assert_eq!(part_marker("ordinary line"), None);
+    }
+
+    #[test]
+    fn a_secret_file_is_written_read_and_removed_by_one_script() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sub/creds.yaml");
+        let me = format!("{}:{}", users_id("-u"), users_id("-g"));
+        let script = Script::new().cmd([
+            "sh",
+            "-c",
+            WITH_SECRET_FILE,
+            "sh",
+            file.to_str().unwrap(),
+            "0600",
+            me.as_str(),
+            &Script::new().cmd(["cat", file.to_str().unwrap()]).to_shell(),
+        ]);
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script.to_shell())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"token: abc\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "token: abc\n", "the command read it");
+        assert!(!file.exists(), "and it is gone");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(file.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o755);
+    }
+
+    fn users_id(flag: &str) -> String {
+        let out = std::process::Command::new("id").arg(flag).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 }

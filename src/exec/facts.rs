@@ -97,7 +97,14 @@ pub fn collect_partial(
         }
     }
     (
-        ClusterFacts { hosts, assumed_fresh: false, bastion_kubeconfig: false, cluster, unreachable: BTreeMap::new() },
+        ClusterFacts {
+            hosts,
+            assumed_fresh: false,
+            bastion_kubeconfig: false,
+            cluster,
+            unreachable: BTreeMap::new(),
+            releases: None,
+        },
         failures,
     )
 }
@@ -137,4 +144,27 @@ pub async fn gather_partial(
     })
     .await;
     collect_partial(outcomes)
+}
+
+/// What the package repository of each minor in `minors` offers, asked on `host` (the first
+/// control plane) through a temporary sources list: the host's own apt setup is not touched.
+pub async fn read_releases<T: Transport>(
+    session: &T,
+    host: &str,
+    mirror: &str,
+    minors: &[u32],
+) -> Result<crate::facts::Releases, FactsFailure> {
+    let script = crate::upgrade::releases_script(mirror, crate::steps::APT_KEYRING, minors);
+    let fail = |message: String, hint: String| FactsFailure { host: host.to_string(), message, hint };
+    let out = super::run_limited(session, &script, FACTS_LIMIT)
+        .await
+        .map_err(|e| fail(format!("cannot ask {host} which releases the repository offers: {e}"), e.hint()))?;
+    if !out.success() {
+        return Err(fail(
+            format!("asking the repository on {host} failed: {}", out.stderr.trim()),
+            "run `apt-get update` on that host to see why, or give the releases with --path".into(),
+        ));
+    }
+    let (offered, unreadable) = crate::upgrade::parse_releases(&out.stdout);
+    Ok(crate::facts::Releases { offered, unreadable })
 }

@@ -2,11 +2,13 @@
 //! directory. A run that stops (crash, Ctrl-C, lost network) leaves it open; the next `apply`
 //! of the same playbook reads which hosts finished which steps and continues from there.
 //!
-//! Lines: `run-started` (playbook, run id), `host-done` (step, host), `run-finished` (the
-//! playbook completed, or `--restart` abandoned the earlier run). Only what follows the last
-//! `run-finished` counts. A torn last line (a crash mid-write) is ignored.
+//! Lines: `run-started` (playbook, run id, the command that continues it), `host-done` (step,
+//! host, the step's key in the plan), `run-finished` (the playbook completed, or `--restart`
+//! abandoned the earlier run). Only what follows the last `run-finished` counts. A torn last
+//! line (a crash mid-write) is ignored. The journal is read under the cluster lock and given
+//! to the planner, which decides what it skips ([`crate::plan::Resume`]).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -15,17 +17,40 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Entry {
-    RunStarted { run: String, playbook: String, at: String },
-    HostDone { run: String, step: String, host: String, at: String },
-    RunFinished { run: String, at: String, outcome: String },
+    RunStarted {
+        run: String,
+        playbook: String,
+        /// The command that continues this run (`kubewright upgrade`).
+        #[serde(default)]
+        command: String,
+        at: String,
+    },
+    HostDone {
+        run: String,
+        step: String,
+        host: String,
+        /// The step's key in the plan that ran it (empty in journals of older versions:
+        /// never equal to a plan's).
+        #[serde(default)]
+        key: String,
+        at: String,
+    },
+    RunFinished {
+        run: String,
+        at: String,
+        outcome: String,
+    },
 }
 
 /// What an unfinished earlier run left: its playbook and the (step, host) pairs it finished.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Unfinished {
     pub playbook: String,
+    /// The command that continues it.
+    pub command: String,
     pub runs: Vec<String>,
-    pub done: BTreeSet<(String, String)>,
+    /// (step, host) → the step's key when it finished.
+    pub done: BTreeMap<(String, String), String>,
     /// When its first run started (RFC 3339).
     pub started_at: String,
 }
@@ -34,6 +59,7 @@ pub struct Journal {
     path: PathBuf,
     file: std::fs::File,
     run: String,
+    command: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +71,14 @@ pub struct JournalError {
 }
 
 impl JournalError {
+    /// The journal's writer panicked elsewhere in this run.
+    pub fn poisoned(path: &Path) -> JournalError {
+        JournalError {
+            path: path.display().to_string(),
+            source: std::io::Error::other("its writer failed (poisoned lock)"),
+        }
+    }
+
     pub fn hint(&self) -> String {
         "the cluster's state directory must be readable and writable by this user (KUBEWRIGHT_STATE_DIR moves it); the hosts were not changed by this failure".into()
     }
@@ -66,20 +100,21 @@ pub fn unfinished(path: &Path) -> Result<Option<Unfinished>, JournalError> {
     for line in text.lines() {
         let Ok(entry) = serde_json::from_str::<Entry>(line) else { continue };
         match entry {
-            Entry::RunStarted { run, playbook, at } => {
+            Entry::RunStarted { run, playbook, command, at } => {
                 let u = open.get_or_insert_with(|| Unfinished {
                     playbook: playbook.clone(),
+                    command: command.clone(),
                     started_at: at.clone(),
                     ..Default::default()
                 });
                 if u.playbook != playbook {
-                    *u = Unfinished { playbook, started_at: at, ..Default::default() };
+                    *u = Unfinished { playbook, command, started_at: at, ..Default::default() };
                 }
                 u.runs.push(run);
             }
-            Entry::HostDone { step, host, .. } => {
+            Entry::HostDone { step, host, key, .. } => {
                 if let Some(u) = open.as_mut() {
-                    u.done.insert((step, host));
+                    u.done.insert((step, host), key);
                 }
             }
             Entry::RunFinished { .. } => open = None,
@@ -107,8 +142,9 @@ fn ends_torn(file: &mut std::fs::File) -> std::io::Result<bool> {
 }
 
 impl Journal {
-    /// Open (create) the journal for appending, the state directory 0700, and record a new run.
-    pub fn start(path: &Path, run: &str, playbook: &str) -> Result<Journal, JournalError> {
+    /// Open (create) the journal for appending, the state directory 0700, and record a new run
+    /// of `playbook`, which `command` continues. The file is never opened through a symlink.
+    pub fn start(path: &Path, run: &str, playbook: &str, command: &str) -> Result<Journal, JournalError> {
         let err = |source| JournalError { path: path.display().to_string(), source };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
@@ -116,15 +152,27 @@ impl Journal {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
         }
         use std::os::unix::fs::OpenOptionsExt;
-        let mut file =
-            std::fs::OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(path).map_err(err)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(err)?;
         // A crash mid-write can leave a torn last line: end it, so that it does not swallow
         // the next entry.
         if ends_torn(&mut file).map_err(err)? {
             file.write_all(b"\n").map_err(err)?;
         }
-        let mut journal = Journal { path: path.to_path_buf(), file, run: run.to_string() };
-        journal.append(&Entry::RunStarted { run: run.to_string(), playbook: playbook.to_string(), at: now() })?;
+        let mut journal =
+            Journal { path: path.to_path_buf(), file, run: run.to_string(), command: command.to_string() };
+        journal.append(&Entry::RunStarted {
+            run: run.to_string(),
+            playbook: playbook.to_string(),
+            command: command.to_string(),
+            at: now(),
+        })?;
         Ok(journal)
     }
 
@@ -134,14 +182,21 @@ impl Journal {
             self.append(&Entry::RunFinished { run: run.clone(), at: now(), outcome: "abandoned".into() })?;
         }
         // The abandon line closed this run's own start too: start it again.
-        self.append(&Entry::RunStarted { run: self.run.clone(), playbook: earlier.playbook.clone(), at: now() })
+        self.append(&Entry::RunStarted {
+            run: self.run.clone(),
+            playbook: earlier.playbook.clone(),
+            command: self.command.clone(),
+            at: now(),
+        })
     }
 
-    pub fn host_done(&mut self, step: &str, host: &str) -> Result<(), JournalError> {
+    /// `host` finished `step` (whose key in the plan is `key`).
+    pub fn host_done(&mut self, step: &str, host: &str, key: &str) -> Result<(), JournalError> {
         self.append(&Entry::HostDone {
             run: self.run.clone(),
             step: step.to_string(),
             host: host.to_string(),
+            key: key.to_string(),
             at: now(),
         })
     }
@@ -174,9 +229,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = path_in(dir.path());
         assert_eq!(unfinished(&path).unwrap(), None);
-        let mut j = Journal::start(&path, "r1", "install").unwrap();
-        j.host_done("prepare-host", "cp1").unwrap();
-        j.host_done("prepare-host", "w1").unwrap();
+        let mut j = Journal::start(&path, "r1", "install", "kubewright apply").unwrap();
+        j.host_done("prepare-host", "cp1", "k1").unwrap();
+        j.host_done("prepare-host", "w1", "k1").unwrap();
         drop(j);
         // A crash mid-write leaves a torn line; it is ignored.
         std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"event\":\"host-do").unwrap();
@@ -184,8 +239,8 @@ mod tests {
         assert_eq!(u.playbook, "install");
         assert_eq!(u.done.len(), 2);
         // The resumed run adds to it, then completes.
-        let mut j = Journal::start(&path, "r2", "install").unwrap();
-        j.host_done("install-packages", "cp1").unwrap();
+        let mut j = Journal::start(&path, "r2", "install", "kubewright apply").unwrap();
+        j.host_done("install-packages", "cp1", "k2").unwrap();
         assert_eq!(unfinished(&path).unwrap().unwrap().done.len(), 3);
         assert_eq!(unfinished(&path).unwrap().unwrap().runs, ["r1", "r2"]);
         j.finish().unwrap();
@@ -196,10 +251,10 @@ mod tests {
     fn restart_abandons_the_earlier_run() {
         let dir = tempfile::tempdir().unwrap();
         let path = path_in(dir.path());
-        let mut j = Journal::start(&path, "r1", "install").unwrap();
-        j.host_done("prepare-host", "cp1").unwrap();
+        let mut j = Journal::start(&path, "r1", "install", "kubewright apply").unwrap();
+        j.host_done("prepare-host", "cp1", "k1").unwrap();
         let earlier = unfinished(&path).unwrap().unwrap();
-        let mut j2 = Journal::start(&path, "r2", "install").unwrap();
+        let mut j2 = Journal::start(&path, "r2", "install", "kubewright apply").unwrap();
         j2.abandon(&earlier).unwrap();
         let now = unfinished(&path).unwrap().unwrap();
         assert!(now.done.is_empty());

@@ -188,12 +188,53 @@ async fn release_one<T: Transport>(t: &T, holder: &Holder) -> Result<(), Transpo
     t.run(&script).await.map(|_| ())
 }
 
-/// Release the lock this run holds.
-pub async fn release<T: Transport>(control_planes: &[T], holder: &Holder) -> Result<(), TransportError> {
+/// Release the lock this run holds, on every control plane (each one's result).
+pub async fn release<T: Transport>(control_planes: &[T], holder: &Holder) -> Vec<(String, Result<(), LockError>)> {
+    let mut out = Vec::new();
     for t in control_planes {
-        release_one(t, holder).await?;
+        out.push((t.target().name.clone(), release_one(t, holder).await.map_err(LockError::from)));
     }
-    Ok(())
+    out
+}
+
+/// How often a live run refreshes its lock.
+pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Holder {
+    /// This process, for run `run_id` running `command`, started at `started_at`.
+    pub fn this_process(run_id: &str, command: &str, started_at: u64) -> Holder {
+        Holder {
+            run_id: run_id.into(),
+            by: local_identity(),
+            pid: std::process::id(),
+            started_at: crate::exec::rfc3339(started_at),
+            command: command.into(),
+        }
+    }
+}
+
+/// Refresh the lock's heartbeat on every control plane, if it is still this run's.
+pub async fn refresh<T: Transport>(control_planes: &[T], holder: &Holder) -> Vec<(String, Result<(), LockError>)> {
+    let script = crate::script::Script::new().cmd([
+        "sh",
+        "-c",
+        &format!("if grep -qF \"$1\" {LOCK_DIR}/holder.json 2>/dev/null; then date +%s > {LOCK_DIR}/heartbeat; else echo LOST; fi"),
+        "sh",
+        holder.run_id.as_str(),
+    ]);
+    let mut out = Vec::new();
+    for t in control_planes {
+        let host = t.target().name.clone();
+        let r = match t.run(&script).await {
+            Ok(o) if o.stdout.trim() == "LOST" => {
+                Err(LockError::Failed { host: host.clone(), detail: "the lock is no longer this run's".into() })
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+        out.push((host, r));
+    }
+    out
 }
 
 /// Who holds the lock on each control plane (None: free).

@@ -5,7 +5,7 @@ pub mod engine;
 pub mod facts;
 pub mod journal;
 pub mod lock;
-pub mod lower;
+pub mod memory;
 pub mod wait;
 
 use std::future::Future;
@@ -83,12 +83,12 @@ pub async fn run_limited<T: Transport>(t: &T, script: &Script, limit: Duration) 
 /// Wait for `command` (`commands` commands one after the other, each of which its host stops
 /// after `limit`) only until well after the host would have stopped them all: a dead link
 /// never answers.
-pub async fn within_backstop(
+pub async fn within_backstop<T>(
     host: &str,
     limit: Duration,
     commands: u64,
-    command: impl Future<Output = Result<Output, TransportError>>,
-) -> Result<Output, TransportError> {
+    command: impl Future<Output = Result<T, TransportError>>,
+) -> Result<T, TransportError> {
     let backstop = std::time::Duration::from_secs((limit.seconds + REMOTE_KILL_GRACE_SECS) * commands.max(1) + 20);
     tokio::time::timeout(backstop, command).await.unwrap_or_else(|_| {
         Err(TransportError::Exec {
@@ -99,6 +99,26 @@ pub async fn within_backstop(
             ),
         })
     })
+}
+
+/// A file's size and SHA-256 (lowercase hex), read in pieces: a snapshot of gigabytes is
+/// hashed once without being held in memory.
+pub fn sha256_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((size, crate::pki::hex_lower(&hasher.finalize())))
 }
 
 /// Seconds since the epoch as an RFC 3339 UTC time (`2026-11-22T07:30:00Z`).

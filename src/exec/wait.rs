@@ -8,7 +8,16 @@ pub use crate::kube::{ADMIN_KUBECONFIG, ETCDCTL_MISSING, etcd_probe};
 
 /// Every node, as JSON, through the control plane's admin kubeconfig.
 pub fn nodes_probe() -> Script {
-    Script::new().cmd(["kubectl", "--kubeconfig", ADMIN_KUBECONFIG, "get", "nodes", "-o", "json"])
+    Script::new().cmd([
+        "kubectl",
+        "--kubeconfig",
+        ADMIN_KUBECONFIG,
+        crate::kube::REQUEST_TIMEOUT,
+        "get",
+        "nodes",
+        "-o",
+        "json",
+    ])
 }
 
 /// The kubeadm-config ConfigMap, as JSON, through the control plane's admin kubeconfig.
@@ -17,6 +26,7 @@ pub fn kubeadm_config_probe() -> Script {
         "kubectl",
         "--kubeconfig",
         ADMIN_KUBECONFIG,
+        crate::kube::REQUEST_TIMEOUT,
         "-n",
         "kube-system",
         "get",

@@ -207,6 +207,19 @@ pub struct ClusterFacts {
     /// takes out may be dead); their `hosts` entry is a fresh host's.
     #[serde(default)]
     pub unreachable: BTreeMap<String, String>,
+    /// What the package repository of each minor offers, as the first control plane's apt
+    /// reads it; None where the goal did not need it (only an upgrade asks).
+    #[serde(default)]
+    pub releases: Option<Releases>,
+}
+
+/// The releases each minor's package repository offers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Releases {
+    /// Minor → releases offered, newest first (empty: none, or unreadable).
+    pub offered: BTreeMap<u32, Vec<Version>>,
+    /// Why each repository that could not be read could not.
+    pub unreadable: Vec<String>,
 }
 
 /// The cluster as its API server reports it.
@@ -225,6 +238,9 @@ pub struct NodeView {
     pub kubelet_version: String,
     pub ready: bool,
     pub unschedulable: bool,
+    /// Cordoned by a drain of kubewright's (its annotation), not by an admin.
+    #[serde(default)]
+    pub cordoned_by_kubewright: bool,
 }
 
 impl NodeView {
@@ -242,6 +258,7 @@ impl ClusterFacts {
             bastion_kubeconfig: false,
             cluster: None,
             unreachable: BTreeMap::new(),
+            releases: None,
         }
     }
 

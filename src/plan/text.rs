@@ -1,8 +1,11 @@
-//! The plan as a person reads it: steps in order, hosts with identical work grouped.
+//! The plan as a person reads it: the notes and refusals first, then the steps in order (an
+//! upgrade's under a heading per hop), hosts with identical work grouped. Rendered from the
+//! [`Plan`] value alone: what the JSON plan says, in words.
 
 use std::fmt::Write;
 
-use super::{Action, Decision, FileChange, Plan};
+use super::{Action, Decision, FileChange, FileWrite, Plan};
+use crate::duration::Duration;
 
 /// Render `plan` for a terminal. With `diffs`, file contents and changes are shown in full.
 pub fn render_text(plan: &Plan, diffs: bool) -> String {
@@ -15,19 +18,38 @@ pub fn render_text(plan: &Plan, diffs: bool) -> String {
     if plan.assumed_fresh {
         let _ = writeln!(out, "Offline: no host was contacted; every host is assumed fresh.");
     }
+    for note in &plan.notes {
+        let _ = writeln!(out, "{}", capitalized(note));
+    }
+    if !plan.refusals.is_empty() {
+        let _ = writeln!(out, "Refused; nothing changes:");
+        for r in &plan.refusals {
+            let _ = writeln!(out, "  x {}: {}", r.reason, r.fix);
+        }
+        return out;
+    }
+    if plan.steps.is_empty() {
+        return out;
+    }
     let _ = writeln!(
         out,
         "Each command is stopped on its host after {} (cluster.timeouts.command).",
-        crate::duration::Duration::from_secs(plan.command_timeout_s)
+        Duration::from_secs(plan.command_timeout_s)
     );
+    let hops = plan.upgrade.as_ref().map_or(0, |u| u.hops.len());
+    let mut hop_shown = None;
     for (n, step) in plan.steps.iter().enumerate() {
-        // A step's own limit (a playbook's `timeout`) is said where it differs from the inventory's.
-        let runs_commands =
-            step.hosts.iter().any(|h| h.decision.actions().iter().any(|a| matches!(a, Action::Run { .. })));
-        let limit = match runs_commands && step.command_timeout_s != plan.command_timeout_s {
-            true => {
-                format!(", each command stopped after {}", crate::duration::Duration::from_secs(step.command_timeout_s))
+        if step.hop.is_some() && step.hop != hop_shown {
+            hop_shown = step.hop;
+            let index = plan.upgrade.as_ref().and_then(|u| u.hops.iter().position(|h| Some(*h) == step.hop));
+            if let (Some(hop), Some(index)) = (step.hop, index) {
+                let _ = writeln!(out, "\nHop {} of {hops}: to {hop}", index + 1);
             }
+        }
+        // A step's own limit (a playbook's `timeout`) is said where it differs from the inventory's.
+        let runs_commands = step.hosts.iter().any(|h| h.decision.actions().iter().any(|a| a.commands().is_some()));
+        let limit = match runs_commands && step.command_timeout_s != plan.command_timeout_s {
+            true => format!(", each command stopped after {}", Duration::from_secs(step.command_timeout_s)),
             false => String::new(),
         };
         let _ = writeln!(out, "\n{}. {} [{}], {}{limit}", n + 1, step.title, step.id, step.rollout);
@@ -61,6 +83,11 @@ pub fn render_text(plan: &Plan, diffs: bool) -> String {
     out
 }
 
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
 fn decision_text(decision: &Decision, diffs: bool) -> String {
     let mut out = String::new();
     match decision {
@@ -81,46 +108,60 @@ fn decision_text(decision: &Decision, diffs: bool) -> String {
     out
 }
 
+fn commands_text(out: &mut String, action: &Action) {
+    for line in action.commands().map(|s| s.commands()).unwrap_or_default() {
+        let _ = writeln!(out, "         $ {line}");
+    }
+}
+
+fn file_text(out: &mut String, f: &FileWrite, diffs: bool) {
+    let sign = match f.change {
+        FileChange::New => '+',
+        FileChange::Changed => '~',
+        FileChange::Unchanged => '=',
+    };
+    let mut notes = vec![format!("{} {}", f.mode, f.owner)];
+    if f.sensitive {
+        notes.push("holds secrets".into());
+    }
+    if f.transient {
+        notes.push("removed after use".into());
+    }
+    let _ = writeln!(out, "     {sign} write {} ({})", f.path, notes.join(", "));
+    if diffs {
+        match &f.diff {
+            Some(d) => d.lines().for_each(|l| {
+                let _ = writeln!(out, "         {l}");
+            }),
+            None => {
+                let _ = writeln!(out, "         (content hidden: it holds secrets)");
+            }
+        }
+    }
+}
+
 fn action_text(out: &mut String, action: &Action, diffs: bool) {
     match action {
-        Action::WriteFile { path, mode, owner, change, diff, sensitive, transient } => {
-            let sign = match change {
-                FileChange::New => '+',
-                FileChange::Changed => '~',
-                FileChange::Unchanged => '=',
-            };
-            let mut notes = vec![format!("{mode} {owner}")];
-            if *sensitive {
-                notes.push("holds secrets".into());
-            }
-            if *transient {
-                notes.push("removed after use".into());
-            }
-            let _ = writeln!(out, "     {sign} write {path} ({})", notes.join(", "));
-            if diffs {
-                match diff {
-                    Some(d) => d.lines().for_each(|l| {
-                        let _ = writeln!(out, "         {l}");
-                    }),
-                    None => {
-                        let _ = writeln!(out, "         (content hidden: it holds secrets)");
-                    }
-                }
-            }
-        }
-        Action::Run { description, commands } => {
+        Action::WriteFile(f) => file_text(out, f, diffs),
+        Action::Run { description, .. } => {
             let _ = writeln!(out, "     ! {description}");
-            for line in commands.commands() {
-                let _ = writeln!(out, "         $ {line}");
+            commands_text(out, action);
+        }
+        Action::RunWithFile { file, description, .. } => {
+            file_text(out, file, diffs);
+            let _ = writeln!(out, "     ! {description}");
+            commands_text(out, action);
+        }
+        Action::Packages { changes, hold, .. } => {
+            for c in changes {
+                let from = c.from.as_deref().unwrap_or("(none)");
+                let held = if hold.contains(&c.name) { ", held" } else { "" };
+                let _ = writeln!(out, "     ~ package {}: {from} -> {}{held}", c.name, c.to);
             }
+            commands_text(out, action);
         }
-        Action::Package { name, from, to, hold } => {
-            let from = from.as_deref().unwrap_or("(none)");
-            let hold = if *hold { ", held" } else { "" };
-            let _ = writeln!(out, "     ~ package {name}: {from} -> {to}{hold}");
-        }
-        Action::Check { description } => {
-            let _ = writeln!(out, "     ? check {description}");
+        Action::Note { text } => {
+            let _ = writeln!(out, "     ? {text}");
         }
         Action::Fetch { remote, local, mode, kubeconfig_server, keep } => {
             let kept = keep.map(|n| format!(", keeping {n} earlier copies")).unwrap_or_default();
@@ -146,11 +187,9 @@ fn action_text(out: &mut String, action: &Action, diffs: bool) {
                 "     ? check every certificate kubeadm renews was renewed and is signed by its CA on disk"
             );
         }
-        Action::Rollback { description, commands } => {
+        Action::Rollback { description, .. } => {
             let _ = writeln!(out, "     ! if anything above fails: {description}");
-            for line in commands.commands() {
-                let _ = writeln!(out, "         $ {line}");
-            }
+            commands_text(out, action);
         }
         Action::VerifyKubeadmConfig { expected } => {
             let fields: Vec<&str> = expected.keys().map(String::as_str).collect();
@@ -161,22 +200,19 @@ fn action_text(out: &mut String, action: &Action, diffs: bool) {
             );
         }
         Action::Probe { description, commands, timeout_s } => {
-            let _ = writeln!(
-                out,
-                "     * wait until {description} (timeout {})",
-                crate::duration::Duration::from_secs(*timeout_s)
-            );
+            let _ = writeln!(out, "     * wait until {description} (timeout {})", Duration::from_secs(*timeout_s));
             for line in commands.commands() {
                 let _ = writeln!(out, "         $ {line}");
             }
         }
-        Action::Drain { node, grace_period_s, timeout_s, skip_when_blocked } => {
+        Action::Drain { node, grace_period_s, timeout_s, skip_when_blocked, mark } => {
             let blocked = if *skip_when_blocked { "skip the node" } else { "stop" };
+            let marked = if *mark { "; marked as cordoned by kubewright" } else { "" };
             let _ = writeln!(
                 out,
-                "     ! cordon and drain {node} (evictions: disruption budgets hold; grace period {}, timeout {}; if blocked: {blocked})",
-                crate::duration::Duration::from_secs(*grace_period_s),
-                crate::duration::Duration::from_secs(*timeout_s)
+                "     ! cordon and drain {node} (evictions: disruption budgets hold; grace period {}, timeout {}; if blocked: {blocked}{marked})",
+                Duration::from_secs(*grace_period_s),
+                Duration::from_secs(*timeout_s)
             );
         }
         Action::Via { on, action } => {
@@ -193,11 +229,7 @@ fn action_text(out: &mut String, action: &Action, diffs: bool) {
             }
         }
         Action::Wait { description, timeout_s, .. } => {
-            let _ = writeln!(
-                out,
-                "     * wait until {description} (timeout {})",
-                crate::duration::Duration::from_secs(*timeout_s)
-            );
+            let _ = writeln!(out, "     * wait until {description} (timeout {})", Duration::from_secs(*timeout_s));
         }
     }
 }

@@ -99,6 +99,37 @@ pub enum FileKind {
 pub const CLUSTER_CA_FILES: &[&str] =
     &["ca.crt", "ca.key", "etcd/ca.crt", "etcd/ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub"];
 
+/// Every host's files, rendered with placeholders for the run's secrets, plus on the first
+/// control plane the CAs the bastion made with `certs init-ca` (`cluster_cas`: file name under
+/// `pki/` → content), if it did.
+pub fn host_files(
+    inv: &Inventory,
+    templates: &Templates,
+    cluster_cas: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, Vec<RemoteFile>>, RenderError> {
+    let mut files = BTreeMap::new();
+    for host in &inv.hosts {
+        files.insert(host.name.clone(), templates.render_host(inv, host, &Secrets::placeholders())?);
+    }
+    if !cluster_cas.is_empty() {
+        files.entry(inv.first_control_plane().name.clone()).or_default().extend(cluster_ca_files(cluster_cas));
+    }
+    Ok(files)
+}
+
+/// The paths of the files kubewright manages, per host (whose content the facts include). Not
+/// the cluster CAs: they are only ever written before `kubeadm init`, and their keys are not
+/// read back from the hosts.
+pub fn managed_paths(files: &BTreeMap<String, Vec<RemoteFile>>) -> BTreeMap<String, Vec<String>> {
+    files
+        .iter()
+        .map(|(host, fs)| {
+            let paths = fs.iter().filter(|f| f.kind != FileKind::ClusterCa).map(|f| f.path.clone());
+            (host.clone(), paths.collect())
+        })
+        .collect()
+}
+
 /// The bastion's CA files (`pki/` of the state directory: name → content) as the files the
 /// first control plane gets; keys are private (0600, never shown).
 pub fn cluster_ca_files(found: &BTreeMap<String, String>) -> Vec<RemoteFile> {

@@ -19,6 +19,7 @@ use kubewright::inventory::InventoryError;
 use kubewright::plan::PlanError;
 use kubewright::playbook::PlaybookError;
 use kubewright::render::RenderError;
+use kubewright::run::RunError;
 use kubewright::ssh::TransportError;
 
 /// An error in what the user gave us (a file, a flag): exit code 2, with the next thing
@@ -69,6 +70,12 @@ fn advice(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
         return Some(e.hint());
     }
     if let Some(e) = cause.downcast_ref::<JournalError>() {
+        return Some(e.hint());
+    }
+    if let Some(e) = cause.downcast_ref::<RunError>() {
+        return Some(e.hint());
+    }
+    if let Some(e) = cause.downcast_ref::<kubewright::plan::NotExecutable>() {
         return Some(e.hint());
     }
     None
@@ -186,6 +193,13 @@ impl Reporter {
         }
     }
 
+    /// A block of text for people on stderr (the plan before its question), so that stdout
+    /// stays the result.
+    pub fn block(&self, text: &str) {
+        use std::io::Write;
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
+
     /// A line of a host's output as it arrives: `host: line` (`host stderr: line`) for people,
     /// under `--output json` one compact object per line, so that tools can follow a run live.
     pub fn live_line(&self, host: &str, stderr: bool, line: &str) {
@@ -216,18 +230,18 @@ impl Reporter {
             })
             .unwrap_or_default();
         // A playbook that names a host or action the inventory/registry lacks is bad input too.
-        let plan_input = |c: &(dyn std::error::Error + 'static)| {
-            c.downcast_ref::<PlanError>()
-                .is_some_and(|e| matches!(e, PlanError::UnknownHost { .. } | PlanError::UnknownAction { .. }))
-        };
         let is_input = err.chain().any(|c| {
             c.is::<UserError>()
                 || c.is::<InventoryError>()
                 || c.is::<PlaybookError>()
                 || c.is::<RenderError>()
-                || plan_input(c)
+                || c.downcast_ref::<PlanError>().is_some_and(PlanError::is_input)
+                || c.downcast_ref::<RunError>().is_some_and(RunError::is_input)
         });
-        let code: u8 = if self.detailed_exitcode.load(Ordering::Relaxed) {
+        let interrupted = err.chain().any(|c| matches!(c.downcast_ref::<RunError>(), Some(RunError::Interrupted)));
+        let code: u8 = if interrupted {
+            130
+        } else if self.detailed_exitcode.load(Ordering::Relaxed) {
             1
         } else if is_input {
             2

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use kubewright::exec::engine::{Event, HostStatus};
+use kubewright::outcome::{Event, HostStatus};
 
 enum Mode {
     Json,
@@ -56,6 +56,15 @@ impl Progress {
             Mode::Bars { multi, .. } => {
                 let _ = multi.println(text);
             }
+        }
+    }
+
+    /// The plan a run is about to execute, as one JSON event (`{"event": "plan", "plan": ...}`),
+    /// so that a CI job reads what it ran as data.
+    pub fn plan(&self, plan: &kubewright::plan::Plan) {
+        if let Ok(Mode::Json) = self.mode.lock().as_deref() {
+            let line = serde_json::json!({ "event": "plan", "plan": plan }).to_string();
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
         }
     }
 
@@ -110,7 +119,7 @@ fn plain_line(event: &Event) -> Option<String> {
             format!("step {step}: {title} ({hosts} hosts, {rollout})")
         }
         Event::HostStarted { step, host } => format!("{step} {host}: started"),
-        Event::Operation { step, host, what } => format!("{step} {host}: {what}"),
+        Event::Operation { step, host, what, .. } => format!("{step} {host}: {what}"),
         Event::Output { host, stream, line, .. } if *stream == "stderr" => format!("  {host} stderr: {line}"),
         Event::Output { host, line, .. } => format!("  {host}: {line}"),
         Event::HostFinished { step, host, seconds, status } => {

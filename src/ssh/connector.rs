@@ -74,6 +74,28 @@ impl Connector {
     }
 }
 
+/// Opens sessions for a run: the system `ssh`, russh, or (in tests) hosts in memory. The
+/// executor is generic over it, so what it does can be tested without a network.
+#[allow(async_fn_in_trait)]
+pub trait Connect: Sync {
+    type Session: Transport;
+    async fn connect(&self, target: Target) -> Result<Self::Session, TransportError>;
+    /// Close a session (openssh: stop its master).
+    async fn close(&self, session: Self::Session);
+}
+
+impl Connect for Connector {
+    type Session = Session;
+
+    async fn connect(&self, target: Target) -> Result<Session, TransportError> {
+        Connector::connect(self, target).await
+    }
+
+    async fn close(&self, session: Session) {
+        session.close().await
+    }
+}
+
 impl Session {
     /// Close the connection (for openssh: stop its master).
     pub async fn close(self) {

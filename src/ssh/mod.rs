@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::inventory::{Host, Inventory};
-pub use connector::{Connector, Session, TransportKind};
+pub use connector::{Connect, Connector, Session, TransportKind};
 
 use crate::script::{Script, quote};
 
@@ -213,6 +213,38 @@ impl<T: Transport> Transport for &T {
 
     async fn run_with_input(&self, script: &Script, input: &[u8]) -> Result<Output, TransportError> {
         (**self).run_with_input(script, input).await
+    }
+
+    async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError> {
+        (**self).upload(path, data, mode, owner).await
+    }
+
+    async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {
+        (**self).download(path).await
+    }
+}
+
+/// A shared session is a session: the executor's sessions are shared by its hosts' work, the
+/// lock and its heartbeat.
+impl<T: Transport> Transport for std::sync::Arc<T> {
+    fn target(&self) -> &Target {
+        (**self).target()
+    }
+
+    async fn run_streaming(
+        &self,
+        script: &Script,
+        on_line: &mut (dyn FnMut(OutputStream, &str) + Send),
+    ) -> Result<Output, TransportError> {
+        (**self).run_streaming(script, on_line).await
+    }
+
+    async fn run_with_input(&self, script: &Script, input: &[u8]) -> Result<Output, TransportError> {
+        (**self).run_with_input(script, input).await
+    }
+
+    async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError> {
+        (**self).upload(path, data, mode, owner).await
     }
 
     async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {

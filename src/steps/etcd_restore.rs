@@ -122,6 +122,10 @@ impl Step for EtcdRestoreStage {
         "Send the snapshot to every control plane and restore it beside etcd's data"
     }
 
+    fn resumes_from_journal(&self) -> bool {
+        true
+    }
+
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
         let (snapshot, member) = match inputs(cx, host, facts) {
             Ok(i) => i,
@@ -173,6 +177,10 @@ impl Step for EtcdRestoreStop {
         "Stop the API servers, controllers, schedulers and etcd members"
     }
 
+    fn resumes_from_journal(&self) -> bool {
+        true
+    }
+
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
         if let Err(d) = inputs(cx, host, facts) {
             return d;
@@ -207,6 +215,10 @@ impl Step for EtcdRestoreData {
         "Put the restored data in place and start etcd"
     }
 
+    fn resumes_from_journal(&self) -> bool {
+        true
+    }
+
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
         let (snapshot, member) = match inputs(cx, host, facts) {
             Ok(i) => i,
@@ -239,6 +251,10 @@ impl Step for EtcdRestoreStart {
 
     fn title(&self) -> &'static str {
         "Start the control plane on the restored etcd"
+    }
+
+    fn resumes_from_journal(&self) -> bool {
+        true
     }
 
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
@@ -277,6 +293,10 @@ impl Step for RestartKubelet {
 
     fn title(&self) -> &'static str {
         "Restart the kubelets, so that none works from state cached before"
+    }
+
+    fn resumes_from_journal(&self) -> bool {
+        true
     }
 
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {

@@ -42,6 +42,10 @@ impl Step for EtcdSnapshot {
         "Snapshot etcd and back up the PKI"
     }
 
+    fn resumes_from_journal(&self) -> bool {
+        true
+    }
+
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
         match &facts.etcd_member {
             None => {

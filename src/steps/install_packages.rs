@@ -3,14 +3,14 @@
 use super::{Step, add_or_change, file_actions};
 use crate::facts::HostFacts;
 use crate::inventory::Host;
-use crate::plan::{Action, Decision, PlanCx};
+use crate::plan::{Action, Decision, PackageChange, PlanCx};
 use crate::render::FileKind;
 use crate::script::Script;
 
 pub struct InstallPackages;
 
 pub const KUBE_PACKAGES: [&str; 3] = ["kubeadm", "kubelet", "kubectl"];
-const KEYRING: &str = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg";
+use super::APT_KEYRING as KEYRING;
 /// The key as downloaded (ASCII armor), removed once converted.
 const ARMORED_KEY: &str = "/etc/apt/keyrings/kubernetes-apt-keyring.asc.download";
 
@@ -36,42 +36,22 @@ impl Step for InstallPackages {
                 reason: format!("containerd installed; kubeadm, kubelet and kubectl {version} installed and held"),
             };
         }
+        let mut changes = Vec::new();
         if need_containerd {
-            actions.push(Action::Package {
+            changes.push(PackageChange {
                 name: cluster.packages.containerd_package.clone(),
                 from: None,
                 to: "repository version".into(),
-                hold: false,
+                pin: None,
             });
         }
-        for p in &stale {
-            actions.push(Action::Package {
-                name: p.to_string(),
-                from: facts.packages.get(*p).map(ToString::to_string),
-                to: version.to_string(),
-                hold: true,
-            });
-        }
-        let mut install = vec![
-            "env".to_string(),
-            "DEBIAN_FRONTEND=noninteractive".into(),
-            "apt-get".into(),
-            "install".into(),
-            "-y".into(),
-            "-q".into(),
-            "--allow-change-held-packages".into(),
-        ];
-        if need_containerd {
-            install.push(cluster.packages.containerd_package.clone());
-        }
-        install.extend(stale.iter().map(|p| format!("{p}={}", version.deb_version())));
-        actions.push(Action::Run {
-            description: "install the packages and hold the Kubernetes ones at this version".into(),
-            commands: Script::new()
-                .cmd(["apt-get", "update", "-q"])
-                .cmd(install)
-                .cmd(["apt-mark", "hold", "kubeadm", "kubelet", "kubectl"]),
-        });
+        changes.extend(stale.iter().map(|p| PackageChange {
+            name: p.to_string(),
+            from: facts.packages.get(*p).map(ToString::to_string),
+            to: version.to_string(),
+            pin: Some(version.deb_version()),
+        }));
+        actions.push(Action::Packages { changes, update_index: true, hold: KUBE_PACKAGES.map(String::from).to_vec() });
         add_or_change(actions)
     }
 }
@@ -100,15 +80,20 @@ pub(super) fn repository_actions(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts
     actions
 }
 
-/// `apt-get install` of `packages` at `version`, held there (`apt-get update` first: the
-/// repository may have just changed).
-pub(super) fn install_held(packages: &[&str], version: crate::version::Version) -> Script {
-    let mut install: Vec<String> =
-        ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q", "--allow-change-held-packages"]
-            .map(String::from)
-            .to_vec();
-    install.extend(packages.iter().map(|p| format!("{p}={}", version.deb_version())));
-    let mut hold = vec!["apt-mark", "hold"];
-    hold.extend(packages);
-    Script::new().cmd(["apt-get", "update", "-q"]).cmd(install).cmd(hold)
+/// `packages` at `version`, held there (`apt-get update` first: the repository may have just
+/// changed).
+pub(super) fn install_held(facts: &HostFacts, packages: &[&str], version: crate::version::Version) -> Action {
+    Action::Packages {
+        changes: packages
+            .iter()
+            .map(|p| PackageChange {
+                name: p.to_string(),
+                from: facts.packages.get(*p).map(ToString::to_string),
+                to: version.to_string(),
+                pin: Some(version.deb_version()),
+            })
+            .collect(),
+        update_index: true,
+        hold: packages.iter().map(|p| p.to_string()).collect(),
+    }
 }

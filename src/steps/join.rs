@@ -1,6 +1,6 @@
 //! `join-control-plane` and `join-worker`: `kubeadm join` with a pinned CA hash.
 
-use super::{Step, endpoint_name, file_actions, start_stopped_kubelet};
+use super::{Step, endpoint_name, run_with_transient_file, start_stopped_kubelet};
 use crate::facts::HostFacts;
 use crate::inventory::Host;
 use crate::plan::{Action, Decision, PlanCx};
@@ -10,18 +10,16 @@ use crate::script::Script;
 pub struct JoinControlPlane;
 pub struct JoinWorker;
 
-fn join(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts, what: &str) -> Vec<Action> {
-    let mut actions = file_actions(cx, host, facts, |k| *k == FileKind::KubeadmJoin);
-    actions.push(Action::Run {
-        description: format!("run kubeadm join {what} through {}", cx.inventory.cluster.control_plane_endpoint),
-        commands: Script::new().remove_on_exit(KUBEADM_JOIN_CONFIG).cmd([
-            "kubeadm",
-            "join",
-            "--config",
-            KUBEADM_JOIN_CONFIG,
-        ]),
-    });
-    actions
+/// `kubeadm join` from its transient configuration (the run's token and certificate key).
+fn join(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts, what: &str) -> Result<Action, String> {
+    run_with_transient_file(
+        cx,
+        host,
+        facts,
+        FileKind::KubeadmJoin,
+        format!("run kubeadm join {what} through {}", cx.inventory.cluster.control_plane_endpoint),
+        Script::new().remove_on_exit(KUBEADM_JOIN_CONFIG).cmd(["kubeadm", "join", "--config", KUBEADM_JOIN_CONFIG]),
+    )
 }
 
 impl Step for JoinControlPlane {
@@ -55,7 +53,10 @@ impl Step for JoinControlPlane {
             };
         }
         let mut actions =
-            join(cx, host, facts, "as a control plane (certificates downloaded with the certificate key)");
+            match join(cx, host, facts, "as a control plane (certificates downloaded with the certificate key)") {
+                Ok(join) => vec![join],
+                Err(problem) => return Decision::Blocked { problems: vec![problem] },
+            };
         // The next control plane joins only once this one serves: etcd keeps quorum only if
         // members are added one at a time, each healthy before the next.
         actions.push(Action::Wait {
@@ -91,6 +92,9 @@ impl Step for JoinWorker {
         if facts.joined {
             return Decision::Skip { reason: "already a node of the cluster".into() };
         }
-        Decision::Add { actions: join(cx, host, facts, "as a worker") }
+        match join(cx, host, facts, "as a worker") {
+            Ok(join) => Decision::Add { actions: vec![join] },
+            Err(problem) => Decision::Blocked { problems: vec![problem] },
+        }
     }
 }

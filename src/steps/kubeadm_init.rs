@@ -6,7 +6,7 @@
 //! upload expires after two hours): both come from one transient kubeadm configuration,
 //! never from the command line.
 
-use super::{Step, file_actions, start_stopped_kubelet};
+use super::{Step, file_actions, run_with_transient_file, start_stopped_kubelet};
 use crate::facts::HostFacts;
 use crate::inventory::Host;
 use crate::plan::{Action, Decision, PlanCx};
@@ -54,20 +54,27 @@ impl Step for KubeadmInit {
             // The bastion's own CAs (`certs init-ca`), if it made them: kubeadm uses the CAs it
             // finds in place and makes the rest.
             let mut actions = file_actions(cx, host, facts, |k| *k == FileKind::ClusterCa);
-            actions.extend(file_actions(cx, host, facts, |k| *k == FileKind::KubeadmInit));
-            actions.push(Action::Run {
-                description: format!(
+            let init = run_with_transient_file(
+                cx,
+                host,
+                facts,
+                FileKind::KubeadmInit,
+                format!(
                     "run kubeadm init for Kubernetes {} behind {} and upload the control-plane certificates (encrypted, for 2 hours) for the other control planes",
                     cx.inventory.cluster.kubernetes_version, cx.inventory.cluster.control_plane_endpoint
                 ),
-                commands: Script::new().remove_on_exit(KUBEADM_INIT_CONFIG).cmd([
+                Script::new().remove_on_exit(KUBEADM_INIT_CONFIG).cmd([
                     "kubeadm",
                     "init",
                     "--config",
                     KUBEADM_INIT_CONFIG,
                     "--upload-certs",
                 ]),
-            });
+            );
+            match init {
+                Ok(action) => actions.push(action),
+                Err(problem) => return Decision::Blocked { problems: vec![problem] },
+            }
             actions.push(fetch_admin_kubeconfig(cx));
             actions.push(Action::PinCa { remote: CLUSTER_CA.into() });
             return Decision::Add { actions };
@@ -103,16 +110,19 @@ impl Step for KubeadmInit {
                 true => Decision::Skip { reason: "control plane already initialized".into() },
             };
         }
-        actions.extend(file_actions(cx, host, facts, |k| *k == FileKind::KubeadmJoinCredentials));
-        actions.push(Action::Run {
-            description: format!(
+        let credentials = run_with_transient_file(
+            cx,
+            host,
+            facts,
+            FileKind::KubeadmJoinCredentials,
+            format!(
                 "create a bootstrap token and upload the control-plane certificates again (both for 2 hours) for {} to join",
                 match waiting.len() {
                     n if n > 5 => format!("{} and {} more", waiting[..5].join(", "), n - 5),
                     _ => waiting.join(", "),
                 }
             ),
-            commands: Script::new()
+            Script::new()
                 .remove_on_exit(KUBEADM_JOIN_CREDENTIALS)
                 // Both print the secret they just stored: it must not reach the output.
                 .redirect(["kubeadm", "token", "create", "--config", KUBEADM_JOIN_CREDENTIALS], "/dev/null")
@@ -128,7 +138,11 @@ impl Step for KubeadmInit {
                     ],
                     "/dev/null",
                 ),
-        });
+        );
+        match credentials {
+            Ok(action) => actions.push(action),
+            Err(problem) => return Decision::Blocked { problems: vec![problem] },
+        }
         actions.push(Action::PinCa { remote: CLUSTER_CA.into() });
         Decision::Change { actions }
     }

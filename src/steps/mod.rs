@@ -24,8 +24,12 @@ mod wait_ready;
 
 use crate::facts::HostFacts;
 use crate::inventory::Host;
-use crate::plan::{Action, Decision, PlanCx, write_file_action};
+use crate::plan::{Action, Decision, FileChange, FileWrite, PlanCx, file_write, write_file_action};
 use crate::render::FileKind;
+use crate::script::Script;
+
+/// Where the Kubernetes package repository's signing key is kept on a host.
+pub const APT_KEYRING: &str = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg";
 
 /// One kind of change a playbook can order. Implementations are pure.
 pub trait Step: Sync {
@@ -35,6 +39,13 @@ pub trait Step: Sync {
     fn title(&self) -> &'static str;
     /// What this step would do on `host`.
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision;
+    /// An unfinished earlier run's word that this step finished on a host is enough to skip
+    /// it there: its effect is not something the facts can see (a renewal that was forced, a
+    /// snapshot, a restore's stage, your own commands). Steps whose decision reads the facts
+    /// (the default) are planned from them alone, so a host changed since is done again.
+    fn resumes_from_journal(&self) -> bool {
+        false
+    }
 }
 
 static STEPS: &[&dyn Step] = &[
@@ -75,14 +86,44 @@ fn file_actions(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts, wanted: impl Fn
     cx.files_of(host).iter().filter(|f| wanted(&f.kind)).filter_map(|f| write_file_action(f, facts)).collect()
 }
 
-/// Add when everything the actions write is new, Change otherwise.
+/// Add when everything the actions write or install is new, Change otherwise.
 fn add_or_change(actions: Vec<Action>) -> Decision {
     let all_new = actions.iter().all(|a| match a {
-        Action::WriteFile { change, .. } => *change == crate::plan::FileChange::New,
-        Action::Package { from, .. } => from.is_none(),
+        Action::WriteFile(f) => f.change == FileChange::New,
+        Action::Packages { changes, .. } => changes.iter().all(|c| c.from.is_none()),
         _ => true,
     });
     if all_new { Decision::Add { actions } } else { Decision::Change { actions } }
+}
+
+/// `commands` reading the host's transient file of `kind` (a kubeadm configuration holding
+/// this run's secrets), written, used and removed by one trapped script; None when no such
+/// file is rendered for the host (Err names it). The file is always written: it never stays on
+/// the host between runs.
+fn run_with_transient_file(
+    cx: &PlanCx<'_>,
+    host: &Host,
+    facts: &HostFacts,
+    kind: FileKind,
+    description: String,
+    commands: Script,
+) -> Result<Action, String> {
+    let rendered = cx
+        .files_of(host)
+        .iter()
+        .find(|f| f.kind == kind)
+        .ok_or_else(|| format!("no {kind:?} file is rendered for {}: a template is missing", host.name))?;
+    let file = file_write(rendered, facts).unwrap_or_else(|| FileWrite {
+        path: rendered.path.clone(),
+        mode: format!("{:04o}", rendered.mode),
+        owner: rendered.owner.clone(),
+        change: FileChange::Unchanged,
+        diff: None,
+        sensitive: rendered.sensitive,
+        transient: rendered.transient,
+        content: rendered.content.clone(),
+    });
+    Ok(Action::RunWithFile { file, description, commands })
 }
 
 /// Wait until this control plane's own API server answers `/readyz` (through the admin
@@ -101,6 +142,6 @@ fn apiserver_ready(cx: &PlanCx<'_>, host: &Host) -> Action {
 fn start_stopped_kubelet(facts: &HostFacts) -> Option<Action> {
     (facts.joined && !facts.active_services.contains("kubelet")).then(|| Action::Run {
         description: "start the kubelet: the node joined but its kubelet is not running".into(),
-        commands: crate::script::Script::new().cmd(["systemctl", "enable", "--now", "kubelet"]),
+        commands: Script::new().cmd(["systemctl", "enable", "--now", "kubelet"]),
     })
 }

@@ -118,16 +118,16 @@ impl Step for Preflight {
         if !problems.is_empty() {
             return Decision::Blocked { problems };
         }
-        let mut checks = vec![Action::Check {
-            description: format!(
+        let mut checks = vec![Action::Note {
+            text: format!(
                 "{} {} {}, {} CPUs, {} MB, clock in sync, hostname/MACs/product_uuid unique, ports free",
                 facts.os_id, facts.os_version, facts.arch, facts.cpus, facts.memory_mb
             ),
         }];
         // Not blocking, but the usual cause of pods that cannot reach each other.
         for firewall in &facts.active_firewalls {
-            checks.push(Action::Check {
-                description: format!(
+            checks.push(Action::Note {
+                text: format!(
                     "warning: {firewall} is active; its rules can drop pod and service traffic (CoreDNS \"no route to host\"): open the cluster's ports or stop it"
                 ),
             });
@@ -145,7 +145,7 @@ fn listed_checks(inv: &Inventory, host: &Host) -> Decision {
         "no firewalld or REJECT-all iptables service in the way of pod traffic".to_string(),
     ];
     checks.push(format!("ports {} free", ports.join(", ")));
-    Decision::Verify { actions: checks.into_iter().map(|description| Action::Check { description }).collect() }
+    Decision::Verify { actions: checks.into_iter().map(|text| Action::Note { text }).collect() }
 }
 
 /// A node of the cluster: nothing to check before changing it, but certificates close to
@@ -159,8 +159,8 @@ fn certificates(cx: &PlanCx<'_>, facts: &HostFacts) -> Decision {
     let renew_before = cx.inventory.cluster.certificates.renew_before;
     if left <= 0 {
         return Decision::Verify {
-            actions: vec![Action::Check {
-                description: format!(
+            actions: vec![Action::Note {
+                text: format!(
                     "warning: {file} expired {} days ago: the node cannot reach the API server with it; renew the certificates (`kubeadm certs renew all` on a control plane)",
                     -left / 86_400
                 ),
@@ -169,8 +169,8 @@ fn certificates(cx: &PlanCx<'_>, facts: &HostFacts) -> Decision {
     }
     if left as u64 <= renew_before.seconds {
         return Decision::Verify {
-            actions: vec![Action::Check {
-                description: format!(
+            actions: vec![Action::Note {
+                text: format!(
                     "warning: {file} expires in {} days (certificates.renewBefore is {renew_before}): renew the certificates",
                     left / 86_400
                 ),

@@ -92,8 +92,8 @@ impl Step for RemoveNode {
         let via = |action: Action| Action::Via { on: first.name.clone(), action: Box::new(action) };
         let mut actions = Vec::new();
         match unreachable {
-            Some(why) => actions.push(Action::Check {
-                description: format!(
+            Some(why) => actions.push(Action::Note {
+                text: format!(
                     "{} cannot be reached ({why}): its pods are not drained (their controllers recreate them elsewhere once the node is deleted) and kubeadm reset is skipped: run `kubeadm reset -f` there if it comes back",
                     host.name
                 ),
@@ -105,6 +105,8 @@ impl Step for RemoveNode {
                     grace_period_s: up.drain_grace_period.seconds,
                     timeout_s: up.drain_timeout.seconds,
                     skip_when_blocked: false,
+                    // The node leaves the cluster: nothing will lift this cordon.
+                    mark: false,
                 }));
             }
             None => {}

@@ -78,6 +78,10 @@ impl Step for RenewCertificates {
         "Renew the control planes' certificates"
     }
 
+    fn resumes_from_journal(&self) -> bool {
+        true
+    }
+
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
         if !host.is_control_plane() {
             return Decision::Skip { reason: "not a control plane: the kubelet rotates its own certificate".into() };

@@ -18,6 +18,10 @@ impl Step for Shell {
         "Run the playbook's commands"
     }
 
+    fn resumes_from_journal(&self) -> bool {
+        true
+    }
+
     fn plan(&self, cx: &PlanCx<'_>, _host: &Host, _facts: &HostFacts) -> Decision {
         let actions = cx
             .step

@@ -9,8 +9,11 @@
 //! version (control planes: their etcd member healthy, then their API server ready), uncordon.
 //! Every command is safe to run again, so a node half done by an interrupted run is finished by
 //! the next. A worker's drain, wait and uncordon run on the first control plane, where the admin
-//! kubeconfig is. If anything fails the node is uncordoned (unless `--keep-cordoned`) and the
-//! run stops; a drain blocked by disruption budgets leaves the node out with `--skip-blocked`.
+//! kubeconfig is, and so does a control plane's uncordon (also when that control plane is lost).
+//! If anything fails the node is uncordoned (unless `--keep-cordoned`) and the run stops; a drain
+//! blocked by disruption budgets leaves the node out with `--skip-blocked`. A node an admin had
+//! cordoned before the run is upgraded and left cordoned: kubewright marks the cordons it makes
+//! (an annotation), so a resumed run still lifts its own.
 
 use super::Step;
 use super::install_packages::{install_held, repository_actions};
@@ -37,16 +40,7 @@ fn already_there(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Option<Stri
 fn upgrade_kubeadm(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts, kubeadm_upgrade: Action) -> Vec<Action> {
     let target = cx.inventory.cluster.kubernetes_version;
     let mut actions = repository_actions(cx, host, facts);
-    actions.push(Action::Package {
-        name: "kubeadm".into(),
-        from: facts.packages.get("kubeadm").map(ToString::to_string),
-        to: target.to_string(),
-        hold: true,
-    });
-    actions.push(Action::Run {
-        description: format!("upgrade the kubeadm package to {target}"),
-        commands: install_held(&["kubeadm"], target),
-    });
+    actions.push(install_held(facts, &["kubeadm"], target));
     actions.push(kubeadm_upgrade);
     actions
 }
@@ -61,21 +55,23 @@ fn upgrade_kubelet(cx: &PlanCx<'_>, host: &Host, target: Version, facts: &HostFa
             commands: Script::new().cmd(["systemctl", "restart", "containerd"]),
         });
     }
-    actions.extend(["kubelet", "kubectl"].into_iter().map(|p| Action::Package {
-        name: p.into(),
-        from: facts.packages.get(p).map(ToString::to_string),
-        to: target.to_string(),
-        hold: true,
-    }));
+    actions.push(install_held(facts, &["kubelet", "kubectl"], target));
     actions.push(Action::Run {
-        description: format!("upgrade kubelet and kubectl to {target} and restart the kubelet"),
-        commands: install_held(&["kubelet", "kubectl"], target).cmd(["systemctl", "daemon-reload"]).cmd([
-            "systemctl",
-            "restart",
-            "kubelet",
-        ]),
+        description: format!("restart the kubelet at {target}"),
+        commands: Script::new().cmd(["systemctl", "daemon-reload"]).cmd(["systemctl", "restart", "kubelet"]),
     });
     actions
+}
+
+/// How the node was before this run: cordoned by someone (an admin, for maintenance of their
+/// own) stays cordoned after it; a cordon left by an earlier run of kubewright's (its mark) is
+/// lifted like the one this run makes.
+fn cordoned_by_admin(cx: &PlanCx<'_>, host: &Host) -> bool {
+    cx.facts
+        .cluster
+        .as_ref()
+        .and_then(|c| c.nodes.get(&host.name))
+        .is_some_and(|n| n.unschedulable && !n.cordoned_by_kubewright)
 }
 
 fn drain(cx: &PlanCx<'_>, host: &Host) -> Action {
@@ -85,22 +81,37 @@ fn drain(cx: &PlanCx<'_>, host: &Host) -> Action {
         grace_period_s: up.drain_grace_period.seconds,
         timeout_s: up.drain_timeout.seconds,
         skip_when_blocked: up.skip_blocked,
+        mark: !cordoned_by_admin(cx, host),
     }
 }
 
-fn uncordon(host: &Host) -> Action {
-    Action::Run {
+/// The uncordon after the node's upgrade, and the one that puts it back in service if the
+/// upgrade fails (none with `--keep-cordoned`); neither for a node an admin had cordoned.
+/// `via` says where kubectl runs (the first control plane: it answers for a node that is lost).
+fn uncordon(cx: &PlanCx<'_>, host: &Host, via: impl Fn(Action) -> Action) -> Vec<Action> {
+    if cordoned_by_admin(cx, host) {
+        return vec![Action::Note {
+            text: format!("{} was cordoned before this run (not by kubewright): it stays cordoned", host.name),
+        }];
+    }
+    let mut actions = vec![via(Action::Run {
         description: format!("uncordon {}", host.name),
-        commands: crate::kube::cordon_command(&host.name, false),
+        commands: crate::kube::uncordon_command(&host.name),
+    })];
+    if !cx.inventory.cluster.upgrade.keep_cordoned {
+        actions.push(via(Action::Rollback {
+            description: format!("uncordon {} (--keep-cordoned leaves it cordoned)", host.name),
+            commands: crate::kube::uncordon_command(&host.name),
+        }));
     }
+    actions
 }
 
-/// What puts the node back in service if its upgrade fails (nothing with `--keep-cordoned`).
-fn uncordon_on_failure(cx: &PlanCx<'_>, host: &Host) -> Option<Action> {
-    (!cx.inventory.cluster.upgrade.keep_cordoned).then(|| Action::Rollback {
-        description: format!("uncordon {} (--keep-cordoned leaves it cordoned)", host.name),
-        commands: crate::kube::cordon_command(&host.name, false),
-    })
+/// `action` carried out from the first control plane, unless `host` is that one.
+fn from_first_control_plane(cx: &PlanCx<'_>, host: &Host) -> impl Fn(Action) -> Action {
+    let first = cx.inventory.first_control_plane().name.clone();
+    let own = first == host.name;
+    move |action| if own { action } else { Action::Via { on: first.clone(), action: Box::new(action) } }
 }
 
 impl Step for UpgradeControlPlane {
@@ -153,9 +164,12 @@ impl Step for UpgradeControlPlane {
             etcd: true,
             timeout_s: cx.ready_timeout_s(),
         });
-        actions.push(uncordon(host));
+        // The uncordon goes right after the wait; its rollback last, after everything it covers.
+        let (rollback, uncordon): (Vec<Action>, Vec<Action>) =
+            uncordon(cx, host, from_first_control_plane(cx, host)).into_iter().partition(is_rollback);
+        actions.extend(uncordon);
         actions.push(super::apiserver_ready(cx, host));
-        actions.extend(uncordon_on_failure(cx, host));
+        actions.extend(rollback);
         Decision::Change { actions }
     }
 }
@@ -177,10 +191,7 @@ impl Step for UpgradeWorker {
             return Decision::Skip { reason };
         }
         let target = cx.inventory.cluster.kubernetes_version;
-        let via = |action: Action| Action::Via {
-            on: cx.inventory.first_control_plane().name.clone(),
-            action: Box::new(action),
-        };
+        let via = from_first_control_plane(cx, host);
         let mut actions = vec![via(drain(cx, host))];
         actions.extend(upgrade_kubeadm(
             cx,
@@ -199,8 +210,16 @@ impl Step for UpgradeWorker {
             etcd: false,
             timeout_s: cx.ready_timeout_s(),
         }));
-        actions.push(via(uncordon(host)));
-        actions.extend(uncordon_on_failure(cx, host).map(via));
+        actions.extend(uncordon(cx, host, via));
         Decision::Change { actions }
+    }
+}
+
+/// A rollback, carried out here or from another host.
+fn is_rollback(action: &Action) -> bool {
+    match action {
+        Action::Rollback { .. } => true,
+        Action::Via { action, .. } => is_rollback(action),
+        _ => false,
     }
 }

@@ -57,6 +57,25 @@ pub fn render_all(inv: &Inventory) -> BTreeMap<String, Vec<RemoteFile>> {
     inv.hosts.iter().map(|h| (h.name.clone(), render(inv, &h.name))).collect()
 }
 
+/// The plan of `goal` over `inv` from `facts` (bastion state directory `/state`, built-in
+/// templates, no journal).
+pub fn plan_of(
+    inv: &Inventory,
+    goal: &kubewright::goal::Goal,
+    facts: &kubewright::facts::ClusterFacts,
+) -> kubewright::plan::Plan {
+    let bastion = kubewright::plan::Bastion { state_dir: "/state".into(), ..Default::default() };
+    kubewright::plan::plan(&kubewright::plan::PlanInput {
+        inventory: inv,
+        goal,
+        facts,
+        templates: &Templates::builtin(),
+        bastion: &bastion,
+        resume: None,
+    })
+    .unwrap_or_else(|e| panic!("plan: {e}"))
+}
+
 /// A command's stdout and stderr, as one text.
 pub fn output_text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
