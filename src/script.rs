@@ -118,48 +118,105 @@ impl Script {
 }
 
 /// The words of one line as [`Script::commands`] renders a command: the inverse of [`quote`]
-/// for its own output (bare words and single-quoted ones with `'\''` inside). None for a line
-/// it did not render (a redirect, a trap, shell syntax).
+/// for its own output (bare words and single-quoted ones with `'\''` inside; a lone `>` is a
+/// word of its own). None for a line it did not render (shell syntax).
 pub fn parse_words(line: &str) -> Option<Vec<String>> {
+    match leading_words(line) {
+        (words, "") => Some(words),
+        _ => None,
+    }
+}
+
+/// The words at the start of `line`, up to the first shell syntax outside quotes (`||`, `{`,
+/// `;`, ...), and what is left from there.
+pub fn leading_words(line: &str) -> (Vec<String>, &str) {
     let mut words = Vec::new();
-    let mut chars = line.chars().peekable();
+    let mut rest = line;
     loop {
-        while chars.peek() == Some(&' ') {
-            chars.next();
+        rest = rest.trim_start_matches(' ');
+        if rest.is_empty() {
+            return (words, rest);
         }
-        if chars.peek().is_none() {
-            return Some(words);
+        if let Some(after) = rest.strip_prefix("> ") {
+            words.push(">".into());
+            rest = after;
+            continue;
         }
         let mut word = String::new();
-        while let Some(&c) = chars.peek() {
+        let mut chars = rest.char_indices().peekable();
+        let mut end = rest.len();
+        let mut took_any = false;
+        while let Some(&(i, c)) = chars.peek() {
             match c {
-                ' ' => break,
+                ' ' => {
+                    end = i;
+                    break;
+                }
                 '\'' => {
                     chars.next();
-                    loop {
-                        match chars.next()? {
-                            '\'' => break,
-                            other => word.push(other),
+                    let mut closed = false;
+                    for (_, c) in chars.by_ref() {
+                        if c == '\'' {
+                            closed = true;
+                            break;
                         }
+                        word.push(c);
                     }
+                    if !closed {
+                        return (words, rest);
+                    }
+                    took_any = true;
                     // `'\''`: a quote inside a quoted word.
-                    if chars.peek() == Some(&'\\') {
+                    if let Some(&(_, '\\')) = chars.peek() {
                         chars.next();
-                        if chars.next()? != '\'' {
-                            return None;
+                        match chars.next() {
+                            Some((_, '\'')) => word.push('\''),
+                            _ => return (words, rest),
                         }
-                        word.push('\'');
                     }
                 }
                 c if c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c) => {
                     word.push(c);
+                    took_any = true;
                     chars.next();
                 }
-                _ => return None,
+                _ => {
+                    if took_any {
+                        return (words, rest);
+                    }
+                    return (words, rest);
+                }
             }
         }
+        if !took_any {
+            return (words, rest);
+        }
         words.push(word);
+        rest = &rest[end..];
     }
+}
+
+/// A script's text split into its commands: at newlines outside quotes (a quoted word may hold
+/// newlines of its own).
+pub fn top_level_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if !quoted => escaped = true,
+            '\'' => quoted = !quoted,
+            '\n' if !quoted => {
+                lines.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if start < text.len() {
+        lines.push(&text[start..]);
+    }
+    lines
 }
 
 impl Script {
@@ -308,7 +365,14 @@ mod tests {
             let line = Script::new().cmd(words.clone()).commands().remove(0);
             assert_eq!(parse_words(&line), Some(words.iter().map(|w| w.to_string()).collect()), "{line}");
         }
-        assert_eq!(parse_words("a > b"), None);
+        assert_eq!(parse_words("a > b"), Some(vec!["a".into(), ">".into(), "b".into()]));
+        assert_eq!(parse_words("a || b"), None);
+        assert_eq!(
+            leading_words("sh -euc 'x y' || { exit; }"),
+            (vec!["sh".into(), "-euc".into(), "x y".into()], "|| { exit; }")
+        );
+        let script = Script::new().cmd(["sh", "-c", "a\nb"]).cmd(["echo", "two"]).to_shell();
+        assert_eq!(top_level_lines(&script), ["set -eu", "sh -c 'a\nb'", "echo two"]);
     }
 
     #[test]

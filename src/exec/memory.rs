@@ -54,6 +54,7 @@ struct Inner {
     unreachable: BTreeSet<String>,
     running: AtomicUsize,
     most_running: AtomicUsize,
+    round_trips: AtomicUsize,
 }
 
 /// Hosts in memory; cheap to clone (the clones share the transcript).
@@ -70,6 +71,7 @@ impl MemoryHosts {
             unreachable: BTreeSet::new(),
             running: AtomicUsize::new(0),
             most_running: AtomicUsize::new(0),
+            round_trips: AtomicUsize::new(0),
         }))
     }
 
@@ -92,6 +94,11 @@ impl MemoryHosts {
     /// The most commands that ran at the same time.
     pub fn most_at_once(&self) -> usize {
         self.0.most_running.load(Ordering::SeqCst)
+    }
+
+    /// How many scripts the hosts were sent (each one SSH round trip).
+    pub fn round_trips(&self) -> usize {
+        self.0.round_trips.load(Ordering::SeqCst)
     }
 
     /// A file written on a host.
@@ -139,6 +146,7 @@ struct Ran {
 impl MemorySession {
     async fn run_script(&self, script: &Script, input: &[u8]) -> Output {
         let inner = &self.hosts.0;
+        inner.round_trips.fetch_add(1, Ordering::SeqCst);
         let now = inner.running.fetch_add(1, Ordering::SeqCst) + 1;
         inner.most_running.fetch_max(now, Ordering::SeqCst);
         let mut ran = Ran { code: 0, stdout: String::new(), stderr: String::new() };
@@ -148,22 +156,17 @@ impl MemorySession {
         Output { code: Some(ran.code), stdout: ran.stdout, stderr: ran.stderr }
     }
 
-    /// The lines of a shell text as `sh -eu` runs them: each command in order, the first
-    /// failing one ending it. Traps and the `set` line do nothing here.
+    /// The commands of a shell text as `sh -eu` runs them: each in order, the first failing
+    /// one ending it. Traps and the `set` line do nothing here.
     async fn shell(&self, text: &str, input: &[u8], ran: &mut Ran) {
-        for line in text.lines() {
-            if line.starts_with("set ") || line.starts_with("trap ") || line.trim().is_empty() {
+        for line in crate::script::top_level_lines(text) {
+            let words = match parse_words(line) {
+                Some(words) => words,
+                None => vec![line.to_string()],
+            };
+            if matches!(words.first().map(String::as_str), None | Some("set" | "trap")) {
                 continue;
             }
-            let words = match line.rsplit_once(" > ") {
-                Some((command, file)) => {
-                    let mut w = parse_words(command).unwrap_or_else(|| vec![command.to_string()]);
-                    w.push(">".into());
-                    w.extend(parse_words(file).unwrap_or_default());
-                    w
-                }
-                None => parse_words(line).unwrap_or_else(|| vec![line.to_string()]),
-            };
             Box::pin(self.command(&words, input, ran)).await;
             if ran.code != 0 {
                 return;
@@ -210,10 +213,9 @@ impl MemorySession {
             // A batch: each part in order, its markers on stderr as the real script writes them.
             ["sh", "-c", text] if text.starts_with("printf '%s\\n' KUBEWRIGHT-PART-STARTED:") => {
                 let mut n = 0;
-                for line in text.lines().filter(|l| l.starts_with("sh -euc ")) {
+                for line in crate::script::top_level_lines(text).into_iter().filter(|l| l.starts_with("sh -euc ")) {
                     ran.stderr.push_str(&format!("KUBEWRIGHT-PART-STARTED:{n}\n"));
-                    let quoted = line.trim_start_matches("sh -euc ").split(" || ").next().unwrap_or_default();
-                    let part = parse_words(quoted).and_then(|mut w| w.pop()).unwrap_or_default();
+                    let part = crate::script::leading_words(line).0.pop().unwrap_or_default();
                     Box::pin(self.shell(&part, input, ran)).await;
                     if ran.code != 0 {
                         ran.stderr.push_str(&format!("KUBEWRIGHT-PART-FAILED:{n}\n"));

@@ -24,6 +24,9 @@ pub struct Node {
     /// `key[=value]:Effect`
     pub taints: Vec<String>,
     pub created_unix: i64,
+    /// `kubectl annotate`'s (the registration's own are added when shown).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -160,6 +160,40 @@ pub fn kubectl(args: &[String]) -> anyhow::Result<Outcome> {
             };
             with_cluster(|c| Ok(set_cordon(c, &node, cordon)))
         }
+        // `annotate [--overwrite] node NAME KEY=VALUE... KEY-...` (kubectl's annotate.go: an
+        // existing key needs --overwrite; removing a key that is not there is no error).
+        Some("annotate") if pos.get(1).is_some_and(|r| matches!(*r, "node" | "nodes" | "no")) => {
+            if let Err(o) = connect(args) {
+                return Ok(o);
+            }
+            let Some(node) = pos.get(2).map(|s| s.to_string()) else {
+                return Ok(Outcome::fail(1, "error: you must specify the type of resource to get\n"));
+            };
+            let overwrite = args.iter().any(|a| a == "--overwrite" || a == "--overwrite=true");
+            let changes: Vec<String> = pos[3..].iter().map(|s| s.to_string()).collect();
+            with_cluster(|c| {
+                let Some(n) = c.nodes.get_mut(&node) else {
+                    return Ok(Outcome::fail(1, format!("Error from server (NotFound): nodes \"{node}\" not found\n")));
+                };
+                for change in &changes {
+                    if let Some(key) = change.strip_suffix('-') {
+                        n.annotations.remove(key);
+                    } else if let Some((key, value)) = change.split_once('=') {
+                        if !overwrite && n.annotations.get(key).is_some_and(|v| v != value) {
+                            return Ok(Outcome::fail(
+                                1,
+                                format!(
+                                    "error: --overwrite is false but found the following declared annotation(s): '{key}' already has a value ({})\n",
+                                    n.annotations[key]
+                                ),
+                            ));
+                        }
+                        n.annotations.insert(key.to_string(), value.to_string());
+                    }
+                }
+                Ok(Outcome::ok(format!("node/{node} annotated\n")))
+            })
+        }
         Some("drain") => {
             if let Err(o) = connect(args) {
                 return Ok(o);
@@ -315,6 +349,10 @@ fn node_json(c: &Cluster, name: &str) -> Value {
     if n.unschedulable {
         spec["unschedulable"] = json!(true);
     }
+    let mut annotations = json!({"kubeadm.alpha.kubernetes.io/cri-socket": "unix:///var/run/containerd/containerd.sock", "node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true"});
+    for (k, v) in &n.annotations {
+        annotations[k] = json!(v);
+    }
     let created = time::OffsetDateTime::from_unix_timestamp(n.created_unix)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
@@ -322,7 +360,7 @@ fn node_json(c: &Cluster, name: &str) -> Value {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
-            "annotations": {"kubeadm.alpha.kubernetes.io/cri-socket": "unix:///var/run/containerd/containerd.sock", "node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
+            "annotations": annotations,
             "creationTimestamp": created,
             "labels": labels,
             "name": name,
