@@ -188,7 +188,7 @@ fn a_restore_brings_back_the_snapshots_state_on_every_control_plane_and_bad_inpu
     assert_eq!(o.status.code(), Some(2), "{text}");
     assert!(
         text.contains("an earlier run of playbook `etcd-restore` did not finish")
-            && text.contains("run `kubewright etcd restore FILE` again with the same snapshot"),
+            && text.contains(&format!("run `kubewright etcd restore {}` again to finish it", snapshot.display())),
         "{text}"
     );
     bed.clear_faults("cp3").unwrap();

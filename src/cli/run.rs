@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, default_value = "all")]
     hosts: String,
     /// How many hosts at once
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = kubewright::exec::engine::DEFAULT_CONCURRENCY)]
     concurrency: usize,
     #[command(flatten)]
     connect: ConnectArgs,

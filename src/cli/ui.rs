@@ -83,7 +83,37 @@ pub fn run_goal(
         concurrency: args.concurrency,
     };
     let env = RunEnv::resolve(name, options)?;
+    let confirmation = goal.confirmation(inv);
     let req = Request { inventory: inv, goal, templates, restart: args.restart };
+    // Nobody can answer the question: refused before any host is touched (and the lock
+    // taken); a run that would have asked `yes` shows its plan first, as the question would.
+    let answered = args.yes || args.confirm.is_some();
+    if !args.dry_run && !answered && !std::io::stdin().is_terminal() {
+        match confirmation {
+            Confirmation::None => {}
+            Confirmation::ClusterName { doing, .. } => {
+                return Err(UserError::new(
+                    format!("{doing} needs its name as confirmation"),
+                    format!("nothing was changed; pass --confirm {name}"),
+                )
+                .into());
+            }
+            Confirmation::Yes { .. } => {
+                let plan = run::preview(&req, &env)?;
+                if plan.nothing_to_do() {
+                    out.result(&format!("{}\n", nothing_to_do_text(&plan)), &kubewright::outcome::RunReport::default());
+                    return Ok(ExitCode::SUCCESS);
+                }
+                out.block(&render_text(&plan, false));
+                plan.check_executable()?;
+                return Err(UserError::new(
+                    "this run changes hosts and there is no terminal to confirm on",
+                    "review the plan printed above (or `kubewright plan`), then run again with --yes",
+                )
+                .into());
+            }
+        }
+    }
     if args.dry_run {
         let plan = if args.offline { run::preview_offline(&req, &env)? } else { run::preview(&req, &env)? };
         out.result(&render_text(&plan, args.diffs), &plan);
@@ -96,11 +126,7 @@ pub fn run_goal(
     let outcome = outcome?;
     let journal = outcome.journal.display().to_string();
     let Some(report) = &outcome.report else {
-        let text = match outcome.plan.upgrade.as_ref().map(|u| u.hops.is_empty()) {
-            Some(true) => outcome.plan.notes.last().cloned().unwrap_or_default(),
-            _ => "nothing to do: every host is already as the plan wants it".into(),
-        };
-        out.result(&format!("{text}\n"), &kubewright::outcome::RunReport::default());
+        out.result(&format!("{}\n", nothing_to_do_text(&outcome.plan)), &kubewright::outcome::RunReport::default());
         return Ok(ExitCode::SUCCESS);
     };
     let mut text = kubewright::outcome::summary_text(report, &journal);
@@ -119,6 +145,14 @@ pub fn run_goal(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// What a run with nothing to do says.
+fn nothing_to_do_text(plan: &Plan) -> String {
+    match plan.upgrade.as_ref().map(|u| u.hops.is_empty()) {
+        Some(true) => plan.notes.last().cloned().unwrap_or_default(),
+        _ => "nothing to do: every host is already as the plan wants it".into(),
+    }
 }
 
 /// A plan's exit code: 1 when it cannot run (refused, hosts blocked), 2 with

@@ -231,7 +231,10 @@ pub enum NotExecutable {
 impl NotExecutable {
     pub fn hint(&self) -> String {
         match self {
-            NotExecutable::Refused { .. } => "fix what is named (each line says how), then run the same command again".into(),
+            NotExecutable::Refused { refusals, .. } => match refusals.as_slice() {
+                [one] => one.fix.clone(),
+                _ => "fix what is named (each line says how), then run the same command again".into(),
+            },
             NotExecutable::Blocked { .. } => {
                 "fix these on the hosts (the plan marks them with x), then run the same command again".into()
             }

@@ -1,0 +1,176 @@
+//! Every goal's plan, made purely (no host): the text plans of the bundled inventories and of an
+//! upgrade from facts recorded on the test bed, as insta snapshots (`cargo insta review`); what
+//! a resumed run skips; an admin's cordon kept through an upgrade. The plan is the product: a
+//! change to what a person reads shows up here as a snapshot diff.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
+
+use std::collections::BTreeMap;
+
+use kubewright::facts::ClusterFacts;
+use kubewright::goal::{Goal, RenewGoal, UpgradeGoal};
+use kubewright::plan::{Action, Bastion, Decision, Plan, PlanInput, Resume, plan, render_text};
+use kubewright::render::Templates;
+
+mod common;
+
+fn offline(file: &str, goal: &Goal) -> Plan {
+    let inv = common::inventory(file, &[]);
+    let facts = ClusterFacts::assume_fresh(inv.hosts.iter().map(|h| h.name.as_str()));
+    common::plan_of(&inv, goal, &facts)
+}
+
+#[test]
+fn the_offline_install_plans_of_the_bundled_inventories() {
+    for file in ["example.yaml", "single.yaml", "ha-local.yaml", "vagrant.yaml"] {
+        let text = render_text(&offline(file, &Goal::Converge), false);
+        insta::assert_snapshot!(format!("install_{}", file.trim_end_matches(".yaml").replace('-', "_")), text);
+    }
+}
+
+/// Facts a bed recorded (`record_facts` below): three control planes and two workers at 1.31.4,
+/// with what the repository of 1.31 and 1.32 offers.
+fn recorded() -> (kubewright::inventory::Inventory, ClusterFacts) {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/facts/bed-1.31.4-3cp-2w.json"))
+        .unwrap();
+    let recorded: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let inv = kubewright::inventory::load("bed.yaml", recorded["inventory"].as_str().unwrap()).unwrap().inventory;
+    let facts: ClusterFacts = serde_json::from_value(recorded["facts"].clone()).unwrap();
+    (inv, facts)
+}
+
+fn planned(inv: &kubewright::inventory::Inventory, goal: &Goal, facts: &ClusterFacts, resume: Option<&Resume>) -> Plan {
+    let bastion = Bastion { state_dir: "/state".into(), ..Default::default() };
+    plan(&PlanInput { inventory: inv, goal, facts, templates: &Templates::builtin(), bastion: &bastion, resume }).unwrap()
+}
+
+#[test]
+fn an_upgrade_planned_from_recorded_facts() {
+    let (inv, facts) = recorded();
+    let goal = Goal::Upgrade(UpgradeGoal { to: "1.32".parse().unwrap(), ..UpgradeGoal::to_inventory(&inv) });
+    let plan = planned(&inv, &goal, &facts, None);
+    let path = plan.upgrade.as_ref().unwrap();
+    assert_eq!((path.from.to_string(), path.hops.len()), ("1.31.4".to_string(), 1));
+    assert!(plan.refusals.is_empty(), "{:?}", plan.refusals);
+    // The bed's paths are this machine's: the snapshot keeps the plan's shape, not its temp dirs.
+    let text = render_text(&plan, false).replace(&*bed_dir(&inv), "<bed>");
+    insta::assert_snapshot!("upgrade_from_recorded_facts", text);
+}
+
+/// The bed directory the recorded inventory names (its known_hosts' directory).
+fn bed_dir(inv: &kubewright::inventory::Inventory) -> String {
+    let known = inv.ssh.known_hosts.clone().unwrap_or_default();
+    known.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or(known)
+}
+
+#[test]
+fn an_upgrade_is_refused_in_the_plan_with_what_to_do() {
+    let (inv, mut facts) = recorded();
+    let view = facts.cluster.as_mut().unwrap();
+    view.nodes.get_mut("w2").unwrap().ready = false;
+    let goal = Goal::Upgrade(UpgradeGoal { to: "1.32".parse().unwrap(), ..UpgradeGoal::to_inventory(&inv) });
+    let plan = planned(&inv, &goal, &facts, None);
+    assert!(plan.steps.is_empty());
+    assert_eq!(plan.refusals.len(), 1, "{:?}", plan.refusals);
+    assert!(plan.refusals[0].reason.contains("w2 are not Ready"), "{:?}", plan.refusals);
+    let err = plan.check_executable().unwrap_err();
+    assert!(err.to_string().starts_with("the upgrade is refused; nothing was changed"), "{err}");
+}
+
+#[test]
+fn an_admins_cordon_is_kept_through_an_upgrade_and_kubewrights_own_is_lifted() {
+    let (inv, mut facts) = recorded();
+    let nodes = &mut facts.cluster.as_mut().unwrap().nodes;
+    nodes.get_mut("w1").unwrap().unschedulable = true; // an admin's
+    let w2 = nodes.get_mut("w2").unwrap();
+    w2.unschedulable = true; // a stopped upgrade's
+    w2.cordoned_by_kubewright = true;
+    let goal = Goal::Upgrade(UpgradeGoal { to: "1.32".parse().unwrap(), ..UpgradeGoal::to_inventory(&inv) });
+    let plan = planned(&inv, &goal, &facts, None);
+    let workers = plan.steps.iter().find(|s| s.id.starts_with("upgrade-worker@")).unwrap();
+    let actions = |host: &str| workers.hosts.iter().find(|h| h.host == host).unwrap().decision.actions().to_vec();
+    let uncordons = |actions: &[Action]| {
+        actions.iter().filter(|a| format!("{a:?}").contains("uncordon")).count()
+    };
+    let w1 = actions("w1");
+    assert_eq!(uncordons(&w1), 0, "w1 stays cordoned: {w1:#?}");
+    assert!(w1.iter().any(|a| matches!(a, Action::Note { text } if text.contains("w1 was cordoned before this run"))));
+    assert!(w1.iter().any(|a| matches!(a, Action::Via { action, .. } if matches!(**action, Action::Drain { mark: false, .. }))));
+    let w2 = actions("w2");
+    assert_eq!(uncordons(&w2), 2, "w2 is uncordoned (and on failure too): {w2:#?}");
+    // A control plane other than the first is uncordoned from the first, also when it is lost.
+    let cps = plan.steps.iter().find(|s| s.id.starts_with("upgrade-control-plane@")).unwrap();
+    let cp2 = cps.hosts.iter().find(|h| h.host == "cp2").unwrap().decision.actions();
+    assert!(cp2.iter().any(|a| matches!(a, Action::Via { on, action } if on == "cp1" && matches!(**action, Action::Rollback { .. }))), "{cp2:#?}");
+}
+
+#[test]
+fn a_resumed_renewal_skips_what_the_journal_finished_with_the_same_step_and_only_that() {
+    let (inv, facts) = recorded();
+    let goal = Goal::RenewCertificates(RenewGoal::Always);
+    let fresh = planned(&inv, &goal, &facts, None);
+    let step = &fresh.steps[0];
+    let same = Resume { done: BTreeMap::from([((step.id.clone(), "cp1".to_string()), step.key.clone())]) };
+    let resumed = planned(&inv, &goal, &facts, Some(&same));
+    let decision = |plan: &Plan, host: &str| plan.steps[0].hosts.iter().find(|h| h.host == host).unwrap().decision.clone();
+    assert!(matches!(decision(&resumed, "cp1"), Decision::Skip { reason } if reason.contains("earlier run (journal)")));
+    assert!(matches!(decision(&resumed, "cp2"), Decision::Change { .. }));
+    // The same step of another plan (its key differs) is not taken as done.
+    let other = Resume { done: BTreeMap::from([((step.id.clone(), "cp1".to_string()), "0123456789abcdef".to_string())]) };
+    let replanned = planned(&inv, &goal, &facts, Some(&other));
+    let Decision::Change { actions } = decision(&replanned, "cp1") else { panic!() };
+    assert!(matches!(&actions[0], Action::Note { text } if text.contains("with another plan")), "{actions:#?}");
+}
+
+#[test]
+fn a_resumed_install_trusts_the_facts_over_the_journal() {
+    // The journal says w2 joined; its facts say it has not (re-imaged since): it joins again.
+    let (inv, mut facts) = recorded();
+    facts.hosts.insert("w2".into(), kubewright::facts::HostFacts::fresh());
+    let fresh = planned(&inv, &Goal::Converge, &facts, None);
+    let join = fresh.steps.iter().find(|s| s.id == "join-worker").unwrap();
+    let resume = Resume { done: BTreeMap::from([((join.id.clone(), "w2".to_string()), join.key.clone())]) };
+    let resumed = planned(&inv, &Goal::Converge, &facts, Some(&resume));
+    let join = resumed.steps.iter().find(|s| s.id == "join-worker").unwrap();
+    let w2 = &join.hosts.iter().find(|h| h.host == "w2").unwrap().decision;
+    let Decision::Add { actions } = w2 else { panic!("{w2:?}") };
+    assert!(matches!(&actions[0], Action::Note { text } if text.contains("facts say it is not done")), "{actions:#?}");
+    assert!(actions.iter().any(|a| matches!(a, Action::RunWithFile { description, .. } if description.contains("kubeadm join"))));
+}
+
+/// Records the facts fixture from a bed (`cargo test --test plan_goals -- --ignored`, as root):
+/// the facts `kubewright plan` reads, and the releases the repository offers.
+#[test]
+#[ignore = "records tests/fixtures/facts/bed-1.31.4-3cp-2w.json from a test bed"]
+fn record_facts() {
+    let Some((bed, _state)) = common::installed(5, 3) else { return };
+    let inv = kubewright::inventory::load("bed.yaml", &std::fs::read_to_string(bed.inventory_path()).unwrap())
+        .unwrap()
+        .inventory;
+    let files = kubewright::render::host_files(&inv, &Templates::builtin(), &BTreeMap::new()).unwrap();
+    let paths = kubewright::render::managed_paths(&files);
+    let targets = inv.hosts.iter().map(|h| (h.name.clone(), kubewright::ssh::Target::from_inventory(&inv, h, false))).collect();
+    let connector = kubewright::ssh::Connector::new(kubewright::ssh::TransportKind::Openssh).unwrap();
+    let (redactor, stop) = (kubewright::redact::Redactor::default(), kubewright::exec::engine::StopSignal::default());
+    let quiet = |_: kubewright::outcome::Event| {};
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let facts = rt.block_on(async {
+        let engine = kubewright::exec::engine::Engine::new(&connector, targets, 8, "record", &redactor, &quiet, &stop);
+        let (mut facts, failures) = engine.gather_facts(&paths).await;
+        assert!(failures.is_empty());
+        let session = engine.session("cp1").await.unwrap();
+        facts.releases = Some(
+            kubewright::exec::facts::read_releases(session.as_ref(), "cp1", &inv.cluster.packages.mirror, &[31, 32])
+                .await
+                .unwrap(),
+        );
+        engine.close().await;
+        facts
+    });
+    let doc = serde_json::json!({
+        "inventory": std::fs::read_to_string(bed.inventory_path()).unwrap(),
+        "facts": facts,
+    });
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/facts/bed-1.31.4-3cp-2w.json");
+    std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+    std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+}
