@@ -313,6 +313,51 @@ fn logs_in_with_agent_keys_and_explains_a_refused_key(transport: &str) {
     assert!(out.contains("authorized_keys"), "{out}");
 }
 
+/// Issue 18 (run-safety review, item 7 and "Supply chain"): a host recorded in known_hosts by
+/// its RSA key only is asked for an RSA key signed with SHA-2 and reached, on both transports
+/// (russh asked for `ssh-rsa`, got the host's ed25519 key and called it changed); an old sshd
+/// that signs with `ssh-rsa` (SHA-1) only is refused by both, saying so.
+#[test]
+fn a_host_known_by_its_rsa_key_only_is_reached_and_sha1_rsa_is_refused() {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
+    let ip = bed.host("cp1").ip.to_string();
+    let rsa = bed.host_public_key("cp1", "rsa").unwrap();
+    let rsa_known_hosts = bed.dir().join("rsa_known_hosts");
+    std::fs::write(&rsa_known_hosts, format!("{ip} {rsa}\n[{ip}]:2222 {rsa}\n")).unwrap();
+    let kh = bed.known_hosts_path().display().to_string();
+    let known_by_rsa = common::inventory_variant(
+        &bed,
+        "rsa.yaml",
+        &format!("knownHosts: {kh}"),
+        &format!("knownHosts: {}", rsa_known_hosts.display()),
+    );
+    for transport in ["openssh", "russh"] {
+        let o = kubewright(transport, &["run", "-i", &known_by_rsa, "--", "hostname"]);
+        assert_eq!(stdout(&o), "== cp1 (exit 0) ==\ncp1\n1 hosts: 1 ok, 0 failed\n", "{transport}");
+    }
+
+    // The same host key behind a second sshd that offers it with SHA-1 signatures only.
+    let old = bed
+        .exec(
+            "cp1",
+            "/usr/sbin/sshd -f /run/kubewright-testbed/sshd_config -o Port=2222 -o PidFile=/run/sshd-2222.pid \
+             -o HostKeyAlgorithms=ssh-rsa",
+        )
+        .unwrap();
+    assert!(old.status.success(), "{}", String::from_utf8_lossy(&old.stderr));
+    let sha1_only = bed.dir().join("sha1.yaml");
+    let text = std::fs::read_to_string(&known_by_rsa).unwrap().replace("ssh:\n", "ssh:\n  port: 2222\n");
+    std::fs::write(&sha1_only, text).unwrap();
+    for transport in ["openssh", "russh"] {
+        let o = kubewright(transport, &["run", "-i", &sha1_only.display().to_string(), "--", "hostname"]);
+        assert_eq!(o.status.code(), Some(1), "{transport}: {}", stdout(&o));
+        let out = stdout(&o);
+        assert!(out.contains(&format!("error: cp1: cannot connect to {ip}:2222: ")), "{transport}: {out}");
+        assert!(out.contains("`ssh-rsa` signs with SHA-1"), "{transport}: {out}");
+        assert!(!out.contains("not trusted"), "not a question of trust: {out}");
+    }
+}
+
 #[test]
 fn the_inventory_chooses_the_transport_unless_the_command_line_does() {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };

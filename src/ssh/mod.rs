@@ -242,6 +242,14 @@ pub fn upload_script(path: &str, mode: u32, owner: &str) -> String {
     )
 }
 
+/// Why a host whose sshd signs only with `ssh-rsa` cannot be reached, and what to do.
+pub const SHA1_RSA_REFUSED: &str = "`ssh-rsa` signs with SHA-1, which kubewright refuses as OpenSSH has since 8.8: \
+     give the host an ed25519 host key (`ssh-keygen -A` makes the missing ones) or let its sshd sign with \
+     rsa-sha2-512 (OpenSSH 7.2 and later do unless HostKeyAlgorithms says otherwise)";
+
+/// The host-key types scanned, in the order ssh prefers them (KEX_DEFAULT_PK_ALG, myproposal.h).
+const SCANNED_KEY_TYPES: [&str; 3] = ["ssh-ed25519", "ecdsa-sha2-", "ssh-rsa"];
+
 /// The key a host presents and the known_hosts line that would trust it, for error messages.
 pub async fn describe_host_key(t: &Target) -> String {
     let scan = tokio::process::Command::new("ssh-keyscan")
@@ -249,9 +257,17 @@ pub async fn describe_host_key(t: &Target) -> String {
         .output()
         .await;
     let Ok(scan) = scan else { return String::new() };
-    let lines: Vec<String> =
-        String::from_utf8_lossy(&scan.stdout).lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect();
-    let Some(line) = lines.first() else { return String::new() };
+    let text = String::from_utf8_lossy(&scan.stdout);
+    // One line per key type, in the order the scans finished: show the type ssh would ask
+    // for first, so that the advice is the same from one run to the next.
+    let rank = |line: &str| {
+        let key_type = line.split_whitespace().nth(1).unwrap_or_default();
+        SCANNED_KEY_TYPES.iter().position(|t| key_type.starts_with(t)).unwrap_or(SCANNED_KEY_TYPES.len())
+    };
+    let Some(line) = text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).min_by_key(|l| rank(l))
+    else {
+        return String::new();
+    };
     let fp = tokio::process::Command::new("ssh-keygen")
         .args(["-l", "-f", "-"])
         .stdin(std::process::Stdio::piped())

@@ -109,6 +109,15 @@ async fn classify(t: &Target, e: openssh::Error) -> TransportError {
     // openssh's Connect error is its source: name it once.
     let all = if detail.contains(&source) { detail } else { format!("{detail}: {source}") };
     let addr = format!("{}:{}", t.address, t.port);
+    // "Unable to negotiate with ...: no matching host key type found. Their offer: ssh-rsa":
+    // no key the client accepts, which is not a question of trust.
+    if all.contains("no matching host key type found") {
+        let mut detail = all.trim().to_string();
+        if all.contains("Their offer: ssh-rsa") {
+            detail.push_str(&format!("; {}", super::SHA1_RSA_REFUSED));
+        }
+        return TransportError::Connect { host: t.name.clone(), addr, detail };
+    }
     if all.contains("Host key verification failed")
         || all.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
         || all.contains("host key")
