@@ -230,10 +230,15 @@ pub fn refuse_sudo_prompt(target: &Target, out: Output) -> Result<Output, Transp
 
 /// The remote side of an atomic upload, reading the content on stdin. A fixed script: the
 /// only values in it (directory, path, mode, owner) are quoted.
+///
+/// Directories that do not exist yet are made 0755, as root's umask (022) makes them, whatever
+/// the host's umask: a file's own mode says who may read it, and a missing `/etc/kubernetes`
+/// made 0700 before `kubeadm init` would stay closed to everyone but root. The temporary file
+/// is private (umask 077, and mktemp makes it 0600) until it has its mode, owner and name.
 pub fn upload_script(path: &str, mode: u32, owner: &str) -> String {
     let dir = path.rsplit_once('/').map(|(d, _)| if d.is_empty() { "/" } else { d }).unwrap_or(".");
     format!(
-        "set -eu\numask 077\nmkdir -p {dir}\ntmp=$(mktemp {tmpl})\ntrap 'rm -f \"$tmp\"' EXIT\ntrap 'exit 1' HUP INT TERM\n\
+        "set -eu\numask 022\nmkdir -p {dir}\numask 077\ntmp=$(mktemp {tmpl})\ntrap 'rm -f \"$tmp\"' EXIT\ntrap 'exit 1' HUP INT TERM\n\
          cat > \"$tmp\"\nsync \"$tmp\"\nchmod {mode:o} \"$tmp\"\nchown {owner} \"$tmp\"\nmv -f \"$tmp\" {path}\nsync {dir}\n",
         dir = quote(dir),
         tmpl = quote(&format!("{dir}/.kubewright-upload.XXXXXX")),
