@@ -315,8 +315,9 @@ fn logs_in_with_agent_keys_and_explains_a_refused_key(transport: &str) {
 
 /// Issue 18 (run-safety review, item 7 and "Supply chain"): a host recorded in known_hosts by
 /// its RSA key only is asked for an RSA key signed with SHA-2 and reached, on both transports
-/// (russh asked for `ssh-rsa`, got the host's ed25519 key and called it changed); an old sshd
-/// that signs with `ssh-rsa` (SHA-1) only is refused by both, saying so.
+/// (russh asked for `ssh-rsa`, got the host's ed25519 key and called it changed), logging in
+/// with an RSA key (signed with SHA-2: this sshd, as OpenSSH's since 8.8, takes no SHA-1); an
+/// old sshd that signs with `ssh-rsa` (SHA-1) only is refused by both, saying so.
 #[test]
 fn a_host_known_by_its_rsa_key_only_is_reached_and_sha1_rsa_is_refused() {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
@@ -324,13 +325,20 @@ fn a_host_known_by_its_rsa_key_only_is_reached_and_sha1_rsa_is_refused() {
     let rsa = bed.host_public_key("cp1", "rsa").unwrap();
     let rsa_known_hosts = bed.dir().join("rsa_known_hosts");
     std::fs::write(&rsa_known_hosts, format!("{ip} {rsa}\n[{ip}]:2222 {rsa}\n")).unwrap();
-    let kh = bed.known_hosts_path().display().to_string();
-    let known_by_rsa = common::inventory_variant(
-        &bed,
-        "rsa.yaml",
-        &format!("knownHosts: {kh}"),
-        &format!("knownHosts: {}", rsa_known_hosts.display()),
-    );
+    let rsa_login = bed.dir().join("id_rsa");
+    let made =
+        Command::new("ssh-keygen").args(["-q", "-t", "rsa", "-b", "2048", "-N", "", "-f"]).arg(&rsa_login).status();
+    assert!(made.unwrap().success());
+    let login_key = std::fs::read_to_string(rsa_login.with_extension("pub")).unwrap();
+    let authorized = bed.exec("cp1", &format!("echo '{}' >> /root/.ssh/authorized_keys", login_key.trim())).unwrap();
+    assert!(authorized.status.success());
+    let known_by_rsa = bed.dir().join("rsa.yaml");
+    let text = std::fs::read_to_string(bed.inventory_path())
+        .unwrap()
+        .replace(&bed.known_hosts_path().display().to_string(), &rsa_known_hosts.display().to_string())
+        .replace(&bed.client_key_path().display().to_string(), &rsa_login.display().to_string());
+    std::fs::write(&known_by_rsa, text).unwrap();
+    let known_by_rsa = known_by_rsa.display().to_string();
     for transport in ["openssh", "russh"] {
         let o = kubewright(transport, &["run", "-i", &known_by_rsa, "--", "hostname"]);
         assert_eq!(stdout(&o), "== cp1 (exit 0) ==\ncp1\n1 hosts: 1 ok, 0 failed\n", "{transport}");

@@ -189,7 +189,7 @@ impl RusshConnector {
         user: &str,
         identity: Option<&Path>,
     ) -> Result<(), String> {
-        let mut tried = Vec::new();
+        let (mut tried, mut sha1_only) = (Vec::new(), Vec::new());
         let files: Vec<PathBuf> = match identity {
             Some(path) => vec![path.to_path_buf()],
             None => default_identity_files(),
@@ -198,7 +198,16 @@ impl RusshConnector {
         for path in &files {
             match self.load_key(path) {
                 Ok(key) => {
-                    let hash = session.best_supported_rsa_hash().await.ok().flatten().flatten();
+                    let hash = match key.algorithm() {
+                        Algorithm::Rsa { .. } => match rsa_login_hash(session).await {
+                            Some(hash) => Some(hash),
+                            None => {
+                                sha1_only.push(path.display().to_string());
+                                continue;
+                            }
+                        },
+                        _ => None,
+                    };
                     let result = session
                         .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, hash))
                         .await
@@ -230,19 +239,36 @@ impl RusshConnector {
                 if wanted.as_ref().is_some_and(|w| !w.iter().any(|k| k.key_data() == key.key_data())) {
                     continue;
                 }
-                let hash = session.best_supported_rsa_hash().await.ok().flatten().flatten();
                 let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+                let hash = match key.algorithm() {
+                    Algorithm::Rsa { .. } => match rsa_login_hash(session).await {
+                        Some(hash) => Some(hash),
+                        None => {
+                            sha1_only.push(format!("agent key {fingerprint}"));
+                            continue;
+                        }
+                    },
+                    _ => None,
+                };
                 match session.authenticate_publickey_with(user, key, hash, &mut agent).await {
                     Ok(result) if result.success() => return Ok(()),
                     _ => tried.push(format!("agent key {fingerprint}")),
                 }
             }
         }
-        let mut detail = if tried.is_empty() {
-            "no key to offer (no identity file in the inventory, no agent, no ~/.ssh/id_*)".to_string()
-        } else {
-            format!("the server accepted none of: {}", tried.join(", "))
+        let mut detail = match (tried.is_empty(), sha1_only.is_empty()) {
+            (true, true) => "no key to offer (no identity file in the inventory, no agent, no ~/.ssh/id_*)".to_string(),
+            (true, false) => "no key could be offered".to_string(),
+            (false, _) => format!("the server accepted none of: {}", tried.join(", ")),
         };
+        if !sha1_only.is_empty() {
+            detail.push_str(&format!(
+                "; not offered: {} (RSA), since the server lists no rsa-sha2-512 or rsa-sha2-256 in server-sig-algs \
+                 and an `ssh-rsa` signature is SHA-1, which kubewright refuses as OpenSSH has since 8.8: \
+                 use an ed25519 key, or update the server's sshd",
+                sha1_only.join(", ")
+            ));
+        }
         if !encrypted.is_empty() {
             let list: Vec<String> = encrypted.iter().map(|p| p.display().to_string()).collect();
             detail
@@ -268,6 +294,21 @@ impl RusshConnector {
         }
         Ok(key)
     }
+}
+
+/// The hash an RSA login key may sign with on this connection: the best SHA-2 one the
+/// server lists in `server-sig-algs` (RFC 8308), or None, and the key is not offered.
+async fn rsa_login_hash(session: &Handle<HostKeyCheck>) -> Option<HashAlg> {
+    sha2_rsa_hash(session.best_supported_rsa_hash().await.ok().flatten())
+}
+
+/// From what russh reads in `server-sig-algs` (None: no list, or no RSA in it; `Some(None)`:
+/// `ssh-rsa` only), the SHA-2 hash to sign with, or None. Without one the signature would be
+/// `ssh-rsa` (SHA-1), which OpenSSH's ssh stopped making in 8.8: its key_sig_algorithm
+/// (sshconnect2.c) then falls back to the key's own name, `ssh-rsa`, which the default
+/// PubkeyAcceptedAlgorithms no longer lists, and the key is skipped.
+fn sha2_rsa_hash(server_best: Option<Option<HashAlg>>) -> Option<HashAlg> {
+    server_best.flatten()
 }
 
 /// Make the bastion's sshd send without delay. sshd turns Nagle's algorithm off on a
@@ -670,6 +711,23 @@ mod tests {
             assert_eq!(offered.first().map(String::as_str), Some("ssh-ed25519"));
             assert!(!offered.iter().any(|a| a == "ssh-rsa"), "{offered:?}");
         }
+    }
+
+    #[test]
+    fn issue_18_rsa_login_keys_sign_with_sha2_or_are_not_offered() {
+        assert_eq!(sha2_rsa_hash(Some(Some(HashAlg::Sha512))), Some(HashAlg::Sha512));
+        assert_eq!(sha2_rsa_hash(Some(Some(HashAlg::Sha256))), Some(HashAlg::Sha256));
+        // Only ssh-rsa listed, or no list at all: SHA-1 would be the signature; no key.
+        assert_eq!(sha2_rsa_hash(Some(None)), None);
+        assert_eq!(sha2_rsa_hash(None), None);
+    }
+
+    #[test]
+    fn issue_18_the_client_offers_no_compression() {
+        let known = Arc::new(Mutex::new(KnownHosts::default()));
+        let config = client_config(&known, "10.0.0.5", Duration::from_secs(5));
+        let offered: Vec<&str> = config.preferred.compression.iter().map(AsRef::as_ref).collect();
+        assert_eq!(offered, ["none"]);
     }
 
     /// A 2048-bit RSA public key, as `ssh-keygen -t rsa` makes them.
