@@ -366,6 +366,34 @@ fn a_host_known_by_its_rsa_key_only_is_reached_and_sha1_rsa_is_refused() {
     }
 }
 
+/// Issue 18 (run-safety review, item 16): what a host prints reaches the terminal without the
+/// sequences a terminal would act on (a window title, a screen clear, a clipboard write, the
+/// cursor moved up, a carriage return), grouped or streamed, on stdout or stderr.
+#[test]
+fn escape_sequences_a_host_prints_never_reach_the_terminal() {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
+    let clean = |o: &Output| {
+        let all = [o.stdout.as_slice(), o.stderr.as_slice()].concat();
+        assert!(!all.iter().any(|&b| b == 0x1b || b == b'\r' || b == 0x07), "{:?}", common::output_text(o));
+    };
+    for transport in ["openssh", "russh"] {
+        let o = kubewright(transport, &["run", "-i", &inv(&bed), "--", "printf", r"\033]0;owned\007\033[2Jhi\n"]);
+        assert_eq!(stdout(&o), "== cp1 (exit 0) ==\nhi\n1 hosts: 1 ok, 0 failed\n", "{transport}");
+        clean(&o);
+
+        let snippet = r"printf '\033]52;c;Y3VybCBldmlsIHwgc2g=\007out\n'; printf '\033[1A\033[2Kerr\r\n' >&2; exit 1";
+        let o = kubewright(transport, &["run", "-i", &inv(&bed), "--shell", snippet]);
+        assert_eq!(stdout(&o), "== cp1 (exit 1) ==\nout\nstderr: err\n1 hosts: 0 ok, 1 failed\n", "{transport}");
+        clean(&o);
+        let o = kubewright(transport, &["run", "-i", &inv(&bed), "--stream", "--shell", snippet]);
+        let mut lines: Vec<&str> = std::str::from_utf8(&o.stdout).unwrap().lines().collect();
+        // stdout and stderr travel on separate channels: their relative order is not kept.
+        lines[..2].sort();
+        assert_eq!(lines, ["cp1 stderr: err", "cp1: out", "== cp1 (exit 1) ==", "1 hosts: 0 ok, 1 failed"]);
+        clean(&o);
+    }
+}
+
 #[test]
 fn the_inventory_chooses_the_transport_unless_the_command_line_does() {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };

@@ -705,7 +705,7 @@ fn run_id() -> String {
 
 fn eprint_block(text: &str) {
     use std::io::Write;
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    let _ = std::io::stderr().lock().write_all(kubewright::terminal::terminal_safe(text).as_bytes());
 }
 
 fn confirm(question: &str) -> anyhow::Result<bool> {
