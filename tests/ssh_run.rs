@@ -260,6 +260,55 @@ fn reaches_hosts_through_the_bastion(transport: &str) {
     let o = kubewright(transport, &["run", "-i", &via, "--hosts", "w1,w2", "--", "hostname"]);
     assert!(o.status.success(), "{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
     assert_eq!(stdout(&o), "== w1 (exit 0) ==\nw1\n== w2 (exit 0) ==\nw2\n2 hosts: 2 ok, 0 failed\n");
+
+    // Issue 18 (run-safety review, item 13): a host key refused through the bastion names the
+    // host it belongs to, with that host's own key and line. w1's key is read through the
+    // bastion: from here w1's address is unreachable (or could be another machine).
+    let w1 = bed.host("w1").ip.to_string();
+    let recorded = std::fs::read_to_string(bed.known_hosts_path()).unwrap();
+    let via_known_hosts = |name: &str, edit: &dyn Fn(&str) -> Option<String>| {
+        let path = bed.dir().join(format!("{name}_known_hosts"));
+        std::fs::write(&path, recorded.lines().filter_map(|l| edit(l).map(|l| l + "\n")).collect::<String>()).unwrap();
+        let text = std::fs::read_to_string(&via).unwrap();
+        let inventory = bed.dir().join(format!("{name}.yaml"));
+        let kh = bed.known_hosts_path().display().to_string();
+        std::fs::write(&inventory, text.replace(&kh, &path.display().to_string())).unwrap();
+        inventory.display().to_string()
+    };
+    let without = |ip: &str| {
+        let prefix = format!("{ip} ");
+        move |l: &str| (!l.starts_with(&prefix)).then(|| l.to_string())
+    };
+    let o =
+        kubewright(transport, &["run", "-i", &via_known_hosts("no_w1", &without(&w1)), "--hosts", "w1", "--", "true"]);
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!(
+            "error: w1: the host key of {w1}:22 is not trusted: it is not in known_hosts; it presents SHA256:"
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&format!("\n    {w1} {}\n", bed.host_public_key("w1", "ed25519").unwrap())), "{out}");
+
+    // The bastion's key unknown, then changed: the bastion is named, with its own line, and
+    // the host behind it is not blamed.
+    let bastion_line = format!("\n    {bastion} {}\n", bed.host_public_key("cp1", "ed25519").unwrap());
+    let impostor = common::fresh_public_key(&bed.dir().join("impostor"));
+    let replaced = |l: &str| {
+        Some(if l.starts_with(&format!("{bastion} ")) { format!("{bastion} {impostor}") } else { l.to_string() })
+    };
+    for (name, edit, what) in [
+        ("no_bastion", &without(&bastion) as &dyn Fn(&str) -> Option<String>, "it is not in known_hosts"),
+        ("changed_bastion", &replaced, "its key CHANGED since it was recorded"),
+    ] {
+        let o = kubewright(transport, &["run", "-i", &via_known_hosts(name, edit), "--hosts", "w1", "--", "true"]);
+        assert_eq!(o.status.code(), Some(1));
+        let out = stdout(&o);
+        let named =
+            format!("== w1 (failed) ==\nerror: bastion {bastion}: the host key of {bastion}:22 is not trusted: {what}");
+        assert!(out.contains(&named), "{name}: {out}");
+        assert!(out.contains(&bastion_line), "{name}: {out}");
+    }
 }
 
 fn logs_in_with_agent_keys_and_explains_a_refused_key(transport: &str) {
