@@ -35,5 +35,6 @@ pub mod script;
 pub mod source_map;
 pub mod ssh;
 pub mod steps;
+pub mod terminal;
 pub mod upgrade;
 pub mod version;

@@ -260,6 +260,55 @@ fn reaches_hosts_through_the_bastion(transport: &str) {
     let o = kubewright(transport, &["run", "-i", &via, "--hosts", "w1,w2", "--", "hostname"]);
     assert!(o.status.success(), "{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
     assert_eq!(stdout(&o), "== w1 (exit 0) ==\nw1\n== w2 (exit 0) ==\nw2\n2 hosts: 2 ok, 0 failed\n");
+
+    // Issue 18 (run-safety review, item 13): a host key refused through the bastion names the
+    // host it belongs to, with that host's own key and line. w1's key is read through the
+    // bastion: from here w1's address is unreachable (or could be another machine).
+    let w1 = bed.host("w1").ip.to_string();
+    let recorded = std::fs::read_to_string(bed.known_hosts_path()).unwrap();
+    let via_known_hosts = |name: &str, edit: &dyn Fn(&str) -> Option<String>| {
+        let path = bed.dir().join(format!("{name}_known_hosts"));
+        std::fs::write(&path, recorded.lines().filter_map(|l| edit(l).map(|l| l + "\n")).collect::<String>()).unwrap();
+        let text = std::fs::read_to_string(&via).unwrap();
+        let inventory = bed.dir().join(format!("{name}.yaml"));
+        let kh = bed.known_hosts_path().display().to_string();
+        std::fs::write(&inventory, text.replace(&kh, &path.display().to_string())).unwrap();
+        inventory.display().to_string()
+    };
+    let without = |ip: &str| {
+        let prefix = format!("{ip} ");
+        move |l: &str| (!l.starts_with(&prefix)).then(|| l.to_string())
+    };
+    let o =
+        kubewright(transport, &["run", "-i", &via_known_hosts("no_w1", &without(&w1)), "--hosts", "w1", "--", "true"]);
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!(
+            "error: w1: the host key of {w1}:22 is not trusted: it is not in known_hosts; it presents SHA256:"
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&format!("\n    {w1} {}\n", bed.host_public_key("w1", "ed25519").unwrap())), "{out}");
+
+    // The bastion's key unknown, then changed: the bastion is named, with its own line, and
+    // the host behind it is not blamed.
+    let bastion_line = format!("\n    {bastion} {}\n", bed.host_public_key("cp1", "ed25519").unwrap());
+    let impostor = common::fresh_public_key(&bed.dir().join("impostor"));
+    let replaced = |l: &str| {
+        Some(if l.starts_with(&format!("{bastion} ")) { format!("{bastion} {impostor}") } else { l.to_string() })
+    };
+    for (name, edit, what) in [
+        ("no_bastion", &without(&bastion) as &dyn Fn(&str) -> Option<String>, "it is not in known_hosts"),
+        ("changed_bastion", &replaced, "its key CHANGED since it was recorded"),
+    ] {
+        let o = kubewright(transport, &["run", "-i", &via_known_hosts(name, edit), "--hosts", "w1", "--", "true"]);
+        assert_eq!(o.status.code(), Some(1));
+        let out = stdout(&o);
+        let named =
+            format!("== w1 (failed) ==\nerror: bastion {bastion}: the host key of {bastion}:22 is not trusted: {what}");
+        assert!(out.contains(&named), "{name}: {out}");
+        assert!(out.contains(&bastion_line), "{name}: {out}");
+    }
 }
 
 fn logs_in_with_agent_keys_and_explains_a_refused_key(transport: &str) {
@@ -311,6 +360,87 @@ fn logs_in_with_agent_keys_and_explains_a_refused_key(transport: &str) {
     let out = stdout(&o);
     assert!(out.contains("error: cp1: cannot log in as root: "), "{out}");
     assert!(out.contains("authorized_keys"), "{out}");
+}
+
+/// Issue 18 (run-safety review, item 7 and "Supply chain"): a host recorded in known_hosts by
+/// its RSA key only is asked for an RSA key signed with SHA-2 and reached, on both transports
+/// (russh asked for `ssh-rsa`, got the host's ed25519 key and called it changed), logging in
+/// with an RSA key (signed with SHA-2: this sshd, as OpenSSH's since 8.8, takes no SHA-1); an
+/// old sshd that signs with `ssh-rsa` (SHA-1) only is refused by both, saying so.
+#[test]
+fn a_host_known_by_its_rsa_key_only_is_reached_and_sha1_rsa_is_refused() {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
+    let ip = bed.host("cp1").ip.to_string();
+    let rsa = bed.host_public_key("cp1", "rsa").unwrap();
+    let rsa_known_hosts = bed.dir().join("rsa_known_hosts");
+    std::fs::write(&rsa_known_hosts, format!("{ip} {rsa}\n[{ip}]:2222 {rsa}\n")).unwrap();
+    let rsa_login = bed.dir().join("id_rsa");
+    let made =
+        Command::new("ssh-keygen").args(["-q", "-t", "rsa", "-b", "2048", "-N", "", "-f"]).arg(&rsa_login).status();
+    assert!(made.unwrap().success());
+    let login_key = std::fs::read_to_string(rsa_login.with_extension("pub")).unwrap();
+    let authorized = bed.exec("cp1", &format!("echo '{}' >> /root/.ssh/authorized_keys", login_key.trim())).unwrap();
+    assert!(authorized.status.success());
+    let known_by_rsa = bed.dir().join("rsa.yaml");
+    let text = std::fs::read_to_string(bed.inventory_path())
+        .unwrap()
+        .replace(&bed.known_hosts_path().display().to_string(), &rsa_known_hosts.display().to_string())
+        .replace(&bed.client_key_path().display().to_string(), &rsa_login.display().to_string());
+    std::fs::write(&known_by_rsa, text).unwrap();
+    let known_by_rsa = known_by_rsa.display().to_string();
+    for transport in ["openssh", "russh"] {
+        let o = kubewright(transport, &["run", "-i", &known_by_rsa, "--", "hostname"]);
+        assert_eq!(stdout(&o), "== cp1 (exit 0) ==\ncp1\n1 hosts: 1 ok, 0 failed\n", "{transport}");
+    }
+
+    // The same host key behind a second sshd that offers it with SHA-1 signatures only.
+    let old = bed
+        .exec(
+            "cp1",
+            "/usr/sbin/sshd -f /run/kubewright-testbed/sshd_config -o Port=2222 -o PidFile=/run/sshd-2222.pid \
+             -o HostKeyAlgorithms=ssh-rsa",
+        )
+        .unwrap();
+    assert!(old.status.success(), "{}", String::from_utf8_lossy(&old.stderr));
+    let sha1_only = bed.dir().join("sha1.yaml");
+    let text = std::fs::read_to_string(&known_by_rsa).unwrap().replace("ssh:\n", "ssh:\n  port: 2222\n");
+    std::fs::write(&sha1_only, text).unwrap();
+    for transport in ["openssh", "russh"] {
+        let o = kubewright(transport, &["run", "-i", &sha1_only.display().to_string(), "--", "hostname"]);
+        assert_eq!(o.status.code(), Some(1), "{transport}: {}", stdout(&o));
+        let out = stdout(&o);
+        assert!(out.contains(&format!("error: cp1: cannot connect to {ip}:2222: ")), "{transport}: {out}");
+        assert!(out.contains("`ssh-rsa` signs with SHA-1"), "{transport}: {out}");
+        assert!(!out.contains("not trusted"), "not a question of trust: {out}");
+    }
+}
+
+/// Issue 18 (run-safety review, item 16): what a host prints reaches the terminal without the
+/// sequences a terminal would act on (a window title, a screen clear, a clipboard write, the
+/// cursor moved up, a carriage return), grouped or streamed, on stdout or stderr.
+#[test]
+fn escape_sequences_a_host_prints_never_reach_the_terminal() {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
+    let clean = |o: &Output| {
+        let all = [o.stdout.as_slice(), o.stderr.as_slice()].concat();
+        assert!(!all.iter().any(|&b| b == 0x1b || b == b'\r' || b == 0x07), "{:?}", common::output_text(o));
+    };
+    for transport in ["openssh", "russh"] {
+        let o = kubewright(transport, &["run", "-i", &inv(&bed), "--", "printf", r"\033]0;owned\007\033[2Jhi\n"]);
+        assert_eq!(stdout(&o), "== cp1 (exit 0) ==\nhi\n1 hosts: 1 ok, 0 failed\n", "{transport}");
+        clean(&o);
+
+        let snippet = r"printf '\033]52;c;Y3VybCBldmlsIHwgc2g=\007out\n'; printf '\033[1A\033[2Kerr\r\n' >&2; exit 1";
+        let o = kubewright(transport, &["run", "-i", &inv(&bed), "--shell", snippet]);
+        assert_eq!(stdout(&o), "== cp1 (exit 1) ==\nout\nstderr: err\n1 hosts: 0 ok, 1 failed\n", "{transport}");
+        clean(&o);
+        let o = kubewright(transport, &["run", "-i", &inv(&bed), "--stream", "--shell", snippet]);
+        let mut lines: Vec<&str> = std::str::from_utf8(&o.stdout).unwrap().lines().collect();
+        // stdout and stderr travel on separate channels: their relative order is not kept.
+        lines[..2].sort();
+        assert_eq!(lines, ["cp1 stderr: err", "cp1: out", "== cp1 (exit 1) ==", "1 hosts: 0 ok, 1 failed"]);
+        clean(&o);
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Both transports on the test bed: atomic uploads with mode and owner, downloads, sudo, and an
-//! upload interrupted by a crash leaving the old file intact. Every test runs once per transport.
+//! Both transports on the test bed: atomic uploads with mode and owner (missing directories
+//! made 0755), downloads, sudo, and an upload interrupted by a crash leaving the old file
+//! intact. Every test runs once per transport.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
 use std::time::Duration;
@@ -47,6 +48,11 @@ fn uploads_are_atomic_with_mode_and_owner(transport: &str) {
             let content = format!("token: \"{user}\"\nquote: it's \"here\" $HOME\n");
             t.upload(&path, content.as_bytes(), 0o600, "root:root").await.unwrap();
             assert_eq!(sh(&bed, "cp1", &format!("stat -c '%a %U:%G' {path}")).trim(), "600 root:root");
+            // Issue 18 (run-safety review, item 17): the missing directories are made as root's
+            // (0755), whatever the file's own mode; they were 0700, so /etc/kubernetes made by
+            // an upload before `kubeadm init` was closed to everyone else.
+            let dirs = sh(&bed, "cp1", &format!("stat -c '%n %a %U' /etc/kubewright /etc/kubewright/{user}"));
+            assert_eq!(dirs, format!("/etc/kubewright 755 root\n/etc/kubewright/{user} 755 root\n"));
             assert_eq!(t.download(&path).await.unwrap(), content.as_bytes());
             // Replacing keeps the new mode, and leaves no temporary file behind.
             t.upload(&path, b"v2\n", 0o644, "root:root").await.unwrap();

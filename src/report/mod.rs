@@ -1,5 +1,7 @@
 //! Everything the binary prints goes through here: results on stdout (text or JSON),
-//! diagnostics and errors on stderr, and the exit code of a failure.
+//! diagnostics and errors on stderr, and the exit code of a failure. Text passes through
+//! [`terminal_safe`] before it is printed (and coloured), JSON through [`json_safe`]: what hosts
+//! send can carry escape sequences a terminal would act on.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod progress;
@@ -21,6 +23,7 @@ use kubewright::playbook::PlaybookError;
 use kubewright::render::RenderError;
 use kubewright::run::RunError;
 use kubewright::ssh::TransportError;
+use kubewright::terminal::{json_safe, terminal_safe};
 
 /// An error in what the user gave us (a file, a flag): exit code 2, with the next thing
 /// to try as a `help:` line.
@@ -140,7 +143,7 @@ impl Reporter {
     /// A warning line on stderr (dropped with `--quiet`).
     pub fn warning(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{}: {text}", self.paint("1;33", "warning"));
+            eprintln!("{}: {}", self.paint("1;33", "warning"), terminal_safe(text));
         }
     }
 
@@ -150,7 +153,7 @@ impl Reporter {
             if self.quiet && d.severity == Severity::Warning {
                 continue;
             }
-            let text = d.to_string();
+            let text = terminal_safe(&d.to_string()).into_owned();
             let text = match d.severity {
                 Severity::Error => text.replacen(": error: ", &format!(": {}: ", self.paint("1;31", "error")), 1),
                 Severity::Warning => text.replacen(": warning: ", &format!(": {}: ", self.paint("1;33", "warning")), 1),
@@ -172,7 +175,7 @@ impl Reporter {
     pub fn detail(&self, text: &str) {
         if self.verbose > 0 {
             for line in text.lines() {
-                eprintln!("{} {line}", self.paint("2", "::"));
+                eprintln!("{} {}", self.paint("2", "::"), terminal_safe(line));
             }
         }
     }
@@ -181,13 +184,13 @@ impl Reporter {
     pub fn result<T: Serialize>(&self, text: &str, json: &T) {
         match self.format {
             OutputFormat::Text => {
-                print!("{text}");
+                print!("{}", terminal_safe(text));
                 if !text.ends_with('\n') {
                     println!();
                 }
             }
             OutputFormat::Json => match serde_json::to_string_pretty(json) {
-                Ok(s) => println!("{s}"),
+                Ok(s) => println!("{}", json_safe(&s)),
                 Err(e) => eprintln!("error: cannot serialise the result as JSON: {e}"),
             },
         }
@@ -197,7 +200,8 @@ impl Reporter {
     /// stays the result.
     pub fn block(&self, text: &str) {
         use std::io::Write;
-        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        // The plan carries what hosts said (facts, file contents): never a terminal's commands.
+        let _ = std::io::stderr().lock().write_all(kubewright::terminal::terminal_safe(text).as_bytes());
     }
 
     /// A line of a host's output as it arrives: `host: line` (`host stderr: line`) for people,
@@ -205,15 +209,20 @@ impl Reporter {
     pub fn live_line(&self, host: &str, stderr: bool, line: &str) {
         use std::io::Write;
         let text = match self.format {
-            OutputFormat::Text if stderr => format!("{host} {}: {line}", self.paint("33", "stderr")),
-            OutputFormat::Text => format!("{host}: {line}"),
-            OutputFormat::Json => serde_json::json!({
-                "event": "output",
-                "host": host,
-                "stream": if stderr { "stderr" } else { "stdout" },
-                "line": line,
-            })
-            .to_string(),
+            OutputFormat::Text if stderr => {
+                format!("{host} {}: {}", self.paint("33", "stderr"), terminal_safe(line))
+            }
+            OutputFormat::Text => format!("{host}: {}", terminal_safe(line)),
+            OutputFormat::Json => json_safe(
+                &serde_json::json!({
+                    "event": "output",
+                    "host": host,
+                    "stream": if stderr { "stderr" } else { "stdout" },
+                    "line": line,
+                })
+                .to_string(),
+            )
+            .into_owned(),
         };
         // One write per line, so that lines from hosts running at once never interleave.
         let _ = writeln!(std::io::stdout().lock(), "{text}");
@@ -262,21 +271,21 @@ impl Reporter {
         }
 
         self.diagnostics(&diagnostics);
-        eprintln!("{}: {headline}", self.paint("1;31", "error"));
+        eprintln!("{}: {}", self.paint("1;31", "error"), terminal_safe(&headline));
         if !causes.is_empty() {
             eprintln!("\nCaused by:");
             for c in &causes {
-                eprintln!("    {c}");
+                eprintln!("    {}", terminal_safe(c));
             }
         }
         for h in &helps {
-            eprintln!("{}: {h}", self.paint("1;36", "help"));
+            eprintln!("{}: {}", self.paint("1;36", "help"), terminal_safe(h));
         }
         if self.format == OutputFormat::Json {
             let doc = serde_json::json!({
                 "error": { "message": headline, "causes": causes, "help": helps, "diagnostics": diagnostics, "exit_code": code }
             });
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            println!("{}", json_safe(&serde_json::to_string_pretty(&doc).unwrap_or_default()));
         }
         ExitCode::from(code)
     }

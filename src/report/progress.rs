@@ -1,6 +1,7 @@
 //! A run's progress as it happens: indicatif bars on a terminal (an overall bar for the step,
 //! one line per active host with what it is doing), plain timestamped lines otherwise, and
-//! one JSON object per line under `--output json`.
+//! one JSON object per line under `--output json`. Hosts' output and errors reach a terminal
+//! only through [`terminal_safe`] (JSON through [`json_safe`]).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use kubewright::outcome::{Event, HostStatus};
+use kubewright::terminal::{json_safe, terminal_safe};
 
 enum Mode {
     Json,
@@ -50,11 +52,11 @@ impl Progress {
         match &*mode {
             Mode::Json => {
                 let line = serde_json::json!({ "event": "note", "message": text }).to_string();
-                let _ = writeln!(std::io::stdout().lock(), "{line}");
+                let _ = writeln!(std::io::stdout().lock(), "{}", json_safe(&line));
             }
-            Mode::Plain => eprintln!("{} {text}", now()),
+            Mode::Plain => eprintln!("{} {}", now(), terminal_safe(text)),
             Mode::Bars { multi, .. } => {
-                let _ = multi.println(text);
+                let _ = multi.println(terminal_safe(text));
             }
         }
     }
@@ -74,12 +76,12 @@ impl Progress {
             Mode::Json => {
                 if let Ok(line) = serde_json::to_string(&event) {
                     // One write per event: hosts running at once never interleave.
-                    let _ = writeln!(std::io::stdout().lock(), "{line}");
+                    let _ = writeln!(std::io::stdout().lock(), "{}", json_safe(&line));
                 }
             }
             Mode::Plain => {
                 if let Some(line) = plain_line(&event) {
-                    let _ = writeln!(std::io::stderr().lock(), "{} {line}", now());
+                    let _ = writeln!(std::io::stderr().lock(), "{} {}", now(), terminal_safe(&line));
                 }
             }
             Mode::Bars { multi, step, hosts } => bars(multi, step, hosts, event),
@@ -100,6 +102,11 @@ impl Progress {
             let _ = multi.clear();
         }
     }
+}
+
+/// `text` as a bar or a line above the bars may show it.
+fn shown(text: impl AsRef<str>) -> String {
+    terminal_safe(text.as_ref()).into_owned()
 }
 
 fn status_text(status: &HostStatus, seconds: f64) -> String {
@@ -142,7 +149,7 @@ fn bars(multi: &MultiProgress, step: &mut Option<ProgressBar>, hosts: &mut HashM
                 ProgressStyle::with_template("{prefix:.bold} [{elapsed_precise}] {wide_bar} {pos}/{len} hosts")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
-            bar.set_prefix(format!("{id}: {title}"));
+            bar.set_prefix(shown(format!("{id}: {title}")));
             bar.enable_steady_tick(Duration::from_millis(200));
             *step = Some(bar);
         }
@@ -152,18 +159,18 @@ fn bars(multi: &MultiProgress, step: &mut Option<ProgressBar>, hosts: &mut HashM
                 ProgressStyle::with_template("  {spinner} {prefix} {wide_msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
-            bar.set_prefix(host.clone());
+            bar.set_prefix(shown(&host));
             bar.enable_steady_tick(Duration::from_millis(120));
             hosts.insert(host, bar);
         }
         Event::Operation { host, what, .. } => {
             if let Some(bar) = hosts.get(&host) {
-                bar.set_message(what);
+                bar.set_message(shown(what));
             }
         }
         Event::Output { host, line, .. } => {
             if let Some(bar) = hosts.get(&host) {
-                bar.set_message(line);
+                bar.set_message(shown(line));
             }
         }
         Event::HostFinished { step: id, host, seconds, status } => {
@@ -174,16 +181,16 @@ fn bars(multi: &MultiProgress, step: &mut Option<ProgressBar>, hosts: &mut HashM
                 bar.inc(1);
             }
             if !matches!(status, HostStatus::Done | HostStatus::Skipped { .. }) {
-                let _ = multi.println(format!("{id} {host}: {}", status_text(&status, seconds)));
+                let _ = multi.println(shown(format!("{id} {host}: {}", status_text(&status, seconds))));
             }
         }
         Event::StepFinished { step: id, done, skipped, failed, not_started } => {
             if let Some(bar) = step.take() {
                 bar.finish_and_clear();
             }
-            let _ = multi.println(format!(
+            let _ = multi.println(shown(format!(
                 "step {id}: {done} done, {skipped} skipped, {failed} failed, {not_started} not started"
-            ));
+            )));
         }
     }
 }

@@ -262,10 +262,15 @@ pub fn refuse_sudo_prompt(target: &Target, out: Output) -> Result<Output, Transp
 
 /// The remote side of an atomic upload, reading the content on stdin. A fixed script: the
 /// only values in it (directory, path, mode, owner) are quoted.
+///
+/// Directories that do not exist yet are made 0755, as root's umask (022) makes them, whatever
+/// the host's umask: a file's own mode says who may read it, and a missing `/etc/kubernetes`
+/// made 0700 before `kubeadm init` would stay closed to everyone but root. The temporary file
+/// is private (umask 077, and mktemp makes it 0600) until it has its mode, owner and name.
 pub fn upload_script(path: &str, mode: u32, owner: &str) -> String {
     let dir = path.rsplit_once('/').map(|(d, _)| if d.is_empty() { "/" } else { d }).unwrap_or(".");
     format!(
-        "set -eu\numask 077\nmkdir -p {dir}\ntmp=$(mktemp {tmpl})\ntrap 'rm -f \"$tmp\"' EXIT\ntrap 'exit 1' HUP INT TERM\n\
+        "set -eu\numask 022\nmkdir -p {dir}\numask 077\ntmp=$(mktemp {tmpl})\ntrap 'rm -f \"$tmp\"' EXIT\ntrap 'exit 1' HUP INT TERM\n\
          cat > \"$tmp\"\nsync \"$tmp\"\nchmod {mode:o} \"$tmp\"\nchown {owner} \"$tmp\"\nmv -f \"$tmp\" {path}\nsync {dir}\n",
         dir = quote(dir),
         tmpl = quote(&format!("{dir}/.kubewright-upload.XXXXXX")),
@@ -274,30 +279,7 @@ pub fn upload_script(path: &str, mode: u32, owner: &str) -> String {
     )
 }
 
-/// The key a host presents and the known_hosts line that would trust it, for error messages.
-pub async fn describe_host_key(t: &Target) -> String {
-    let scan = tokio::process::Command::new("ssh-keyscan")
-        .args(["-T", "5", "-t", "ed25519,ecdsa,rsa", "-p", &t.port.to_string(), &t.address])
-        .output()
-        .await;
-    let Ok(scan) = scan else { return String::new() };
-    let lines: Vec<String> =
-        String::from_utf8_lossy(&scan.stdout).lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect();
-    let Some(line) = lines.first() else { return String::new() };
-    let fp = tokio::process::Command::new("ssh-keygen")
-        .args(["-l", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn();
-    let mut fingerprint = String::new();
-    if let Ok(mut child) = fp {
-        use tokio::io::AsyncWriteExt;
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(line.as_bytes()).await;
-        }
-        if let Ok(out) = child.wait_with_output().await {
-            fingerprint = String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap_or("").to_string();
-        }
-    }
-    format!("it presents {fingerprint}; the known_hosts line is:\n    {line}")
-}
+/// Why a host whose sshd signs only with `ssh-rsa` cannot be reached, and what to do.
+pub const SHA1_RSA_REFUSED: &str = "`ssh-rsa` signs with SHA-1, which kubewright refuses as OpenSSH has since 8.8: \
+     give the host an ed25519 host key (`ssh-keygen -A` makes the missing ones) or let its sshd sign with \
+     rsa-sha2-512 (OpenSSH 7.2 and later do unless HostKeyAlgorithms says otherwise)";

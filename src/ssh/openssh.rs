@@ -1,13 +1,25 @@
 //! The system `ssh` as transport (the `openssh` crate, native multiplexing): honours
 //! `~/.ssh/config`, the agent, ProxyJump, certificates and `Match` blocks. One master
 //! connection per host, in a control directory private to this run, closed at its end.
+//! A failed connection is told apart by who refused it, the bastion or the host behind it,
+//! and a key that is not trusted is shown as the host presents it, read where ssh reads it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use openssh::{KnownHosts, SessionBuilder};
 
-use super::{Output, OutputStream, Target, Transport, TransportError, describe_host_key};
-use crate::script::Script;
+use super::{Jump, Output, OutputStream, Target, Transport, TransportError};
+use crate::script::{Script, quote};
+
+/// The bastion's name in the run's private ssh_config files.
+const BASTION: &str = "kubewright-bastion";
+
+/// A connection through the bastion: its ssh_config, and the log of the ssh that carries it.
+struct BastionFiles {
+    config: PathBuf,
+    log: PathBuf,
+}
 
 pub struct OpensshTransport {
     target: Target,
@@ -30,22 +42,32 @@ impl OpensshTransport {
         if let Some(kh) = &target.known_hosts {
             b.user_known_hosts_file(kh);
         }
-        if let Some(jump) = &target.bastion {
-            // `ssh -J` applies command-line options to the destination only (ssh(1)): the jump
-            // host gets its identity and known_hosts from a config file private to this run,
-            // which then includes the user's own ~/.ssh/config for everything else.
-            let config = control_dir.join(format!("bastion-{}.conf", target.name));
-            std::fs::write(&config, bastion_config(&target, jump)).map_err(|e| TransportError::Connect {
-                host: target.name.clone(),
-                addr: jump.host.clone(),
-                detail: format!("cannot write the bastion's ssh config: {e}"),
-            })?;
-            b.config_file(&config);
-            b.jump_hosts(["kubewright-bastion"]);
-        }
+        let bastion = match &target.bastion {
+            Some(jump) => {
+                // Options on the command line apply to the destination only (ssh(1)): the
+                // bastion gets its identity and known_hosts from a config file private to this
+                // run, which then includes the user's own ~/.ssh/config for the bastion.
+                let files = BastionFiles {
+                    config: control_dir.join(format!("bastion-{}.conf", target.name)),
+                    log: control_dir.join(format!("bastion-{}.log", target.name)),
+                };
+                // A second connection to the host in this run must not read the first one's messages.
+                let _ = std::fs::remove_file(&files.log);
+                std::fs::write(&files.config, bastion_config(&target, jump, &files)).map_err(|e| {
+                    TransportError::Connect {
+                        host: target.name.clone(),
+                        addr: jump.host.clone(),
+                        detail: format!("cannot write the bastion's ssh config: {e}"),
+                    }
+                })?;
+                b.config_file(&files.config);
+                Some(files)
+            }
+            None => None,
+        };
         match b.connect_mux(&target.address).await {
             Ok(session) => Ok(OpensshTransport { target, session }),
-            Err(e) => Err(classify(&target, e).await),
+            Err(e) => Err(classify(&target, e, bastion.as_ref()).await),
         }
     }
 
@@ -54,15 +76,29 @@ impl OpensshTransport {
     }
 }
 
-/// An ssh_config for the jump host. Values are quoted; they were validated at inventory load.
-fn bastion_config(target: &Target, jump: &super::Jump) -> String {
+/// An ssh_config for a connection through the bastion. Values are quoted; they were validated
+/// at inventory load.
+///
+/// The destination goes through the bastion as `ssh -J` would take it (for ProxyJump, ssh.c
+/// runs `ssh -F CONFIG -W '[%h]:%p' JUMP`), with one difference: the bastion's ssh writes its
+/// messages to a log of its own (`-E`). Under `-J` they go to the master's stderr, which the
+/// openssh crate discards, so a refused bastion key or login showed only as the target's
+/// "Connection closed by UNKNOWN port 65535"; from the log, the error names the bastion.
+fn bastion_config(target: &Target, jump: &Jump, files: &BastionFiles) -> String {
     let q = |s: &str| format!("\"{}\"", s.replace('"', ""));
+    // ProxyCommand runs under the user's shell after ssh expands its `%` tokens.
+    let arg = |p: &Path| quote(&p.to_string_lossy()).replace('%', "%%");
     let mut c = format!(
-        "Host kubewright-bastion\n  HostName {}\n  User {}\n  Port {}\n",
+        "Host * !{BASTION}\n  ProxyCommand ssh -E {} -F {} -W '[%h]:%p' {BASTION}\n\n",
+        arg(&files.log),
+        arg(&files.config)
+    );
+    c.push_str(&format!(
+        "Host {BASTION}\n  HostName {}\n  User {}\n  Port {}\n",
         q(&jump.host),
         q(&jump.user),
         jump.port
-    );
+    ));
     if let Some(key) = &jump.identity_file {
         c.push_str(&format!("  IdentityFile {}\n  IdentitiesOnly yes\n", q(&key.to_string_lossy())));
     }
@@ -74,6 +110,13 @@ fn bastion_config(target: &Target, jump: &super::Jump) -> String {
     } else {
         "  StrictHostKeyChecking yes\n"
     });
+    // The destination's BatchMode and ConnectTimeout (command-line options) do not reach the
+    // bastion's ssh: without them it could ask for a password on the terminal, or wait out
+    // TCP's own timeout for a bastion that does not answer. A second less than the
+    // destination's, so that a bastion that does not answer is the error reported, not the
+    // destination's ssh giving up on its proxy at the same moment.
+    let bastion_timeout = target.connect_timeout.as_secs().saturating_sub(1).max(1);
+    c.push_str(&format!("  BatchMode yes\n  ConnectTimeout {bastion_timeout}\n"));
     if let Some(home) = std::env::var_os("HOME") {
         let user_config = std::path::Path::new(&home).join(".ssh/config");
         if user_config.exists() {
@@ -99,7 +142,65 @@ fn deliver(
     line.clear();
 }
 
-async fn classify(t: &Target, e: openssh::Error) -> TransportError {
+/// What a failed connection's messages say was refused.
+enum Refusal {
+    /// "no matching host key type found. Their offer: ...": no key the client accepts.
+    NoCommonHostKeyType,
+    HostKey {
+        changed: bool,
+    },
+    Login,
+}
+
+fn refusal(messages: &str) -> Option<Refusal> {
+    if messages.contains("no matching host key type found") {
+        return Some(Refusal::NoCommonHostKeyType);
+    }
+    // sshconnect.c: "Host key verification failed.", "No ED25519 host key is known for ...",
+    // "REMOTE HOST IDENTIFICATION HAS CHANGED", "Host key for ... has changed ...".
+    if messages.contains("Host key verification failed")
+        || messages.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || messages.contains("host key")
+    {
+        let changed = messages.contains("CHANGED") || messages.contains("has changed");
+        return Some(Refusal::HostKey { changed });
+    }
+    messages.contains("Permission denied").then_some(Refusal::Login)
+}
+
+/// A host (the target or the bastion) that refused the connection, as an error saying which.
+struct Refused<'a> {
+    host: String,
+    address: &'a str,
+    port: u16,
+    user: &'a str,
+    /// Where its key is scanned from when it is not trusted: the bastion's config, if it is
+    /// reached through one.
+    scan_via: Option<&'a Path>,
+}
+
+impl Refused<'_> {
+    async fn error(&self, refusal: Refusal, messages: &str) -> TransportError {
+        let (host, addr) = (self.host.clone(), format!("{}:{}", self.address, self.port));
+        match refusal {
+            Refusal::NoCommonHostKeyType => {
+                let mut detail = messages.to_string();
+                if messages.contains("Their offer: ssh-rsa") {
+                    detail.push_str(&format!("; {}", super::SHA1_RSA_REFUSED));
+                }
+                TransportError::Connect { host, addr, detail }
+            }
+            Refusal::HostKey { changed } => {
+                let key = describe_key(self.address, self.port, self.scan_via).await;
+                let what = if changed { "its key CHANGED since it was recorded" } else { "it is not in known_hosts" };
+                TransportError::HostKey { host, addr, detail: format!("{what}; {key}"), changed }
+            }
+            Refusal::Login => TransportError::Auth { host, user: self.user.to_string(), detail: messages.to_string() },
+        }
+    }
+}
+
+async fn classify(t: &Target, e: openssh::Error, bastion: Option<&BastionFiles>) -> TransportError {
     let text = format!("{e}");
     let detail = match &e {
         openssh::Error::Connect(io) => format!("{text}: {io}"),
@@ -108,20 +209,129 @@ async fn classify(t: &Target, e: openssh::Error) -> TransportError {
     let source = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
     // openssh's Connect error is its source: name it once.
     let all = if detail.contains(&source) { detail } else { format!("{detail}: {source}") };
+    let all = all.trim();
     let addr = format!("{}:{}", t.address, t.port);
-    if all.contains("Host key verification failed")
-        || all.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
-        || all.contains("host key")
+    let jump = t.bastion.as_ref().zip(bastion).map(|(jump, files)| (jump, bastion_messages(&files.log)));
+    // The bastion first: when it refuses, the target's own ssh only sees its proxy close.
+    if let Some((jump, messages)) = &jump
+        && let Some(refusal) = refusal(messages)
     {
-        let changed = all.contains("CHANGED") || all.contains("has changed");
-        let key = describe_host_key(t).await;
-        let what = if changed { "its key CHANGED since it was recorded" } else { "it is not in known_hosts" };
-        return TransportError::HostKey { host: t.name.clone(), addr, detail: format!("{what}; {key}"), changed };
+        let refused = Refused {
+            host: format!("bastion {}", jump.host),
+            address: &jump.host,
+            port: jump.port,
+            user: &jump.user,
+            scan_via: None,
+        };
+        return refused.error(refusal, messages).await;
     }
-    if all.contains("Permission denied") {
-        return TransportError::Auth { host: t.name.clone(), user: t.user.clone(), detail: all.trim().to_string() };
+    if let Some(refusal) = refusal(all) {
+        let refused = Refused {
+            host: t.name.clone(),
+            address: &t.address,
+            port: t.port,
+            user: &t.user,
+            scan_via: bastion.map(|b| b.config.as_path()),
+        };
+        return refused.error(refusal, all).await;
     }
-    TransportError::Connect { host: t.name.clone(), addr, detail: all.trim().to_string() }
+    match &jump {
+        Some((jump, messages)) if messages.contains("open failed") || messages.contains("stdio forwarding failed") => {
+            TransportError::Connect {
+                host: t.name.clone(),
+                addr,
+                detail: format!("the bastion {} could not reach it: {messages}", jump.host),
+            }
+        }
+        // ssh's own failures to connect: "ssh: connect to host ...", "ssh: Could not resolve hostname ...".
+        Some((jump, messages)) if messages.starts_with("ssh: ") => TransportError::Connect {
+            host: format!("bastion {}", jump.host),
+            addr: format!("{}:{}", jump.host, jump.port),
+            detail: messages.clone(),
+        },
+        Some((jump, messages)) if !messages.is_empty() => TransportError::Connect {
+            host: t.name.clone(),
+            addr,
+            detail: format!("{all}; the bastion {}'s ssh said: {messages}", jump.host),
+        },
+        _ => TransportError::Connect { host: t.name.clone(), addr, detail: all.to_string() },
+    }
+}
+
+/// What the bastion's ssh logged, without the notes it writes on success as well.
+fn bastion_messages(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("Warning: Permanently added")).collect();
+    lines.join("\n")
+}
+
+/// The host-key types scanned, in the order ssh prefers them (KEX_DEFAULT_PK_ALG, myproposal.h).
+const SCANNED_KEY_TYPES: [&str; 3] = ["ssh-ed25519", "ecdsa-sha2-", "ssh-rsa"];
+
+/// The key a host presents and the known_hosts line that would trust it, for error messages:
+/// `ssh-keyscan` from here, or, for a host behind the bastion, on the bastion (`scan_via` is
+/// the bastion's ssh_config). A scan from here would reach another machine, or none, at the
+/// address the bastion reaches the host at.
+async fn describe_key(address: &str, port: u16, scan_via: Option<&Path>) -> String {
+    let port = port.to_string();
+    let scan_args = ["-T", "5", "-t", "ed25519,ecdsa,rsa", "-p", port.as_str(), address];
+    let mut command = match scan_via {
+        None => {
+            let mut c = tokio::process::Command::new("ssh-keyscan");
+            c.args(scan_args);
+            c
+        }
+        Some(config) => {
+            let mut c = tokio::process::Command::new("ssh");
+            let remote = Script::new().cmd(std::iter::once("ssh-keyscan").chain(scan_args)).to_shell();
+            c.arg("-F").arg(config).args([BASTION, "--", remote.as_str()]);
+            c
+        }
+    };
+    command.stdin(std::process::Stdio::null()).kill_on_drop(true);
+    let scanned = tokio::time::timeout(Duration::from_secs(30), command.output()).await;
+    let from = if scan_via.is_some() { "through the bastion" } else { "from here" };
+    let scan = match scanned {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => return unread_key(&format!("ssh-keyscan could not run {from}: {e}")),
+        Err(_) => return unread_key(&format!("ssh-keyscan {from} did not finish within 30s")),
+    };
+    let text = String::from_utf8_lossy(&scan.stdout);
+    // One line per key type, in the order the scans finished: show the type ssh would ask
+    // for first, so that the advice is the same from one run to the next.
+    let rank = |line: &str| {
+        let key_type = line.split_whitespace().nth(1).unwrap_or_default();
+        SCANNED_KEY_TYPES.iter().position(|t| key_type.starts_with(t)).unwrap_or(SCANNED_KEY_TYPES.len())
+    };
+    let Some(line) = text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).min_by_key(|l| rank(l))
+    else {
+        let said = String::from_utf8_lossy(&scan.stderr);
+        let said = said.lines().rfind(|l| !l.starts_with('#') && !l.trim().is_empty()).unwrap_or("no key");
+        return unread_key(&format!("ssh-keyscan {from}: {}", said.trim()));
+    };
+    let fp = tokio::process::Command::new("ssh-keygen")
+        .args(["-l", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let mut fingerprint = String::new();
+    if let Ok(mut child) = fp {
+        use tokio::io::AsyncWriteExt;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(line.as_bytes()).await;
+        }
+        if let Ok(out) = child.wait_with_output().await {
+            fingerprint = String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap_or("").to_string();
+        }
+    }
+    format!("it presents {fingerprint}; the known_hosts line is:\n    {line}")
+}
+
+fn unread_key(why: &str) -> String {
+    format!(
+        "its key could not be read ({why}); compare `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the host itself"
+    )
 }
 
 impl OpensshTransport {

@@ -189,7 +189,7 @@ impl RusshConnector {
         user: &str,
         identity: Option<&Path>,
     ) -> Result<(), String> {
-        let mut tried = Vec::new();
+        let (mut tried, mut sha1_only) = (Vec::new(), Vec::new());
         let files: Vec<PathBuf> = match identity {
             Some(path) => vec![path.to_path_buf()],
             None => default_identity_files(),
@@ -198,7 +198,16 @@ impl RusshConnector {
         for path in &files {
             match self.load_key(path) {
                 Ok(key) => {
-                    let hash = session.best_supported_rsa_hash().await.ok().flatten().flatten();
+                    let hash = match key.algorithm() {
+                        Algorithm::Rsa { .. } => match rsa_login_hash(session).await {
+                            Some(hash) => Some(hash),
+                            None => {
+                                sha1_only.push(path.display().to_string());
+                                continue;
+                            }
+                        },
+                        _ => None,
+                    };
                     let result = session
                         .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, hash))
                         .await
@@ -230,19 +239,36 @@ impl RusshConnector {
                 if wanted.as_ref().is_some_and(|w| !w.iter().any(|k| k.key_data() == key.key_data())) {
                     continue;
                 }
-                let hash = session.best_supported_rsa_hash().await.ok().flatten().flatten();
                 let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+                let hash = match key.algorithm() {
+                    Algorithm::Rsa { .. } => match rsa_login_hash(session).await {
+                        Some(hash) => Some(hash),
+                        None => {
+                            sha1_only.push(format!("agent key {fingerprint}"));
+                            continue;
+                        }
+                    },
+                    _ => None,
+                };
                 match session.authenticate_publickey_with(user, key, hash, &mut agent).await {
                     Ok(result) if result.success() => return Ok(()),
                     _ => tried.push(format!("agent key {fingerprint}")),
                 }
             }
         }
-        let mut detail = if tried.is_empty() {
-            "no key to offer (no identity file in the inventory, no agent, no ~/.ssh/id_*)".to_string()
-        } else {
-            format!("the server accepted none of: {}", tried.join(", "))
+        let mut detail = match (tried.is_empty(), sha1_only.is_empty()) {
+            (true, true) => "no key to offer (no identity file in the inventory, no agent, no ~/.ssh/id_*)".to_string(),
+            (true, false) => "no key could be offered".to_string(),
+            (false, _) => format!("the server accepted none of: {}", tried.join(", ")),
         };
+        if !sha1_only.is_empty() {
+            detail.push_str(&format!(
+                "; not offered: {} (RSA), since the server lists no rsa-sha2-512 or rsa-sha2-256 in server-sig-algs \
+                 and an `ssh-rsa` signature is SHA-1, which kubewright refuses as OpenSSH has since 8.8: \
+                 use an ed25519 key, or update the server's sshd",
+                sha1_only.join(", ")
+            ));
+        }
         if !encrypted.is_empty() {
             let list: Vec<String> = encrypted.iter().map(|p| p.display().to_string()).collect();
             detail
@@ -268,6 +294,21 @@ impl RusshConnector {
         }
         Ok(key)
     }
+}
+
+/// The hash an RSA login key may sign with on this connection: the best SHA-2 one the
+/// server lists in `server-sig-algs` (RFC 8308), or None, and the key is not offered.
+async fn rsa_login_hash(session: &Handle<HostKeyCheck>) -> Option<HashAlg> {
+    sha2_rsa_hash(session.best_supported_rsa_hash().await.ok().flatten())
+}
+
+/// From what russh reads in `server-sig-algs` (None: no list, or no RSA in it; `Some(None)`:
+/// `ssh-rsa` only), the SHA-2 hash to sign with, or None. Without one the signature would be
+/// `ssh-rsa` (SHA-1), which OpenSSH's ssh stopped making in 8.8: its key_sig_algorithm
+/// (sshconnect2.c) then falls back to the key's own name, `ssh-rsa`, which the default
+/// PubkeyAcceptedAlgorithms no longer lists, and the key is skipped.
+fn sha2_rsa_hash(server_best: Option<Option<HashAlg>>) -> Option<HashAlg> {
+    server_best.flatten()
 }
 
 /// Make the bastion's sshd send without delay. sshd turns Nagle's algorithm off on a
@@ -322,8 +363,8 @@ fn record_file(target: &Target) -> Option<PathBuf> {
     target.known_hosts.clone().or_else(|| home().map(|h| h.join(".ssh/known_hosts")))
 }
 
-/// Client settings: keepalive, Nagle off, and the host key types known_hosts has for the host
-/// asked for first (as ssh does), with certificates only when a CA is trusted for it.
+/// Client settings: keepalive, Nagle off, and the host-key algorithms of
+/// [`host_key_algorithms`], with certificates only when a CA is trusted for the host.
 fn client_config(known: &Arc<Mutex<KnownHosts>>, name: &str, keepalive: Duration) -> Arc<client::Config> {
     let mut config = client::Config {
         keepalive_interval: Some(keepalive),
@@ -337,22 +378,52 @@ fn client_config(known: &Arc<Mutex<KnownHosts>>, name: &str, keepalive: Duration
         Ok(k) => (k.recorded_algorithms(name), k.has_cert_authority_for(name)),
         Err(_) => (Vec::new(), false),
     };
-    let default_keys: Vec<Algorithm> = config.preferred.key.to_vec();
-    if !recorded.is_empty() {
-        let mut keys: Vec<Algorithm> = default_keys.iter().filter(|a| recorded.contains(a)).cloned().collect();
-        keys.extend(default_keys.iter().filter(|a| !recorded.contains(a)).cloned());
-        config.preferred.key = keys.into();
-    }
+    let keys = host_key_algorithms(&recorded);
     if with_ca {
-        config.preferred.host_key_certificates = default_keys.into();
+        config.preferred.host_key_certificates = keys.clone().into();
     }
+    config.preferred.key = keys.into();
     Arc::new(config)
+}
+
+/// The host-key algorithms asked for, most wanted first: russh's defaults without `ssh-rsa`
+/// (RSA signatures over SHA-1, which OpenSSH stopped offering and accepting in 8.8; its
+/// default list, KEX_DEFAULT_PK_ALG in myproposal.h, ends with rsa-sha2-512,rsa-sha2-256),
+/// and, as ssh's order_hostkeyalgs (sshconnect2.c) does, those whose key type known_hosts
+/// records for the host moved to the front in that order. A recorded RSA key (its type reads
+/// as `ssh-rsa` whatever it signs with) thus asks for rsa-sha2-512, then rsa-sha2-256: asking
+/// for `ssh-rsa` would get no RSA key from OpenSSH >= 8.8, which would present its ed25519 key
+/// instead, and that key would look like a changed one.
+fn host_key_algorithms(recorded: &[Algorithm]) -> Vec<Algorithm> {
+    let accepted: Vec<Algorithm> =
+        client::Config::default().preferred.key.iter().filter(|a| !is_sha1_rsa(a)).cloned().collect();
+    let is_rsa = |a: &Algorithm| matches!(a, Algorithm::Rsa { .. });
+    let is_recorded = |a: &Algorithm| recorded.iter().any(|r| r == a || (is_rsa(r) && is_rsa(a)));
+    let (mut keys, others): (Vec<Algorithm>, Vec<Algorithm>) = accepted.into_iter().partition(|a| is_recorded(a));
+    keys.extend(others);
+    keys
+}
+
+/// `ssh-rsa`: RSA with SHA-1 (RFC 8332 names the SHA-2 ones rsa-sha2-256 and rsa-sha2-512).
+fn is_sha1_rsa(a: &Algorithm) -> bool {
+    matches!(a, Algorithm::Rsa { hash: None })
 }
 
 fn describe(e: &russh::Error) -> String {
     match e {
         russh::Error::IO(io) => io.to_string(),
         russh::Error::Disconnect | russh::Error::HUP => "the server closed the connection during the handshake".into(),
+        russh::Error::NoCommonAlgo { kind: russh::AlgorithmKind::Key, ours, theirs } => {
+            let mut text = format!(
+                "no host-key algorithm in common: the host offers {}, kubewright accepts {}",
+                theirs.join(","),
+                ours.join(",")
+            );
+            if theirs.iter().any(|a| a == "ssh-rsa") {
+                text.push_str(&format!("; {}", super::SHA1_RSA_REFUSED));
+            }
+            text
+        }
         other => other.to_string(),
     }
 }
@@ -614,6 +685,53 @@ impl Transport for RusshTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(algorithms: &[Algorithm]) -> Vec<String> {
+        algorithms.iter().map(ToString::to_string).collect()
+    }
+
+    /// Issue 18 (run-safety review, item 7): known_hosts with only the host's RSA key.
+    #[test]
+    fn issue_18_a_recorded_rsa_key_asks_for_sha2_signatures_first_and_sha1_is_never_offered() {
+        let (known, _) = KnownHosts::parse(&format!("10.0.0.5 {RSA_HOST_KEY}\n"), Path::new("kh"));
+        assert_eq!(
+            names(&host_key_algorithms(&known.recorded_algorithms("10.0.0.5"))),
+            [
+                "rsa-sha2-512",
+                "rsa-sha2-256",
+                "ssh-ed25519",
+                "ecdsa-sha2-nistp256",
+                "ecdsa-sha2-nistp384",
+                "ecdsa-sha2-nistp521"
+            ]
+        );
+        // Nothing recorded, or another type: ed25519 first, and still no ssh-rsa anywhere.
+        for recorded in [vec![], vec![Algorithm::Ed25519]] {
+            let offered = names(&host_key_algorithms(&recorded));
+            assert_eq!(offered.first().map(String::as_str), Some("ssh-ed25519"));
+            assert!(!offered.iter().any(|a| a == "ssh-rsa"), "{offered:?}");
+        }
+    }
+
+    #[test]
+    fn issue_18_rsa_login_keys_sign_with_sha2_or_are_not_offered() {
+        assert_eq!(sha2_rsa_hash(Some(Some(HashAlg::Sha512))), Some(HashAlg::Sha512));
+        assert_eq!(sha2_rsa_hash(Some(Some(HashAlg::Sha256))), Some(HashAlg::Sha256));
+        // Only ssh-rsa listed, or no list at all: SHA-1 would be the signature; no key.
+        assert_eq!(sha2_rsa_hash(Some(None)), None);
+        assert_eq!(sha2_rsa_hash(None), None);
+    }
+
+    #[test]
+    fn issue_18_the_client_offers_no_compression() {
+        let known = Arc::new(Mutex::new(KnownHosts::default()));
+        let config = client_config(&known, "10.0.0.5", Duration::from_secs(5));
+        let offered: Vec<&str> = config.preferred.compression.iter().map(AsRef::as_ref).collect();
+        assert_eq!(offered, ["none"]);
+    }
+
+    /// A 2048-bit RSA public key, as `ssh-keygen -t rsa` makes them.
+    const RSA_HOST_KEY: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCZW3L7mxTD4msa6TJc03WnoTq5HxrH7P3GC8FI63/uyecBXN2BNC0OhiNPJhP9UWLfN76jlai8X6QWvRln/02R8Fw8G3DCL8o9UsdUXJFZEDnlG6LTs6p9v8YHfjTZD7q/fTBrrcuqdFX9ulSsTbQYKVgFDh3xapA3W4qPmN4mkbxoDkINXnNB/yEVRK50gko22cK1bSy5mIK2RmAh1SbjzZJ4vThHCuuE4CSW7Ha3hZ7W1PdnaL1/oJIPLZwZcxRMIHm9IRfN+V9F4g9FxfNSTjy5yzSdAQLfHsqAvEb1Wkf+pAblXQMlfTyWxdBV/KxVvAsz1xBy0pfrPoayaWI9";
 
     #[test]
     fn lines_split_across_pieces_arrive_whole_and_the_bytes_are_kept() {

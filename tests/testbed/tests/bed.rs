@@ -55,6 +55,15 @@ fn hosts_are_separate_machines() {
     assert!(ps.contains("__init"), "{ps}");
     // Hosts reach each other by name.
     ok(bed.exec("w1", "getent hosts cp1").unwrap());
+
+    // Host keys of the three types cloud images have, each host its own.
+    for kind in ["ed25519", "ecdsa", "rsa"] {
+        let keys = ["cp1", "w1"].map(|h| bed.host_public_key(h, kind).unwrap());
+        assert_ne!(keys[0], keys[1], "cp1 and w1 share their {kind} host key");
+        let scan = Command::new("ssh-keyscan").args(["-T", "5", "-t", kind, &bed.host("cp1").ip.to_string()]).output();
+        let scanned = ok(scan.unwrap());
+        assert!(scanned.contains(&keys[0]), "cp1 presents another {kind} key: {scanned}");
+    }
 }
 
 #[test]

@@ -288,6 +288,13 @@ impl Testbed {
     pub fn host_dir(&self, name: &str) -> PathBuf {
         self.dir.join("hosts").join(name)
     }
+    /// The host's public host key of `kind` (`ed25519`, `ecdsa` or `rsa`) as `type base64`, the
+    /// end of a known_hosts line.
+    pub fn host_public_key(&self, name: &str, kind: &str) -> anyhow::Result<String> {
+        let path = self.host_dir(name).join(format!("sshd/ssh_host_{kind}_key.pub"));
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(text.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+    }
     /// The directory the simulator keeps the cluster state in (shared by all hosts).
     pub fn cluster_state_dir(&self) -> PathBuf {
         self.dir.join("cluster")

@@ -138,6 +138,39 @@ fn keygen(path: &Path, comment: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where RSA host keys are kept between beds: one per host position (the last octet of its
+/// address), made the first time a bed needs it.
+const RSA_HOST_KEY_POOL: &str = "/tmp/kubewright-testbed-keys";
+
+/// An RSA host key at `dest` (and `dest`.pub), taken from the pool. Making one costs about half
+/// a second of CPU (an ed25519 or ECDSA key a few milliseconds), and the suite brings up a
+/// hundred beds on two cores; the hosts of one bed still have distinct keys, and beds never
+/// share a known_hosts file.
+fn pooled_rsa_host_key(slot: u8, dest: &Path) -> anyhow::Result<()> {
+    let pool = Path::new(RSA_HOST_KEY_POOL);
+    let kept = pool.join(format!("rsa-{slot}"));
+    if !kept.join("key.pub").exists() {
+        fs::create_dir_all(pool)?;
+        fs::set_permissions(pool, fs::Permissions::from_mode(0o700))?;
+        // Made aside and renamed into place whole: beds coming up at once may race for the
+        // slot, and the rename of a directory onto a filled one fails, so the first one stays.
+        let fresh = pool.join(format!(".rsa-{slot}-{}-{:x}", std::process::id(), rand::random::<u64>()));
+        fs::create_dir(&fresh)?;
+        let made = run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "rsa", "-b", "3072", "-N", "", "-C", "kubewright-testbed host", "-f"])
+            .arg(fresh.join("key")));
+        if made.is_err() || fs::rename(&fresh, &kept).is_err() {
+            let _ = fs::remove_dir_all(&fresh);
+        }
+        made?;
+    }
+    fs::copy(kept.join("key"), dest)
+        .with_context(|| format!("cannot copy the RSA host key from {}", kept.display()))?;
+    fs::set_permissions(dest, fs::Permissions::from_mode(0o600))?;
+    fs::copy(kept.join("key.pub"), dest.with_extension("pub"))?;
+    Ok(())
+}
+
 fn write(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
@@ -231,11 +264,18 @@ fn prepare_host(dir: &Path, h: &Host, client_pub: &str, etc_hosts: &str) -> anyh
     write(&root.join(".ssh/authorized_keys"), client_pub, 0o600)?;
     fs::set_permissions(root.join(".ssh"), fs::Permissions::from_mode(0o700))?;
 
+    // Host keys of the three types cloud images ship (and `ssh-keygen -A` makes), so that a
+    // client asking for any of them gets it; known_hosts records the ed25519 one.
     let sshd = hd.join("sshd");
     keygen(&sshd.join("ssh_host_ed25519_key"), &format!("host {}", h.name))?;
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ecdsa", "-N", "", "-C", &format!("host {}", h.name), "-f"])
+        .arg(sshd.join("ssh_host_ecdsa_key")))?;
+    pooled_rsa_host_key(h.ip.octets()[3], &sshd.join("ssh_host_rsa_key"))?;
     write(
         &sshd.join("sshd_config"),
-        "Port 22\nListenAddress 0.0.0.0\nHostKey /run/kubewright-testbed/ssh_host_ed25519_key\nPidFile /run/sshd.pid\n\
+        "Port 22\nListenAddress 0.0.0.0\nHostKey /run/kubewright-testbed/ssh_host_ed25519_key\n\
+         HostKey /run/kubewright-testbed/ssh_host_ecdsa_key\nHostKey /run/kubewright-testbed/ssh_host_rsa_key\nPidFile /run/sshd.pid\n\
          PermitRootLogin prohibit-password\nPubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
          UsePAM no\nUseDNS no\nPrintMotd no\nAuthorizedKeysFile .ssh/authorized_keys\nSubsystem sftp internal-sftp\n\
          MaxStartups 300:30:600\nMaxSessions 200\nAcceptEnv LANG LC_*\n",
