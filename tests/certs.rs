@@ -289,45 +289,210 @@ fn renewal_goes_one_control_plane_at_a_time_restores_a_failed_one_and_is_a_no_op
     assert!(apiserver_expiry(&bed, state.path(), "cp2") > cp2_before, "cp2 renewed");
 }
 
-/// The scheduled renewal's units are accepted by systemd itself, and run this binary on this
-/// inventory; the cron line is one crontab entry.
+/// `certs schedule` as the tests run it: a state root (`KUBEWRIGHT_STATE_DIR`) whose name has a
+/// space, a per cent sign, a dollar and a double quote (word splitting, systemd's specifiers,
+/// ExecStart's variables, quoting), units written into a directory of the test's, and a
+/// `systemctl` first in PATH that records its arguments: a test cannot touch this machine's
+/// systemd.
+struct ScheduleSetup {
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+    units: std::path::PathBuf,
+    bin: std::path::PathBuf,
+}
+
+impl ScheduleSetup {
+    fn new() -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("state 100% $USER \"q\"");
+        std::fs::create_dir(&root).unwrap();
+        let (units, bin) = (dir.path().join("units"), dir.path().join("bin"));
+        std::fs::create_dir(&units).unwrap();
+        std::fs::create_dir(&bin).unwrap();
+        let log = bin.join("systemctl.log");
+        let fake = format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n", log.display());
+        std::fs::write(bin.join("systemctl"), fake).unwrap();
+        std::fs::set_permissions(bin.join("systemctl"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let root = root.canonicalize().unwrap();
+        ScheduleSetup { _dir: dir, root, units, bin }
+    }
+
+    fn schedule(&self, args: &[&str]) -> Output {
+        let path = format!("{}:{}", self.bin.display(), std::env::var("PATH").unwrap_or_default());
+        Command::new(env!("CARGO_BIN_EXE_kubewright"))
+            .args(["certs", "schedule", "-i", "inventories/example.yaml", "--unit-dir"])
+            .arg(&self.units)
+            .args(args)
+            .env("KUBEWRIGHT_STATE_DIR", &self.root)
+            .env("PATH", path)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    }
+
+    /// Each `systemctl` call, its arguments joined by spaces.
+    fn systemctl_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.bin.join("systemctl.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn unit(&self, suffix: &str) -> std::path::PathBuf {
+        self.units.join(format!("kubewright-certs-renew-prod-eu1.{suffix}"))
+    }
+}
+
+/// (name, uid, home) of the user running the tests, from the user database.
+fn passwd_entry(uid: &str) -> (String, String, String) {
+    let o = Command::new("getent").args(["passwd", uid]).output().unwrap();
+    let line = String::from_utf8(o.stdout).unwrap();
+    let fields: Vec<&str> = line.trim_end().split(':').collect();
+    assert!(fields.len() == 7, "getent passwd {uid}: {line:?}");
+    (fields[0].to_string(), fields[2].to_string(), fields[5].to_string())
+}
+
+fn running_user() -> (String, String, String) {
+    let o = Command::new("id").arg("-u").output().unwrap();
+    passwd_entry(String::from_utf8(o.stdout).unwrap().trim())
+}
+
+/// The scheduled renewal runs as the user who scheduled it, with that user's HOME (russh's
+/// `~/.ssh` and the inventory's `~/` paths), in the cluster's state directory, with the same
+/// state directory as interactive runs; `--install` writes the units, then reloads systemd and
+/// enables and starts the timer (`--no-enable`: only the files). systemd accepts the units; the
+/// cron line, run by `sh` as cron runs it, gives the job the same environment.
 #[test]
-fn the_scheduled_renewal_renders_units_systemd_accepts_and_a_cron_line() {
-    let units = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_kubewright"))
-        .args(["certs", "schedule", "-i", "inventories/example.yaml", "--install", "--print", "--unit-dir"])
-        .arg(units.path())
-        .args(["--within", "21d", "-o", "json"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
+fn the_scheduled_renewal_runs_as_its_user_in_the_state_directory_and_install_starts_its_timer() {
+    let setup = ScheduleSetup::new();
+    let (user, _, home) = running_user();
+    let state = setup.root.join("prod-eu1");
+
+    let written = setup.schedule(&["--install", "--no-enable", "--within", "21d"]);
+    assert!(written.status.success(), "{}", output_text(&written));
+    assert!(setup.unit("service").exists() && setup.unit("timer").exists(), "{}", output_text(&written));
+    assert_eq!(setup.systemctl_calls(), Vec::<String>::new(), "--no-enable only writes the files");
+    assert!(
+        output_text(&written)
+            .contains("systemctl daemon-reload && systemctl enable --now kubewright-certs-renew-prod-eu1.timer"),
+        "says what is left to do: {}",
+        output_text(&written)
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&state).unwrap().permissions()) & 0o777;
+    assert_eq!(mode, 0o700, "--install makes the state directory the unit works in, private");
+
+    let o = setup.schedule(&["--install", "--print", "--within", "21d", "-o", "json"]);
     assert!(o.status.success(), "{}", output_text(&o));
+    assert_eq!(
+        setup.systemctl_calls(),
+        ["daemon-reload", "enable --now kubewright-certs-renew-prod-eu1.timer"],
+        "the timer is enabled and started, never the service itself"
+    );
     let doc = json(&o);
-    assert_eq!(doc["unit"], "kubewright-certs-renew-prod-eu1");
-    let service = std::fs::read_to_string(units.path().join("kubewright-certs-renew-prod-eu1.service")).unwrap();
-    let timer = std::fs::read_to_string(units.path().join("kubewright-certs-renew-prod-eu1.timer")).unwrap();
+    assert_eq!((doc["unit"].as_str(), doc["enabled"].as_bool()), (Some("kubewright-certs-renew-prod-eu1"), Some(true)));
+    let service = std::fs::read_to_string(setup.unit("service")).unwrap();
+    let timer = std::fs::read_to_string(setup.unit("timer")).unwrap();
     assert_eq!(service, doc["service"].as_str().unwrap());
+    let lines: Vec<&str> = service.lines().collect();
+    let root = setup.root.display().to_string();
+    // systemd.exec(5): WorkingDirectory= is a path taken as written, after specifier expansion
+    // (`%%`); Environment= is unquoted as systemd.syntax(7) says (`\"`), with specifiers, and
+    // `$` has no special meaning there.
+    for expected in [
+        format!("User={user}"),
+        format!("WorkingDirectory={}", state.display().to_string().replace('%', "%%")),
+        format!("Environment=\"HOME={}\"", home.replace('%', "%%").replace('"', "\\\"")),
+        format!("Environment=\"KUBEWRIGHT_STATE_DIR={}\"", root.replace('%', "%%").replace('"', "\\\"")),
+    ] {
+        assert!(lines.contains(&expected.as_str()), "{expected:?} in\n{service}");
+    }
     assert!(
         service.contains(&format!("ExecStart=\"{}\" \"certs\" \"renew\"", env!("CARGO_BIN_EXE_kubewright"))),
         "{service}"
     );
     assert!(service.contains("\"--if-expiring-within\" \"21d\" \"--yes\" \"--output\" \"json\""), "{service}");
     assert!(timer.contains("RandomizedDelaySec=1h\nPersistent=true"), "{timer}");
+
+    // The cron line, with cron's `\%` unescaping, run by sh with a recorder in place of
+    // kubewright: where it runs, with which HOME and state directory, and where its output goes.
     let cron = doc["cron"].as_str().unwrap();
-    let fields: Vec<&str> = cron.split(' ').collect();
-    assert!(fields[..5].iter().take(2).all(|f| f.parse::<u32>().is_ok()) && fields[2..5] == ["*", "*", "*"], "{cron}");
-    assert!(cron.contains("certs renew -i ") && cron.ends_with("certs-renew.log 2>&1"), "{cron}");
+    let fields: Vec<&str> = cron.splitn(6, ' ').collect();
+    assert!(fields[..2].iter().all(|f| f.parse::<u32>().is_ok()) && fields[2..5] == ["*", "*", "*"], "{cron}");
+    let recorder = setup.bin.join("record");
+    std::fs::write(
+        &recorder,
+        "#!/bin/sh\n{ pwd; echo \"$HOME\"; echo \"$KUBEWRIGHT_STATE_DIR\"; printf '%s\\n' \"$@\"; } > \"$0.out\"\necho renewed\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&recorder, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let command =
+        fields[5].replace("\\%", "%").replacen(env!("CARGO_BIN_EXE_kubewright"), &recorder.display().to_string(), 1);
+    let ran = Command::new("sh")
+        .args(["-c", &command])
+        .env_remove("HOME")
+        .env_remove("KUBEWRIGHT_STATE_DIR")
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(ran.status.success(), "{command}: {}", output_text(&ran));
+    let recorded = std::fs::read_to_string(setup.bin.join("record.out")).unwrap();
+    let inventory = format!("{}/inventories/example.yaml", env!("CARGO_MANIFEST_DIR"));
+    let expected = [state.display().to_string(), home.clone(), root.clone()]
+        .into_iter()
+        .chain(
+            ["certs", "renew", "-i", &inventory, "--if-expiring-within", "21d", "--yes", "--output", "json"]
+                .map(String::from),
+        )
+        .collect::<Vec<_>>();
+    assert_eq!(recorded.lines().collect::<Vec<_>>(), expected, "{command}");
+    assert_eq!(std::fs::read_to_string(state.join("certs-renew.log")).unwrap(), "renewed\n");
 
     if !common::tool_available("systemd-analyze", "--version", "systemd", "verify the units with systemd-analyze") {
         return;
     }
     let verify = Command::new("systemd-analyze")
         .arg("verify")
-        .arg(units.path().join("kubewright-certs-renew-prod-eu1.service"))
-        .arg(units.path().join("kubewright-certs-renew-prod-eu1.timer"))
+        .arg(setup.unit("service"))
+        .arg(setup.unit("timer"))
         .output()
         .unwrap();
     assert!(verify.status.success() && verify.stderr.is_empty(), "{}", output_text(&verify));
+}
+
+/// A state directory someone else owns is refused before anything is written or enabled: the job
+/// would run as the user scheduling it and follow whatever the owner puts there (review item
+/// 11). Needs root, to give the directory away.
+#[test]
+fn a_state_directory_the_user_does_not_own_is_refused_before_anything_is_written() {
+    let setup = ScheduleSetup::new();
+    let (user, uid, _) = running_user();
+    if uid != "0" {
+        assert!(std::env::var_os("CI").is_none(), "CI runs the tests as root");
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("SKIPPED: not root, so this test cannot give a state directory to another user");
+        }
+        return;
+    }
+    let (owner, _, _) = passwd_entry("65534");
+    let state = setup.root.join("prod-eu1");
+    std::fs::create_dir(&state).unwrap();
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+
+    for args in [&["--install"][..], &["--print"][..]] {
+        let o = setup.schedule(args);
+        let text = output_text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {text}");
+        assert!(
+            text.contains(&format!("{} is owned by {owner}, not by {user}", state.display())),
+            "names the directory, its owner and the user: {text}"
+        );
+        assert!(text.contains("help:"), "{text}");
+    }
+    assert_eq!(std::fs::read_dir(&setup.units).unwrap().count(), 0, "no unit written");
+    assert_eq!(setup.systemctl_calls(), Vec::<String>::new(), "systemctl not run");
 }
 
 /// `certs init-ca` makes the CAs on the bastion; the install puts them on the first control

@@ -1,6 +1,7 @@
 //! `kubewright certs check`: every certificate of the cluster, read in one command per host
 //! and parsed on the bastion; exit codes for monitoring; a Prometheus textfile.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -54,25 +55,34 @@ could not be read (the others are still reported).")]
     #[command(after_help = "\
 Examples:
   kubewright certs schedule -i /etc/kubewright/prod.yaml --print
-  sudo kubewright certs schedule -i /etc/kubewright/prod.yaml --install && sudo systemctl daemon-reload \\
-    && sudo systemctl enable --now kubewright-certs-renew-prod.timer
+  sudo kubewright certs schedule -i /etc/kubewright/prod.yaml --install
+  kubewright certs schedule -i ~/prod.yaml --print      # as the user the job should run as
 
 The job runs `kubewright certs renew --if-expiring-within WITHIN --yes --output json` with this
-binary, this inventory and this state directory (absolute paths), so it shares the journal, the
-lock and the backups with interactive runs. The timer has a randomized delay of up to an hour
-and Persistent=true (a run missed while the bastion was off happens at the next boot). The cron
-line runs once a day at a time derived from the cluster's name, appending to
-<state dir>/certs-renew.log. The SSH key must be usable without a prompt (the inventory's
-identityFile, unencrypted, or an agent the job can reach).")]
+binary, this inventory and this state directory (absolute paths), as the user running this
+command (User=, with that user's HOME from the user database, so ~/.ssh and the inventory's ~/
+paths resolve as in an interactive run), in the cluster's state directory (WorkingDirectory=),
+so it shares the journal and the backups with interactive runs. That directory must belong to
+the user; --install makes it (0700) when it does not exist. --install writes the service and the
+timer into --unit-dir, then runs `systemctl daemon-reload` and `systemctl enable --now
+NAME.timer`: the timer is enabled and started, and starts the service when it fires (--no-enable:
+only write the files). The timer has a randomized delay of up to an hour and Persistent=true (a
+run missed while the bastion was off happens at the next boot). The cron line, for that user's
+crontab, runs once a day at a time derived from the cluster's name, in the state directory with
+the same HOME, appending to <state dir>/certs-renew.log. The SSH key must be usable without a
+prompt (the inventory's identityFile, unencrypted, or an agent the job can reach).")]
     Schedule {
         #[command(flatten)]
         inventory: InventoryArg,
         /// Print the units and the cron line
         #[arg(long, required_unless_present = "install")]
         print: bool,
-        /// Write the service and timer into --unit-dir
+        /// Write the service and timer into --unit-dir, then reload systemd and enable and start the timer
         #[arg(long)]
         install: bool,
+        /// With --install: only write the files (no `systemctl daemon-reload`, no `systemctl enable --now`)
+        #[arg(long, requires = "install")]
+        no_enable: bool,
         /// Where --install writes the units
         #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
         unit_dir: std::path::PathBuf,
@@ -216,7 +226,7 @@ pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        CertsCommand::Schedule { inventory, print, install, unit_dir, calendar, within } => {
+        CertsCommand::Schedule { inventory, print, install, no_enable, unit_dir, calendar, within } => {
             let inv = load_inventory(&inventory, out)?;
             if calendar.is_empty() || calendar.contains(['\n', '\r']) {
                 return Err(UserError::new(
@@ -242,19 +252,48 @@ pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
             })?;
             let binary = absolute(&own_path, "kubewright")?;
             let inventory_path = absolute(&inventory.inventory, "inventory")?;
-            let state = absolute(&state_dir(&inv.cluster.name), "state directory")?;
+            let me = running_user()?;
+            // The cluster's name is one path component, so the state root (what the job's
+            // KUBEWRIGHT_STATE_DIR must be) is its state directory's parent. Resolved when it
+            // exists: WorkingDirectory= takes no `..`, and the unit should not depend on a link.
+            let state = state_dir(&inv.cluster.name);
+            let root = state.parent().unwrap_or(std::path::Path::new("/"));
+            let root = match root.canonicalize() {
+                Ok(real) => real.display().to_string(),
+                Err(_) => absolute(root, "state directory")?,
+            };
             let schedule = kubewright::schedule::Schedule {
                 cluster: &inv.cluster.name,
                 binary: &binary,
                 inventory: &inventory_path,
-                state_dir: &state,
+                state_root: &root,
+                user: &me.name,
+                home: &me.home,
                 within: within.unwrap_or(inv.cluster.certificates.renew_before),
                 on_calendar: &calendar,
             };
-            let name = schedule.unit_name();
-            let (service, timer) = (schedule.service(), schedule.timer());
+            let state = std::path::PathBuf::from(schedule.state_dir());
+            let state_exists = owned_by(&state, &me)?;
+            let unusable = |e: String| {
+                UserError::new(
+                    format!("cannot schedule the renewal: {e}"),
+                    "give kubewright, the inventory and KUBEWRIGHT_STATE_DIR paths of printable characters, absolute and without `..`",
+                )
+            };
+            let (service, cron) = (schedule.service().map_err(unusable)?, schedule.cron_line().map_err(unusable)?);
+            let (name, timer) = (schedule.unit_name(), schedule.timer());
             let mut text = String::new();
+            let mut systemctl = Vec::new();
             if install {
+                if !state_exists {
+                    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&state).map_err(|e| {
+                        Failure::new(
+                            format!("cannot make the state directory {}: {e}", state.display()),
+                            "make it yourself (owned by the user the job runs as, mode 0700), or set KUBEWRIGHT_STATE_DIR",
+                        )
+                    })?;
+                    text.push_str(&format!("made the state directory {} (0700)\n", state.display()));
+                }
                 for (file, content) in [(format!("{name}.service"), &service), (format!("{name}.timer"), &timer)] {
                     let path = unit_dir.join(&file);
                     kubewright::exec::write_file_atomically(&path, content.as_bytes(), 0o644).map_err(|e| {
@@ -265,12 +304,35 @@ pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
                     })?;
                     text.push_str(&format!("wrote {}\n", path.display()));
                 }
-                text.push_str(&format!("now run: systemctl daemon-reload && systemctl enable --now {name}.timer\n"));
+                let enable = ["enable", "--now", &format!("{name}.timer")].map(String::from);
+                if no_enable {
+                    text.push_str(&format!(
+                        "not enabled (--no-enable): run systemctl daemon-reload && systemctl enable --now {name}.timer\n"
+                    ));
+                } else {
+                    for args in [vec!["daemon-reload".to_string()], enable.to_vec()] {
+                        run_systemctl(&args, &name)?;
+                        text.push_str(&format!("ran systemctl {}\n", args.join(" ")));
+                        systemctl.push(args.join(" "));
+                    }
+                    text.push_str(&format!(
+                        "the timer is enabled and started; it runs {name}.service as {} (`systemctl list-timers {name}.timer`: when)\n",
+                        me.name
+                    ));
+                }
             }
             if print {
-                text.push_str(&format!("# {name}.service\n{service}\n# {name}.timer\n{timer}\n# crontab line (for bastions without systemd)\n{}\n", schedule.cron_line()));
+                text.push_str(&format!(
+                    "# {name}.service\n{service}\n# {name}.timer\n{timer}\n# crontab line for {}'s crontab (for bastions without systemd)\n{cron}\n",
+                    me.name
+                ));
             }
-            let json = serde_json::json!({"unit": name, "service": service, "timer": timer, "cron": schedule.cron_line(), "installed_in": install.then(|| unit_dir.display().to_string())});
+            let json = serde_json::json!({
+                "unit": name, "service": service, "timer": timer, "cron": cron,
+                "user": me.name, "home": me.home, "state_dir": state.display().to_string(),
+                "installed_in": install.then(|| unit_dir.display().to_string()),
+                "enabled": install && !no_enable, "systemctl": systemctl,
+            });
             out.result(&text, &json);
             Ok(ExitCode::SUCCESS)
         }
@@ -339,4 +401,84 @@ fn bastion_admin_certificate(path: &std::path::Path) -> Option<kubewright::pki::
     let data = text.lines().find_map(|l| l.trim().strip_prefix("client-certificate-data:"))?;
     let pem = base64::engine::general_purpose::STANDARD.decode(data.trim()).ok()?;
     kubewright::pki::inspect(&pem).ok()
+}
+
+/// Who runs `certs schedule`: the scheduled job's User= and HOME.
+struct Account {
+    uid: u32,
+    name: String,
+    home: String,
+}
+
+/// The effective user, from the user database (as systemd resolves User=), not from `$USER`
+/// or `$HOME`, which `sudo` may have kept from the user who called it.
+fn running_user() -> anyhow::Result<Account> {
+    let uid = nix::unistd::geteuid();
+    let help = "the unit names its user: run kubewright as an account the user database (getent passwd) knows";
+    let entry = nix::unistd::User::from_uid(uid)
+        .map_err(|e| Failure::new(format!("cannot look up uid {uid} in the user database: {e}"), help))?
+        .ok_or_else(|| Failure::new(format!("uid {uid} has no entry in the user database"), help))?;
+    Ok(Account { uid: uid.as_raw(), name: entry.name, home: entry.dir.display().to_string() })
+}
+
+/// Whether the state directory exists; an error when it is not `me`'s. The job runs as `me`
+/// and writes there (journal, backups, log), following whatever links its owner puts in it.
+fn owned_by(dir: &std::path::Path, me: &Account) -> anyhow::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            return Err(Failure::new(
+                format!("cannot read the state directory {}: {e}", dir.display()),
+                "check its permissions, or set KUBEWRIGHT_STATE_DIR to a directory of the user the job runs as",
+            )
+            .into());
+        }
+    };
+    if !meta.is_dir() {
+        return Err(UserError::new(
+            format!("the state directory {} is not a directory", dir.display()),
+            "move it away, or set KUBEWRIGHT_STATE_DIR to another directory",
+        )
+        .into());
+    }
+    if meta.uid() != me.uid {
+        let owner = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid()))
+            .ok()
+            .flatten()
+            .map_or_else(|| format!("uid {}", meta.uid()), |u| u.name);
+        return Err(UserError::new(
+            format!(
+                "the state directory {} is owned by {owner}, not by {}, who would run the scheduled renewal",
+                dir.display(),
+                me.name
+            ),
+            format!(
+                "schedule it as {owner} (with --print, and have root install the units), or set KUBEWRIGHT_STATE_DIR \
+                 to a directory {} owns",
+                me.name
+            ),
+        )
+        .into());
+    }
+    Ok(true)
+}
+
+fn run_systemctl(args: &[String], unit: &str) -> anyhow::Result<()> {
+    let shown = format!("systemctl {}", args.join(" "));
+    let help = format!(
+        "the units are written; run `systemctl daemon-reload && systemctl enable --now {unit}.timer` where systemd \
+         runs (as root), or pass --no-enable to only write them"
+    );
+    let o = std::process::Command::new("systemctl")
+        .args(args)
+        .output()
+        .map_err(|e| Failure::new(format!("cannot run `{shown}`: {e}"), help.clone()))?;
+    if !o.status.success() {
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+        return Err(Failure::new(format!("`{shown}` failed ({}): {}", o.status, tail.join("\n")), help).into());
+    }
+    Ok(())
 }

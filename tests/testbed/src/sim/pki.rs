@@ -8,11 +8,17 @@ use std::path::Path;
 use anyhow::Context;
 use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyIdMethod, KeyPair, KeyUsagePurpose, SanType,
 };
+use rsa::RsaPrivateKey;
+use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey, LineEnding};
+use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+use x509_parser::asn1_rs::Tag;
+use x509_parser::extensions::ParsedExtension;
+use x509_parser::x509::X509Name;
 
 pub const YEAR: i64 = 365 * 86_400;
 
@@ -26,52 +32,84 @@ fn time_at(unix: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-fn rsa_key() -> anyhow::Result<KeyPair> {
-    Ok(KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)?)
+/// A new RSA 2048 key, which kubeadm uses for every CA and leaf: rcgen's signing key, and the
+/// PKCS#1 `RSA PRIVATE KEY` PEM kubeadm writes. ring (kubewright's backend) cannot generate RSA
+/// keys, so the pure-Rust `rsa` crate (already in kubewright's tree through russh) does.
+struct RsaKey {
+    signing: KeyPair,
+    pkcs1_pem: String,
+    public_pem: String,
 }
 
-/// PKCS#8 → PKCS#1 for RSA keys: kubeadm writes `RSA PRIVATE KEY` blocks.
-fn rsa_pkcs1_pem(key: &KeyPair) -> anyhow::Result<String> {
-    let der = key.serialize_der();
-    // PrivateKeyInfo ::= SEQUENCE { INTEGER 0, AlgorithmIdentifier, OCTET STRING privateKey }
-    let inner = pkcs8_private_key(&der).context("cannot unwrap the PKCS#8 key")?;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(inner);
-    let mut out = String::from("-----BEGIN RSA PRIVATE KEY-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str("-----END RSA PRIVATE KEY-----\n");
-    Ok(out)
+fn rsa_key() -> anyhow::Result<RsaKey> {
+    let key = RsaPrivateKey::new(&mut rand::rng(), 2048).context("cannot generate an RSA 2048 key")?;
+    let pkcs8 = key.to_pkcs8_der().context("cannot encode the RSA key as PKCS#8")?;
+    let signing = KeyPair::try_from(pkcs8.as_bytes()).context("rcgen cannot load the RSA key")?;
+    let pkcs1_pem = key.to_pkcs1_pem(LineEnding::LF).context("cannot encode the RSA key as PKCS#1")?;
+    let public_pem =
+        key.to_public_key().to_public_key_pem(LineEnding::LF).context("cannot encode the RSA public key")?;
+    Ok(RsaKey { signing, pkcs1_pem: pkcs1_pem.to_string(), public_pem })
 }
 
-fn der_len(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
-    let first = *bytes.get(at)?;
-    if first < 0x80 {
-        return Some((first as usize, 1));
+/// A CA's key as rcgen's signing key. kubeadm's RSA keys are PKCS#1, which rcgen loads only with
+/// aws-lc: they are read with `rsa` and handed over as PKCS#8. Other keys (the ECDSA CAs of
+/// `kubewright certs init-ca`) are PKCS#8 already.
+fn signing_key(pem: &str) -> anyhow::Result<KeyPair> {
+    if pem.trim_start().starts_with("-----BEGIN RSA PRIVATE KEY-----") {
+        let key = RsaPrivateKey::from_pkcs1_pem(pem).context("cannot read the PKCS#1 RSA key")?;
+        let pkcs8 = key.to_pkcs8_der().context("cannot encode the RSA key as PKCS#8")?;
+        return KeyPair::try_from(pkcs8.as_bytes()).context("rcgen cannot load the RSA key");
     }
-    let n = (first & 0x7f) as usize;
-    let mut len = 0usize;
-    for i in 0..n {
-        len = (len << 8) | *bytes.get(at + 1 + i)? as usize;
-    }
-    Some((len, 1 + n))
+    KeyPair::from_pem(pem).context("cannot load the key (PKCS#1 RSA or PKCS#8 expected)")
 }
 
-fn pkcs8_private_key(der: &[u8]) -> Option<&[u8]> {
-    // outer SEQUENCE
-    let (_, l0) = der_len(der, 1)?;
-    let mut pos = 1 + l0;
-    for _ in 0..2 {
-        // skip INTEGER version, then the AlgorithmIdentifier SEQUENCE
-        let (len, l) = der_len(der, pos + 1)?;
-        pos += 1 + l + len;
+/// rcgen's issuer for a CA on disk: the subject and subject key identifier exactly as its
+/// certificate has them, so that a leaf's issuer and authority key identifier match the CA
+/// whoever made it. (rcgen's own `Issuer::from_ca_cert_pem` needs its `x509-parser` feature,
+/// which kubewright does not ship, and the test bed must not add it: tests/supply_chain.rs.)
+fn issuer(ca: &Pair) -> anyhow::Result<Issuer<'static, KeyPair>> {
+    let key = signing_key(&ca.key).context("cannot load the CA key")?;
+    let mut params = CertificateParams::default();
+    with_cert(&ca.cert, |c| -> anyhow::Result<()> {
+        params.distinguished_name = distinguished_name(c.subject())?;
+        let ski = c.iter_extensions().find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+            _ => None,
+        });
+        if let Some(ski) = ski {
+            params.key_identifier_method = KeyIdMethod::PreSpecified(ski);
+        }
+        Ok(())
+    })?
+    .context("cannot load the CA certificate")?;
+    Ok(Issuer::new(params, key))
+}
+
+/// A certificate's subject as rcgen writes it again, attribute for attribute with the same
+/// string types; names rcgen cannot reproduce exactly are refused rather than changed.
+fn distinguished_name(name: &X509Name<'_>) -> anyhow::Result<DistinguishedName> {
+    let mut dn = DistinguishedName::new();
+    let mut seen = Vec::new();
+    for attr in name.iter_attributes() {
+        let oid: Vec<u64> = attr.attr_type().iter().context("an attribute type too large to read")?.collect();
+        let text = attr.as_str().map_err(|e| anyhow::anyhow!("attribute {}: {e}", attr.attr_type()))?;
+        let value = match attr.attr_value().header.tag() {
+            Tag::Utf8String => DnValue::Utf8String(text.to_string()),
+            Tag::PrintableString => DnValue::PrintableString(text.try_into()?),
+            other => anyhow::bail!(
+                "attribute {} is a {other}; the simulator signs with UTF8String or PrintableString subjects",
+                attr.attr_type()
+            ),
+        };
+        anyhow::ensure!(
+            !seen.contains(&oid),
+            "attribute {} appears twice in the subject, which rcgen cannot write",
+            attr.attr_type()
+        );
+        seen.push(oid.clone());
+        dn.push(DnType::from_oid(&oid), value);
     }
-    if *der.get(pos)? != 0x04 {
-        return None;
-    }
-    let (len, l) = der_len(der, pos + 1)?;
-    der.get(pos + 1 + l..pos + 1 + l + len)
+    Ok(dn)
 }
 
 fn dn(cn: &str, orgs: &[&str]) -> DistinguishedName {
@@ -96,8 +134,8 @@ pub fn new_ca(cn: &str, now: i64) -> anyhow::Result<Pair> {
         params.subject_alt_names = vec![SanType::DnsName("kubernetes".try_into()?)];
     }
     params.serial_number = Some(rand::random::<u64>().into());
-    let cert = params.self_signed(&key)?;
-    Ok(Pair { cert: cert.pem(), key: rsa_pkcs1_pem(&key)? })
+    let cert = params.self_signed(&key.signing)?;
+    Ok(Pair { cert: cert.pem(), key: key.pkcs1_pem })
 }
 
 pub struct Leaf<'a> {
@@ -113,9 +151,15 @@ pub struct Leaf<'a> {
 
 /// Issue a leaf certificate signed by `ca`, valid from the CA's NotBefore for one year.
 pub fn new_leaf(ca: &Pair, leaf: &Leaf<'_>, now: i64) -> anyhow::Result<Pair> {
-    let ca_key = KeyPair::from_pem(&ca.key).context("cannot load the CA key")?;
-    let issuer = Issuer::from_ca_cert_pem(&ca.cert, ca_key).context("cannot load the CA certificate")?;
-    let key = if leaf.ecdsa { KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)? } else { rsa_key()? };
+    let issuer = issuer(ca)?;
+    let (key, key_pem) = if leaf.ecdsa {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let pem = key.serialize_pem();
+        (key, pem)
+    } else {
+        let key = rsa_key()?;
+        (key.signing, key.pkcs1_pem)
+    };
     let mut params = CertificateParams::default();
     params.distinguished_name = dn(leaf.cn, leaf.orgs);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
@@ -136,18 +180,13 @@ pub fn new_leaf(ca: &Pair, leaf: &Leaf<'_>, now: i64) -> anyhow::Result<Pair> {
     params.use_authority_key_identifier_extension = true;
     params.serial_number = Some(rand::random::<u64>().into());
     let cert = params.signed_by(&key, &issuer)?;
-    let key_pem = if leaf.ecdsa { ec_pem(&key) } else { rsa_pkcs1_pem(&key)? };
     Ok(Pair { cert: cert.pem(), key: key_pem })
-}
-
-fn ec_pem(key: &KeyPair) -> String {
-    key.serialize_pem()
 }
 
 /// The service-account signing key pair (`sa.key`, `sa.pub`).
 pub fn sa_keypair() -> anyhow::Result<(String, String)> {
     let key = rsa_key()?;
-    Ok((rsa_pkcs1_pem(&key)?, key.public_key_pem()))
+    Ok((key.pkcs1_pem, key.public_pem))
 }
 
 fn parse_pem(pem: &str) -> anyhow::Result<Vec<u8>> {
@@ -253,4 +292,88 @@ pub fn write(path: &Path, content: &str, mode: u32) -> anyhow::Result<()> {
 
 pub fn read(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn server_leaf() -> Leaf<'static> {
+        Leaf {
+            cn: "kube-apiserver",
+            orgs: &[],
+            dns: vec!["kubernetes".into()],
+            ips: vec![IpAddr::from([10, 96, 0, 1])],
+            server: true,
+            client: false,
+            ecdsa: false,
+        }
+    }
+
+    fn der(pem: &str) -> Vec<u8> {
+        parse_pem(pem.split_inclusive("-----END CERTIFICATE-----").next().unwrap_or(pem)).unwrap()
+    }
+
+    /// The leaf's issuer and authority key identifier, and the CA's subject and subject key
+    /// identifier, as raw bytes: what a verifier matches a certificate to its CA by.
+    fn issuer_and_aki(leaf: &str) -> (Vec<u8>, Vec<u8>) {
+        let der = der(leaf);
+        let (_, c) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let aki = c
+            .iter_extensions()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::AuthorityKeyIdentifier(a) => a.key_identifier.as_ref().map(|k| k.0.to_vec()),
+                _ => None,
+            })
+            .unwrap();
+        (c.issuer().as_raw().to_vec(), aki)
+    }
+
+    fn subject_and_ski(ca: &str) -> (Vec<u8>, Vec<u8>) {
+        let der = der(ca);
+        let (_, c) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let ski = c
+            .iter_extensions()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+                _ => None,
+            })
+            .unwrap();
+        (c.subject().as_raw().to_vec(), ski)
+    }
+
+    #[test]
+    fn keys_are_rsa_2048_in_pkcs1_and_leaves_name_their_ca_exactly() {
+        let ca = new_ca("kubernetes", NOW).unwrap();
+        let leaf = new_leaf(&ca, &server_leaf(), NOW).unwrap();
+        for key in [&ca.key, &leaf.key] {
+            assert!(key.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"), "{key}");
+            let rsa = RsaPrivateKey::from_pkcs1_pem(key).unwrap();
+            assert_eq!(rsa::traits::PublicKeyParts::size(&rsa), 256, "2048 bits");
+        }
+        assert_eq!(issuer_and_aki(&leaf.cert), subject_and_ski(&ca.cert));
+        assert_eq!(not_before(&leaf.cert).unwrap(), not_before(&ca.cert).unwrap());
+        let (key, public) = sa_keypair().unwrap();
+        assert!(
+            key.starts_with("-----BEGIN RSA PRIVATE KEY-----\n") && public.starts_with("-----BEGIN PUBLIC KEY-----\n")
+        );
+    }
+
+    /// A CA the simulator did not make: ECDSA in PKCS#8 as `kubewright certs init-ca` writes
+    /// it, with a PrintableString subject as Go's crypto/x509 writes one.
+    #[test]
+    fn a_foreign_ecdsa_ca_signs_leaves_that_name_it_exactly() {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::OrganizationName, DnValue::PrintableString("acme".try_into().unwrap()));
+        params.distinguished_name.push(DnType::CommonName, "etcd-ca");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let ca = Pair { cert: params.self_signed(&key).unwrap().pem(), key: key.serialize_pem() };
+        let leaf = new_leaf(&ca, &server_leaf(), NOW).unwrap();
+        assert_eq!(issuer_and_aki(&leaf.cert), subject_and_ski(&ca.cert));
+        assert_eq!(identity(&leaf.cert).unwrap().cn, "kube-apiserver");
+    }
 }
