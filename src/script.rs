@@ -180,12 +180,7 @@ pub fn leading_words(line: &str) -> (Vec<String>, &str) {
                     took_any = true;
                     chars.next();
                 }
-                _ => {
-                    if took_any {
-                        return (words, rest);
-                    }
-                    return (words, rest);
-                }
+                _ => return (words, rest),
             }
         }
         if !took_any {

@@ -30,8 +30,9 @@ fn the_offline_install_plans_of_the_bundled_inventories() {
 /// Facts a bed recorded (`record_facts` below): three control planes and two workers at 1.31.4,
 /// with what the repository of 1.31 and 1.32 offers.
 fn recorded() -> (kubewright::inventory::Inventory, ClusterFacts) {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/facts/bed-1.31.4-3cp-2w.json"))
-        .unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/facts/bed-1.31.4-3cp-2w.json"))
+            .unwrap();
     let recorded: serde_json::Value = serde_json::from_str(&text).unwrap();
     let inv = kubewright::inventory::load("bed.yaml", recorded["inventory"].as_str().unwrap()).unwrap().inventory;
     let facts: ClusterFacts = serde_json::from_value(recorded["facts"].clone()).unwrap();
@@ -40,7 +41,8 @@ fn recorded() -> (kubewright::inventory::Inventory, ClusterFacts) {
 
 fn planned(inv: &kubewright::inventory::Inventory, goal: &Goal, facts: &ClusterFacts, resume: Option<&Resume>) -> Plan {
     let bastion = Bastion { state_dir: "/state".into(), ..Default::default() };
-    plan(&PlanInput { inventory: inv, goal, facts, templates: &Templates::builtin(), bastion: &bastion, resume }).unwrap()
+    plan(&PlanInput { inventory: inv, goal, facts, templates: &Templates::builtin(), bastion: &bastion, resume })
+        .unwrap()
 }
 
 #[test]
@@ -88,19 +90,25 @@ fn an_admins_cordon_is_kept_through_an_upgrade_and_kubewrights_own_is_lifted() {
     let plan = planned(&inv, &goal, &facts, None);
     let workers = plan.steps.iter().find(|s| s.id.starts_with("upgrade-worker@")).unwrap();
     let actions = |host: &str| workers.hosts.iter().find(|h| h.host == host).unwrap().decision.actions().to_vec();
-    let uncordons = |actions: &[Action]| {
-        actions.iter().filter(|a| format!("{a:?}").contains("uncordon")).count()
-    };
+    let uncordons = |actions: &[Action]| actions.iter().filter(|a| format!("{a:?}").contains("uncordon")).count();
     let w1 = actions("w1");
     assert_eq!(uncordons(&w1), 0, "w1 stays cordoned: {w1:#?}");
     assert!(w1.iter().any(|a| matches!(a, Action::Note { text } if text.contains("w1 was cordoned before this run"))));
-    assert!(w1.iter().any(|a| matches!(a, Action::Via { action, .. } if matches!(**action, Action::Drain { mark: false, .. }))));
+    assert!(
+        w1.iter()
+            .any(|a| matches!(a, Action::Via { action, .. } if matches!(**action, Action::Drain { mark: false, .. })))
+    );
     let w2 = actions("w2");
     assert_eq!(uncordons(&w2), 2, "w2 is uncordoned (and on failure too): {w2:#?}");
     // A control plane other than the first is uncordoned from the first, also when it is lost.
     let cps = plan.steps.iter().find(|s| s.id.starts_with("upgrade-control-plane@")).unwrap();
     let cp2 = cps.hosts.iter().find(|h| h.host == "cp2").unwrap().decision.actions();
-    assert!(cp2.iter().any(|a| matches!(a, Action::Via { on, action } if on == "cp1" && matches!(**action, Action::Rollback { .. }))), "{cp2:#?}");
+    assert!(
+        cp2.iter().any(
+            |a| matches!(a, Action::Via { on, action } if on == "cp1" && matches!(**action, Action::Rollback { .. }))
+        ),
+        "{cp2:#?}"
+    );
 }
 
 #[test]
@@ -111,11 +119,13 @@ fn a_resumed_renewal_skips_what_the_journal_finished_with_the_same_step_and_only
     let step = &fresh.steps[0];
     let same = Resume { done: BTreeMap::from([((step.id.clone(), "cp1".to_string()), step.key.clone())]) };
     let resumed = planned(&inv, &goal, &facts, Some(&same));
-    let decision = |plan: &Plan, host: &str| plan.steps[0].hosts.iter().find(|h| h.host == host).unwrap().decision.clone();
+    let decision =
+        |plan: &Plan, host: &str| plan.steps[0].hosts.iter().find(|h| h.host == host).unwrap().decision.clone();
     assert!(matches!(decision(&resumed, "cp1"), Decision::Skip { reason } if reason.contains("earlier run (journal)")));
     assert!(matches!(decision(&resumed, "cp2"), Decision::Change { .. }));
     // The same step of another plan (its key differs) is not taken as done.
-    let other = Resume { done: BTreeMap::from([((step.id.clone(), "cp1".to_string()), "0123456789abcdef".to_string())]) };
+    let other =
+        Resume { done: BTreeMap::from([((step.id.clone(), "cp1".to_string()), "0123456789abcdef".to_string())]) };
     let replanned = planned(&inv, &goal, &facts, Some(&other));
     let Decision::Change { actions } = decision(&replanned, "cp1") else { panic!() };
     assert!(matches!(&actions[0], Action::Note { text } if text.contains("with another plan")), "{actions:#?}");
@@ -134,7 +144,11 @@ fn a_resumed_install_trusts_the_facts_over_the_journal() {
     let w2 = &join.hosts.iter().find(|h| h.host == "w2").unwrap().decision;
     let Decision::Add { actions } = w2 else { panic!("{w2:?}") };
     assert!(matches!(&actions[0], Action::Note { text } if text.contains("facts say it is not done")), "{actions:#?}");
-    assert!(actions.iter().any(|a| matches!(a, Action::RunWithFile { description, .. } if description.contains("kubeadm join"))));
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::RunWithFile { description, .. } if description.contains("kubeadm join")))
+    );
 }
 
 /// Records the facts fixture from a bed (`cargo test --test plan_goals -- --ignored`, as root):
@@ -148,7 +162,8 @@ fn record_facts() {
         .inventory;
     let files = kubewright::render::host_files(&inv, &Templates::builtin(), &BTreeMap::new()).unwrap();
     let paths = kubewright::render::managed_paths(&files);
-    let targets = inv.hosts.iter().map(|h| (h.name.clone(), kubewright::ssh::Target::from_inventory(&inv, h, false))).collect();
+    let targets =
+        inv.hosts.iter().map(|h| (h.name.clone(), kubewright::ssh::Target::from_inventory(&inv, h, false))).collect();
     let connector = kubewright::ssh::Connector::new(kubewright::ssh::TransportKind::Openssh).unwrap();
     let (redactor, stop) = (kubewright::redact::Redactor::default(), kubewright::exec::engine::StopSignal::default());
     let quiet = |_: kubewright::outcome::Event| {};

@@ -156,11 +156,12 @@ fn nothing_to_do_text(plan: &Plan) -> String {
 }
 
 /// A plan's exit code: 1 when it cannot run (refused, hosts blocked), 2 with
-/// `--detailed-exitcode` when it has work, else 0.
+/// `--detailed-exitcode` when it would change something (checks and waits alone do not
+/// count), else 0.
 pub fn plan_exit(plan: &Plan, detailed_exitcode: bool) -> ExitCode {
     if !plan.refusals.is_empty() || plan.summary.blocked > 0 {
         ExitCode::FAILURE
-    } else if detailed_exitcode && !plan.nothing_to_do() {
+    } else if detailed_exitcode && plan.summary.has_changes() {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS

@@ -212,8 +212,8 @@ impl MemorySession {
             }
             // A batch: each part in order, its markers on stderr as the real script writes them.
             ["sh", "-c", text] if text.starts_with("printf '%s\\n' KUBEWRIGHT-PART-STARTED:") => {
-                let mut n = 0;
-                for line in crate::script::top_level_lines(text).into_iter().filter(|l| l.starts_with("sh -euc ")) {
+                let parts = crate::script::top_level_lines(text).into_iter().filter(|l| l.starts_with("sh -euc "));
+                for (n, line) in parts.enumerate() {
                     ran.stderr.push_str(&format!("KUBEWRIGHT-PART-STARTED:{n}\n"));
                     let part = crate::script::leading_words(line).0.pop().unwrap_or_default();
                     Box::pin(self.shell(&part, input, ran)).await;
@@ -221,7 +221,6 @@ impl MemorySession {
                         ran.stderr.push_str(&format!("KUBEWRIGHT-PART-FAILED:{n}\n"));
                         return;
                     }
-                    n += 1;
                 }
             }
             // A script of commands.

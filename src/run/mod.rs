@@ -64,7 +64,7 @@ pub enum RunError {
     #[error("cannot read the facts of {} host(s); nothing was planned:\n{}", .0.len(), .0.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("\n"))]
     Facts(Vec<FactsFailure>),
     #[error(transparent)]
-    Lock(#[from] LockError),
+    Lock(Box<LockError>),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -76,6 +76,12 @@ pub enum RunError {
     /// Ctrl-C or SIGTERM before anything changed (at the question).
     #[error("interrupted before anything changed")]
     Interrupted,
+}
+
+impl From<LockError> for RunError {
+    fn from(e: LockError) -> Self {
+        RunError::Lock(Box::new(e))
+    }
 }
 
 impl RunError {
@@ -417,8 +423,8 @@ fn holder(req: &Request<'_>, env: &RunEnv, redactor: &Redactor) -> Holder {
 
 /// A session to every control plane the lock is taken on: all of them, but the one the goal
 /// allows to be down when it is (a dead control plane being removed cannot hold it).
-async fn lock_sessions<'e, C: Connect>(
-    engine: &'e Engine<'_, C>,
+async fn lock_sessions<C: Connect>(
+    engine: &Engine<'_, C>,
     req: &Request<'_>,
 ) -> Result<Vec<std::sync::Arc<C::Session>>, RunError> {
     let mut sessions = Vec::new();
