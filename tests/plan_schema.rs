@@ -1,9 +1,12 @@
-//! `plan --output json` against its published schema (docs/plan.schema.json): every bundled
-//! inventory, every rollout form, and a negative control so the schema is known to bite.
-//! Plans made from gathered facts (including blocked hosts) are checked in tests/plan_facts.rs.
+//! Every plan against the published schema (docs/plan.schema.json): every bundled inventory
+//! offline, every rollout form, every goal's plan from recorded facts, every job's `--dry-run -o
+//! json` on a cluster, and a negative control so the schema is known to bite. Plans made from
+//! gathered facts with blocked hosts are checked in tests/plan_facts.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
 use std::process::Command;
+
+mod common;
 
 fn schema() -> jsonschema::Validator {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/plan.schema.json")).unwrap();
@@ -60,4 +63,100 @@ fn the_schema_rejects_what_the_plan_never_says() {
     for (what, doc) in [("unknown field", unknown_field), ("bad decision", bad_decision), ("missing field", missing)] {
         assert!(!errors(&validator, &doc).is_empty(), "{what} was accepted");
     }
+}
+
+/// Every goal's plan, made purely from facts a bed recorded (tests/plan_goals.rs), against the
+/// schema: the one `Plan` type every job shares.
+#[test]
+fn every_goals_plan_matches_the_schema() {
+    use kubewright::goal::{Goal, RenewGoal, UpgradeGoal};
+    let validator = schema();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/facts/bed-1.31.4-3cp-2w.json"))
+        .unwrap();
+    let recorded: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let inv = kubewright::inventory::load("bed.yaml", recorded["inventory"].as_str().unwrap()).unwrap().inventory;
+    let facts: kubewright::facts::ClusterFacts = serde_json::from_value(recorded["facts"].clone()).unwrap();
+    let mut new_node = facts.clone();
+    new_node.hosts.insert("w2".into(), kubewright::facts::HostFacts::fresh());
+    let snapshot = kubewright::playbook::SnapshotInput { local: "/backups/snap.db".into(), sha256: "ab".repeat(32) };
+    let playbook = kubewright::playbook::Playbook::parse(
+        "p.yaml",
+        "name: p\nsteps:\n  - action: shell\n    hosts: all\n    secretEnv: [TOKEN]\n    commands: [\"true\"]\n",
+    )
+    .unwrap();
+    let cases = [
+        ("converge", Goal::Converge, &facts),
+        ("add a node", Goal::Converge, &new_node),
+        ("playbook", Goal::Playbook { playbook }, &facts),
+        ("upgrade", Goal::Upgrade(UpgradeGoal { to: "1.32".parse().unwrap(), ..UpgradeGoal::to_inventory(&inv) }), &facts),
+        ("renew --force", Goal::RenewCertificates(RenewGoal::Always), &facts),
+        ("renew within 30d", Goal::RenewCertificates(RenewGoal::ExpiringWithin { within: "30d".parse().unwrap() }), &facts),
+        ("snapshot", Goal::Snapshot, &facts),
+        ("restore", Goal::Restore { snapshot }, &facts),
+        ("remove-node", Goal::RemoveNode { node: "w1".into() }, &facts),
+        ("reset", Goal::Reset, &facts),
+    ];
+    for (what, goal, facts) in cases {
+        let plan = common::plan_of(&inv, &goal, facts);
+        let doc = serde_json::to_value(&plan).unwrap();
+        assert_eq!(errors(&validator, &doc), Vec::<String>::new(), "{what}");
+        assert!(!plan.steps.is_empty() || !plan.notes.is_empty(), "{what}: an empty plan says why");
+    }
+}
+
+/// On a cluster: `plan -o json` (the install converged, and the upgrade when the inventory
+/// names a newer release) and every job's `--dry-run -o json` print the plan itself, valid
+/// against the schema, and change nothing (no lock taken, no journal written).
+#[test]
+fn every_jobs_dry_run_prints_its_plan_as_json() {
+    let Some((bed, state)) = common::installed(3, 2) else { return };
+    let validator = schema();
+    let o = common::on_bed(&bed, state.path(), &["etcd", "snapshot"]);
+    assert!(o.status.success(), "{}", common::output_text(&o));
+    let snapshot = walk_for(state.path(), "etcd-snapshot.db");
+    let raised = common::inventory_variant(&bed, "raised.yaml", "kubernetesVersion: 1.31.4", "kubernetesVersion: 1.32.9");
+    let journal = walk_for_opt(state.path(), "journal.jsonl").map(|p| std::fs::read_to_string(p).unwrap());
+    let runs: Vec<(Vec<&str>, Option<&str>, &str)> = vec![
+        (vec!["plan", "-o", "json"], None, "install"),
+        (vec!["plan", "-o", "json"], Some(raised.as_str()), "upgrade"),
+        (vec!["upgrade", "--to", "1.32", "--dry-run", "-o", "json"], None, "upgrade"),
+        (vec!["certs", "renew", "--force", "--dry-run", "-o", "json"], None, "certs-renew"),
+        (vec!["etcd", "restore", snapshot.to_str().unwrap(), "--dry-run", "-o", "json"], None, "etcd-restore"),
+        (vec!["remove-node", "w1", "--dry-run", "-o", "json"], None, "remove-node"),
+        (vec!["reset", "--dry-run", "-o", "json"], None, "reset"),
+    ];
+    for (args, inventory, playbook) in runs {
+        let o = match inventory {
+            Some(inv) => common::command_on(inv, state.path(), &args).output().unwrap(),
+            None => common::on_bed(&bed, state.path(), &args),
+        };
+        assert!(o.status.success(), "{args:?}: {}", common::output_text(&o));
+        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        assert_eq!(errors(&validator, &doc), Vec::<String>::new(), "{args:?}");
+        assert_eq!(doc["playbook"], playbook, "{args:?}");
+        assert!(doc.get("plan_text").is_none());
+    }
+    let status = common::on_bed(&bed, state.path(), &["lock", "status"]);
+    assert!(!common::output_text(&status).contains("locked by"), "no dry run takes the lock");
+    let after = walk_for_opt(state.path(), "journal.jsonl").map(|p| std::fs::read_to_string(p).unwrap());
+    assert_eq!(after, journal, "no dry run writes the journal");
+    assert_eq!(bed.cluster_state().nodes.len(), 3, "nothing was removed or reset");
+}
+
+fn walk_for_opt(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()? {
+        let path = entry.ok()?.path();
+        if path.is_dir() {
+            if let Some(found) = walk_for_opt(&path, name) {
+                return Some(found);
+            }
+        } else if path.file_name().is_some_and(|n| n == name) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+fn walk_for(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    walk_for_opt(dir, name).unwrap_or_else(|| panic!("no {name} under {}", dir.display()))
 }

@@ -372,3 +372,66 @@ fn a_worker_losing_sshd_or_the_run_its_ctrl_c_mid_upgrade_is_finished_by_the_nex
         bed.cluster_state().events[since..].iter().filter(|e| e.what == "drain").map(|e| e.node.clone()).collect();
     assert_eq!(drained, ["w3"], "finished nodes are not upgraded again");
 }
+
+/// Issue 18: a node an admin cordoned before the upgrade is upgraded and stays cordoned; the
+/// others are uncordoned as usual (kubewright marks the cordons it makes).
+#[test]
+fn a_node_an_admin_cordoned_stays_cordoned_after_the_upgrade() {
+    let Some((bed, state)) = installed(1, 2, "1.31.4", "    maxUnavailable: 1\n") else { return };
+    let cordon = bed.exec("cp1", "kubectl --kubeconfig /etc/kubernetes/admin.conf cordon w1").unwrap();
+    assert!(cordon.status.success(), "{cordon:?}");
+    let plan = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--dry-run"]);
+    assert!(output_text(&plan).contains("w1 was cordoned before this run (not by kubewright): it stays cordoned"), "{}", output_text(&plan));
+    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes", "-o", "json"]);
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    let nodes = bed.cluster_state().nodes;
+    assert!(nodes.values().all(|n| n.kubelet_version == "v1.32.9"), "{nodes:?}");
+    assert!(nodes["w1"].unschedulable, "the admin's cordon is kept: {text}");
+    assert!(!nodes["w2"].unschedulable && !nodes["cp1"].unschedulable, "{nodes:?}");
+    assert!(nodes.values().all(|n| !n.annotations.contains_key("kubewright.io/cordoned")), "no mark is left: {nodes:?}");
+    let report = json(&o);
+    let w1 = report["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "w1").unwrap().clone();
+    assert_eq!(w1["cordoned"], true, "{report}");
+}
+
+/// Issue 18: Ctrl-C twice while `kubeadm upgrade apply` hangs: the run exits 130, and only after
+/// kubeadm was stopped on the host (its process group, in a session of its own there) is the
+/// lock released; the next run finishes the upgrade. Before, the second Ctrl-C only dropped the
+/// local future: kubeadm went on running behind a released lock.
+#[test]
+fn ctrl_c_twice_during_a_hung_kubeadm_upgrade_apply_stops_it_on_the_host_and_the_next_run_finishes() {
+    use kubewright_testbed::faults::{Fault, FaultAction};
+    let Some((bed, state)) = installed(1, 1, "1.31.4", "    maxUnavailable: 1\n") else { return };
+    let hang = Fault { command_prefix: "kubeadm upgrade apply".into(), action: FaultAction::Hang { seconds: 300 }, fired: false };
+    bed.add_fault("cp1", hang).unwrap();
+    let running = |bed: &Testbed| {
+        bed.exec("cp1", "pgrep -f 'kubeadm upgrade apply' >/dev/null").unwrap().status.success()
+    };
+    let child = command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !running(&bed) {
+        assert!(std::time::Instant::now() < deadline, "kubeadm upgrade apply never started");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for _ in 0..2 {
+        Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let started = std::time::Instant::now();
+    let o = child.wait_with_output().unwrap();
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(130), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "the abort is bounded: {text}");
+    assert!(!running(&bed), "no kubeadm of the run is left on the host: {text}");
+    let status = kubewright(&bed, state.path(), &["lock", "status"]);
+    assert!(output_text(&status).contains("cp1: free"), "released once nothing runs: {}", output_text(&status));
+    bed.clear_faults("cp1").unwrap();
+    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(kubelet_versions(&bed).iter().all(|(_, v)| v == "v1.32.9"), "{:?}", kubelet_versions(&bed));
+}

@@ -19,7 +19,7 @@ pub fn render_text(plan: &Plan, diffs: bool) -> String {
         let _ = writeln!(out, "Offline: no host was contacted; every host is assumed fresh.");
     }
     for note in &plan.notes {
-        let _ = writeln!(out, "{}", capitalized(note));
+        let _ = writeln!(out, "{note}");
     }
     if !plan.refusals.is_empty() {
         let _ = writeln!(out, "Refused; nothing changes:");
@@ -81,11 +81,6 @@ pub fn render_text(plan: &Plan, diffs: bool) -> String {
         );
     }
     out
-}
-
-fn capitalized(text: &str) -> String {
-    let mut chars = text.chars();
-    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 fn decision_text(decision: &Decision, diffs: bool) -> String {

@@ -85,7 +85,7 @@ pub(super) fn plan(input: &PlanInput<'_>, goal: &UpgradeGoal, plan: &mut Plan) -
             Some(releases) => {
                 // A repository that cannot be read matters only when the path needs it (the
                 // path then says so); otherwise it is a note.
-                plan.notes.extend(releases.unreadable.iter().cloned());
+                plan.notes.extend(releases.unreadable.iter().map(|r| format!("Note: {r}")));
                 crate::upgrade::path(current, goal.to, &releases.offered)
             }
             None => Err(refuse(
@@ -112,7 +112,7 @@ pub(super) fn plan(input: &PlanInput<'_>, goal: &UpgradeGoal, plan: &mut Plan) -
     }
     plan.upgrade = Some(UpgradePath { from: current, hops: hops.clone() });
     let Some(last) = hops.last().copied() else {
-        plan.notes.push(format!("cluster {} already runs {current}: nothing to upgrade", inv.cluster.name));
+        plan.notes.push(format!("Cluster {} already runs {current}: nothing to upgrade", inv.cluster.name));
         return Ok(());
     };
     plan.refusals = refusals(input, &inv, goal, current, &hops);
@@ -123,14 +123,14 @@ pub(super) fn plan(input: &PlanInput<'_>, goal: &UpgradeGoal, plan: &mut Plan) -
     plan.notes.insert(
         0,
         format!(
-            "upgrade of cluster {}: {} ({} hop(s), one minor at a time; every node at each hop)",
+            "Upgrade of cluster {}: {} ({} hop(s), one minor at a time; every node at each hop)",
             inv.cluster.name,
             path.join(" -> "),
             hops.len()
         ),
     );
     plan.notes.push(
-        "kubeadm upgrade renews each control plane's certificates (its default), so they are good for a year afterwards"
+        "kubeadm upgrade renews each control plane's certificates (its default), so they are good for a year afterwards."
             .into(),
     );
     if inv.control_planes().count() < 3 {
