@@ -318,3 +318,43 @@ fn playbook_naming_an_unknown_host_is_refused_with_a_suggestion() {
     assert!(err.contains("error: playbook step `prepare-host`: no host named `workr2` in the inventory"), "{err}");
     assert!(err.contains("help: did you mean `worker2`?"), "{err}");
 }
+
+/// Issue 18: a run never works in a state directory another user owns, or one that is a
+/// symbolic link (a root timer would write where its links point): refused before any host.
+#[test]
+fn a_state_directory_of_another_user_or_a_link_is_refused_before_any_host() {
+    let root = tempfile::tempdir().unwrap();
+    let run = |state: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_kubewright"))
+            .args(["certs", "renew", "--yes", "-i", "inventories/single.yaml"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("NO_COLOR", "1")
+            .env("KUBEWRIGHT_STATE_DIR", state)
+            .output()
+            .unwrap()
+    };
+    // `dev` is single.yaml's cluster: its directory is a link to somewhere else.
+    let elsewhere = root.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let linked = root.path().join("linked");
+    std::fs::create_dir(&linked).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, linked.join("dev")).unwrap();
+    let o = run(&linked);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is a symbolic link"), "{}", stderr(&o));
+    if std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap_or(1) != 0 {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root: the ownership check must be tested");
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("SKIPPED: not root, so a directory of another user cannot be made");
+        }
+        return;
+    }
+    let owned = root.path().join("owned");
+    std::fs::create_dir_all(owned.join("dev")).unwrap();
+    std::os::unix::fs::chown(owned.join("dev"), Some(65534), Some(65534)).unwrap();
+    let o = run(&owned);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("belongs to nobody, not to root, who runs kubewright"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("connect"), "no host was contacted: {}", stderr(&o));
+}

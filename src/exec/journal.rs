@@ -248,6 +248,17 @@ mod tests {
     }
 
     #[test]
+    fn a_journal_that_is_a_symbolic_link_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "").unwrap();
+        std::os::unix::fs::symlink(&target, path_in(dir.path())).unwrap();
+        let err = Journal::start(&path_in(dir.path()), "r1", "install", "kubewright apply").err().unwrap();
+        assert!(err.to_string().contains("journal.jsonl"), "{err}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "", "nothing written through the link");
+    }
+
+    #[test]
     fn restart_abandons_the_earlier_run() {
         let dir = tempfile::tempdir().unwrap();
         let path = path_in(dir.path());

@@ -73,24 +73,32 @@ pub fn connector(transport: TransportKind) -> Result<Connector, RunError> {
     })
 }
 
-/// Refuse a state directory (or a parent kubewright made) that another user owns.
+/// Refuse a state directory that is a symbolic link or that another user owns: a run (the
+/// renewal timer's, as root) would write where its owner's links point.
 fn check_owner(dir: &Path) -> Result<(), RunError> {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::symlink_metadata(dir) else { return Ok(()) };
-    // The owner of /proc/self is this process's effective user.
-    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(meta.uid());
     if meta.file_type().is_symlink() {
         return Err(RunError::Input {
             message: format!("the state directory {} is a symbolic link", dir.display()),
-            help: "kubewright never follows a link there (a job running as root would write where it points): make it a directory of this user's, or set KUBEWRIGHT_STATE_DIR".into(),
+            help: "kubewright never follows a link there: make it a directory of this user's, or set KUBEWRIGHT_STATE_DIR"
+                .into(),
         });
     }
-    if meta.uid() != me {
+    let me = nix::unistd::geteuid();
+    if meta.uid() != me.as_raw() {
+        let name = |uid: u32| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .map_or_else(|| format!("uid {uid}"), |u| u.name)
+        };
         return Err(RunError::Input {
             message: format!(
-                "the state directory {} belongs to user {}, not to the user running kubewright ({me})",
+                "the state directory {} belongs to {}, not to {}, who runs kubewright",
                 dir.display(),
-                meta.uid()
+                name(meta.uid()),
+                name(me.as_raw())
             ),
             help: "run kubewright as that user, or give this user a state directory of its own (KUBEWRIGHT_STATE_DIR); nothing was changed".into(),
         });
