@@ -577,15 +577,11 @@ pub fn run(
     // The lock on every control plane that answered (a dead one being removed cannot hold it).
     let control_planes: Vec<String> =
         inv.control_planes().filter(|h| !facts.unreachable.contains_key(&h.name)).map(|h| h.name.clone()).collect();
-    let holder = Holder {
-        run_id: run_id.clone(),
-        by: lock::local_identity(),
-        pid: std::process::id(),
-        started_at: kubewright::exec::rfc3339(
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        ),
-        command: redactor.redact(&format!("kubewright apply ({})", planner.name())),
-    };
+    let holder = Holder::this_process(
+        &run_id,
+        &redactor.redact(&format!("kubewright apply ({})", planner.name())),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+    );
 
     let journal = Mutex::new(journal);
     let outcome = runtime.block_on(async {
@@ -602,7 +598,16 @@ pub fn run(
             for (host, dead) in taken_over {
                 progress.note(&format!("the cluster lock on {host} was left by {dead}, which is no longer running on this machine: taken over"));
             }
-            let report = engine.execute(job, &done, &journal).await;
+            // The heartbeat, while the run works: a lost lock stops new work.
+            let report = tokio::select! {
+                report = engine.execute(job, &done, &journal) => report,
+                never = lock::keep_alive(&cps, &holder, |failures| {
+                    if !stop.requested() {
+                        progress.note(&lock::in_doubt(failures));
+                        stop.request();
+                    }
+                }) => match never {},
+            };
             // Released whatever happened, so that the next run (or the resume) can start.
             let released = lock::release(&cps, &holder).await;
             anyhow::Ok((report, released))
@@ -626,9 +631,9 @@ pub fn run(
     if report.completed() {
         journal.lock().map_err(|_| anyhow::anyhow!("the journal lock was poisoned"))?.finish()?;
     }
-    if let Err(e) = released {
+    for (host, e) in released.iter().filter_map(|(h, r)| r.as_ref().err().map(|e| (h, e))) {
         progress
-            .note(&format!("warning: the cluster lock could not be released: {e}; the next run from this machine takes it over (this process will be gone), or `kubewright lock break` removes it"));
+            .note(&format!("warning: the cluster lock could not be released on {host}: {e}; the next run from this machine takes it over (this process will be gone), or `kubewright lock break` removes it"));
     }
     let mut incomplete = false;
     match finished {
@@ -694,7 +699,7 @@ async fn watch_signals(stop: &StopSignal, progress: &Progress) {
     }
 }
 
-fn unreachable_signals() -> anyhow::Result<(RunReport, Result<(), kubewright::ssh::TransportError>)> {
+fn unreachable_signals() -> anyhow::Result<(RunReport, lock::PerHost<()>)> {
     Err(anyhow::anyhow!("the signal watcher ended"))
 }
 
