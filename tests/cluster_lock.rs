@@ -73,7 +73,7 @@ fn elsewhere(run_id: &str, started_at: u64) -> Holder {
         started_at: kubewright::exec::rfc3339(started_at),
         command: format!("kubewright upgrade ({run_id})"),
         process: Some(ProcessIdentity {
-            machine_id: Some("0123456789abcdef0123456789abcdef".into()),
+            machine: Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into()),
             boot_id: "6a1c7f0e-0000-4000-8000-000000000000".into(),
             pid_ns: "pid:[4026531836]".into(),
             start_ticks: 1234,
@@ -314,6 +314,34 @@ fn the_heartbeat_decides_what_lock_break_removes() {
         held_by(&rt.block_on(lock::status(&cps))),
         [Some("run-u".into()), Some("run-u".into()), Some("run-u".into())]
     );
+
+    // While a run works, keep_alive refreshes its lock quietly; a control plane where it was
+    // lost, or refreshes failing on a majority, are trouble (the run then stops new work).
+    let troubles = || -> Vec<Vec<String>> {
+        let mut seen = Vec::new();
+        let alive = lock::keep_alive(&cps, &upgrade, Duration::from_millis(200), |failures| {
+            seen.push(failures.iter().map(|(h, _)| h.clone()).collect());
+        });
+        let _ = rt.block_on(async { tokio::time::timeout(Duration::from_millis(1000), alive).await });
+        seen
+    };
+    let before = heartbeats(&cps);
+    assert_eq!(troubles(), Vec::<Vec<String>>::new());
+    let after = heartbeats(&cps);
+    assert!(after.iter().zip(&before).all(|(a, b)| a > b), "{before:?} -> {after:?}");
+    let mutex = "/var/lib/kubewright/lock.mutex";
+    assert!(bed.exec("cp1", &format!("rm {mutex} && mkdir {mutex}")).unwrap().status.success());
+    assert_eq!(troubles(), Vec::<Vec<String>>::new(), "one control plane of three failing is no majority");
+    assert!(bed.exec("cp2", &format!("rm {mutex} && mkdir {mutex}")).unwrap().status.success());
+    let majority = troubles();
+    assert!(!majority.is_empty() && majority.iter().all(|t| t == &["cp1", "cp2"]), "{majority:?}");
+    for host in ["cp1", "cp2"] {
+        assert!(bed.exec(host, &format!("rmdir {mutex}")).unwrap().status.success());
+    }
+    assert!(bed.exec("cp3", &format!("mv {0} {0}.aside", lock::LOCK_DIR)).unwrap().status.success());
+    let lost = troubles();
+    assert!(!lost.is_empty() && lost.iter().all(|t| t == &["cp3"]), "{lost:?}");
+    assert!(bed.exec("cp3", &format!("mv {0}.aside {0}", lock::LOCK_DIR)).unwrap().status.success());
 
     // Its heartbeats stopped ten minutes ago (by each host's own clock): broken.
     for host in CONTROL_PLANES {

@@ -601,7 +601,7 @@ pub fn run(
             // The heartbeat, while the run works: a lost lock stops new work.
             let report = tokio::select! {
                 report = engine.execute(job, &done, &journal) => report,
-                never = lock::keep_alive(&cps, &holder, |failures| {
+                never = lock::keep_alive(&cps, &holder, lock::HEARTBEAT_INTERVAL, |failures| {
                     if !stop.requested() {
                         progress.note(&lock::in_doubt(failures));
                         stop.request();

@@ -69,9 +69,12 @@ pub struct Holder {
 /// A process, unambiguous across machines, boots, containers and pid reuse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessIdentity {
-    /// `/etc/machine-id`; None where there is none (many containers). Cloned machines may share
-    /// it, which is why the boot id is needed too.
-    pub machine_id: Option<String>,
+    /// HMAC-SHA256 of "kubewright cluster lock" keyed by `/etc/machine-id` (hex): machine-id(5)
+    /// asks that the ID itself never leave the machine, and systemd's
+    /// `sd_id128_get_machine_app_specific` derives an application's ID the same way. None where
+    /// there is no machine ID (many containers). Cloned machines may share it, which is why the
+    /// boot id is needed too.
+    pub machine: Option<String>,
     /// `/proc/sys/kernel/random/boot_id`: random, made by the kernel at every boot.
     pub boot_id: String,
     /// `readlink /proc/self/ns/pid` (`pid:[4026531836]`): the pid namespace the pid is in;
@@ -146,9 +149,30 @@ pub(crate) fn identity_of(proc_dir: &str) -> Result<ProcessIdentity, String> {
     if boot_id.is_empty() {
         return Err("/proc/sys/kernel/random/boot_id is empty".into());
     }
-    let machine_id =
-        std::fs::read_to_string("/etc/machine-id").ok().map(|m| m.trim().to_string()).filter(|m| !m.is_empty());
-    Ok(ProcessIdentity { machine_id, boot_id, pid_ns, start_ticks: stat.start_ticks, uid })
+    let machine = std::fs::read_to_string("/etc/machine-id")
+        .ok()
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+        .map(|m| hex(&hmac_sha256(m.as_bytes(), b"kubewright cluster lock")));
+    Ok(ProcessIdentity { machine, boot_id, pid_ns, start_ticks: stat.start_ticks, uid })
+}
+
+/// HMAC-SHA256 (RFC 2104).
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > block.len() {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let padded = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new().chain_update(padded(0x36)).chain_update(message).finalize();
+    Sha256::new().chain_update(padded(0x5c)).chain_update(inner).finalize().into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What `/proc/<pid>/stat` says about a process.
@@ -255,7 +279,7 @@ fn judge(holder: &Holder, here: &Here, stat_of: &dyn Fn(u32) -> std::io::Result<
         Ok(mine) => mine,
         Err(why) => return Liveness::Unknown(format!("this process cannot tell which machine it runs on: {why}")),
     };
-    if theirs.machine_id != mine.machine_id || theirs.boot_id != mine.boot_id {
+    if theirs.machine != mine.machine || theirs.boot_id != mine.boot_id {
         return Liveness::Unknown("it ran on another machine, or on this one before its last boot".into());
     }
     if theirs.pid_ns != mine.pid_ns {
@@ -785,17 +809,18 @@ fn may_break_by(
     }
 }
 
-/// Keep this run's lock alive: refresh its heartbeat every [`HEARTBEAT_INTERVAL`], for ever.
-/// When the lock is lost on any control plane (broken, or taken by another run) or the refresh
-/// fails on a majority of them, `on_trouble` gets the failures: the caller stops new work. The
-/// refreshes go on (a control plane that comes back is refreshed again).
+/// Keep this run's lock alive: refresh its heartbeat every `interval` ([`HEARTBEAT_INTERVAL`]),
+/// for ever. When the lock is lost on any control plane (broken, or taken by another run) or the
+/// refresh fails on a majority of them, `on_trouble` gets the failures: the caller stops new
+/// work. The refreshes go on (a control plane that comes back is refreshed again).
 pub async fn keep_alive<T: Transport>(
     control_planes: &[T],
     holder: &Holder,
+    interval: Duration,
     mut on_trouble: impl FnMut(&[(String, LockError)]),
 ) -> std::convert::Infallible {
     loop {
-        tokio::time::sleep(HEARTBEAT_INTERVAL).await;
+        tokio::time::sleep(interval).await;
         let failures: Vec<(String, LockError)> =
             refresh(control_planes, holder).await.into_iter().filter_map(|(h, r)| r.err().map(|e| (h, e))).collect();
         let lost = failures.iter().any(|(_, e)| matches!(e, LockError::Lost { .. }));
@@ -844,6 +869,25 @@ mod tests {
     }
 
     #[test]
+    fn the_machine_is_named_by_a_keyed_hash_of_its_id() {
+        // RFC 4231, test cases 2 and 6 (a key longer than the block).
+        assert_eq!(
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            hex(&hmac_sha256(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First")),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+        let me = ProcessIdentity::of_this_process().unwrap();
+        if let Ok(id) = std::fs::read_to_string("/etc/machine-id") {
+            let recorded = me.machine.unwrap();
+            assert_eq!(recorded.len(), 64);
+            assert!(!recorded.contains(id.trim()), "the machine ID itself is not recorded");
+        }
+    }
+
+    #[test]
     fn the_user_comes_from_the_uid_and_the_passwd_file() {
         assert_eq!(parse_status_uid("Name:\tsh\nUid:\t1000\t1000\t1000\t1000\n"), Some(1000));
         assert_eq!(parse_status_uid("Name:\tsh\n"), None);
@@ -867,13 +911,7 @@ mod tests {
     }
 
     fn identity(pid_ns: &str, start_ticks: u64) -> ProcessIdentity {
-        ProcessIdentity {
-            machine_id: Some("m1".into()),
-            boot_id: "b1".into(),
-            pid_ns: pid_ns.into(),
-            start_ticks,
-            uid: 0,
-        }
+        ProcessIdentity { machine: Some("m1".into()), boot_id: "b1".into(), pid_ns: pid_ns.into(), start_ticks, uid: 0 }
     }
 
     fn holder_with(pid: u32, process: Option<ProcessIdentity>) -> Holder {
@@ -948,7 +986,7 @@ mod tests {
         assert_eq!(timer_holder.by, admin_holder.by, "`by` comes from the uid, not $USER");
         assert!(!timer_holder.by.starts_with('?'), "{}", timer_holder.by);
         let (t, a) = (timer_holder.process.clone().unwrap(), admin_holder.process.clone().unwrap());
-        assert_eq!((&t.machine_id, &t.boot_id, &t.pid_ns, t.uid), (&a.machine_id, &a.boot_id, &a.pid_ns, a.uid));
+        assert_eq!((&t.machine, &t.boot_id, &t.pid_ns, t.uid), (&a.machine, &a.boot_id, &a.pid_ns, a.uid));
         assert!(matches!(here.liveness(&timer_holder), Liveness::Alive(_)));
         assert!(matches!(here.liveness(&admin_holder), Liveness::Alive(_)));
         for child in [&mut timer, &mut admin] {
