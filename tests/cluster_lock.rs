@@ -12,6 +12,7 @@ use kubewright::exec::lock::{self, BreakOutcome, Holder, LockError, LockState, P
 use kubewright::ssh::Target;
 use kubewright::ssh::openssh::OpensshTransport;
 use kubewright_testbed::Testbed;
+use kubewright_testbed::faults::{Fault, FaultAction};
 
 mod common;
 use common::{bed_command, command_on, output_text};
@@ -319,10 +320,10 @@ fn the_heartbeat_decides_what_lock_break_removes() {
     // lost, or refreshes failing on a majority, are trouble (the run then stops new work).
     let troubles = || -> Vec<Vec<String>> {
         let mut seen = Vec::new();
-        let alive = lock::keep_alive(&cps, &upgrade, Duration::from_millis(200), |failures| {
+        let alive = lock::keep_alive(&cps, &upgrade, Duration::from_millis(250), |failures| {
             seen.push(failures.iter().map(|(h, _)| h.clone()).collect());
         });
-        let _ = rt.block_on(async { tokio::time::timeout(Duration::from_millis(1000), alive).await });
+        let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), alive).await });
         seen
     };
     let before = heartbeats(&cps);
@@ -551,6 +552,12 @@ fn of_two_commands_started_at_once_exactly_one_runs() {
     // Keep every backup, so that each one made is counted.
     let inv =
         common::inventory_variant(&bed, "keep.yaml", "cluster:\n", "cluster:\n  certificates:\n    keepBackups: 100\n");
+    // The lock is taken once the facts are read: a run whose facts come in later than the
+    // other's whole run (0.3 s for a snapshot here) would rightly run after it, one at a time.
+    // The snapshot held 2 s on cp1 keeps the winner's lock past that skew: each round a contest.
+    let save = "etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key snapshot save";
+    bed.add_fault("cp1", Fault { command_prefix: save.into(), action: FaultAction::Hang { seconds: 2 }, fired: false })
+        .unwrap();
     let control = tempfile::tempdir().unwrap();
     let rt = runtime();
     let cps = rt.block_on(connect(&bed, control.path()));
