@@ -343,8 +343,13 @@ fn the_heartbeat_decides_what_lock_break_removes() {
     let lost = troubles();
     assert!(!lost.is_empty() && lost.iter().all(|t| t == &["cp3"]), "{lost:?}");
     assert!(bed.exec("cp3", &format!("mv {0}.aside {0}", lock::LOCK_DIR)).unwrap().status.success());
+    // (A refresh cut short by the end of keep_alive may still land on a host: the next lock is
+    // another run's.)
+    assert!(all_ok(&rt.block_on(lock::release(&cps, &upgrade))));
 
-    // Its heartbeats stopped ten minutes ago (by each host's own clock): broken.
+    // A run whose heartbeats stopped ten minutes ago (by each host's own clock): broken.
+    let stopped = elsewhere("run-s", now() - 3 * 86_400);
+    rt.block_on(lock::acquire(&cps, &stopped)).unwrap();
     for host in CONTROL_PLANES {
         let stale = format!("echo $(( $(date +%s) - 600 )) > {}/heartbeat", lock::LOCK_DIR);
         assert!(bed.exec(host, &stale).unwrap().status.success());
@@ -354,10 +359,10 @@ fn the_heartbeat_decides_what_lock_break_removes() {
     assert!(broken.status.success(), "{}", output_text(&broken));
     let json: serde_json::Value = serde_json::from_slice(&broken.stdout).unwrap();
     assert_eq!(json["broken"].as_array().unwrap().len(), 3, "{json}");
-    assert_eq!(json["broken"][0]["holder"]["run_id"], "run-u", "{json}");
+    assert_eq!(json["broken"][0]["holder"]["run_id"], "run-s", "{json}");
     assert_eq!(held_by(&rt.block_on(lock::status(&cps))), [None, None, None]);
     // The run, had it lived, hears its lock is gone: a distinct error, not a failure to reach.
-    let refreshed = rt.block_on(lock::refresh(&cps, &upgrade));
+    let refreshed = rt.block_on(lock::refresh(&cps, &stopped));
     assert!(refreshed.iter().all(|(_, r)| matches!(r, Err(LockError::Lost { now: None, .. }))), "{refreshed:?}");
     assert!(refreshed[0].1.as_ref().unwrap_err().to_string().contains("is no longer this run's"));
 
