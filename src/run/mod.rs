@@ -530,7 +530,7 @@ async fn under_lock<C: Connect>(
         }
     }
     let journal = Mutex::new(journal);
-    let heartbeat = heartbeat(control_planes, holder, stop, ui);
+    let heartbeat = heartbeat(control_planes, holder, stop);
     let report = tokio::select! {
         report = engine.execute(&plan, &journal) => report,
         () = heartbeat => unreachable_heartbeat(),
@@ -559,29 +559,14 @@ fn unreachable_heartbeat() -> RunReport {
 }
 
 /// Keep the lock fresh while the run works: every [`lock::HEARTBEAT_INTERVAL`], stamped with
-/// each control plane's own clock. A run that cannot refresh it on a majority of the control
-/// planes no longer provably holds the cluster: it starts no new work. Never returns.
-async fn heartbeat<S: crate::ssh::Transport>(
-    control_planes: &[std::sync::Arc<S>],
-    holder: &Holder,
-    stop: &StopSignal,
-    ui: &dyn Ui,
-) {
-    let sessions: Vec<&S> = control_planes.iter().map(|s| s.as_ref()).collect();
-    loop {
-        tokio::time::sleep(lock::HEARTBEAT_INTERVAL).await;
-        let results = lock::refresh(&sessions, holder).await;
-        let failed: Vec<String> =
-            results.iter().filter_map(|(host, r)| r.as_ref().err().map(|e| format!("{host}: {e}"))).collect();
-        if !failed.is_empty() && failed.len() * 2 >= results.len().max(1) {
-            stop.request_because(format!(
-                "the cluster lock could not be kept on a majority of the control planes ({}): no new work starts",
-                failed.join("; ")
-            ));
-        } else if !failed.is_empty() {
-            ui.note(&format!("warning: the cluster lock could not be refreshed on {}", failed.join("; ")));
-        }
-    }
+/// each control plane's own clock. A run whose lock was taken or broken, or that cannot refresh
+/// it on a majority of the control planes, no longer provably holds the cluster: it starts no
+/// new work, and says why. Never returns.
+async fn heartbeat<S: crate::ssh::Transport>(control_planes: &[std::sync::Arc<S>], holder: &Holder, stop: &StopSignal) {
+    let _ = lock::keep_alive(control_planes, holder, lock::HEARTBEAT_INTERVAL, |failures| {
+        stop.request_because(lock::in_doubt(failures))
+    })
+    .await;
 }
 
 /// Ctrl-C and SIGTERM ask the run to stop (the first: no new work; the second: running
