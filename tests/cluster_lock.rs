@@ -12,7 +12,6 @@ use kubewright::exec::lock::{self, BreakOutcome, Holder, LockError, LockState, P
 use kubewright::ssh::Target;
 use kubewright::ssh::openssh::OpensshTransport;
 use kubewright_testbed::Testbed;
-use kubewright_testbed::faults::{Fault, FaultAction};
 
 mod common;
 use common::{bed_command, command_on, output_text};
@@ -557,12 +556,8 @@ fn of_two_commands_started_at_once_exactly_one_runs() {
     // Keep every backup, so that each one made is counted.
     let inv =
         common::inventory_variant(&bed, "keep.yaml", "cluster:\n", "cluster:\n  certificates:\n    keepBackups: 100\n");
-    // The lock is taken once the facts are read: a run whose facts come in later than the
-    // other's whole run (0.3 s for a snapshot here) would rightly run after it, one at a time.
-    // The snapshot held 2 s on cp1 keeps the winner's lock past that skew: each round a contest.
-    let save = "etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key snapshot save";
-    bed.add_fault("cp1", Fault { command_prefix: save.into(), action: FaultAction::Hang { seconds: 2 }, fired: false })
-        .unwrap();
+    // The lock is the first thing a run takes (before its facts): two runs started at once
+    // contest it while both are still starting, each round.
     let control = tempfile::tempdir().unwrap();
     let rt = runtime();
     let cps = rt.block_on(connect(&bed, control.path()));
