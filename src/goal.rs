@@ -194,6 +194,15 @@ impl Goal {
         }
     }
 
+    /// What the goal names that the inventory must have (the node to remove), checked before
+    /// any host is contacted.
+    pub fn check(&self, inv: &Inventory) -> Result<(), crate::playbook::UnknownHost> {
+        match self {
+            Goal::RemoveNode { node } => crate::playbook::HostSelector::Names(vec![node.clone()]).resolve(inv).map(drop),
+            _ => Ok(()),
+        }
+    }
+
     /// The `secretEnv` variables the goal's commands read from the bastion's environment.
     pub fn secret_env(&self) -> Vec<String> {
         let mut names: Vec<String> = match self {

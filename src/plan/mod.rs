@@ -337,6 +337,7 @@ impl PlanCx<'_> {
 /// The plan for the input's goal.
 pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let inv = input.inventory;
+    input.goal.check(inv).map_err(|source| PlanError::UnknownHost { step: input.goal.kind().into(), source })?;
     let mut plan = Plan {
         schema_version: PLAN_SCHEMA_VERSION,
         cluster: inv.cluster.name.clone(),
@@ -374,17 +375,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         }
         Goal::Snapshot => add_playbook(input, inv, &Playbook::builtin("etcd-snapshot")?, None, &mut plan)?,
         Goal::Restore { snapshot } => add_playbook(input, inv, &restore_playbook(snapshot), None, &mut plan)?,
-        Goal::RemoveNode { node } => {
-            if inv.host(node).is_none() {
-                let known: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
-                let suggestion = crate::diag::did_you_mean(node, known.iter().copied()).map(str::to_string);
-                return Err(PlanError::UnknownHost {
-                    step: "remove-node".into(),
-                    source: crate::playbook::UnknownHost { name: node.clone(), suggestion, known: known.join(", ") },
-                });
-            }
-            add_playbook(input, inv, &remove_node_playbook(node), None, &mut plan)?;
-        }
+        Goal::RemoveNode { node } => add_playbook(input, inv, &remove_node_playbook(node), None, &mut plan)?,
         Goal::Reset => add_playbook(input, inv, &Playbook::builtin("reset")?, None, &mut plan)?,
     }
     Ok(plan)

@@ -140,8 +140,16 @@ struct Look {
     bastion: Bastion,
 }
 
+/// What the goal names must be in the inventory: checked before any host is contacted.
+fn check_goal(req: &Request<'_>) -> Result<(), RunError> {
+    req.goal
+        .check(req.inventory)
+        .map_err(|source| RunError::Plan(PlanError::UnknownHost { step: req.goal.kind().into(), source }))
+}
+
 /// The facts and the plan, without the lock: `kubewright plan`, `--dry-run`.
 pub fn preview(req: &Request<'_>, env: &RunEnv) -> Result<Plan, RunError> {
+    check_goal(req)?;
     let connector = env.connector()?;
     let runtime = env::runtime()?;
     let redactor = Redactor::default();
@@ -305,6 +313,7 @@ fn join_secrets() -> Result<(String, String), RunError> {
 
 /// Run the request's goal: look (when the goal does), lock, facts, plan, confirm, execute.
 pub fn apply(req: &Request<'_>, env: &RunEnv, ui: &dyn Ui) -> Result<Outcome, RunError> {
+    check_goal(req)?;
     let secret_env = secret_env(&req.goal)?;
     let (bootstrap_token, certificate_key) = join_secrets()?;
     let redactor =
