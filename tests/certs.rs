@@ -384,3 +384,41 @@ fn an_install_with_the_bastions_own_ca_ends_with_the_cluster_using_it() {
         "every certificate signed by the CA on disk: {report}"
     );
 }
+
+/// The IDs of the running containers on `host` that crictl lists for `filter`.
+fn container_ids(bed: &Testbed, host: &str, filter: &str) -> Vec<String> {
+    let o = bed.exec(host, &format!("crictl ps -q {filter}")).unwrap();
+    assert!(o.status.success(), "crictl ps {filter}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect()
+}
+
+const STATIC_ETCD: &str = "--label io.kubernetes.pod.namespace=kube-system --label io.kubernetes.container.name=etcd";
+
+/// Issue 18 (run-safety review item 4): the renewal restarts kube-system's static pods, found
+/// by the kubelet's labels. A workload whose name holds `etcd` (an in-cluster etcd-operator on
+/// a control plane that also runs workloads) matched `crictl ps --name etcd`, so the restart
+/// waited 120 s for it to stop, and failed.
+#[test]
+fn issue_18_a_workload_named_like_etcd_neither_holds_up_nor_is_touched_by_the_static_pod_restart() {
+    let Some((bed, state)) = common::installed(1, 1) else { return };
+    let operator = kubewright_testbed::sim::Workload {
+        namespace: "default".into(),
+        pod: "etcd-operator-5f6d9c7b4-x2x8q".into(),
+        container: "etcd-operator".into(),
+        image: "quay.io/coreos/etcd-operator:v0.9.4".into(),
+    };
+    bed.run_workload_container("cp1", operator).unwrap();
+    let workload = "--label io.kubernetes.pod.namespace=default";
+    let (etcd_before, operator_before) =
+        (container_ids(&bed, "cp1", STATIC_ETCD), container_ids(&bed, "cp1", workload));
+    assert_eq!((etcd_before.len(), operator_before.len()), (1, 1), "{etcd_before:?} {operator_before:?}");
+    assert_eq!(container_ids(&bed, "cp1", "--name etcd").len(), 2, "crictl's --name is a pattern: both match");
+
+    let started = std::time::Instant::now();
+    let renewed = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
+    assert!(renewed.status.success(), "{}", output_text(&renewed));
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "took {:?}", started.elapsed());
+    let etcd_after = container_ids(&bed, "cp1", STATIC_ETCD);
+    assert!(etcd_after.len() == 1 && etcd_after != etcd_before, "etcd restarted: {etcd_before:?} -> {etcd_after:?}");
+    assert_eq!(container_ids(&bed, "cp1", workload), operator_before, "the workload is not the renewal's business");
+}

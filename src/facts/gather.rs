@@ -99,7 +99,11 @@ pub fn script(paths: &[String]) -> Script {
         "ca-keys",
         "for k in /etc/kubernetes/pki/ca.key /etc/kubernetes/pki/etcd/ca.key /etc/kubernetes/pki/front-proxy-ca.key; do test -f \"$k\" && echo \"${k%.key}.crt\"; done; true",
     );
-    section("apiserver", "crictl ps -o json --name kube-apiserver 2>/dev/null || true");
+    // By the kubelet's labels: `--name` is a pattern, which other containers' names can match.
+    section(
+        "apiserver",
+        "crictl ps -o json --label io.kubernetes.pod.namespace=kube-system --label io.kubernetes.container.name=kube-apiserver 2>/dev/null || true",
+    );
     section("kubelet-config", "grep -E '^rotateCertificates:' /var/lib/kubelet/config.yaml 2>/dev/null || true");
     // The local etcd member's health, as the upgrade and node removal weigh quorum (short
     // timeouts: a member that is down must not hold up the facts).

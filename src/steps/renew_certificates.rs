@@ -45,6 +45,9 @@ for old in $(ls -1t "$d"/pki-2*.tar.gz); do i=$((i + 1)); if [ "$i" -gt "$keep" 
 
 /// Moves the control plane's static pod manifests out until the kubelet has stopped their
 /// containers, then back (kubeadm's documented restart; a trap puts them back whatever happens).
+/// The containers are found by the labels the kubelet gives them (namespace and container
+/// name, matched exactly): crictl's `--name` is an unanchored pattern, and `etcd` also matches
+/// a workload such as an in-cluster `etcd-operator`, which would never stop.
 const RESTART_STATIC_PODS: &str = r#"set -eu
 m=/etc/kubernetes/manifests t=/etc/kubernetes/manifests.kubewright-restart
 pods="kube-apiserver kube-controller-manager kube-scheduler etcd"
@@ -56,7 +59,7 @@ for n in $pods; do if [ -f "$m/$n.yaml" ]; then mv "$m/$n.yaml" "$t"/; fi; done
 i=0
 while :; do
   running=
-  for n in $pods; do running="$running$(crictl ps -q --name "$n")"; done
+  for n in $pods; do running="$running$(crictl ps -q --label io.kubernetes.pod.namespace=kube-system --label "io.kubernetes.container.name=$n")"; done
   if [ -z "$running" ]; then break; fi
   i=$((i + 1))
   if [ "$i" -ge 60 ]; then echo "the static pods still run 120s after their manifests were moved out" >&2; exit 1; fi

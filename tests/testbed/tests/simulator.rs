@@ -449,6 +449,13 @@ fn static_pods_etcd_and_api_availability() {
     );
     let id_after = ok(&bed, "cp1", "crictl ps --name kube-apiserver -q");
     assert!(!id_after.trim().is_empty() && id_after != id_before, "a restarted pod is a new container");
+    // The kubelet's labels, matched exactly and all of them (containerd's filterCRIContainers).
+    let labelled = "crictl ps -q --label io.kubernetes.pod.namespace=kube-system --label io.kubernetes.container.name";
+    assert_eq!(ok(&bed, "cp1", &format!("{labelled}=kube-apiserver")), id_after);
+    assert!(ok(&bed, "cp1", &format!("{labelled}=kube-api")).trim().is_empty(), "no prefix match");
+    let pod = ok(&bed, "cp1", "crictl ps -o json --label io.kubernetes.pod.name=kube-apiserver-cp1");
+    assert!(pod.contains("\"io.kubernetes.pod.namespace\": \"kube-system\""), "{pod}");
+    assert!(fails(&bed, "cp1", "crictl ps --label tier").contains("incorrectly specified label: tier"));
     ok(&bed, "cp1", &format!("{kubectl} get nodes"));
 
     // etcd: health and snapshots need the kubeadm client certificates.

@@ -19,6 +19,8 @@ mod runtime;
 mod system;
 mod upgrade;
 
+pub use runtime::{WORKLOADS_FILE, Workload};
+
 use std::io::Write;
 use std::process::ExitCode;
 
