@@ -394,12 +394,15 @@ fn container_ids(bed: &Testbed, host: &str, filter: &str) -> Vec<String> {
 
 const STATIC_ETCD: &str = "--label io.kubernetes.pod.namespace=kube-system --label io.kubernetes.container.name=etcd";
 
-/// Issue 18 (run-safety review item 4): the renewal restarts kube-system's static pods, found
-/// by the kubelet's labels. A workload whose name holds `etcd` (an in-cluster etcd-operator on
-/// a control plane that also runs workloads) matched `crictl ps --name etcd`, so the restart
-/// waited 120 s for it to stop, and failed.
+/// Issue 18: the static pod restart of a renewal. Review item 14: a renewal that fails before
+/// `kubeadm certs renew` (here: the bastion cannot write the backup's copy) changes nothing on
+/// the host; its rollback restarted the static pods all the same, a control-plane blip on every
+/// timer run while the bastion's disk is full. Review item 4: kube-system's static pods are
+/// found by the kubelet's labels; a workload whose name holds `etcd` (an in-cluster
+/// etcd-operator on a control plane that also runs workloads) matched `crictl ps --name etcd`,
+/// so the restart waited 120 s for it to stop, and failed.
 #[test]
-fn issue_18_a_workload_named_like_etcd_neither_holds_up_nor_is_touched_by_the_static_pod_restart() {
+fn issue_18_the_static_pods_restart_only_once_a_renewal_began_and_only_kube_systems() {
     let Some((bed, state)) = common::installed(1, 1) else { return };
     let operator = kubewright_testbed::sim::Workload {
         namespace: "default".into(),
@@ -413,7 +416,27 @@ fn issue_18_a_workload_named_like_etcd_neither_holds_up_nor_is_touched_by_the_st
         (container_ids(&bed, "cp1", STATIC_ETCD), container_ids(&bed, "cp1", workload));
     assert_eq!((etcd_before.len(), operator_before.len()), (1, 1), "{etcd_before:?} {operator_before:?}");
     assert_eq!(container_ids(&bed, "cp1", "--name etcd").len(), 2, "crictl's --name is a pattern: both match");
+    let expires = apiserver_expiry(&bed, state.path(), "cp1");
 
+    // Where the backup's copy goes on the bastion, a file: the fetch fails, before any renewal.
+    let backups = state.path().join(bed.cluster_state().cluster_name).join("backups");
+    std::fs::write(&backups, "in the way\n").unwrap();
+    let failed = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes", "-o", "json"]);
+    assert_eq!(failed.status.code(), Some(1), "{}", output_text(&failed));
+    let report = common::json_events(&failed).pop().unwrap();
+    let failure = &report["failures"][0];
+    assert_eq!(
+        (failure["host"].as_str(), failure["step"].as_str()),
+        (Some("cp1"), Some("renew-certificates")),
+        "{report}"
+    );
+    let message = failure["message"].as_str().unwrap();
+    assert!(message.contains(&format!("cannot write {}", backups.join("cp1/pki.tar.gz").display())), "{message}");
+    assert!(message.contains("the host was put back as it was before the step"), "{message}");
+    assert_eq!(container_ids(&bed, "cp1", STATIC_ETCD), etcd_before, "the static pods were not restarted");
+    assert_eq!(apiserver_expiry(&bed, state.path(), "cp1"), expires, "nothing renewed");
+
+    std::fs::remove_file(&backups).unwrap();
     let started = std::time::Instant::now();
     let renewed = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
     assert!(renewed.status.success(), "{}", output_text(&renewed));
@@ -421,4 +444,5 @@ fn issue_18_a_workload_named_like_etcd_neither_holds_up_nor_is_touched_by_the_st
     let etcd_after = container_ids(&bed, "cp1", STATIC_ETCD);
     assert!(etcd_after.len() == 1 && etcd_after != etcd_before, "etcd restarted: {etcd_before:?} -> {etcd_after:?}");
     assert_eq!(container_ids(&bed, "cp1", workload), operator_before, "the workload is not the renewal's business");
+    assert!(apiserver_expiry(&bed, state.path(), "cp1") > expires, "renewed");
 }
