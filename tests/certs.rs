@@ -446,3 +446,38 @@ fn issue_18_the_static_pods_restart_only_once_a_renewal_began_and_only_kube_syst
     assert_eq!(container_ids(&bed, "cp1", workload), operator_before, "the workload is not the renewal's business");
     assert!(apiserver_expiry(&bed, state.path(), "cp1") > expires, "renewed");
 }
+
+/// Issue 18 (run-safety review item 15): a file under /etc/kubernetes/pki that is no PEM
+/// certificate (here a CA copied in DER) is a broken certificate in `certs check`. It made the
+/// host's facts unreadable, so every job refused the host, the renewal included.
+#[test]
+fn issue_18_a_file_that_is_no_certificate_is_reported_broken_and_blocks_no_job() {
+    let Some((bed, state)) = common::installed(1, 1) else { return };
+    let der = "openssl x509 -in /etc/kubernetes/pki/ca.crt -outform der -out /etc/kubernetes/pki/corp-ca.crt";
+    assert!(bed.exec("cp1", der).unwrap().status.success());
+
+    let o = kubewright(&bed, state.path(), &["certs", "check", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(2), "critical: {}", output_text(&o));
+    let report = json(&o);
+    let broken = report["unreadable_certificates"].as_array().unwrap();
+    assert_eq!(broken.len(), 1, "{report}");
+    assert_eq!(
+        (broken[0]["node"].as_str(), broken[0]["path"].as_str(), broken[0]["severity"].as_str()),
+        (Some("cp1"), Some("/etc/kubernetes/pki/corp-ca.crt"), Some("critical")),
+        "{report}"
+    );
+    assert!(broken[0]["why"].as_str().unwrap().starts_with("not a PEM certificate"), "{report}");
+    assert_eq!(rows(&report, "cp1")["apiserver"]["severity"], "ok", "the other certificates are still checked");
+    let text = output_text(&kubewright(&bed, state.path(), &["certs", "check"]));
+    assert!(
+        text.contains(
+            "critical: cp1 /etc/kubernetes/pki/corp-ca.crt cannot be read as a certificate: not a PEM certificate"
+        ),
+        "{text}"
+    );
+
+    let plan = kubewright(&bed, state.path(), &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "the installed cluster plans clean: {}", output_text(&plan));
+    let renewed = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
+    assert!(renewed.status.success(), "{}", output_text(&renewed));
+}
