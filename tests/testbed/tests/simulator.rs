@@ -342,6 +342,22 @@ fn configuration_and_preflight_errors() {
         "{madison}"
     );
     assert!(!madison.contains("1.31."));
+    // The repository is signed with the bed's key: the real gpg reads it, apt wants exactly it.
+    let listed = ok(
+        &bed,
+        "cp1",
+        "gpg --homedir \"$(mktemp -d)\" --batch --show-keys --with-colons /etc/apt/keyrings/kubernetes-apt-keyring.gpg 2>/dev/null",
+    );
+    assert!(
+        listed.contains(&format!("fpr:::::::::{}:", kubewright_testbed::sim::REPOSITORY_KEY_FINGERPRINT)),
+        "{listed}"
+    );
+    ok(&bed, "cp1", "printf 'another key' > /etc/apt/keyrings/kubernetes-apt-keyring.gpg");
+    let e = fails(&bed, "cp1", "apt-get update -q");
+    assert!(e.contains(&format!("NO_PUBKEY {}", &kubewright_testbed::sim::REPOSITORY_KEY_FINGERPRINT[24..])), "{e}");
+    // curl's --proto: a scheme it does not allow fails before any connection.
+    let e = fails(&bed, "cp1", "curl -fsSL --proto =https http://pkgs.k8s.io/core:/stable:/v1.30/deb/Release.key");
+    assert!(e.contains("curl: (1) Protocol \"http\" not supported or disabled in libcurl"), "{e}");
 }
 
 #[test]
