@@ -111,6 +111,20 @@ pub struct Report {
     pub notes: Vec<Note>,
     /// Hosts that could not be read: `host: why`.
     pub unreachable: Vec<String>,
+    /// Files where a certificate belongs that are none (critical each), by node and path.
+    pub unreadable_certificates: Vec<Unreadable>,
+}
+
+/// A file where kubeadm or the kubelet keep a certificate that cannot be read as one.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unreadable {
+    pub node: String,
+    pub path: String,
+    /// kubeadm's name for the file when it is one of [`KNOWN`]; empty otherwise.
+    pub certificate: String,
+    /// Why it cannot be read (`not a PEM certificate: ...`, `the file is empty`).
+    pub why: String,
+    pub severity: Severity,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -129,7 +143,12 @@ pub const EXIT_UNREACHABLE: u8 = 3;
 impl Report {
     /// 3 when a host could not be read, else 2 for anything critical, 1 for a warning, 0.
     pub fn exit_code(&self) -> u8 {
-        let worst = self.certificates.iter().map(|r| &r.severity).chain(self.notes.iter().map(|n| &n.severity));
+        let worst = self
+            .certificates
+            .iter()
+            .map(|r| &r.severity)
+            .chain(self.notes.iter().map(|n| &n.severity))
+            .chain(self.unreadable_certificates.iter().map(|u| &u.severity));
         let worst = worst.fold(Severity::Ok, |a, b| match (&a, b) {
             (Severity::Critical, _) | (_, Severity::Critical) => Severity::Critical,
             (Severity::Warning, _) | (_, Severity::Warning) => Severity::Warning,
@@ -156,8 +175,18 @@ pub fn report(
 ) -> Report {
     let mut rows = Vec::new();
     let mut notes = Vec::new();
+    let mut unreadable_certificates = Vec::new();
     for host in &inv.hosts {
         let Some(f) = facts.host(&host.name) else { continue };
+        for (path, why) in &f.unreadable_certificates {
+            unreadable_certificates.push(Unreadable {
+                node: host.name.clone(),
+                path: path.clone(),
+                certificate: KNOWN.iter().find(|(_, p, _, _)| p == path).map_or("", |(n, _, _, _)| *n).to_string(),
+                why: why.clone(),
+                severity: Severity::Critical,
+            });
+        }
         let rows_before = rows.len();
         for (name, path, authority, kind) in KNOWN {
             // Workers have the cluster CA for trust only; its row belongs to control planes.
@@ -189,8 +218,8 @@ pub fn report(
             ));
         }
         // Nothing to check is not "ok": a monitoring job must hear of a control plane that
-        // has lost its PKI (or was never installed).
-        if host.is_control_plane() && rows.len() == rows_before {
+        // has lost its PKI (or was never installed). Unreadable files are reported already.
+        if host.is_control_plane() && rows.len() == rows_before && f.unreadable_certificates.is_empty() {
             notes.push(Note {
                 node: host.name.clone(),
                 severity: Severity::Critical,
@@ -241,7 +270,14 @@ pub fn report(
         ));
     }
     rows.sort_by(|a, b| (a.expires, &a.node, &a.certificate).cmp(&(b.expires, &b.node, &b.certificate)));
-    Report { cluster: inv.cluster.name.clone(), checked_at: now, certificates: rows, notes, unreachable }
+    Report {
+        cluster: inv.cluster.name.clone(),
+        checked_at: now,
+        certificates: rows,
+        notes,
+        unreachable,
+        unreadable_certificates,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -283,7 +319,10 @@ fn row(
 fn chain_problems(f: &HostFacts, path: &str, cert: &Certificate, authority: &str) -> Vec<String> {
     let Some(ca) = ca_path(authority) else { return Vec::new() };
     if !f.certificates.contains_key(ca) {
-        return vec![format!("its CA {ca} is missing")];
+        return match f.unreadable_certificates.get(ca) {
+            Some(why) => vec![format!("its CA {ca} cannot be read ({why})")],
+            None => vec![format!("its CA {ca} is missing")],
+        };
     }
     match cert.signed_by.as_deref() {
         Some(by) if by == ca => Vec::new(),
@@ -330,6 +369,11 @@ pub fn renewal_problems(certs: &BTreeMap<String, Certificate>, after: i64) -> Ve
         }
     }
     problems
+}
+
+/// Whether `path` is one of the items `kubeadm certs renew all` rewrites.
+pub fn renewed_by_kubeadm(path: &str) -> bool {
+    KNOWN.iter().any(|(_, p, _, kind)| *p == path && *kind == Kind::Kubeadm)
 }
 
 /// The soonest expiry among the items kubeadm renews on a control plane (path, not_after).
@@ -421,8 +465,20 @@ pub fn render_text(report: &Report) -> String {
         out.push('\n');
     }
     let flagged: Vec<&Row> = report.certificates.iter().filter(|r| r.severity != Severity::Ok).collect();
-    if !flagged.is_empty() {
+    if !flagged.is_empty() || !report.unreadable_certificates.is_empty() {
         out.push('\n');
+    }
+    for u in &report.unreadable_certificates {
+        let what = match u.certificate.as_str() {
+            "" => u.path.clone(),
+            name => format!("{name} ({})", u.path),
+        };
+        out.push_str(&format!(
+            "{}: {} {what} cannot be read as a certificate: {}\n  - kubeadm and the components read PEM only: put the PEM certificate there (`openssl x509 -inform der` converts a DER one) or move the file out of the directory\n",
+            u.severity.label(),
+            u.node,
+            u.why
+        ));
     }
     for r in flagged {
         let state = if r.residual_s < 0 {
@@ -472,6 +528,22 @@ pub fn render_prometheus(report: &Report) -> String {
         "kubewright_cert_problems",
         "Problems found with the certificate (chain, SANs, key); 0 when none.",
         report.certificates.iter().map(|r| (cert_labels(r), r.problems.len().to_string())).collect(),
+    );
+    metric(
+        "kubewright_cert_unreadable",
+        "A file where a certificate belongs that cannot be read as one (1 for each).",
+        report
+            .unreadable_certificates
+            .iter()
+            .map(|u| {
+                let labels = BTreeMap::from([
+                    ("cluster", report.cluster.clone()),
+                    ("node", u.node.clone()),
+                    ("path", u.path.clone()),
+                ]);
+                (labels, "1".to_string())
+            })
+            .collect(),
     );
     metric(
         "kubewright_cert_check_timestamp_seconds",

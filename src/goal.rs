@@ -198,7 +198,9 @@ impl Goal {
     /// any host is contacted.
     pub fn check(&self, inv: &Inventory) -> Result<(), crate::playbook::UnknownHost> {
         match self {
-            Goal::RemoveNode { node } => crate::playbook::HostSelector::Names(vec![node.clone()]).resolve(inv).map(drop),
+            Goal::RemoveNode { node } => {
+                crate::playbook::HostSelector::Names(vec![node.clone()]).resolve(inv).map(drop)
+            }
             _ => Ok(()),
         }
     }

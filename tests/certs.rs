@@ -549,3 +549,100 @@ fn an_install_with_the_bastions_own_ca_ends_with_the_cluster_using_it() {
         "every certificate signed by the CA on disk: {report}"
     );
 }
+
+/// The IDs of the running containers on `host` that crictl lists for `filter`.
+fn container_ids(bed: &Testbed, host: &str, filter: &str) -> Vec<String> {
+    let o = bed.exec(host, &format!("crictl ps -q {filter}")).unwrap();
+    assert!(o.status.success(), "crictl ps {filter}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect()
+}
+
+const STATIC_ETCD: &str = "--label io.kubernetes.pod.namespace=kube-system --label io.kubernetes.container.name=etcd";
+
+/// Issue 18: the static pod restart of a renewal. Review item 14: a renewal that fails before
+/// `kubeadm certs renew` (here: the bastion cannot write the backup's copy) changes nothing on
+/// the host; its rollback restarted the static pods all the same, a control-plane blip on every
+/// timer run while the bastion's disk is full. Review item 4: kube-system's static pods are
+/// found by the kubelet's labels; a workload whose name holds `etcd` (an in-cluster
+/// etcd-operator on a control plane that also runs workloads) matched `crictl ps --name etcd`,
+/// so the restart waited 120 s for it to stop, and failed.
+#[test]
+fn issue_18_the_static_pods_restart_only_once_a_renewal_began_and_only_kube_systems() {
+    let Some((bed, state)) = common::installed(1, 1) else { return };
+    let operator = kubewright_testbed::sim::Workload {
+        namespace: "default".into(),
+        pod: "etcd-operator-5f6d9c7b4-x2x8q".into(),
+        container: "etcd-operator".into(),
+        image: "quay.io/coreos/etcd-operator:v0.9.4".into(),
+    };
+    bed.run_workload_container("cp1", operator).unwrap();
+    let workload = "--label io.kubernetes.pod.namespace=default";
+    let (etcd_before, operator_before) =
+        (container_ids(&bed, "cp1", STATIC_ETCD), container_ids(&bed, "cp1", workload));
+    assert_eq!((etcd_before.len(), operator_before.len()), (1, 1), "{etcd_before:?} {operator_before:?}");
+    assert_eq!(container_ids(&bed, "cp1", "--name etcd").len(), 2, "crictl's --name is a pattern: both match");
+    let expires = apiserver_expiry(&bed, state.path(), "cp1");
+
+    // Where the backup's copy goes on the bastion, a file: the fetch fails, before any renewal.
+    let backups = state.path().join(bed.cluster_state().cluster_name).join("backups");
+    std::fs::write(&backups, "in the way\n").unwrap();
+    let failed = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes", "-o", "json"]);
+    assert_eq!(failed.status.code(), Some(1), "{}", output_text(&failed));
+    let report = common::json_events(&failed).pop().unwrap();
+    let failure = &report["failures"][0];
+    assert_eq!(
+        (failure["host"].as_str(), failure["step"].as_str()),
+        (Some("cp1"), Some("renew-certificates")),
+        "{report}"
+    );
+    let message = failure["message"].as_str().unwrap();
+    assert!(message.contains(&format!("cannot write {}", backups.join("cp1/pki.tar.gz").display())), "{message}");
+    assert!(message.contains("the host was put back as it was before the step"), "{message}");
+    assert_eq!(container_ids(&bed, "cp1", STATIC_ETCD), etcd_before, "the static pods were not restarted");
+    assert_eq!(apiserver_expiry(&bed, state.path(), "cp1"), expires, "nothing renewed");
+
+    std::fs::remove_file(&backups).unwrap();
+    let started = std::time::Instant::now();
+    let renewed = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
+    assert!(renewed.status.success(), "{}", output_text(&renewed));
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "took {:?}", started.elapsed());
+    let etcd_after = container_ids(&bed, "cp1", STATIC_ETCD);
+    assert!(etcd_after.len() == 1 && etcd_after != etcd_before, "etcd restarted: {etcd_before:?} -> {etcd_after:?}");
+    assert_eq!(container_ids(&bed, "cp1", workload), operator_before, "the workload is not the renewal's business");
+    assert!(apiserver_expiry(&bed, state.path(), "cp1") > expires, "renewed");
+}
+
+/// Issue 18 (run-safety review item 15): a file under /etc/kubernetes/pki that is no PEM
+/// certificate (here a CA copied in DER) is a broken certificate in `certs check`. It made the
+/// host's facts unreadable, so every job refused the host, the renewal included.
+#[test]
+fn issue_18_a_file_that_is_no_certificate_is_reported_broken_and_blocks_no_job() {
+    let Some((bed, state)) = common::installed(1, 1) else { return };
+    let der = "openssl x509 -in /etc/kubernetes/pki/ca.crt -outform der -out /etc/kubernetes/pki/corp-ca.crt";
+    assert!(bed.exec("cp1", der).unwrap().status.success());
+
+    let o = kubewright(&bed, state.path(), &["certs", "check", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(2), "critical: {}", output_text(&o));
+    let report = json(&o);
+    let broken = report["unreadable_certificates"].as_array().unwrap();
+    assert_eq!(broken.len(), 1, "{report}");
+    assert_eq!(
+        (broken[0]["node"].as_str(), broken[0]["path"].as_str(), broken[0]["severity"].as_str()),
+        (Some("cp1"), Some("/etc/kubernetes/pki/corp-ca.crt"), Some("critical")),
+        "{report}"
+    );
+    assert!(broken[0]["why"].as_str().unwrap().starts_with("not a PEM certificate"), "{report}");
+    assert_eq!(rows(&report, "cp1")["apiserver"]["severity"], "ok", "the other certificates are still checked");
+    let text = output_text(&kubewright(&bed, state.path(), &["certs", "check"]));
+    assert!(
+        text.contains(
+            "critical: cp1 /etc/kubernetes/pki/corp-ca.crt cannot be read as a certificate: not a PEM certificate"
+        ),
+        "{text}"
+    );
+
+    let plan = kubewright(&bed, state.path(), &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "the installed cluster plans clean: {}", output_text(&plan));
+    let renewed = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
+    assert!(renewed.status.success(), "{}", output_text(&renewed));
+}

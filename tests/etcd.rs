@@ -83,6 +83,15 @@ fn pods_and_nodes(bed: &Testbed) -> (Vec<String>, Vec<String>) {
 #[test]
 fn a_restore_brings_back_the_snapshots_state_on_every_control_plane_and_bad_input_changes_nothing() {
     let Some((bed, state)) = common::installed(4, 3) else { return };
+    // A workload whose name holds `etcd` keeps running through the restore; the stop waits for
+    // kube-system's etcd only (issue 18: `crictl ps --name etcd` matched it too and waited on).
+    let operator = kubewright_testbed::sim::Workload {
+        namespace: "default".into(),
+        pod: "etcd-operator-5f6d9c7b4-x2x8q".into(),
+        container: "etcd-operator".into(),
+        image: "quay.io/coreos/etcd-operator:v0.9.4".into(),
+    };
+    bed.run_workload_container("cp2", operator).unwrap();
     deploy(&bed, "web");
     let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
     assert!(o.status.success(), "{}", output_text(&o));
@@ -162,7 +171,7 @@ fn a_restore_brings_back_the_snapshots_state_on_every_control_plane_and_bad_inpu
     // containers stopped): the same command continues from there, the API down meanwhile.
     deploy(&bed, "api");
     let hold = Fault {
-        command_prefix: "crictl ps -q --name kube-apiserver".into(),
+        command_prefix: "crictl ps -q --label io.kubernetes.pod.namespace=kube-system --label io.kubernetes.container.name=kube-apiserver".into(),
         action: FaultAction::Hang { seconds: 4 },
         fired: false,
     };

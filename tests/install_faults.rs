@@ -230,3 +230,34 @@ fn a_worker_join_fails() {
         transport: "openssh",
     });
 }
+
+/// Issue 18 (run-safety review item 8): the repository's signing key is checked against its
+/// pinned fingerprint on the host before it reaches the keyring. The bed's mirror serves the
+/// bed's own key; an inventory that pins pkgs.k8s.io's (the default) is refused at that step,
+/// both fingerprints named and nothing written to the keyrings; the bed's pin installs.
+#[test]
+fn issue_18_a_signing_key_other_than_the_pinned_one_never_reaches_the_keyring() {
+    let Some((bed, state)) = common::bed(1, 1) else { return };
+    let served = kubewright_testbed::sim::REPOSITORY_KEY_FINGERPRINT;
+    let pinned = format!("  packages:\n    keyFingerprint: {served}\n");
+    let default_pin = common::inventory_variant(&bed, "default-pin.yaml", &pinned, "");
+    let o = common::command_on(&default_pin, state.path(), &["apply", "--yes", "-o", "json"]).output().unwrap();
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    let report = json_events(&o).pop().unwrap();
+    let failure = &report["failures"][0];
+    assert_eq!(
+        (failure["host"].as_str(), failure["step"].as_str()),
+        (Some("cp1"), Some("install-packages")),
+        "{report}"
+    );
+    let official = kubewright::inventory::PKGS_K8S_IO_KEY_FINGERPRINT;
+    assert!(text.contains(&format!("has fingerprint {served}, not the pinned {official}")), "{text}");
+    let keyrings = bed.exec("cp1", "ls -A /etc/apt/keyrings").unwrap();
+    assert_eq!(String::from_utf8_lossy(&keyrings.stdout), "", "no keyring, no download left");
+
+    let o = common::on_bed(&bed, state.path(), &["apply", "--yes", "-q"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let keyring = bed.host_dir("cp1").join("upper/etc/apt/keyrings/kubernetes-apt-keyring.gpg");
+    assert_eq!(std::fs::read(keyring).unwrap(), kubewright_testbed::sim::repository_keyring(), "the bed's key");
+}

@@ -334,3 +334,25 @@ fn time_limits_are_durations_longer_than_zero_and_default_to_30m_and_10m() {
     assert_reported(&diags, "cluster.timeouts.ready", 7, 12, "invalid value `soon`");
     assert!(diags.iter().all(|d| d.expected.as_deref().is_some_and(|e| e.contains("longer than zero"))), "{diags:?}");
 }
+
+/// Issue 18 (run-safety review item 8): the package repository's signing key is pinned, by
+/// default to pkgs.k8s.io's. A fingerprint is 40 hex digits (spaces as gpg prints them); `none`
+/// turns pinning off, which an `http://` mirror may not do (whoever is on the path could serve
+/// a key of their own and packages signed with it).
+#[test]
+fn the_package_signing_key_is_pinned_and_an_http_mirror_needs_the_pin() {
+    let with = |packages: &str| BASE.replace("hosts:", &format!("  packages:\n{packages}hosts:"));
+    let valid = |yaml: &str| load("inv.yaml", yaml).unwrap_or_else(|e| panic!("{:#?}", e.diagnostics)).inventory;
+    let official = kubewright::inventory::PKGS_K8S_IO_KEY_FINGERPRINT;
+    assert_eq!(valid(BASE).cluster.packages.key_fingerprint.as_deref(), Some(official));
+    let spaced = valid(&with("    keyFingerprint: de15 b144 86cd 377b 9e87  6e1a 2346 54da 9a29 6436\n"));
+    assert_eq!(spaced.cluster.packages.key_fingerprint.as_deref(), Some(official));
+    let pinned_http = valid(&with(&format!("    mirror: http://apt.internal/k8s\n    keyFingerprint: {official}\n")));
+    assert_eq!(pinned_http.cluster.packages.mirror, "http://apt.internal/k8s");
+    assert_eq!(valid(&with("    keyFingerprint: none\n")).cluster.packages.key_fingerprint, None);
+
+    let d = errors(&with("    mirror: http://apt.internal/k8s\n    keyFingerprint: none\n"));
+    assert_reported(&d, "cluster.packages.mirror", 6, 13, "an `http://` mirror with `keyFingerprint: none`");
+    let d = errors(&with("    keyFingerprint: DE15B14486CD377B\n"));
+    assert_reported(&d, "cluster.packages.keyFingerprint", 6, 21, "invalid key fingerprint `DE15B14486CD377B`");
+}

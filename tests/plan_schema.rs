@@ -71,8 +71,9 @@ fn the_schema_rejects_what_the_plan_never_says() {
 fn every_goals_plan_matches_the_schema() {
     use kubewright::goal::{Goal, RenewGoal, UpgradeGoal};
     let validator = schema();
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/facts/bed-1.31.4-3cp-2w.json"))
-        .unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/facts/bed-1.31.4-3cp-2w.json"))
+            .unwrap();
     let recorded: serde_json::Value = serde_json::from_str(&text).unwrap();
     let inv = kubewright::inventory::load("bed.yaml", recorded["inventory"].as_str().unwrap()).unwrap().inventory;
     let facts: kubewright::facts::ClusterFacts = serde_json::from_value(recorded["facts"].clone()).unwrap();
@@ -88,9 +89,17 @@ fn every_goals_plan_matches_the_schema() {
         ("converge", Goal::Converge, &facts),
         ("add a node", Goal::Converge, &new_node),
         ("playbook", Goal::Playbook { playbook }, &facts),
-        ("upgrade", Goal::Upgrade(UpgradeGoal { to: "1.32".parse().unwrap(), ..UpgradeGoal::to_inventory(&inv) }), &facts),
+        (
+            "upgrade",
+            Goal::Upgrade(UpgradeGoal { to: "1.32".parse().unwrap(), ..UpgradeGoal::to_inventory(&inv) }),
+            &facts,
+        ),
         ("renew --force", Goal::RenewCertificates(RenewGoal::Always), &facts),
-        ("renew within 30d", Goal::RenewCertificates(RenewGoal::ExpiringWithin { within: "30d".parse().unwrap() }), &facts),
+        (
+            "renew within 30d",
+            Goal::RenewCertificates(RenewGoal::ExpiringWithin { within: "30d".parse().unwrap() }),
+            &facts,
+        ),
         ("snapshot", Goal::Snapshot, &facts),
         ("restore", Goal::Restore { snapshot }, &facts),
         ("remove-node", Goal::RemoveNode { node: "w1".into() }, &facts),
@@ -114,7 +123,8 @@ fn every_jobs_dry_run_prints_its_plan_as_json() {
     let o = common::on_bed(&bed, state.path(), &["etcd", "snapshot"]);
     assert!(o.status.success(), "{}", common::output_text(&o));
     let snapshot = walk_for(state.path(), "etcd-snapshot.db");
-    let raised = common::inventory_variant(&bed, "raised.yaml", "kubernetesVersion: 1.31.4", "kubernetesVersion: 1.32.9");
+    let raised =
+        common::inventory_variant(&bed, "raised.yaml", "kubernetesVersion: 1.31.4", "kubernetesVersion: 1.32.9");
     let journal = walk_for_opt(state.path(), "journal.jsonl").map(|p| std::fs::read_to_string(p).unwrap());
     let runs: Vec<(Vec<&str>, Option<&str>, &str)> = vec![
         (vec!["plan", "-o", "json"], None, "install"),

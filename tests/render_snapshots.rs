@@ -94,3 +94,43 @@ fn the_api_proxy_config_is_valid_haproxy_and_the_manifest_carries_its_hash() {
     let o = std::process::Command::new("haproxy").arg("-c").arg("-f").arg(&path).output().unwrap();
     assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
 }
+
+/// The install's step that trusts the package repository's signing key, as a fresh host runs
+/// it (issue 18, run-safety review item 8): pinned by default (the downloaded key's fingerprint
+/// checked before it reaches the keyring), pinned over an `http://` mirror, and unpinned (the
+/// key over https only).
+#[test]
+fn the_repository_signing_key_step() {
+    use kubewright::facts::ClusterFacts;
+    use kubewright::plan::Action;
+    let trust_step = |replacements: &[(&str, &str)]| {
+        let inv = inventory("single.yaml", replacements);
+        let facts = ClusterFacts::assume_fresh(inv.hosts.iter().map(|h| h.name.as_str()));
+        let plan = common::plan_of(&inv, &kubewright::goal::Goal::Converge, &facts);
+        let step = plan.steps.iter().find(|s| s.id == "install-packages").unwrap();
+        step.hosts[0]
+            .decision
+            .actions()
+            .iter()
+            .find_map(|a| match a {
+                Action::Run { description, commands } if description.starts_with("trust the signing key") => {
+                    Some(format!("# {description}\n{}", commands.to_shell()))
+                }
+                _ => None,
+            })
+            .unwrap()
+    };
+    let packages = |fields: &str| format!("kubernetesVersion: 1.30.8\n  packages:\n{fields}");
+    let http = packages(
+        "    mirror: http://apt.internal/k8s\n    keyFingerprint: de15 b144 86cd 377b 9e87  6e1a 2346 54da 9a29 6436\n",
+    );
+    let unpinned = packages("    keyFingerprint: none\n");
+    insta::assert_snapshot!(
+        [
+            trust_step(&[]),
+            trust_step(&[("kubernetesVersion: 1.30.8", http.as_str())]),
+            trust_step(&[("kubernetesVersion: 1.30.8", unpinned.as_str())]),
+        ]
+        .join("\n")
+    );
+}

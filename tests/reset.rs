@@ -42,3 +42,28 @@ fn reset_needs_the_clusters_name_then_tears_every_node_down() {
     assert!(o.status.success(), "{}", output_text(&o));
     assert_eq!(bed.cluster_state().nodes.len(), 3);
 }
+
+/// Issue 18 (run-safety review item 18): a worker whose INPUT policy is DROP, with an ACCEPT
+/// rule for ssh. The reset flushed the rules and kept the policy, which cut the host off: the
+/// open session's packets and every new connection dropped (here the run still got its last
+/// command through and called w1 done, leaving it unreachable). The policies are opened first
+/// now. The bed's hosts are network namespaces, so real iptables there touches that host only.
+#[test]
+fn issue_18_reset_opens_the_iptables_policies_before_it_flushes_the_rules() {
+    let Some((bed, state)) = common::installed(2, 1) else { return };
+    let cluster_name = std::fs::read_to_string(bed.inventory_path())
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("name: ").map(str::to_string))
+        .unwrap();
+    let firewall = "iptables -A INPUT -i lo -j ACCEPT && iptables -A INPUT -p tcp --dport 22 -j ACCEPT && iptables -P INPUT DROP && iptables -S INPUT";
+    let o = bed.exec("w1", firewall).unwrap();
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(bed.ssh("w1", "root", "true").unwrap().status.success(), "ssh still gets in");
+
+    let o = kubewright(&bed, state.path(), &["reset", "--confirm", &cluster_name]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let rules = bed.exec("w1", "iptables -S INPUT").unwrap();
+    assert_eq!(String::from_utf8_lossy(&rules.stdout), "-P INPUT ACCEPT\n", "policy open, rules flushed");
+    assert!(bed.ssh("w1", "root", "true").unwrap().status.success(), "and ssh still gets in");
+}

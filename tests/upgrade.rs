@@ -381,7 +381,11 @@ fn a_node_an_admin_cordoned_stays_cordoned_after_the_upgrade() {
     let cordon = bed.exec("cp1", "kubectl --kubeconfig /etc/kubernetes/admin.conf cordon w1").unwrap();
     assert!(cordon.status.success(), "{cordon:?}");
     let plan = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--dry-run"]);
-    assert!(output_text(&plan).contains("w1 was cordoned before this run (not by kubewright): it stays cordoned"), "{}", output_text(&plan));
+    assert!(
+        output_text(&plan).contains("w1 was cordoned before this run (not by kubewright): it stays cordoned"),
+        "{}",
+        output_text(&plan)
+    );
     let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes", "-o", "json"]);
     let text = output_text(&o);
     assert!(o.status.success(), "{text}");
@@ -389,7 +393,10 @@ fn a_node_an_admin_cordoned_stays_cordoned_after_the_upgrade() {
     assert!(nodes.values().all(|n| n.kubelet_version == "v1.32.9"), "{nodes:?}");
     assert!(nodes["w1"].unschedulable, "the admin's cordon is kept: {text}");
     assert!(!nodes["w2"].unschedulable && !nodes["cp1"].unschedulable, "{nodes:?}");
-    assert!(nodes.values().all(|n| !n.annotations.contains_key("kubewright.io/cordoned")), "no mark is left: {nodes:?}");
+    assert!(
+        nodes.values().all(|n| !n.annotations.contains_key("kubewright.io/cordoned")),
+        "no mark is left: {nodes:?}"
+    );
     let report = json(&o);
     let w1 = report["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "w1").unwrap().clone();
     assert_eq!(w1["cordoned"], true, "{report}");
@@ -403,11 +410,14 @@ fn a_node_an_admin_cordoned_stays_cordoned_after_the_upgrade() {
 fn ctrl_c_twice_during_a_hung_kubeadm_upgrade_apply_stops_it_on_the_host_and_the_next_run_finishes() {
     use kubewright_testbed::faults::{Fault, FaultAction};
     let Some((bed, state)) = installed(1, 1, "1.31.4", "    maxUnavailable: 1\n") else { return };
-    let hang = Fault { command_prefix: "kubeadm upgrade apply".into(), action: FaultAction::Hang { seconds: 300 }, fired: false };
-    bed.add_fault("cp1", hang).unwrap();
-    let running = |bed: &Testbed| {
-        bed.exec("cp1", "pgrep -f 'kubeadm upgrade apply' >/dev/null").unwrap().status.success()
+    let hang = Fault {
+        command_prefix: "kubeadm upgrade apply".into(),
+        action: FaultAction::Hang { seconds: 300 },
+        fired: false,
     };
+    bed.add_fault("cp1", hang).unwrap();
+    let running =
+        |bed: &Testbed| bed.exec("cp1", "pgrep -f 'kubeadm upgrade apply' >/dev/null").unwrap().status.success();
     let child = command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -99,7 +99,11 @@ pub fn script(paths: &[String]) -> Script {
         "ca-keys",
         "for k in /etc/kubernetes/pki/ca.key /etc/kubernetes/pki/etcd/ca.key /etc/kubernetes/pki/front-proxy-ca.key; do test -f \"$k\" && echo \"${k%.key}.crt\"; done; true",
     );
-    section("apiserver", "crictl ps -o json --name kube-apiserver 2>/dev/null || true");
+    // By the kubelet's labels: `--name` is a pattern, which other containers' names can match.
+    section(
+        "apiserver",
+        "crictl ps -o json --label io.kubernetes.pod.namespace=kube-system --label io.kubernetes.container.name=kube-apiserver 2>/dev/null || true",
+    );
     section("kubelet-config", "grep -E '^rotateCertificates:' /var/lib/kubelet/config.yaml 2>/dev/null || true");
     // The local etcd member's health, as the upgrade and node removal weigh quorum (short
     // timeouts: a member that is down must not hold up the facts).
@@ -139,18 +143,40 @@ pub fn certificates_script() -> Script {
     Script::new().cmd(["sh", "-c", CERTIFICATES])
 }
 
+/// What the certificates section holds: the certificates, and the files that are none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertificateReading {
+    /// Every certificate by path, each with the CA on the same host that signed it.
+    pub certificates: BTreeMap<String, crate::pki::Certificate>,
+    /// Path → why it is not a certificate kubewright (or kubeadm, which reads PEM only) can read.
+    pub unreadable: BTreeMap<String, String>,
+}
+
 /// The output of the certificates section: every certificate by path, each with the CA on the
 /// same host that signed it (checked here, where the certificates' bytes are, so the facts keep
-/// only the answer).
-pub fn parse_certificates(text: &str) -> Result<BTreeMap<String, crate::pki::Certificate>, String> {
+/// only the answer), and the files that are not a PEM certificate, with why. One such file (a
+/// DER CA someone dropped in, an empty `.crt`) is a broken certificate to report, not a host
+/// whose facts cannot be read: that would stop every job there, the renewal included.
+pub fn read_certificates(text: &str) -> CertificateReading {
     let mut pems = BTreeMap::new();
+    let mut unreadable = BTreeMap::new();
     for line in text.lines() {
         let Some((path, encoded)) = line.split_once('\t') else { continue };
-        let pem = base64::engine::general_purpose::STANDARD
+        let read = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
-            .map_err(|e| format!("the certificate {path} is not valid base64: {e}"))?;
-        let cert = crate::pki::inspect(&pem).map_err(|e| format!("{path}: {e}"))?;
-        pems.insert(path.to_string(), (pem, cert));
+            .map_err(|e| format!("its content is not valid base64: {e}"))
+            .and_then(|pem| match pem.is_empty() {
+                true => Err("the file is empty".to_string()),
+                false => crate::pki::inspect(&pem).map(|cert| (pem, cert)),
+            });
+        match read {
+            Ok(read) => {
+                pems.insert(path.to_string(), read);
+            }
+            Err(why) => {
+                unreadable.insert(path.to_string(), why);
+            }
+        }
     }
     let cas: Vec<(&String, &Vec<u8>)> =
         pems.iter().filter(|(_, (_, c))| c.is_ca).map(|(p, (pem, _))| (p, pem)).collect();
@@ -160,7 +186,24 @@ pub fn parse_certificates(text: &str) -> Result<BTreeMap<String, crate::pki::Cer
         cert.signed_by = cas.iter().find(|(_, ca)| crate::pki::signed_by(pem, ca)).map(|(p, _)| (*p).clone());
         certificates.insert(path.clone(), cert);
     }
-    Ok(certificates)
+    CertificateReading { certificates, unreadable }
+}
+
+/// For the check after a renewal: the certificates, or why one of the items `kubeadm certs
+/// renew all` rewrites cannot be read. Another unreadable file is no reason to undo a renewal
+/// (`certs check` reports it).
+pub fn parse_certificates(text: &str) -> Result<BTreeMap<String, crate::pki::Certificate>, String> {
+    let reading = read_certificates(text);
+    let broken: Vec<String> = reading
+        .unreadable
+        .iter()
+        .filter(|(path, _)| crate::certs::renewed_by_kubeadm(path))
+        .map(|(path, why)| format!("{path}: {why}"))
+        .collect();
+    match broken.is_empty() {
+        true => Ok(reading.certificates),
+        false => Err(broken.join("; ")),
+    }
 }
 
 /// Separates the node list from the kubeadm-config in the output of [`cluster_script`].
@@ -238,7 +281,8 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
         files.insert(path.to_string(), String::from_utf8_lossy(&bytes).into_owned());
     }
     let (packages, containerd_installed, held) = packages(get("packages"));
-    let mut certificates = parse_certificates(get("certificates")).map_err(error)?;
+    let CertificateReading { mut certificates, unreadable: unreadable_certificates } =
+        read_certificates(get("certificates"));
     let key_pairs: BTreeMap<String, bool> = get("key-pairs")
         .lines()
         .filter_map(|l| l.rsplit_once(' '))
@@ -307,6 +351,7 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
             .map(|(k, v)| (k.to_string(), v.split_whitespace().collect::<Vec<_>>().join(" ")))
             .collect(),
         certificates,
+        unreadable_certificates,
         ca_keys: words(get("ca-keys")),
         apiserver_started: apiserver_started(get("apiserver")),
         kubelet_rotation: match get("kubelet-config").split_once(':').map(|(_, v)| v.trim()) {
@@ -569,6 +614,42 @@ mod tests {
             with("manifest /etc/kubernetes/manifests/etcd.yaml\n    - --data-dir=/var/lib/etcd\n").etcd_member,
             None
         );
+    }
+
+    /// Issue 18 (run-safety review item 15): a file that is no PEM certificate is reported as
+    /// such; it made the whole host's facts unreadable, so every job refused that host.
+    #[test]
+    fn a_file_that_is_no_certificate_is_reported_and_the_facts_are_still_read() {
+        let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        // The fixture's DER bytes: a CA saved in the other encoding.
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(APISERVER_CRT.lines().filter(|l| !l.starts_with("-----")).collect::<String>())
+            .unwrap();
+        let certificates = format!(
+            "/etc/kubernetes/pki/apiserver.crt\t{}\n/etc/kubernetes/pki/corp-ca.crt\t{}\n/etc/kubernetes/pki/etcd/empty.crt\t\n",
+            encode(APISERVER_CRT.as_bytes()),
+            encode(&der)
+        );
+        let text = sample().replace(
+            &section(
+                "certificates",
+                &format!("/etc/kubernetes/pki/apiserver.crt\t{}\n", encode(APISERVER_CRT.as_bytes())),
+            ),
+            &section("certificates", &certificates),
+        );
+        let f = parse("cp1", &text).unwrap();
+        assert_eq!(f.certificates.keys().collect::<Vec<_>>(), ["/etc/kubernetes/pki/apiserver.crt"]);
+        assert_eq!(
+            f.unreadable_certificates.keys().collect::<Vec<_>>(),
+            ["/etc/kubernetes/pki/corp-ca.crt", "/etc/kubernetes/pki/etcd/empty.crt"]
+        );
+        assert!(f.unreadable_certificates["/etc/kubernetes/pki/corp-ca.crt"].starts_with("not a PEM certificate"));
+        assert_eq!(f.unreadable_certificates["/etc/kubernetes/pki/etcd/empty.crt"], "the file is empty");
+        // After a renewal only kubeadm's own items count: an unreadable one is the renewal's failure.
+        assert!(parse_certificates(&certificates).is_ok(), "neither file is one kubeadm renews");
+        let broken = format!("/etc/kubernetes/pki/apiserver-kubelet-client.crt\t{}\n", encode(b"garbage"));
+        let why = parse_certificates(&broken).unwrap_err();
+        assert!(why.starts_with("/etc/kubernetes/pki/apiserver-kubelet-client.crt: not a PEM certificate"), "{why}");
     }
 
     #[test]

@@ -84,6 +84,11 @@ pub struct HostFacts {
     /// client certificate).
     #[serde(default)]
     pub certificates: BTreeMap<String, crate::pki::Certificate>,
+    /// Files where kubeadm and the kubelet keep certificates that are not one (a DER file, an
+    /// empty one, garbage), by path, with why: reported as broken, never a reason the host's
+    /// facts cannot be read.
+    #[serde(default)]
+    pub unreadable_certificates: BTreeMap<String, String>,
     /// The CA certificates (paths) whose private key is on the host.
     #[serde(default)]
     pub ca_keys: BTreeSet<String>,
@@ -180,6 +185,7 @@ impl HostFacts {
             etc_hosts: BTreeMap::new(),
             sysctls: BTreeMap::new(),
             certificates: BTreeMap::new(),
+            unreadable_certificates: BTreeMap::new(),
             applied: BTreeMap::new(),
             ca_keys: BTreeSet::new(),
             apiserver_started: None,

@@ -134,10 +134,20 @@ impl Containerd {
     }
 }
 
+/// The fingerprint of the key pkgs.k8s.io signs its repositories with (`isv:kubernetes OBS
+/// Project`, rsa2048 of 2022-08-25; the same key for every minor's repository, re-signed
+/// rather than replaced when it expired in 2024): `gpg --show-keys` of the v1.26 and v1.27
+/// `Release.key` in kubernetes/kubernetes#128609, and kubernetes/release#3818 on its renewal.
+pub const PKGS_K8S_IO_KEY_FINGERPRINT: &str = "DE15B14486CD377B9E876E1A234654DA9A296436";
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Packages {
     /// Base URL of the Kubernetes package repository (`https://pkgs.k8s.io` or a mirror).
     pub mirror: String,
+    /// The fingerprint (40 upper-case hex digits) the repository's signing key must have before
+    /// it is trusted; None when pinning is off (`keyFingerprint: none`: then the key comes over
+    /// https only).
+    pub key_fingerprint: Option<String>,
     /// Write the apt source for the Kubernetes repository; off when hosts have their own.
     pub manage_repository: bool,
     pub containerd_package: String,

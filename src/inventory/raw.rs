@@ -114,6 +114,7 @@ pub struct RawContainerd {
 #[serde(rename_all = "camelCase")]
 pub struct RawPackages {
     pub mirror: Option<Scalar>,
+    pub key_fingerprint: Option<Scalar>,
     pub manage_repository: Option<Scalar>,
     pub containerd_package: Option<Scalar>,
 }

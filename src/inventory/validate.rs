@@ -701,16 +701,46 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
 
     let ppath = path.key("packages");
     let pk = raw.packages.unwrap_or_default();
+    let key_fingerprint = match pk.key_fingerprint.as_ref() {
+        None => Some(super::PKGS_K8S_IO_KEY_FINGERPRINT.to_string()),
+        Some(v) if v.0 == "none" => None,
+        Some(v) => {
+            let digits: String = v.0.chars().filter(|c| *c != ' ').collect();
+            if digits.len() == 40 && digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Some(digits.to_ascii_uppercase())
+            } else {
+                cx.push(
+                    &ppath.key("keyFingerprint"),
+                    Diagnostic::error("", format!("invalid key fingerprint `{}`", printable(&v.0))).expected(
+                        "the signing key's fingerprint: 40 hex digits, spaces allowed as `gpg --show-keys` prints them; or `none` to trust the key the mirror serves over https",
+                    ),
+                );
+                Some(super::PKGS_K8S_IO_KEY_FINGERPRINT.to_string())
+            }
+        }
+    };
+    let mirror = cx
+        .text(
+            pk.mirror.as_ref(),
+            &ppath.key("mirror"),
+            is_safe_url,
+            "an `https://` base URL of a pkgs.k8s.io mirror (`http://` only with `keyFingerprint` pinned)",
+        )
+        .map(|m| m.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| "https://pkgs.k8s.io".into());
+    // Over http, whoever is on the path can serve both a key and packages it signed: the key
+    // must then be pinned (apt checks the signed Release file against it).
+    if mirror.starts_with("http://") && key_fingerprint.is_none() {
+        cx.push(
+            &ppath.key("mirror"),
+            Diagnostic::error("", "an `http://` mirror with `keyFingerprint: none`: anyone between the hosts and the mirror could hand them a signing key of their own, and packages signed with it")
+                .expected("an `https://` mirror")
+                .hint("or pin the repository's key with `cluster.packages.keyFingerprint` (the fingerprint `gpg --show-keys Release.key` prints)"),
+        );
+    }
     let packages = Packages {
-        mirror: cx
-            .text(
-                pk.mirror.as_ref(),
-                &ppath.key("mirror"),
-                is_safe_url,
-                "an `https://` base URL of a pkgs.k8s.io mirror",
-            )
-            .map(|m| m.trim_end_matches('/').to_string())
-            .unwrap_or_else(|| "https://pkgs.k8s.io".into()),
+        mirror,
+        key_fingerprint,
         manage_repository: cx.boolean(pk.manage_repository.as_ref(), &ppath.key("manageRepository"), true),
         containerd_package: cx
             .text(

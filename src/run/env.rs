@@ -81,8 +81,9 @@ fn check_owner(dir: &Path) -> Result<(), RunError> {
     if meta.file_type().is_symlink() {
         return Err(RunError::Input {
             message: format!("the state directory {} is a symbolic link", dir.display()),
-            help: "kubewright never follows a link there: make it a directory of this user's, or set KUBEWRIGHT_STATE_DIR"
-                .into(),
+            help:
+                "kubewright never follows a link there: make it a directory of this user's, or set KUBEWRIGHT_STATE_DIR"
+                    .into(),
         });
     }
     let me = nix::unistd::geteuid();

@@ -60,8 +60,10 @@ for c in "$@"; do
   if ! [ -f "/etc/kubernetes/manifests/$c.yaml" ]; then echo "the $c manifest is neither in $park nor in /etc/kubernetes/manifests: put it back by hand" >&2; exit 1; fi
 done"#;
 
-/// Succeeds once no etcd or API server container runs.
-const STOPPED: &str = r#"for c in kube-apiserver etcd; do if [ -n "$(crictl ps -q --name "$c")" ]; then echo "$c still runs" >&2; exit 1; fi; done"#;
+/// Succeeds once no etcd or API server container of kube-system runs (by the kubelet's labels,
+/// exactly: crictl's `--name` is an unanchored pattern that also matches, say, a workload
+/// named `etcd-operator`).
+const STOPPED: &str = r#"for c in kube-apiserver etcd; do if [ -n "$(crictl ps -q --label io.kubernetes.pod.namespace=kube-system --label "io.kubernetes.container.name=$c")" ]; then echo "$c still runs" >&2; exit 1; fi; done"#;
 
 /// `$1` data dir, `$2` the snapshot's SHA-256. The swap of a run that stopped half-way is
 /// finished; one already done (recorded) is not done twice.

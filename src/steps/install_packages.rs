@@ -14,6 +14,36 @@ use super::APT_KEYRING as KEYRING;
 /// The key as downloaded (ASCII armor), removed once converted.
 const ARMORED_KEY: &str = "/etc/apt/keyrings/kubernetes-apt-keyring.asc.download";
 
+/// `$1` the downloaded key, `$2` the fingerprint it must have (40 upper-case hex digits), `$3`
+/// where it came from. Passes only for a file holding exactly one key whose primary key has
+/// that fingerprint: a second key in the file would be trusted by apt as well. gpg reads it in
+/// a home of its own, removed afterwards (root's keyrings stay as they are), its messages kept
+/// apart from the listing; `--with-colons` prints the primary key's fingerprint in field 10 of
+/// the first `fpr` record after `pub` (gnupg's doc/DETAILS).
+const CHECK_KEY: &str = r#"set -eu
+key=$1 want=$2 url=$3
+home=$(mktemp -d)
+trap 'rm -rf "$home"' EXIT
+trap 'exit 143' HUP INT TERM
+if ! listed=$(gpg --homedir "$home" --batch --show-keys --with-colons --with-fingerprint "$key" 2>"$home/errors"); then
+  echo "the signing key from $url is not an OpenPGP key gpg can read: $(cat "$home/errors")" >&2; exit 1
+fi
+keys=0 got=
+while IFS=: read -r kind f2 f3 f4 f5 f6 f7 f8 f9 fpr rest; do
+  case $kind in
+    pub) keys=$((keys + 1)) ;;
+    fpr) if [ "$keys" = 1 ] && [ -z "$got" ]; then got=$fpr; fi ;;
+  esac
+done <<LISTED
+$listed
+LISTED
+if [ "$keys" != 1 ]; then
+  echo "the file from $url holds $keys keys, not the one signing key: check that cluster.packages.mirror serves the Kubernetes repository" >&2; exit 1
+fi
+if [ "$got" != "$want" ]; then
+  echo "the signing key from $url has fingerprint $got, not the pinned $want: check that cluster.packages.mirror serves the Kubernetes repository's key, or set cluster.packages.keyFingerprint to the fingerprint of the key you trust" >&2; exit 1
+fi"#;
+
 impl Step for InstallPackages {
     fn id(&self) -> &'static str {
         "install-packages"
@@ -66,15 +96,37 @@ pub(super) fn repository_actions(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts
     // run that stopped between writing the source and the key must still fetch it.
     if !actions.is_empty() || (cluster.packages.manage_repository && !facts.apt_keyring) {
         let key_url = format!("{}/core:/stable:/{}/deb/Release.key", cluster.packages.mirror, version.minor_channel());
+        let pin = cluster.packages.key_fingerprint.as_deref();
+        // Unpinned, the key is whatever the mirror serves: it must come over https, redirects
+        // included (curl's --proto limits those too). Pinned, http is fine: the key is checked
+        // here, and apt checks the signed Release file against it.
+        let mut curl = vec!["curl", "-fsSL"];
+        if pin.is_none() {
+            curl.extend(["--proto", "=https"]);
+        }
+        curl.extend(["-o", ARMORED_KEY, key_url.as_str()]);
+        // Download, check, then convert: a pipe would hide a failed download (dash has no
+        // pipefail) and leave an empty keyring behind; a key that fails its check never
+        // reaches the keyring.
+        let mut commands = Script::new()
+            .cmd(["install", "-d", "-m", "0755", "/etc/apt/keyrings"])
+            .remove_on_exit(ARMORED_KEY)
+            .cmd(curl);
+        if let Some(pin) = pin {
+            commands = commands.cmd(["sh", "-c", CHECK_KEY, "sh", ARMORED_KEY, pin, key_url.as_str()]);
+        }
         actions.push(Action::Run {
-            description: format!("trust the signing key of the Kubernetes {} repository", version.minor_channel()),
-            // Download, then convert: a pipe would hide a failed download (dash has no
-            // pipefail) and leave an empty keyring behind.
-            commands: Script::new()
-                .cmd(["install", "-d", "-m", "0755", "/etc/apt/keyrings"])
-                .remove_on_exit(ARMORED_KEY)
-                .cmd(["curl", "-fsSL", "-o", ARMORED_KEY, key_url.as_str()])
-                .cmd(["gpg", "--dearmor", "--yes", "-o", KEYRING, ARMORED_KEY]),
+            description: match pin {
+                Some(pin) => format!(
+                    "trust the signing key of the Kubernetes {} repository, once its fingerprint is {pin}",
+                    version.minor_channel()
+                ),
+                None => format!(
+                    "trust the signing key of the Kubernetes {} repository as served over https (not pinned)",
+                    version.minor_channel()
+                ),
+            },
+            commands: commands.cmd(["gpg", "--dearmor", "--yes", "-o", KEYRING, ARMORED_KEY]),
         });
     }
     actions

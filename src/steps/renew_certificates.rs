@@ -7,8 +7,9 @@
 //! until their containers are gone, then back: the components only read certificates when
 //! they start), wait for the local API server's /readyz and the node Ready with its etcd member
 //! healthy, check the new certificates, refresh /root/.kube/config (and, from the first
-//! control plane, the bastion's admin kubeconfig). If anything fails, the backup is restored
-//! and the static pods restarted with it, and the run stops there.
+//! control plane, the bastion's admin kubeconfig). If anything fails once the renewal has
+//! begun, the backup is restored and the static pods restarted with it, and the run stops
+//! there; a failure before (the backup, or its copy to the bastion) changes nothing on the host.
 
 use super::Step;
 use crate::facts::HostFacts;
@@ -22,13 +23,19 @@ pub struct RenewCertificates;
 pub const BACKUP_DIR: &str = "/var/lib/kubewright/backups";
 /// The backup this run made (removed first, so a failed backup never restores an old one).
 pub(super) const LATEST_BACKUP: &str = "/var/lib/kubewright/backups/pki-latest.tar.gz";
+/// Written just before `kubeadm certs renew all`, removed when the host is done: the rollback
+/// restores the backup and restarts the static pods only while it is there. Without it, a run
+/// whose backup could not be copied to the bastion (a full disk there) would restart the
+/// control plane's static pods on every attempt, with nothing renewed.
+const RENEWAL_MARK: &str = "/var/lib/kubewright/backups/renewal-under-way";
 
 /// `$1`: how many backups to keep on the host. A backup that fails (a full disk) leaves no
-/// partial file.
+/// partial file. An earlier run's renewal mark goes with its backup: this run has renewed
+/// nothing yet.
 pub(super) const BACK_UP: &str = r#"set -eu
 keep=$1 d=/var/lib/kubewright/backups
 install -d -m 0700 "$d"
-rm -f "$d/pki-latest.tar.gz"
+rm -f "$d/pki-latest.tar.gz" "$d/renewal-under-way"
 f="$d/pki-$(date -u +%Y%m%dT%H%M%SZ).tar.gz"
 cd /etc/kubernetes
 set -- pki
@@ -45,6 +52,9 @@ for old in $(ls -1t "$d"/pki-2*.tar.gz); do i=$((i + 1)); if [ "$i" -gt "$keep" 
 
 /// Moves the control plane's static pod manifests out until the kubelet has stopped their
 /// containers, then back (kubeadm's documented restart; a trap puts them back whatever happens).
+/// The containers are found by the labels the kubelet gives them (namespace and container
+/// name, matched exactly): crictl's `--name` is an unanchored pattern, and `etcd` also matches
+/// a workload such as an in-cluster `etcd-operator`, which would never stop.
 const RESTART_STATIC_PODS: &str = r#"set -eu
 m=/etc/kubernetes/manifests t=/etc/kubernetes/manifests.kubewright-restart
 pods="kube-apiserver kube-controller-manager kube-scheduler etcd"
@@ -56,18 +66,21 @@ for n in $pods; do if [ -f "$m/$n.yaml" ]; then mv "$m/$n.yaml" "$t"/; fi; done
 i=0
 while :; do
   running=
-  for n in $pods; do running="$running$(crictl ps -q --name "$n")"; done
+  for n in $pods; do running="$running$(crictl ps -q --label io.kubernetes.pod.namespace=kube-system --label "io.kubernetes.container.name=$n")"; done
   if [ -z "$running" ]; then break; fi
   i=$((i + 1))
   if [ "$i" -ge 60 ]; then echo "the static pods still run 120s after their manifests were moved out" >&2; exit 1; fi
   sleep 2
 done"#;
 
-/// Puts back the PKI and kubeconfigs of this run's backup, if it made one.
-const RESTORE: &str = r#"set -eu
-f=/var/lib/kubewright/backups/pki-latest.tar.gz
-if [ ! -e "$f" ]; then echo "no backup was made: nothing was changed" >&2; exit 0; fi
-tar -xzf "$f" -C /etc/kubernetes"#;
+/// `$1`: the static pod restart. Only once the renewal has begun (its mark is there): puts back
+/// the PKI and kubeconfigs of this run's backup and restarts the static pods with them.
+const ROLL_BACK: &str = r#"set -eu
+d=/var/lib/kubewright/backups
+if [ ! -e "$d/renewal-under-way" ]; then echo "nothing was renewed on this host (the step stopped before kubeadm certs renew): the certificates and static pods stay as they are" >&2; exit 0; fi
+if [ -e "$d/pki-latest.tar.gz" ]; then tar -xzf "$d/pki-latest.tar.gz" -C /etc/kubernetes; else echo "this run's backup $d/pki-latest.tar.gz is gone: the static pods restart with the certificates on disk" >&2; fi
+sh -c "$1"
+rm -f "$d/renewal-under-way""#;
 
 impl Step for RenewCertificates {
     fn id(&self) -> &'static str {
@@ -140,7 +153,7 @@ impl Step for RenewCertificates {
             },
             Action::Run {
                 description: format!("renew every certificate kubeadm manages ({why})"),
-                commands: Script::new().cmd(["kubeadm", "certs", "renew", "all"]),
+                commands: Script::new().cmd(["touch", RENEWAL_MARK]).cmd(["kubeadm", "certs", "renew", "all"]),
             },
             Action::Run {
                 description: "restart the static pods, which read their certificates only when they start (the API server and etcd member of this node are down meanwhile)".into(),
@@ -171,9 +184,15 @@ impl Step for RenewCertificates {
                 keep: None,
             });
         }
+        actions.push(Action::Run {
+            description: format!("mark the renewal on this host finished (remove {RENEWAL_MARK})"),
+            commands: Script::new().cmd(["rm", "-f", RENEWAL_MARK]),
+        });
         actions.push(Action::Rollback {
-            description: "restore this run's backup and restart the static pods with it".into(),
-            commands: Script::new().cmd(["sh", "-c", RESTORE]).cmd(["sh", "-c", RESTART_STATIC_PODS]),
+            description:
+                "if the renewal had begun (its mark is there): restore this run's backup and restart the static pods with it"
+                    .into(),
+            commands: Script::new().cmd(["sh", "-c", ROLL_BACK, "sh", RESTART_STATIC_PODS]),
         });
         Decision::Change { actions }
     }

@@ -17,9 +17,17 @@ pub struct ResetNode;
 const MODULES_FILE: &str = "/etc/modules-load.d/kubewright.conf";
 
 /// Flushes the filter, nat and mangle tables and deletes their chains, as kubeadm's reset
-/// output tells the admin to; hosts without iptables have nothing to flush.
+/// output tells the admin to ("If you wish to reset iptables, you must do so manually by using
+/// the \"iptables\" command", cmd/kubeadm/app/cmd/reset.go; the kubeadm docs give
+/// `iptables -F && iptables -t nat -F && iptables -t mangle -F && iptables -X`). Every built-in
+/// chain's policy is set to ACCEPT first: a flush keeps the policies, so on a host whose INPUT
+/// policy is DROP with an ACCEPT rule for ssh, the flush would cut the session running it (and
+/// every later one). Hosts without iptables have nothing to flush.
 const FLUSH_IPTABLES: &str = r#"set -eu
 if ! command -v iptables >/dev/null 2>&1; then exit 0; fi
+for c in INPUT FORWARD OUTPUT; do iptables -t filter -P "$c" ACCEPT; done
+for c in PREROUTING INPUT OUTPUT POSTROUTING; do iptables -t nat -P "$c" ACCEPT; done
+for c in PREROUTING INPUT FORWARD OUTPUT POSTROUTING; do iptables -t mangle -P "$c" ACCEPT; done
 for t in filter nat mangle; do iptables -t "$t" -F; iptables -t "$t" -X; done"#;
 
 /// `$1`: the marker of kubewright's lines in /etc/hosts; the file is rewritten in place (it may
@@ -56,7 +64,7 @@ impl Step for ResetNode {
             });
         }
         actions.push(Action::Run {
-            description: "remove the pod network's configuration and flush the iptables rules kube-proxy and flannel made".into(),
+            description: "remove the pod network's configuration, open the iptables policies (ACCEPT) and flush the rules kube-proxy and flannel made".into(),
             commands: Script::new().cmd(["rm", "-rf", "/etc/cni/net.d"]).cmd(["sh", "-c", FLUSH_IPTABLES]),
         });
         let mut remove = vec!["rm", "-rf", STATE_DIR];

@@ -342,6 +342,22 @@ fn configuration_and_preflight_errors() {
         "{madison}"
     );
     assert!(!madison.contains("1.31."));
+    // The repository is signed with the bed's key: the real gpg reads it, apt wants exactly it.
+    let listed = ok(
+        &bed,
+        "cp1",
+        "gpg --homedir \"$(mktemp -d)\" --batch --show-keys --with-colons /etc/apt/keyrings/kubernetes-apt-keyring.gpg 2>/dev/null",
+    );
+    assert!(
+        listed.contains(&format!("fpr:::::::::{}:", kubewright_testbed::sim::REPOSITORY_KEY_FINGERPRINT)),
+        "{listed}"
+    );
+    ok(&bed, "cp1", "printf 'another key' > /etc/apt/keyrings/kubernetes-apt-keyring.gpg");
+    let e = fails(&bed, "cp1", "apt-get update -q");
+    assert!(e.contains(&format!("NO_PUBKEY {}", &kubewright_testbed::sim::REPOSITORY_KEY_FINGERPRINT[24..])), "{e}");
+    // curl's --proto: a scheme it does not allow fails before any connection.
+    let e = fails(&bed, "cp1", "curl -fsSL --proto =https http://pkgs.k8s.io/core:/stable:/v1.30/deb/Release.key");
+    assert!(e.contains("curl: (1) Protocol \"http\" not supported or disabled in libcurl"), "{e}");
 }
 
 #[test]
@@ -449,6 +465,13 @@ fn static_pods_etcd_and_api_availability() {
     );
     let id_after = ok(&bed, "cp1", "crictl ps --name kube-apiserver -q");
     assert!(!id_after.trim().is_empty() && id_after != id_before, "a restarted pod is a new container");
+    // The kubelet's labels, matched exactly and all of them (containerd's filterCRIContainers).
+    let labelled = "crictl ps -q --label io.kubernetes.pod.namespace=kube-system --label io.kubernetes.container.name";
+    assert_eq!(ok(&bed, "cp1", &format!("{labelled}=kube-apiserver")), id_after);
+    assert!(ok(&bed, "cp1", &format!("{labelled}=kube-api")).trim().is_empty(), "no prefix match");
+    let pod = ok(&bed, "cp1", "crictl ps -o json --label io.kubernetes.pod.name=kube-apiserver-cp1");
+    assert!(pod.contains("\"io.kubernetes.pod.namespace\": \"kube-system\""), "{pod}");
+    assert!(fails(&bed, "cp1", "crictl ps --label tier").contains("incorrectly specified label: tier"));
     ok(&bed, "cp1", &format!("{kubectl} get nodes"));
 
     // etcd: health and snapshots need the kubeadm client certificates.

@@ -513,6 +513,17 @@ impl Testbed {
         Ok(())
     }
 
+    /// Run a workload container on `name` besides its static pods, as the kubelet would for a
+    /// pod the scheduler placed there (e.g. an in-cluster `etcd-operator` in `default`): crictl
+    /// lists it with the kubelet's labels while the kubelet runs.
+    pub fn run_workload_container(&self, name: &str, workload: crate::sim::Workload) -> anyhow::Result<()> {
+        let path = self.host_dir(name).join("sim").join(crate::sim::WORKLOADS_FILE);
+        let mut all: Vec<crate::sim::Workload> =
+            std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        all.push(workload);
+        crate::sim::host::write_atomic(&path, &serde_json::to_vec_pretty(&all)?)
+    }
+
     /// Move the simulator's clock forward (or back) by `seconds` on every host of the bed,
     /// e.g. to make certificates expire in N days.
     pub fn advance_clock(&self, seconds: i64) -> anyhow::Result<()> {

@@ -185,14 +185,16 @@ fn update(cfg: &AptConfig) -> anyhow::Result<Outcome> {
                     ),
                 });
             }
-            let key_ok = std::fs::metadata(&keyring).map(|m| m.len() > 0).unwrap_or(false);
+            let key_ok = std::fs::read(&keyring).is_ok_and(|k| k == repository_keyring());
             if !key_ok {
-                // apt's wording when signed-by names a missing or empty keyring.
+                // apt's wording when the keyring signed-by names is missing, empty or holds
+                // another key: the key ID is the fingerprint's last 16 digits.
                 return Ok(Outcome {
                     code: 100,
                     stdout: format!("{out}Get:2 {cdn}  InRelease [1,186 B]\n"),
                     stderr: format!(
-                        "W: GPG error: {cdn}  InRelease: The following signatures couldn't be verified because the public key is not available: NO_PUBKEY 234654DA9A296436\nE: The repository '{url}  InRelease' is not signed.\n"
+                        "W: GPG error: {cdn}  InRelease: The following signatures couldn't be verified because the public key is not available: NO_PUBKEY {}\nE: The repository '{url}  InRelease' is not signed.\n",
+                        &REPOSITORY_KEY_FINGERPRINT[24..]
                     ),
                 });
             }
@@ -543,19 +545,56 @@ pub fn dpkg_query(args: &[String]) -> anyhow::Result<Outcome> {
     })
 }
 
+/// The test bed's repository signing key, served as every minor's `Release.key`: a real
+/// OpenPGP key (ed25519, made for the bed with `gpg --quick-gen-key`), so that `gpg
+/// --show-keys` and `gpg --dearmor` on the hosts (the real gpg) read it as they read
+/// pkgs.k8s.io's. The simulated repositories count as signed by it: `apt-get update` wants it,
+/// and only it, in the keyring the sources list names.
+pub const REPOSITORY_KEY: &str = include_str!("repository-key.asc");
+/// [`REPOSITORY_KEY`]'s fingerprint, which the bed's inventory pins
+/// (`cluster.packages.keyFingerprint`).
+pub const REPOSITORY_KEY_FINGERPRINT: &str = "F13CF3E5AE9D6FC9A77660286D31BBAB50177F58";
+
+/// [`REPOSITORY_KEY`] as `gpg --dearmor` writes it: the armor's base64 body, decoded (RFC 4880
+/// §6.2: headers end at the first empty line, the body at the `=` checksum line).
+pub fn repository_keyring() -> Vec<u8> {
+    let body: String = REPOSITORY_KEY
+        .lines()
+        .skip_while(|l| !l.trim().is_empty())
+        .skip(1)
+        .take_while(|l| !l.starts_with('=') && !l.starts_with("-----"))
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(body).unwrap_or_default()
+}
+
 /// curl, for the one download an install makes: the repository's signing key. The hosts
 /// have no route out; anything else fails the way curl does when it cannot resolve a host.
+/// `--proto =LIST` limits the schemes as curl's does (a URL of another scheme fails before
+/// any connection, with curl 7.88's text, Debian 12's curl).
 pub fn curl(args: &[String]) -> anyhow::Result<Outcome> {
     let mut output_file = None;
     let mut silent = false;
     let mut show_error = false;
     let mut url = None;
+    let mut protocols: Option<Vec<String>> = None;
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
         if a == "-o" || a == "--output" {
             i += 1;
             output_file = args.get(i).cloned();
+        } else if a == "--proto" || a.starts_with("--proto=") {
+            let spec = match a.strip_prefix("--proto=") {
+                Some(spec) => Some(spec.to_string()),
+                None => {
+                    i += 1;
+                    args.get(i).cloned()
+                }
+            };
+            // Only the `=a,b` form (exactly these) is modelled.
+            if let Some(only) = spec.as_deref().and_then(|s| s.strip_prefix('=')) {
+                protocols = Some(only.split(',').map(|p| p.trim().to_ascii_lowercase()).collect());
+            }
         } else if let Some(flags) = a.strip_prefix('-').filter(|f| !f.starts_with('-')) {
             silent |= flags.contains('s');
             show_error |= flags.contains('S');
@@ -565,6 +604,15 @@ pub fn curl(args: &[String]) -> anyhow::Result<Outcome> {
         i += 1;
     }
     let Some(url) = url else { return Ok(Outcome::fail(2, "curl: no URL specified!\n")) };
+    let scheme = url.split("://").next().unwrap_or("").to_ascii_lowercase();
+    if protocols.as_ref().is_some_and(|p| !p.contains(&scheme)) {
+        let msg = if !silent || show_error {
+            format!("curl: (1) Protocol \"{scheme}\" not supported or disabled in libcurl\n")
+        } else {
+            String::new()
+        };
+        return Ok(Outcome::fail(1, msg));
+    }
     let host = url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or("").to_string();
     let served = host == "pkgs.k8s.io" && url.contains("/core:/stable:/v1.") && url.ends_with("/deb/Release.key");
     if !served {
@@ -572,44 +620,11 @@ pub fn curl(args: &[String]) -> anyhow::Result<Outcome> {
             if !silent || show_error { format!("curl: (6) Could not resolve host: {host}\n") } else { String::new() };
         return Ok(Outcome::fail(6, msg));
     }
-    let key = release_key_armor();
     match output_file {
         Some(f) => {
-            std::fs::write(&f, key)?;
+            std::fs::write(&f, REPOSITORY_KEY)?;
             Ok(Outcome::ok(""))
         }
-        None => Ok(Outcome::ok(key)),
+        None => Ok(Outcome::ok(REPOSITORY_KEY)),
     }
-}
-
-/// An ASCII-armored block standing for the repository key: valid armor (with its CRC-24)
-/// so that `gpg --dearmor` accepts it; its bytes are fixed, not a real key.
-pub fn release_key_armor() -> String {
-    let payload: Vec<u8> = (0u8..=255).cycle().take(1190).map(|b| b.wrapping_mul(31).wrapping_add(7)).collect();
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let body = b64.encode(&payload);
-    let crc = crc24(&payload);
-    let crc_b64 = b64.encode([(crc >> 16) as u8, (crc >> 8) as u8, crc as u8]);
-    let mut out = String::from("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n");
-    for chunk in body.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    let _ = writeln!(out, "={crc_b64}\n-----END PGP PUBLIC KEY BLOCK-----");
-    out
-}
-
-/// OpenPGP's CRC-24 (RFC 4880 §6.1).
-fn crc24(data: &[u8]) -> u32 {
-    let mut crc: u32 = 0xB704CE;
-    for &b in data {
-        crc ^= (b as u32) << 16;
-        for _ in 0..8 {
-            crc <<= 1;
-            if crc & 0x1000000 != 0 {
-                crc ^= 0x1864CFB;
-            }
-        }
-    }
-    crc & 0xFFFFFF
 }

@@ -19,6 +19,9 @@ mod runtime;
 mod system;
 mod upgrade;
 
+pub use apt::{REPOSITORY_KEY_FINGERPRINT, repository_keyring};
+pub use runtime::{WORKLOADS_FILE, Workload};
+
 use std::io::Write;
 use std::process::ExitCode;
 

@@ -1,6 +1,7 @@
 //! crictl and etcdctl: what runs on a host (the static pods while their manifests are in
 //! place and the kubelet is active) and the local etcd member (kubeadm-behaviour.md §10).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -16,17 +17,47 @@ fn kubelet_active() -> bool {
     with_host(|s| Ok(s.units.get("kubelet").is_some_and(|u| u.active))).unwrap_or(false)
 }
 
+/// A running container as the runtime lists it, with the labels the kubelet puts on every
+/// container it starts (k8s.io/kubelet pkg/types/labels.go: `io.kubernetes.pod.name`,
+/// `io.kubernetes.pod.namespace`, `io.kubernetes.pod.uid`, `io.kubernetes.container.name`).
+struct Container {
+    id: String,
+    image: String,
+    name: String,
+    created: i64,
+    labels: BTreeMap<String, String>,
+}
+
+fn kubelet_labels(namespace: &str, pod: &str, uid: &str, container: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("io.kubernetes.container.name".to_string(), container.to_string()),
+        ("io.kubernetes.pod.name".to_string(), pod.to_string()),
+        ("io.kubernetes.pod.namespace".to_string(), namespace.to_string()),
+        ("io.kubernetes.pod.uid".to_string(), uid.to_string()),
+    ])
+}
+
+/// What runs on this host: the static pods and the workload containers a test placed here.
+fn containers() -> Vec<Container> {
+    let mut out = static_containers();
+    out.extend(workload_containers());
+    out
+}
+
 /// The static pods this host runs: one per manifest, while the kubelet is active. A
 /// container starts when its manifest appears: its ID and creation time follow the manifest's
 /// inode change time, so a changed manifest, or one moved out and back (kubeadm's way to
-/// restart a static pod), is a new container.
-fn static_containers() -> Vec<(String, String, String, i64)> {
+/// restart a static pod), is a new container. The kubelet names a static pod after its
+/// manifest's pod and the node (`etcd-cp1`), in kube-system, with a hash of the manifest as
+/// its UID (pkg/kubelet/config/common.go).
+fn static_containers() -> Vec<Container> {
     if !kubelet_active() {
         return Vec::new();
     }
     use std::os::unix::fs::MetadataExt;
     // The simulator's clock: containers age with certificates.
     let offset = read_cluster().clock_offset_seconds;
+    let node = hostname();
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(MANIFESTS) {
         let mut paths: Vec<_> =
@@ -38,10 +69,76 @@ fn static_containers() -> Vec<(String, String, String, i64)> {
             let image = text.lines().find_map(|l| l.trim().strip_prefix("image: ")).unwrap_or("").to_string();
             let changed = std::fs::metadata(&p).map(|m| (m.ctime(), m.ctime_nsec())).unwrap_or_default();
             let id = hex::encode(sha2::Sha256::digest(format!("{name}{text}{changed:?}").as_bytes()));
-            out.push((id, image, name, changed.0 + offset));
+            let uid = hex::encode(&sha2::Sha256::digest(text.as_bytes())[..16]);
+            let labels = kubelet_labels("kube-system", &format!("{name}-{node}"), &uid, &name);
+            out.push(Container { id, image, name, created: changed.0 + offset, labels });
         }
     }
     out
+}
+
+/// Where a test places the workload containers a host runs besides its static pods (see
+/// `Testbed::run_workload_container`), in the simulator's host state.
+pub const WORKLOADS_FILE: &str = "workload-containers.json";
+
+/// A container of a pod the API server scheduled here (not a static pod).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Workload {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub image: String,
+}
+
+/// The workload containers: running while the kubelet is active, whatever happens to the
+/// static pods' manifests.
+fn workload_containers() -> Vec<Container> {
+    if !kubelet_active() {
+        return Vec::new();
+    }
+    let path = super::host::state_dir().join(WORKLOADS_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else { return Vec::new() };
+    let workloads: Vec<Workload> = serde_json::from_str(&text).unwrap_or_default();
+    let created = std::fs::metadata(&path)
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64);
+    workloads
+        .into_iter()
+        .map(|w| {
+            let key = format!("{}/{}/{}", w.namespace, w.pod, w.container);
+            let uid = hex::encode(&sha2::Sha256::digest(format!("{}/{}", w.namespace, w.pod).as_bytes())[..16]);
+            Container {
+                id: hex::encode(sha2::Sha256::digest(key.as_bytes())),
+                labels: kubelet_labels(&w.namespace, &w.pod, &uid, &w.container),
+                image: w.image,
+                name: w.container,
+                created,
+            }
+        })
+        .collect()
+}
+
+/// `--label key=value`, repeated: cri-tools' parseLabelStringSlice (cmd/crictl/util.go)
+/// splits each on `=` and sends them as the CRI filter's LabelSelector, which containerd
+/// matches exactly, all of them (filterCRIContainers, pkg/cri/server/container_list.go).
+fn label_filters(args: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut labels = BTreeMap::new();
+    for (i, a) in args.iter().enumerate() {
+        let value = match a.strip_prefix("--label=") {
+            Some(v) => v,
+            None if a == "--label" => args.get(i + 1).map(String::as_str).unwrap_or(""),
+            None => continue,
+        };
+        match value.split('=').collect::<Vec<_>>().as_slice() {
+            [k, v] => {
+                labels.insert(k.to_string(), v.to_string());
+            }
+            _ => return Err(format!("incorrectly specified label: {value}")),
+        }
+    }
+    Ok(labels)
 }
 
 pub fn crictl(args: &[String]) -> anyhow::Result<Outcome> {
@@ -49,7 +146,13 @@ pub fn crictl(args: &[String]) -> anyhow::Result<Outcome> {
     let name_filter = args.iter().enumerate().find_map(|(i, a)| {
         if a == "--name" { args.get(i + 1).cloned() } else { a.strip_prefix("--name=").map(str::to_string) }
     });
-    match args.iter().find(|a| !a.starts_with('-')).map(String::as_str) {
+    // The value of a flag that takes one is not the subcommand.
+    let verb = args
+        .iter()
+        .enumerate()
+        .find(|(i, a)| !a.starts_with('-') && (*i == 0 || !matches!(args[i - 1].as_str(), "--name" | "--label" | "-o")))
+        .map(|(_, a)| a.as_str());
+    match verb {
         Some("ps") | Some("pods") => {
             if !with_host(|s| Ok(s.units.get("containerd").is_some_and(|u| u.active)))? {
                 return Ok(Outcome::fail(
@@ -57,9 +160,27 @@ pub fn crictl(args: &[String]) -> anyhow::Result<Outcome> {
                     "time=\"2025-01-01T00:00:00Z\" level=fatal msg=\"validate service connection: validate CRI v1 runtime API for endpoint \\\"unix:///run/containerd/containerd.sock\\\": rpc error: code = Unavailable desc = connection error: desc = \\\"transport: Error while dialing: dial unix /run/containerd/containerd.sock: connect: no such file or directory\\\"\"\n",
                 ));
             }
-            let rows: Vec<_> = static_containers()
+            let labels = match label_filters(args) {
+                Ok(l) => l,
+                Err(e) => {
+                    return Ok(Outcome::fail(1, format!("time=\"2025-01-01T00:00:00Z\" level=fatal msg=\"{e}\"\n")));
+                }
+            };
+            // cri-tools filters names with a regular expression, unanchored (Go's
+            // regexp.MatchString in getContainersList, cmd/crictl/container.go).
+            let name_re = match name_filter.as_deref().map(regex::Regex::new).transpose() {
+                Ok(re) => re,
+                Err(e) => {
+                    return Ok(Outcome::fail(
+                        1,
+                        format!("time=\"2025-01-01T00:00:00Z\" level=fatal msg=\"listing containers: {e}\"\n"),
+                    ));
+                }
+            };
+            let rows: Vec<Container> = containers()
                 .into_iter()
-                .filter(|(_, _, n, _)| name_filter.as_ref().is_none_or(|f| n.contains(f.as_str())))
+                .filter(|c| name_re.as_ref().is_none_or(|re| re.is_match(&c.name)))
+                .filter(|c| labels.iter().all(|(k, v)| c.labels.get(k) == Some(v)))
                 .collect();
             let mut out = String::new();
             let json = args.windows(2).any(|w| w[0] == "-o" && w[1] == "json")
@@ -68,13 +189,14 @@ pub fn crictl(args: &[String]) -> anyhow::Result<Outcome> {
                 // crictl's JSON: createdAt in nanoseconds, as a string.
                 let containers: Vec<serde_json::Value> = rows
                     .iter()
-                    .map(|(id, image, name, created)| {
+                    .map(|c| {
                         serde_json::json!({
-                            "id": id,
-                            "metadata": {"name": name, "attempt": 0},
-                            "image": {"image": image},
+                            "id": c.id,
+                            "metadata": {"name": c.name, "attempt": 0},
+                            "image": {"image": c.image},
                             "state": "CONTAINER_RUNNING",
-                            "createdAt": format!("{}", i128::from(*created) * 1_000_000_000),
+                            "createdAt": format!("{}", i128::from(c.created) * 1_000_000_000),
+                            "labels": c.labels,
                         })
                     })
                     .collect();
@@ -84,23 +206,23 @@ pub fn crictl(args: &[String]) -> anyhow::Result<Outcome> {
                 )));
             }
             if quiet {
-                for (id, _, _, _) in &rows {
-                    let _ = writeln!(out, "{id}");
+                for c in &rows {
+                    let _ = writeln!(out, "{}", c.id);
                 }
             } else {
                 out.push_str("CONTAINER           IMAGE               CREATED             STATE               NAME                ATTEMPT             POD ID              POD\n");
-                for (id, image, name, _) in &rows {
+                for c in &rows {
+                    let pod = c.labels.get("io.kubernetes.pod.name").cloned().unwrap_or_default();
                     let _ = writeln!(
                         out,
-                        "{:<19} {:<19} {:<19} {:<19} {:<19} {:<19} {:<19} {name}-{}",
-                        &id[..13],
-                        image.rsplit('/').next().unwrap_or(image),
+                        "{:<19} {:<19} {:<19} {:<19} {:<19} {:<19} {:<19} {pod}",
+                        &c.id[..13],
+                        c.image.rsplit('/').next().unwrap_or(&c.image),
                         "About a minute ago",
                         "Running",
-                        name,
+                        c.name,
                         0,
-                        &id[13..26],
-                        hostname()
+                        &c.id[13..26],
                     );
                 }
             }
