@@ -706,15 +706,34 @@ impl<'a, C: Connect> Engine<'a, C> {
                 operation(OperationKind::Fetch);
                 let local = std::path::Path::new(local);
                 let mode = u32::from_str_radix(mode, 8).unwrap_or(0o600);
-                let mut content = within_backstop(host, limit, 1, session.download(remote))
+                let unwritable = |e: std::io::Error| {
+                    self.failure(
+                        step,
+                        host,
+                        Some(remote),
+                        format!("cannot write {}: {e}", local.display()),
+                        bastion_unwritable.into(),
+                    )
+                };
+                // Into a private file beside the target, in pieces (a snapshot of gigabytes is
+                // never held in memory), renamed over it only once complete.
+                let tmp = super::private_file_beside(local).map_err(unwritable)?;
+                within_backstop(host, limit, 1, session.download_to(remote, tmp.path()))
                     .await
                     .map_err(|e| transport_failure(e, Some(remote)))?;
                 if let Some(k) = kubeconfig_server {
-                    content = crate::kubeconfig::point_at(&String::from_utf8_lossy(&content), k)
-                        .map_err(|message| {
-                            self.failure(step, host, Some(remote), message, "the file kubeadm wrote is not the kubeconfig kubewright expects; look at it on the host".into())
-                        })?
-                        .into_bytes();
+                    let text = std::fs::read_to_string(tmp.path()).map_err(unwritable)?;
+                    let pointed = crate::kubeconfig::point_at(&text, k).map_err(|message| {
+                        self.failure(
+                            step,
+                            host,
+                            Some(remote),
+                            message,
+                            "the file kubeadm wrote is not the kubeconfig kubewright expects; look at it on the host"
+                                .into(),
+                        )
+                    })?;
+                    std::fs::write(tmp.path(), pointed).map_err(unwritable)?;
                 }
                 if let Some(keep) = keep {
                     super::rotate_copies(local, *keep).map_err(|e| {
@@ -727,40 +746,20 @@ impl<'a, C: Connect> Engine<'a, C> {
                         )
                     })?;
                 }
-                super::write_file_atomically(local, &content, mode).map_err(|e| {
-                    self.failure(
-                        step,
-                        host,
-                        Some(remote),
-                        format!("cannot write {}: {e}", local.display()),
-                        bastion_unwritable.into(),
-                    )
-                })?;
+                super::persist(tmp, local, mode).map_err(unwritable)?;
             }
             Action::Upload { local, remote, mode, sha256 } => {
                 operation(OperationKind::Send);
                 let mode = u32::from_str_radix(mode, 8).unwrap_or(0o600);
-                let content = std::fs::read(local).map_err(|e| {
-                    self.failure(
-                        step,
-                        host,
-                        Some(local),
-                        format!("cannot read {local}: {e}"),
-                        "the file given on the command line must stay readable while the run goes on".into(),
-                    )
-                })?;
-                if crate::pki::sha256_hex(&content) != *sha256 {
-                    return Err(self.failure(
-                        step,
-                        host,
-                        Some(local),
-                        format!("{local} changed since it was planned (its SHA-256 is no longer {sha256})"),
-                        "nothing was sent; give the file again (a new plan checks it anew)".into(),
-                    ));
-                }
-                within_backstop(host, limit, 1, session.upload(remote, &content, mode, "root:root"))
-                    .await
-                    .map_err(|e| transport_failure(e, Some(remote)))?;
+                // Streamed; the host checks it is the file planned (its SHA-256) before it lands.
+                within_backstop(
+                    host,
+                    limit,
+                    1,
+                    session.upload_file(remote, std::path::Path::new(local), sha256, mode, "root:root"),
+                )
+                .await
+                .map_err(|e| transport_failure(e, Some(remote)))?;
             }
             Action::PinCa { remote } => {
                 operation(OperationKind::ReadCa);

@@ -168,6 +168,24 @@ pub fn rotate_copies(path: &std::path::Path, keep: u32) -> std::io::Result<()> {
     std::fs::rename(path, numbered(1))
 }
 
+/// A private (0600) temporary file in `path`'s directory (made if missing), to be renamed over
+/// `path` once complete ([`persist`]).
+pub fn private_file_beside(path: &std::path::Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    tempfile::Builder::new().prefix(".kubewright-").tempfile_in(dir)
+}
+
+/// `tmp`, complete, as `path` with `mode`: synced, then renamed over it (a reader never sees a
+/// partial file; a link at `path` is replaced, never followed).
+pub fn persist(tmp: tempfile::NamedTempFile, path: &std::path::Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// Write `content` to `path` atomically with `mode`: a private temporary file in the same
 /// directory, renamed over the target, so a reader never sees a partial or world-readable file.
 pub fn write_file_atomically(path: &std::path::Path, content: &[u8], mode: u32) -> std::io::Result<()> {

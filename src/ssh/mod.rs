@@ -195,6 +195,46 @@ pub trait Transport: Send + Sync {
     }
     /// Read a file.
     async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError>;
+    /// Send the bastion's file `source` to `path`, atomically as [`Transport::upload`] does;
+    /// the host refuses it (nothing replaced) unless its SHA-256 is `sha256`, so a file that
+    /// changed since it was planned never lands. The backends stream it: a snapshot of gigabytes
+    /// is never held in memory, and the bastion reads it once per host, hashing it never.
+    async fn upload_file(
+        &self,
+        path: &str,
+        source: &std::path::Path,
+        sha256: &str,
+        mode: u32,
+        owner: &str,
+    ) -> Result<(), TransportError> {
+        let data = std::fs::read(source).map_err(|e| TransportError::Exec {
+            host: self.target().name.clone(),
+            detail: format!("cannot read {}: {e}", source.display()),
+        })?;
+        let script = Script::new().cmd(["sh", "-c", upload_script_checked(path, mode, owner, sha256).as_str()]);
+        let out = self.run_with_input(&script, &data).await?;
+        upload_result(self.target(), path, out)
+    }
+    /// Copy the host's file `path` into the local file `dest` (created, or truncated). The
+    /// backends stream it.
+    async fn download_to(&self, path: &str, dest: &std::path::Path) -> Result<(), TransportError> {
+        let data = self.download(path).await?;
+        std::fs::write(dest, data).map_err(|e| TransportError::Exec {
+            host: self.target().name.clone(),
+            detail: format!("cannot write {}: {e}", dest.display()),
+        })
+    }
+}
+
+/// What an upload's script said, as an error when it failed.
+pub fn upload_result(target: &Target, path: &str, out: Output) -> Result<(), TransportError> {
+    if !out.success() {
+        return Err(TransportError::Exec {
+            host: target.name.clone(),
+            detail: format!("writing {path} failed ({:?}): {}", out.code, out.stderr.trim()),
+        });
+    }
+    Ok(())
 }
 
 /// A borrowed session is a session: lets the lock and the executor share one connection.
@@ -221,6 +261,21 @@ impl<T: Transport> Transport for &T {
 
     async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {
         (**self).download(path).await
+    }
+
+    async fn upload_file(
+        &self,
+        path: &str,
+        source: &std::path::Path,
+        sha256: &str,
+        mode: u32,
+        owner: &str,
+    ) -> Result<(), TransportError> {
+        (**self).upload_file(path, source, sha256, mode, owner).await
+    }
+
+    async fn download_to(&self, path: &str, dest: &std::path::Path) -> Result<(), TransportError> {
+        (**self).download_to(path, dest).await
     }
 }
 
@@ -250,6 +305,21 @@ impl<T: Transport> Transport for std::sync::Arc<T> {
     async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {
         (**self).download(path).await
     }
+
+    async fn upload_file(
+        &self,
+        path: &str,
+        source: &std::path::Path,
+        sha256: &str,
+        mode: u32,
+        owner: &str,
+    ) -> Result<(), TransportError> {
+        (**self).upload_file(path, source, sha256, mode, owner).await
+    }
+
+    async fn download_to(&self, path: &str, dest: &std::path::Path) -> Result<(), TransportError> {
+        (**self).download_to(path, dest).await
+    }
 }
 
 /// Refuse an output that is sudo asking for a password (`sudo -n` exits 1 with this text).
@@ -277,6 +347,16 @@ pub fn upload_script(path: &str, mode: u32, owner: &str) -> String {
         owner = quote(owner),
         path = quote(path),
     )
+}
+
+/// [`upload_script`], refusing (before anything is replaced) content whose SHA-256 is not
+/// `sha256`.
+pub fn upload_script_checked(path: &str, mode: u32, owner: &str, sha256: &str) -> String {
+    let check = format!(
+        "sum=$(sha256sum \"$tmp\")\nif [ \"${{sum%% *}}\" != {sha} ]; then echo 'what arrived is not the file planned (another SHA-256): it changed on the bastion since; nothing was replaced' >&2; exit 1; fi\n",
+        sha = quote(sha256),
+    );
+    upload_script(path, mode, owner).replacen("sync \"$tmp\"\n", &format!("sync \"$tmp\"\n{check}"), 1)
 }
 
 /// Why a host whose sshd signs only with `ssh-rsa` cannot be reached, and what to do.

@@ -431,4 +431,70 @@ impl Transport for OpensshTransport {
         }
         Ok(out.stdout)
     }
+
+    async fn upload_file(
+        &self,
+        path: &str,
+        source: &std::path::Path,
+        sha256: &str,
+        mode: u32,
+        owner: &str,
+    ) -> Result<(), TransportError> {
+        use tokio::io::AsyncWriteExt;
+        let mut file = tokio::fs::File::open(source)
+            .await
+            .map_err(|e| self.exec_error(format!("cannot read {}: {e}", source.display())))?;
+        let script = Script::new().cmd(["sh", "-c", super::upload_script_checked(path, mode, owner, sha256).as_str()]);
+        let mut child = self
+            .session
+            .raw_command(self.target.wrap(&script))
+            .stdin(openssh::Stdio::piped())
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::piped())
+            .spawn()
+            .await
+            .map_err(|e| self.exec_error(e))?;
+        let mut stdin = child.stdin().take().ok_or_else(|| self.exec_error("no stdin"))?;
+        // In pieces, from the file to the pipe: never the whole file in memory.
+        tokio::io::copy(&mut file, &mut stdin)
+            .await
+            .map_err(|e| self.exec_error(format!("upload of {path} interrupted: {e}")))?;
+        stdin.shutdown().await.map_err(|e| self.exec_error(e))?;
+        drop(stdin);
+        let out = child.wait_with_output().await.map_err(|e| self.exec_error(e))?;
+        let out = self.check_sudo(Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })?;
+        super::upload_result(&self.target, path, out)
+    }
+
+    async fn download_to(&self, path: &str, dest: &std::path::Path) -> Result<(), TransportError> {
+        use tokio::io::AsyncReadExt;
+        let mut child = self
+            .session
+            .raw_command(self.target.wrap_shell(&format!("cat {}", crate::script::quote(path))))
+            .stdin(openssh::Stdio::null())
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::piped())
+            .spawn()
+            .await
+            .map_err(|e| self.exec_error(e))?;
+        let mut stdout = child.stdout().take().ok_or_else(|| self.exec_error("no stdout"))?;
+        let mut stderr = child.stderr().take().ok_or_else(|| self.exec_error("no stderr"))?;
+        let mut file = tokio::fs::File::create(dest)
+            .await
+            .map_err(|e| self.exec_error(format!("cannot write {}: {e}", dest.display())))?;
+        let mut errors = Vec::new();
+        let (copied, read) = tokio::join!(tokio::io::copy(&mut stdout, &mut file), stderr.read_to_end(&mut errors));
+        copied.map_err(|e| self.exec_error(format!("reading {path} interrupted: {e}")))?;
+        read.map_err(|e| self.exec_error(e))?;
+        file.sync_all().await.map_err(|e| self.exec_error(format!("cannot write {}: {e}", dest.display())))?;
+        let status = child.wait().await.map_err(|e| self.exec_error(e))?;
+        if !status.success() {
+            return Err(self.exec_error(format!("reading {path} failed: {}", String::from_utf8_lossy(&errors).trim())));
+        }
+        Ok(())
+    }
 }

@@ -586,41 +586,67 @@ impl RusshTransport {
         input: &[u8],
         on_line: &mut (dyn FnMut(OutputStream, &str) + Send),
     ) -> Result<RawOutput, TransportError> {
+        self.exec_io(command, input, !input.is_empty(), None, on_line).await
+    }
+
+    /// [`RusshTransport::exec`] with stdin read from `input` (`has_input`: there is some) in
+    /// pieces as the channel's window allows, and stdout written to `stdout_to` as it arrives
+    /// when given (a file downloaded: never held whole, never split into lines).
+    async fn exec_io<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        command: &str,
+        input: R,
+        has_input: bool,
+        mut stdout_to: Option<&mut tokio::fs::File>,
+        on_line: &mut (dyn FnMut(OutputStream, &str) + Send),
+    ) -> Result<RawOutput, TransportError> {
+        use tokio::io::AsyncWriteExt;
         let channel = self.session.channel_open_session().await.map_err(|e| self.exec_error(e))?;
         channel.exec(true, command).await.map_err(|e| self.exec_error(e))?;
         let (mut read, write) = channel.split();
         // Stdin is written while output is read: a command may answer before it has read all.
         let send = async {
-            if !input.is_empty() {
+            if has_input {
                 write.data(input).await?;
             }
             write.eof().await
         };
         let receive = async {
+            let mut local_error = None;
             let (mut stdout, mut stderr) = (LineSplitter::default(), LineSplitter::default());
             let mut code = None;
             while let Some(msg) = read.wait().await {
                 match msg {
-                    ChannelMsg::Data { data } => stdout.feed(&data, OutputStream::Stdout, on_line),
+                    ChannelMsg::Data { data } => match stdout_to.as_mut() {
+                        Some(file) => {
+                            if local_error.is_none()
+                                && let Err(e) = file.write_all(&data).await
+                            {
+                                local_error = Some(e);
+                            }
+                        }
+                        None => stdout.feed(&data, OutputStream::Stdout, on_line),
+                    },
                     ChannelMsg::ExtendedData { data, ext: 1 } => stderr.feed(&data, OutputStream::Stderr, on_line),
                     ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status as i32),
                     _ => {}
                 }
             }
-            RawOutput {
+            let raw = RawOutput {
                 code,
                 stdout: stdout.finish(OutputStream::Stdout, on_line),
                 stderr: stderr.finish(OutputStream::Stderr, on_line),
-            }
+            };
+            (raw, local_error)
         };
         // The output ends when the channel closes; a write still waiting for window space
         // then never finishes (a dead connection does not wake it), so it is dropped.
         tokio::pin!(send, receive);
         let mut sent = None;
-        let raw = loop {
+        let (raw, local_error) = loop {
             tokio::select! {
                 result = &mut send, if sent.is_none() => sent = Some(result),
-                raw = &mut receive => break raw,
+                received = &mut receive => break received,
             }
         };
         // A command that exits without reading its input closes the channel first; what it
@@ -628,7 +654,7 @@ impl RusshTransport {
         if raw.code.is_none() {
             match sent {
                 Some(Err(e)) => return Err(self.exec_error(e)),
-                None if !input.is_empty() => {
+                None if has_input => {
                     return Err(self.exec_error("the connection closed while its input was being sent"));
                 }
                 _ => {}
@@ -636,6 +662,9 @@ impl RusshTransport {
         }
         if raw.code.is_none() && self.session.is_closed() {
             return Err(self.exec_error("the connection closed before the command finished"));
+        }
+        if let Some(e) = local_error {
+            return Err(self.exec_error(format!("cannot write what arrived: {e}")));
         }
         Ok(raw)
     }
@@ -669,6 +698,42 @@ impl Transport for RusshTransport {
     async fn run_with_input(&self, script: &Script, input: &[u8]) -> Result<Output, TransportError> {
         let raw = self.exec(&self.target.wrap(script), input, &mut |_, _| {}).await?;
         self.text(raw)
+    }
+
+    async fn upload_file(
+        &self,
+        path: &str,
+        source: &std::path::Path,
+        sha256: &str,
+        mode: u32,
+        owner: &str,
+    ) -> Result<(), TransportError> {
+        let file = tokio::fs::File::open(source)
+            .await
+            .map_err(|e| self.exec_error(format!("cannot read {}: {e}", source.display())))?;
+        let script =
+            Script::new().cmd(["sh", "-c", crate::ssh::upload_script_checked(path, mode, owner, sha256).as_str()]);
+        let raw =
+            self.exec_io(&self.target.wrap(&script), file, true, None, &mut |_, _| {}).await.map_err(|e| match e {
+                TransportError::Exec { host, detail } => {
+                    TransportError::Exec { host, detail: format!("upload of {path} interrupted: {detail}") }
+                }
+                other => other,
+            })?;
+        crate::ssh::upload_result(&self.target, path, self.text(raw)?)
+    }
+
+    async fn download_to(&self, path: &str, dest: &std::path::Path) -> Result<(), TransportError> {
+        let command = self.target.wrap_shell(&format!("cat {}", crate::script::quote(path)));
+        let mut file = tokio::fs::File::create(dest)
+            .await
+            .map_err(|e| self.exec_error(format!("cannot write {}: {e}", dest.display())))?;
+        let raw = self.exec_io(&command, tokio::io::empty(), false, Some(&mut file), &mut |_, _| {}).await?;
+        if raw.code != Some(0) {
+            let out = self.text(raw)?;
+            return Err(self.exec_error(format!("reading {path} failed: {}", out.stderr.trim())));
+        }
+        file.sync_all().await.map_err(|e| self.exec_error(format!("cannot write {}: {e}", dest.display())))
     }
 
     async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {
