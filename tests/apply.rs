@@ -123,7 +123,7 @@ fn a_failure_stops_the_run_and_the_next_apply_continues(transport: &'static str)
     assert!(o.status.success() && !text(&o).contains("resuming"), "{}", text(&o));
     assert_eq!(f.sh("cp1", "cat /tmp/log"), "first\nsecond\nthird\n");
     // The lock was released each time.
-    assert_eq!(f.sh("cp1", "ls /var/lib/kubewright"), "");
+    assert_eq!(f.sh("cp1", "ls /var/lib/kubewright"), "lock.mutex\n", "only the lock's mutex stays");
 }
 
 fn restart_ignores_the_journal(transport: &'static str) {
@@ -351,7 +351,7 @@ steps:
     // The running commands finished; the next step never started; the lock is gone.
     assert_eq!(f.sh("w1", "cat /tmp/slow"), "started\nfinished\n");
     assert_eq!(f.sh("w1", "test -e /tmp/next && echo ran"), "");
-    assert_eq!(f.sh("cp1", "ls /var/lib/kubewright"), "");
+    assert_eq!(f.sh("cp1", "ls /var/lib/kubewright"), "lock.mutex\n", "only the lock's mutex stays");
     // The next apply continues with the step that did not run.
     let o = f.apply(&pb, &["--yes"]);
     assert!(o.status.success(), "{}", text(&o));

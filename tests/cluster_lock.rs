@@ -511,7 +511,11 @@ fn only_a_dead_run_of_this_machine_is_taken_over_whoever_ran_it() {
         .unwrap();
     let text = output_text(&admin);
     assert!(admin.status.success(), "{text}");
-    assert!(text.contains("was left by `kubewright apply (slow)`") && text.contains("taken over"), "{text}");
+    assert!(
+        text.contains("was left by `kubewright apply --playbook FILE (playbook `slow`)`")
+            && text.contains("taken over"),
+        "{text}"
+    );
     assert_eq!(quick_runs(), 1, "{text}");
     assert!(rt.block_on(lock::status(&cps)).iter().all(|(_, s)| s.as_ref().unwrap().is_none()));
     rt.block_on(async {
@@ -544,7 +548,7 @@ fn race(inventory: &str, args: &[&str]) -> Output {
     };
     let text = output_text(&loser);
     assert!(
-        text.contains("locked by another run: `kubewright apply") && text.contains(&format!("(pid {winner_pid})")),
+        text.contains("locked by another run: `kubewright ") && text.contains(&format!("(pid {winner_pid})")),
         "{text}"
     );
     winner

@@ -708,3 +708,163 @@ fn a_bad_link_two_seconds_slower_per_round_trip_slows_an_upgrade_but_it_complete
     assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)), "{:?}", cluster.nodes);
     assert_lock_free_on(&bed, state.path(), &["cp1"]);
 }
+
+/// The lock's holder for the cells below: this test's own process, alive on this machine, so no
+/// run can take its lock over.
+type HeldLock = (
+    tokio::runtime::Runtime,
+    kubewright::ssh::Connector,
+    Vec<kubewright::ssh::Session>,
+    kubewright::exec::lock::Holder,
+);
+
+fn hold_the_lock(bed: &Testbed, hosts: &[&str]) -> HeldLock {
+    use kubewright::exec::lock;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let inv = kubewright::inventory::load("bed.yaml", &std::fs::read_to_string(bed.inventory_path()).unwrap())
+        .unwrap()
+        .inventory;
+    let connector = kubewright::ssh::Connector::new(kubewright::ssh::TransportKind::Openssh).unwrap();
+    let holder = lock::Holder::this_process("admin-run", "kubewright upgrade (another admin)", 0);
+    let sessions = rt.block_on(async {
+        let mut sessions = Vec::new();
+        for h in hosts {
+            let host = inv.host(h).unwrap();
+            sessions.push(connector.connect(kubewright::ssh::Target::from_inventory(&inv, host, false)).await.unwrap());
+        }
+        lock::acquire(&sessions, &holder).await.unwrap();
+        sessions
+    });
+    (rt, connector, sessions, holder)
+}
+
+/// Issue 18 (the lock and host-key rows of the matrix, for every job): a live run's lock
+/// refuses upgrade, renewal, restore, removal and reset, and a changed host key refuses them
+/// too, each before it changes anything anywhere, with the journal untouched.
+#[test]
+fn a_held_lock_or_a_changed_host_key_refuses_every_job_before_it_changes_anything() {
+    let Some((bed, state)) = common::installed(3, 2) else { return };
+    let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let name = bed.cluster_state().cluster_name;
+    let snapshot =
+        std::fs::read_dir(state.path()).unwrap().flatten().next().unwrap().path().join("backups/cp1/etcd-snapshot.db");
+    let snapshot = snapshot.to_str().unwrap().to_string();
+    let journal = || {
+        std::fs::read_dir(state.path())
+            .unwrap()
+            .flatten()
+            .next()
+            .and_then(|d| std::fs::read_to_string(d.path().join("journal.jsonl")).ok())
+    };
+    let jobs: Vec<Vec<&str>> = vec![
+        vec!["upgrade", "--to", "1.32", "--yes"],
+        vec!["certs", "renew", "--force", "--yes"],
+        vec!["etcd", "restore", &snapshot, "--confirm", &name],
+        vec!["remove-node", "w1", "--yes"],
+        vec!["reset", "--confirm", &name],
+        vec!["apply", "--yes"],
+    ];
+    let events = bed.cluster_state().events.len();
+    let journal_before = journal();
+    let (rt, _connector, sessions, holder) = hold_the_lock(&bed, &["cp1", "cp2"]);
+    for job in &jobs {
+        let o = kubewright(&bed, state.path(), job);
+        let text = output_text(&o);
+        assert_eq!(o.status.code(), Some(1), "{job:?}: {text}");
+        assert!(text.contains("locked by another run: `kubewright upgrade (another admin)`"), "{job:?}: {text}");
+    }
+    assert_eq!(bed.cluster_state().events.len(), events, "nothing happened in the cluster");
+    assert_eq!(journal(), journal_before, "a refused run writes nothing into the journal");
+    rt.block_on(async {
+        assert!(kubewright::exec::lock::release(&sessions, &holder).await.iter().all(|(_, r)| r.is_ok()));
+        for s in sessions {
+            s.close().await;
+        }
+    });
+    let impostor = common::impostor_inventory(&bed, &["cp2"]);
+    for job in &jobs {
+        let o = kubewright_with(&impostor, state.path(), job);
+        let text = output_text(&o);
+        assert_eq!(o.status.code(), Some(1), "{job:?}: {text}");
+        assert!(text.contains("cp2: the host key of") && text.contains("its key CHANGED"), "{job:?}: {text}");
+    }
+    assert_eq!(bed.cluster_state().events.len(), events, "nothing happened in the cluster");
+    assert_eq!(journal(), journal_before);
+    assert_lock_free(&bed, state.path());
+}
+
+/// Issue 18 (the SIGTERM row): SIGTERM during an upgrade lets the running node finish, starts
+/// nothing new, and the same command finishes the rest.
+#[test]
+fn sigterm_during_an_upgrade_finishes_the_running_node_and_the_same_command_continues() {
+    let Some((bed, state)) = common::installed(3, 2) else { return };
+    let hold =
+        Fault { command_prefix: "kubeadm upgrade node".into(), action: FaultAction::Hang { seconds: 3 }, fired: false };
+    bed.add_fault("cp2", hold).unwrap();
+    let child = bed_command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !bed.exec("cp2", "pgrep -f '^kubeadm upgrade node' >/dev/null").unwrap().status.success() {
+        assert!(Instant::now() < deadline, "kubeadm upgrade node never ran on cp2");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let o = child.wait_with_output().unwrap();
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(130), "{text}");
+    let nodes = bed.cluster_state().nodes;
+    assert_eq!(nodes["cp2"].kubelet_version, "v1.32.9", "the running node finished: {text}");
+    assert_eq!(nodes["w1"].kubelet_version, "v1.31.4", "nothing new started: {text}");
+    assert!(nodes.values().all(|n| !n.unschedulable), "{nodes:?}");
+    assert_lock_free(&bed, state.path());
+    bed.clear_faults("cp2").unwrap();
+    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(bed.cluster_state().nodes.values().all(|n| n.kubelet_version == "v1.32.9"));
+}
+
+/// Issue 18 (the SIGTERM row): SIGTERM once every control plane is stopped for a restore: the
+/// step that runs finishes everywhere, and the same command continues from there.
+#[test]
+fn sigterm_during_a_restore_finishes_the_running_step_and_the_same_command_continues() {
+    let Some((bed, state)) = common::installed(3, 2) else { return };
+    let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let name = bed.cluster_state().cluster_name;
+    let snapshot =
+        std::fs::read_dir(state.path()).unwrap().flatten().next().unwrap().path().join("backups/cp1/etcd-snapshot.db");
+    let hold = Fault {
+        command_prefix: "crictl ps -q --label io.kubernetes.pod.namespace=kube-system --label io.kubernetes.container.name=kube-apiserver".into(),
+        action: FaultAction::Hang { seconds: 4 },
+        fired: false,
+    };
+    bed.add_fault("cp2", hold).unwrap();
+    let child = bed_command(&bed, state.path(), &["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let parked = |cp: &str| {
+        bed.exec(cp, "test -f /etc/kubewright/restore/manifests/kube-apiserver.yaml").unwrap().status.success()
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !parked("cp1") {
+        assert!(Instant::now() < deadline, "the restore never stopped cp1");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", output_text(&o));
+    assert!(["cp1", "cp2"].iter().all(|cp| parked(cp)), "the step that ran finished everywhere");
+    assert_lock_free(&bed, state.path());
+    bed.clear_faults("cp2").unwrap();
+    let o = kubewright(&bed, state.path(), &["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name]);
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("resuming the unfinished run of `etcd-restore`"), "{text}");
+    assert!(!["cp1", "cp2"].iter().any(|cp| parked(cp)), "every manifest back");
+}
