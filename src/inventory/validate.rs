@@ -470,8 +470,46 @@ fn sysctl_map(cx: &mut Ctx<'_>, raw: BTreeMap<String, Scalar>, path: &FieldPath)
     out
 }
 
+/// The `cluster:` section, one part of it at a time (each function below is one key of it).
 fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) -> Cluster {
-    let name = match raw.name.as_ref() {
+    let name = cluster_name(cx, raw.name.as_ref(), path);
+    let version = kubernetes_version(cx, raw.kubernetes_version.as_ref(), &path.key("kubernetesVersion"));
+    let network = network(cx, raw.network.unwrap_or_default(), &path.key("network"));
+    let (load_balancer, endpoint) = load_balancer(
+        cx,
+        raw.load_balancer.unwrap_or_default(),
+        raw.control_plane_endpoint.as_ref(),
+        name.as_deref(),
+        path,
+        hosts,
+    );
+    let flannel = flannel(cx, raw.cni.and_then(|c| c.flannel).unwrap_or_default(), &path.key("cni").key("flannel"));
+    let containerd = containerd(cx, raw.containerd.unwrap_or_default(), &path.key("containerd"), version);
+    let packages = packages(cx, raw.packages.unwrap_or_default(), &path.key("packages"));
+    let sysctls = sysctls(cx, raw.sysctls.unwrap_or_default(), &path.key("sysctls"));
+    let certificates = certificates(cx, raw.certificates.unwrap_or_default(), &path.key("certificates"));
+    let upgrade = upgrade(cx, raw.upgrade.unwrap_or_default(), &path.key("upgrade"));
+    let timeouts = timeouts(cx, raw.timeouts.unwrap_or_default(), &path.key("timeouts"));
+    // Invalid or missing fields were reported above; placeholders let the checks go on.
+    Cluster {
+        name: name.unwrap_or_default(),
+        kubernetes_version: version.unwrap_or(Version { major: 1, minor: MIN_SUPPORTED_MINOR, patch: 0 }),
+        control_plane_endpoint: endpoint.unwrap_or(Endpoint { host: String::new(), port: 6443, explicit: false }),
+        load_balancer,
+        network,
+        flannel,
+        containerd,
+        packages,
+        sysctls,
+        certificates,
+        upgrade,
+        timeouts,
+    }
+}
+
+/// `cluster.name`.
+fn cluster_name(cx: &mut Ctx<'_>, name: Option<&Scalar>, path: &FieldPath) -> Option<String> {
+    match name {
         None => {
             cx.missing(
                 &path.key("name"),
@@ -481,16 +519,16 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
             None
         }
         Some(_) => cx.text(
-            raw.name.as_ref(),
+            name,
             &path.key("name"),
             is_dns_label,
             "an RFC 1123 label: lowercase letters, digits and `-`, at most 63 characters",
         ),
-    };
-    let version = kubernetes_version(cx, raw.kubernetes_version.as_ref(), &path.key("kubernetesVersion"));
+    }
+}
 
-    let net_path = path.key("network");
-    let net = raw.network.unwrap_or_default();
+/// `cluster.network`.
+fn network(cx: &mut Ctx<'_>, net: RawNetwork, path: &FieldPath) -> Network {
     let cidr = |cx: &mut Ctx<'_>, v: Option<&Scalar>, p: &FieldPath, default: &str| -> Ipv4Net {
         let fallback = default.parse().unwrap_or_default();
         let Some(v) = v else { return fallback };
@@ -521,15 +559,15 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
             }
         }
     };
-    let pod_subnet = cidr(cx, net.pod_subnet.as_ref(), &net_path.key("podSubnet"), DEFAULT_POD_SUBNET);
-    let service_subnet = cidr(cx, net.service_subnet.as_ref(), &net_path.key("serviceSubnet"), DEFAULT_SERVICE_SUBNET);
+    let pod_subnet = cidr(cx, net.pod_subnet.as_ref(), &path.key("podSubnet"), DEFAULT_POD_SUBNET);
+    let service_subnet = cidr(cx, net.service_subnet.as_ref(), &path.key("serviceSubnet"), DEFAULT_SERVICE_SUBNET);
     let node_cidr_mask_size = match net.node_cidr_mask_size.as_ref() {
         None => 24.max(pod_subnet.prefix_len()),
         Some(v) => match v.0.parse::<u8>() {
             Ok(m) if (pod_subnet.prefix_len()..=28).contains(&m) => m,
             _ => {
                 cx.push(
-                    &net_path.key("nodeCidrMaskSize"),
+                    &path.key("nodeCidrMaskSize"),
                     Diagnostic::error("", format!("invalid node CIDR mask size `{}`", printable(&v.0)))
                         .expected(format!("a prefix length from {} (the pod subnet's) to 28", pod_subnet.prefix_len())),
                 );
@@ -540,14 +578,24 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
     let dns_domain = cx
         .text(
             net.dns_domain.as_ref(),
-            &net_path.key("dnsDomain"),
+            &path.key("dnsDomain"),
             is_dns_subdomain,
             "an RFC 1123 domain such as `cluster.local`",
         )
         .unwrap_or_else(|| "cluster.local".into());
+    Network { pod_subnet, service_subnet, node_cidr_mask_size, dns_domain }
+}
 
+/// `cluster.loadBalancer` and `cluster.controlPlaneEndpoint`, which depends on it.
+fn load_balancer(
+    cx: &mut Ctx<'_>,
+    lb: RawLoadBalancer,
+    control_plane_endpoint: Option<&Scalar>,
+    name: Option<&str>,
+    path: &FieldPath,
+    hosts: &[Host],
+) -> (LoadBalancer, Option<Endpoint>) {
     let lb_path = path.key("loadBalancer");
-    let lb = raw.load_balancer.unwrap_or_default();
     let local = cx.one_of(
         lb.kind.as_ref(),
         &lb_path.key("type"),
@@ -576,15 +624,13 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
         LoadBalancer::External
     };
     let endpoint_path = path.key("controlPlaneEndpoint");
-    let endpoint = match (&load_balancer, raw.control_plane_endpoint.as_ref()) {
+    let endpoint = match (&load_balancer, control_plane_endpoint) {
         // The name every node resolves through its own /etc/hosts entry.
-        (LoadBalancer::Local { .. }, None) => name.as_ref().map(|n| Endpoint {
-            host: format!("api.{n}.internal"),
-            port: API_SERVER_PORT,
-            explicit: false,
-        }),
+        (LoadBalancer::Local { .. }, None) => {
+            name.map(|n| Endpoint { host: format!("api.{n}.internal"), port: API_SERVER_PORT, explicit: false })
+        }
         (LoadBalancer::Local { .. }, Some(_)) => {
-            let given = endpoint(cx, raw.control_plane_endpoint.as_ref(), &endpoint_path, hosts);
+            let given = endpoint(cx, control_plane_endpoint, &endpoint_path, hosts);
             match given {
                 Some(e) if e.host.parse::<IpAddr>().is_ok() || e.port != API_SERVER_PORT => {
                     cx.push(
@@ -600,46 +646,49 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
         }
         (LoadBalancer::External, value) => endpoint(cx, value, &endpoint_path, hosts),
     };
+    (load_balancer, endpoint)
+}
 
-    let fpath = path.key("cni").key("flannel");
-    let fl = raw.cni.and_then(|c| c.flannel).unwrap_or_default();
+/// `cluster.cni.flannel`.
+fn flannel(cx: &mut Ctx<'_>, fl: RawFlannel, path: &FieldPath) -> Flannel {
     let backend = cx.one_of(
         fl.backend.as_ref(),
-        &fpath.key("backend"),
+        &path.key("backend"),
         "flannel backend",
         &[("vxlan", FlannelBackend::Vxlan), ("host-gw", FlannelBackend::HostGw)],
         "`vxlan` or `host-gw` (host-gw needs all nodes on one L2 segment)",
     );
-    let flannel = Flannel {
+    Flannel {
         backend,
         interface: cx.text(
             fl.interface.as_ref(),
-            &fpath.key("interface"),
+            &path.key("interface"),
             is_interface_name,
             "a network interface name such as `eth1`",
         ),
         version: cx
-            .text(fl.version.as_ref(), &fpath.key("version"), is_image_tag, "an image tag such as `v0.24.2`")
+            .text(fl.version.as_ref(), &path.key("version"), is_image_tag, "an image tag such as `v0.24.2`")
             .unwrap_or_else(|| DEFAULT_FLANNEL_VERSION.into()),
         cni_plugin_version: cx
             .text(
                 fl.cni_plugin_version.as_ref(),
-                &fpath.key("cniPluginVersion"),
+                &path.key("cniPluginVersion"),
                 is_image_tag,
                 "an image tag such as `v1.4.0-flannel1`",
             )
             .unwrap_or_else(|| DEFAULT_FLANNEL_CNI_PLUGIN_VERSION.into()),
-    };
+    }
+}
 
-    let cpath = path.key("containerd");
-    let ct = raw.containerd.unwrap_or_default();
+/// `cluster.containerd` (its sandbox image defaults to the release's pause image).
+fn containerd(cx: &mut Ctx<'_>, ct: RawContainerd, path: &FieldPath, version: Option<Version>) -> Containerd {
     let containerd_version = match ct.version.as_ref() {
         None => (1, 7),
         Some(v) => match parse_major_minor(&v.0) {
             Some((major, minor)) if major == 1 || major == 2 => (major, minor),
             _ => {
                 cx.push(
-                    &cpath.key("version"),
+                    &path.key("version"),
                     Diagnostic::error("", format!("unsupported containerd version `{}`", printable(&v.0)))
                         .expected("a 1.x or 2.x version such as `1.7` or `2.0.4`"),
                 );
@@ -650,7 +699,7 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
     let sandbox_image = cx
         .text(
             ct.sandbox_image.as_ref(),
-            &cpath.key("sandboxImage"),
+            &path.key("sandboxImage"),
             is_image_reference,
             "an image reference such as `registry.k8s.io/pause:3.10`",
         )
@@ -658,7 +707,7 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
         .unwrap_or_default();
     let mut registry_mirrors = BTreeMap::new();
     for (registry, mirrors) in ct.registry_mirrors.unwrap_or_default() {
-        let rpath = cpath.key("registryMirrors").key(registry.clone());
+        let rpath = path.key("registryMirrors").key(registry.clone());
         let registry_ok = is_hostname(registry.split(':').next().unwrap_or(""))
             && registry.split(':').nth(1).is_none_or(|p| p.parse::<u16>().is_ok());
         if !registry_ok {
@@ -691,16 +740,18 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
     let containerd = Containerd {
         version: containerd_version,
         sandbox_image,
-        systemd_cgroup: cx.boolean(ct.systemd_cgroup.as_ref(), &cpath.key("systemdCgroup"), true),
+        systemd_cgroup: cx.boolean(ct.systemd_cgroup.as_ref(), &path.key("systemdCgroup"), true),
         registry_mirrors,
     };
     if !containerd.systemd_cgroup {
-        cx.push(&cpath.key("systemdCgroup"), Diagnostic::warning("", "containerd will use the cgroupfs driver while the kubelet uses systemd")
+        cx.push(&path.key("systemdCgroup"), Diagnostic::warning("", "containerd will use the cgroupfs driver while the kubelet uses systemd")
             .hint("mixing cgroup drivers makes nodes unstable under resource pressure; keep `systemdCgroup: true` on systemd hosts"));
     }
+    containerd
+}
 
-    let ppath = path.key("packages");
-    let pk = raw.packages.unwrap_or_default();
+/// `cluster.packages`.
+fn packages(cx: &mut Ctx<'_>, pk: RawPackages, path: &FieldPath) -> Packages {
     let key_fingerprint = match pk.key_fingerprint.as_ref() {
         None => Some(super::PKGS_K8S_IO_KEY_FINGERPRINT.to_string()),
         Some(v) if v.0 == "none" => None,
@@ -710,7 +761,7 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
                 Some(digits.to_ascii_uppercase())
             } else {
                 cx.push(
-                    &ppath.key("keyFingerprint"),
+                    &path.key("keyFingerprint"),
                     Diagnostic::error("", format!("invalid key fingerprint `{}`", printable(&v.0))).expected(
                         "the signing key's fingerprint: 40 hex digits, spaces allowed as `gpg --show-keys` prints them; or `none` to trust the key the mirror serves over https",
                     ),
@@ -722,7 +773,7 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
     let mirror = cx
         .text(
             pk.mirror.as_ref(),
-            &ppath.key("mirror"),
+            &path.key("mirror"),
             is_safe_url,
             "an `https://` base URL of a pkgs.k8s.io mirror (`http://` only with `keyFingerprint` pinned)",
         )
@@ -732,7 +783,7 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
     // must then be pinned (apt checks the signed Release file against it).
     if mirror.starts_with("http://") && key_fingerprint.is_none() {
         cx.push(
-            &ppath.key("mirror"),
+            &path.key("mirror"),
             Diagnostic::error("", "an `http://` mirror with `keyFingerprint: none`: anyone between the hosts and the mirror could hand them a signing key of their own, and packages signed with it")
                 .expected("an `https://` mirror")
                 .hint("or pin the repository's key with `cluster.packages.keyFingerprint` (the fingerprint `gpg --show-keys Release.key` prints)"),
@@ -741,85 +792,85 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
     let packages = Packages {
         mirror,
         key_fingerprint,
-        manage_repository: cx.boolean(pk.manage_repository.as_ref(), &ppath.key("manageRepository"), true),
+        manage_repository: cx.boolean(pk.manage_repository.as_ref(), &path.key("manageRepository"), true),
         containerd_package: cx
             .text(
                 pk.containerd_package.as_ref(),
-                &ppath.key("containerdPackage"),
+                &path.key("containerdPackage"),
                 is_package_name,
                 "a Debian package name such as `containerd` or `containerd.io`",
             )
             .unwrap_or_else(|| "containerd".into()),
     };
+    packages
+}
 
-    let spath = path.key("sysctls");
-    let sy = raw.sysctls.unwrap_or_default();
+/// `cluster.sysctls`.
+fn sysctls(cx: &mut Ctx<'_>, sy: RawSysctls, path: &FieldPath) -> Sysctls {
     let sysctls = Sysctls {
-        tuning: cx.boolean(sy.tuning.as_ref(), &spath.key("tuning"), false),
-        extra: sysctl_map(cx, sy.extra.unwrap_or_default(), &spath.key("extra")),
+        tuning: cx.boolean(sy.tuning.as_ref(), &path.key("tuning"), false),
+        extra: sysctl_map(cx, sy.extra.unwrap_or_default(), &path.key("extra")),
     };
+    sysctls
+}
 
-    let certificates = {
-        let raw_certs = raw.certificates.unwrap_or_default();
-        let p = path.key("certificates").key("renewBefore");
-        let renew_before = cx.duration(raw_certs.renew_before.as_ref(), &p, Duration::from_secs(30 * 86_400));
-        let keep_path = path.key("certificates").key("keepBackups");
-        let keep_backups = match raw_certs.keep_backups.as_ref() {
-            None => 5,
-            Some(v) => match v.0.parse::<u32>() {
-                Ok(n) if (1..=100).contains(&n) => n,
-                _ => {
-                    cx.push(
-                        &keep_path,
-                        Diagnostic::error("", format!("invalid number of backups `{}`", printable(&v.0)))
-                            .expected("a count from 1 to 100"),
-                    );
-                    5
-                }
-            },
-        };
-        if renew_before.seconds >= 365 * 86_400 || renew_before.seconds == 0 {
-            cx.push(
-                &p,
-                Diagnostic::error(
-                    "",
-                    format!("renewal threshold `{renew_before}` is outside the life of a certificate"),
-                )
+/// `cluster.certificates`.
+fn certificates(cx: &mut Ctx<'_>, raw_certs: RawCertificates, path: &FieldPath) -> Certificates {
+    let p = path.key("renewBefore");
+    let renew_before = cx.duration(raw_certs.renew_before.as_ref(), &p, Duration::from_secs(30 * 86_400));
+    let keep_path = path.key("keepBackups");
+    let keep_backups = match raw_certs.keep_backups.as_ref() {
+        None => 5,
+        Some(v) => match v.0.parse::<u32>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                cx.push(
+                    &keep_path,
+                    Diagnostic::error("", format!("invalid number of backups `{}`", printable(&v.0)))
+                        .expected("a count from 1 to 100"),
+                );
+                5
+            }
+        },
+    };
+    if renew_before.seconds >= 365 * 86_400 || renew_before.seconds == 0 {
+        cx.push(
+            &p,
+            Diagnostic::error("", format!("renewal threshold `{renew_before}` is outside the life of a certificate"))
                 .expected("more than 0 and less than 365d (kubeadm issues 1-year leaf certificates)"),
-            );
-        }
-        let ca_key_type = cx.one_of(
-            raw_certs.ca_key_type.as_ref(),
-            &path.key("certificates").key("caKeyType"),
-            "CA key type",
-            &[("ecdsa-p256", crate::pki::KeyType::EcdsaP256), ("ecdsa-p384", crate::pki::KeyType::EcdsaP384)],
-            "`ecdsa-p256` or `ecdsa-p384` (the CAs kubewright makes; for RSA CAs, make them yourself and put them in the state directory's pki/)",
         );
-        let validity_path = path.key("certificates").key("caValidity");
-        let ca_validity =
-            cx.duration(raw_certs.ca_validity.as_ref(), &validity_path, Duration::from_secs(3650 * 86_400));
-        if ca_validity.seconds < 2 * 365 * 86_400 {
-            cx.push(
-                &validity_path,
-                Diagnostic::error(
-                    "",
-                    format!("a CA valid for `{ca_validity}` would expire before the certificates it signs"),
-                )
-                .expected("at least 730d (kubeadm signs leaves for a year); 3650d is kubeadm's own"),
-            );
-        }
-        Certificates { renew_before, keep_backups, ca_key_type, ca_validity }
-    };
+    }
+    let ca_key_type = cx.one_of(
+        raw_certs.ca_key_type.as_ref(),
+        &path.key("caKeyType"),
+        "CA key type",
+        &[("ecdsa-p256", crate::pki::KeyType::EcdsaP256), ("ecdsa-p384", crate::pki::KeyType::EcdsaP384)],
+        "`ecdsa-p256` or `ecdsa-p384` (the CAs kubewright makes; for RSA CAs, make them yourself and put them in the state directory's pki/)",
+    );
+    let validity_path = path.key("caValidity");
+    let ca_validity = cx.duration(raw_certs.ca_validity.as_ref(), &validity_path, Duration::from_secs(3650 * 86_400));
+    if ca_validity.seconds < 2 * 365 * 86_400 {
+        cx.push(
+            &validity_path,
+            Diagnostic::error(
+                "",
+                format!("a CA valid for `{ca_validity}` would expire before the certificates it signs"),
+            )
+            .expected("at least 730d (kubeadm signs leaves for a year); 3650d is kubeadm's own"),
+        );
+    }
+    Certificates { renew_before, keep_backups, ca_key_type, ca_validity }
+}
 
-    let upath = path.key("upgrade");
-    let up = raw.upgrade.unwrap_or_default();
+/// `cluster.upgrade`.
+fn upgrade(cx: &mut Ctx<'_>, up: RawUpgrade, path: &FieldPath) -> Upgrade {
     let max_unavailable = match up.max_unavailable.as_ref() {
         None => MaxUnavailable::Count(1),
         Some(v) => match parse_max_unavailable(&v.0) {
             Some(m) => m,
             None => {
                 cx.push(
-                    &upath.key("maxUnavailable"),
+                    &path.key("maxUnavailable"),
                     Diagnostic::error("", format!("invalid value `{}`", printable(&v.0)))
                         .expected("a count of at least 1 (`2`) or a percentage from 1% to 100% (`20%`)"),
                 );
@@ -829,36 +880,23 @@ fn cluster(cx: &mut Ctx<'_>, raw: RawCluster, path: &FieldPath, hosts: &[Host]) 
     };
     let upgrade = Upgrade {
         max_unavailable,
-        drain_timeout: cx.duration(up.drain_timeout.as_ref(), &upath.key("drainTimeout"), Duration::from_secs(300)),
+        drain_timeout: cx.duration(up.drain_timeout.as_ref(), &path.key("drainTimeout"), Duration::from_secs(300)),
         drain_grace_period: cx.duration(
             up.drain_grace_period.as_ref(),
-            &upath.key("drainGracePeriod"),
+            &path.key("drainGracePeriod"),
             Duration::from_secs(120),
         ),
         keep_cordoned: false,
         skip_blocked: false,
     };
-    let tpath = path.key("timeouts");
-    let timeouts = raw.timeouts.unwrap_or_default();
-    let timeouts = Timeouts {
-        command: cx.positive_duration(timeouts.command.as_ref(), &tpath.key("command"), Duration::from_secs(30 * 60)),
-        ready: cx.positive_duration(timeouts.ready.as_ref(), &tpath.key("ready"), Duration::from_secs(10 * 60)),
-    };
+    upgrade
+}
 
-    // Invalid or missing fields were reported above; placeholders let the checks go on.
-    Cluster {
-        name: name.unwrap_or_default(),
-        kubernetes_version: version.unwrap_or(Version { major: 1, minor: MIN_SUPPORTED_MINOR, patch: 0 }),
-        control_plane_endpoint: endpoint.unwrap_or(Endpoint { host: String::new(), port: 6443, explicit: false }),
-        load_balancer,
-        network: Network { pod_subnet, service_subnet, node_cidr_mask_size, dns_domain },
-        flannel,
-        containerd,
-        packages,
-        sysctls,
-        certificates,
-        upgrade,
-        timeouts,
+/// `cluster.timeouts`.
+fn timeouts(cx: &mut Ctx<'_>, timeouts: RawTimeouts, path: &FieldPath) -> Timeouts {
+    Timeouts {
+        command: cx.positive_duration(timeouts.command.as_ref(), &path.key("command"), Duration::from_secs(30 * 60)),
+        ready: cx.positive_duration(timeouts.ready.as_ref(), &path.key("ready"), Duration::from_secs(10 * 60)),
     }
 }
 
