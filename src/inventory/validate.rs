@@ -789,7 +789,7 @@ fn packages(cx: &mut Ctx<'_>, pk: RawPackages, path: &FieldPath) -> Packages {
                 .hint("or pin the repository's key with `cluster.packages.keyFingerprint` (the fingerprint `gpg --show-keys Release.key` prints)"),
         );
     }
-    let packages = Packages {
+    Packages {
         mirror,
         key_fingerprint,
         manage_repository: cx.boolean(pk.manage_repository.as_ref(), &path.key("manageRepository"), true),
@@ -801,17 +801,15 @@ fn packages(cx: &mut Ctx<'_>, pk: RawPackages, path: &FieldPath) -> Packages {
                 "a Debian package name such as `containerd` or `containerd.io`",
             )
             .unwrap_or_else(|| "containerd".into()),
-    };
-    packages
+    }
 }
 
 /// `cluster.sysctls`.
 fn sysctls(cx: &mut Ctx<'_>, sy: RawSysctls, path: &FieldPath) -> Sysctls {
-    let sysctls = Sysctls {
+    Sysctls {
         tuning: cx.boolean(sy.tuning.as_ref(), &path.key("tuning"), false),
         extra: sysctl_map(cx, sy.extra.unwrap_or_default(), &path.key("extra")),
-    };
-    sysctls
+    }
 }
 
 /// `cluster.certificates`.
