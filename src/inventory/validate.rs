@@ -876,7 +876,7 @@ fn upgrade(cx: &mut Ctx<'_>, up: RawUpgrade, path: &FieldPath) -> Upgrade {
             }
         },
     };
-    let upgrade = Upgrade {
+    Upgrade {
         max_unavailable,
         drain_timeout: cx.duration(up.drain_timeout.as_ref(), &path.key("drainTimeout"), Duration::from_secs(300)),
         drain_grace_period: cx.duration(
@@ -886,8 +886,7 @@ fn upgrade(cx: &mut Ctx<'_>, up: RawUpgrade, path: &FieldPath) -> Upgrade {
         ),
         keep_cordoned: false,
         skip_blocked: false,
-    };
-    upgrade
+    }
 }
 
 /// `cluster.timeouts`.
