@@ -34,6 +34,15 @@ pub fn point_at(text: &str, target: &KubeconfigServer) -> Result<String, String>
     Ok(out)
 }
 
+/// The client certificate a kubeconfig embeds (`client-certificate-data`), if it has one that
+/// parses.
+pub fn client_certificate(text: &str) -> Option<crate::pki::Certificate> {
+    use base64::Engine as _;
+    let data = text.lines().find_map(|l| l.trim().strip_prefix("client-certificate-data:"))?;
+    let pem = base64::engine::general_purpose::STANDARD.decode(data.trim()).ok()?;
+    crate::pki::inspect(&pem).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

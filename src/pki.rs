@@ -148,6 +148,35 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex_lower(&Sha256::digest(data))
 }
 
+/// A file of the cluster's CA set, as `certs init-ca` writes it under the state directory's
+/// `pki/`.
+#[derive(Debug, Clone)]
+pub struct CaFile {
+    /// Its name under `pki/` (`etcd/ca.key`), kubeadm's.
+    pub name: String,
+    pub content: String,
+    /// 0600 for keys, 0644 for certificates and the public key.
+    pub mode: u32,
+}
+
+/// The cluster's three CAs (kubeadm's file names and the subjects it gives its own: `ca`
+/// `kubernetes`, `etcd/ca` `etcd-ca`, `front-proxy-ca`) and its service-account key pair, of
+/// `key_type`, valid `validity_s` from `now`. The cluster CA comes first.
+pub fn cluster_ca_set(key_type: KeyType, validity_s: u64, now: i64) -> Result<Vec<CaFile>, String> {
+    let mut files = Vec::new();
+    for (file, common_name) in [("ca", "kubernetes"), ("etcd/ca", "etcd-ca"), ("front-proxy-ca", "front-proxy-ca")] {
+        let pair = generate_ca(common_name, key_type, validity_s, now)
+            .map_err(|e| format!("cannot make the {file} CA: {e}"))?;
+        files.push(CaFile { name: format!("{file}.crt"), content: pair.cert, mode: 0o644 });
+        files.push(CaFile { name: format!("{file}.key"), content: pair.key, mode: 0o600 });
+    }
+    let (sa_key, sa_pub) =
+        generate_service_account_keys(key_type).map_err(|e| format!("cannot make the service-account keys: {e}"))?;
+    files.push(CaFile { name: "sa.key".into(), content: sa_key, mode: 0o600 });
+    files.push(CaFile { name: "sa.pub".into(), content: sa_pub, mode: 0o644 });
+    Ok(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -188,29 +188,13 @@ pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
                 written.push(path.display().to_string());
                 Ok(())
             };
-            let mut cluster_ca = String::new();
-            // kubeadm's names for its three CAs (the subjects it gives its own).
-            for (file, common_name) in
-                [("ca", "kubernetes"), ("etcd/ca", "etcd-ca"), ("front-proxy-ca", "front-proxy-ca")]
-            {
-                let pair = kubewright::pki::generate_ca(common_name, c.ca_key_type, c.ca_validity.seconds, now)
-                    .map_err(|e| Failure::new(
-                        format!("cannot make the {file} CA: {e}"),
-                        "key generation failed on the bastion; run again, and if it repeats, report it with the message above",
-                    ))?;
-                write(&format!("{file}.crt"), &pair.cert, 0o644)?;
-                write(&format!("{file}.key"), &pair.key, 0o600)?;
-                if file == "ca" {
-                    cluster_ca = pair.cert;
-                }
+            let files = kubewright::pki::cluster_ca_set(c.ca_key_type, c.ca_validity.seconds, now).map_err(|e| {
+                Failure::new(e, "key generation failed on the bastion; run again, and if it repeats, report it with the message above")
+            })?;
+            for f in &files {
+                write(&f.name, &f.content, f.mode)?;
             }
-            let (sa_key, sa_pub) = kubewright::pki::generate_service_account_keys(c.ca_key_type)
-                .map_err(|e| Failure::new(
-                    format!("cannot make the service-account keys: {e}"),
-                    "key generation failed on the bastion; run again, and if it repeats, report it with the message above",
-                ))?;
-            write("sa.key", &sa_key, 0o600)?;
-            write("sa.pub", &sa_pub, 0o644)?;
+            let cluster_ca = files.first().map(|f| f.content.clone()).unwrap_or_default();
             let pin = kubewright::pki::ca_pin(cluster_ca.as_bytes()).unwrap_or_default();
             let text = format!(
                 "made the CAs of cluster {} in {} ({:?}, valid for {}); the cluster CA's pin is {pin}\nthe next install puts them on {} before kubeadm init\n",
@@ -372,7 +356,9 @@ pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
             let no_files = std::collections::BTreeMap::new();
             let (facts, failures) =
                 runtime.block_on(kubewright::exec::facts::gather_partial(&connector, targets, &no_files, concurrency));
-            let bastion_admin = bastion_admin_certificate(&state_dir(&inv.cluster.name).join("admin.conf"));
+            let bastion_admin = std::fs::read_to_string(state_dir(&inv.cluster.name).join("admin.conf"))
+                .ok()
+                .and_then(|text| kubewright::kubeconfig::client_certificate(&text));
             let now =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
             let unreachable = failures.iter().map(|f| format!("{}: {}", f.host, f.message)).collect();
@@ -392,15 +378,6 @@ pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(report.exit_code()))
         }
     }
-}
-
-/// The client certificate of the bastion's admin kubeconfig, if it has one.
-fn bastion_admin_certificate(path: &std::path::Path) -> Option<kubewright::pki::Certificate> {
-    use base64::Engine as _;
-    let text = std::fs::read_to_string(path).ok()?;
-    let data = text.lines().find_map(|l| l.trim().strip_prefix("client-certificate-data:"))?;
-    let pem = base64::engine::general_purpose::STANDARD.decode(data.trim()).ok()?;
-    kubewright::pki::inspect(&pem).ok()
 }
 
 /// Who runs `certs schedule`: the scheduled job's User= and HOME.
