@@ -417,7 +417,7 @@ fn ctrl_c_twice_during_a_hung_kubeadm_upgrade_apply_stops_it_on_the_host_and_the
     };
     bed.add_fault("cp1", hang).unwrap();
     let running =
-        |bed: &Testbed| bed.exec("cp1", "pgrep -f 'kubeadm upgrade apply' >/dev/null").unwrap().status.success();
+        |bed: &Testbed| bed.exec("cp1", "pgrep -f '^kubeadm upgrade apply' >/dev/null").unwrap().status.success();
     let child = command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -542,7 +542,7 @@ async fn under_lock<C: Connect>(
     let heartbeat = heartbeat(control_planes, holder, stop);
     let report = tokio::select! {
         report = engine.execute(&plan, &journal) => report,
-        () = heartbeat => unreachable_heartbeat(),
+        never = heartbeat => match never {},
     };
     if let Some(why) = stop.reason() {
         ui.note(&format!("the run stopped: {why}"));
@@ -563,19 +563,19 @@ async fn under_lock<C: Connect>(
     Ok(Outcome { plan, report: Some(report), journal: journal_path.to_path_buf(), result })
 }
 
-fn unreachable_heartbeat() -> RunReport {
-    RunReport::default()
-}
-
 /// Keep the lock fresh while the run works: every [`lock::HEARTBEAT_INTERVAL`], stamped with
 /// each control plane's own clock. A run whose lock was taken or broken, or that cannot refresh
 /// it on a majority of the control planes, no longer provably holds the cluster: it starts no
 /// new work, and says why. Never returns.
-async fn heartbeat<S: crate::ssh::Transport>(control_planes: &[std::sync::Arc<S>], holder: &Holder, stop: &StopSignal) {
-    let _ = lock::keep_alive(control_planes, holder, lock::HEARTBEAT_INTERVAL, |failures| {
+async fn heartbeat<S: crate::ssh::Transport>(
+    control_planes: &[std::sync::Arc<S>],
+    holder: &Holder,
+    stop: &StopSignal,
+) -> std::convert::Infallible {
+    lock::keep_alive(control_planes, holder, lock::HEARTBEAT_INTERVAL, |failures| {
         stop.request_because(lock::in_doubt(failures))
     })
-    .await;
+    .await
 }
 
 /// Ctrl-C and SIGTERM ask the run to stop (the first: no new work; the second: running
