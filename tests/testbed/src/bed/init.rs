@@ -112,9 +112,11 @@ pub fn run_init(config: &Path) -> anyhow::Result<()> {
                 if status.pid() == Some(sshd_pid) {
                     eprintln!("host {}: sshd exited ({status:?})", cfg.hostname);
                     // Right after a crash the dead host's listening socket can linger a
-                    // moment in the (surviving) network namespace: retry while booting.
-                    // Later exits are faults a test made, and stay.
-                    if booted.elapsed() < std::time::Duration::from_secs(15) {
+                    // moment in the (surviving) network namespace, and sshd fails to bind
+                    // (exit 255): retry while booting. An sshd a test killed (SIGTERM: it exits
+                    // 0) is a fault, and stays dead however soon after the boot it came.
+                    let failed_to_start = matches!(status, nix::sys::wait::WaitStatus::Exited(_, code) if code != 0);
+                    if failed_to_start && booted.elapsed() < std::time::Duration::from_secs(15) {
                         std::thread::sleep(std::time::Duration::from_millis(200));
                         sshd_pid = start_sshd()?;
                     }
