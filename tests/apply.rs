@@ -336,7 +336,7 @@ steps:
     commands: ["touch /tmp/next"]
 "#,
     );
-    let child = f.cmd(&pb, &["--yes"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = common::Background::spawn(&mut f.cmd(&pb, &["--yes"]));
     // Interrupt once both hosts are inside the slow command.
     let deadline = Instant::now() + Duration::from_secs(20);
     while f.sh("w1", "cat /tmp/slow 2>/dev/null").is_empty() || f.sh("cp1", "cat /tmp/slow 2>/dev/null").is_empty() {
@@ -344,7 +344,7 @@ steps:
         std::thread::sleep(Duration::from_millis(50));
     }
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = child.wait_with_output();
     assert_eq!(o.status.code(), Some(130), "{}", text(&o));
     assert!(text(&o).contains("stopping: no new work starts"), "{}", text(&o));
     assert!(text(&o).contains("interrupted; the journal"), "{}", text(&o));
@@ -376,14 +376,14 @@ steps:
     commands: ["echo started > /tmp/long; sleep 1; echo done >> /tmp/long"]
 "#,
     );
-    let child = f.cmd_on(&quick, &pb, &["--yes"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = common::Background::spawn(&mut f.cmd_on(&quick, &pb, &["--yes"]));
     let deadline = Instant::now() + Duration::from_secs(20);
     while f.sh("w1", "cat /tmp/long 2>/dev/null").is_empty() {
         assert!(Instant::now() < deadline, "the step never started");
         std::thread::sleep(Duration::from_millis(20));
     }
     f.bed.link_down("w1").unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = child.wait_with_output();
     f.bed.link_up("w1").unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let out = text(&o);
@@ -404,7 +404,7 @@ steps:
     commands: ["if ! test -e /tmp/long; then echo started > /tmp/long; sleep 2; fi; echo done >> /tmp/long"]
 "#,
     );
-    let child = f.cmd(&pb, &["--yes"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = common::Background::spawn(&mut f.cmd(&pb, &["--yes"]));
     let deadline = Instant::now() + Duration::from_secs(20);
     while f.sh("w1", "cat /tmp/long 2>/dev/null").is_empty() {
         assert!(Instant::now() < deadline, "the step never started");
@@ -412,7 +412,7 @@ steps:
     }
     // Every sshd on w1, the listener and the session carrying the command.
     f.sh("w1", "pkill -x sshd; rm -f /run/sshd.pid");
-    let o = child.wait_with_output().unwrap();
+    let o = child.wait_with_output();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let out = text(&o);
     assert!(out.contains("error: w1 failed in step `long`"), "{out}");

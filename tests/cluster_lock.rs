@@ -535,12 +535,10 @@ fn backups(bed: &Testbed, host: &str, pattern: &str) -> usize {
 /// the other is refused naming it. Returns the winner's output.
 fn race(inventory: &str, args: &[&str]) -> Output {
     let (state_a, state_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let spawn = |state: &tempfile::TempDir| {
-        command_on(inventory, state.path(), args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
-    };
+    let spawn = |state: &tempfile::TempDir| common::Background::spawn(&mut command_on(inventory, state.path(), args));
     let (a, b) = (spawn(&state_a), spawn(&state_b));
     let (pid_a, pid_b) = (a.id(), b.id());
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (a, b) = (a.wait_with_output(), b.wait_with_output());
     let (winner, winner_pid, loser) = match (a.status.code(), b.status.code()) {
         (Some(0), Some(1)) => (a, pid_a, b),
         (Some(1), Some(0)) => (b, pid_b, a),

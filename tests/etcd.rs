@@ -4,7 +4,7 @@
 //! nothing changed; then the cluster back at the snapshot's state on three control planes.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use kubewright_testbed::faults::{Fault, FaultAction};
 use kubewright_testbed::{Testbed, TestbedOptions};
@@ -176,11 +176,11 @@ fn a_restore_brings_back_the_snapshots_state_on_every_control_plane_and_bad_inpu
         fired: false,
     };
     bed.add_fault("cp3", hold).unwrap();
-    let child = bed_command(&bed, state.path(), &["etcd", "restore", snapshot_arg, "--confirm", &name])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::Background::spawn(&mut bed_command(
+        &bed,
+        state.path(),
+        &["etcd", "restore", snapshot_arg, "--confirm", &name],
+    ));
     let parked = |cp: &str| {
         bed.exec(cp, "test -f /etc/kubewright/restore/manifests/kube-apiserver.yaml").unwrap().status.success()
     };
@@ -188,7 +188,7 @@ fn a_restore_brings_back_the_snapshots_state_on_every_control_plane_and_bad_inpu
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = child.wait_with_output();
     assert_eq!(o.status.code(), Some(130), "{}", output_text(&o));
     assert!(["cp1", "cp2", "cp3"].iter().all(|cp| parked(cp)), "the step that ran finished everywhere");
     // Meanwhile apply sends the admin to the restore, and changes nothing.

@@ -12,7 +12,7 @@
 //! and the journal resumable, and the next run converges (its plan then has nothing to do).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kubewright_testbed::Testbed;
@@ -58,7 +58,7 @@ fn with_host_lost_during(
     let seconds = if loss == Loss::Sshd { 30 } else { 3 };
     let hold = Fault { command_prefix: command.into(), action: FaultAction::Hang { seconds }, fired: false };
     bed.add_fault(host, hold).unwrap();
-    let child = command_on(inventory, state, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = common::Background::spawn(&mut command_on(inventory, state, args));
     let deadline = Instant::now() + Duration::from_secs(60);
     while !bed.exec(host, &format!("pgrep -f '^{command}' >/dev/null")).unwrap().status.success() {
         assert!(Instant::now() < deadline, "`{command}` never ran on {host}");
@@ -70,7 +70,7 @@ fn with_host_lost_during(
         }
         Loss::Link => bed.link_down(host).unwrap(),
     }
-    let o = child.wait_with_output().unwrap();
+    let o = child.wait_with_output();
     bed.clear_faults(host).unwrap();
     match loss {
         Loss::Sshd => bed.start_sshd(host).unwrap(),
@@ -169,18 +169,14 @@ fn sigterm_mid_install_lets_running_commands_finish_and_the_next_apply_resumes()
     // kubeadm init held 3 s, so that the signal lands while it runs.
     let hold = Fault { command_prefix: "kubeadm init".into(), action: FaultAction::Hang { seconds: 3 }, fired: false };
     bed.add_fault("cp1", hold).unwrap();
-    let child = bed_command(&bed, state.path(), &["apply", "--yes"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::Background::spawn(&mut bed_command(&bed, state.path(), &["apply", "--yes"]));
     let deadline = Instant::now() + Duration::from_secs(60);
     while !bed.exec("cp1", "pgrep -f '^kubeadm init' >/dev/null").unwrap().status.success() {
         assert!(Instant::now() < deadline, "kubeadm init never ran");
         std::thread::sleep(Duration::from_millis(50));
     }
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = child.wait_with_output();
     let text = output_text(&o);
     assert_eq!(o.status.code(), Some(130), "{text}");
     assert!(text.contains("interrupted; the journal (") && text.contains("the same command again continues"), "{text}");
@@ -443,18 +439,15 @@ fn renewal_interrupted_by(signal: &str) {
     bed.add_fault("cp1", hold).unwrap();
     let before = bed.exec("cp2", "openssl x509 -noout -enddate -in /etc/kubernetes/pki/apiserver.crt").unwrap().stdout;
     assert!(String::from_utf8_lossy(&before).starts_with("notAfter="), "{}", String::from_utf8_lossy(&before));
-    let child = bed_command(&bed, state.path(), &["certs", "renew", "--force", "--yes"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child =
+        common::Background::spawn(&mut bed_command(&bed, state.path(), &["certs", "renew", "--force", "--yes"]));
     let deadline = Instant::now() + Duration::from_secs(60);
     while !bed.exec("cp1", "pgrep -f '^kubeadm certs renew' >/dev/null").unwrap().status.success() {
         assert!(Instant::now() < deadline, "kubeadm certs renew never ran");
         std::thread::sleep(Duration::from_millis(50));
     }
     Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = child.wait_with_output();
     let text = output_text(&o);
     assert_eq!(o.status.code(), Some(130), "{text}");
     assert!(text.contains("the same command again continues"), "{text}");
@@ -802,18 +795,14 @@ fn sigterm_during_an_upgrade_finishes_the_running_node_and_the_same_command_cont
     let hold =
         Fault { command_prefix: "kubeadm upgrade node".into(), action: FaultAction::Hang { seconds: 3 }, fired: false };
     bed.add_fault("cp2", hold).unwrap();
-    let child = bed_command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::Background::spawn(&mut bed_command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]));
     let deadline = Instant::now() + Duration::from_secs(180);
     while !bed.exec("cp2", "pgrep -f '^kubeadm upgrade node' >/dev/null").unwrap().status.success() {
         assert!(Instant::now() < deadline, "kubeadm upgrade node never ran on cp2");
         std::thread::sleep(Duration::from_millis(50));
     }
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = child.wait_with_output();
     let text = output_text(&o);
     assert_eq!(o.status.code(), Some(130), "{text}");
     let nodes = bed.cluster_state().nodes;
@@ -843,11 +832,11 @@ fn sigterm_during_a_restore_finishes_the_running_step_and_the_same_command_conti
         fired: false,
     };
     bed.add_fault("cp2", hold).unwrap();
-    let child = bed_command(&bed, state.path(), &["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::Background::spawn(&mut bed_command(
+        &bed,
+        state.path(),
+        &["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name],
+    ));
     let parked = |cp: &str| {
         bed.exec(cp, "test -f /etc/kubewright/restore/manifests/kube-apiserver.yaml").unwrap().status.success()
     };
@@ -857,7 +846,7 @@ fn sigterm_during_a_restore_finishes_the_running_step_and_the_same_command_conti
         std::thread::sleep(Duration::from_millis(100));
     }
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = child.wait_with_output();
     assert_eq!(o.status.code(), Some(130), "{}", output_text(&o));
     assert!(["cp1", "cp2"].iter().all(|cp| parked(cp)), "the step that ran finished everywhere");
     assert_lock_free(&bed, state.path());

@@ -83,9 +83,11 @@ fn accepted_metacharacters_reach_hosts_and_ssh_as_one_word() {
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let inventory = std::fs::read_to_string(bed.inventory_path()).unwrap();
     let original_key = bed.client_key_path().display().to_string();
-    let hostile = inventory
-        .replacen("  packages:\n", &format!("  packages:\n    mirror: '{mirror}'\n"), 1)
-        .replacen(&format!("identityFile: {original_key}"), &format!("identityFile: '{}'", key.display()), 1);
+    let hostile = inventory.replacen("  packages:\n", &format!("  packages:\n    mirror: '{mirror}'\n"), 1).replacen(
+        &format!("identityFile: {original_key}"),
+        &format!("identityFile: '{}'", key.display()),
+        1,
+    );
     assert_ne!(hostile, inventory);
     std::fs::write(bed.inventory_path(), hostile).unwrap();
 

@@ -77,11 +77,12 @@ fn run(cell: Cell) {
     let first = match cell.fault {
         Trouble::FailsOnce(_) => apply(&bed, state.path(), cell.transport),
         Trouble::SshdKilled | Trouble::LinkCut => {
-            let child = kubewright(&bed, state.path(), cell.transport, &["apply", "--yes", "-o", "json"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
+            let child = common::Background::spawn(&mut kubewright(
+                &bed,
+                state.path(),
+                cell.transport,
+                &["apply", "--yes", "-o", "json"],
+            ));
             wait_for_process(&bed, cell.host, cell.command);
             match cell.fault {
                 Trouble::SshdKilled => {
@@ -89,7 +90,7 @@ fn run(cell: Cell) {
                 }
                 _ => bed.link_down(cell.host).unwrap(),
             }
-            child.wait_with_output().unwrap()
+            child.wait_with_output()
         }
     };
     assert_eq!(first.status.code(), Some(1), "{}", output_text(&first));

@@ -3,7 +3,7 @@
 //! mid-upgrade; Ctrl-C mid-batch; the no-op.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use kubewright_testbed::{Testbed, TestbedOptions};
 
@@ -307,16 +307,12 @@ fn a_worker_losing_sshd_or_the_run_its_ctrl_c_mid_upgrade_is_finished_by_the_nex
     };
     bed.add_fault("w1", hang).unwrap();
     let since = events_now(&bed);
-    let child = command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::Background::spawn(&mut command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]));
     wait_for_event(&bed, "drain", "w1", since);
     std::thread::sleep(std::time::Duration::from_secs(2));
     // Every sshd of the host, the session running kubeadm with it.
     assert!(bed.exec("w1", "pkill -x sshd; rm -f /run/sshd.pid").unwrap().status.success());
-    let o = child.wait_with_output().unwrap();
+    let o = child.wait_with_output();
     let text = output_text(&o);
     assert_eq!(o.status.code(), Some(1), "{text}");
     assert!(text.contains("error: w1 failed in step `upgrade-worker@1.32.9`"), "{text}");
@@ -331,15 +327,11 @@ fn a_worker_losing_sshd_or_the_run_its_ctrl_c_mid_upgrade_is_finished_by_the_nex
         Fault { command_prefix: "kubeadm upgrade node".into(), action: FaultAction::Hang { seconds: 5 }, fired: false };
     bed.add_fault("w2", hold).unwrap();
     let since = events_now(&bed);
-    let child = command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::Background::spawn(&mut command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]));
     wait_for_event(&bed, "drain", "w1", since);
     wait_for_event(&bed, "drain", "w2", since);
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = child.wait_with_output();
     let text = output_text(&o);
     assert_eq!(o.status.code(), Some(130), "{text}");
     let nodes = bed.cluster_state().nodes;
@@ -418,11 +410,7 @@ fn ctrl_c_twice_during_a_hung_kubeadm_upgrade_apply_stops_it_on_the_host_and_the
     bed.add_fault("cp1", hang).unwrap();
     let running =
         |bed: &Testbed| bed.exec("cp1", "pgrep -f '^kubeadm upgrade apply' >/dev/null").unwrap().status.success();
-    let child = command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::Background::spawn(&mut command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
     while !running(&bed) {
         assert!(std::time::Instant::now() < deadline, "kubeadm upgrade apply never started");
@@ -433,7 +421,7 @@ fn ctrl_c_twice_during_a_hung_kubeadm_upgrade_apply_stops_it_on_the_host_and_the
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
     let started = std::time::Instant::now();
-    let o = child.wait_with_output().unwrap();
+    let o = child.wait_with_output();
     let text = output_text(&o);
     assert_eq!(o.status.code(), Some(130), "{text}");
     assert!(started.elapsed() < std::time::Duration::from_secs(60), "the abort is bounded: {text}");

@@ -212,3 +212,46 @@ pub fn impostor_inventory(bed: &kubewright_testbed::Testbed, hosts: &[&str]) -> 
     std::fs::write(&path, changed).unwrap();
     inventory_variant(bed, "impostor.yaml", &recorded, &path.display().to_string())
 }
+
+/// A command running in the background whose stdout and stderr go to files, never to a pipe:
+/// a test that waits for something on a host before reading the output would otherwise stall
+/// the command once it has written a pipe's worth (64 KiB) of events, and wait forever.
+pub struct Background {
+    child: std::process::Child,
+    stdout: std::fs::File,
+    stderr: std::fs::File,
+}
+
+impl Background {
+    pub fn spawn(command: &mut Command) -> Background {
+        let stdout = tempfile::tempfile().unwrap();
+        let stderr = tempfile::tempfile().unwrap();
+        let child = command
+            .stdout(Stdio::from(stdout.try_clone().unwrap()))
+            .stderr(Stdio::from(stderr.try_clone().unwrap()))
+            .spawn()
+            .unwrap();
+        Background { child, stdout, stderr }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the command has exited (without waiting).
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+
+    pub fn wait_with_output(mut self) -> Output {
+        use std::io::{Read, Seek};
+        let status = self.child.wait().unwrap();
+        let read = |file: &mut std::fs::File| {
+            let mut bytes = Vec::new();
+            file.seek(std::io::SeekFrom::Start(0)).unwrap();
+            file.read_to_end(&mut bytes).unwrap();
+            bytes
+        };
+        Output { status, stdout: read(&mut self.stdout), stderr: read(&mut self.stderr) }
+    }
+}
