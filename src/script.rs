@@ -266,18 +266,18 @@ pub fn time_limited_script(script: &Script, limit: crate::duration::Duration) ->
     time_limited(vec!["sh", "-c", &script.to_shell()], Some(limit))
 }
 
-/// Where a run's commands record their process groups on a host (`/run`: emptied at boot, with
+/// Where a run's commands record their sessions on a host (`/run`: emptied at boot, with
 /// the processes it names).
-pub const RUN_GROUPS_DIR: &str = "/run/kubewright";
+pub const RUN_SESSIONS_DIR: &str = "/run/kubewright";
 
 /// The environment variable naming the run a command belongs to, in each command's
-/// environment on the host: how [`stop_run_groups`] tells the run's process groups from
-/// another's that took a recorded number since.
+/// environment on the host: how [`stop_run_commands`] tells the run's sessions from another's
+/// that took a recorded number since.
 pub const RUN_MARK: &str = "KUBEWRIGHT_RUN";
 
-/// `script` in a session of its own on the host (`setsid`), its process group recorded under
-/// [`RUN_GROUPS_DIR`]`/RUN` while it runs, so that an aborted run can stop it there
-/// ([`stop_run_groups`]) instead of leaving it running behind a released lock. Standard input
+/// `script` in a session of its own on the host (`setsid`), the session recorded under
+/// [`RUN_SESSIONS_DIR`]`/RUN` while it runs, so that an aborted run can stop it there
+/// ([`stop_run_commands`]) instead of leaving it running behind a released lock. Standard input
 /// still reaches it. A host without `setsid` or a writable `/run` runs it as it is.
 pub fn in_own_session(script: &Script, run_id: &str) -> Script {
     const WRAP: &str = r#"run=$1
@@ -299,28 +299,44 @@ exec "$@""#;
     Script::new().cmd(["sh", "-c", WRAP, "sh", run_id, "sh", "-c", shell.as_str()])
 }
 
-/// Stops every command run `run_id` still has on the host: TERM to each recorded process
-/// group (only if its leader carries the run's mark), KILL after `grace_s` seconds, and waits
-/// until none is left. Exits 1 naming the groups still there.
-pub fn stop_run_groups(run_id: &str, grace_s: u64) -> Script {
+/// Stops every command run `run_id` still has on the host: TERM to every process of each
+/// recorded session (only if its leader, when still there, carries the run's mark), KILL after
+/// `grace_s` seconds, and waits until none is left. Exits 1 naming the sessions still there.
+///
+/// The whole session, not the leader's process group: `timeout` (every command's time limit)
+/// puts itself and the command in a process group of its own, so a signal to the leader's group
+/// would end the shell and leave kubeadm running under its `timeout`.
+pub fn stop_run_commands(run_id: &str, grace_s: u64) -> Script {
     const STOP: &str = r#"run=$1 grace=$2
 d=/run/kubewright/$run
 if [ ! -d "$d" ]; then exit 0; fi
-groups=
+sessions=
 for f in "$d"/cmd.*; do
   [ -f "$f" ] || continue
   g=$(cat "$f" 2>/dev/null) || continue
   case "$g" in ''|*[!0-9]*) continue ;; esac
   if [ -r "/proc/$g/environ" ] && ! grep -qxz "KUBEWRIGHT_RUN=$run" "/proc/$g/environ"; then continue; fi
-  groups="$groups $g"
-  kill -TERM "-$g" 2>/dev/null || true
+  sessions="$sessions $g"
 done
-alive() { left=; for g in $groups; do if kill -0 "-$g" 2>/dev/null; then left="$left $g"; fi; done; }
+# The processes of $sessions, from /proc/PID/stat: its 6th field, the 4th after the command
+# name (the fields after it are numbers and a state letter: nothing a glob would expand).
+members() {
+  pids=
+  for p in /proc/[0-9]*; do
+    { read -r stat < "$p/stat"; } 2>/dev/null || continue
+    set -- ${stat##*) }
+    for s in $sessions; do
+      if [ "${4:-}" = "$s" ]; then pids="$pids ${p#/proc/}"; fi
+    done
+  done
+}
+members
+if [ -n "$pids" ]; then kill -TERM $pids 2>/dev/null || true; fi
 i=0
-alive
-while [ -n "$left" ] && [ "$i" -lt "$grace" ]; do sleep 1; i=$((i + 1)); alive; done
-if [ -n "$left" ]; then for g in $left; do kill -KILL "-$g" 2>/dev/null || true; done; sleep 1; alive; fi
-if [ -n "$left" ]; then echo "process group(s)$left of run $run are still there" >&2; exit 1; fi
+members
+while [ -n "$pids" ] && [ "$i" -lt "$grace" ]; do sleep 1; i=$((i + 1)); members; done
+if [ -n "$pids" ]; then kill -KILL $pids 2>/dev/null || true; sleep 1; members; fi
+if [ -n "$pids" ]; then echo "process(es)$pids of run $run are still there" >&2; exit 1; fi
 rm -rf "$d""#;
     Script::new().cmd(["sh", "-c", STOP, "sh", run_id, &grace_s.to_string()])
 }

@@ -343,7 +343,7 @@ steps:
         assert!(Instant::now() < deadline, "the slow step never started");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    child.signal("-INT");
     let o = child.wait_with_output();
     assert_eq!(o.status.code(), Some(130), "{}", text(&o));
     assert!(text(&o).contains("stopping: no new work starts"), "{}", text(&o));

@@ -4,8 +4,6 @@
 //! nothing changed; then the cluster back at the snapshot's state on three control planes.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
-use std::process::Command;
-
 use kubewright_testbed::faults::{Fault, FaultAction};
 use kubewright_testbed::{Testbed, TestbedOptions};
 
@@ -187,7 +185,7 @@ fn a_restore_brings_back_the_snapshots_state_on_every_control_plane_and_bad_inpu
     while !parked("cp1") {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    child.signal("-INT");
     let o = child.wait_with_output();
     assert_eq!(o.status.code(), Some(130), "{}", output_text(&o));
     assert!(["cp1", "cp2", "cp3"].iter().all(|cp| parked(cp)), "the step that ran finished everywhere");

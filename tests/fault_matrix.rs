@@ -12,7 +12,6 @@
 //! and the journal resumable, and the next run converges (its plan then has nothing to do).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kubewright_testbed::Testbed;
@@ -59,11 +58,7 @@ fn with_host_lost_during(
     let hold = Fault { command_prefix: command.into(), action: FaultAction::Hang { seconds }, fired: false };
     bed.add_fault(host, hold).unwrap();
     let child = common::Background::spawn(&mut command_on(inventory, state, args));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !bed.exec(host, &format!("pgrep -f '^{command}' >/dev/null")).unwrap().status.success() {
-        assert!(Instant::now() < deadline, "`{command}` never ran on {host}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_for_command(bed, host, command, Duration::from_secs(60));
     match loss {
         Loss::Sshd => {
             bed.exec(host, "pkill -x sshd; rm -f /run/sshd.pid").unwrap();
@@ -170,12 +165,8 @@ fn sigterm_mid_install_lets_running_commands_finish_and_the_next_apply_resumes()
     let hold = Fault { command_prefix: "kubeadm init".into(), action: FaultAction::Hang { seconds: 3 }, fired: false };
     bed.add_fault("cp1", hold).unwrap();
     let child = common::Background::spawn(&mut bed_command(&bed, state.path(), &["apply", "--yes"]));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !bed.exec("cp1", "pgrep -f '^kubeadm init' >/dev/null").unwrap().status.success() {
-        assert!(Instant::now() < deadline, "kubeadm init never ran");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    common::wait_for_command(&bed, "cp1", "kubeadm init", Duration::from_secs(60));
+    child.signal("-TERM");
     let o = child.wait_with_output();
     let text = output_text(&o);
     assert_eq!(o.status.code(), Some(130), "{text}");
@@ -441,12 +432,8 @@ fn renewal_interrupted_by(signal: &str) {
     assert!(String::from_utf8_lossy(&before).starts_with("notAfter="), "{}", String::from_utf8_lossy(&before));
     let child =
         common::Background::spawn(&mut bed_command(&bed, state.path(), &["certs", "renew", "--force", "--yes"]));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !bed.exec("cp1", "pgrep -f '^kubeadm certs renew' >/dev/null").unwrap().status.success() {
-        assert!(Instant::now() < deadline, "kubeadm certs renew never ran");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    common::wait_for_command(&bed, "cp1", "kubeadm certs renew", Duration::from_secs(60));
+    child.signal(signal);
     let o = child.wait_with_output();
     let text = output_text(&o);
     assert_eq!(o.status.code(), Some(130), "{text}");
@@ -796,12 +783,8 @@ fn sigterm_during_an_upgrade_finishes_the_running_node_and_the_same_command_cont
         Fault { command_prefix: "kubeadm upgrade node".into(), action: FaultAction::Hang { seconds: 3 }, fired: false };
     bed.add_fault("cp2", hold).unwrap();
     let child = common::Background::spawn(&mut bed_command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]));
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while !bed.exec("cp2", "pgrep -f '^kubeadm upgrade node' >/dev/null").unwrap().status.success() {
-        assert!(Instant::now() < deadline, "kubeadm upgrade node never ran on cp2");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    common::wait_for_command(&bed, "cp2", "kubeadm upgrade node", Duration::from_secs(180));
+    child.signal("-TERM");
     let o = child.wait_with_output();
     let text = output_text(&o);
     assert_eq!(o.status.code(), Some(130), "{text}");
@@ -845,7 +828,7 @@ fn sigterm_during_a_restore_finishes_the_running_step_and_the_same_command_conti
         assert!(Instant::now() < deadline, "the restore never stopped cp1");
         std::thread::sleep(Duration::from_millis(100));
     }
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    child.signal("-TERM");
     let o = child.wait_with_output();
     assert_eq!(o.status.code(), Some(130), "{}", output_text(&o));
     assert!(["cp1", "cp2"].iter().all(|cp| parked(cp)), "the step that ran finished everywhere");

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kubewright_testbed::faults::{Fault, FaultAction};
 use kubewright_testbed::{Testbed, TestbedOptions};
@@ -48,19 +48,6 @@ fn apply(bed: &Testbed, state: &std::path::Path, transport: &str) -> Output {
     kubewright(bed, state, transport, &["apply", "--yes", "-o", "json"]).output().unwrap()
 }
 
-/// Wait until a process whose command line starts with `command` runs on `host`.
-fn wait_for_process(bed: &Testbed, host: &str, command: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let o = bed.exec(host, "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done").unwrap();
-        if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim_start().starts_with(command)) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "`{command}` never ran on {host}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn run(cell: Cell) {
     let mut opts = TestbedOptions::new(3);
     opts.control_planes = 2;
@@ -83,7 +70,7 @@ fn run(cell: Cell) {
                 cell.transport,
                 &["apply", "--yes", "-o", "json"],
             ));
-            wait_for_process(&bed, cell.host, cell.command);
+            common::wait_for_command(&bed, cell.host, cell.command, Duration::from_secs(60));
             match cell.fault {
                 Trouble::SshdKilled => {
                     bed.exec(cell.host, "pkill -x sshd; rm -f /run/sshd.pid").unwrap();

@@ -3,7 +3,7 @@
 //! mid-upgrade; Ctrl-C mid-batch; the no-op.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use kubewright_testbed::{Testbed, TestbedOptions};
 
@@ -330,7 +330,7 @@ fn a_worker_losing_sshd_or_the_run_its_ctrl_c_mid_upgrade_is_finished_by_the_nex
     let child = common::Background::spawn(&mut command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]));
     wait_for_event(&bed, "drain", "w1", since);
     wait_for_event(&bed, "drain", "w2", since);
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    child.signal("-INT");
     let o = child.wait_with_output();
     let text = output_text(&o);
     assert_eq!(o.status.code(), Some(130), "{text}");
@@ -411,13 +411,9 @@ fn ctrl_c_twice_during_a_hung_kubeadm_upgrade_apply_stops_it_on_the_host_and_the
     let running =
         |bed: &Testbed| bed.exec("cp1", "pgrep -f '^kubeadm upgrade apply' >/dev/null").unwrap().status.success();
     let child = common::Background::spawn(&mut command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
-    while !running(&bed) {
-        assert!(std::time::Instant::now() < deadline, "kubeadm upgrade apply never started");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    common::wait_for_command(&bed, "cp1", "kubeadm upgrade apply", std::time::Duration::from_secs(180));
     for _ in 0..2 {
-        Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+        child.signal("-INT");
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
     let started = std::time::Instant::now();

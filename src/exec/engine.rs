@@ -173,7 +173,7 @@ pub struct Engine<'a, C: Connect> {
     redactor: &'a Redactor,
     events: &'a (dyn Fn(Event) + Sync),
     stop: &'a StopSignal,
-    /// Names this run's commands on the hosts (their process groups).
+    /// Names this run's commands on the hosts (their sessions).
     run_id: String,
     /// The values placeholders in files are completed with; a CA pin is learned mid-run.
     secrets: Mutex<Secrets>,
@@ -283,12 +283,12 @@ impl<'a, C: Connect> Engine<'a, C> {
         self.unknown.lock().map(|u| u.clone()).unwrap_or_default()
     }
 
-    /// After an abort: stop every command this run still has on the hosts (TERM to its process
-    /// group, KILL after [`ABORT_GRACE_S`]) and wait until they are gone. The hosts where that
+    /// After an abort: stop every command this run still has on the hosts (TERM to every
+    /// process of its session, KILL after [`ABORT_GRACE_S`]) and wait until they are gone. The hosts where that
     /// could not be made sure are returned with why (a command may still run there).
     pub async fn stop_remote_commands(&self) -> BTreeMap<String, String> {
         let hosts: Vec<(String, String)> = self.open_hosts().into_iter().map(|h| (h.clone(), h)).collect();
-        let script = crate::script::stop_run_groups(&self.run_id, ABORT_GRACE_S);
+        let script = crate::script::stop_run_commands(&self.run_id, ABORT_GRACE_S);
         let limit = Duration::from_secs(ABORT_GRACE_S + 20);
         let outcomes = for_each_host(hosts, self.concurrency, |host| {
             let script = &script;

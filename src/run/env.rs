@@ -29,7 +29,7 @@ pub struct RunEnv {
     pub state_dir: PathBuf,
     /// When the run started (Unix seconds, the bastion's clock).
     pub now: u64,
-    /// This run's id: in the journal, the lock, and its commands' process groups on the hosts.
+    /// This run's id: in the journal, the lock, and its commands' sessions on the hosts.
     pub run_id: String,
     pub transport: TransportKind,
     pub accept_new_host_keys: bool,

@@ -237,90 +237,57 @@ pub fn upload_result(target: &Target, path: &str, out: Output) -> Result<(), Tra
     Ok(())
 }
 
-/// A borrowed session is a session: lets the lock and the executor share one connection.
-impl<T: Transport> Transport for &T {
-    fn target(&self) -> &Target {
-        (**self).target()
-    }
+/// Implements [`Transport`] for a wrapper of a session by handing every call to the session.
+macro_rules! forward_transport {
+    ($($wrapper:tt)*) => {
+        impl<T: Transport> Transport for $($wrapper)* {
+            fn target(&self) -> &Target {
+                (**self).target()
+            }
 
-    async fn run_streaming(
-        &self,
-        script: &Script,
-        on_line: &mut (dyn FnMut(OutputStream, &str) + Send),
-    ) -> Result<Output, TransportError> {
-        (**self).run_streaming(script, on_line).await
-    }
+            async fn run_streaming(
+                &self,
+                script: &Script,
+                on_line: &mut (dyn FnMut(OutputStream, &str) + Send),
+            ) -> Result<Output, TransportError> {
+                (**self).run_streaming(script, on_line).await
+            }
 
-    async fn run_with_input(&self, script: &Script, input: &[u8]) -> Result<Output, TransportError> {
-        (**self).run_with_input(script, input).await
-    }
+            async fn run_with_input(&self, script: &Script, input: &[u8]) -> Result<Output, TransportError> {
+                (**self).run_with_input(script, input).await
+            }
 
-    async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError> {
-        (**self).upload(path, data, mode, owner).await
-    }
+            async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError> {
+                (**self).upload(path, data, mode, owner).await
+            }
 
-    async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {
-        (**self).download(path).await
-    }
+            async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {
+                (**self).download(path).await
+            }
 
-    async fn upload_file(
-        &self,
-        path: &str,
-        source: &std::path::Path,
-        sha256: &str,
-        mode: u32,
-        owner: &str,
-    ) -> Result<(), TransportError> {
-        (**self).upload_file(path, source, sha256, mode, owner).await
-    }
+            async fn upload_file(
+                &self,
+                path: &str,
+                source: &std::path::Path,
+                sha256: &str,
+                mode: u32,
+                owner: &str,
+            ) -> Result<(), TransportError> {
+                (**self).upload_file(path, source, sha256, mode, owner).await
+            }
 
-    async fn download_to(&self, path: &str, dest: &std::path::Path) -> Result<(), TransportError> {
-        (**self).download_to(path, dest).await
-    }
+            async fn download_to(&self, path: &str, dest: &std::path::Path) -> Result<(), TransportError> {
+                (**self).download_to(path, dest).await
+            }
+        }
+    };
 }
 
-/// A shared session is a session: the executor's sessions are shared by its hosts' work, the
-/// lock and its heartbeat.
-impl<T: Transport> Transport for std::sync::Arc<T> {
-    fn target(&self) -> &Target {
-        (**self).target()
-    }
-
-    async fn run_streaming(
-        &self,
-        script: &Script,
-        on_line: &mut (dyn FnMut(OutputStream, &str) + Send),
-    ) -> Result<Output, TransportError> {
-        (**self).run_streaming(script, on_line).await
-    }
-
-    async fn run_with_input(&self, script: &Script, input: &[u8]) -> Result<Output, TransportError> {
-        (**self).run_with_input(script, input).await
-    }
-
-    async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError> {
-        (**self).upload(path, data, mode, owner).await
-    }
-
-    async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {
-        (**self).download(path).await
-    }
-
-    async fn upload_file(
-        &self,
-        path: &str,
-        source: &std::path::Path,
-        sha256: &str,
-        mode: u32,
-        owner: &str,
-    ) -> Result<(), TransportError> {
-        (**self).upload_file(path, source, sha256, mode, owner).await
-    }
-
-    async fn download_to(&self, path: &str, dest: &std::path::Path) -> Result<(), TransportError> {
-        (**self).download_to(path, dest).await
-    }
-}
+// A borrowed session is a session: lets the lock and the executor share one connection.
+forward_transport!(&T);
+// A shared session is a session: the executor's sessions are shared by its hosts' work, the
+// lock and its heartbeat.
+forward_transport!(std::sync::Arc<T>);
 
 /// Refuse an output that is sudo asking for a password (`sudo -n` exits 1 with this text).
 pub fn refuse_sudo_prompt(target: &Target, out: Output) -> Result<Output, TransportError> {

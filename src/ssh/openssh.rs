@@ -335,8 +335,14 @@ fn unread_key(why: &str) -> String {
 }
 
 impl OpensshTransport {
-    /// Run a remote command line with `input` on its stdin.
-    async fn piped(&self, command: &str, input: &[u8]) -> Result<Output, TransportError> {
+    /// Run a remote command line with `input` copied to its stdin in pieces (an uploaded file
+    /// is never all in memory); `what` names the input in errors.
+    async fn piped(
+        &self,
+        command: &str,
+        mut input: impl tokio::io::AsyncRead + Unpin,
+        what: &str,
+    ) -> Result<Output, TransportError> {
         use tokio::io::AsyncWriteExt;
         let mut child = self
             .session
@@ -348,7 +354,9 @@ impl OpensshTransport {
             .await
             .map_err(|e| self.exec_error(e))?;
         let mut stdin = child.stdin().take().ok_or_else(|| self.exec_error("no stdin"))?;
-        stdin.write_all(input).await.map_err(|e| self.exec_error(e))?;
+        tokio::io::copy(&mut input, &mut stdin)
+            .await
+            .map_err(|e| self.exec_error(format!("{what} interrupted: {e}")))?;
         stdin.shutdown().await.map_err(|e| self.exec_error(e))?;
         drop(stdin);
         let out = child.wait_with_output().await.map_err(|e| self.exec_error(e))?;
@@ -414,7 +422,7 @@ impl Transport for OpensshTransport {
     }
 
     async fn run_with_input(&self, script: &Script, input: &[u8]) -> Result<Output, TransportError> {
-        self.piped(&self.target.wrap(script), input).await
+        self.piped(&self.target.wrap(script), input, "the command's input").await
     }
 
     async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {
@@ -440,33 +448,11 @@ impl Transport for OpensshTransport {
         mode: u32,
         owner: &str,
     ) -> Result<(), TransportError> {
-        use tokio::io::AsyncWriteExt;
-        let mut file = tokio::fs::File::open(source)
+        let file = tokio::fs::File::open(source)
             .await
             .map_err(|e| self.exec_error(format!("cannot read {}: {e}", source.display())))?;
         let script = Script::new().cmd(["sh", "-c", super::upload_script_checked(path, mode, owner, sha256).as_str()]);
-        let mut child = self
-            .session
-            .raw_command(self.target.wrap(&script))
-            .stdin(openssh::Stdio::piped())
-            .stdout(openssh::Stdio::piped())
-            .stderr(openssh::Stdio::piped())
-            .spawn()
-            .await
-            .map_err(|e| self.exec_error(e))?;
-        let mut stdin = child.stdin().take().ok_or_else(|| self.exec_error("no stdin"))?;
-        // In pieces, from the file to the pipe: never the whole file in memory.
-        tokio::io::copy(&mut file, &mut stdin)
-            .await
-            .map_err(|e| self.exec_error(format!("upload of {path} interrupted: {e}")))?;
-        stdin.shutdown().await.map_err(|e| self.exec_error(e))?;
-        drop(stdin);
-        let out = child.wait_with_output().await.map_err(|e| self.exec_error(e))?;
-        let out = self.check_sudo(Output {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })?;
+        let out = self.piped(&self.target.wrap(&script), file, &format!("the upload of {path}")).await?;
         super::upload_result(&self.target, path, out)
     }
 

@@ -238,6 +238,11 @@ impl Background {
         self.child.id()
     }
 
+    /// Send `signal` ("-INT", "-TERM") to the command.
+    pub fn signal(&self, signal: &str) {
+        assert!(Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap().success());
+    }
+
     /// Whether the command has exited (without waiting).
     pub fn has_exited(&mut self) -> bool {
         self.child.try_wait().unwrap().is_some()
@@ -253,5 +258,16 @@ impl Background {
             bytes
         };
         Output { status, stdout: read(&mut self.stdout), stderr: read(&mut self.stderr) }
+    }
+}
+
+/// Wait, at most `limit`, until a process whose command line starts with `command` runs on
+/// `host` (a simulated kubeadm held up by a `hang` fault, to be caught in the act).
+pub fn wait_for_command(bed: &kubewright_testbed::Testbed, host: &str, command: &str, limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    let running = format!("pgrep -f {} >/dev/null", kubewright::script::quote(&format!("^{command}")));
+    while !bed.exec(host, &running).unwrap().status.success() {
+        assert!(std::time::Instant::now() < deadline, "`{command}` did not run on {host} within {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
