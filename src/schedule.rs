@@ -104,9 +104,14 @@ impl Schedule<'_> {
              Environment={home}\n\
              Environment={state}\n\
              ExecStart={exec}\n\
-             # A renewal restarts control planes one at a time; give it time, then stop it cleanly.\n\
+             # A renewal restarts control planes one at a time; give it time, then stop it cleanly:\n\
+             # SIGINT to kubewright alone, as a first Ctrl-C (the running host finishes, nothing new\n\
+             # starts, the lock is released). Its ssh connections must outlive that signal, so not to\n\
+             # the whole group (KillMode=mixed); whatever is left after 10 minutes is killed.\n\
              TimeoutStartSec=2h\n\
              KillSignal=SIGINT\n\
+             KillMode=mixed\n\
+             TimeoutStopSec=10min\n\
              Nice=10\n",
             cluster = self.cluster,
             user = self.user.replace('%', "%%"),
@@ -206,6 +211,17 @@ mod tests {
         assert!(cron.contains(r"KUBEWRIGHT_STATE_DIR='/srv/state $X\ 5\%' "), "{cron}");
         let fields: Vec<u32> = cron.split(' ').take(2).map(|f| f.parse().unwrap()).collect();
         assert!(fields[0] < 60 && (1..=5).contains(&fields[1]), "a night-time minute and hour: {cron}");
+    }
+
+    /// Stopping the service is a first Ctrl-C to kubewright alone: its ssh connections (the
+    /// openssh transport's masters are its children) outlive the signal, so the running host
+    /// finishes and the lock is released, instead of every host's state left unknown.
+    #[test]
+    fn a_stopped_renewal_is_interrupted_like_a_first_ctrl_c_not_killed() {
+        let service = schedule("/srv/inv.yaml", "/srv/state").service().unwrap();
+        for line in ["KillSignal=SIGINT", "KillMode=mixed", "TimeoutStopSec=10min"] {
+            assert!(service.lines().any(|l| l == line), "{line}: {service}");
+        }
     }
 
     #[test]

@@ -266,8 +266,9 @@ pub fn time_limited_script(script: &Script, limit: crate::duration::Duration) ->
     time_limited(vec!["sh", "-c", &script.to_shell()], Some(limit))
 }
 
-/// Where a run's commands record their sessions on a host (`/run`: emptied at boot, with
-/// the processes it names).
+/// Where a run's commands record their sessions on a host (`/run`: emptied at boot, with the
+/// processes it names). A login that cannot write there (no root, no sudo) records them under
+/// its home directory instead.
 pub const RUN_SESSIONS_DIR: &str = "/run/kubewright";
 
 /// The environment variable naming the run a command belongs to, in each command's
@@ -275,70 +276,125 @@ pub const RUN_SESSIONS_DIR: &str = "/run/kubewright";
 /// that took a recorded number since.
 pub const RUN_MARK: &str = "KUBEWRIGHT_RUN";
 
+/// Both scripts below find the run's directory the same way: `$1` is the run id.
+const RUN_DIR: &str = r#"run=$1
+d=$RUN_SESSIONS_DIR/$run
+if ! mkdir -p -m 0700 "$d" 2>/dev/null; then
+  d=$HOME/.kubewright/run/$run
+  if ! mkdir -p -m 0700 "$d"; then
+    echo "cannot make $d, where kubewright records the session of each command it runs" >&2
+    exit 125
+  fi
+fi
+"#;
+
+/// Shell functions over the sessions recorded in `$d` for run `$run`: `look` adds those
+/// recorded since it last looked to `$sessions` (and lists them in `$fresh`); `members LIST`
+/// sets `$pids` to the processes of the sessions in LIST.
+const SESSIONS: &str = r#"sessions= fresh=
+look() {
+  fresh=
+  for f in "$d"/cmd.*; do
+    [ -f "$f" ] || continue
+    g=$(cat "$f" 2>/dev/null) || continue
+    case "$g" in ''|*[!0-9]*) continue ;; esac
+    case " $sessions " in *" $g "*) continue ;; esac
+    if [ -r "/proc/$g/environ" ] && ! grep -qxz "$RUN_MARK=$run" "/proc/$g/environ"; then continue; fi
+    sessions="$sessions $g" fresh="$fresh $g"
+  done
+}
+# From /proc/PID/stat: the session is its 6th field, the 4th after the command name (the
+# fields after that are numbers and a state letter: nothing a glob expands).
+members() {
+  pids= of=$1
+  for p in /proc/[0-9]*; do
+    { read -r stat < "$p/stat"; } 2>/dev/null || continue
+    set -- ${stat##*) }
+    for s in $of; do
+      if [ "${4:-}" = "$s" ]; then pids="$pids ${p#/proc/}"; fi
+    done
+  done
+}
+"#;
+
 /// `script` in a session of its own on the host (`setsid`), the session recorded under
 /// [`RUN_SESSIONS_DIR`]`/RUN` while it runs, so that an aborted run can stop it there
 /// ([`stop_run_commands`]) instead of leaving it running behind a released lock. Standard input
-/// still reaches it. A host without `setsid` or a writable `/run` runs it as it is.
+/// still reaches it. A command of a run already stopped on the host does not start; a host
+/// without `setsid` (util-linux) runs nothing, rather than something no stop could reach.
 pub fn in_own_session(script: &Script, run_id: &str) -> Script {
-    const WRAP: &str = r#"run=$1
-shift
-d=/run/kubewright/$run
-if command -v setsid >/dev/null 2>&1 && mkdir -p -m 0700 "$d" 2>/dev/null; then
-  f="$d/cmd.$$"
-  exec 3<&0
-  setsid env "KUBEWRIGHT_RUN=$run" sh -c 'echo $$ > "$0"; exec "$@"' "$f" "$@" 0<&3 3<&- &
-  pid=$!
-  exec 3<&-
-  wait "$pid"
-  rc=$?
-  rm -f "$f"
-  exit "$rc"
+    const WRAP: &str = r#"shift
+if [ -e "$d/stopped" ]; then echo "run $run was stopped on this host: this command did not start" >&2; exit 143; fi
+if ! command -v setsid >/dev/null 2>&1; then
+  echo "setsid is not installed (package util-linux): kubewright runs each command in a session of its own, so that a stopped run can stop it" >&2
+  exit 127
 fi
-exec "$@""#;
+f="$d/cmd.$$"
+exec 3<&0
+setsid -w env "$RUN_MARK=$run" sh -c 'echo $$ > "$0"; exec "$@"' "$f" "$@" 0<&3 3<&- &
+pid=$!
+exec 3<&-
+wait "$pid"
+rc=$?
+rm -f "$f"
+exit "$rc""#;
     let shell = script.to_shell();
-    Script::new().cmd(["sh", "-c", WRAP, "sh", run_id, "sh", "-c", shell.as_str()])
+    let wrap = format!("{}{RUN_DIR}{WRAP}", settings());
+    Script::new().cmd(["sh", "-c", wrap.as_str(), "sh", run_id, "sh", "-c", shell.as_str()])
 }
 
 /// Stops every command run `run_id` still has on the host: TERM to every process of each
 /// recorded session (only if its leader, when still there, carries the run's mark), KILL after
-/// `grace_s` seconds, and waits until none is left. Exits 1 naming the sessions still there.
+/// `grace_s` seconds, and waits until none is left. Exits 1 naming the processes still there.
+/// The run is marked stopped on the host first: a command whose start crossed the stop does
+/// not start, or, recorded a moment later, is found by the next look a second on.
 ///
 /// The whole session, not the leader's process group: `timeout` (every command's time limit)
 /// puts itself and the command in a process group of its own, so a signal to the leader's group
 /// would end the shell and leave kubeadm running under its `timeout`.
 pub fn stop_run_commands(run_id: &str, grace_s: u64) -> Script {
-    const STOP: &str = r#"run=$1 grace=$2
-d=/run/kubewright/$run
-if [ ! -d "$d" ]; then exit 0; fi
-sessions=
-for f in "$d"/cmd.*; do
-  [ -f "$f" ] || continue
-  g=$(cat "$f" 2>/dev/null) || continue
-  case "$g" in ''|*[!0-9]*) continue ;; esac
-  if [ -r "/proc/$g/environ" ] && ! grep -qxz "KUBEWRIGHT_RUN=$run" "/proc/$g/environ"; then continue; fi
-  sessions="$sessions $g"
-done
-# The processes of $sessions, from /proc/PID/stat: its 6th field, the 4th after the command
-# name (the fields after it are numbers and a state letter: nothing a glob would expand).
-members() {
-  pids=
-  for p in /proc/[0-9]*; do
-    { read -r stat < "$p/stat"; } 2>/dev/null || continue
-    set -- ${stat##*) }
-    for s in $sessions; do
-      if [ "${4:-}" = "$s" ]; then pids="$pids ${p#/proc/}"; fi
-    done
-  done
-}
-members
-if [ -n "$pids" ]; then kill -TERM $pids 2>/dev/null || true; fi
+    const STOP: &str = r#"grace=$2
+: > "$d/stopped"
+# TERM to each session as it is found, looking again each second (at least once) until none
+# is left or the grace is over; then KILL.
 i=0
-members
-while [ -n "$pids" ] && [ "$i" -lt "$grace" ]; do sleep 1; i=$((i + 1)); members; done
-if [ -n "$pids" ]; then kill -KILL $pids 2>/dev/null || true; sleep 1; members; fi
-if [ -n "$pids" ]; then echo "process(es)$pids of run $run are still there" >&2; exit 1; fi
-rm -rf "$d""#;
-    Script::new().cmd(["sh", "-c", STOP, "sh", run_id, &grace_s.to_string()])
+while :; do
+  look
+  members "$fresh"
+  if [ -n "$pids" ]; then kill -TERM $pids 2>/dev/null || true; fi
+  members "$sessions"
+  if [ -z "$pids" ] && [ "$i" -ge 1 ]; then break; fi
+  if [ "$i" -ge "$grace" ]; then break; fi
+  sleep 1
+  i=$((i + 1))
+done
+if [ -n "$pids" ]; then kill -KILL $pids 2>/dev/null || true; sleep 1; members "$sessions"; fi
+if [ -n "$pids" ]; then echo "process(es)$pids of run $run are still there" >&2; exit 1; fi"#;
+    let stop = format!("{}{RUN_DIR}{SESSIONS}{STOP}", settings());
+    Script::new().cmd(["sh", "-c", stop.as_str(), "sh", run_id, &grace_s.to_string()])
+}
+
+/// Lists, one per line as `PID COMMAND LINE`, the processes of the commands run `run_id` still
+/// has on the host (none when it never ran one here). Changes nothing.
+pub fn run_commands_left(run_id: &str) -> Script {
+    const LIST: &str = r#"run=$1
+d=$RUN_SESSIONS_DIR/$run
+if [ ! -d "$d" ]; then d=$HOME/.kubewright/run/$run; fi
+if [ ! -d "$d" ]; then exit 0; fi
+"#;
+    const PRINT: &str = r#"look
+members "$sessions"
+for p in $pids; do
+  line=$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null) || continue
+  echo "$p $line"
+done"#;
+    let list = format!("{}{LIST}{SESSIONS}{PRINT}", settings());
+    Script::new().cmd(["sh", "-c", list.as_str(), "sh", run_id])
+}
+
+/// The constants the run-session scripts share, as shell assignments.
+fn settings() -> String {
+    format!("RUN_SESSIONS_DIR={}\nRUN_MARK={RUN_MARK}\n", quote(RUN_SESSIONS_DIR))
 }
 
 /// The line a script with an EXIT trap needs for that trap to run when the script is stopped:
@@ -348,6 +404,85 @@ pub const EXIT_ON_SIGNAL: &str = "trap 'exit 143' HUP INT TERM";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run-session script with its directory in `dir` instead of the host's /run, run here.
+    fn run_here(script: &Script, dir: &std::path::Path) -> std::process::Command {
+        let shell = script.to_shell().replace(
+            &format!("RUN_SESSIONS_DIR={RUN_SESSIONS_DIR}"),
+            &format!("RUN_SESSIONS_DIR={}", quote(dir.to_str().unwrap())),
+        );
+        let mut command = std::process::Command::new("sh");
+        command.arg("-c").arg(shell).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        command
+    }
+
+    /// The pids of `sleep SECONDS` processes.
+    fn sleeping(seconds: &str) -> Vec<String> {
+        let wanted = format!("sleep\0{seconds}\0");
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| {
+                let pid = e.ok()?.file_name().into_string().ok()?;
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                (cmdline == wanted.as_bytes()).then_some(pid)
+            })
+            .collect()
+    }
+
+    /// Issue 18: a stopped run's command under `timeout` (which moves itself and the command
+    /// into a process group of their own) is stopped with its whole session; a command of the
+    /// run that starts after the stop does not run.
+    #[test]
+    fn a_stop_ends_the_whole_session_of_a_command_under_timeout_and_bars_late_starters() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = format!("test-{}", std::process::id());
+        // A duration no other test sleeps, to find the process by.
+        let seconds = format!("60.{}", std::process::id());
+        let sleeper = Script::new().cmd(["sleep", seconds.as_str()]);
+        let limited = time_limited_script(&sleeper, crate::duration::Duration::from_secs(120));
+        let mut command = run_here(&in_own_session(&limited, &run), dir.path()).spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while sleeping(&seconds).is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the command never started");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let left = |run: &str| {
+            let out = run_here(&run_commands_left(run), dir.path()).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert!(left(&run).lines().any(|l| l.ends_with(&format!(" sleep {seconds} "))), "{}", left(&run));
+        assert_eq!(left("another-run"), "", "another run's commands are not this run's");
+        let stop = run_here(&stop_run_commands(&run, 5), dir.path()).output().unwrap();
+        assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+        assert_eq!(sleeping(&seconds), Vec::<String>::new(), "the command under timeout is gone");
+        assert_eq!(left(&run), "");
+        let status = command.wait().unwrap();
+        assert!(!status.success(), "the stopped command failed: {status:?}");
+
+        let late = Script::new().cmd(["echo", "late starter ran"]);
+        let out = run_here(&in_own_session(&late, &run), dir.path()).output().unwrap();
+        assert_eq!(out.status.code(), Some(143));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("was stopped on this host"));
+    }
+
+    /// A command's standard input and exit code pass through its session wrapper.
+    #[test]
+    fn a_command_in_its_own_session_keeps_its_input_and_exit_code() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let script = Script::new().cmd(["sh", "-c", "cat; exit 7"]);
+        let mut child = run_here(&in_own_session(&script, "test-io"), dir.path())
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"to the command\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "to the command\n");
+        assert_eq!(std::fs::read_dir(dir.path().join("test-io")).unwrap().count(), 0, "its record removed");
+    }
 
     #[test]
     fn quotes_only_what_needs_it() {

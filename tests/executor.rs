@@ -335,7 +335,7 @@ fn an_abort_abandons_running_commands_and_then_stops_them_on_their_hosts() {
     assert!(unknown.is_empty(), "{unknown:?}");
     let last = hosts.transcript().pop().unwrap();
     assert!(
-        last.starts_with("cp1: sh -c 'run=$1 grace=$2...' sh run-9 10"),
-        "the run's process groups are stopped: {last}"
+        last == "cp1: stop the commands of run run-9 (TERM, KILL after 10s)",
+        "the run's commands are stopped on the host: {last}"
     );
 }

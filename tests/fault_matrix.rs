@@ -43,7 +43,8 @@ enum Loss {
 
 /// Start kubewright with `args` on `inventory`, wait until `command` runs on `host`, take the
 /// host away as `loss` says, and return what kubewright printed when it ended (the host back
-/// afterwards).
+/// afterwards, and `command` no longer running there: a run of `args` while it still runs is
+/// refused).
 fn with_host_lost_during(
     bed: &Testbed,
     state: &std::path::Path,
@@ -72,6 +73,13 @@ fn with_host_lost_during(
         Loss::Link => bed.link_up(host).unwrap(),
     }
     bed.wait_ssh(host, Duration::from_secs(20)).unwrap();
+    match loss {
+        // The lost run's command is still held up there: the next run does not start another.
+        Loss::Sshd => common::a_command_left_running_refuses_the_next_run(bed, host, command, || {
+            kubewright_with(inventory, state, args)
+        }),
+        Loss::Link => common::wait_until_gone(bed, host, command, Duration::from_secs(30)),
+    }
     o
 }
 

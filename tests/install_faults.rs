@@ -98,6 +98,16 @@ fn run(cell: Cell) {
         Trouble::FailsOnce(_) => {}
     }
     bed.wait_ssh(cell.host, Duration::from_secs(20)).unwrap();
+    match cell.fault {
+        // The lost run's command is still held up there: the next run does not start another.
+        Trouble::SshdKilled => {
+            common::a_command_left_running_refuses_the_next_run(&bed, cell.host, cell.command, || {
+                apply(&bed, state.path(), cell.transport)
+            })
+        }
+        Trouble::LinkCut => common::wait_until_gone(&bed, cell.host, cell.command, Duration::from_secs(30)),
+        Trouble::FailsOnce(_) => {}
+    }
     let again = apply(&bed, state.path(), cell.transport);
     assert_eq!(again.status.code(), Some(0), "{}", output_text(&again));
     let cluster = bed.cluster_state();

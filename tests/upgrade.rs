@@ -320,6 +320,11 @@ fn a_worker_losing_sshd_or_the_run_its_ctrl_c_mid_upgrade_is_finished_by_the_nex
     assert!(!bed.cluster_state().nodes["w1"].unschedulable, "{text}");
     bed.start_sshd("w1").unwrap();
     bed.clear_faults("w1").unwrap();
+    bed.wait_ssh("w1", std::time::Duration::from_secs(20)).unwrap();
+    // Its kubeadm still runs there (held up): the next run does not start another beside it.
+    common::a_command_left_running_refuses_the_next_run(&bed, "w1", "kubeadm upgrade node", || {
+        kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"])
+    });
 
     // Ctrl-C while w2 (the next batch) runs its kubeadm (held up 5 s so the signal lands
     // there): w2 finishes, w3 does not start.

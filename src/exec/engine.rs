@@ -27,7 +27,7 @@ use crate::plan::{Action, FileWrite, HostPlan, Plan, PlannedStep};
 use crate::playbook::Rollout;
 use crate::redact::Redactor;
 use crate::render::Secrets;
-use crate::script::Script;
+use crate::script::{REMOTE_KILL_GRACE_SECS, Script};
 use crate::ssh::{Connect, OutputStream, Target, Transport, TransportError};
 
 /// How often a wait asks again.
@@ -40,9 +40,6 @@ const ATTEMPT_LIMIT_S: u64 = 30;
 /// The longest a read-only check of the engine's own may take (the kubeadm-config, the
 /// renewed certificates, the budgets behind a blocked drain, a drain's mark).
 const CHECK_LIMIT: Duration = Duration::from_secs(60);
-
-/// How long an aborted run's commands get between TERM and KILL on their host.
-pub const ABORT_GRACE_S: u64 = 10;
 
 /// How many hosts at once within a parallel step, unless `--concurrency` says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 64;
@@ -71,16 +68,17 @@ chown "$owner" "$f"
 sh -c "$commands""#;
 
 /// Several commands as one script, so that a host step costs one round trip: each part runs in
-/// order and the first failing one ends the script with its exit code, after naming itself
-/// on stderr (the engine turns the markers back into progress and the failing command).
-pub fn batch(parts: &[(String, Script)]) -> Script {
+/// order, each under its own time `limit` (the step's limit is per command, however many the
+/// step batches), and the first failing one ends the script with its exit code, after naming
+/// itself on stderr (the engine turns the markers back into progress and the failing command).
+pub fn batch(parts: &[(String, Script)], limit: Duration) -> Script {
     let mut text = String::new();
     for (n, (_, script)) in parts.iter().enumerate() {
         // Each part in its own `sh -eu`: errexit holds inside it, which it would not in a
         // compound list on the left of `||`.
         text.push_str(&format!(
             "printf '%s\\n' {PART_STARTED}{n} >&2\nsh -euc {} || {{ kubewright_rc=$?; printf '%s\\n' {PART_FAILED}{n} >&2; exit \"$kubewright_rc\"; }}\n",
-            crate::script::quote(&script.to_shell())
+            crate::script::quote(&crate::script::time_limited_script(script, limit).to_shell())
         ));
     }
     Script::new().cmd(["sh", "-c", text.as_str()])
@@ -284,12 +282,13 @@ impl<'a, C: Connect> Engine<'a, C> {
     }
 
     /// After an abort: stop every command this run still has on the hosts (TERM to every
-    /// process of its session, KILL after [`ABORT_GRACE_S`]) and wait until they are gone. The hosts where that
-    /// could not be made sure are returned with why (a command may still run there).
+    /// process of its session, KILL as long after as a timed-out command gets) and wait until
+    /// they are gone. The hosts where that could not be made sure are returned with why (a
+    /// command may still run there).
     pub async fn stop_remote_commands(&self) -> BTreeMap<String, String> {
         let hosts: Vec<(String, String)> = self.open_hosts().into_iter().map(|h| (h.clone(), h)).collect();
-        let script = crate::script::stop_run_commands(&self.run_id, ABORT_GRACE_S);
-        let limit = Duration::from_secs(ABORT_GRACE_S + 20);
+        let script = crate::script::stop_run_commands(&self.run_id, REMOTE_KILL_GRACE_SECS);
+        let limit = Duration::from_secs(REMOTE_KILL_GRACE_SECS + 20);
         let outcomes = for_each_host(hosts, self.concurrency, |host| {
             let script = &script;
             async move {
@@ -319,6 +318,35 @@ impl<'a, C: Connect> Engine<'a, C> {
             unknown.entry(host).or_insert_with(|| "its connection failed while a command ran".into());
         }
         unknown
+    }
+
+    /// What commands of another run (`run_id`, one whose process is gone) still run on
+    /// `hosts`: each host where some do, with their processes (`PID COMMAND LINE`), or where
+    /// that cannot be told, with why.
+    pub async fn commands_left_by(
+        &self,
+        run_id: &str,
+        hosts: Vec<String>,
+    ) -> BTreeMap<String, Result<Vec<String>, String>> {
+        let script = crate::script::run_commands_left(run_id);
+        let items: Vec<(String, String)> = hosts.into_iter().map(|h| (h.clone(), h)).collect();
+        let outcomes = for_each_host(items, self.concurrency, |host| {
+            let script = &script;
+            async move {
+                let session = self.session(&host).await.map_err(|e| e.to_string())?;
+                match super::run_limited(session.as_ref(), script, CHECK_LIMIT).await {
+                    Ok(out) if out.success() => Ok(out.stdout.lines().map(str::to_string).collect::<Vec<_>>()),
+                    Ok(out) => Err(format!("its processes could not be listed: {}", out.stderr.trim())),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        })
+        .await;
+        outcomes
+            .into_iter()
+            .filter(|o| o.result.as_ref().map_or(true, |left| !left.is_empty()))
+            .map(|o| (o.host, o.result))
+            .collect()
     }
 
     /// Close every open session.
@@ -507,7 +535,9 @@ impl<'a, C: Connect> Engine<'a, C> {
                 Work::Commands { parts, file, rollback, .. } => {
                     self.run_commands(step, host, on, session.as_ref(), parts, *file, *rollback, limit).await?
                 }
-                Work::One { action, .. } => self.run_action(&step.id, host, session.as_ref(), action, limit).await?,
+                Work::One { action, .. } => {
+                    self.run_action(&step.id, host, on, session.as_ref(), action, limit).await?
+                }
             }
         }
         Ok(())
@@ -533,8 +563,8 @@ impl<'a, C: Connect> Engine<'a, C> {
         let what = self.redactor.redact(&descriptions.join("; "));
         let batched = parts.len() > 1;
         let mut script = match parts {
-            [(_, one)] => one.clone(),
-            _ => batch(parts),
+            [(_, one)] => crate::script::time_limited_script(one, limit),
+            _ => batch(parts, limit),
         };
         let mut input: Option<Vec<u8>> = None;
         if let Some(f) = file {
@@ -561,7 +591,7 @@ impl<'a, C: Connect> Engine<'a, C> {
             script = Script::new().cmd(["sh", "-c", &format!("{SECRET_PRELUDE}\n{}", script.to_shell())]);
             input = Some(values.into_bytes());
         }
-        let script = crate::script::in_own_session(&crate::script::time_limited_script(&script, limit), &self.run_id);
+        let script = crate::script::in_own_session(&script, &self.run_id);
         if !batched {
             self.emit(Event::Operation {
                 step: step_id.into(),
@@ -614,10 +644,7 @@ impl<'a, C: Connect> Engine<'a, C> {
         let out = match within_backstop(host, limit, parts.len() as u64, command).await {
             Ok(out) => out,
             Err(e) => {
-                // The command may still run there: the run cannot say it is over.
-                if let Ok(mut u) = self.unknown.lock() {
-                    u.insert(on.to_string());
-                }
+                self.note_cut_off(on, &e);
                 return Err(self.failure(step_id, host, Some(&what), e.to_string(), e.hint()));
             }
         };
@@ -666,16 +693,23 @@ impl<'a, C: Connect> Engine<'a, C> {
     }
 
     /// An action that is not a command, on `session`.
+    /// One action on `session`, the host's own or `on`'s (a forwarded action).
     async fn run_action(
         &self,
         step: &str,
         host: &str,
+        on: &str,
         session: &C::Session,
         action: &Action,
         limit: Duration,
     ) -> Result<(), HostFailure> {
         let transport_failure =
             |e: TransportError, command: Option<&str>| self.failure(step, host, command, e.to_string(), e.hint());
+        // For what changes a host: cut off, it may still be under way there.
+        let change_failure = |e: TransportError, command: Option<&str>| {
+            self.note_cut_off(on, &e);
+            transport_failure(e, command)
+        };
         let operation = |kind: OperationKind| {
             self.emit(Event::Operation {
                 step: step.into(),
@@ -700,7 +734,7 @@ impl<'a, C: Connect> Engine<'a, C> {
                 };
                 within_backstop(host, limit, 1, session.upload(&f.path, &content, mode, &f.owner))
                     .await
-                    .map_err(|e| transport_failure(e, Some(&f.path)))?;
+                    .map_err(|e| change_failure(e, Some(&f.path)))?;
             }
             Action::Fetch { remote, local, mode, kubeconfig_server, keep } => {
                 operation(OperationKind::Fetch);
@@ -759,7 +793,7 @@ impl<'a, C: Connect> Engine<'a, C> {
                     session.upload_file(remote, std::path::Path::new(local), sha256, mode, "root:root"),
                 )
                 .await
-                .map_err(|e| transport_failure(e, Some(remote)))?;
+                .map_err(|e| change_failure(e, Some(remote)))?;
             }
             Action::PinCa { remote } => {
                 operation(OperationKind::ReadCa);
@@ -817,12 +851,12 @@ impl<'a, C: Connect> Engine<'a, C> {
                 if *mark {
                     let out = super::run_limited(session, &crate::kube::mark_cordoned_command(node), CHECK_LIMIT)
                         .await
-                        .map_err(|e| transport_failure(e, Some("kubectl annotate")))?;
+                        .map_err(|e| change_failure(e, Some("kubectl annotate")))?;
                     if !out.success() {
                         return Err(self.failure(step, host, Some("kubectl annotate"), format!("cannot mark {node} as cordoned by kubewright: {}", out.stderr.trim()), "check the API server answers (`kubectl get nodes` on the control plane), then run the same command again".into()));
                     }
                 }
-                self.drain(step, host, session, node, *grace_period_s, *timeout_s, *skip_when_blocked).await?;
+                self.drain(step, host, on, session, node, *grace_period_s, *timeout_s, *skip_when_blocked).await?;
             }
             // Compiled away: commands are run by `run_commands`, notes run nothing, and a
             // forwarded action is run over the other host's session.
@@ -834,6 +868,17 @@ impl<'a, C: Connect> Engine<'a, C> {
             | Action::Via { .. } => {}
         }
         Ok(())
+    }
+
+    /// A command of this run that changes `on` was cut off by `e`: unless it never started (no
+    /// connection, no login), it may still be running there, and the run cannot say it is
+    /// over (the lock is kept). Reads are not recorded: one left running changes nothing.
+    fn note_cut_off(&self, on: &str, e: &TransportError) {
+        if matches!(e, TransportError::Exec { .. })
+            && let Ok(mut u) = self.unknown.lock()
+        {
+            u.insert(on.to_string());
+        }
     }
 
     /// `content` with this run's values in place of the placeholders it was rendered with.
@@ -901,12 +946,10 @@ impl<'a, C: Connect> Engine<'a, C> {
                 Ok(()) => return Ok(()),
                 Err(why) => why,
             };
-            if started.elapsed() >= timeout || self.stop.requested() {
-                let message = if self.stop.requested() {
-                    format!("stopped while waiting: {why}")
-                } else {
-                    format!("still not ready after {}s: {why}", timeout.as_secs())
-                };
+            // A first Ctrl-C lets the running host finish its step, its waits included: a wait
+            // cut short would report a failure that is not one and undo the step.
+            if started.elapsed() >= timeout {
+                let message = format!("still not ready after {}s: {why}", timeout.as_secs());
                 return Err(self.failure(step, host, Some(&format!("wait until {}", nodes.join(", "))), message, "look at the nodes with `kubectl get nodes` and the kubelet's log (`journalctl -u kubelet`) on the nodes named; run the same command again once they are Ready (a wait lasts `cluster.timeouts.ready`)".into()));
             }
             tokio::time::sleep(WAIT_INTERVAL.min(timeout.saturating_sub(started.elapsed()))).await;
@@ -933,12 +976,8 @@ impl<'a, C: Connect> Engine<'a, C> {
                 }
                 Err(why) => why,
             };
-            if started.elapsed() >= timeout || self.stop.requested() {
-                let message = if self.stop.requested() {
-                    format!("stopped while waiting until {description}: {why}")
-                } else {
-                    format!("not yet after {}s ({description}): {why}", timeout.as_secs())
-                };
+            if started.elapsed() >= timeout {
+                let message = format!("not yet after {}s ({description}): {why}", timeout.as_secs());
                 return Err(self.failure(
                     step,
                     host,
@@ -959,6 +998,7 @@ impl<'a, C: Connect> Engine<'a, C> {
         &self,
         step: &str,
         host: &str,
+        on: &str,
         session: &C::Session,
         node: &str,
         grace_period_s: u64,
@@ -979,9 +1019,11 @@ impl<'a, C: Connect> Engine<'a, C> {
         // dead link is given up on after the backstop.
         let limit = Duration::from_secs(timeout_s + 60);
         let limited = crate::script::in_own_session(&crate::script::time_limited_script(&script, limit), &self.run_id);
-        let out = within_backstop(host, limit, 1, session.run_streaming(&limited, &mut on_line))
-            .await
-            .map_err(|e| self.failure(step, host, Some(&command), e.to_string(), e.hint()))?;
+        let out =
+            within_backstop(host, limit, 1, session.run_streaming(&limited, &mut on_line)).await.map_err(|e| {
+                self.note_cut_off(on, &e);
+                self.failure(step, host, Some(&command), e.to_string(), e.hint())
+            })?;
         if out.success() {
             return Ok(());
         }
@@ -1094,17 +1136,39 @@ mod tests {
     #[test]
     fn a_batch_runs_parts_in_order_and_names_the_one_that_failed() {
         let part = |d: &str, words: &[&str]| (d.to_string(), Script::new().cmd(words.iter().copied()));
-        let script = batch(&[
-            part("first", &["echo", "one"]),
-            ("second".into(), Script::new().cmd(["false"]).cmd(["echo", "not reached: errexit"])),
-            part("third", &["echo", "three"]),
-        ]);
+        let script = batch(
+            &[
+                part("first", &["echo", "one"]),
+                ("second".into(), Script::new().cmd(["false"]).cmd(["echo", "not reached: errexit"])),
+                part("third", &["echo", "three"]),
+            ],
+            Duration::from_secs(60),
+        );
         let out = run_locally(&script);
         assert_eq!(out.status.code(), Some(1));
         assert_eq!(String::from_utf8_lossy(&out.stdout), "one\n");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let markers: Vec<_> = stderr.lines().filter_map(part_marker).map(|(n, started, _)| (n, started)).collect();
         assert_eq!(markers, [(0, true), (1, true), (1, false)]);
+    }
+
+    /// The step's time limit holds for each command it batches, not for all of them together
+    /// (a step of apt-get, `kubeadm upgrade plan` and `kubeadm upgrade apply` gets the limit
+    /// for each); a part over the limit ends the batch with timeout's exit code.
+    #[test]
+    fn each_part_of_a_batch_has_the_whole_time_limit() {
+        let sleep = |d: &str, s: &str| (d.to_string(), Script::new().cmd(["sleep", s]));
+        let three = [sleep("a", "0.6"), sleep("b", "0.6"), sleep("c", "0.6")];
+        let out = run_locally(&batch(&three, Duration::from_secs(1)));
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+
+        let over = [sleep("a", "0.1"), sleep("b", "5")];
+        let started = Instant::now();
+        let out = run_locally(&batch(&over, Duration::from_secs(1)));
+        assert_eq!(out.status.code(), Some(crate::script::TIMEOUT_EXIT_CODE));
+        assert!(started.elapsed() < std::time::Duration::from_secs(4), "{:?}", started.elapsed());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.lines().filter_map(part_marker).any(|m| (m.0, m.1) == (1, false)), "{stderr}");
     }
 
     #[test]

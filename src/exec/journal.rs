@@ -59,6 +59,7 @@ pub struct Journal {
     path: PathBuf,
     file: std::fs::File,
     run: String,
+    playbook: String,
     command: String,
 }
 
@@ -165,8 +166,13 @@ impl Journal {
         if ends_torn(&mut file).map_err(err)? {
             file.write_all(b"\n").map_err(err)?;
         }
-        let mut journal =
-            Journal { path: path.to_path_buf(), file, run: run.to_string(), command: command.to_string() };
+        let mut journal = Journal {
+            path: path.to_path_buf(),
+            file,
+            run: run.to_string(),
+            playbook: playbook.to_string(),
+            command: command.to_string(),
+        };
         journal.append(&Entry::RunStarted {
             run: run.to_string(),
             playbook: playbook.to_string(),
@@ -181,10 +187,10 @@ impl Journal {
         for run in &earlier.runs {
             self.append(&Entry::RunFinished { run: run.clone(), at: now(), outcome: "abandoned".into() })?;
         }
-        // The abandon line closed this run's own start too: start it again.
+        // The abandon line closed this run's own start too: start it again, as what it is.
         self.append(&Entry::RunStarted {
             run: self.run.clone(),
-            playbook: earlier.playbook.clone(),
+            playbook: self.playbook.clone(),
             command: self.command.clone(),
             at: now(),
         })
@@ -273,5 +279,24 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+
+    /// A run that abandons another playbook's stale run goes on as its own playbook: were it
+    /// filed under the other's, a failure of it would have every later run of its own command
+    /// refused for an unfinished run of a playbook it never ran.
+    #[test]
+    fn a_run_that_abandons_another_playbooks_run_is_journalled_as_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_in(dir.path());
+        let mut install = Journal::start(&path, "r1", "install", "kubewright apply").unwrap();
+        install.host_done("prepare-host", "cp1", "k1").unwrap();
+        let earlier = unfinished(&path).unwrap().unwrap();
+        let mut renewal = Journal::start(&path, "r2", "renew-certificates", "kubewright certs renew").unwrap();
+        renewal.abandon(&earlier).unwrap();
+        let now = unfinished(&path).unwrap().unwrap();
+        assert_eq!(
+            (now.playbook.as_str(), now.command.as_str(), now.runs.as_slice()),
+            ("renew-certificates", "kubewright certs renew", ["r2".to_string()].as_slice())
+        );
     }
 }

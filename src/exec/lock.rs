@@ -729,6 +729,22 @@ pub async fn status<T: Transport>(control_planes: &[T]) -> PerHost<Option<LockSt
     on_every_host(control_planes, |t| async move { Ok(run_script(t, "read", STATUS, &[], &[]).await?.lock) }).await
 }
 
+/// The holders of the lock on `control_planes` that a run would take over: runs of this
+/// machine whose process is gone (each once).
+pub async fn dead_holders<T: Transport>(control_planes: &[T]) -> Vec<Holder> {
+    let here = Here::now();
+    let mut dead: Vec<Holder> = Vec::new();
+    for (_, state) in status(control_planes).await {
+        if let Ok(Some(LockState { holder: Some(h), .. })) = state
+            && matches!(here.liveness(&h), Liveness::Gone(_))
+            && !dead.iter().any(|d| d.run_id == h.run_id)
+        {
+            dead.push(h);
+        }
+    }
+    dead
+}
+
 /// What breaking the lock did on one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BreakOutcome {
@@ -823,11 +839,18 @@ pub async fn keep_alive<T: Transport>(
         tokio::time::sleep(interval).await;
         let failures: Vec<(String, LockError)> =
             refresh(control_planes, holder).await.into_iter().filter_map(|(h, r)| r.err().map(|e| (h, e))).collect();
-        let lost = failures.iter().any(|(_, e)| matches!(e, LockError::Lost { .. }));
-        if lost || failures.len() * 2 > control_planes.len() {
+        if in_doubt_after(&failures, control_planes.len()) {
             on_trouble(&failures);
         }
     }
+}
+
+/// Whether a refresh on `control_planes` hosts that failed on these no longer shows the lock
+/// as this run's: another run took it on one, or it was not refreshed on a majority of them.
+pub fn in_doubt_after(failures: &[(String, LockError)], control_planes: usize) -> bool {
+    let lost = failures.iter().any(|(_, e)| matches!(e, LockError::Lost { .. }));
+    let refreshed = control_planes.saturating_sub(failures.len());
+    lost || refreshed * 2 <= control_planes
 }
 
 /// What to tell the admin when [`keep_alive`] reports trouble.
@@ -853,6 +876,29 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The lock stays this run's only while it is refreshed on a majority of the control
+    /// planes, and lost on none: one of two refreshed is no majority.
+    #[test]
+    fn a_lock_refreshed_on_no_majority_or_lost_anywhere_is_in_doubt() {
+        let failed = |hosts: &[&str]| -> Vec<(String, LockError)> {
+            hosts
+                .iter()
+                .map(|h| {
+                    let e = LockError::Failed { host: h.to_string(), operation: "refresh", detail: "timed out".into() };
+                    (h.to_string(), e)
+                })
+                .collect()
+        };
+        assert!(!in_doubt_after(&failed(&[]), 1));
+        assert!(in_doubt_after(&failed(&["cp1"]), 1));
+        assert!(!in_doubt_after(&failed(&[]), 2));
+        assert!(in_doubt_after(&failed(&["cp2"]), 2), "one of two is no majority");
+        assert!(!in_doubt_after(&failed(&["cp3"]), 3));
+        assert!(in_doubt_after(&failed(&["cp2", "cp3"]), 3));
+        let lost = vec![("cp1".to_string(), LockError::Lost { host: "cp1".into(), now: None })];
+        assert!(in_doubt_after(&lost, 3), "lost on one is lost");
+    }
 
     const STAT: &str = "4242 (kubewright) S 1 4242 4242 0 -1 4194560 1203 0 0 0 12 3 0 0 20 0 5 0 987654 123456789 2345 18446744073709551615 1 1 0 0 0 0 0 4096 17475 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
 

@@ -178,9 +178,20 @@ impl MemorySession {
         let w: Vec<&str> = words.iter().map(String::as_str).collect();
         match w.as_slice() {
             // The executor's own session on the host: the command inside it.
-            ["sh", "-c", wrap, "sh", _run, rest @ ..] if wrap.starts_with("run=$1\n") => {
+            ["sh", "-c", wrap, "sh", run, rest @ ..]
+                if *wrap == script_text(&crate::script::in_own_session(&Script::new(), run)) =>
+            {
                 let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
                 Box::pin(self.command(&rest, input, ran)).await
+            }
+            // An aborted run's stop of its commands on the host.
+            ["sh", "-c", stop, "sh", run, grace]
+                if *stop == script_text(&crate::script::stop_run_commands(run, grace.parse().unwrap_or(0))) =>
+            {
+                self.hosts.record(format!(
+                    "{}: stop the commands of run {run} (TERM, KILL after {grace}s)",
+                    self.target.name
+                ));
             }
             // The host's time limit.
             ["timeout", "-k", _, _, rest @ ..] => {
@@ -310,4 +321,10 @@ pub fn target(host: &str) -> Target {
         server_alive_interval: Duration::from_secs(15),
         accept_new_host_keys: false,
     }
+}
+
+/// The script text (third word) of a `sh -c TEXT ...` command kubewright builds.
+fn script_text(script: &Script) -> String {
+    let line = script.commands().join("\n");
+    parse_words(&line).and_then(|words| words.get(2).cloned()).unwrap_or_default()
 }

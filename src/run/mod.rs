@@ -360,6 +360,9 @@ async fn run<C: Connect>(
     }
     let holder = holder(req, env, redactor);
     let control_planes = lock_sessions(engine, req).await?;
+    for dead in lock::dead_holders(&control_planes).await {
+        nothing_left_by(engine, req, &dead).await?;
+    }
     let taken_over = lock::acquire(&control_planes, &holder).await?;
     for (host, dead) in taken_over {
         ui.note(&format!(
@@ -377,18 +380,11 @@ async fn run<C: Connect>(
             .collect(),
     };
     if unknown.is_empty() {
-        let failed: Vec<String> = lock::release(&control_planes, &holder)
-            .await
-            .into_iter()
-            .filter_map(|(host, r)| r.err().map(|e| format!("{host}: {e}")))
-            .collect();
-        if !failed.is_empty() {
-            ui.note(&format!("warning: the cluster lock could not be released on {}; the next run from this machine takes it over (this process will be gone), or `kubewright lock break` removes it", failed.join("; ")));
-        }
+        release(&control_planes, &holder, ui).await;
     } else {
         let hosts: Vec<String> = unknown.iter().map(|(h, why)| format!("{h} ({why})")).collect();
         ui.note(&format!(
-            "warning: the cluster lock is kept: a command of this run may still be running on {}; check there (`ps -ef`), then run the same command again (it takes the lock over once this process is gone) or `kubewright lock break`",
+            "warning: the cluster lock is kept: a command of this run may still be running on {}; check there (`ps -ef`); the same command run again takes the lock over once this process is gone and none of its commands runs there, or `kubewright lock break` removes it",
             hosts.join(", ")
         ));
     }
@@ -408,20 +404,83 @@ async fn nothing_to_do<C: Connect>(
 ) -> Result<Outcome, RunError> {
     if let Some(u) = journal::unfinished(journal_path)?.filter(|u| u.playbook == plan.playbook) {
         let holder = holder(req, env, redactor);
-        if let Ok(control_planes) = lock_sessions(engine, req).await
-            && lock::acquire(&control_planes, &holder).await.is_ok()
-        {
-            let closed = (|| {
-                let mut closing = Journal::start(journal_path, &env.run_id, &plan.playbook, &req.goal.command())?;
-                closing.abandon(&u)?;
-                closing.finish()
-            })();
-            let _ = lock::release(&control_planes, &holder).await;
-            closed?;
-            ui.note(&format!("the unfinished run of `{}` has nothing left to do: closed", u.playbook));
+        let control_planes = lock_sessions(engine, req).await?;
+        match lock::acquire(&control_planes, &holder).await {
+            Ok(_) => {
+                let closed = close_unfinished(journal_path, env, req, &plan, &u);
+                release(&control_planes, &holder, ui).await;
+                closed?;
+                ui.note(&format!("the unfinished run of `{}` has nothing left to do: closed", u.playbook));
+            }
+            // Another run works on the cluster: it owns the journal now.
+            Err(LockError::Held { .. }) => {}
+            Err(e) => {
+                ui.note(&format!("warning: the unfinished run of `{}` was left open: {e} ({})", u.playbook, e.hint()))
+            }
         }
     }
     Ok(Outcome { plan, report: None, journal: journal_path.to_path_buf(), result: None })
+}
+
+/// A lock left by a run of this machine whose process is gone is taken over only once none of
+/// that run's commands still runs on any host: a run that lost a host mid-command keeps its
+/// lock and exits, and its kubeadm may still be at work there; starting another beside it is
+/// what the lock is for. Hosts that cannot be asked refuse the takeover too.
+async fn nothing_left_by<C: Connect>(engine: &Engine<'_, C>, req: &Request<'_>, dead: &Holder) -> Result<(), RunError> {
+    let hosts: Vec<String> = req
+        .inventory
+        .hosts
+        .iter()
+        .map(|h| h.name.clone())
+        .filter(|h| req.goal.may_be_unreachable() != Some(h.as_str()))
+        .collect();
+    let left = engine.commands_left_by(&dead.run_id, hosts).await;
+    if left.is_empty() {
+        return Ok(());
+    }
+    let each: Vec<String> = left
+        .iter()
+        .map(|(host, what)| match what {
+            Ok(processes) => format!("{host}: {}", processes.join("; ")),
+            Err(why) => format!("{host}: cannot tell ({why})"),
+        })
+        .collect();
+    Err(RunError::Failed {
+        message: format!(
+            "the cluster lock was left by {dead}, whose process is gone, but its commands may still run: {}; nothing was changed",
+            each.join(" | ")
+        ),
+        help: "let them finish (or stop them on the host), then run the same command again: it takes the lock over once none is left; `kubewright lock status` shows the lock".into(),
+    })
+}
+
+/// Close an unfinished earlier run of `plan`'s playbook that has nothing left to do.
+fn close_unfinished(
+    journal_path: &std::path::Path,
+    env: &RunEnv,
+    req: &Request<'_>,
+    plan: &Plan,
+    unfinished: &journal::Unfinished,
+) -> Result<(), JournalError> {
+    let mut closing = Journal::start(journal_path, &env.run_id, &plan.playbook, &req.goal.command())?;
+    closing.abandon(unfinished)?;
+    closing.finish()
+}
+
+/// Release this run's lock everywhere; say where that failed. A control plane where another
+/// run holds it now is not this run's to release, and is not a failure of the release.
+async fn release<S: crate::ssh::Transport>(control_planes: &[std::sync::Arc<S>], holder: &Holder, ui: &dyn Ui) {
+    let failed: Vec<String> = lock::release(control_planes, holder)
+        .await
+        .into_iter()
+        .filter_map(|(host, r)| match r {
+            Ok(()) | Err(LockError::Lost { .. }) => None,
+            Err(e) => Some(format!("{host}: {e}")),
+        })
+        .collect();
+    if !failed.is_empty() {
+        ui.note(&format!("warning: the cluster lock could not be released on {}; the next run from this machine takes it over (this process will be gone), or `kubewright lock break` removes it", failed.join("; ")));
+    }
 }
 
 /// Who this run is, as the lock records it.
@@ -500,9 +559,7 @@ async fn under_lock<C: Connect>(
     plan.check_executable()?;
     if plan.nothing_to_do() {
         if let Some(u) = journal::unfinished(journal_path)?.filter(|u| u.playbook == plan.playbook) {
-            let mut closing = Journal::start(journal_path, &env.run_id, &plan.playbook, &req.goal.command())?;
-            closing.abandon(&u)?;
-            closing.finish()?;
+            close_unfinished(journal_path, env, req, &plan, &u)?;
             ui.note(&format!("the unfinished run of `{}` has nothing left to do: closed", u.playbook));
         }
         return Ok(Outcome { plan, report: None, journal: journal_path.to_path_buf(), result: None });
@@ -514,7 +571,11 @@ async fn under_lock<C: Connect>(
             .steps
             .iter()
             .flat_map(|s| s.hosts.iter().map(move |h| (s, h)))
-            .filter(|(s, h)| u.done.get(&(s.id.clone(), h.host.clone())) == Some(&s.key))
+            .filter(|(s, h)| {
+                // Done by the earlier run and skipped now (not planned again on the facts' word).
+                u.done.get(&(s.id.clone(), h.host.clone())) == Some(&s.key)
+                    && matches!(h.decision, crate::plan::Decision::Skip { .. })
+            })
             .count();
         ui.note(&format!(
             "resuming the unfinished run of `{}`: {skipped} host steps already done are skipped (--restart to start over)",
@@ -522,15 +583,21 @@ async fn under_lock<C: Connect>(
         ));
     }
     let confirmation = req.goal.confirmation(req.inventory);
-    if confirmation != Confirmation::None && !ui.confirm(&plan, &confirmation, &|| stop.requested())? {
-        if stop.requested() {
-            return Err(RunError::Interrupted);
+    if confirmation != Confirmation::None {
+        // The heartbeat runs with the plan; the question may outlast a stale heartbeat, so it
+        // starts from a fresh one and the lock is checked again once it is answered.
+        still_holding(control_planes, holder).await?;
+        if !ui.confirm(&plan, &confirmation, &|| stop.requested())? {
+            if stop.requested() {
+                return Err(RunError::Interrupted);
+            }
+            return Err(RunError::Input {
+                message: "not confirmed; nothing was changed".into(),
+                help: "answer the question to apply the plan, or pass --yes (--confirm NAME) after reviewing it".into(),
+            });
         }
-        return Err(RunError::Input {
-            message: "not confirmed; nothing was changed".into(),
-            help: "answer the question to apply the plan, or pass --yes (--confirm NAME) after reviewing it".into(),
-        });
     }
+    still_holding(control_planes, holder).await?;
     let mut journal = Journal::start(journal_path, &env.run_id, &plan.playbook, &req.goal.command())?;
     if let (Some(u), true) = (&earlier, restart) {
         journal.abandon(u)?;
@@ -561,6 +628,28 @@ async fn under_lock<C: Connect>(
         None => None,
     };
     Ok(Outcome { plan, report: Some(report), journal: journal_path.to_path_buf(), result })
+}
+
+/// Refresh the lock now; an error unless it is still provably this run's (the facts and the
+/// question can take minutes, during which another bastion may break a lock it saw as stale).
+async fn still_holding<S: crate::ssh::Transport>(
+    control_planes: &[std::sync::Arc<S>],
+    holder: &Holder,
+) -> Result<(), RunError> {
+    let failures: Vec<(String, LockError)> =
+        lock::refresh(control_planes, holder).await.into_iter().filter_map(|(h, r)| r.err().map(|e| (h, e))).collect();
+    if !lock::in_doubt_after(&failures, control_planes.len()) {
+        return Ok(());
+    }
+    let each: Vec<String> = failures.iter().map(|(_, e)| e.to_string()).collect();
+    Err(RunError::Failed {
+        message: format!(
+            "the cluster lock is no longer provably this run's ({}); nothing was changed",
+            each.join("; ")
+        ),
+        help: "see `kubewright lock status`: if another run holds it, let it finish; then run the same command again"
+            .into(),
+    })
 }
 
 /// Keep the lock fresh while the run works: every [`lock::HEARTBEAT_INTERVAL`], stamped with

@@ -271,3 +271,36 @@ pub fn wait_for_command(bed: &kubewright_testbed::Testbed, host: &str, command: 
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// A run lost `host` while `command` ran there (held up by a `hang` fault, still running): the
+/// next run, `next`, is refused naming it, so that it never starts a second one beside it and
+/// changes nothing; then the command is stopped there, as the refusal tells the admin to.
+pub fn a_command_left_running_refuses_the_next_run(
+    bed: &kubewright_testbed::Testbed,
+    host: &str,
+    command: &str,
+    next: impl FnOnce() -> Output,
+) {
+    let running = format!("pgrep -f {} >/dev/null", kubewright::script::quote(&format!("^{command}")));
+    assert!(bed.exec(host, &running).unwrap().status.success(), "`{command}` no longer runs on {host}");
+    let events = bed.cluster_state().events.len();
+    let refused = next();
+    let text = output_text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{text}");
+    assert!(text.contains("whose process is gone, but its commands may still run") && text.contains(command), "{text}");
+    assert_eq!(bed.cluster_state().events.len(), events, "the refused run changed nothing: {text}");
+    let stop = format!("pkill -f {}", kubewright::script::quote(&format!("^{command}")));
+    assert!(bed.exec(host, &stop).unwrap().status.success());
+    wait_until_gone(bed, host, command, std::time::Duration::from_secs(20));
+}
+
+/// Wait, at most `limit`, until no process whose command line starts with `command` runs on
+/// `host`.
+pub fn wait_until_gone(bed: &kubewright_testbed::Testbed, host: &str, command: &str, limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    let running = format!("pgrep -f {} >/dev/null", kubewright::script::quote(&format!("^{command}")));
+    while bed.exec(host, &running).unwrap().status.success() {
+        assert!(std::time::Instant::now() < deadline, "`{command}` still runs on {host} after {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
