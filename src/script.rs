@@ -374,8 +374,9 @@ if [ -n "$pids" ]; then echo "process(es)$pids of run $run are still there" >&2;
     Script::new().cmd(["sh", "-c", stop.as_str(), "sh", run_id, &grace_s.to_string()])
 }
 
-/// Lists, one per line as `PID COMMAND LINE`, the processes of the commands run `run_id` still
-/// has on the host (none when it never ran one here). Changes nothing.
+/// Lists, one per line as `PID COMMAND LINE`, the commands run `run_id` still has on the host:
+/// of each session's processes, those that started none of the others (the command itself, not
+/// the shells and `timeout` around it). Nothing when it never ran one here. Changes nothing.
 pub fn run_commands_left(run_id: &str) -> Script {
     const LIST: &str = r#"run=$1
 d=$RUN_SESSIONS_DIR/$run
@@ -384,8 +385,15 @@ if [ ! -d "$d" ]; then exit 0; fi
 "#;
     const PRINT: &str = r#"look
 members "$sessions"
+parents=
 for p in $pids; do
-  line=$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null) || continue
+  { read -r stat < "/proc/$p/stat"; } 2>/dev/null || continue
+  set -- ${stat##*) }
+  parents="$parents $2"
+done
+for p in $pids; do
+  case " $parents " in *" $p "*) continue ;; esac
+  line=$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | cut -c1-200) || continue
   echo "$p $line"
 done"#;
     let list = format!("{}{LIST}{SESSIONS}{PRINT}", settings());
@@ -404,85 +412,6 @@ pub const EXIT_ON_SIGNAL: &str = "trap 'exit 143' HUP INT TERM";
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A run-session script with its directory in `dir` instead of the host's /run, run here.
-    fn run_here(script: &Script, dir: &std::path::Path) -> std::process::Command {
-        let shell = script.to_shell().replace(
-            &format!("RUN_SESSIONS_DIR={RUN_SESSIONS_DIR}"),
-            &format!("RUN_SESSIONS_DIR={}", quote(dir.to_str().unwrap())),
-        );
-        let mut command = std::process::Command::new("sh");
-        command.arg("-c").arg(shell).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-        command
-    }
-
-    /// The pids of `sleep SECONDS` processes.
-    fn sleeping(seconds: &str) -> Vec<String> {
-        let wanted = format!("sleep\0{seconds}\0");
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(|e| {
-                let pid = e.ok()?.file_name().into_string().ok()?;
-                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-                (cmdline == wanted.as_bytes()).then_some(pid)
-            })
-            .collect()
-    }
-
-    /// Issue 18: a stopped run's command under `timeout` (which moves itself and the command
-    /// into a process group of their own) is stopped with its whole session; a command of the
-    /// run that starts after the stop does not run.
-    #[test]
-    fn a_stop_ends_the_whole_session_of_a_command_under_timeout_and_bars_late_starters() {
-        let dir = tempfile::tempdir().unwrap();
-        let run = format!("test-{}", std::process::id());
-        // A duration no other test sleeps, to find the process by.
-        let seconds = format!("60.{}", std::process::id());
-        let sleeper = Script::new().cmd(["sleep", seconds.as_str()]);
-        let limited = time_limited_script(&sleeper, crate::duration::Duration::from_secs(120));
-        let mut command = run_here(&in_own_session(&limited, &run), dir.path()).spawn().unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while sleeping(&seconds).is_empty() {
-            assert!(std::time::Instant::now() < deadline, "the command never started");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let left = |run: &str| {
-            let out = run_here(&run_commands_left(run), dir.path()).output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        };
-        assert!(left(&run).lines().any(|l| l.ends_with(&format!(" sleep {seconds} "))), "{}", left(&run));
-        assert_eq!(left("another-run"), "", "another run's commands are not this run's");
-        let stop = run_here(&stop_run_commands(&run, 5), dir.path()).output().unwrap();
-        assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
-        assert_eq!(sleeping(&seconds), Vec::<String>::new(), "the command under timeout is gone");
-        assert_eq!(left(&run), "");
-        let status = command.wait().unwrap();
-        assert!(!status.success(), "the stopped command failed: {status:?}");
-
-        let late = Script::new().cmd(["echo", "late starter ran"]);
-        let out = run_here(&in_own_session(&late, &run), dir.path()).output().unwrap();
-        assert_eq!(out.status.code(), Some(143));
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("was stopped on this host"));
-    }
-
-    /// A command's standard input and exit code pass through its session wrapper.
-    #[test]
-    fn a_command_in_its_own_session_keeps_its_input_and_exit_code() {
-        use std::io::Write;
-        let dir = tempfile::tempdir().unwrap();
-        let script = Script::new().cmd(["sh", "-c", "cat; exit 7"]);
-        let mut child = run_here(&in_own_session(&script, "test-io"), dir.path())
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(b"to the command\n").unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "to the command\n");
-        assert_eq!(std::fs::read_dir(dir.path().join("test-io")).unwrap().count(), 0, "its record removed");
-    }
 
     #[test]
     fn quotes_only_what_needs_it() {

@@ -503,12 +503,17 @@ fn only_a_dead_run_of_this_machine_is_taken_over_whoever_ran_it() {
     }
     timer.kill().unwrap();
     timer.wait().unwrap();
-    // ...and an admin's run from a shell (with $USER) takes its lock over.
+    // ...its command still runs on cp1, so an admin's run is refused until it is gone...
     let admin_state = tempfile::tempdir().unwrap();
-    let admin = bed_command(&bed, admin_state.path(), &["apply", "--yes", "--playbook", &quick])
-        .env("USER", "root")
-        .output()
-        .unwrap();
+    let admin_run = || {
+        bed_command(&bed, admin_state.path(), &["apply", "--yes", "--playbook", &quick])
+            .env("USER", "root")
+            .output()
+            .unwrap()
+    };
+    common::a_command_left_running_refuses_the_next_run(&bed, "cp1", "sleep 60", admin_run);
+    // ...and then an admin's run from a shell (with $USER) takes its lock over.
+    let admin = admin_run();
     let text = output_text(&admin);
     assert!(admin.status.success(), "{text}");
     assert!(

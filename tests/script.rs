@@ -1,7 +1,9 @@
 //! Scripts as a host's `sh` runs them.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
-use kubewright::script::Script;
+use kubewright::script::{
+    RUN_SESSIONS_DIR, Script, in_own_session, quote, run_commands_left, stop_run_commands, time_limited_script,
+};
 
 mod common;
 
@@ -60,4 +62,81 @@ fn every_exit_trap_in_the_sources_is_followed_by_the_signal_trap() {
     }
     assert!(scripts_checked >= 5, "the scan found the scripts ({scripts_checked})");
     assert!(missing.is_empty(), "EXIT traps without `{}` after them: {missing:?}", kubewright::script::EXIT_ON_SIGNAL);
+}
+
+/// A run-session script with its directory in `dir` instead of the host's /run, run here.
+fn run_here(script: &Script, dir: &std::path::Path) -> std::process::Command {
+    let shell = script.to_shell().replace(
+        &format!("RUN_SESSIONS_DIR={RUN_SESSIONS_DIR}"),
+        &format!("RUN_SESSIONS_DIR={}", quote(dir.to_str().unwrap())),
+    );
+    let mut command = std::process::Command::new("sh");
+    command.arg("-c").arg(shell).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    command
+}
+
+/// The pids of `sleep SECONDS` processes.
+fn sleeping(seconds: &str) -> Vec<String> {
+    let wanted = format!("sleep\0{seconds}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let pid = e.ok()?.file_name().into_string().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            (cmdline == wanted.as_bytes()).then_some(pid)
+        })
+        .collect()
+}
+
+/// Issue 18: a stopped run's command under `timeout` (which moves itself and the command
+/// into a process group of their own) is stopped with its whole session; a command of the
+/// run that starts after the stop does not run.
+#[test]
+fn a_stop_ends_the_whole_session_of_a_command_under_timeout_and_bars_late_starters() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = format!("test-{}", std::process::id());
+    // A duration no other test sleeps, to find the process by.
+    let seconds = format!("60.{}", std::process::id());
+    let sleeper = Script::new().cmd(["sleep", seconds.as_str()]);
+    let limited = time_limited_script(&sleeper, kubewright::duration::Duration::from_secs(120));
+    let mut command = run_here(&in_own_session(&limited, &run), dir.path()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sleeping(&seconds).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the command never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let left = |run: &str| {
+        let out = run_here(&run_commands_left(run), dir.path()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(left(&run).lines().any(|l| l.ends_with(&format!(" sleep {seconds} "))), "{}", left(&run));
+    assert_eq!(left("another-run"), "", "another run's commands are not this run's");
+    let stop = run_here(&stop_run_commands(&run, 5), dir.path()).output().unwrap();
+    assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+    assert_eq!(sleeping(&seconds), Vec::<String>::new(), "the command under timeout is gone");
+    assert_eq!(left(&run), "");
+    let status = command.wait().unwrap();
+    assert!(!status.success(), "the stopped command failed: {status:?}");
+
+    let late = Script::new().cmd(["echo", "late starter ran"]);
+    let out = run_here(&in_own_session(&late, &run), dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("was stopped on this host"));
+}
+
+/// A command's standard input and exit code pass through its session wrapper.
+#[test]
+fn a_command_in_its_own_session_keeps_its_input_and_exit_code() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let script = Script::new().cmd(["sh", "-c", "cat; exit 7"]);
+    let mut child =
+        run_here(&in_own_session(&script, "test-io"), dir.path()).stdin(std::process::Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"to the command\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "to the command\n");
+    assert_eq!(std::fs::read_dir(dir.path().join("test-io")).unwrap().count(), 0, "its record removed");
 }

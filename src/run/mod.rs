@@ -333,7 +333,7 @@ pub fn apply(req: &Request<'_>, env: &RunEnv, ui: &dyn Ui) -> Result<Outcome, Ru
         watch_signals(stop.clone(), said);
         tokio::select! {
             result = run(req, env, ui, &engine, &stop, &redactor, &journal_path) => result,
-            () = say_signals(heard, ui) => Err(RunError::Interrupted),
+            never = say_signals(heard, ui) => match never {},
         }
     });
     runtime.block_on(engine.close());
@@ -698,9 +698,12 @@ fn watch_signals(stop: std::sync::Arc<StopSignal>, said: tokio::sync::mpsc::Unbo
 }
 
 /// Say what the signal watcher saw; never returns.
-async fn say_signals(mut said: tokio::sync::mpsc::UnboundedReceiver<&'static str>, ui: &dyn Ui) {
+async fn say_signals(
+    mut said: tokio::sync::mpsc::UnboundedReceiver<&'static str>,
+    ui: &dyn Ui,
+) -> std::convert::Infallible {
     while let Some(text) = said.recv().await {
         ui.note(text);
     }
-    std::future::pending::<()>().await
+    std::future::pending().await
 }

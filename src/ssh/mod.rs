@@ -121,6 +121,10 @@ pub enum TransportError {
     SudoPassword { host: String, user: String },
     #[error("{host}: the connection failed while running a command: {detail}")]
     Exec { host: String, detail: String },
+    /// A transfer's command ran to its end on the host and failed (a write refused, a file
+    /// missing): nothing of it is still under way there.
+    #[error("{host}: {detail}")]
+    Failed { host: String, detail: String },
 }
 
 impl TransportError {
@@ -146,6 +150,9 @@ impl TransportError {
                 )
             }
             TransportError::Exec { .. } => "the host may have rebooted or its link dropped; re-run to retry".into(),
+            TransportError::Failed { .. } => {
+                "the host answered, but refused: fix what the message names (a full disk, a missing file, permissions), then run again".into()
+            }
         }
     }
 }
@@ -185,13 +192,7 @@ pub trait Transport: Send + Sync {
             }
             other => other,
         })?;
-        if !out.success() {
-            return Err(TransportError::Exec {
-                host: self.target().name.clone(),
-                detail: format!("writing {path} failed ({:?}): {}", out.code, out.stderr.trim()),
-            });
-        }
-        Ok(())
+        upload_result(self.target(), path, out)
     }
     /// Read a file.
     async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError>;
@@ -207,7 +208,7 @@ pub trait Transport: Send + Sync {
         mode: u32,
         owner: &str,
     ) -> Result<(), TransportError> {
-        let data = std::fs::read(source).map_err(|e| TransportError::Exec {
+        let data = std::fs::read(source).map_err(|e| TransportError::Failed {
             host: self.target().name.clone(),
             detail: format!("cannot read {}: {e}", source.display()),
         })?;
@@ -219,7 +220,7 @@ pub trait Transport: Send + Sync {
     /// backends stream it.
     async fn download_to(&self, path: &str, dest: &std::path::Path) -> Result<(), TransportError> {
         let data = self.download(path).await?;
-        std::fs::write(dest, data).map_err(|e| TransportError::Exec {
+        std::fs::write(dest, data).map_err(|e| TransportError::Failed {
             host: self.target().name.clone(),
             detail: format!("cannot write {}: {e}", dest.display()),
         })
@@ -229,7 +230,7 @@ pub trait Transport: Send + Sync {
 /// What an upload's script said, as an error when it failed.
 pub fn upload_result(target: &Target, path: &str, out: Output) -> Result<(), TransportError> {
     if !out.success() {
-        return Err(TransportError::Exec {
+        return Err(TransportError::Failed {
             host: target.name.clone(),
             detail: format!("writing {path} failed ({:?}): {}", out.code, out.stderr.trim()),
         });

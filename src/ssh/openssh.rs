@@ -374,6 +374,12 @@ impl OpensshTransport {
     fn exec_error(&self, detail: impl std::fmt::Display) -> TransportError {
         TransportError::Exec { host: self.target.name.clone(), detail: detail.to_string() }
     }
+
+    /// What the host answered with a failure (the command ran to its end), or a local file
+    /// error of a transfer.
+    fn refused(&self, detail: impl std::fmt::Display) -> TransportError {
+        TransportError::Failed { host: self.target.name.clone(), detail: detail.to_string() }
+    }
 }
 
 impl Transport for OpensshTransport {
@@ -433,9 +439,7 @@ impl Transport for OpensshTransport {
             .await
             .map_err(|e| self.exec_error(e))?;
         if !out.status.success() {
-            return Err(
-                self.exec_error(format!("reading {path} failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
-            );
+            return Err(self.refused(format!("reading {path} failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
         }
         Ok(out.stdout)
     }
@@ -450,7 +454,7 @@ impl Transport for OpensshTransport {
     ) -> Result<(), TransportError> {
         let file = tokio::fs::File::open(source)
             .await
-            .map_err(|e| self.exec_error(format!("cannot read {}: {e}", source.display())))?;
+            .map_err(|e| self.refused(format!("cannot read {}: {e}", source.display())))?;
         let script = Script::new().cmd(["sh", "-c", super::upload_script_checked(path, mode, owner, sha256).as_str()]);
         let out = self.piped(&self.target.wrap(&script), file, &format!("the upload of {path}")).await?;
         super::upload_result(&self.target, path, out)
@@ -471,15 +475,15 @@ impl Transport for OpensshTransport {
         let mut stderr = child.stderr().take().ok_or_else(|| self.exec_error("no stderr"))?;
         let mut file = tokio::fs::File::create(dest)
             .await
-            .map_err(|e| self.exec_error(format!("cannot write {}: {e}", dest.display())))?;
+            .map_err(|e| self.refused(format!("cannot write {}: {e}", dest.display())))?;
         let mut errors = Vec::new();
         let (copied, read) = tokio::join!(tokio::io::copy(&mut stdout, &mut file), stderr.read_to_end(&mut errors));
         copied.map_err(|e| self.exec_error(format!("reading {path} interrupted: {e}")))?;
         read.map_err(|e| self.exec_error(e))?;
-        file.sync_all().await.map_err(|e| self.exec_error(format!("cannot write {}: {e}", dest.display())))?;
+        file.sync_all().await.map_err(|e| self.refused(format!("cannot write {}: {e}", dest.display())))?;
         let status = child.wait().await.map_err(|e| self.exec_error(e))?;
         if !status.success() {
-            return Err(self.exec_error(format!("reading {path} failed: {}", String::from_utf8_lossy(&errors).trim())));
+            return Err(self.refused(format!("reading {path} failed: {}", String::from_utf8_lossy(&errors).trim())));
         }
         Ok(())
     }

@@ -579,6 +579,12 @@ impl RusshTransport {
         TransportError::Exec { host: self.target.name.clone(), detail: detail.to_string() }
     }
 
+    /// What the host answered with a failure (the command ran to its end), or a local file
+    /// error of a transfer.
+    fn refused(&self, detail: impl std::fmt::Display) -> TransportError {
+        TransportError::Failed { host: self.target.name.clone(), detail: detail.to_string() }
+    }
+
     /// Run a remote command line, `input` on its stdin (then EOF), lines to `on_line`.
     async fn exec(
         &self,
@@ -710,7 +716,7 @@ impl Transport for RusshTransport {
     ) -> Result<(), TransportError> {
         let file = tokio::fs::File::open(source)
             .await
-            .map_err(|e| self.exec_error(format!("cannot read {}: {e}", source.display())))?;
+            .map_err(|e| self.refused(format!("cannot read {}: {e}", source.display())))?;
         let script =
             Script::new().cmd(["sh", "-c", crate::ssh::upload_script_checked(path, mode, owner, sha256).as_str()]);
         let raw =
@@ -727,13 +733,13 @@ impl Transport for RusshTransport {
         let command = self.target.wrap_shell(&format!("cat {}", crate::script::quote(path)));
         let mut file = tokio::fs::File::create(dest)
             .await
-            .map_err(|e| self.exec_error(format!("cannot write {}: {e}", dest.display())))?;
+            .map_err(|e| self.refused(format!("cannot write {}: {e}", dest.display())))?;
         let raw = self.exec_io(&command, tokio::io::empty(), false, Some(&mut file), &mut |_, _| {}).await?;
         if raw.code != Some(0) {
             let out = self.text(raw)?;
-            return Err(self.exec_error(format!("reading {path} failed: {}", out.stderr.trim())));
+            return Err(self.refused(format!("reading {path} failed: {}", out.stderr.trim())));
         }
-        file.sync_all().await.map_err(|e| self.exec_error(format!("cannot write {}: {e}", dest.display())))
+        file.sync_all().await.map_err(|e| self.refused(format!("cannot write {}: {e}", dest.display())))
     }
 
     async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {
@@ -741,7 +747,7 @@ impl Transport for RusshTransport {
         let raw = self.exec(&command, &[], &mut |_, _| {}).await?;
         if raw.code != Some(0) {
             let out = self.text(raw)?;
-            return Err(self.exec_error(format!("reading {path} failed: {}", out.stderr.trim())));
+            return Err(self.refused(format!("reading {path} failed: {}", out.stderr.trim())));
         }
         Ok(raw.stdout)
     }
