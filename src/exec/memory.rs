@@ -298,11 +298,36 @@ impl Transport for MemorySession {
         let reply = (self.hosts.0.answer)(&self.target.name, &["cat".to_string(), path.to_string()]);
         match reply.code {
             0 => Ok(reply.stdout.into_bytes()),
-            _ => Err(TransportError::Exec {
+            _ => Err(TransportError::Failed {
                 host: self.target.name.clone(),
                 detail: format!("reading {path} failed: {}", reply.stderr.trim()),
             }),
         }
+    }
+
+    /// In memory (a test's files are small): the file's bytes land as they are.
+    async fn upload_file(
+        &self,
+        path: &str,
+        source: &std::path::Path,
+        sha256: &str,
+        mode: u32,
+        owner: &str,
+    ) -> Result<(), TransportError> {
+        let data = std::fs::read(source).map_err(|e| TransportError::Failed {
+            host: self.target.name.clone(),
+            detail: format!("cannot read {}: {e}", source.display()),
+        })?;
+        self.hosts.record(format!("{}: send {} as {path} (sha256 {sha256})", self.target.name, source.display()));
+        self.upload(path, &data, mode, owner).await
+    }
+
+    async fn download_to(&self, path: &str, dest: &std::path::Path) -> Result<(), TransportError> {
+        let data = self.download(path).await?;
+        std::fs::write(dest, data).map_err(|e| TransportError::Failed {
+            host: self.target.name.clone(),
+            detail: format!("cannot write {}: {e}", dest.display()),
+        })
     }
 }
 

@@ -135,7 +135,26 @@ impl Transport for Session {
         each_backend!(self, t => t.run_with_input(script, input).await)
     }
 
+    async fn upload(&self, path: &str, data: &[u8], mode: u32, owner: &str) -> Result<(), TransportError> {
+        each_backend!(self, t => t.upload(path, data, mode, owner).await)
+    }
+
     async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError> {
         each_backend!(self, t => t.download(path).await)
+    }
+
+    async fn upload_file(
+        &self,
+        path: &str,
+        source: &std::path::Path,
+        sha256: &str,
+        mode: u32,
+        owner: &str,
+    ) -> Result<(), TransportError> {
+        each_backend!(self, t => t.upload_file(path, source, sha256, mode, owner).await)
+    }
+
+    async fn download_to(&self, path: &str, dest: &std::path::Path) -> Result<(), TransportError> {
+        each_backend!(self, t => t.download_to(path, dest).await)
     }
 }

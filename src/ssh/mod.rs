@@ -198,8 +198,9 @@ pub trait Transport: Send + Sync {
     async fn download(&self, path: &str) -> Result<Vec<u8>, TransportError>;
     /// Send the bastion's file `source` to `path`, atomically as [`Transport::upload`] does;
     /// the host refuses it (nothing replaced) unless its SHA-256 is `sha256`, so a file that
-    /// changed since it was planned never lands. The backends stream it: a snapshot of gigabytes
-    /// is never held in memory, and the bastion reads it once per host, hashing it never.
+    /// changed since it was planned never lands. In pieces, from the file: a snapshot of
+    /// gigabytes is never held in memory (no default: a wrapper that forgot to forward it would
+    /// read the whole file), and the bastion reads it once per host, hashing it never.
     async fn upload_file(
         &self,
         path: &str,
@@ -207,24 +208,10 @@ pub trait Transport: Send + Sync {
         sha256: &str,
         mode: u32,
         owner: &str,
-    ) -> Result<(), TransportError> {
-        let data = std::fs::read(source).map_err(|e| TransportError::Failed {
-            host: self.target().name.clone(),
-            detail: format!("cannot read {}: {e}", source.display()),
-        })?;
-        let script = Script::new().cmd(["sh", "-c", upload_script_checked(path, mode, owner, sha256).as_str()]);
-        let out = self.run_with_input(&script, &data).await?;
-        upload_result(self.target(), path, out)
-    }
-    /// Copy the host's file `path` into the local file `dest` (created, or truncated). The
-    /// backends stream it.
-    async fn download_to(&self, path: &str, dest: &std::path::Path) -> Result<(), TransportError> {
-        let data = self.download(path).await?;
-        std::fs::write(dest, data).map_err(|e| TransportError::Failed {
-            host: self.target().name.clone(),
-            detail: format!("cannot write {}: {e}", dest.display()),
-        })
-    }
+    ) -> Result<(), TransportError>;
+    /// Copy the host's file `path` into the local file `dest` (created, or truncated), in
+    /// pieces, as [`Transport::upload_file`] sends one.
+    async fn download_to(&self, path: &str, dest: &std::path::Path) -> Result<(), TransportError>;
 }
 
 /// What an upload's script said, as an error when it failed.

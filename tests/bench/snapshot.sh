@@ -9,10 +9,10 @@
 # still checked). Then, each as its own process:
 #   - `etcd snapshot`: the snapshot comes down from cp1 to the state directory;
 #   - `etcd restore FILE`: it goes up to all three control planes and the cluster is restored.
-# Printed: each command's wall time and its peak resident memory (getrusage's ru_maxrss of the
-# largest process it started and waited for: kubewright itself, or with --transport openssh one
-# of its `ssh` children, whichever was larger), and the same for --baseline, another build,
-# run against the same bed in this script (ratios only from one run: this machine is noisy).
+# Printed: each command's wall time and peak resident memory (kubewright's own VmHWM, and the
+# largest of its processes by getrusage: with --transport openssh its `ssh` children count), and
+# the same for --baseline, another build, against the same bed in this run (this machine is
+# noisy: compare ratios from one run only).
 set -euo pipefail
 
 size_mib=1024 transport=russh baseline=
@@ -62,7 +62,9 @@ EOF
 chmod 0755 "$real"
 SH
 
-# Runs a command; prints "WALL_S PEAK_KIB". The output goes to $work/LOG.
+# Runs a command; prints "WALL_S PEAK_KIB CHILDREN_PEAK_KIB": kubewright's own peak resident
+# memory (VmHWM, read from /proc until it exits) and getrusage's ru_maxrss of the largest process
+# it started (with --transport openssh, its `ssh` children). The output goes to $work/LOG.
 measure() {
     local log=$1
     shift
@@ -70,30 +72,41 @@ measure() {
 import resource, subprocess, sys, time
 log, argv = sys.argv[1], sys.argv[2:]
 start = time.monotonic()
+peak = 0
 with open(log, "w") as out:
-    rc = subprocess.call(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    while child.poll() is None:
+        try:
+            with open(f"/proc/{child.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        except OSError:
+            pass
+        time.sleep(0.05)
 wall = time.monotonic() - start
-if rc != 0:
-    sys.exit(f"{' '.join(argv[:3])} exited {rc}; see {log}")
-print("%.2f %d" % (wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+if child.returncode != 0:
+    sys.exit(f"{' '.join(argv[:3])} exited {child.returncode}; see {log}")
+print("%.2f %d %d" % (wall, peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
 PY
 }
 
 round() {
     local label=$1 kw=$2
-    rm -rf "$work/state/backups"
-    read -r snap_s snap_kib < <(measure "$label-snapshot.out" "$kw" etcd snapshot -i "$inv" --transport "$transport") \
+    find "$work/state" -path '*/backups/*' -delete
+    read -r snap_s snap_kib snap_children_kib < <(measure "$label-snapshot.out" "$kw" etcd snapshot -i "$inv" --transport "$transport") \
         || fail "$label: etcd snapshot failed"
     local file
-    file=$(find "$work/state/backups/cp1" -name '*.db' -size +1M | head -1)
+    file=$(find "$work/state" -path '*/backups/cp1/*' -name '*.db' -size +1M | head -1)
     [ -n "$file" ] || fail "$label: no snapshot of more than 1 MiB in the state directory"
     local bytes
     bytes=$(stat -c %s "$file")
-    read -r restore_s restore_kib < <(measure "$label-restore.out" "$kw" etcd restore "$file" -i "$inv" \
+    read -r restore_s restore_kib restore_children_kib < <(measure "$label-restore.out" "$kw" etcd restore "$file" -i "$inv" \
         --confirm "$name" --transport "$transport") || fail "$label: etcd restore failed"
-    printf '%-10s snapshot of %5d MiB: etcd snapshot %7.2f s, peak %7.1f MiB | etcd restore to 3 CPs %7.2f s, peak %7.1f MiB\n' \
-        "$label" $((bytes / 1048576)) "$snap_s" "$(echo "scale=1; $snap_kib / 1024" | bc)" \
-        "$restore_s" "$(echo "scale=1; $restore_kib / 1024" | bc)"
+    mib() { echo "scale=1; $1 / 1024" | bc; }
+    printf '%-9s %5d MiB snapshot: etcd snapshot %6.2f s, peak %7.1f MiB (largest of its processes %7.1f) | etcd restore to 3 CPs %6.2f s, peak %7.1f MiB (largest of its processes %7.1f)\n' \
+        "$label" $((bytes / 1048576)) "$snap_s" "$(mib "$snap_kib")" "$(mib "$snap_children_kib")" \
+        "$restore_s" "$(mib "$restore_kib")" "$(mib "$restore_children_kib")"
     eval "${label}_snap_kib=$snap_kib ${label}_restore_kib=$restore_kib"
 }
 
