@@ -98,6 +98,14 @@ fn with_timeouts(bed: &Testbed, command: &str, ready: &str) -> String {
     common::inventory_variant(bed, "short-timeouts.yaml", "  network:\n", &timeouts)
 }
 
+/// `kubewright etcd snapshot` on the bed: the cluster's name and where the snapshot landed.
+fn snapshot_taken(bed: &Testbed, state: &std::path::Path) -> (String, std::path::PathBuf) {
+    let o = kubewright(bed, state, &["etcd", "snapshot"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let name = bed.cluster_state().cluster_name;
+    (name.clone(), state.join(name).join("backups/cp1/etcd-snapshot.db"))
+}
+
 /// The bed's own inventory, for the helpers that take one.
 fn bed_inventory(bed: &Testbed) -> String {
     bed.inventory_path().display().to_string()
@@ -279,11 +287,7 @@ fn a_link_cut_while_a_restore_stages_stops_nothing_and_the_same_command_continue
 
 fn restore_losing_cp2_while_staging(loss: Loss) {
     let Some((bed, state)) = common::installed(3, 2) else { return };
-    let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
-    assert!(o.status.success(), "{}", output_text(&o));
-    let name = bed.cluster_state().cluster_name;
-    let snapshot =
-        std::fs::read_dir(state.path()).unwrap().flatten().next().unwrap().path().join("backups/cp1/etcd-snapshot.db");
+    let (name, snapshot) = snapshot_taken(&bed, state.path());
     let args = ["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name, "-o", "json"];
     let o =
         with_host_lost_during(&bed, state.path(), &bed_inventory(&bed), &args, "cp2", "etcdutl snapshot restore", loss);
@@ -387,11 +391,7 @@ fn a_link_cut_after_the_restore_stopped_every_control_plane_is_taken_up_by_the_s
 
 fn restore_losing_cp2_after_the_stop(loss: Loss) {
     let Some((bed, state)) = common::installed(3, 2) else { return };
-    let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
-    assert!(o.status.success(), "{}", output_text(&o));
-    let name = bed.cluster_state().cluster_name;
-    let snapshot =
-        std::fs::read_dir(state.path()).unwrap().flatten().next().unwrap().path().join("backups/cp1/etcd-snapshot.db");
+    let (name, snapshot) = snapshot_taken(&bed, state.path());
     let args = ["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name, "-o", "json"];
     // The start step's health probe (the facts ask etcd with other flags): by then every
     // control plane is stopped and has the restored data.
@@ -512,11 +512,7 @@ fn a_changed_host_key_stops_a_renewal_before_it_touches_any_host() {
 #[test]
 fn a_full_disk_where_a_restore_uploads_its_snapshot_stops_nothing_and_leaves_no_partial_file() {
     let Some((bed, state)) = common::installed(3, 2) else { return };
-    let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
-    assert!(o.status.success(), "{}", output_text(&o));
-    let name = bed.cluster_state().cluster_name;
-    let snapshot =
-        std::fs::read_dir(state.path()).unwrap().flatten().next().unwrap().path().join("backups/cp1/etcd-snapshot.db");
+    let (name, snapshot) = snapshot_taken(&bed, state.path());
     // cp2's directory for the snapshot is a 16 KiB file system, already full.
     fill_disk(&bed, "cp2", "/var/lib/kubewright/restore");
     let args = ["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name, "-o", "json"];
@@ -585,11 +581,7 @@ fn a_static_pod_restart_that_hangs_is_stopped_at_its_limit_puts_the_manifests_ba
 fn an_etcd_health_check_that_hangs_after_the_restore_stopped_everything_gives_up_at_its_limit_and_the_same_command_continues()
  {
     let Some((bed, state)) = common::installed(3, 2) else { return };
-    let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
-    assert!(o.status.success(), "{}", output_text(&o));
-    let name = bed.cluster_state().cluster_name;
-    let snapshot =
-        std::fs::read_dir(state.path()).unwrap().flatten().next().unwrap().path().join("backups/cp1/etcd-snapshot.db");
+    let (name, snapshot) = snapshot_taken(&bed, state.path());
     let limited = with_timeouts(&bed, "30m", "20s");
     // cp1's restored member is asked whether it is healthy, and etcdctl never answers (the
     // facts' own etcdctl call, with its dial and command timeouts, is another command line).
@@ -736,11 +728,7 @@ fn hold_the_lock(bed: &Testbed, hosts: &[&str]) -> HeldLock {
 #[test]
 fn a_held_lock_or_a_changed_host_key_refuses_every_job_before_it_changes_anything() {
     let Some((bed, state)) = common::installed(3, 2) else { return };
-    let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
-    assert!(o.status.success(), "{}", output_text(&o));
-    let name = bed.cluster_state().cluster_name;
-    let snapshot =
-        std::fs::read_dir(state.path()).unwrap().flatten().next().unwrap().path().join("backups/cp1/etcd-snapshot.db");
+    let (name, snapshot) = snapshot_taken(&bed, state.path());
     let snapshot = snapshot.to_str().unwrap().to_string();
     let journal = || {
         std::fs::read_dir(state.path())
@@ -816,11 +804,7 @@ fn sigterm_during_an_upgrade_finishes_the_running_node_and_the_same_command_cont
 #[test]
 fn sigterm_during_a_restore_finishes_the_running_step_and_the_same_command_continues() {
     let Some((bed, state)) = common::installed(3, 2) else { return };
-    let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
-    assert!(o.status.success(), "{}", output_text(&o));
-    let name = bed.cluster_state().cluster_name;
-    let snapshot =
-        std::fs::read_dir(state.path()).unwrap().flatten().next().unwrap().path().join("backups/cp1/etcd-snapshot.db");
+    let (name, snapshot) = snapshot_taken(&bed, state.path());
     let hold = Fault {
         command_prefix: "crictl ps -q --label io.kubernetes.pod.namespace=kube-system --label io.kubernetes.container.name=kube-apiserver".into(),
         action: FaultAction::Hang { seconds: 4 },
