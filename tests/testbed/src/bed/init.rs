@@ -1,8 +1,9 @@
 //! A host's PID 1: mount the host's view of the filesystem, start sshd, reap orphans.
 //!
 //! Runs inside fresh mount, UTS and PID namespaces (made by `unshare`) in the host's
-//! network namespace. Order matters: everything taken from the bed directory is bound
-//! before `/tmp` (where the bed directory usually lives) is covered by a tmpfs.
+//! network namespace. The host's file system is put together beside the machine's (an overlay
+//! of the cached Debian root, the bed's binds, /proc, /sys, /dev, /run, /tmp), then the init
+//! pivots into it and lets the machine's root go.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,11 +19,9 @@ pub struct InitConfig {
     pub hostname: String,
     pub host_dir: PathBuf,
     pub bed_dir: PathBuf,
+    /// The cached Debian root (see `image`), the lower layer of the host's file system.
+    pub root_dir: PathBuf,
 }
-
-/// Directories an orchestrator fills, which every host must see empty at first: shadowed
-/// by an empty directory if the machine itself has them.
-const START_EMPTY: &[&str] = &["/etc/kubernetes", "/etc/containerd", "/etc/cni", "/var/lib/kubelet", "/var/lib/etcd"];
 
 fn mount(args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new("mount").args(args).output().context("cannot run mount")?;
@@ -32,67 +31,86 @@ fn mount(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn bind(from: &Path, to: &str) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("cannot create {to}"))?;
-    mount(&["--bind", &from.to_string_lossy(), to])
+fn bind(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    mount(&["--bind", &from.to_string_lossy(), &to.to_string_lossy()])
 }
+
+/// Where the new root is put together (inside the host's directory, seen by this mount
+/// namespace only), and where the machine's root goes while it is let go.
+const NEW_ROOT: &str = "merged";
+const OLD_ROOT: &str = ".kubewright-old-root";
 
 pub fn run_init(config: &Path) -> anyhow::Result<()> {
     let cfg: InitConfig = serde_json::from_str(&std::fs::read_to_string(config)?)?;
     let hd = &cfg.host_dir;
     mount(&["--make-rprivate", "/"])?;
-    // Which of the orchestrator's directories the machine itself has (and a host must not
-    // see): decided on the real file system, before the overlays show the host's own files.
-    let shadowed: Vec<&str> = START_EMPTY
-        .iter()
-        .copied()
-        .filter(|dir| std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false))
-        .collect();
     let out = Command::new("hostname").arg(&cfg.hostname).output()?;
     if !out.status.success() {
         bail!("cannot set the hostname: {}", String::from_utf8_lossy(&out.stderr));
     }
-    for d in ["etc", "var", "usr", "opt"] {
-        let opts = format!(
-            "lowerdir=/{d},upperdir={},workdir={}",
-            hd.join("upper").join(d).display(),
-            hd.join("work").join(d).display()
-        );
-        mount(&["-t", "overlay", "overlay", "-o", &opts, &format!("/{d}")])?;
-    }
-    bind(&hd.join("usr-local-bin"), "/usr/local/bin")?;
-    bind(&hd.join("usr-local-sbin"), "/usr/local/sbin")?;
-    bind(&cfg.bed_dir.join("bin"), "/opt/kubewright-sim")?;
-    mount(&["-o", "remount,bind,ro", "/opt/kubewright-sim"])?;
-    bind(&hd.join("sim"), "/var/lib/kubewright-sim")?;
-    bind(&cfg.bed_dir.join("cluster"), "/var/lib/kubewright-sim-cluster")?;
+    // The host's whole file system: the cached Debian root, with the host's own changes above
+    // it (kept across reboots, and where the simulator reads a peer's files from).
+    let new = hd.join(NEW_ROOT);
+    std::fs::create_dir_all(&new)?;
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        cfg.root_dir.display(),
+        hd.join("upper").display(),
+        hd.join("work").display()
+    );
+    mount(&["-t", "overlay", "overlay", "-o", &opts, &new.to_string_lossy()])?;
+    let at = |p: &str| new.join(p.trim_start_matches('/'));
+    bind(&hd.join("usr-local-bin"), &at("/usr/local/bin"))?;
+    bind(&hd.join("usr-local-sbin"), &at("/usr/local/sbin"))?;
+    bind(&cfg.bed_dir.join("bin"), &at("/opt/kubewright-sim"))?;
+    mount(&["-o", "remount,bind,ro", &at("/opt/kubewright-sim").to_string_lossy()])?;
+    bind(&hd.join("sim"), &at("/var/lib/kubewright-sim"))?;
+    bind(&cfg.bed_dir.join("cluster"), &at("/var/lib/kubewright-sim-cluster"))?;
     // Read-only view of every host's files, for what the cluster would observe of its peers
     // (is a control plane's API server up: its manifest, its kubelet, the host itself).
-    bind(&cfg.bed_dir.join("hosts"), "/var/lib/kubewright-sim-peers")?;
-    mount(&["-o", "remount,bind,ro", "/var/lib/kubewright-sim-peers"])?;
-    // Each gets its own (initially empty) directory, kept across reboots like the rest.
-    for dir in shadowed {
-        let own = hd.join("empty").join(dir.trim_start_matches('/').replace('/', "-"));
-        std::fs::create_dir_all(&own)?;
-        bind(&own, dir)?;
-    }
-    bind(&hd.join("root"), "/root")?;
-    bind(&hd.join("home"), "/home")?;
+    bind(&cfg.bed_dir.join("hosts"), &at("/var/lib/kubewright-sim-peers"))?;
+    mount(&["-o", "remount,bind,ro", &at("/var/lib/kubewright-sim-peers").to_string_lossy()])?;
+    bind(&hd.join("root"), &at("/root"))?;
+    bind(&hd.join("home"), &at("/home"))?;
+    // This PID namespace's own /proc (unshare mounted one on the machine's root, which goes).
+    mount(&["-t", "proc", "proc", &at("/proc").to_string_lossy()])?;
     // Kernel settings stay the machine's: /proc/sys is read-only, except the per-namespace net.
-    mount(&["--bind", "/proc/sys/net", "/proc/sys/net"])?;
-    mount(&["--rbind", "/proc/sys", "/proc/sys"])?;
-    mount(&["-o", "remount,bind,ro", "/proc/sys"])?;
+    let sys = at("/proc/sys");
+    let sys = sys.to_string_lossy();
+    let net = format!("{sys}/net");
+    mount(&["--bind", &net, &net])?;
+    mount(&["--rbind", &sys, &sys])?;
+    mount(&["-o", "remount,bind,ro", &sys])?;
     // The kernel's swap list is the machine's: show the host's own, kept by the simulator's
     // swapoff. (Loaded modules are the simulator's `lsmod`: this kernel may have no
     // /proc/modules to mount over.)
-    mount(&["--bind", &hd.join("sim/proc-swaps").to_string_lossy(), "/proc/swaps"])?;
-    if std::path::Path::new(PRODUCT_UUID).exists() {
-        mount(&["--bind", &hd.join("sim/product_uuid").to_string_lossy(), PRODUCT_UUID])?;
+    mount(&["--bind", &hd.join("sim/proc-swaps").to_string_lossy(), &at("/proc/swaps").to_string_lossy()])?;
+    mount(&["--rbind", "/sys", &at("/sys").to_string_lossy()])?;
+    if Path::new(PRODUCT_UUID).exists() {
+        mount(&["--bind", &hd.join("sim/product_uuid").to_string_lossy(), &at(PRODUCT_UUID).to_string_lossy()])?;
     }
-    mount(&["-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run"])?;
-    std::fs::create_dir_all("/run/sshd")?;
-    bind(&hd.join("sshd"), "/run/kubewright-testbed")?;
-    mount(&["-t", "tmpfs", "-o", "mode=1777", "tmpfs", "/tmp"])?;
+    mount(&["--rbind", "/dev", &at("/dev").to_string_lossy()])?;
+    mount(&["-t", "tmpfs", "-o", "mode=0755", "tmpfs", &at("/run").to_string_lossy()])?;
+    std::fs::create_dir_all(at("/run/sshd"))?;
+    bind(&hd.join("sshd"), &at("/run/kubewright-testbed"))?;
+    mount(&["-t", "tmpfs", "-o", "mode=1777", "tmpfs", &at("/tmp").to_string_lossy()])?;
+
+    // Become the new root: pivot_root(8) moves every process of this mount namespace whose
+    // root was the machine's (this one), then the machine's root is let go of entirely, so
+    // nothing of this machine's /usr or /etc is reachable from the host.
+    std::fs::create_dir_all(at(OLD_ROOT))?;
+    let out = Command::new("pivot_root").args([".", OLD_ROOT]).current_dir(&new).output().context("cannot run pivot_root")?;
+    if !out.status.success() {
+        bail!("pivot_root into {} failed: {}", new.display(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    std::env::set_current_dir("/")?;
+    let old = format!("/{OLD_ROOT}");
+    let out = Command::new("umount").args(["-l", &old]).output().context("cannot run umount")?;
+    if !out.status.success() {
+        bail!("cannot let go of the machine's root: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let _ = std::fs::remove_dir(&old);
 
     let booted = std::time::Instant::now();
     let start_sshd = || -> anyhow::Result<nix::unistd::Pid> {

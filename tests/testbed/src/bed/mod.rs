@@ -11,7 +11,9 @@
 //! process that was killed is torn down by the next `Testbed::up`.
 
 mod delay;
+pub mod image;
 mod init;
+mod serve;
 mod setup;
 
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
@@ -24,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use delay::run_delay;
 pub use init::run_init;
+pub use serve::run_serve;
 
 use crate::faults::{self, Fault};
 
@@ -31,6 +34,8 @@ use crate::faults::{self, Fault};
 const REGISTRY: &str = "/tmp/kubewright-testbed";
 /// Marker in every init's command line, checked before anything is killed.
 const INIT_MARKER: &str = "__init";
+/// Marker in the package server's command line, checked before it is killed.
+const SERVE_MARKER: &str = "__serve";
 
 #[derive(Debug, Clone)]
 pub struct TestbedOptions {
@@ -44,11 +49,21 @@ pub struct TestbedOptions {
     /// A bed made from the command line: not torn down on drop, nor reaped when the process
     /// that made it exits; `kubewright-testbed down` removes it.
     pub persistent: bool,
+    /// Hosts whose kmod package is removed once they are up (no `modprobe`, no `lsmod`), as on
+    /// an image built without it.
+    pub without_kmod: Vec<String>,
 }
 
 impl TestbedOptions {
     pub fn new(hosts: usize) -> Self {
-        TestbedOptions { hosts, control_planes: 1, dir: None, kubernetes_version: "1.31.4".into(), persistent: false }
+        TestbedOptions {
+            hosts,
+            control_planes: 1,
+            dir: None,
+            kubernetes_version: "1.31.4".into(),
+            persistent: false,
+            without_kmod: Vec::new(),
+        }
     }
 }
 
@@ -75,6 +90,9 @@ struct State {
     bridge: String,
     temporary: bool,
     hosts: Vec<Host>,
+    /// The package server (`kubewright-testbed __serve`) on the bridge's address.
+    #[serde(default)]
+    server_pid: Option<u32>,
 }
 
 pub struct Testbed {
@@ -93,14 +111,20 @@ pub fn missing_prerequisites() -> Vec<String> {
     if !nix::unistd::geteuid().is_root() {
         missing.push("root (network namespaces and mounts need it)".to_string());
     }
-    for tool in ["ip", "unshare", "nsenter", "setsid", "ssh-keygen", "ssh"] {
+    for tool in ["ip", "unshare", "nsenter", "setsid", "ssh-keygen", "ssh", "pivot_root"] {
         if !tool_exists(tool) {
             missing.push(format!("`{tool}` in PATH"));
         }
     }
-    for path in ["/usr/sbin/sshd", "/usr/bin/sudo"] {
-        if !Path::new(path).exists() {
-            missing.push(format!("`{path}` (apt-get install openssh-server sudo)"));
+    // The hosts' Debian root and the package archive are built here (once, then cached).
+    for (tool, package) in [
+        ("debootstrap", "debootstrap"),
+        ("dpkg-deb", "dpkg"),
+        ("apt-ftparchive", "apt-utils"),
+        ("gpg", "gnupg"),
+    ] {
+        if !tool_exists(tool) {
+            missing.push(format!("`{tool}` in PATH (apt-get install {package})"));
         }
     }
     missing
@@ -227,6 +251,7 @@ impl Testbed {
             bridge: format!("kwtb{subnet}"),
             temporary,
             hosts,
+            server_pid: None,
         };
         let mut bed = Testbed { dir, state, torn_down: false, owned: !opts.persistent, children: Vec::new() };
         bed.save()?;
@@ -270,6 +295,13 @@ impl Testbed {
 
     fn host_index(&self, name: &str) -> anyhow::Result<usize> {
         self.state.hosts.iter().position(|h| h.name == name).with_context(|| format!("no host {name} in this test bed"))
+    }
+
+    /// The bed's package mirror (what `cluster.packages.mirror` names in its inventory): its
+    /// repositories are under `/core:/stable:/v1.XX/deb/`, as on pkgs.k8s.io. Plain http, as a
+    /// pinned key allows: apt checks every Release file against it.
+    pub fn package_mirror(&self) -> String {
+        format!("http://10.254.{}.1", self.state.subnet)
     }
 
     pub fn inventory_path(&self) -> PathBuf {
@@ -563,6 +595,12 @@ impl Testbed {
                     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
             }
         }
+        if let Some(pid) = self.state.server_pid
+            && pid_alive(pid)
+            && cmdline(pid).contains(SERVE_MARKER)
+        {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+        }
         for mut child in self.children.drain(..) {
             let _ = child.wait();
         }
@@ -609,6 +647,12 @@ impl Testbed {
             {
                 left.push(format!("process {pid} ({})", host.name));
             }
+        }
+        if let Some(pid) = self.state.server_pid
+            && pid_alive(pid)
+            && cmdline(pid).contains(SERVE_MARKER)
+        {
+            left.push(format!("package server {pid}"));
         }
         if subnet_has_links(self.state.subnet) {
             left.push(format!("links kwtb{}*", self.state.subnet));

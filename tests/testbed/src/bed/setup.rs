@@ -13,22 +13,15 @@ use anyhow::{Context, bail};
 use super::init::InitConfig;
 use super::{Host, Testbed, TestbedOptions, run};
 
-/// The node tools the simulator answers as, installed in every host's /usr/local/sbin
-/// (ahead of the real ones in PATH). kubeadm, kubelet and kubectl arrive with their packages.
+/// The node tools the simulator answers as, installed in every host's /usr/local/sbin.
+/// kubeadm, kubelet, kubectl, crictl and containerd arrive with their packages (the bed's
+/// archive); modprobe, lsmod, sysctl, swapon and swapoff are their Debian packages' own paths,
+/// diverted to the simulator in the root (`image::DIVERTED`). systemctl is here because the
+/// root has no systemd (a cloud image always has it).
 pub const SIM_TOOLS: &[&str] = &[
-    "apt-get",
-    "apt-mark",
-    "apt-cache",
-    "dpkg-query",
     "systemctl",
-    "sysctl",
-    "modprobe",
-    "lsmod",
-    "swapoff",
-    "swapon",
     "etcdctl",
     "etcdutl",
-    "curl",
 ];
 
 /// A user with passwordless sudo, and one whose sudo asks for a password.
@@ -65,6 +58,9 @@ pub(super) fn build(bed: &mut Testbed, opts: &TestbedOptions) -> anyhow::Result<
     fs::copy(find_binary("kubewright-testbed")?, dir.join("bin/kubewright-testbed"))
         .context("cannot copy the host init")?;
     keygen(&dir.join("id_ed25519"), "kubewright-testbed client")?;
+    let root = super::image::root()?;
+    let archive = super::image::archive(&root)?;
+    let root_dir = root.join("root");
     let client_pub = fs::read_to_string(dir.join("id_ed25519.pub"))?;
 
     let bridge = bed.state.bridge.clone();
@@ -72,9 +68,12 @@ pub(super) fn build(bed: &mut Testbed, opts: &TestbedOptions) -> anyhow::Result<
     run(Command::new("ip").args(["link", "add", &bridge, "type", "bridge"]))?;
     run(Command::new("ip").args(["addr", "add", &gateway, "dev", &bridge]))?;
     run(Command::new("ip").args(["link", "set", &bridge, "up"]))?;
+    start_package_server(bed, &archive)?;
 
     let etc_hosts = {
         let mut s = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
+        // The hosts' Debian archive is the bed's stand-in, on the bridge (docs/testbed.md).
+        let _ = writeln!(s, "10.254.{}.1 deb.debian.org", bed.state.subnet);
         for h in &bed.state.hosts {
             let _ = writeln!(s, "{} {}", h.ip, h.name);
         }
@@ -88,12 +87,13 @@ pub(super) fn build(bed: &mut Testbed, opts: &TestbedOptions) -> anyhow::Result<
         let handles: Vec<_> = hosts
             .chunks(chunk)
             .map(|group| {
-                let (dir, bridge, client_pub, etc_hosts) = (&dir, &bridge, &client_pub, &etc_hosts);
+                let (dir, bridge, client_pub, etc_hosts, root_dir) =
+                    (&dir, &bridge, &client_pub, &etc_hosts, &root_dir);
                 scope.spawn(move || {
                     group
                         .iter()
                         .map(|h| {
-                            prepare_host(dir, h, client_pub, etc_hosts)?;
+                            prepare_host(dir, h, client_pub, etc_hosts, root_dir)?;
                             link_host(h, bridge)?;
                             Ok((h.name.clone(), start_init(dir, h)?))
                         })
@@ -129,6 +129,53 @@ pub(super) fn build(bed: &mut Testbed, opts: &TestbedOptions) -> anyhow::Result<
             let log = fs::read_to_string(bed.host_dir(&h.name).join("init.log")).unwrap_or_default();
             format!("host {} did not come up; its init log:\n{log}", h.name)
         })?;
+    }
+    for name in &opts.without_kmod {
+        remove_kmod(bed, name)?;
+    }
+    Ok(())
+}
+
+/// Serve the archive on the bridge's address, port 80 (what `deb.debian.org` resolves to on
+/// the hosts, and the inventory's mirror), until the bed is torn down.
+fn start_package_server(bed: &mut Testbed, archive: &Path) -> anyhow::Result<()> {
+    let addr = format!("10.254.{}.1:80", bed.state.subnet);
+    let log = fs::OpenOptions::new().create(true).append(true).open(bed.dir.join("package-server.log"))?;
+    let child = Command::new(bed.dir.join("bin/kubewright-testbed"))
+        .arg(super::SERVE_MARKER)
+        .arg(archive)
+        .arg(&addr)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("cannot start the package server")?;
+    bed.state.server_pid = Some(child.id());
+    bed.children.push(child);
+    bed.save()?;
+    // Listening before any host asks: a connection refused would be an apt error.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        if std::time::Instant::now() > deadline {
+            let log = fs::read_to_string(bed.dir.join("package-server.log")).unwrap_or_default();
+            bail!("the package server did not listen on {addr} within 10s: {log}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// Remove kmod from a host as its own dpkg does (after putting the real binaries back in
+/// place of the simulator's links): the host then has no modprobe or lsmod.
+fn remove_kmod(bed: &Testbed, name: &str) -> anyhow::Result<()> {
+    let mut script = String::from("set -e\n");
+    for (_, path) in super::image::DIVERTED.iter().filter(|(p, _)| *p == "kmod") {
+        let _ = writeln!(script, "rm -f {path}\ndpkg-divert --quiet --local --rename --remove {path}");
+    }
+    script.push_str("dpkg --purge --force-depends kmod >/dev/null\n");
+    let out = bed.exec(name, &script)?;
+    if !out.status.success() {
+        bail!("cannot remove kmod from {name}: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(())
 }
@@ -180,32 +227,24 @@ fn write(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The host's own files: overlay layers, /root, /home, sshd, simulator links, accounts.
-fn prepare_host(dir: &Path, h: &Host, client_pub: &str, etc_hosts: &str) -> anyhow::Result<()> {
+/// The host's own files: its overlay layer over the Debian root (`upper/` holds what the host
+/// changed, laid out from `/`), /root, /home, sshd, simulator links, accounts.
+fn prepare_host(dir: &Path, h: &Host, client_pub: &str, etc_hosts: &str, root_dir: &Path) -> anyhow::Result<()> {
     let hd = dir.join("hosts").join(&h.name);
-    for sub in [
-        "upper/etc",
-        "upper/var",
-        "upper/usr",
-        "upper/opt",
-        "work/etc",
-        "work/var",
-        "work/usr",
-        "work/opt",
-        "usr-local-bin",
-        "usr-local-sbin",
-        "sim",
-        "sshd",
-        "empty",
-    ] {
+    for sub in ["upper/etc", "work", "usr-local-bin", "usr-local-sbin", "sim", "sshd"] {
         fs::create_dir_all(hd.join(sub))?;
     }
     let etc = hd.join("upper/etc");
+    let from_root = |p: &str| fs::read_to_string(root_dir.join(p)).with_context(|| format!("the Debian root has no /{p}"));
     write(&etc.join("hostname"), &format!("{}\n", h.name), 0o644)?;
-    // A fresh host as cloud images ship: a swap partition in fstab and active, and neither
-    // overlay nor br_netfilter loaded.
-    let fstab = fs::read_to_string("/etc/fstab").unwrap_or_default();
-    write(&etc.join("fstab"), &format!("{fstab}UUID=5a1e0c2b-7d0e-4f4c-9a53-3b0c3c0f5e21 none swap sw 0 0\n"), 0o644)?;
+    // A fresh host as cloud images ship: its root file system and a swap partition in fstab,
+    // swap active, and neither overlay nor br_netfilter loaded.
+    write(
+        &etc.join("fstab"),
+        "# /etc/fstab: static file system information.\nPARTUUID=c3a1a7d4-02 / ext4 rw,discard,errors=remount-ro,x-systemd.growfs 0 1\n\
+         UUID=5a1e0c2b-7d0e-4f4c-9a53-3b0c3c0f5e21 none swap sw 0 0\n",
+        0o644,
+    )?;
     // Modules in /proc/modules format, as `lsmod` shows them; a few a Debian host has loaded.
     write(
         &hd.join("sim/proc-modules"),
@@ -230,10 +269,10 @@ fn prepare_host(dir: &Path, h: &Host, client_pub: &str, etc_hosts: &str) -> anyh
         0o444,
     )?;
 
-    // Accounts: the machine's, plus a sudo user and one whose sudo needs a password.
-    let mut passwd = fs::read_to_string("/etc/passwd")?;
-    let mut group = fs::read_to_string("/etc/group")?;
-    let mut shadow = fs::read_to_string("/etc/shadow").unwrap_or_default();
+    // Accounts: the root's, plus a sudo user and one whose sudo needs a password.
+    let mut passwd = from_root("etc/passwd")?;
+    let mut group = from_root("etc/group")?;
+    let mut shadow = from_root("etc/shadow")?;
     for (user, uid) in [SUDO_USER, PASSWORD_SUDO_USER] {
         let _ = writeln!(passwd, "{user}:x:{uid}:{uid}::/home/{user}:/bin/bash");
         let _ = writeln!(group, "{user}:x:{uid}:");
@@ -255,10 +294,10 @@ fn prepare_host(dir: &Path, h: &Host, client_pub: &str, etc_hosts: &str) -> anyh
         0o440,
     )?;
 
-    // A clean /root: Debian's default dotfiles, not the machine's (whose rc is slow).
+    // A clean /root: Debian's default dotfiles.
     let root = hd.join("root");
     for f in [".bashrc", ".profile"] {
-        let text = fs::read_to_string(Path::new("/etc/skel").join(f)).unwrap_or_default();
+        let text = fs::read_to_string(root_dir.join("etc/skel").join(f)).unwrap_or_default();
         write(&root.join(f), &text, 0o644)?;
     }
     write(&root.join(".ssh/authorized_keys"), client_pub, 0o600)?;
@@ -290,7 +329,12 @@ fn prepare_host(dir: &Path, h: &Host, client_pub: &str, etc_hosts: &str) -> anyh
     }
 
     write(&hd.join("status"), "up\n", 0o644)?;
-    let config = InitConfig { hostname: h.name.clone(), host_dir: hd.clone(), bed_dir: dir.to_path_buf() };
+    let config = InitConfig {
+        hostname: h.name.clone(),
+        host_dir: hd.clone(),
+        bed_dir: dir.to_path_buf(),
+        root_dir: root_dir.to_path_buf(),
+    };
     write(&hd.join("init.json"), &serde_json::to_string_pretty(&config)?, 0o600)?;
     Ok(())
 }
@@ -362,7 +406,7 @@ fn write_client_files(bed: &Testbed, opts: &TestbedOptions) -> anyhow::Result<()
     let mut inv = format!(
         "# Generated by kubewright-testbed for the bed in {dir}.\ncluster:\n  name: tb{subnet}\n  kubernetesVersion: {version}\n  \
          network:\n    podSubnet: 10.244.0.0/16\n    serviceSubnet: 10.96.0.0/12\n  \
-         packages:\n    keyFingerprint: {fingerprint}\n\nssh:\n  user: root\n  identityFile: {key}\n  \
+         packages:\n    mirror: {mirror}\n    keyFingerprint: {fingerprint}\n\nssh:\n  user: root\n  identityFile: {key}\n  \
          knownHosts: {kh}\n  serverAliveInterval: 5s\n\nhosts:\n",
         dir = dir.display(),
         subnet = bed.state.subnet,
@@ -371,6 +415,7 @@ fn write_client_files(bed: &Testbed, opts: &TestbedOptions) -> anyhow::Result<()
         kh = dir.join("known_hosts").display(),
         // The bed's repositories are signed with its own key, not pkgs.k8s.io's.
         fingerprint = crate::sim::REPOSITORY_KEY_FINGERPRINT,
+        mirror = bed.package_mirror(),
     );
     for h in &bed.state.hosts {
         let role = if h.control_plane { "control-plane" } else { "worker" };

@@ -54,6 +54,8 @@ enum Cmd {
     Init { config: PathBuf },
     #[command(name = "__delay", hide = true)]
     Delay { ms: u64 },
+    #[command(name = "__serve", hide = true)]
+    Serve { dir: PathBuf, addr: String },
 }
 
 #[derive(Subcommand)]
@@ -104,6 +106,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Cmd::Init { config } => kubewright_testbed::bed::run_init(&config),
         Cmd::Delay { ms } => kubewright_testbed::bed::run_delay(std::time::Duration::from_millis(ms)),
+        Cmd::Serve { dir, addr } => kubewright_testbed::bed::run_serve(&dir, &addr),
         Cmd::Up { hosts, dir, control_planes, kubernetes_version } => {
             let started = std::time::Instant::now();
             let bed = Testbed::up(TestbedOptions {
@@ -112,6 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 dir: Some(dir),
                 kubernetes_version,
                 persistent: true,
+                without_kmod: Vec::new(),
             })?;
             println!(
                 "{} hosts up in {:.1}s in {}",

@@ -551,9 +551,12 @@ pub fn dpkg_query(args: &[String]) -> anyhow::Result<Outcome> {
 /// pkgs.k8s.io's. The simulated repositories count as signed by it: `apt-get update` wants it,
 /// and only it, in the keyring the sources list names.
 pub const REPOSITORY_KEY: &str = include_str!("repository-key.asc");
+/// Its secret half, with which the bed signs its repositories' Release files. A test key, public
+/// on purpose: nothing but the bed's own hosts trusts it.
+pub const REPOSITORY_SECRET_KEY: &str = include_str!("repository-key.secret.asc");
 /// [`REPOSITORY_KEY`]'s fingerprint, which the bed's inventory pins
 /// (`cluster.packages.keyFingerprint`).
-pub const REPOSITORY_KEY_FINGERPRINT: &str = "F13CF3E5AE9D6FC9A77660286D31BBAB50177F58";
+pub const REPOSITORY_KEY_FINGERPRINT: &str = "89F42006A4E8750C7ABD2BDA28E87B8B26A9CB2B";
 
 /// [`REPOSITORY_KEY`] as `gpg --dearmor` writes it: the armor's base64 body, decoded (RFC 4880
 /// §6.2: headers end at the first empty line, the body at the `=` checksum line).

@@ -71,9 +71,39 @@ pub fn with_host<R>(f: impl FnOnce(&mut HostState) -> anyhow::Result<R>) -> anyh
         Ok(text) => serde_json::from_str(&text).context("host.json is damaged")?,
         Err(_) => HostState::default(),
     };
+    // On a host, what is installed is what its real dpkg says.
+    if std::env::var_os("KUBEWRIGHT_SIM_HOST_DIR").is_none()
+        && let Ok(status) = std::fs::read_to_string(DPKG_STATUS)
+    {
+        state.packages = dpkg_packages(&status);
+    }
     let result = f(&mut state)?;
     write_atomic(&path, &serde_json::to_vec_pretty(&state)?)?;
     Ok(result)
+}
+
+/// dpkg's database of installed packages.
+const DPKG_STATUS: &str = "/var/lib/dpkg/status";
+/// The packages the simulator asks about (the rest of dpkg's database is the Debian root's).
+const WATCHED_PACKAGES: &[&str] = &["kubeadm", "kubelet", "kubectl", "cri-tools", "kubernetes-cni", "containerd"];
+
+/// The watched packages dpkg's status file lists as installed (`Status: install|hold ok
+/// installed`), with their versions and holds.
+pub fn dpkg_packages(status: &str) -> BTreeMap<String, Package> {
+    let mut out = BTreeMap::new();
+    for stanza in status.split("\n\n") {
+        let field = |name: &str| {
+            stanza.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')).map(str::trim))
+        };
+        let (Some(name), Some(version), Some(state)) = (field("Package"), field("Version"), field("Status")) else {
+            continue;
+        };
+        if !WATCHED_PACKAGES.contains(&name) || !state.ends_with(" ok installed") {
+            continue;
+        }
+        out.insert(name.to_string(), Package { version: version.to_string(), held: state.starts_with("hold ") });
+    }
+    out
 }
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

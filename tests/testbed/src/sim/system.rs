@@ -43,6 +43,12 @@ pub fn systemctl(args: &[String]) -> anyhow::Result<Outcome> {
         return Ok(Outcome::fail(1, "Too few arguments.\n"));
     }
     let result = with_host(|s| {
+        // A unit systemd has not seen yet is known once a package installed its unit file.
+        for unit in &units {
+            if !s.units.contains_key(unit) && unit_file_exists(unit) {
+                s.units.insert(unit.clone(), Default::default());
+            }
+        }
         let mut out = String::new();
         let mut code = 0;
         for unit in &units {
@@ -132,6 +138,13 @@ pub fn systemctl(args: &[String]) -> anyhow::Result<Outcome> {
         super::kubectl::kubelet_changed(active)?;
     }
     Ok(result)
+}
+
+/// Whether a package installed `unit`'s file where systemd looks (systemd.unit(5) search path).
+fn unit_file_exists(unit: &str) -> bool {
+    ["/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"]
+        .iter()
+        .any(|d| Path::new(d).join(format!("{unit}.service")).is_file())
 }
 
 /// Files `sysctl --system` reads, in procps-ng's order; later files win.
