@@ -75,6 +75,10 @@ echo "deb [signed-by=/usr/share/keyrings/kubewright-testbed-archive.gpg] http://
 # Each host gets its own host keys (a cloud image makes them at first boot), and no resolver.
 rm -f "$r"/etc/ssh/ssh_host_*
 : > "$r/etc/resolv.conf"
+# systemd is not installed (no init runs here), but a cloud image always has systemctl where
+# systemd puts it: package scripts, which apt runs with PATH=/usr/sbin:/usr/bin:/sbin:/bin
+# (DPkg::Path), must find it.
+ln -s /opt/kubewright-sim/kubewright-node-sim "$r/usr/bin/systemctl"
 for f in $diverted; do
   chroot "$r" dpkg-divert --quiet --local --rename --divert "$f.distrib" --add "$f"
   ln -s /opt/kubewright-sim/kubewright-node-sim "$r$f"

@@ -16,10 +16,9 @@ use super::{Host, Testbed, TestbedOptions, run};
 /// The node tools the simulator answers as, installed in every host's /usr/local/sbin.
 /// kubeadm, kubelet, kubectl, crictl and containerd arrive with their packages (the bed's
 /// archive); modprobe, lsmod, sysctl, swapon and swapoff are their Debian packages' own paths,
-/// diverted to the simulator in the root (`image::DIVERTED`). systemctl is here because the
-/// root has no systemd (a cloud image always has it).
+/// diverted to the simulator in the root (`image::DIVERTED`); systemctl is the root's
+/// /usr/bin/systemctl (see `image`).
 pub const SIM_TOOLS: &[&str] = &[
-    "systemctl",
     "etcdctl",
     "etcdutl",
 ];
