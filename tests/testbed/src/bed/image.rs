@@ -368,10 +368,18 @@ fn minor_packages(minor: u32, newest: u32) -> Vec<Deb> {
         kubectl.links.push(("/usr/bin/kubectl", SIM));
         debs.push(kubectl);
     }
-    let mut cri = Deb::new("cri-tools", cri_tools_version(minor), "Command-line utility for interacting with a container runtime");
+    let mut cri = Deb::new(
+        "cri-tools",
+        cri_tools_version(minor),
+        "Command-line utility for interacting with a container runtime",
+    );
     cri.links.push(("/usr/bin/crictl", SIM));
     debs.push(cri);
-    let mut cni = Deb::new("kubernetes-cni", cni_version(minor), "Binaries required to provision kubernetes container networking");
+    let mut cni = Deb::new(
+        "kubernetes-cni",
+        cni_version(minor),
+        "Binaries required to provision kubernetes container networking",
+    );
     for plugin in ["/opt/cni/bin/bridge", "/opt/cni/bin/host-local", "/opt/cni/bin/loopback", "/opt/cni/bin/portmap"] {
         cni.links.push((plugin, SIM));
     }
@@ -454,7 +462,10 @@ pub fn archive(root: &Path) -> anyhow::Result<PathBuf> {
         for bin in ["/usr/bin/containerd", "/usr/bin/ctr", "/usr/bin/containerd-shim-runc-v2"] {
             containerd.links.push((bin, SIM));
         }
-        containerd.files.push(("/lib/systemd/system/containerd.service", unit("containerd container runtime", "/usr/bin/containerd")));
+        containerd.files.push((
+            "/lib/systemd/system/containerd.service",
+            unit("containerd container runtime", "/usr/bin/containerd"),
+        ));
         containerd.postinst = Some(CONTAINERD_POSTINST);
         containerd.build(&pool, &stage)?;
         let dists = debian.join("dists/bookworm");
@@ -485,7 +496,11 @@ pub fn archive(root: &Path) -> anyhow::Result<PathBuf> {
             sign_release(
                 &repo,
                 &gnupg,
-                &[("Origin", format!("obs://build.opensuse.org/{channel}/deb")), ("Label", channel), ("Architectures", "amd64".into())],
+                &[
+                    ("Origin", format!("obs://build.opensuse.org/{channel}/deb")),
+                    ("Label", channel),
+                    ("Architectures", "amd64".into()),
+                ],
             )?;
             fs::write(repo.join("Release.key"), REPOSITORY_KEY)?;
         }

@@ -100,7 +100,8 @@ pub fn run_init(config: &Path) -> anyhow::Result<()> {
     // root was the machine's (this one), then the machine's root is let go of entirely, so
     // nothing of this machine's /usr or /etc is reachable from the host.
     std::fs::create_dir_all(at(OLD_ROOT))?;
-    let out = Command::new("pivot_root").args([".", OLD_ROOT]).current_dir(&new).output().context("cannot run pivot_root")?;
+    let out =
+        Command::new("pivot_root").args([".", OLD_ROOT]).current_dir(&new).output().context("cannot run pivot_root")?;
     if !out.status.success() {
         bail!("pivot_root into {} failed: {}", new.display(), String::from_utf8_lossy(&out.stderr).trim());
     }

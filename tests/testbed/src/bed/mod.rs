@@ -117,12 +117,9 @@ pub fn missing_prerequisites() -> Vec<String> {
         }
     }
     // The hosts' Debian root and the package archive are built here (once, then cached).
-    for (tool, package) in [
-        ("debootstrap", "debootstrap"),
-        ("dpkg-deb", "dpkg"),
-        ("apt-ftparchive", "apt-utils"),
-        ("gpg", "gnupg"),
-    ] {
+    for (tool, package) in
+        [("debootstrap", "debootstrap"), ("dpkg-deb", "dpkg"), ("apt-ftparchive", "apt-utils"), ("gpg", "gnupg")]
+    {
         if !tool_exists(tool) {
             missing.push(format!("`{tool}` in PATH (apt-get install {package})"));
         }

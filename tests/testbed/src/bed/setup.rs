@@ -18,10 +18,7 @@ use super::{Host, Testbed, TestbedOptions, run};
 /// archive); modprobe, lsmod, sysctl, swapon and swapoff are their Debian packages' own paths,
 /// diverted to the simulator in the root (`image::DIVERTED`); systemctl is the root's
 /// /usr/bin/systemctl (see `image`).
-pub const SIM_TOOLS: &[&str] = &[
-    "etcdctl",
-    "etcdutl",
-];
+pub const SIM_TOOLS: &[&str] = &["etcdctl", "etcdutl"];
 
 /// A user with passwordless sudo, and one whose sudo asks for a password.
 pub const SUDO_USER: (&str, u32) = ("kwadmin", 2500);
@@ -234,7 +231,8 @@ fn prepare_host(dir: &Path, h: &Host, client_pub: &str, etc_hosts: &str, root_di
         fs::create_dir_all(hd.join(sub))?;
     }
     let etc = hd.join("upper/etc");
-    let from_root = |p: &str| fs::read_to_string(root_dir.join(p)).with_context(|| format!("the Debian root has no /{p}"));
+    let from_root =
+        |p: &str| fs::read_to_string(root_dir.join(p)).with_context(|| format!("the Debian root has no /{p}"));
     write(&etc.join("hostname"), &format!("{}\n", h.name), 0o644)?;
     // A fresh host as cloud images ship: its root file system and a swap partition in fstab,
     // swap active, and neither overlay nor br_netfilter loaded.

@@ -19,7 +19,9 @@ mod runtime;
 mod system;
 mod upgrade;
 
-pub use apt::{DEBIAN_CONTAINERD, OFFERED, REPOSITORY_KEY, REPOSITORY_KEY_FINGERPRINT, REPOSITORY_SECRET_KEY, repository_keyring};
+pub use apt::{
+    DEBIAN_CONTAINERD, OFFERED, REPOSITORY_KEY, REPOSITORY_KEY_FINGERPRINT, REPOSITORY_SECRET_KEY, repository_keyring,
+};
 pub use runtime::{WORKLOADS_FILE, Workload};
 
 use std::io::Write;
