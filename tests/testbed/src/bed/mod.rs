@@ -529,7 +529,18 @@ impl Testbed {
 
     /// Make commands on `name` whose command line starts with `fault.command_prefix` fail,
     /// hang, or fail once (see [`crate::faults`]).
+    /// A real tool (apt-get, curl, ...) gets a link to the simulator in the host's
+    /// /usr/local/sbin until [`Self::clear_faults`]: the simulator injects the fault and runs
+    /// the real tool otherwise.
     pub fn add_fault(&self, name: &str, fault: Fault) -> anyhow::Result<()> {
+        let tool = fault.command_prefix.split_whitespace().next().unwrap_or_default();
+        if !tool.is_empty() && !crate::sim::SIMULATED.contains(&tool) && !tool.contains('/') {
+            let link = self.host_dir(name).join("usr-local-sbin").join(tool);
+            if std::fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink(image::SIM, &link)
+                    .with_context(|| format!("cannot link {tool} to the simulator on {name}"))?;
+            }
+        }
         let dir = self.host_dir(name).join("sim");
         let mut all = faults::load(&dir);
         all.push(fault);
@@ -539,6 +550,16 @@ impl Testbed {
 
     pub fn clear_faults(&self, name: &str) -> anyhow::Result<()> {
         faults::save(&self.host_dir(name).join("sim"), &[])?;
+        // The real tools linked for a fault are the real ones again.
+        if let Ok(links) = std::fs::read_dir(self.host_dir(name).join("usr-local-sbin")) {
+            for link in links.flatten() {
+                let tool = link.file_name().to_string_lossy().into_owned();
+                let ours = std::fs::read_link(link.path()).is_ok_and(|t| t == Path::new(image::SIM));
+                if ours && !crate::sim::SIMULATED.contains(&tool.as_str()) {
+                    let _ = std::fs::remove_file(link.path());
+                }
+            }
+        }
         Ok(())
     }
 

@@ -28,13 +28,11 @@ pub struct Unit {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct HostState {
+    /// Read from dpkg's database on every call (see [`with_host`]).
     pub packages: BTreeMap<String, Package>,
     pub units: BTreeMap<String, Unit>,
     /// Kernel parameters applied with sysctl (net.* are also applied for real in the namespace).
     pub sysctls: BTreeMap<String, String>,
-    /// The sources list content `apt-get update` last read: packages of a repository are
-    /// only visible after an update that saw it.
-    pub apt_updated_sources: Option<String>,
     pub daemon_reloads: u32,
     /// The node name this host registered with (set by kubeadm init/join).
     pub node_name: Option<String>,

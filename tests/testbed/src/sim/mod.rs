@@ -1,6 +1,7 @@
-//! The node simulator: one binary answering as kubeadm, kubectl, kubelet, systemctl,
-//! apt-get, apt-mark, apt-cache, dpkg-query, sysctl, modprobe, lsmod, swapoff, crictl, etcdctl, etcdutl and
-//! curl (for the package repository's signing key), chosen by the name it runs under.
+//! The node simulator: one binary answering as kubeadm, kubectl, kubelet, systemctl, sysctl,
+//! modprobe, lsmod, swapoff, swapon, crictl, etcdctl and etcdutl, chosen by the name it runs
+//! under. apt, dpkg, gpg and curl on the hosts are Debian's own (see `bed::image`); what is
+//! installed is what dpkg's database says ([`host::dpkg_packages`]).
 //!
 //! Host state lives in `/var/lib/kubewright-sim/host.json`; cluster state (what the API
 //! server and etcd would hold) in `/var/lib/kubewright-sim-cluster/`, shared by the bed's
@@ -67,6 +68,9 @@ pub fn main() -> ExitCode {
     if let Some(outcome) = injected_fault(&command_line) {
         return finish(outcome);
     }
+    if !SIMULATED.contains(&tool.as_str()) {
+        return pass_through(&tool, rest);
+    }
     // What etcd holds changes when a restore reaches its quorum, whoever looks next.
     if let Err(e) = runtime::settle_restore() {
         return finish(Outcome::fail(1, format!("kubewright-node-sim ({tool}): internal error: {e:#}\n")));
@@ -78,13 +82,40 @@ pub fn main() -> ExitCode {
     finish(outcome)
 }
 
+/// The tools the simulator answers as. Any other name is a real tool the bed linked here only
+/// to inject a fault into it (`Testbed::add_fault`): past the fault, the real one runs.
+pub const SIMULATED: &[&str] = &[
+    "systemctl",
+    "sysctl",
+    "modprobe",
+    "lsmod",
+    "swapoff",
+    "swapon",
+    "kubeadm",
+    "kubectl",
+    "kubelet",
+    "crictl",
+    "etcdctl",
+    "etcdutl",
+];
+
+/// Run the real `tool` (the next one in PATH that is not this binary) in this process's
+/// place, as it was invoked.
+fn pass_through(tool: &str, args: &[String]) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let me = std::env::current_exe().and_then(std::fs::canonicalize).ok();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let real =
+        std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file() && std::fs::canonicalize(p).ok() != me);
+    let Some(real) = real else {
+        return finish(Outcome::fail(127, format!("{tool}: command not found\n")));
+    };
+    let err = std::process::Command::new(&real).arg0(tool).args(args).exec();
+    finish(Outcome::fail(126, format!("kubewright-node-sim: cannot run {}: {err}\n", real.display())))
+}
+
 fn dispatch(tool: &str, args: &[String]) -> anyhow::Result<Outcome> {
     Ok(match tool {
-        "apt-get" => apt::apt_get(args)?,
-        "apt-mark" => apt::apt_mark(args)?,
-        "apt-cache" => apt::apt_cache(args)?,
-        "dpkg-query" => apt::dpkg_query(args)?,
-        "curl" => apt::curl(args)?,
         "systemctl" => system::systemctl(args)?,
         "sysctl" => system::sysctl(args)?,
         "modprobe" => system::modprobe(args)?,
