@@ -73,8 +73,12 @@ fn accepted_metacharacters_reach_hosts_and_ssh_as_one_word() {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(2)) else { return };
     // A URL may hold `$`, `(`, `;` and `&`: the loader takes it, every use quotes it.
     // (No spaces, which a URL cannot have: `$IFS` is the shell's.)
-    let mirror =
-        "https://pkgs.k8s.io/x$(touch$IFS/tmp/kw-pwned-1);touch$IFS/tmp/kw-pwned-2;a=1&touch$IFS/tmp/kw-pwned-3";
+    // The bed's mirror serves its repositories under any base path.
+    let mirror = format!(
+        "{}/x$(touch$IFS/tmp/kw-pwned-1);touch$IFS/tmp/kw-pwned-2;a=1&touch$IFS/tmp/kw-pwned-3",
+        bed.package_mirror()
+    );
+    let mirror = mirror.as_str();
     // A key file named like a command, beside the run's working directory.
     let cwd = tempfile::tempdir().unwrap();
     let key = cwd.path().join("key$(touch kw-pwned-4)");
@@ -83,11 +87,9 @@ fn accepted_metacharacters_reach_hosts_and_ssh_as_one_word() {
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let inventory = std::fs::read_to_string(bed.inventory_path()).unwrap();
     let original_key = bed.client_key_path().display().to_string();
-    let hostile = inventory.replacen("  packages:\n", &format!("  packages:\n    mirror: '{mirror}'\n"), 1).replacen(
-        &format!("identityFile: {original_key}"),
-        &format!("identityFile: '{}'", key.display()),
-        1,
-    );
+    let hostile = inventory
+        .replacen(&format!("    mirror: {}\n", bed.package_mirror()), &format!("    mirror: '{mirror}'\n"), 1)
+        .replacen(&format!("identityFile: {original_key}"), &format!("identityFile: '{}'", key.display()), 1);
     assert_ne!(hostile, inventory);
     std::fs::write(bed.inventory_path(), hostile).unwrap();
 
@@ -98,8 +100,8 @@ fn accepted_metacharacters_reach_hosts_and_ssh_as_one_word() {
             .output()
             .unwrap();
         let text = output_text(&o);
-        // The simulated repository serves any path under pkgs.k8s.io: the install goes through
-        // (the second run, over the other transport, has nothing left to do).
+        // The bed's repository serves any base path: the install goes through (the second run,
+        // over the other transport, has nothing left to do).
         assert!(o.status.success(), "{transport}: {text}");
     }
     for host in ["cp1", "w1"] {

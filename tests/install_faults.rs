@@ -237,7 +237,8 @@ fn a_worker_join_fails() {
 fn issue_18_a_signing_key_other_than_the_pinned_one_never_reaches_the_keyring() {
     let Some((bed, state)) = common::bed(1, 1) else { return };
     let served = kubewright_testbed::sim::REPOSITORY_KEY_FINGERPRINT;
-    let pinned = format!("  packages:\n    keyFingerprint: {served}\n");
+    // Only the pin goes: the bed's mirror stays (plain http, which a pinned key allows).
+    let pinned = format!("    keyFingerprint: {served}\n");
     let default_pin = common::inventory_variant(&bed, "default-pin.yaml", &pinned, "");
     let o = common::command_on(&default_pin, state.path(), &["apply", "--yes", "-o", "json"]).output().unwrap();
     let text = output_text(&o);

@@ -130,8 +130,10 @@ pub fn systemctl(args: &[String]) -> anyhow::Result<Outcome> {
         }
         Ok(Outcome { code, stdout: out, stderr: String::new() })
     })?;
+    // enable/disable change what starts at boot, not what runs, unless with --now (a package
+    // upgrade's postinst enabling a running kubelet does not restart it).
     if units.iter().any(|u| u == "kubelet")
-        && matches!(verb, "start" | "restart" | "stop" | "enable" | "disable")
+        && (matches!(verb, "start" | "restart" | "stop") || (now && matches!(verb, "enable" | "disable")))
         && result.code == 0
     {
         let active = with_host(|s| Ok(s.units.get("kubelet").is_some_and(|u| u.active)))?;
