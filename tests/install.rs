@@ -180,6 +180,33 @@ fn a_single_node_cluster(transport: &'static str) {
     assert!(text(&plan).contains("certificates valid for 364 more days"), "{}", text(&plan));
 }
 
+/// Issue 19: on 1.32 no Kubernetes package depends on cri-tools any more, yet the renewal runs
+/// crictl: kubewright installs it from the cluster's repository. The packages are Debian's
+/// real dpkg's: held, at the cluster's version, their Depends (conntrack, iptables) installed.
+fn a_1_32_cluster_has_crictl_and_renews(transport: &'static str) {
+    let mut opts = TestbedOptions::new(2);
+    opts.kubernetes_version = "1.32.9".into();
+    let Some(bed) = Testbed::up_or_skip(opts) else { return };
+    let f = Fixture { bed, state: tempfile::tempdir().unwrap(), transport };
+    assert_applied(&f.apply(&f.bed.inventory_path()));
+    for host in ["cp1", "w1"] {
+        assert_eq!(
+            f.sh(host, "apt-mark showhold").split_whitespace().collect::<Vec<_>>(),
+            ["kubeadm", "kubectl", "kubelet"]
+        );
+        let versions =
+            f.sh(host, "dpkg-query -W -f='${Package}=${Version}\\n' kubeadm kubelet kubectl cri-tools conntrack");
+        for want in
+            ["kubeadm=1.32.9-1.1", "kubelet=1.32.9-1.1", "kubectl=1.32.9-1.1", "cri-tools=1.32.0-1.1", "conntrack="]
+        {
+            assert!(versions.contains(want), "{host}: {want} in {versions}");
+        }
+        assert_eq!(f.sh(host, "command -v crictl").trim(), "/usr/bin/crictl", "{host}");
+    }
+    let renewed = f.kubewright(&["certs", "renew", "--force", "--yes", "-o", "json"], &f.bed.inventory_path());
+    assert_eq!(renewed.status.code(), Some(0), "{}", text(&renewed));
+}
+
 /// Certificates issued 345 days ago (the simulator's clock set back before the install): the
 /// plan warns with the first to expire, and still has nothing to change.
 fn certificates_close_to_expiry_are_warned_about(transport: &'static str) {
@@ -247,6 +274,11 @@ mod openssh_only {
     #[test]
     fn a_single_node_cluster() {
         super::a_single_node_cluster("openssh")
+    }
+
+    #[test]
+    fn a_1_32_cluster_has_crictl_and_renews() {
+        super::a_1_32_cluster_has_crictl_and_renews("openssh")
     }
 
     #[test]

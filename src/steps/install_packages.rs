@@ -1,4 +1,5 @@
-//! `install-packages`: containerd and kubeadm, kubelet, kubectl at the exact version, held.
+//! `install-packages`: containerd, cri-tools, and kubeadm, kubelet, kubectl at the exact
+//! version, held.
 
 use super::{Step, add_or_change, file_actions};
 use crate::facts::HostFacts;
@@ -10,6 +11,8 @@ use crate::script::Script;
 pub struct InstallPackages;
 
 pub const KUBE_PACKAGES: [&str; 3] = ["kubeadm", "kubelet", "kubectl"];
+/// The package of crictl, in every minor's repository.
+const CRI_TOOLS: &str = "cri-tools";
 use super::APT_KEYRING as KEYRING;
 /// The key as downloaded (ASCII armor), removed once converted.
 const ARMORED_KEY: &str = "/etc/apt/keyrings/kubernetes-apt-keyring.asc.download";
@@ -61,7 +64,11 @@ impl Step for InstallPackages {
 
         let stale: Vec<&str> = KUBE_PACKAGES.into_iter().filter(|p| facts.packages.get(*p) != Some(&version)).collect();
         let need_containerd = !facts.containerd_installed;
-        if stale.is_empty() && !need_containerd && actions.is_empty() {
+        // crictl: the certificate renewal and the etcd restore run it, and from 1.32 no
+        // Kubernetes package depends on cri-tools any more (kubernetes/release metadata.yaml),
+        // so a 1.32 node would have none. From the sources list's repository: the cluster's minor.
+        let need_cri_tools = !facts.packages.contains_key(CRI_TOOLS);
+        if stale.is_empty() && !need_containerd && !need_cri_tools && actions.is_empty() {
             return Decision::Skip {
                 reason: format!("containerd installed; kubeadm, kubelet and kubectl {version} installed and held"),
             };
@@ -70,6 +77,14 @@ impl Step for InstallPackages {
         if need_containerd {
             changes.push(PackageChange {
                 name: cluster.packages.containerd_package.clone(),
+                from: None,
+                to: "repository version".into(),
+                pin: None,
+            });
+        }
+        if need_cri_tools {
+            changes.push(PackageChange {
+                name: CRI_TOOLS.into(),
                 from: None,
                 to: "repository version".into(),
                 pin: None,
