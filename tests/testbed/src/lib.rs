@@ -1,8 +1,9 @@
 //! A test bed of real SSH hosts on one Linux machine, and a simulator of the node tools
-//! kubewright drives (kubeadm, kubectl, kubelet, systemctl, apt, sysctl, etcdctl...).
+//! kubewright drives (kubeadm, kubectl, kubelet, systemctl, sysctl, etcdctl...); apt, dpkg,
+//! gpg and curl on the hosts are Debian's own.
 //!
 //! Each host is a network namespace on a private bridge with its own hostname, PID
-//! namespace and view of `/etc`, `/var`, `/usr`, `/opt` (overlays over the machine's), and a
+//! namespace and file system (an overlay over a cached Debian 12 root, `bed::image`), and a
 //! real OpenSSH `sshd`. The simulator keeps each host's state on the host and the cluster's
 //! (what the API server and etcd would hold) in a directory shared by the hosts of one bed.
 //!

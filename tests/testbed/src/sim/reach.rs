@@ -19,7 +19,7 @@ pub fn own_name() -> String {
 }
 
 /// A file of `host` as that host sees it: its own overlay's copy (files a host never wrote
-/// are the machine's, which know nothing of the bed). Outside a bed: this machine's file.
+/// are the Debian root's, which know nothing of the bed). Outside a bed: this machine's file.
 pub fn host_file(host: &str, path: &str) -> Option<String> {
     let peers = Path::new(PEERS_DIR);
     if !peers.exists() {
