@@ -49,6 +49,7 @@ for r in $(seq "$rounds"); do
     start=$(now)
     "$bin/kubewright-testbed" down --dir "$work/bed" >/dev/null
     down=$(since "$start"); echo "$down" >>"$work/down"
+    [ "$took" = - ] || took=$(printf '%.2f' "$took")
     printf 'round %s: up %.2f s, install %s s, down %.2f s\n' "$r" "$up" "$took" "$down"
 done
 printf 'median of %s, %s hosts: up %s s' "$rounds" "$hosts" "$(median <"$work/up")"
