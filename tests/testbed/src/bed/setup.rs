@@ -26,8 +26,6 @@ pub const SIM_TOOLS: &[&str] = &[
     "lsmod",
     "swapoff",
     "swapon",
-    "etcdctl",
-    "etcdutl",
     "curl",
 ];
 

@@ -18,6 +18,8 @@ pub const OFFERED: &[(u32, u32)] = &[(29, 15), (30, 14), (31, 13), (32, 9), (33,
 const KUBE_PACKAGES: &[&str] = &["kubeadm", "kubelet", "kubectl", "cri-tools", "kubernetes-cni"];
 /// Debian 12's containerd, from the distribution's own repository.
 pub const DEBIAN_CONTAINERD: &str = "1.6.20~ds1-1+b1";
+/// Debian 12's conntrack (packages.debian.org/bookworm/conntrack).
+const DEBIAN_CONNTRACK: &str = "1:1.4.7-1+b2";
 const SIM: &str = "/opt/kubewright-sim/kubewright-node-sim";
 const APT_LISTS: &str =
     "Reading package lists... Done\nBuilding dependency tree... Done\nReading state information... Done\n";
@@ -134,6 +136,9 @@ fn deb(minor: u32, patch: u32) -> String {
 fn candidates(state: &HostState, cfg: &AptConfig, name: &str) -> Vec<String> {
     if name == "containerd" {
         return vec![DEBIAN_CONTAINERD.to_string()];
+    }
+    if name == "conntrack" {
+        return vec![DEBIAN_CONNTRACK.to_string()];
     }
     if !KUBE_PACKAGES.contains(&name) {
         return Vec::new();
@@ -397,6 +402,7 @@ fn install_files(s: &mut HostState, name: &str) -> anyhow::Result<()> {
             s.units.entry("kubelet".into()).or_insert(Unit { enabled: true, active: false, starts: 0 });
         }
         "cri-tools" => link("/usr/bin/crictl")?,
+        "conntrack" => link("/usr/sbin/conntrack")?,
         "kubernetes-cni" => {
             for plugin in ["bridge", "host-local", "loopback", "portmap"] {
                 link(&format!("/opt/cni/bin/{plugin}"))?;
@@ -475,7 +481,7 @@ pub fn apt_cache(args: &[String]) -> anyhow::Result<Outcome> {
         let mut out = String::new();
         let url = kube_repo(&cfg).map(|(u, _, _)| u).unwrap_or_default();
         for name in names {
-            let source = if name == "containerd" {
+            let source = if name == "containerd" || name == "conntrack" {
                 "http://deb.debian.org/debian bookworm/main amd64 Packages".to_string()
             } else {
                 format!("{url}  Packages")

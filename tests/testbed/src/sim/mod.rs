@@ -1,6 +1,7 @@
 //! The node simulator: one binary answering as kubeadm, kubectl, kubelet, systemctl,
-//! apt-get, apt-mark, apt-cache, dpkg-query, sysctl, modprobe, lsmod, swapoff, crictl, etcdctl, etcdutl and
-//! curl (for the package repository's signing key), chosen by the name it runs under.
+//! apt-get, apt-mark, apt-cache, dpkg-query, sysctl, modprobe, lsmod, swapoff, crictl and curl
+//! (for the package repository's signing key), chosen by the name it runs under. etcdctl and
+//! etcdutl answer only inside the etcd container (`crictl exec`), as on a kubeadm host.
 //!
 //! Host state lives in `/var/lib/kubewright-sim/host.json`; cluster state (what the API
 //! server and etcd would hold) in `/var/lib/kubewright-sim-cluster/`, shared by the bed's
@@ -93,8 +94,6 @@ fn dispatch(tool: &str, args: &[String]) -> anyhow::Result<Outcome> {
         "kubectl" => kubectl::kubectl(args)?,
         "kubelet" => kubectl::kubelet(args)?,
         "crictl" => runtime::crictl(args)?,
-        "etcdctl" => runtime::etcdctl(args)?,
-        "etcdutl" => runtime::etcdutl(args)?,
         other => Outcome::fail(127, format!("{other}: command not found\n")),
     })
 }
@@ -106,7 +105,7 @@ fn finish(o: Outcome) -> ExitCode {
 }
 
 /// A fault the test bed injected for this command line, if any (see [`crate::faults`]).
-fn injected_fault(command_line: &str) -> Option<Outcome> {
+pub(crate) fn injected_fault(command_line: &str) -> Option<Outcome> {
     let dir = std::path::Path::new(HOST_STATE_DIR);
     let mut all = faults::load(dir);
     let i = all.iter().position(|f| command_line.starts_with(&f.command_prefix) && !f.fired)?;

@@ -1,0 +1,61 @@
+//! How kubewright reaches a control plane's etcd: through the member's own container.
+//!
+//! kubeadm runs etcd as a static pod, and its tools (`etcdctl`, `etcdutl`) exist only in the
+//! etcd image (registry.k8s.io/etcd, distroless: no shell, no coreutils): a kubeadm host has
+//! neither on its PATH. So every etcd command runs as `crictl exec` in the running member's
+//! container, found by the kubelet's labels, passing argv only. The container sees the host
+//! through the manifest's hostPath volumes alone: etcd's data directory and
+//! `/etc/kubernetes/pki/etcd`, so files it writes or reads (snapshots) live under the data
+//! directory, and the host's own shell moves them from there.
+
+/// Shell functions for a step's script (POSIX sh, `set -eu` safe):
+/// - `etcd_container`: the running etcd container's ID, or a message and exit
+///   [`CRICTL_MISSING`] (no crictl on the host) or 1 (no etcd container runs);
+/// - `etcdctl_as CERT ARGS...`: etcdctl against the local member with the client certificate
+///   `/etc/kubernetes/pki/etcd/CERT.{crt,key}`;
+/// - `etcdutl_in ARGS...`: etcdutl in the member's container (snapshot status and restore:
+///   etcd 3.6 removed them from etcdctl).
+///
+/// crictl's exec streams the command's stdout and stderr apart (without `-s`, whose output
+/// mixes both on stdout) and exits 1, after a `level=fatal` line, when the command fails
+/// (cri-tools cmd/crictl/exec.go).
+pub const ETCD_TOOLS: &str = r#"etcd_container() {
+  if ! command -v crictl >/dev/null 2>&1; then echo "crictl is not installed on this control plane: kubewright reaches etcd through its container; install the cri-tools package of the cluster's minor (kubewright apply does)" >&2; return 3; fi
+  ids=$(crictl ps -q --label io.kubernetes.pod.namespace=kube-system --label io.kubernetes.container.name=etcd) || { echo "crictl cannot list this control plane's containers: is containerd running (systemctl status containerd)?" >&2; return 1; }
+  for id in $ids; do echo "$id"; return 0; done
+  echo "no etcd container runs on this control plane (crictl ps --label io.kubernetes.container.name=etcd lists none): look at the kubelet's log (journalctl -u kubelet) and /etc/kubernetes/manifests/etcd.yaml" >&2
+  return 1
+}
+etcdctl_as() {
+  cert=$1; shift
+  container=$(etcd_container) || return $?
+  crictl exec "$container" etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert="/etc/kubernetes/pki/etcd/$cert.crt" --key="/etc/kubernetes/pki/etcd/$cert.key" "$@"
+}
+etcdutl_in() {
+  container=$(etcd_container) || return $?
+  crictl exec "$container" etcdutl "$@"
+}
+"#;
+
+/// Exit code of [`ETCD_TOOLS`]' functions, and of [`etcd_probe`], on a host without crictl:
+/// etcd cannot be asked there.
+pub const CRICTL_MISSING: i32 = 3;
+
+/// The local etcd member's health, with the client certificate kubeadm makes for exactly this
+/// (`etcd/healthcheck-client`).
+pub fn etcd_probe() -> crate::script::Script {
+    crate::script::Script::new().cmd([
+        "sh",
+        "-c",
+        &format!("{ETCD_TOOLS}etcdctl_as healthcheck-client endpoint health"),
+    ])
+}
+
+/// The line of a facts script that prints the local member's health and `exit N`, or nothing
+/// where etcd cannot be asked (no manifest, no crictl). Short timeouts: a member that is
+/// down must not hold up the facts.
+pub fn health_facts_script() -> String {
+    format!(
+        "if test -f /etc/kubernetes/manifests/etcd.yaml && command -v crictl >/dev/null 2>&1; then\n{ETCD_TOOLS}etcdctl_as healthcheck-client --dial-timeout=2s --command-timeout=3s endpoint health 2>&1; echo \"exit $?\"; fi"
+    )
+}
