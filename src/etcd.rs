@@ -14,7 +14,11 @@
 /// - `etcdctl_as CERT ARGS...`: etcdctl against the local member with the client certificate
 ///   `/etc/kubernetes/pki/etcd/CERT.{crt,key}`;
 /// - `etcdutl_in ARGS...`: etcdutl in the member's container (snapshot status and restore:
-///   etcd 3.6 removed them from etcdctl).
+///   etcd 3.6 removed them from etcdctl);
+/// - `etcdutl_at IMAGE DATA ARGS...`: the same where the member runs, and where it does not
+///   (it cannot start: the case a restore is for) in a one-off container of the member's
+///   image (`ctr run --rm`, containerd's own client, in the kubelet's `k8s.io` namespace where
+///   the image already is), which sees the data directory DATA only.
 ///
 /// crictl's exec streams the command's stdout and stderr apart (without `-s`, whose output
 /// mixes both on stdout) and exits 1, after a `level=fatal` line, when the command fails
@@ -34,6 +38,16 @@ etcdctl_as() {
 etcdutl_in() {
   container=$(etcd_container) || return $?
   crictl exec "$container" etcdutl "$@"
+}
+etcdutl_at() {
+  image=$1 data=$2; shift 2
+  if container=$(etcd_container 2>/dev/null); then crictl exec "$container" etcdutl "$@"; return $?; fi
+  if [ -z "$image" ]; then echo "no etcd container runs on this control plane and its manifest names no image to run etcdutl from: start etcd (journalctl -u kubelet), then run the restore again" >&2; return 1; fi
+  if ! command -v ctr >/dev/null 2>&1; then echo "no etcd container runs on this control plane, and ctr (containerd's client) is not installed to run etcdutl from $image" >&2; return 1; fi
+  echo "no etcd container runs here: running etcdutl in a one-off container of $image" >&2
+  ctr -n k8s.io run --rm --mount "type=bind,src=$data,dst=$data,options=rbind:rw" "$image" "kubewright-etcdutl-$$" etcdutl "$@" || {
+    rc=$?; echo "etcdutl in a one-off container of $image failed (exit $rc): is the image on this host (crictl images)?" >&2; return $rc
+  }
 }
 "#;
 

@@ -121,7 +121,7 @@ pub fn script(paths: &[String]) -> Script {
     section(
         "etcd-member",
         &format!(
-            "for f in /etc/kubernetes/manifests/etcd.yaml {}/etcd.yaml; do if test -f \"$f\"; then echo \"manifest $f\"; grep -E '^ *- --(name|initial-advertise-peer-urls|data-dir)=' \"$f\"; break; fi; done; true",
+            "for f in /etc/kubernetes/manifests/etcd.yaml {}/etcd.yaml; do if test -f \"$f\"; then echo \"manifest $f\"; grep -E '^ *(- --(name|initial-advertise-peer-urls|data-dir)=|image: )' \"$f\"; break; fi; done; true",
             super::PARKED_MANIFESTS
         ),
     );
@@ -414,6 +414,11 @@ fn etcd_member(text: &str) -> Option<super::EtcdMember> {
         peer_url: flag("--initial-advertise-peer-urls")?,
         data_dir: flag("--data-dir").unwrap_or_else(|| "/var/lib/etcd".into()),
         parked: manifest != "/etc/kubernetes/manifests/etcd.yaml",
+        image: text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("image: "))
+            .map(|i| i.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+            .unwrap_or_default(),
     })
 }
 

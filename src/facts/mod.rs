@@ -140,6 +140,10 @@ pub struct EtcdMember {
     pub data_dir: String,
     /// The manifest is parked in [`PARKED_MANIFESTS`] by a restore that has not finished.
     pub parked: bool,
+    /// The etcd image the manifest runs (`registry.k8s.io/etcd:3.5.15-0`): where `etcdutl`
+    /// comes from when the member itself does not run. Empty in facts of older kubewrights.
+    #[serde(default)]
+    pub image: String,
 }
 
 /// Where `kubewright etcd restore` keeps the control plane's static pod manifests while the

@@ -374,13 +374,14 @@ impl OpensshTransport {
         let mut stdout = child.stdout().take().ok_or_else(|| self.exec_error("no stdout"))?;
         let mut stderr = child.stderr().take().ok_or_else(|| self.exec_error("no stderr"))?;
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let send = async {
+        // `stdin` is moved in and dropped when the input is sent: dropping closes the pipe
+        // (shutdown alone does not), and the command sees its end of input.
+        let send = async move {
             tokio::io::copy(&mut input, &mut stdin).await?;
             stdin.shutdown().await
         };
         // Read while sending: a command that answers early must not block on a full pipe.
         let (sent, read_out, read_err) = tokio::join!(send, stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
-        drop(stdin);
         // A command that failed before reading all its input closes it: its own exit code and
         // message say why, better than the broken pipe.
         read_out.map_err(|e| self.exec_error(e))?;

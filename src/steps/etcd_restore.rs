@@ -26,10 +26,11 @@ pub const REMOTE_SNAPSHOT: &str = "/var/lib/kubewright/restore/snapshot.db";
 const COMPONENTS: [&str; 4] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"];
 
 /// `$1` data dir, `$2` member name, `$3` initial cluster, `$4` cluster token, `$5` peer URL,
-/// `$6` the snapshot's SHA-256. `etcdutl` runs in the member's container (see [`crate::etcd`]),
-/// which sees the data directory only: the snapshot is moved there for it.
+/// `$6` the snapshot's SHA-256, `$7` etcd's image. `etcdutl` runs in the member's container,
+/// or in one of its image where the member does not run (see [`crate::etcd`]); both see the
+/// data directory only: the snapshot is moved there for it.
 const STAGE: &str = r#"set -eu
-data=$1 name=$2 cluster=$3 token=$4 peer=$5 sha=$6
+data=$1 name=$2 cluster=$3 token=$4 peer=$5 sha=$6 image=$7
 snap=/var/lib/kubewright/restore/snapshot.db
 staged="$data/kubewright-restore-$(printf %.12s "$sha")"
 inside="$staged.db"
@@ -38,9 +39,9 @@ if ! printf '%s  %s\n' "$sha" "$snap" | sha256sum -c --quiet >/dev/null 2>&1; th
 trap 'rm -rf "$snap" "$inside" "$staged"' EXIT
 trap 'exit 143' HUP INT TERM
 mv "$snap" "$inside"
-etcdutl_in snapshot status "$inside" -w table
+etcdutl_at "$image" "$data" snapshot status "$inside" -w table
 rm -rf "$staged"
-etcdutl_in snapshot restore "$inside" --name="$name" --initial-cluster="$cluster" --initial-cluster-token="$token" --initial-advertise-peer-urls="$peer" --data-dir="$staged"
+etcdutl_at "$image" "$data" snapshot restore "$inside" --name="$name" --initial-cluster="$cluster" --initial-cluster-token="$token" --initial-advertise-peer-urls="$peer" --data-dir="$staged"
 trap - EXIT
 rm -f "$inside""#;
 
@@ -160,7 +161,15 @@ impl Step for EtcdRestoreStage {
                     ),
                     commands: sh(
                         &format!("{}{STAGE}", crate::etcd::ETCD_TOOLS),
-                        &[&member.data_dir, &member.name, &initial_cluster, &token, &member.peer_url, &snapshot.sha256],
+                        &[
+                            &member.data_dir,
+                            &member.name,
+                            &initial_cluster,
+                            &token,
+                            &member.peer_url,
+                            &snapshot.sha256,
+                            &member.image,
+                        ],
                     ),
                 },
             ],

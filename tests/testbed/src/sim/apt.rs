@@ -252,9 +252,12 @@ fn install(args: &[String]) -> anyhow::Result<Outcome> {
                 }
                 None => available[0].clone(),
             };
+            // kubeadm depends on cri-tools up to 1.31 only (kubernetes/release package metadata: 1.32s
+            // packages dropped it), so a 1.32 node has crictl only if it installs cri-tools.
+            let minor = v.split('.').nth(1).and_then(|m| m.parse::<u32>().ok()).unwrap_or(0);
             plan.push((name.clone(), v));
             let dep = match name.as_str() {
-                "kubeadm" => Some("cri-tools"),
+                "kubeadm" if minor < 32 => Some("cri-tools"),
                 "kubelet" => Some("kubernetes-cni"),
                 _ => None,
             };
