@@ -147,7 +147,7 @@ fn with_etcd_tools(bin: &std::path::Path, script: &str) -> std::process::Output 
     let path = format!("{}:/usr/bin:/bin", bin.display());
     std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!("{}{script}", kubewright::etcd::ETCD_TOOLS))
+        .arg(format!("{}{}{script}", kubewright::etcd::ETCD_CLIENT, kubewright::etcd::ETCDUTL_ANYWHERE))
         .env("PATH", path)
         .output()
         .unwrap()

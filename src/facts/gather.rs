@@ -392,6 +392,11 @@ fn etcd_health(text: &str) -> Option<EtcdHealth> {
     if status.trim() == "0" {
         return Some(EtcdHealth::Healthy);
     }
+    if status.trim() == "124" {
+        return Some(EtcdHealth::Unhealthy {
+            why: format!("no answer within {}s (crictl or etcd hangs)", crate::etcd::HEALTH_FACT_LIMIT_S),
+        });
+    }
     // etcdctl's own verdict, past the client's JSON log lines.
     let lines = || text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("exit "));
     let why = lines()
@@ -617,7 +622,15 @@ mod tests {
             }),
             "etcdctl's verdict, not its log"
         );
-        assert_eq!(with("").etcd_health, None, "not asked: no manifest or no etcdctl");
+        assert_eq!(with("").etcd_health, None, "not asked: no manifest or no crictl");
+        assert_eq!(
+            with("exit 124\n").etcd_health,
+            Some(EtcdHealth::Unhealthy { why: "no answer within 15s (crictl or etcd hangs)".into() }),
+        );
+        let no_container = "no etcd container runs on this control plane (crictl ps --label io.kubernetes.container.name=etcd lists none): look at the kubelet's log\nexit 1\n";
+        assert!(
+            matches!(with(no_container).etcd_health, Some(EtcdHealth::Unhealthy { why }) if why.starts_with("no etcd container runs"))
+        );
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl Step for EtcdRestoreStage {
                         member.name
                     ),
                     commands: sh(
-                        &format!("{}{STAGE}", crate::etcd::ETCD_TOOLS),
+                        &format!("{}{}{STAGE}", crate::etcd::ETCD_CLIENT, crate::etcd::ETCDUTL_ANYWHERE),
                         &[
                             &member.data_dir,
                             &member.name,

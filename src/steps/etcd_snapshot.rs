@@ -87,7 +87,7 @@ impl Step for EtcdSnapshot {
                     commands: Script::new().cmd([
                         "sh",
                         "-c",
-                        &format!("{}{SNAPSHOT}", crate::etcd::ETCD_TOOLS),
+                        &format!("{}{SNAPSHOT}", crate::etcd::ETCD_CLIENT),
                         "sh",
                         &keep.to_string(),
                         &member.data_dir,

@@ -120,7 +120,7 @@ impl Step for RemoveNode {
                 commands: Script::new().cmd([
                     "sh",
                     "-c",
-                    &format!("{}{REMOVE_MEMBER}", crate::etcd::ETCD_TOOLS),
+                    &format!("{}{REMOVE_MEMBER}", crate::etcd::ETCD_CLIENT),
                     "sh",
                     &host.name,
                 ]),

@@ -351,6 +351,14 @@ fn etcd_up() -> bool {
         && member_generation(std::fs::read_to_string(MEMBER_MARK).ok()) == c.etcd_generation
 }
 
+/// A majority of the members runs: without it no proposal commits, so `endpoint health` and
+/// the linearizable `member list` fail on every member ("context deadline exceeded"), and the
+/// API servers cannot serve (etcd's raft; etcdctl's health check is a quorum read).
+pub fn etcd_quorum(c: &Cluster) -> bool {
+    let running = c.etcd_members.iter().filter(|m| member_runs(c, m, &c.etcd_generation)).count();
+    running * 2 > c.etcd_members.len()
+}
+
 /// etcd's data directory as kubeadm configures it (`etcd.local.dataDir`).
 const DATA_DIR: &str = "/var/lib/etcd";
 /// The simulator's record, inside a member's data, of which cluster the data belongs to: the
@@ -535,7 +543,7 @@ fn etcdctl(args: &[String]) -> anyhow::Result<Outcome> {
         || args.windows(2).any(|w| w[0] == "-w" && w[1] == "table");
     match positional.as_slice() {
         ["endpoint", "health", ..] => {
-            if etcd_up() && tls_ok {
+            if etcd_up() && tls_ok && etcd_quorum(&read_cluster()) {
                 let took = format!("{}.{:06}ms", 2, rand::random_range(0..999_999));
                 if table {
                     return Ok(Outcome::ok(format!(
@@ -560,7 +568,7 @@ fn etcdctl(args: &[String]) -> anyhow::Result<Outcome> {
             ))
         }
         ["member", "list", ..] => {
-            if !etcd_up() {
+            if !etcd_up() || !etcd_quorum(&read_cluster()) {
                 return Ok(Outcome::fail(
                     1,
                     "{\"level\":\"warn\",\"msg\":\"retrying of unary invoker failed\",\"error\":\"context deadline exceeded\"}\nError: context deadline exceeded\n",
@@ -575,7 +583,7 @@ fn etcdctl(args: &[String]) -> anyhow::Result<Outcome> {
             Ok(Outcome::ok(out))
         }
         ["member", "remove", id, ..] => {
-            if !etcd_up() {
+            if !etcd_up() || !etcd_quorum(&read_cluster()) {
                 return Ok(Outcome::fail(1, "Error: context deadline exceeded\n"));
             }
             let id = id.to_string();
