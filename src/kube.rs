@@ -10,22 +10,6 @@ use crate::version::Version;
 /// The kubeconfig a control plane's own kubectl uses.
 pub const ADMIN_KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
 
-/// The local etcd member's health, with the client certificate kubeadm makes for exactly this
-/// (`etcd/healthcheck-client`). Hosts without an `etcdctl` binary answer "not installed".
-pub fn etcd_probe() -> crate::script::Script {
-    crate::script::Script::new().cmd([
-        "sh",
-        "-c",
-        "if ! command -v etcdctl >/dev/null 2>&1; then echo 'etcdctl is not installed on this host' >&2; exit 3; fi\n\
-         exec etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt \
-         --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key \
-         endpoint health",
-    ])
-}
-
-/// Exit code of [`etcd_probe`] on a host without etcdctl: the check cannot be made there.
-pub const ETCDCTL_MISSING: i32 = 3;
-
 /// `kubectl get --raw /readyz` against `server` with `kubeconfig`'s credentials (checking the
 /// certificate for `tls_server_name` when the address is not one it names); succeeds once that
 /// API server is ready.

@@ -17,6 +17,7 @@
 pub mod certs;
 pub mod diag;
 pub mod duration;
+pub mod etcd;
 pub mod exec;
 pub mod facts;
 pub mod goal;

@@ -227,7 +227,7 @@ pub fn etcd_refusal(unhealthy: &[(String, String)], members: usize) -> Option<Re
     let names: Vec<String> = unhealthy.iter().map(|(host, why)| format!("{host} ({why})")).collect();
     Some(refuse(
         format!("etcd is not healthy on {} of {members} control plane(s): {}", unhealthy.len(), names.join(", ")),
-        "an upgrade restarts each etcd member in turn, and with one already down the next restart loses quorum: bring the member back (`crictl ps --name etcd`, its logs) first",
+        "an upgrade restarts each etcd member in turn, and with one already down the next restart loses quorum: bring the member back (`crictl ps -a --label io.kubernetes.container.name=etcd`, its logs) first",
     ))
 }
 

@@ -260,10 +260,11 @@ fn renewal_goes_one_control_plane_at_a_time_restores_a_failed_one_and_is_a_no_op
     let cp1_before = apiserver_expiry(&bed, state.path(), "cp1");
     let cp2_before = apiserver_expiry(&bed, state.path(), "cp2");
     std::thread::sleep(std::time::Duration::from_secs(1));
+    // (The restart's own listing: the facts' etcd health asks crictl for etcd's container.)
     fail_once(
         &bed,
         "cp2",
-        "crictl ps -q",
+        "crictl ps -q --label io.kubernetes.pod.namespace=kube-system --label io.kubernetes.container.name=kube-apiserver",
         "time=\"2026-12-01T10:00:00Z\" level=fatal msg=\"validate service connection: rpc error: code = Unavailable\"",
     );
     let failed = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes", "-o", "json"]);
@@ -643,6 +644,25 @@ fn issue_18_a_file_that_is_no_certificate_is_reported_broken_and_blocks_no_job()
 
     let plan = kubewright(&bed, state.path(), &["plan", "--detailed-exitcode"]);
     assert_eq!(plan.status.code(), Some(0), "the installed cluster plans clean: {}", output_text(&plan));
+    let renewed = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
+    assert!(renewed.status.success(), "{}", output_text(&renewed));
+}
+
+/// kubeadm 1.32's package no longer depends on cri-tools, and the renewal restarts the static
+/// pods through crictl: kubewright installs cri-tools itself, at the cluster's minor.
+#[test]
+fn a_1_32_cluster_installed_by_kubewright_has_crictl_on_every_node_and_a_forced_renewal_passes() {
+    let mut opts = TestbedOptions::new(2);
+    opts.kubernetes_version = "1.32.9".into();
+    let Some(bed) = Testbed::up_or_skip(opts) else { return };
+    let state = tempfile::tempdir().unwrap();
+    let o = kubewright(&bed, state.path(), &["apply", "--yes", "-q"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    for host in ["cp1", "w1"] {
+        let o = bed.exec(host, "command -v crictl && dpkg-query -W -f='${Version}' cri-tools").unwrap();
+        assert!(o.status.success(), "{host}: {o:?}");
+        assert!(String::from_utf8_lossy(&o.stdout).ends_with("\n1.32.0-1.1"), "{host}: {o:?}");
+    }
     let renewed = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
     assert!(renewed.status.success(), "{}", output_text(&renewed));
 }

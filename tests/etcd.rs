@@ -211,3 +211,32 @@ fn a_restore_brings_back_the_snapshots_state_on_every_control_plane_and_bad_inpu
     let o = kubewright(&bed, state.path(), &["etcd", "snapshot"]);
     assert!(o.status.success(), "{}", output_text(&o));
 }
+
+/// etcd's quorum as a real cluster has it: with two of three members stopped, the survivor
+/// answers no health check and its API server serves nothing; an upgrade is refused naming the
+/// member, and once one member is back both are answered again.
+#[test]
+fn two_of_three_members_down_take_the_api_with_them_and_the_health_gates_say_so() {
+    let Some((bed, state)) = common::installed(3, 3) else { return };
+    let kubectl = "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes";
+    for cp in ["cp2", "cp3"] {
+        let o = bed.exec(cp, "mv /etc/kubernetes/manifests/etcd.yaml /root/etcd.yaml").unwrap();
+        assert!(o.status.success(), "{o:?}");
+    }
+    let o = bed.exec("cp1", kubectl).unwrap();
+    assert!(!o.status.success(), "the API answered without an etcd quorum: {o:?}");
+    let o = kubewright(&bed, state.path(), &["upgrade", "--to", "1.32", "--dry-run"]);
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("etcd is not healthy on cp1 (")
+            && text.contains("context deadline exceeded")
+            && text.contains("without a quorum"),
+        "{text}"
+    );
+
+    let o = bed.exec("cp2", "mv /root/etcd.yaml /etc/kubernetes/manifests/etcd.yaml").unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let o = bed.exec("cp1", kubectl).unwrap();
+    assert!(o.status.success(), "two of three members are a quorum: {o:?}");
+}

@@ -119,10 +119,11 @@ fn bed_inventory(bed: &Testbed) -> String {
     bed.inventory_path().display().to_string()
 }
 
-/// No process whose command line starts with `command` runs on `host`.
+/// No process whose command line starts with `command` runs on `host` or in its containers.
 #[track_caller]
 fn assert_not_running(bed: &Testbed, host: &str, command: &str) {
-    let o = bed.exec(host, &format!("pgrep -af '^{command}'")).unwrap();
+    let pattern = kubewright::script::quote(&common::command_pattern(command));
+    let o = bed.exec(host, &format!("pgrep -af {pattern}")).unwrap();
     assert!(!o.status.success(), "{host} still runs: {}", String::from_utf8_lossy(&o.stdout));
 }
 
@@ -547,8 +548,15 @@ fn a_static_pod_restart_that_hangs_is_stopped_at_its_limit_puts_the_manifests_ba
     let Some((bed, state)) = common::installed(3, 2) else { return };
     let limited = with_timeouts(&bed, "10s", "1m");
     // cp1's runtime never answers while the static pods restart: the wait for their containers
-    // to stop hangs, in the renewal and again in its rollback.
-    let hang = Fault { command_prefix: "crictl ps -q".into(), action: FaultAction::Hang { seconds: 0 }, fired: false };
+    // to stop hangs, in the renewal and again in its rollback (the restart lists the API
+    // server's first; the facts' etcd health asks for etcd's).
+    let hang = Fault {
+        command_prefix:
+            "crictl ps -q --label io.kubernetes.pod.namespace=kube-system --label io.kubernetes.container.name=kube-apiserver"
+                .into(),
+        action: FaultAction::Hang { seconds: 0 },
+        fired: false,
+    };
     bed.add_fault("cp1", hang).unwrap();
     let cert = "openssl x509 -noout -enddate -in /etc/kubernetes/pki/apiserver.crt";
     let before: Vec<Vec<u8>> = ["cp1", "cp2"].iter().map(|cp| bed.exec(cp, cert).unwrap().stdout).collect();

@@ -100,8 +100,10 @@ fn preflight_problems_block_every_host_at_once_and_apply_changes_nothing() {
     // cp2: one CPU and 1 GiB (what nproc and /proc/meminfo say on a small VM).
     sh("cp2", "printf '#!/bin/sh\\necho 1\\n' > /usr/local/bin/nproc && chmod +x /usr/local/bin/nproc");
     sh("cp2", "printf 'MemTotal:        1048576 kB\\n' > /run/meminfo && mount --bind /run/meminfo /proc/meminfo");
-    // w1 and w2: the same hostname (a cloned VM).
+    // w1 and w2: the same hostname (a cloned VM); w2 also built without kmod (this machine
+    // has no modprobe of its own: the bed's is the simulator's).
     sh("w2", "hostname w1");
+    sh("w2", "rm /usr/local/sbin/modprobe /usr/local/sbin/lsmod && ! command -v modprobe");
     // w3: not Debian or Ubuntu.
     sh("w3", "printf 'ID=alpine\\nVERSION_ID=3.20.3\\n' > /etc/os-release");
     // w4: a clock two minutes ahead.
@@ -148,6 +150,15 @@ fn preflight_problems_block_every_host_at_once_and_apply_changes_nothing() {
         problems("cp2")
     );
     assert!(problems("w2").contains("hostname `w1` is also w1's"), "{}", problems("w2"));
+    // Named with its package; kubeadm and crictl, which the plan installs, are not demanded.
+    assert!(
+        problems("w2").contains(
+            "w2 has no `modprobe` (package kmod), which this plan runs there: install it (apt-get install kmod)"
+        ),
+        "{}",
+        problems("w2")
+    );
+    assert!(!problems("w2").contains("kubeadm") && !problems("w2").contains("crictl"), "{}", problems("w2"));
     assert!(problems("w3").contains("unsupported OS `alpine 3.20.3`"), "{}", problems("w3"));
     // 120 s ahead, less the moment the answer took to arrive (a loaded machine: a second or two).
     let skew: Option<u32> = problems("w4")

@@ -105,3 +105,44 @@ fn a_joined_host_is_not_checked_again() {
     });
     assert!(matches!(&decisions["worker2"], Decision::Skip { reason } if reason.contains("already a node")));
 }
+
+#[test]
+fn a_program_the_plan_runs_that_no_package_of_the_plan_brings_blocks_its_host() {
+    // A fresh cloud image's programs; kubeadm, kubelet, kubectl and crictl come with the
+    // packages the plan installs, so they are not demanded up front.
+    let image: BTreeSet<String> = [
+        "apt-get",
+        "apt-mark",
+        "apt-cache",
+        "dpkg-query",
+        "curl",
+        "gpg",
+        "modprobe",
+        "lsmod",
+        "sysctl",
+        "swapoff",
+        "systemctl",
+        "iptables",
+        "tar",
+    ]
+    .map(String::from)
+    .into();
+    let decisions = preflight(|name, f| {
+        let mut tools = image.clone();
+        if name == "worker1" {
+            // Built without kmod.
+            tools.remove("modprobe");
+            tools.remove("lsmod");
+        }
+        f.tools = Some(tools);
+    });
+    for (host, d) in decisions.iter().filter(|(h, _)| *h != "worker1") {
+        assert!(matches!(d, Decision::Verify { .. }), "{host}: {d:?}");
+    }
+    let w1 = problems(&decisions["worker1"]);
+    assert_eq!(w1.len(), 1, "{w1:?}");
+    assert!(
+        w1[0].contains("worker1 has no `modprobe` (package kmod)") && w1[0].contains("apt-get install kmod"),
+        "{w1:?}"
+    );
+}

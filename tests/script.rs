@@ -140,3 +140,101 @@ fn a_command_in_its_own_session_keeps_its_input_and_exit_code() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "to the command\n");
     assert_eq!(std::fs::read_dir(dir.path().join("test-io")).unwrap().count(), 0, "its record removed");
 }
+
+/// Runs `script` after kubewright's etcd functions with `bin` first in PATH (fake `crictl` and
+/// `ctr` there print what they were asked), where no etcd tool exists on the host itself.
+fn with_etcd_tools(bin: &std::path::Path, script: &str) -> std::process::Output {
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{}{}{script}", kubewright::etcd::ETCD_CLIENT, kubewright::etcd::ETCDUTL_ANYWHERE))
+        .env("PATH", path)
+        .output()
+        .unwrap()
+}
+
+fn fake(bin: &std::path::Path, name: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = bin.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn etcd_is_reached_through_its_container_and_never_from_the_hosts_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path();
+    // No crictl: etcd cannot be asked here (exit 3, the probes' "not checked").
+    let o = with_etcd_tools(bin, "etcdctl_as healthcheck-client endpoint health");
+    assert_eq!(o.status.code(), Some(kubewright::etcd::CRICTL_MISSING), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("crictl is not installed on this control plane"));
+
+    // The etcd container by the kubelet's labels; etcdctl with kubeadm's certificates in it.
+    fake(
+        bin,
+        "crictl",
+        r#"case "$1" in
+  ps) echo "$@" > "$(dirname "$0")/ps-args"; cat "$(dirname "$0")/containers" 2>/dev/null ;;
+  exec) shift; printf '%s\n' "$@" ;;
+esac"#,
+    );
+    std::fs::write(bin.join("containers"), "abc123\n").unwrap();
+    let o = with_etcd_tools(bin, "etcdctl_as server member list");
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().collect::<Vec<_>>(),
+        [
+            "abc123",
+            "etcdctl",
+            "--endpoints=https://127.0.0.1:2379",
+            "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+            "--cert=/etc/kubernetes/pki/etcd/server.crt",
+            "--key=/etc/kubernetes/pki/etcd/server.key",
+            "member",
+            "list"
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(bin.join("ps-args")).unwrap().trim(),
+        "ps -q --label io.kubernetes.pod.namespace=kube-system --label io.kubernetes.container.name=etcd"
+    );
+    // etcdutl where the member runs: in its container.
+    let o = with_etcd_tools(
+        bin,
+        "etcdutl_at registry.k8s.io/etcd:3.5.15-0 /var/lib/etcd snapshot status /var/lib/etcd/s.db",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().take(3).collect::<Vec<_>>(),
+        ["abc123", "etcdutl", "snapshot"]
+    );
+
+    // No etcd container runs: etcdctl fails saying so; etcdutl runs from the member's image
+    // in a one-off container that sees the data directory alone.
+    std::fs::write(bin.join("containers"), "").unwrap();
+    let o = with_etcd_tools(bin, "etcdctl_as server member list");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no etcd container runs on this control plane"), "{o:?}");
+    fake(bin, "ctr", r#"printf '%s\n' "$@""#);
+    let o = with_etcd_tools(
+        bin,
+        "etcdutl_at registry.k8s.io/etcd:3.5.15-0 /var/lib/etcd snapshot status /var/lib/etcd/s.db",
+    );
+    assert!(o.status.success(), "{o:?}");
+    let words: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect();
+    assert_eq!(
+        words[..6],
+        ["-n", "k8s.io", "run", "--rm", "--mount", "type=bind,src=/var/lib/etcd,dst=/var/lib/etcd,options=rbind:rw"]
+    );
+    assert_eq!(words[6], "registry.k8s.io/etcd:3.5.15-0");
+    assert!(words[7].starts_with("kubewright-etcdutl-"));
+    assert_eq!(words[8..], ["etcdutl", "snapshot", "status", "/var/lib/etcd/s.db"]);
+    // A failing one-off container says where to look.
+    fake(bin, "ctr", r#"echo 'ctr: image "registry.k8s.io/etcd:3.5.15-0": not found' >&2; exit 1"#);
+    let o = with_etcd_tools(
+        bin,
+        "etcdutl_at registry.k8s.io/etcd:3.5.15-0 /var/lib/etcd snapshot status /var/lib/etcd/s.db",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(": not found") && err.contains("is the image on this host (crictl images)?"), "{err}");
+}

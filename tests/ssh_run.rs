@@ -61,6 +61,14 @@ fn exit_codes_stderr_and_json(transport: &str) {
     assert_eq!(doc["failed"], 1);
     assert_eq!(doc["hosts"][1]["host"], "w1");
     assert_eq!(doc["hosts"][1]["exit_code"], 1);
+    // A program the host does not have: the shell's 127 and its message, not a lost link
+    // (the openssh crate reports 127 as "remote command not found").
+    let o = kubewright(transport, &["run", "-i", &inv(&bed), "--hosts", "worker", "--shell", "no-such-tool --version"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.starts_with("== w1 (exit 127) ==\n") && out.contains("no-such-tool: not found"), "{out}");
+    let o = kubewright(transport, &["run", "-i", &inv(&bed), "--hosts", "worker", "--", "sh", "-c", "exit 127"]);
+    assert_eq!(stdout(&o), "== w1 (exit 127) ==\n1 hosts: 0 ok, 1 failed\n", "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 fn several_commands_run_in_order_and_stop_at_the_first_failure(transport: &str) {

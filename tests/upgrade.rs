@@ -77,6 +77,17 @@ fn three_control_planes_and_four_workers_go_from_1_30_to_1_32_two_workers_at_a_t
     for (node, version) in kubelet_versions(&bed) {
         assert_eq!(version, "v1.32.9", "{node}");
     }
+    // As on a kubeadm host, no etcd tool was ever on a PATH: the snapshot before the first hop
+    // and every etcd health gate went through etcd's container. kubeadm 1.32 no longer brings
+    // cri-tools, kubewright does, at the new minor.
+    assert!(state.path().join(bed.cluster_state().cluster_name).join("backups/cp1/etcd-snapshot.db").is_file());
+    for host in ["cp1", "cp2", "cp3", "w1", "w2", "w3", "w4"] {
+        let o = bed
+            .exec(host, "! command -v etcdctl && ! command -v etcdutl && dpkg-query -W -f='${Version}' cri-tools")
+            .unwrap();
+        assert!(o.status.success(), "{host}: {o:?}");
+        assert!(String::from_utf8_lossy(&o.stdout).starts_with("1.32."), "{host}: {o:?}");
+    }
     let nodes = report["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 7);
     assert!(nodes.iter().all(|n| n["from"] == "v1.30.4" && n["to"] == "v1.32.9" && n["cordoned"] == false), "{report}");

@@ -916,7 +916,7 @@ impl<'a, C: Connect> Engine<'a, C> {
         etcd: bool,
         timeout: std::time::Duration,
     ) -> Result<(), HostFailure> {
-        use super::wait::{ETCDCTL_MISSING, etcd_probe, judge_etcd, judge_nodes, nodes_probe};
+        use super::wait::{CRICTL_MISSING, etcd_probe, judge_etcd, judge_nodes, nodes_probe};
         let started = Instant::now();
         let mut etcd_unchecked_noted = false;
         loop {
@@ -926,14 +926,14 @@ impl<'a, C: Connect> Engine<'a, C> {
             };
             if verdict.is_ok() && etcd {
                 verdict = match attempt(session, &etcd_probe(), started, timeout).await {
-                    Ok(out) if out.code == Some(ETCDCTL_MISSING) => {
+                    Ok(out) if out.code == Some(CRICTL_MISSING) => {
                         if !etcd_unchecked_noted {
                             etcd_unchecked_noted = true;
                             self.emit(Event::Output {
                                 step: step.into(),
                                 host: host.into(),
                                 stream: "stderr",
-                                line: "etcd health not checked: etcdctl is not installed on this host".into(),
+                                line: "etcd health not checked: crictl is not installed on this host (etcd is reached through its container)".into(),
                             });
                         }
                         Ok(())

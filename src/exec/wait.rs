@@ -4,7 +4,8 @@
 use crate::script::Script;
 use crate::ssh::Output;
 
-pub use crate::kube::{ADMIN_KUBECONFIG, ETCDCTL_MISSING, etcd_probe};
+pub use crate::etcd::{CRICTL_MISSING, etcd_probe};
+pub use crate::kube::ADMIN_KUBECONFIG;
 
 /// Every node, as JSON, through the control plane's admin kubeconfig.
 pub fn nodes_probe() -> Script {

@@ -14,7 +14,8 @@ use crate::version::Version;
 const MARK: &str = "@@kubewright-fact ";
 
 /// The packages whose installed version and hold state matter.
-pub const PACKAGES: &[&str] = &["kubeadm", "kubelet", "kubectl", "containerd", "containerd.io", "cri-tools"];
+pub const PACKAGES: &[&str] =
+    &["kubeadm", "kubelet", "kubectl", "containerd", "containerd.io", "cri-tools", "conntrack"];
 
 /// Firewall services whose rules can drop pod traffic (see the seed digest: CoreDNS "no route
 /// to host" behind a REJECT-all iptables service).
@@ -104,19 +105,23 @@ pub fn script(paths: &[String]) -> Script {
         "apiserver",
         "crictl ps -o json --label io.kubernetes.pod.namespace=kube-system --label io.kubernetes.container.name=kube-apiserver 2>/dev/null || true",
     );
+    section(
+        "tools",
+        &format!(
+            "for t in {}; do if command -v \"$t\" >/dev/null 2>&1; then echo \"$t\"; fi; done",
+            crate::plan::TOOLS.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(" ")
+        ),
+    );
     section("kubelet-config", "grep -E '^rotateCertificates:' /var/lib/kubelet/config.yaml 2>/dev/null || true");
     // The local etcd member's health, as the upgrade and node removal weigh quorum (short
     // timeouts: a member that is down must not hold up the facts).
-    section(
-        "etcd-health",
-        "if test -f /etc/kubernetes/manifests/etcd.yaml && command -v etcdctl >/dev/null 2>&1; then etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key --dial-timeout=2s --command-timeout=3s endpoint health 2>&1; echo \"exit $?\"; fi",
-    );
+    section("etcd-health", &crate::etcd::health_facts_script());
     // The local etcd member as kubeadm configured it; a manifest an unfinished restore parked
     // counts (the run that continues it needs it).
     section(
         "etcd-member",
         &format!(
-            "for f in /etc/kubernetes/manifests/etcd.yaml {}/etcd.yaml; do if test -f \"$f\"; then echo \"manifest $f\"; grep -E '^ *- --(name|initial-advertise-peer-urls|data-dir)=' \"$f\"; break; fi; done; true",
+            "for f in /etc/kubernetes/manifests/etcd.yaml {}/etcd.yaml; do if test -f \"$f\"; then echo \"manifest $f\"; grep -E '^ *(- --(name|initial-advertise-peer-urls|data-dir)=|image: )' \"$f\"; break; fi; done; true",
             super::PARKED_MANIFESTS
         ),
     );
@@ -280,7 +285,8 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
             .map_err(|e| error(format!("the content of {path} is not valid base64: {e}")))?;
         files.insert(path.to_string(), String::from_utf8_lossy(&bytes).into_owned());
     }
-    let (packages, containerd_installed, held) = packages(get("packages"));
+    let InstalledPackages { versions: packages, containerd: containerd_installed, held, installed } =
+        packages(get("packages"));
     let CertificateReading { mut certificates, unreadable: unreadable_certificates } =
         read_certificates(get("certificates"));
     let key_pairs: BTreeMap<String, bool> = get("key-pairs")
@@ -311,6 +317,8 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
         packages,
         containerd_installed,
         held,
+        installed,
+        tools: Some(words(get("tools"))),
         swap_active: get("swaps").lines().skip(1).any(|l| !l.trim().is_empty()),
         swap_in_fstab: fstab_has_swap(get("fstab")),
         modules: get("modules")
@@ -384,6 +392,11 @@ fn etcd_health(text: &str) -> Option<EtcdHealth> {
     if status.trim() == "0" {
         return Some(EtcdHealth::Healthy);
     }
+    if status.trim() == "124" {
+        return Some(EtcdHealth::Unhealthy {
+            why: format!("no answer within {}s (crictl or etcd hangs)", crate::etcd::HEALTH_FACT_LIMIT_S),
+        });
+    }
     // etcdctl's own verdict, past the client's JSON log lines.
     let lines = || text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("exit "));
     let why = lines()
@@ -406,6 +419,11 @@ fn etcd_member(text: &str) -> Option<super::EtcdMember> {
         peer_url: flag("--initial-advertise-peer-urls")?,
         data_dir: flag("--data-dir").unwrap_or_else(|| "/var/lib/etcd".into()),
         parked: manifest != "/etc/kubernetes/manifests/etcd.yaml",
+        image: text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("image: "))
+            .map(|i| i.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+            .unwrap_or_default(),
     })
 }
 
@@ -455,18 +473,28 @@ fn fstab_has_swap(text: &str) -> bool {
     text.lines().map(str::trim).filter(|l| !l.starts_with('#')).any(|l| l.split_whitespace().nth(2) == Some("swap"))
 }
 
+struct InstalledPackages {
+    versions: BTreeMap<String, Version>,
+    containerd: bool,
+    held: BTreeSet<String>,
+    installed: BTreeSet<String>,
+}
+
 /// dpkg-query lines `name\tversion\tstatus`: the Kubernetes packages' versions (the upstream
-/// part, `1.31.4-1.1` → 1.31.4), whether a containerd package is installed, what is held.
-fn packages(text: &str) -> (BTreeMap<String, Version>, bool, BTreeSet<String>) {
+/// part, `1.31.4-1.1` → 1.31.4), whether a containerd package is installed, what is held, and
+/// which of the packages asked about are installed.
+fn packages(text: &str) -> InstalledPackages {
     let mut versions = BTreeMap::new();
     let mut containerd = false;
     let mut held = BTreeSet::new();
+    let mut installed = BTreeSet::new();
     for line in text.lines() {
         let mut fields = line.split('\t');
         let (Some(name), Some(version), Some(status)) = (fields.next(), fields.next(), fields.next()) else { continue };
         if !status.ends_with(" installed") {
             continue;
         }
+        installed.insert(name.to_string());
         if status.starts_with("hold ") {
             held.insert(name.to_string());
         }
@@ -479,7 +507,7 @@ fn packages(text: &str) -> (BTreeMap<String, Version>, bool, BTreeSet<String>) {
             versions.insert(name.to_string(), v);
         }
     }
-    (versions, containerd, held)
+    InstalledPackages { versions, containerd, held, installed }
 }
 
 /// One name per line, blank lines ignored.
@@ -594,7 +622,15 @@ mod tests {
             }),
             "etcdctl's verdict, not its log"
         );
-        assert_eq!(with("").etcd_health, None, "not asked: no manifest or no etcdctl");
+        assert_eq!(with("").etcd_health, None, "not asked: no manifest or no crictl");
+        assert_eq!(
+            with("exit 124\n").etcd_health,
+            Some(EtcdHealth::Unhealthy { why: "no answer within 15s (crictl or etcd hangs)".into() }),
+        );
+        let no_container = "no etcd container runs on this control plane (crictl ps --label io.kubernetes.container.name=etcd lists none): look at the kubelet's log\nexit 1\n";
+        assert!(
+            matches!(with(no_container).etcd_health, Some(EtcdHealth::Unhealthy { why }) if why.starts_with("no etcd container runs"))
+        );
     }
 
     #[test]

@@ -27,6 +27,13 @@ pub struct HostFacts {
     /// Packages on hold (`apt-mark hold`).
     #[serde(default)]
     pub held: BTreeSet<String>,
+    /// Which of the packages facts ask dpkg about (`facts::gather::PACKAGES`) are installed.
+    #[serde(default)]
+    pub installed: BTreeSet<String>,
+    /// Which of the programs kubewright's steps run (`plan::TOOLS`) the host has; None where
+    /// not asked (facts recorded by an older kubewright).
+    #[serde(default)]
+    pub tools: Option<BTreeSet<String>>,
     /// `/etc/kubernetes/admin.conf` exists (a control plane that was initialised or joined).
     #[serde(default)]
     pub admin_conf: bool,
@@ -133,6 +140,10 @@ pub struct EtcdMember {
     pub data_dir: String,
     /// The manifest is parked in [`PARKED_MANIFESTS`] by a restore that has not finished.
     pub parked: bool,
+    /// The etcd image the manifest runs (`registry.k8s.io/etcd:3.5.15-0`): where `etcdutl`
+    /// comes from when the member itself does not run. Empty in facts of older kubewrights.
+    #[serde(default)]
+    pub image: String,
 }
 
 /// Where `kubewright etcd restore` keeps the control plane's static pod manifests while the
@@ -166,6 +177,8 @@ impl HostFacts {
             modules: BTreeSet::new(),
             joined: false,
             held: BTreeSet::new(),
+            installed: BTreeSet::new(),
+            tools: None,
             admin_conf: false,
             apt_keyring: false,
             os_id: String::new(),

@@ -10,6 +10,7 @@
 mod action;
 mod goals;
 mod text;
+mod tools;
 mod upgrade;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use serde::Serialize;
 pub use action::{Action, FileChange, FileWrite, KubeconfigServer, PackageChange};
 pub use goals::{hop_playbook, remove_node_playbook, restore_playbook};
 pub use text::render_text;
+pub use tools::TOOLS;
 pub use upgrade::{UPGRADE, due as upgrade_due, releases_to_ask};
 
 use crate::facts::{ClusterFacts, HostFacts};
@@ -142,6 +144,16 @@ pub struct Summary {
 impl Summary {
     pub fn has_changes(&self) -> bool {
         self.add + self.change > 0
+    }
+
+    fn uncount(&mut self, decision: &Decision) {
+        match decision {
+            Decision::Skip { .. } => self.unchanged = self.unchanged.saturating_sub(1),
+            Decision::Add { .. } => self.add = self.add.saturating_sub(1),
+            Decision::Change { .. } => self.change = self.change.saturating_sub(1),
+            Decision::Verify { .. } => {}
+            Decision::Blocked { .. } => self.blocked = self.blocked.saturating_sub(1),
+        }
     }
 
     fn count(&mut self, decision: &Decision) {
@@ -378,6 +390,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         Goal::RemoveNode { node } => add_playbook(input, inv, &remove_node_playbook(node), None, &mut plan)?,
         Goal::Reset => add_playbook(input, inv, &Playbook::builtin("reset")?, None, &mut plan)?,
     }
+    tools::require(&mut plan, input.facts);
     Ok(plan)
 }
 

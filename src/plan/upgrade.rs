@@ -66,6 +66,19 @@ pub(super) fn plan(input: &PlanInput<'_>, goal: &UpgradeGoal, plan: &mut Plan) -
     inv.cluster.upgrade.skip_blocked = goal.skip_blocked;
     let first = inv.first_control_plane().name.clone();
     let Some(view) = input.facts.cluster.as_ref() else {
+        // An API server cannot answer without its etcd: say so rather than "not installed".
+        let unhealthy = unhealthy_members(&inv, input.facts);
+        if !unhealthy.is_empty() {
+            let names: Vec<String> = unhealthy.iter().map(|(host, why)| format!("{host} ({why})")).collect();
+            plan.refusals.push(refuse(
+                format!(
+                    "the cluster cannot be read from {first}, and etcd is not healthy on {}: without a quorum of its members the API servers cannot answer",
+                    names.join(", ")
+                ),
+                "bring the etcd members back (`crictl ps -a --label io.kubernetes.container.name=etcd` and its logs on each control plane), or restore a snapshot with `kubewright etcd restore`",
+            ));
+            return Ok(());
+        }
         plan.refusals.push(refuse(
             format!("the cluster cannot be read from {first}: it is not installed, or its API server does not answer"),
             "install it with `kubewright apply` first; `kubewright plan` shows what the hosts have",
@@ -179,15 +192,17 @@ fn refusals(
             ));
         }
     }
-    // Each control plane's own etcd member, as it answered with the facts.
-    let control_planes: Vec<&str> = inv.control_planes().map(|h| h.name.as_str()).collect();
-    let unhealthy: Vec<(String, String)> = control_planes
-        .iter()
-        .filter_map(|cp| match &input.facts.hosts.get(*cp)?.etcd_health {
-            Some(EtcdHealth::Unhealthy { why }) => Some((cp.to_string(), why.clone())),
+    let unhealthy = unhealthy_members(inv, input.facts);
+    refusals.extend(crate::upgrade::etcd_refusal(&unhealthy, inv.control_planes().count()));
+    refusals
+}
+
+/// Each control plane whose own etcd member answered unhealthy with the facts, and why.
+fn unhealthy_members(inv: &Inventory, facts: &ClusterFacts) -> Vec<(String, String)> {
+    inv.control_planes()
+        .filter_map(|cp| match &facts.hosts.get(&cp.name)?.etcd_health {
+            Some(EtcdHealth::Unhealthy { why }) => Some((cp.name.clone(), why.clone())),
             _ => None,
         })
-        .collect();
-    refusals.extend(crate::upgrade::etcd_refusal(&unhealthy, control_planes.len()));
-    refusals
+        .collect()
 }

@@ -200,6 +200,22 @@ impl Refused<'_> {
     }
 }
 
+/// The remote command's exit code. The openssh crate turns an exit of 127 into an error ("remote
+/// command not found", native_mux_impl/child.rs): here the command is always the host's shell,
+/// so 127 is a command *that* shell did not find, an answer like any other exit code, with
+/// its stderr; only an exit without a code (the link or the process lost) is an error.
+fn exit_code(waited: Result<std::process::ExitStatus, openssh::Error>) -> Result<Option<i32>, openssh::Error> {
+    match waited {
+        Ok(status) => Ok(status.code()),
+        Err(openssh::Error::Remote(e))
+            if e.kind() == std::io::ErrorKind::NotFound && e.to_string() == "remote command not found" =>
+        {
+            Ok(Some(127))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 async fn classify(t: &Target, e: openssh::Error, bastion: Option<&BastionFiles>) -> TransportError {
     let text = format!("{e}");
     let detail = match &e {
@@ -353,17 +369,33 @@ impl OpensshTransport {
             .spawn()
             .await
             .map_err(|e| self.exec_error(e))?;
+        use tokio::io::AsyncReadExt;
         let mut stdin = child.stdin().take().ok_or_else(|| self.exec_error("no stdin"))?;
-        tokio::io::copy(&mut input, &mut stdin)
-            .await
-            .map_err(|e| self.exec_error(format!("{what} interrupted: {e}")))?;
-        stdin.shutdown().await.map_err(|e| self.exec_error(e))?;
-        drop(stdin);
-        let out = child.wait_with_output().await.map_err(|e| self.exec_error(e))?;
+        let mut stdout = child.stdout().take().ok_or_else(|| self.exec_error("no stdout"))?;
+        let mut stderr = child.stderr().take().ok_or_else(|| self.exec_error("no stderr"))?;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        // `stdin` is moved in and dropped when the input is sent: dropping closes the pipe
+        // (shutdown alone does not), and the command sees its end of input.
+        let send = async move {
+            tokio::io::copy(&mut input, &mut stdin).await?;
+            stdin.shutdown().await
+        };
+        // Read while sending: a command that answers early must not block on a full pipe.
+        let (sent, read_out, read_err) = tokio::join!(send, stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+        // A command that failed before reading all its input closes it: its own exit code and
+        // message say why, better than the broken pipe.
+        read_out.map_err(|e| self.exec_error(e))?;
+        read_err.map_err(|e| self.exec_error(e))?;
+        let code = exit_code(child.wait().await).map_err(|e| self.exec_error(e))?;
+        if let Err(e) = sent
+            && code == Some(0)
+        {
+            return Err(self.exec_error(format!("{what} interrupted: {e}")));
+        }
         self.check_sudo(Output {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code,
+            stdout: String::from_utf8_lossy(&out).into_owned(),
+            stderr: String::from_utf8_lossy(&err).into_owned(),
         })
     }
 
@@ -423,7 +455,7 @@ impl Transport for OpensshTransport {
                 }
             }
         }
-        out.code = child.wait().await.map_err(|e| self.exec_error(e))?.code();
+        out.code = exit_code(child.wait().await).map_err(|e| self.exec_error(e))?;
         self.check_sudo(out)
     }
 

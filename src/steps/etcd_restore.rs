@@ -26,23 +26,24 @@ pub const REMOTE_SNAPSHOT: &str = "/var/lib/kubewright/restore/snapshot.db";
 const COMPONENTS: [&str; 4] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"];
 
 /// `$1` data dir, `$2` member name, `$3` initial cluster, `$4` cluster token, `$5` peer URL,
-/// `$6` the snapshot's SHA-256.
+/// `$6` the snapshot's SHA-256, `$7` etcd's image. `etcdutl` runs in the member's container,
+/// or in one of its image where the member does not run (see [`crate::etcd`]); both see the
+/// data directory only: the snapshot is moved there for it.
 const STAGE: &str = r#"set -eu
-data=$1 name=$2 cluster=$3 token=$4 peer=$5 sha=$6
+data=$1 name=$2 cluster=$3 token=$4 peer=$5 sha=$6 image=$7
 snap=/var/lib/kubewright/restore/snapshot.db
 staged="$data/kubewright-restore-$(printf %.12s "$sha")"
-# etcdctl checks the members' health later; etcdutl restores where installed (etcdctl 3.5 still can).
-if ! command -v etcdctl >/dev/null 2>&1; then echo "etcdctl is not installed on this control plane: install it (Debian: apt-get install etcd-client) and run the restore again" >&2; exit 1; fi
-tool=etcdctl; export ETCDCTL_API=3
-if command -v etcdutl >/dev/null 2>&1; then tool=etcdutl; fi
+inside="$staged.db"
 if ! printf '%s  %s\n' "$sha" "$snap" | sha256sum -c --quiet >/dev/null 2>&1; then rm -f "$snap"; echo "$snap is not the snapshot sent (SHA-256 differs): run the restore again" >&2; exit 1; fi
-# A snapshot that fails its checks leaves nothing behind.
-trap 'rm -rf "$snap" "$staged"' EXIT
+# A snapshot that fails its checks leaves nothing behind; the restored data stays once made.
+trap 'rm -rf "$snap" "$inside" "$staged"' EXIT
 trap 'exit 143' HUP INT TERM
-"$tool" snapshot status "$snap" -w table
+mv "$snap" "$inside"
+etcdutl_at "$image" "$data" snapshot status "$inside" -w table
 rm -rf "$staged"
-"$tool" snapshot restore "$snap" --name="$name" --initial-cluster="$cluster" --initial-cluster-token="$token" --initial-advertise-peer-urls="$peer" --data-dir="$staged"
-trap - EXIT"#;
+etcdutl_at "$image" "$data" snapshot restore "$inside" --name="$name" --initial-cluster="$cluster" --initial-cluster-token="$token" --initial-advertise-peer-urls="$peer" --data-dir="$staged"
+trap - EXIT
+rm -f "$inside""#;
 
 /// `$@`: the manifests to park (by component name).
 const PARK: &str = r#"set -eu
@@ -159,8 +160,16 @@ impl Step for EtcdRestoreStage {
                         member.name
                     ),
                     commands: sh(
-                        STAGE,
-                        &[&member.data_dir, &member.name, &initial_cluster, &token, &member.peer_url, &snapshot.sha256],
+                        &format!("{}{}{STAGE}", crate::etcd::ETCD_CLIENT, crate::etcd::ETCDUTL_ANYWHERE),
+                        &[
+                            &member.data_dir,
+                            &member.name,
+                            &initial_cluster,
+                            &token,
+                            &member.peer_url,
+                            &snapshot.sha256,
+                            &member.image,
+                        ],
                     ),
                 },
             ],
@@ -268,7 +277,7 @@ impl Step for EtcdRestoreStart {
             actions: vec![
                 Action::Probe {
                     description: "the etcd member answers healthy (once a quorum of the restored members runs)".into(),
-                    commands: crate::kube::etcd_probe(),
+                    commands: crate::etcd::etcd_probe(),
                     timeout_s: cx.ready_timeout_s(),
                 },
                 Action::Run {

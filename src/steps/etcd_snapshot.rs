@@ -1,6 +1,7 @@
 //! `etcd-snapshot`: before an upgrade changes anything, a snapshot of etcd on the first control
-//! plane (`etcdctl snapshot save`, checked with `snapshot status`) and a backup of its PKI, both
-//! kept on the host and copied to the bastion (`certificates.keepBackups` copies of each).
+//! plane (`etcdctl snapshot save`, checked with `etcdutl snapshot status`, both in the etcd
+//! member's container: see [`crate::etcd`]) and a backup of its PKI, both kept on the host and
+//! copied to the bastion (`certificates.keepBackups` copies of each).
 
 use super::Step;
 use super::renew_certificates::{BACK_UP, BACKUP_DIR, LATEST_BACKUP};
@@ -14,20 +15,25 @@ pub struct EtcdSnapshot;
 /// The snapshot this run made (removed first, so a failed save never passes for a new one).
 pub const LATEST_SNAPSHOT: &str = "/var/lib/kubewright/backups/etcd-latest.db";
 
-/// `$1`: how many snapshots to keep on the host. The client certificate is the etcd server's
-/// own, as kubeadm's backup documentation uses it.
+/// `$1`: how many snapshots to keep on the host, `$2` etcd's data directory. The client
+/// certificate is the etcd server's own, as kubeadm's backup documentation uses it.
+/// etcd's container sees the host's data directory only, so the snapshot is saved there (etcd
+/// only warns of other files in it: etcdmain/etcd.go, identifyDataDirOrDie) and moved to the
+/// backups once `etcdutl` has read it back.
 /// A snapshot that cannot be saved or read back is removed, never kept among the good ones.
 const SNAPSHOT: &str = r#"set -eu
-keep=$1 d=/var/lib/kubewright/backups
-if ! command -v etcdctl >/dev/null 2>&1; then echo "etcdctl is not installed on this control plane: install it (Debian: apt-get install etcd-client) to take the snapshot" >&2; exit 1; fi
+keep=$1 data=$2 d=/var/lib/kubewright/backups
 install -d -m 0700 "$d"
 rm -f "$d/etcd-latest.db"
-f="$d/etcd-$(date -u +%Y%m%dT%H%M%SZ).db"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+f="$d/etcd-$stamp.db" inside="$data/kubewright-snapshot-$stamp.db"
 umask 077
-trap 'rm -f "$f" "$f.part"' EXIT
+trap 'rm -f "$f" "$f.part" "$inside" "$inside.part"' EXIT
 trap 'exit 143' HUP INT TERM
-ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key snapshot save "$f"
-ETCDCTL_API=3 etcdctl snapshot status "$f" -w table
+etcdctl_as server snapshot save "$inside"
+etcdutl_in snapshot status "$inside" -w table
+mv "$inside" "$f"
+chmod 0600 "$f"
 trap - EXIT
 ln -s "$f" "$d/etcd-latest.db"
 i=0
@@ -47,7 +53,7 @@ impl Step for EtcdSnapshot {
     }
 
     fn plan(&self, cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Decision {
-        match &facts.etcd_member {
+        let member = match &facts.etcd_member {
             None => {
                 return Decision::Blocked {
                     problems: vec![format!(
@@ -64,8 +70,8 @@ impl Step for EtcdSnapshot {
                     )],
                 };
             }
-            Some(_) => {}
-        }
+            Some(member) => member,
+        };
         let keep = cx.inventory.cluster.certificates.keep_backups;
         let fetch = |remote: &str, name: &str| Action::Fetch {
             remote: remote.into(),
@@ -78,7 +84,14 @@ impl Step for EtcdSnapshot {
             actions: vec![
                 Action::Run {
                     description: format!("snapshot etcd to {BACKUP_DIR} and check it (keeping {keep})"),
-                    commands: Script::new().cmd(["sh", "-c", SNAPSHOT, "sh", &keep.to_string()]),
+                    commands: Script::new().cmd([
+                        "sh",
+                        "-c",
+                        &format!("{}{SNAPSHOT}", crate::etcd::ETCD_CLIENT),
+                        "sh",
+                        &keep.to_string(),
+                        &member.data_dir,
+                    ]),
                 },
                 fetch(LATEST_SNAPSHOT, "etcd-snapshot.db"),
                 Action::Run {

@@ -1,5 +1,7 @@
-//! `install-packages`: containerd, cri-tools, and kubeadm, kubelet, kubectl at the exact
-//! version, held.
+//! `install-packages`: containerd and kubeadm, kubelet, kubectl at the exact version, held;
+//! `cri-tools` of the same minor (crictl: kubeadm's preflight requires it, and kubewright
+//! reaches etcd and the static pods through it, while kubeadm >= 1.32 no longer depends on
+//! it), and below 1.32 `conntrack` (kubeadm's mandatory `FileExisting-conntrack` check).
 
 use super::{Step, add_or_change, file_actions};
 use crate::facts::HostFacts;
@@ -11,8 +13,6 @@ use crate::script::Script;
 pub struct InstallPackages;
 
 pub const KUBE_PACKAGES: [&str; 3] = ["kubeadm", "kubelet", "kubectl"];
-/// The package of crictl, in every minor's repository.
-const CRI_TOOLS: &str = "cri-tools";
 use super::APT_KEYRING as KEYRING;
 /// The key as downloaded (ASCII armor), removed once converted.
 const ARMORED_KEY: &str = "/etc/apt/keyrings/kubernetes-apt-keyring.asc.download";
@@ -64,13 +64,13 @@ impl Step for InstallPackages {
 
         let stale: Vec<&str> = KUBE_PACKAGES.into_iter().filter(|p| facts.packages.get(*p) != Some(&version)).collect();
         let need_containerd = !facts.containerd_installed;
-        // crictl: the certificate renewal and the etcd restore run it, and from 1.32 no
-        // Kubernetes package depends on cri-tools any more (kubernetes/release metadata.yaml),
-        // so a 1.32 node would have none. From the sources list's repository: the cluster's minor.
-        let need_cri_tools = !facts.packages.contains_key(CRI_TOOLS);
-        if stale.is_empty() && !need_containerd && !need_cri_tools && actions.is_empty() {
+        let companions = companion_changes(facts, version);
+        if stale.is_empty() && !need_containerd && companions.is_empty() && actions.is_empty() {
             return Decision::Skip {
-                reason: format!("containerd installed; kubeadm, kubelet and kubectl {version} installed and held"),
+                reason: format!(
+                    "containerd and cri-tools {}.{} installed; kubeadm, kubelet and kubectl {version} installed and held",
+                    version.major, version.minor
+                ),
             };
         }
         let mut changes = Vec::new();
@@ -82,23 +82,41 @@ impl Step for InstallPackages {
                 pin: None,
             });
         }
-        if need_cri_tools {
-            changes.push(PackageChange {
-                name: CRI_TOOLS.into(),
-                from: None,
-                to: "repository version".into(),
-                pin: None,
-            });
-        }
         changes.extend(stale.iter().map(|p| PackageChange {
             name: p.to_string(),
             from: facts.packages.get(*p).map(ToString::to_string),
             to: version.to_string(),
             pin: Some(version.deb_version()),
         }));
+        changes.extend(companions);
         actions.push(Action::Packages { changes, update_index: true, hold: KUBE_PACKAGES.map(String::from).to_vec() });
         add_or_change(actions)
     }
+}
+
+/// The packages kubeadm needs beside itself that `version`'s packages may not bring: cri-tools
+/// of the minor (unpinned: its patch releases are its own, and the minor's repository holds
+/// only that minor's), and `conntrack` from the distribution below 1.32. Neither is held.
+pub(super) fn companion_changes(facts: &HostFacts, version: crate::version::Version) -> Vec<PackageChange> {
+    let mut changes = Vec::new();
+    let cri_tools = facts.packages.get("cri-tools");
+    if cri_tools.is_none_or(|v| (v.major, v.minor) != (version.major, version.minor)) {
+        changes.push(PackageChange {
+            name: "cri-tools".into(),
+            from: cri_tools.map(ToString::to_string),
+            to: format!("the v{}.{} repository's", version.major, version.minor),
+            pin: None,
+        });
+    }
+    if version.minor < 32 && !facts.installed.contains("conntrack") {
+        changes.push(PackageChange {
+            name: "conntrack".into(),
+            from: None,
+            to: "the distribution's".into(),
+            pin: None,
+        });
+    }
+    changes
 }
 
 /// The Kubernetes package repository of the inventory's minor (the sources list, and its

@@ -16,7 +16,7 @@ pub struct RemoveNode;
 /// that is no member (already removed) is not an error.
 const REMOVE_MEMBER: &str = r#"set -eu
 name=$1
-etcd() { etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key "$@"; }
+etcd() { etcdctl_as server "$@"; }
 members=$(etcd member list)
 id=$(awk -F', ' -v n="$name" '$3 == n { print $1 }' <<MEMBERS
 $members
@@ -42,11 +42,11 @@ fn quorum_lost_without(cx: &PlanCx<'_>, host: &Host) -> Option<String> {
         .map(|h| match (health(h), cx.facts.unreachable.get(&h.name)) {
             (Some(EtcdHealth::Unhealthy { why }), _) => format!("{} ({why})", h.name),
             (_, Some(why)) => format!("{} (cannot be reached: {why})", h.name),
-            _ => format!("{} (its etcd health is unknown: no etcd manifest or no etcdctl)", h.name),
+            _ => format!("{} (its etcd health is unknown: no etcd manifest or no crictl)", h.name),
         })
         .collect();
     Some(format!(
-        "removing {}'s etcd member would leave {} member(s) of which only {healthy} answer healthy, fewer than the {quorum} etcd needs for a quorum: {} down; bring them back first (`crictl ps --name etcd` and its logs there)",
+        "removing {}'s etcd member would leave {} member(s) of which only {healthy} answer healthy, fewer than the {quorum} etcd needs for a quorum: {} down; bring them back first (`crictl ps -a --label io.kubernetes.container.name=etcd` and its logs there)",
         host.name,
         others.len(),
         down.join(", ")
@@ -117,7 +117,13 @@ impl Step for RemoveNode {
                     "remove {}'s etcd member first, so that etcd counts its quorum without it",
                     host.name
                 ),
-                commands: Script::new().cmd(["sh", "-c", REMOVE_MEMBER, "sh", &host.name]),
+                commands: Script::new().cmd([
+                    "sh",
+                    "-c",
+                    &format!("{}{REMOVE_MEMBER}", crate::etcd::ETCD_CLIENT),
+                    "sh",
+                    &host.name,
+                ]),
             }));
         }
         if unreachable.is_none() && facts.joined {

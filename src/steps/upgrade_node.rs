@@ -16,7 +16,7 @@
 //! (an annotation), so a resumed run still lifts its own.
 
 use super::Step;
-use super::install_packages::{install_held, repository_actions};
+use super::install_packages::{companion_changes, install_held, repository_actions};
 use crate::facts::HostFacts;
 use crate::inventory::Host;
 use crate::plan::{Action, Decision, PlanCx};
@@ -40,7 +40,11 @@ fn already_there(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts) -> Option<Stri
 fn upgrade_kubeadm(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts, kubeadm_upgrade: Action) -> Vec<Action> {
     let target = cx.inventory.cluster.kubernetes_version;
     let mut actions = repository_actions(cx, host, facts);
-    actions.push(install_held(facts, &["kubeadm"], target));
+    let mut kubeadm = install_held(facts, &["kubeadm"], target);
+    if let Action::Packages { changes, .. } = &mut kubeadm {
+        changes.extend(companion_changes(facts, target));
+    }
+    actions.push(kubeadm);
     actions.push(kubeadm_upgrade);
     actions
 }

@@ -261,11 +261,18 @@ impl Background {
     }
 }
 
+/// The `pgrep -f` pattern of a process running `command` on a host itself, or in a container
+/// through `crictl exec ID` (etcd's tools).
+pub fn command_pattern(command: &str) -> String {
+    format!("^(crictl exec [0-9a-f]+ )?{command}")
+}
+
 /// Wait, at most `limit`, until a process whose command line starts with `command` runs on
-/// `host` (a simulated kubeadm held up by a `hang` fault, to be caught in the act).
+/// `host`, or in one of its containers (a simulated kubeadm held up by a `hang` fault, to be
+/// caught in the act).
 pub fn wait_for_command(bed: &kubewright_testbed::Testbed, host: &str, command: &str, limit: std::time::Duration) {
     let deadline = std::time::Instant::now() + limit;
-    let running = format!("pgrep -f {} >/dev/null", kubewright::script::quote(&format!("^{command}")));
+    let running = format!("pgrep -f {} >/dev/null", kubewright::script::quote(&command_pattern(command)));
     while !bed.exec(host, &running).unwrap().status.success() {
         assert!(std::time::Instant::now() < deadline, "`{command}` did not run on {host} within {limit:?}");
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -281,7 +288,7 @@ pub fn a_command_left_running_refuses_the_next_run(
     command: &str,
     next: impl FnOnce() -> Output,
 ) {
-    let running = format!("pgrep -f {} >/dev/null", kubewright::script::quote(&format!("^{command}")));
+    let running = format!("pgrep -f {} >/dev/null", kubewright::script::quote(&command_pattern(command)));
     assert!(bed.exec(host, &running).unwrap().status.success(), "`{command}` no longer runs on {host}");
     let events = bed.cluster_state().events.len();
     let refused = next();
@@ -289,7 +296,7 @@ pub fn a_command_left_running_refuses_the_next_run(
     assert_eq!(refused.status.code(), Some(1), "{text}");
     assert!(text.contains("whose process is gone, but its commands may still run") && text.contains(command), "{text}");
     assert_eq!(bed.cluster_state().events.len(), events, "the refused run changed nothing: {text}");
-    let stop = format!("pkill -f {}", kubewright::script::quote(&format!("^{command}")));
+    let stop = format!("pkill -f {}", kubewright::script::quote(&command_pattern(command)));
     assert!(bed.exec(host, &stop).unwrap().status.success());
     wait_until_gone(bed, host, command, std::time::Duration::from_secs(20));
 }
@@ -298,7 +305,7 @@ pub fn a_command_left_running_refuses_the_next_run(
 /// `host`.
 pub fn wait_until_gone(bed: &kubewright_testbed::Testbed, host: &str, command: &str, limit: std::time::Duration) {
     let deadline = std::time::Instant::now() + limit;
-    let running = format!("pgrep -f {} >/dev/null", kubewright::script::quote(&format!("^{command}")));
+    let running = format!("pgrep -f {} >/dev/null", kubewright::script::quote(&command_pattern(command)));
     while bed.exec(host, &running).unwrap().status.success() {
         assert!(std::time::Instant::now() < deadline, "`{command}` still runs on {host} after {limit:?}");
         std::thread::sleep(std::time::Duration::from_millis(100));

@@ -33,7 +33,7 @@ fn prepare(bed: &Testbed, host: &str, minor: u32, patch: u32) {
          install -d -m 0755 /etc/apt/keyrings
          curl -fsSL {mirror}/core:/stable:/v1.{minor}/deb/Release.key | gpg --dearmor --yes -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg
          apt-get update -q >/dev/null
-         apt-get install -y -q containerd kubeadm=1.{minor}.{patch}-1.1 kubelet=1.{minor}.{patch}-1.1 kubectl=1.{minor}.{patch}-1.1 >/dev/null
+         apt-get install -y -q containerd conntrack cri-tools kubeadm=1.{minor}.{patch}-1.1 kubelet=1.{minor}.{patch}-1.1 kubectl=1.{minor}.{patch}-1.1 >/dev/null
          apt-mark hold kubeadm kubelet kubectl >/dev/null
          swapoff -a
          sysctl -q -w net.ipv4.ip_forward=1"
@@ -310,14 +310,21 @@ fn configuration_and_preflight_errors() {
     );
     let e = fails(&bed, "cp1", "kubeadm init --config /root/typo.yaml");
     assert!(e.contains("strict decoding error: unknown field \"networking.podSubnets\""), "{e}");
-    // Preflight: forwarding off and containerd stopped are fatal; swap on is a warning (1.30 wording).
-    ok(&bed, "cp1", "sysctl -q -w net.ipv4.ip_forward=0; systemctl stop containerd; swapon -a");
+    // Preflight: forwarding off, containerd stopped and no conntrack (below 1.32) are fatal;
+    // swap on is a warning (1.30 wording).
+    ok(
+        &bed,
+        "cp1",
+        "sysctl -q -w net.ipv4.ip_forward=0; systemctl stop containerd; swapon -a; mv /usr/sbin/conntrack /root/",
+    );
     put(&bed, "cp1", "/root/ok.yaml", &init_config("v1beta3", "v1.30.8", &endpoint, TOKEN, KEY));
     let e = fails(&bed, "cp1", "kubeadm init --config /root/ok.yaml");
     assert!(e.contains("\t[WARNING Swap]: swap is supported for cgroup v2 only; the NodeSwap feature gate of the kubelet is beta but disabled by default"), "{e}");
     assert!(e.contains("error execution phase preflight: [preflight] Some fatal errors occurred:\n"), "{e}");
     assert!(e.contains("\t[ERROR FileContent--proc-sys-net-ipv4-ip_forward]: /proc/sys/net/ipv4/ip_forward contents are not set to 1"), "{e}");
     assert!(e.contains("\t[ERROR CRI]: container runtime is not running"), "{e}");
+    assert!(e.contains("\t[ERROR FileExisting-conntrack]: conntrack not found in system path"), "{e}");
+    ok(&bed, "cp1", "mv /root/conntrack /usr/sbin/");
     assert!(e.contains("[preflight] If you know what you are doing, you can make a check non-fatal with `--ignore-preflight-errors=...`"));
     // Not root: the privileged-user check fails first, alone.
     let o = bed.ssh("cp1", "kwadmin", "kubeadm init --config /root/ok.yaml 2>&1; true").unwrap();
@@ -474,9 +481,20 @@ fn static_pods_etcd_and_api_availability() {
     assert!(fails(&bed, "cp1", "crictl ps --label tier").contains("incorrectly specified label: tier"));
     ok(&bed, "cp1", &format!("{kubectl} get nodes"));
 
-    // etcd: health and snapshots need the kubeadm client certificates.
+    // etcd's tools exist only in its container (distroless: no shell), as on a kubeadm host;
+    // health and snapshots need the kubeadm client certificates.
+    assert!(fails(&bed, "cp1", "command -v etcdctl || command -v etcdutl").is_empty());
+    let etcd_id = ok(&bed, "cp1", &format!("{labelled}=etcd"));
+    let etcd_id = etcd_id.trim();
+    let in_etcd = format!("crictl exec {etcd_id}");
+    let no_shell = fails(&bed, "cp1", &format!("{in_etcd} sh -c true"));
+    // logrus quotes the message: its own quotes come escaped.
+    assert!(
+        no_shell.contains(r#"exec: \"sh\": executable file not found in $PATH"#) && no_shell.contains("level=fatal"),
+        "{no_shell}"
+    );
     let certs = "--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key";
-    let health = bed.ssh("cp1", "root", &format!("etcdctl {certs} endpoint health")).unwrap();
+    let health = bed.ssh("cp1", "root", &format!("{in_etcd} etcdctl {certs} endpoint health")).unwrap();
     assert!(health.status.success());
     assert!(
         String::from_utf8_lossy(&health.stderr)
@@ -484,17 +502,33 @@ fn static_pods_etcd_and_api_availability() {
         "{}",
         text(&health)
     );
-    let unhealthy = fails(&bed, "cp1", "etcdctl --endpoints=https://127.0.0.1:2379 endpoint health");
+    let unhealthy =
+        fails(&bed, "cp1", &format!("{in_etcd} etcdctl --endpoints=https://127.0.0.1:2379 endpoint health"));
     assert!(
-        unhealthy.contains("is unhealthy: failed to commit proposal") && unhealthy.contains("Error: unhealthy cluster"),
+        unhealthy.contains("is unhealthy: failed to commit proposal")
+            && unhealthy.contains("Error: unhealthy cluster")
+            && unhealthy.contains("command terminated with non-zero exit code"),
         "{unhealthy}"
     );
-    assert!(ok(&bed, "cp1", &format!("etcdctl {certs} member list")).contains(", started, cp1, https://"));
-    let saved = ok(&bed, "cp1", &format!("etcdctl {certs} snapshot save /var/lib/etcd-backup.db"));
-    assert_eq!(saved.trim(), "Snapshot saved at /var/lib/etcd-backup.db");
-    let status = bed.ssh("cp1", "root", "etcdctl snapshot status /var/lib/etcd-backup.db -w table").unwrap();
-    assert!(String::from_utf8_lossy(&status.stderr).starts_with("Deprecated: Use `etcdutl snapshot status` instead."));
+    assert!(ok(&bed, "cp1", &format!("{in_etcd} etcdctl {certs} member list")).contains(", started, cp1, https://"));
+    // The container sees etcd's data directory: a snapshot saved there is on the host; one
+    // saved elsewhere stays in the container's own root.
+    let saved = ok(&bed, "cp1", &format!("{in_etcd} etcdctl {certs} snapshot save /var/lib/etcd/backup.db"));
+    assert_eq!(saved.trim(), "Snapshot saved at /var/lib/etcd/backup.db");
+    ok(&bed, "cp1", "test -s /var/lib/etcd/backup.db");
+    let elsewhere = ok(&bed, "cp1", &format!("{in_etcd} etcdctl {certs} snapshot save /tmp/backup.db"));
+    assert_eq!(elsewhere.trim(), "Snapshot saved at /tmp/backup.db");
+    fails(&bed, "cp1", "test -e /tmp/backup.db");
+    let status =
+        bed.ssh("cp1", "root", &format!("{in_etcd} etcdutl snapshot status /var/lib/etcd/backup.db -w table")).unwrap();
+    assert!(status.status.success(), "{}", text(&status));
     assert!(String::from_utf8_lossy(&status.stdout).contains("|   HASH   | REVISION | TOTAL KEYS | TOTAL SIZE |"));
+    let not_seen = fails(
+        &bed,
+        "cp1",
+        &format!("cp /var/lib/etcd/backup.db /root/b.db && {in_etcd} etcdutl snapshot status /root/b.db"),
+    );
+    assert!(not_seen.contains("Error: stat /root/b.db: no such file or directory"), "{not_seen}");
 
     // A crashed worker stops posting status: NotReady; booted, it is Ready again.
     bed.crash("w1").unwrap();

@@ -529,12 +529,17 @@ impl Testbed {
 
     /// Make commands on `name` whose command line starts with `fault.command_prefix` fail,
     /// hang, or fail once (see [`crate::faults`]).
-    /// A real tool (apt-get, curl, ...) gets a link to the simulator in the host's
-    /// /usr/local/sbin until [`Self::clear_faults`]: the simulator injects the fault and runs
-    /// the real tool otherwise.
+    /// A real tool the host has (apt-get, curl, ...) gets a link to the simulator in the
+    /// host's /usr/local/sbin until [`Self::clear_faults`]: the simulator injects the fault and
+    /// runs the real tool otherwise. (A tool the host lacks stays missing: a fault for a
+    /// command run elsewhere, e.g. etcdctl in the etcd container, must not put it on the PATH.)
     pub fn add_fault(&self, name: &str, fault: Fault) -> anyhow::Result<()> {
         let tool = fault.command_prefix.split_whitespace().next().unwrap_or_default();
-        if !tool.is_empty() && !crate::sim::SIMULATED.contains(&tool) && !tool.contains('/') {
+        let real = !tool.is_empty()
+            && !crate::sim::SIMULATED.contains(&tool)
+            && tool.chars().all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
+            && self.exec(name, &format!("command -v {tool} >/dev/null")).is_ok_and(|o| o.status.success());
+        if real {
             let link = self.host_dir(name).join("usr-local-sbin").join(tool);
             if std::fs::symlink_metadata(&link).is_err() {
                 std::os::unix::fs::symlink(image::SIM, &link)

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -13,12 +13,12 @@ use anyhow::{Context, bail};
 use super::init::InitConfig;
 use super::{Host, Testbed, TestbedOptions, run};
 
-/// The node tools the simulator answers as, installed in every host's /usr/local/sbin.
-/// kubeadm, kubelet, kubectl, crictl and containerd arrive with their packages (the bed's
-/// archive); modprobe, lsmod, sysctl, swapon and swapoff are their Debian packages' own paths,
-/// diverted to the simulator in the root (`image::DIVERTED`); systemctl is the root's
-/// /usr/bin/systemctl (see `image`).
-pub const SIM_TOOLS: &[&str] = &["etcdctl", "etcdutl"];
+// No simulated tool is linked in a host's /usr/local/sbin any more: kubeadm, kubelet, kubectl,
+// crictl and containerd arrive with their packages (the bed's archive); modprobe, lsmod,
+// sysctl, swapon and swapoff are their Debian packages' own paths, diverted to the simulator
+// in the root (`image::DIVERTED`); systemctl is the root's /usr/bin/systemctl (see `image`);
+// etcdctl and etcdutl exist only in the etcd container. (A fault on a real tool links it there
+// for a while: `Testbed::add_fault`.)
 
 /// A user with passwordless sudo, and one whose sudo asks for a password.
 pub const SUDO_USER: (&str, u32) = ("kwadmin", 2500);
@@ -317,13 +317,6 @@ fn prepare_host(dir: &Path, h: &Host, client_pub: &str, etc_hosts: &str, root_di
          MaxStartups 300:30:600\nMaxSessions 200\nAcceptEnv LANG LC_*\n",
         0o600,
     )?;
-
-    for tool in SIM_TOOLS {
-        let link = hd.join("usr-local-sbin").join(tool);
-        if !link.exists() {
-            symlink("/opt/kubewright-sim/kubewright-node-sim", &link)?;
-        }
-    }
 
     write(&hd.join("status"), "up\n", 0o644)?;
     let config = InitConfig {

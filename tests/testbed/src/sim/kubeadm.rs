@@ -320,6 +320,26 @@ fn common_preflight(state: &HostState, kubeadm: V, control_plane_version: V) -> 
             error: true,
         });
     }
+    // Mandatory executables (checks_linux.go, InPathCheck): crictl while kubeadm's CRI check
+    // used it (the v1.31 tree); conntrack only for a kube-proxy older than 1.32, which still
+    // ran it (k/k#126953: kubeadm 1.32 skips the check from 1.32 on). The kubelet 1.31.14
+    // package no longer brings conntrack (k/k#135306), so a node must install it itself.
+    let mut executables = Vec::new();
+    if kubeadm.minor <= 31 {
+        executables.push("crictl");
+    }
+    if control_plane_version.minor < 32 {
+        executables.push("conntrack");
+    }
+    for tool in executables {
+        if !in_path(tool) {
+            issues.push(PreflightIssue {
+                name: format!("FileExisting-{tool}"),
+                message: format!("{tool} not found in system path"),
+                error: true,
+            });
+        }
+    }
     let forward =
         std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map(|s| s.trim().to_string()).unwrap_or_default();
     if forward != "1" {
@@ -353,6 +373,15 @@ fn common_preflight(state: &HostState, kubeadm: V, control_plane_version: V) -> 
         });
     }
     issues
+}
+
+/// Whether `tool` is an executable file in one of PATH's directories (exec.LookPath).
+fn in_path(tool: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':').filter(|d| !d.is_empty()).any(|d| {
+        std::fs::metadata(Path::new(d).join(tool)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
 }
 
 fn is_root() -> bool {

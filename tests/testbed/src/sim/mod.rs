@@ -1,7 +1,8 @@
 //! The node simulator: one binary answering as kubeadm, kubectl, kubelet, systemctl, sysctl,
-//! modprobe, lsmod, swapoff, swapon, crictl, etcdctl and etcdutl, chosen by the name it runs
-//! under. apt, dpkg, gpg and curl on the hosts are Debian's own (see `bed::image`); what is
-//! installed is what dpkg's database says ([`host::dpkg_packages`]).
+//! modprobe, lsmod, swapoff, swapon and crictl, chosen by the name it runs under. etcdctl and
+//! etcdutl answer only inside the etcd container (`crictl exec`), as on a kubeadm host. apt,
+//! dpkg, gpg and curl on the hosts are Debian's own (see `bed::image`); what is installed is
+//! what dpkg's database says ([`host::dpkg_packages`]).
 //!
 //! Host state lives in `/var/lib/kubewright-sim/host.json`; cluster state (what the API
 //! server and etcd would hold) in `/var/lib/kubewright-sim-cluster/`, shared by the bed's
@@ -84,20 +85,8 @@ pub fn main() -> ExitCode {
 
 /// The tools the simulator answers as. Any other name is a real tool the bed linked here only
 /// to inject a fault into it (`Testbed::add_fault`): past the fault, the real one runs.
-pub const SIMULATED: &[&str] = &[
-    "systemctl",
-    "sysctl",
-    "modprobe",
-    "lsmod",
-    "swapoff",
-    "swapon",
-    "kubeadm",
-    "kubectl",
-    "kubelet",
-    "crictl",
-    "etcdctl",
-    "etcdutl",
-];
+pub const SIMULATED: &[&str] =
+    &["systemctl", "sysctl", "modprobe", "lsmod", "swapoff", "swapon", "kubeadm", "kubectl", "kubelet", "crictl"];
 
 /// Run the real `tool` (the next one in PATH that is not this binary) in this process's
 /// place, as it was invoked.
@@ -126,8 +115,6 @@ fn dispatch(tool: &str, args: &[String]) -> anyhow::Result<Outcome> {
         "kubectl" => kubectl::kubectl(args)?,
         "kubelet" => kubectl::kubelet(args)?,
         "crictl" => runtime::crictl(args)?,
-        "etcdctl" => runtime::etcdctl(args)?,
-        "etcdutl" => runtime::etcdutl(args)?,
         other => Outcome::fail(127, format!("{other}: command not found\n")),
     })
 }
@@ -139,7 +126,7 @@ fn finish(o: Outcome) -> ExitCode {
 }
 
 /// A fault the test bed injected for this command line, if any (see [`crate::faults`]).
-fn injected_fault(command_line: &str) -> Option<Outcome> {
+pub(crate) fn injected_fault(command_line: &str) -> Option<Outcome> {
     let dir = std::path::Path::new(HOST_STATE_DIR);
     let mut all = faults::load(dir);
     let i = all.iter().position(|f| command_line.starts_with(&f.command_prefix) && !f.fired)?;

@@ -228,8 +228,112 @@ pub fn crictl(args: &[String]) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::ok(out))
         }
-        _ => Ok(Outcome::fail(1, "crictl: the simulator knows ps and pods\n")),
+        Some("exec") => exec(args),
+        _ => Ok(Outcome::fail(1, "crictl: the simulator knows ps, pods and exec\n")),
     }
+}
+
+/// crictl's way to end with an error: logrus.Fatal, exit 1 (cmd/crictl/main.go).
+fn crictl_fatal(message: &str) -> Outcome {
+    Outcome::fail(1, format!("time=\"2025-01-01T00:00:00Z\" level=fatal msg=\"{}\"\n", message.replace('"', "\\\"")))
+}
+
+/// What the etcd image holds (registry.k8s.io/etcd: distroless, built in k/k
+/// cluster/images/etcd): the etcd binaries in /usr/local/bin and no shell or coreutils.
+const ETCD_IMAGE_TOOLS: &[&str] = &["etcd", "etcdctl", "etcdutl"];
+
+/// What the etcd container sees of the host: kubeadm's etcd manifest mounts the data
+/// directory and the etcd PKI as hostPath volumes at the same paths (etcd-data, etcd-certs).
+fn visible_in_etcd_container(path: &str) -> bool {
+    [DATA_DIR, "/etc/kubernetes/pki/etcd"].iter().any(|m| path == *m || path.starts_with(&format!("{m}/")))
+}
+
+/// `crictl exec [FLAGS] CONTAINER COMMAND [ARG...]`: without `-s`, a streaming exec, the
+/// command's stdout and stderr kept apart; a command that fails ends crictl with a fatal
+/// line and exit 1 (cmd/crictl/exec.go wraps the stream's error, client-go's
+/// remotecommand v4 error decoder makes the exit code an error).
+fn exec(args: &[String]) -> anyhow::Result<Outcome> {
+    if !with_host(|s| Ok(s.units.get("containerd").is_some_and(|u| u.active)))? {
+        return Ok(crictl_fatal(
+            "validate service connection: validate CRI v1 runtime API for endpoint \"unix:///run/containerd/containerd.sock\": rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial unix /run/containerd/containerd.sock: connect: no such file or directory\"",
+        ));
+    }
+    // urfave/cli stops at the first argument that is not a flag: the container, then the command.
+    let mut rest = args.iter().skip_while(|a| *a != "exec").skip(1).peekable();
+    while let Some(a) = rest.peek() {
+        if !a.starts_with('-') {
+            break;
+        }
+        let takes_value = matches!(a.as_str(), "--timeout" | "-r" | "--transport");
+        rest.next();
+        if takes_value {
+            rest.next();
+        }
+    }
+    let Some(id) = rest.next() else { return Ok(crictl_fatal("exec: no container given")) };
+    let command: Vec<String> = rest.cloned().collect();
+    let Some(container) = containers().into_iter().find(|c| !id.is_empty() && c.id.starts_with(id.as_str())) else {
+        return Ok(crictl_fatal(&format!(
+            "execing command in container {id}: rpc error: code = NotFound desc = an error occurred when try to find container \"{id}\": not found"
+        )));
+    };
+    let Some(program) = command.first() else { return Ok(crictl_fatal("exec: no command given")) };
+    let is_etcd = container.labels.get("io.kubernetes.pod.namespace").map(String::as_str) == Some("kube-system")
+        && container.labels.get("io.kubernetes.container.name").map(String::as_str) == Some("etcd");
+    let tool = program.rsplit('/').next().unwrap_or(program);
+    if !is_etcd || !ETCD_IMAGE_TOOLS.contains(&tool) || tool == "etcd" {
+        return Ok(crictl_fatal(&format!(
+            "execing command in container {}: rpc error: code = Unknown desc = failed to exec in container: failed to start exec: OCI runtime exec failed: exec failed: unable to start container process: exec: \"{program}\": executable file not found in $PATH: unknown",
+            container.id
+        )));
+    }
+    // A fault the bed injected for the program itself, as it would run in the container.
+    let line = command.join(" ");
+    let outcome = match super::injected_fault(&line) {
+        Some(o) => o,
+        None => {
+            let root = super::host::state_dir().join("etcd-container-root");
+            let root = root.to_string_lossy();
+            let tool_args = in_container_root(&command[1..], &root)?;
+            let mut o = if tool == "etcdctl" { etcdctl(&tool_args)? } else { etcdutl(&tool_args)? };
+            o.stdout = o.stdout.replace(root.as_ref(), "");
+            o.stderr = o.stderr.replace(root.as_ref(), "");
+            o
+        }
+    };
+    if outcome.code == 0 {
+        return Ok(outcome);
+    }
+    let fatal = crictl_fatal(&format!(
+        "execing command in container {}: command terminated with non-zero exit code: error executing command [{}], exit code {}",
+        container.id,
+        command.join(" "),
+        outcome.code
+    ));
+    Ok(Outcome { code: 1, stdout: outcome.stdout, stderr: format!("{}{}", outcome.stderr, fatal.stderr) })
+}
+
+/// The tool's arguments with every path outside the container's hostPath volumes moved into
+/// the container's own root (`root`, kept in the host's simulator state): a file the host has
+/// there is not found, and one the tool writes there is never seen on the host.
+fn in_container_root(args: &[String], root: &str) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::with_capacity(args.len());
+    for a in args {
+        let (prefix, path) = match a.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (format!("{flag}="), value),
+            _ => (String::new(), a.as_str()),
+        };
+        if path.starts_with('/') && !visible_in_etcd_container(path) {
+            let moved = format!("{root}{path}");
+            if let Some(parent) = Path::new(&moved).parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            out.push(format!("{prefix}{moved}"));
+        } else {
+            out.push(a.clone());
+        }
+    }
+    Ok(out)
 }
 
 fn hostname() -> String {
@@ -245,6 +349,14 @@ fn etcd_up() -> bool {
         && kubelet_active()
         && c.etcd_members.contains(&node)
         && member_generation(std::fs::read_to_string(MEMBER_MARK).ok()) == c.etcd_generation
+}
+
+/// A majority of the members runs: without it no proposal commits, so `endpoint health` and
+/// the linearizable `member list` fail on every member ("context deadline exceeded"), and the
+/// API servers cannot serve (etcd's raft; etcdctl's health check is a quorum read).
+pub fn etcd_quorum(c: &Cluster) -> bool {
+    let running = c.etcd_members.iter().filter(|m| member_runs(c, m, &c.etcd_generation)).count();
+    running * 2 > c.etcd_members.len()
 }
 
 /// etcd's data directory as kubeadm configures it (`etcd.local.dataDir`).
@@ -399,7 +511,7 @@ fn snapshot_restore(args: &[String], file: &str, deprecated: bool) -> anyhow::Re
 }
 
 /// etcdutl: the offline half of etcdctl (snapshot status and restore).
-pub fn etcdutl(args: &[String]) -> anyhow::Result<Outcome> {
+fn etcdutl(args: &[String]) -> anyhow::Result<Outcome> {
     let positional: Vec<&str> = args.iter().filter(|a| !a.starts_with('-')).map(String::as_str).collect();
     match positional.as_slice() {
         ["snapshot", "restore", file, ..] => snapshot_restore(args, file, false),
@@ -416,7 +528,7 @@ fn member_id(name: &str) -> String {
     hex::encode(&sha2::Sha256::digest(name.as_bytes())[..8])
 }
 
-pub fn etcdctl(args: &[String]) -> anyhow::Result<Outcome> {
+fn etcdctl(args: &[String]) -> anyhow::Result<Outcome> {
     // Words that are not flags, nor the value of a separate `-w FORMAT`.
     let positional: Vec<&str> = args
         .iter()
@@ -431,7 +543,7 @@ pub fn etcdctl(args: &[String]) -> anyhow::Result<Outcome> {
         || args.windows(2).any(|w| w[0] == "-w" && w[1] == "table");
     match positional.as_slice() {
         ["endpoint", "health", ..] => {
-            if etcd_up() && tls_ok {
+            if etcd_up() && tls_ok && etcd_quorum(&read_cluster()) {
                 let took = format!("{}.{:06}ms", 2, rand::random_range(0..999_999));
                 if table {
                     return Ok(Outcome::ok(format!(
@@ -456,7 +568,7 @@ pub fn etcdctl(args: &[String]) -> anyhow::Result<Outcome> {
             ))
         }
         ["member", "list", ..] => {
-            if !etcd_up() {
+            if !etcd_up() || !etcd_quorum(&read_cluster()) {
                 return Ok(Outcome::fail(
                     1,
                     "{\"level\":\"warn\",\"msg\":\"retrying of unary invoker failed\",\"error\":\"context deadline exceeded\"}\nError: context deadline exceeded\n",
@@ -471,7 +583,7 @@ pub fn etcdctl(args: &[String]) -> anyhow::Result<Outcome> {
             Ok(Outcome::ok(out))
         }
         ["member", "remove", id, ..] => {
-            if !etcd_up() {
+            if !etcd_up() || !etcd_quorum(&read_cluster()) {
                 return Ok(Outcome::fail(1, "Error: context deadline exceeded\n"));
             }
             let id = id.to_string();
