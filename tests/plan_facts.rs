@@ -84,6 +84,8 @@ fn plans_against_what_the_hosts_have(transport: &str) {
 fn preflight_problems_block_every_host_at_once_and_apply_changes_nothing() {
     let mut opts = TestbedOptions::new(7);
     opts.control_planes = 2;
+    // w2 built without kmod: no modprobe (its own dpkg removes the package once it is up).
+    opts.without_kmod = vec!["w2".into()];
     let Some(bed) = Testbed::up_or_skip(opts) else { return };
     let inv = bed.inventory_path().display().to_string();
     let sh = |host: &str, script: &str| {
@@ -93,17 +95,14 @@ fn preflight_problems_block_every_host_at_once_and_apply_changes_nothing() {
     };
     // One problem per host, each the way a real machine would show it:
     // cp1: something already on the API server's port.
-    sh(
-        "cp1",
-        "nohup python3 -c 'import socket,time; s=socket.socket(); s.bind((\"0.0.0.0\", 6443)); s.listen(); time.sleep(600)' >/dev/null 2>&1 &",
-    );
+    // (A second sshd of the host's own: a fresh Debian image has no python or netcat.)
+    sh("cp1", "/usr/sbin/sshd -p 6443 -f /run/kubewright-testbed/sshd_config -o PidFile=/run/sshd-6443.pid");
     // cp2: one CPU and 1 GiB (what nproc and /proc/meminfo say on a small VM).
     sh("cp2", "printf '#!/bin/sh\\necho 1\\n' > /usr/local/bin/nproc && chmod +x /usr/local/bin/nproc");
     sh("cp2", "printf 'MemTotal:        1048576 kB\\n' > /run/meminfo && mount --bind /run/meminfo /proc/meminfo");
-    // w1 and w2: the same hostname (a cloned VM); w2 also built without kmod (this machine
-    // has no modprobe of its own: the bed's is the simulator's).
+    // w1 and w2: the same hostname (a cloned VM); w2 also built without kmod (see above).
     sh("w2", "hostname w1");
-    sh("w2", "rm /usr/local/sbin/modprobe /usr/local/sbin/lsmod && ! command -v modprobe");
+    sh("w2", "! command -v modprobe");
     // w3: not Debian or Ubuntu.
     sh("w3", "printf 'ID=alpine\\nVERSION_ID=3.20.3\\n' > /etc/os-release");
     // w4: a clock two minutes ahead.

@@ -250,7 +250,12 @@ fn reaches_hosts_through_the_bastion(transport: &str) {
     // Make w1 unreachable from the machine except through cp1: drop the machine's traffic
     // to it inside w1's namespace (cp1's traffic still passes).
     let machine = bastion.rsplit_once('.').map(|(net, _)| format!("{net}.1")).unwrap();
-    let blocked = bed.exec("w1", &format!("iptables-legacy -A INPUT -s {machine} -p tcp --dport 22 -j DROP")).unwrap();
+    // (This machine's iptables in w1's network namespace: a fresh host has none of its own.)
+    let blocked = Command::new("ip")
+        .args(["netns", "exec", &bed.host("w1").netns, "iptables-legacy", "-A", "INPUT", "-s", &machine])
+        .args(["-p", "tcp", "--dport", "22", "-j", "DROP"])
+        .output()
+        .unwrap();
     assert!(blocked.status.success(), "{}", String::from_utf8_lossy(&blocked.stderr));
     let direct = kubewright(
         transport,

@@ -137,15 +137,29 @@ pub(super) fn build(bed: &mut Testbed, opts: &TestbedOptions) -> anyhow::Result<
 fn start_package_server(bed: &mut Testbed, archive: &Path) -> anyhow::Result<()> {
     let addr = format!("10.254.{}.1:80", bed.state.subnet);
     let log = fs::OpenOptions::new().create(true).append(true).open(bed.dir.join("package-server.log"))?;
-    let child = Command::new(bed.dir.join("bin/kubewright-testbed"))
-        .arg(super::SERVE_MARKER)
-        .arg(archive)
-        .arg(&addr)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("cannot start the package server")?;
+    let spawn = || {
+        Command::new(bed.dir.join("bin/kubewright-testbed"))
+            .arg(super::SERVE_MARKER)
+            .arg(archive)
+            .arg(&addr)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log.try_clone()?)
+            .spawn()
+    };
+    // The binary was copied here a moment ago: a process another thread of this test forked
+    // meanwhile may still hold the copy's write descriptor until it execs, and exec fails with
+    // ETXTBSY for that moment.
+    let mut tries = 0;
+    let child = loop {
+        match spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break other.context("cannot start the package server")?,
+        }
+    };
     bed.state.server_pid = Some(child.id());
     bed.children.push(child);
     bed.save()?;
