@@ -1,8 +1,11 @@
 //! How kubewright reaches a control plane's etcd: through the member's own container.
 //!
-//! kubeadm runs etcd as a static pod, and its tools (`etcdctl`, `etcdutl`) exist only in the
-//! etcd image (registry.k8s.io/etcd, distroless: no shell, no coreutils): a kubeadm host has
-//! neither on its PATH. So every etcd command runs as `crictl exec` in the running member's
+//! kubeadm runs etcd as a static pod, and its tools exist only in the etcd image
+//! (registry.k8s.io/etcd: no coreutils, a static shell at most): a kubeadm host has no etcd
+//! tool on its PATH. The 3.5 images kubeadm 1.29-1.33 deploy ship `etcdctl` alone
+//! (k/k cluster/images/etcd/Makefile copies etcd and etcdctl; etcd-io/etcd#13764); etcd 3.6
+//! moved `snapshot status` and `restore` to `etcdutl`, so the offline tool is chosen by what
+//! the image has. So every etcd command runs as `crictl exec` in the running member's
 //! container, found by the kubelet's labels, passing argv only. The container sees the host
 //! through the manifest's hostPath volumes alone: etcd's data directory and
 //! `/etc/kubernetes/pki/etcd`, so files it writes or reads (snapshots) live under the data
@@ -13,8 +16,8 @@
 ///   [`CRICTL_MISSING`] (no crictl on the host) or 1 (no etcd container runs);
 /// - `etcdctl_as CERT ARGS...`: etcdctl against the local member with the client certificate
 ///   `/etc/kubernetes/pki/etcd/CERT.{crt,key}`;
-/// - `etcdutl_in ARGS...`: etcdutl in the member's container (snapshot status and restore:
-///   etcd 3.6 removed them from etcdctl).
+/// - `etcdutl_in ARGS...`: the offline tool in the member's container (snapshot status and
+///   restore): `etcdutl` where the image has it, else etcdctl (3.5 still has both, deprecated).
 ///
 /// crictl's exec streams the command's stdout and stderr apart (without `-s`, whose output
 /// mixes both on stdout) and exits 1, after a `level=fatal` line, when the command fails
@@ -31,9 +34,12 @@ etcdctl_as() {
   container=$(etcd_container) || return $?
   crictl exec "$container" etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert="/etc/kubernetes/pki/etcd/$cert.crt" --key="/etc/kubernetes/pki/etcd/$cert.key" "$@"
 }
+offline_tool() {
+  if crictl exec "$1" etcdutl version >/dev/null 2>&1; then echo etcdutl; else echo etcdctl; fi
+}
 etcdutl_in() {
   container=$(etcd_container) || return $?
-  crictl exec "$container" etcdutl "$@"
+  crictl exec "$container" "$(offline_tool "$container")" "$@"
 }
 "#;
 
@@ -44,12 +50,14 @@ etcdutl_in() {
 /// DATA only. Apart from [`ETCD_CLIENT`]: the read-only facts never start a container.
 pub const ETCDUTL_ANYWHERE: &str = r#"etcdutl_at() {
   image=$1 data=$2; shift 2
-  if container=$(etcd_container 2>/dev/null); then crictl exec "$container" etcdutl "$@"; return $?; fi
+  if container=$(etcd_container 2>/dev/null); then crictl exec "$container" "$(offline_tool "$container")" "$@"; return $?; fi
   if [ -z "$image" ]; then echo "no etcd container runs on this control plane and its manifest names no image to run etcdutl from: start etcd (journalctl -u kubelet), then run the restore again" >&2; return 1; fi
   if ! command -v ctr >/dev/null 2>&1; then echo "no etcd container runs on this control plane, and ctr (containerd's client) is not installed to run etcdutl from $image" >&2; return 1; fi
-  echo "no etcd container runs here: running etcdutl in a one-off container of $image" >&2
-  ctr -n k8s.io run --rm --mount "type=bind,src=$data,dst=$data,options=rbind:rw" "$image" "kubewright-etcdutl-$$" etcdutl "$@" || {
-    rc=$?; echo "etcdutl in a one-off container of $image failed (exit $rc): is the image on this host (crictl images)?" >&2; return $rc
+  tool=etcdutl
+  ctr -n k8s.io run --rm "$image" "kubewright-etcdutl-probe-$$" etcdutl version >/dev/null 2>&1 || tool=etcdctl
+  echo "no etcd container runs here: running $tool in a one-off container of $image" >&2
+  ctr -n k8s.io run --rm --mount "type=bind,src=$data,dst=$data,options=rbind:rw" "$image" "kubewright-etcdutl-$$" "$tool" "$@" || {
+    rc=$?; echo "$tool in a one-off container of $image failed (exit $rc): is the image on this host (crictl images)?" >&2; return $rc
   }
 }
 "#;

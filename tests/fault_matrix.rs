@@ -299,7 +299,7 @@ fn restore_losing_cp2_while_staging(loss: Loss) {
     let (name, snapshot) = snapshot_taken(&bed, state.path());
     let args = ["etcd", "restore", snapshot.to_str().unwrap(), "--confirm", &name, "-o", "json"];
     let o =
-        with_host_lost_during(&bed, state.path(), &bed_inventory(&bed), &args, "cp2", "etcdutl snapshot restore", loss);
+        with_host_lost_during(&bed, state.path(), &bed_inventory(&bed), &args, "cp2", "etcdctl snapshot restore", loss);
     let _ = failed_at(&o, "cp2", "etcd-restore-stage");
     for cp in ["cp1", "cp2"] {
         let o = bed.exec(cp, "ls /etc/kubernetes/manifests | wc -l").unwrap();
@@ -408,8 +408,21 @@ fn restore_losing_cp2_after_the_stop(loss: Loss) {
     // cp1's own start waits for a quorum that cp2's lost member denies it: a short wait.
     let limited = with_timeouts(&bed, "30m", "20s");
     let o = with_host_lost_during(&bed, state.path(), &limited, &args, "cp2", probe, loss);
-    let (text, _) = failed_at(&o, "cp2", "etcd-restore-start");
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
     assert!(text.contains("the same command again"), "{text}");
+    let report = common::json_events(&o).pop().unwrap();
+    let failed: Vec<(String, String)> = report["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["host"].as_str().unwrap().to_string(), f["step"].as_str().unwrap().to_string()))
+        .collect();
+    let at = |host: &str| (host.to_string(), "etcd-restore-start".to_string());
+    assert!(failed.contains(&at("cp2")), "{report}");
+    // Two members, one cut off: no quorum, so cp1's API server cannot serve either (with only
+    // cp2's sshd gone, its member still runs and counts).
+    assert_eq!(failed.contains(&at("cp1")), loss == Loss::Link, "{report}");
     // cp2's API server is still parked; its etcd runs on the restored data.
     let o = bed.exec("cp2", "ls /etc/kubewright/restore/manifests").unwrap();
     assert_eq!(

@@ -146,3 +146,49 @@ fn a_program_the_plan_runs_that_no_package_of_the_plan_brings_blocks_its_host() 
         "{w1:?}"
     );
 }
+
+#[test]
+fn a_program_missing_where_a_step_runs_for_another_host_blocks_that_host_naming_both() {
+    // remove-node drains and deletes the node from the first control plane: there is kubectl.
+    let inv = common::inventory("example.yaml", &[]);
+    let all: BTreeSet<String> = kubewright::plan::TOOLS.iter().map(|(t, _)| t.to_string()).collect();
+    let mut hosts = BTreeMap::new();
+    for (n, h) in inv.hosts.iter().enumerate() {
+        let mut f = healthy(n as u8);
+        f.joined = true;
+        f.tools = Some(all.clone());
+        if h.name == "cp1" {
+            f.tools.as_mut().unwrap().remove("kubectl");
+        }
+        hosts.insert(h.name.clone(), f);
+    }
+    let node = |name: &str| {
+        let view = kubewright::facts::NodeView {
+            kubelet_version: "v1.31.4".into(),
+            ready: true,
+            unschedulable: false,
+            cordoned_by_kubewright: false,
+        };
+        (name.to_string(), view)
+    };
+    let cluster = kubewright::facts::ClusterView {
+        answered_by: "cp1".into(),
+        nodes: inv.hosts.iter().map(|h| node(&h.name)).collect(),
+        kubeadm_config: None,
+    };
+    let facts = ClusterFacts { hosts, assumed_fresh: false, cluster: Some(cluster), ..ClusterFacts::default() };
+    let plan = common::plan_of(&inv, &Goal::RemoveNode { node: "worker1".into() }, &facts);
+    let blocked: Vec<String> = plan
+        .steps
+        .iter()
+        .flat_map(|s| &s.hosts)
+        .filter(|h| h.host == "worker1")
+        .flat_map(|h| problems(&h.decision))
+        .collect();
+    assert!(
+        blocked
+            .iter()
+            .any(|p| p.contains("cp1 has no `kubectl` (package kubectl), which this plan runs there for worker1")),
+        "{blocked:?}"
+    );
+}

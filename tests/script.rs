@@ -198,14 +198,28 @@ esac"#,
         std::fs::read_to_string(bin.join("ps-args")).unwrap().trim(),
         "ps -q --label io.kubernetes.pod.namespace=kube-system --label io.kubernetes.container.name=etcd"
     );
-    // etcdutl where the member runs: in its container.
-    let o = with_etcd_tools(
-        bin,
-        "etcdutl_at registry.k8s.io/etcd:3.5.15-0 /var/lib/etcd snapshot status /var/lib/etcd/s.db",
-    );
+    // The offline tool where the member runs: in its container, etcdutl where the image has
+    // it (3.6)...
+    let status = "etcdutl_at registry.k8s.io/etcd:3.6.4-0 /var/lib/etcd snapshot status /var/lib/etcd/s.db";
+    let o = with_etcd_tools(bin, status);
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).lines().take(3).collect::<Vec<_>>(),
         ["abc123", "etcdutl", "snapshot"]
+    );
+    // ... and etcdctl, which still has the offline commands, in the 3.5 images without it.
+    fake(
+        bin,
+        "crictl",
+        r#"case "$1" in
+  ps) cat "$(dirname "$0")/containers" 2>/dev/null ;;
+  exec) shift; if [ "$2" = etcdutl ]; then echo 'exec: "etcdutl": executable file not found in $PATH' >&2; exit 1; fi; printf '%s\n' "$@" ;;
+esac"#,
+    );
+    let o = with_etcd_tools(bin, status);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().take(3).collect::<Vec<_>>(),
+        ["abc123", "etcdctl", "snapshot"]
     );
 
     // No etcd container runs: etcdctl fails saying so; etcdutl runs from the member's image
@@ -214,6 +228,7 @@ esac"#,
     let o = with_etcd_tools(bin, "etcdctl_as server member list");
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no etcd container runs on this control plane"), "{o:?}");
+    // (The image's etcdutl is probed in a one-off container first: this image has it.)
     fake(bin, "ctr", r#"printf '%s\n' "$@""#);
     let o = with_etcd_tools(
         bin,

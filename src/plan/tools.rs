@@ -36,11 +36,33 @@ fn package_of(tool: &str) -> Option<&'static str> {
     TOOLS.iter().find(|(t, _)| *t == tool).map(|(_, p)| *p)
 }
 
-/// The known programs an action's commands name (as words: `/usr/sbin/modprobe`, `modprobe`,
-/// `$(crictl ps ...)`). A name that only appears in a message (`install kmod`) is a package,
-/// not a program; a program a message names is one the command runs anyway.
+/// The known programs a script runs: words of it that name one (`modprobe`,
+/// `/usr/sbin/modprobe`, `$(crictl ps ...)`; a path counts by its last component, so
+/// `/var/lib/kubelet/config.yaml` names nothing). A program the script skips its work
+/// without (`command -v iptables ... exit 0`) is not needed. A program that only a message
+/// names is counted too: the table lists programs a kubeadm host has or kubewright installs,
+/// so such a word asks for nothing a host lacks in practice.
 fn tools_named(text: &str) -> BTreeSet<&'static str> {
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    let words: Vec<&str> = text
+        .split(|c: char| {
+            c.is_whitespace()
+                || matches!(c, ';' | '|' | '&' | '(' | ')' | '$' | '`' | '"' | '\'' | '=' | '<' | '>' | '{' | '}')
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    // `if ! command -v iptables ...; then exit 0; fi`, `command -v openssl ... || exit 0`.
+    let optional: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|line| {
+            let (_, after) = line.split_once("command -v ")?;
+            let name = after.split_whitespace().next()?;
+            after.contains("exit 0").then_some(name)
+        })
+        .collect();
+    words
+        .iter()
+        .map(|w| w.rsplit('/').next().unwrap_or(w))
+        .filter(|w| !optional.contains(w))
         .filter_map(|word| TOOLS.iter().find(|(t, _)| *t == word).map(|(t, _)| *t))
         .collect()
 }
@@ -74,26 +96,32 @@ fn needs(host: &str, action: &Action) -> Vec<(String, BTreeSet<&'static str>)> {
     }
 }
 
-/// Blocks each host whose plan runs a program the host lacks and no earlier action of the
-/// plan installs there: on its `preflight` step when the plan has one, else on the first step
-/// that needs the program. Facts assumed (offline) or recorded without programs say nothing
-/// of them: nothing is blocked there.
+/// Blocks each host whose plan runs a program a host lacks (its own, or the one a `Via`
+/// action runs on for it) that no earlier action of the plan installs there: on the host's
+/// `preflight` step when the plan has one, else on the first step that needs the program.
+/// Facts assumed (offline) or recorded without programs say nothing of them: nothing is
+/// blocked there.
 pub fn require(plan: &mut Plan, facts: &ClusterFacts) {
     if facts.assumed_fresh {
         return;
     }
-    // Per host: programs the plan's packages bring so far, and what is missing where first.
+    // Programs the plan's packages bring so far, per host.
     let mut installed: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
-    let mut missing: BTreeMap<String, (usize, BTreeSet<&'static str>)> = BTreeMap::new();
+    // Per host to block: the first step needing a missing program, and per host lacking them,
+    // which programs.
+    type Lacking = BTreeMap<String, BTreeSet<&'static str>>;
+    let mut blocked: BTreeMap<String, (usize, Lacking)> = BTreeMap::new();
     for (index, step) in plan.steps.iter().enumerate() {
         for hp in &step.hosts {
             for action in hp.decision.actions() {
-                for (host, tools) in needs(&hp.host, action) {
-                    let Some(has) = facts.host(&host).and_then(|f| f.tools.as_ref()) else { continue };
-                    let brought = installed.entry(host.clone()).or_default();
+                for (on, tools) in needs(&hp.host, action) {
+                    let Some(has) = facts.host(&on).and_then(|f| f.tools.as_ref()) else { continue };
+                    let brought = installed.entry(on.clone()).or_default();
                     for tool in tools {
                         if !has.contains(tool) && !brought.contains(tool) {
-                            missing.entry(host.clone()).or_insert_with(|| (index, BTreeSet::new())).1.insert(tool);
+                            let (_, lacking) =
+                                blocked.entry(hp.host.clone()).or_insert_with(|| (index, BTreeMap::new()));
+                            lacking.entry(on.clone()).or_default().insert(tool);
                         }
                     }
                     if let Action::Packages { changes, .. } = action {
@@ -106,27 +134,33 @@ pub fn require(plan: &mut Plan, facts: &ClusterFacts) {
         }
     }
     let preflight = plan.steps.iter().position(|s| s.id == "preflight");
-    for (host, (first_needing, tools)) in missing {
-        let listed: Vec<String> =
-            tools.iter().map(|t| format!("`{t}` (package {})", package_of(t).unwrap_or("?"))).collect();
-        let packages: BTreeSet<&str> = tools.iter().filter_map(|t| package_of(t)).collect();
-        let problem = format!(
-            "{host} has no {}, which this plan runs there: install {} (apt-get install {}) and plan again",
-            listed.join(", "),
-            if packages.len() == 1 { "it" } else { "them" },
-            packages.into_iter().collect::<Vec<_>>().join(" ")
-        );
+    for (host, (first_needing, lacking)) in blocked {
+        let problems: Vec<String> = lacking.iter().map(|(on, tools)| lacking_problem(&host, on, tools)).collect();
         let at = preflight.filter(|&i| plan.steps[i].hosts.iter().any(|h| h.host == host)).unwrap_or(first_needing);
         let Some(hp) = plan.steps[at].hosts.iter_mut().find(|h| h.host == host) else { continue };
         match &mut hp.decision {
-            Decision::Blocked { problems } => problems.push(problem),
+            Decision::Blocked { problems: already } => already.extend(problems),
             other => {
                 plan.summary.uncount(other);
-                *other = Decision::Blocked { problems: vec![problem] };
+                *other = Decision::Blocked { problems };
                 plan.summary.blocked += 1;
             }
         }
     }
+}
+
+/// "`on` has no `modprobe` (package kmod) ...", for `host`'s plan.
+fn lacking_problem(host: &str, on: &str, tools: &BTreeSet<&'static str>) -> String {
+    let listed: Vec<String> =
+        tools.iter().map(|t| format!("`{t}` (package {})", package_of(t).unwrap_or("?"))).collect();
+    let packages: BTreeSet<&str> = tools.iter().filter_map(|t| package_of(t)).collect();
+    let whose = if on == host { String::new() } else { format!(" for {host}") };
+    format!(
+        "{on} has no {}, which this plan runs there{whose}: install {} (apt-get install {}) and plan again",
+        listed.join(", "),
+        if packages.len() == 1 { "it" } else { "them" },
+        packages.into_iter().collect::<Vec<_>>().join(" ")
+    )
 }
 
 #[cfg(test)]
@@ -134,8 +168,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn programs_are_found_as_words_in_paths_and_substitutions_not_inside_other_names() {
-        let text = "set -eu\n/usr/sbin/modprobe overlay\nid=$(crictl ps -q)\necho 'install kmod' >&2\nkubeadm-config kubeadm.yaml\n";
+    fn programs_are_found_as_words_and_last_path_components_not_inside_other_names() {
+        let text = "set -eu\n/usr/sbin/modprobe overlay\nid=$(crictl ps -q)\necho 'install kmod' >&2\nkubeadm-config kubeadm.yaml /var/lib/kubelet/config.yaml\n";
         assert_eq!(tools_named(text), BTreeSet::from(["modprobe", "crictl"]));
+    }
+
+    #[test]
+    fn a_program_the_script_does_without_is_not_needed_one_it_only_names_in_its_error_is() {
+        let text =
+            "if ! command -v iptables >/dev/null 2>&1; then exit 0; fi\niptables -P INPUT ACCEPT\ntar -czf x pki\n";
+        assert_eq!(tools_named(text), BTreeSet::from(["tar"]));
+        let text = "if ! command -v crictl >/dev/null 2>&1; then echo 'no crictl' >&2; return 3; fi\ncrictl ps\n";
+        assert_eq!(tools_named(text), BTreeSet::from(["crictl"]));
     }
 }

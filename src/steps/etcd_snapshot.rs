@@ -24,6 +24,9 @@ pub const LATEST_SNAPSHOT: &str = "/var/lib/kubewright/backups/etcd-latest.db";
 const SNAPSHOT: &str = r#"set -eu
 keep=$1 data=$2 d=/var/lib/kubewright/backups
 install -d -m 0700 "$d"
+# What a run cut off before its trap ran left in etcd's data directory (a lost link can end the
+# shell by SIGPIPE).
+rm -f "$data"/kubewright-snapshot-*.db "$data"/kubewright-snapshot-*.db.part
 rm -f "$d/etcd-latest.db"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 f="$d/etcd-$stamp.db" inside="$data/kubewright-snapshot-$stamp.db"

@@ -100,7 +100,8 @@ impl Step for InstallPackages {
 pub(super) fn companion_changes(facts: &HostFacts, version: crate::version::Version) -> Vec<PackageChange> {
     let mut changes = Vec::new();
     let cri_tools = facts.packages.get("cri-tools");
-    if cri_tools.is_none_or(|v| (v.major, v.minor) != (version.major, version.minor)) {
+    // An older minor is moved up; a newer one (installed by hand) stays: apt would keep it.
+    if cri_tools.is_none_or(|v| (v.major, v.minor) < (version.major, version.minor)) {
         changes.push(PackageChange {
             name: "cri-tools".into(),
             from: cri_tools.map(ToString::to_string),

@@ -299,7 +299,7 @@ fn preflight_output(issues: &[PreflightIssue], ignore: &[String], out: &mut Outc
 }
 
 /// The checks every node runs (checks.go): root, forwarding, the runtime, the kubelet.
-fn common_preflight(state: &HostState, kubeadm: V, control_plane_version: V) -> Vec<PreflightIssue> {
+fn common_preflight(state: &HostState, kubeadm: V, control_plane_version: V, init: bool) -> Vec<PreflightIssue> {
     let mut issues = Vec::new();
     let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
     if swaps.lines().skip(1).any(|l| !l.trim().is_empty()) {
@@ -320,23 +320,24 @@ fn common_preflight(state: &HostState, kubeadm: V, control_plane_version: V) -> 
             error: true,
         });
     }
-    // Mandatory executables (checks_linux.go, InPathCheck): crictl while kubeadm's CRI check
-    // used it (the v1.31 tree); conntrack only for a kube-proxy older than 1.32, which still
-    // ran it (k/k#126953: kubeadm 1.32 skips the check from 1.32 on). The kubelet 1.31.14
-    // package no longer brings conntrack (k/k#135306), so a node must install it itself.
+    // Executables (checks_linux.go, InPathCheck). crictl: mandatory while kubeadm's CRI check
+    // ran it (<= 1.30), a warning in 1.31 (k/k#124685, #125212), gone from 1.32 (k/k#126596).
+    // conntrack: for a kube-proxy older than 1.32, which still ran it; kubeadm 1.32 checks the
+    // version it deploys (k/k#126953), and join passes it none, so only init asks. The kubelet
+    // 1.31.14 package no longer brings conntrack (k/k#135306): a node installs it itself.
     let mut executables = Vec::new();
     if kubeadm.minor <= 31 {
-        executables.push("crictl");
+        executables.push(("crictl", kubeadm.minor <= 30));
     }
-    if control_plane_version.minor < 32 {
-        executables.push("conntrack");
+    if kubeadm.minor <= 31 || (init && control_plane_version.minor < 32) {
+        executables.push(("conntrack", true));
     }
-    for tool in executables {
+    for (tool, error) in executables {
         if !in_path(tool) {
             issues.push(PreflightIssue {
                 name: format!("FileExisting-{tool}"),
                 message: format!("{tool} not found in system path"),
-                error: true,
+                error,
             });
         }
     }
@@ -801,7 +802,7 @@ fn init(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
     }
     let _ = writeln!(out.stdout, "[preflight] Running pre-flight checks");
     let host = with_host(|s| Ok(s.clone()))?;
-    let mut issues = common_preflight(&host, kubeadm, version);
+    let mut issues = common_preflight(&host, kubeadm, version, true);
     if version > kubeadm {
         issues.push(PreflightIssue { name: "KubernetesVersion".into(), message: format!("Kubernetes version is greater than kubeadm version. Please consider to upgrade kubeadm. Kubernetes version: {version}. Kubeadm version: 1.{}.x", kubeadm.minor), error: false });
     }
@@ -1151,7 +1152,7 @@ fn join(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
     let cluster = read_cluster();
     let host = with_host(|s| Ok(s.clone()))?;
     let cp_version = V::parse(&cluster.kubernetes_version).unwrap_or(kubeadm);
-    let mut issues = common_preflight(&host, kubeadm, cp_version);
+    let mut issues = common_preflight(&host, kubeadm, cp_version, false);
     // RunJoinNodeChecks (k/k cmd/kubeadm/app/preflight/checks.go): a static pod written before
     // the join (a local API proxy, kube-vip) trips it.
     let manifests_in_use = std::fs::read_dir("/etc/kubernetes/manifests").is_ok_and(|mut d| d.next().is_some());

@@ -238,9 +238,18 @@ fn crictl_fatal(message: &str) -> Outcome {
     Outcome::fail(1, format!("time=\"2025-01-01T00:00:00Z\" level=fatal msg=\"{}\"\n", message.replace('"', "\\\"")))
 }
 
-/// What the etcd image holds (registry.k8s.io/etcd: distroless, built in k/k
-/// cluster/images/etcd): the etcd binaries in /usr/local/bin and no shell or coreutils.
-const ETCD_IMAGE_TOOLS: &[&str] = &["etcd", "etcdctl", "etcdutl"];
+/// The etcd programs an etcd image holds in /usr/local/bin (registry.k8s.io/etcd, built in k/k
+/// cluster/images/etcd: no coreutils). The 3.5 images copy etcd and etcdctl only (its
+/// Makefile; etcd-io/etcd#13764); 3.6, which moved snapshot status and restore out of
+/// etcdctl, ships etcdutl too. (The image's static shell is not simulated.)
+fn etcd_image_tools(image: &str) -> &'static [&'static str] {
+    let tag = image.rsplit(':').next().unwrap_or("");
+    if tag.starts_with("3.5.") || tag.starts_with("3.4.") {
+        &["etcd", "etcdctl"]
+    } else {
+        &["etcd", "etcdctl", "etcdutl"]
+    }
+}
 
 /// What the etcd container sees of the host: kubeadm's etcd manifest mounts the data
 /// directory and the etcd PKI as hostPath volumes at the same paths (etcd-data, etcd-certs).
@@ -281,7 +290,7 @@ fn exec(args: &[String]) -> anyhow::Result<Outcome> {
     let is_etcd = container.labels.get("io.kubernetes.pod.namespace").map(String::as_str) == Some("kube-system")
         && container.labels.get("io.kubernetes.container.name").map(String::as_str) == Some("etcd");
     let tool = program.rsplit('/').next().unwrap_or(program);
-    if !is_etcd || !ETCD_IMAGE_TOOLS.contains(&tool) || tool == "etcd" {
+    if !is_etcd || !etcd_image_tools(&container.image).contains(&tool) || tool == "etcd" {
         return Ok(crictl_fatal(&format!(
             "execing command in container {}: rpc error: code = Unknown desc = failed to exec in container: failed to start exec: OCI runtime exec failed: exec failed: unable to start container process: exec: \"{program}\": executable file not found in $PATH: unknown",
             container.id
@@ -520,6 +529,7 @@ fn etcdutl(args: &[String]) -> anyhow::Result<Outcome> {
             out.stderr = out.stderr.replace("Deprecated: Use `etcdutl snapshot status` instead.\n\n", "");
             Ok(out)
         }
+        ["version"] => Ok(Outcome::ok("etcdutl version: 3.6.4\nAPI version: 3.6\n")),
         _ => Ok(Outcome::fail(128, "Error: the simulator's etcdutl knows snapshot restore|status\n")),
     }
 }
@@ -615,6 +625,7 @@ fn etcdctl(args: &[String]) -> anyhow::Result<Outcome> {
             Ok(Outcome { code: 0, stdout: format!("Snapshot saved at {file}\n"), stderr: log })
         }
         ["snapshot", "status", file] => snapshot_status(args, file),
+        ["version"] => Ok(Outcome::ok("etcdctl version: 3.5.15\nAPI version: 3.5\n")),
         ["snapshot", "restore", file] => snapshot_restore(args, file, true),
         _ => Ok(Outcome::fail(
             128,
