@@ -2,14 +2,15 @@
 //!
 //! kubeadm runs etcd as a static pod, and its tools exist only in the etcd image
 //! (registry.k8s.io/etcd: no coreutils, a static shell at most): a kubeadm host has no etcd
-//! tool on its PATH. The 3.5 images kubeadm 1.29-1.33 deploy ship `etcdctl` alone
-//! (k/k cluster/images/etcd/Makefile copies etcd and etcdctl; etcd-io/etcd#13764); etcd 3.6
-//! moved `snapshot status` and `restore` to `etcdutl`, so the offline tool is chosen by what
-//! the image has. So every etcd command runs as `crictl exec` in the running member's
+//! tool on its PATH. So every etcd command runs as `crictl exec` in the running member's
 //! container, found by the kubelet's labels, passing argv only. The container sees the host
 //! through the manifest's hostPath volumes alone: etcd's data directory and
 //! `/etc/kubernetes/pki/etcd`, so files it writes or reads (snapshots) live under the data
 //! directory, and the host's own shell moves them from there.
+//!
+//! The 3.5 images kubeadm 1.29-1.33 deploy ship `etcdctl` alone (k/k
+//! cluster/images/etcd/Makefile copies etcd and etcdctl; etcd-io/etcd#13764); etcd 3.6 moved
+//! `snapshot status` and `restore` to `etcdutl`: the offline tool is whichever the image has.
 
 /// Shell functions for a step's script (POSIX sh, `set -eu` safe):
 /// - `etcd_container`: the running etcd container's ID, or a message and exit
@@ -43,8 +44,8 @@ etcdutl_in() {
 }
 "#;
 
-/// `etcdutl_at IMAGE DATA ARGS...` (after [`ETCD_CLIENT`]): etcdutl in the member's container
-/// where it runs, and where it does not (it cannot start: the case a restore is for) in a
+/// `etcdutl_at IMAGE DATA ARGS...` (after [`ETCD_CLIENT`]): the offline tool in the member's
+/// container where it runs, and where it does not (it cannot start: the case a restore is for) in a
 /// one-off container of the member's image (`ctr run --rm`, containerd's own client, in the
 /// kubelet's `k8s.io` namespace where the image already is), which sees the data directory
 /// DATA only. Apart from [`ETCD_CLIENT`]: the read-only facts never start a container.
