@@ -3,28 +3,11 @@
 //! and the real tools' own messages when something is wrong (issue 19).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Output;
-
 use kubewright_testbed::sim::REPOSITORY_KEY_FINGERPRINT;
 use kubewright_testbed::{Testbed, TestbedOptions};
 
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-#[track_caller]
-fn ok(bed: &Testbed, host: &str, script: &str) -> String {
-    let o = bed.ssh(host, "root", script).unwrap();
-    assert!(o.status.success(), "`{script}` on {host} failed ({}): {}", o.status, text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-#[track_caller]
-fn fails(bed: &Testbed, host: &str, script: &str) -> (i32, String) {
-    let o = bed.ssh(host, "root", script).unwrap();
-    assert!(!o.status.success(), "`{script}` on {host} passed: {}", text(&o));
-    (o.status.code().unwrap_or(-1), text(&o))
-}
+mod common;
+use common::{fails, fails_with_code, ok};
 
 /// The sources list and key as the Kubernetes install docs have them, for `minor`.
 fn add_repository(bed: &Testbed, host: &str, minor: u32) {
@@ -79,7 +62,7 @@ fn a_fresh_host_is_a_debian_cloud_image_with_real_apt() {
     ok(&bed, "cp1", "command -v modprobe && lsmod");
     fails(&bed, "w1", "command -v modprobe");
     fails(&bed, "w1", "command -v lsmod");
-    let (_, e) = fails(&bed, "w1", "dpkg-query -W kmod");
+    let (_, e) = fails_with_code(&bed, "w1", "dpkg-query -W kmod");
     assert!(e.contains("no packages found matching kmod"), "{e}");
 
     // Before a sources list, apt knows nothing of Kubernetes (madison prints nothing at all for
@@ -94,7 +77,7 @@ fn a_fresh_host_is_a_debian_cloud_image_with_real_apt() {
     assert_eq!(madison.lines().count(), 14, "{madison}");
 
     // A version the repository does not have: apt's own message, nothing installed.
-    let (code, e) = fails(&bed, "cp1", "apt-get install -y -q kubeadm=1.31.99-1.1");
+    let (code, e) = fails_with_code(&bed, "cp1", "apt-get install -y -q kubeadm=1.31.99-1.1");
     assert_eq!(code, 100);
     assert!(e.contains("E: Version '1.31.99-1.1' for 'kubeadm' was not found"), "{e}");
 
@@ -127,7 +110,7 @@ fn a_fresh_host_is_a_debian_cloud_image_with_real_apt() {
     assert_eq!(ok(&bed, "cp1", "systemctl is-active containerd").trim(), "active");
 
     // A held package is in the way without --allow-change-held-packages.
-    let (code, e) = fails(&bed, "cp1", "apt-get install -y -q kubeadm=1.31.5-1.1");
+    let (code, e) = fails_with_code(&bed, "cp1", "apt-get install -y -q kubeadm=1.31.5-1.1");
     assert_eq!(code, 100);
     assert!(e.contains("E: Held packages were changed and -y was used without --allow-change-held-packages."), "{e}");
 
@@ -139,7 +122,7 @@ fn a_fresh_host_is_a_debian_cloud_image_with_real_apt() {
         "install -d -m 0755 /etc/apt/keyrings && cp /usr/share/keyrings/debian-archive-keyring.gpg /etc/apt/keyrings/kubernetes-apt-keyring.gpg && echo 'deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] {mirror}/core:/stable:/v1.31/deb/ /' > /etc/apt/sources.list.d/kubernetes.list"
     );
     ok(&bed, "w1", &sources);
-    let (code, e) = fails(&bed, "w1", "apt-get update -q");
+    let (code, e) = fails_with_code(&bed, "w1", "apt-get update -q");
     assert_eq!(code, 100, "{e}");
     assert!(e.contains(&format!("NO_PUBKEY {}", &REPOSITORY_KEY_FINGERPRINT[24..])), "{e}");
     assert!(
@@ -151,7 +134,7 @@ fn a_fresh_host_is_a_debian_cloud_image_with_real_apt() {
     assert!(warned.contains("W: An error occurred during the signature verification. The repository is not updated and the previous index files will be used."), "{warned}");
     // A minor the repository does not have.
     ok(&bed, "w1", "sed -i s/v1.31/v1.99/ /etc/apt/sources.list.d/kubernetes.list");
-    let (code, e) = fails(&bed, "w1", "apt-get update -q");
+    let (code, e) = fails_with_code(&bed, "w1", "apt-get update -q");
     assert_eq!(code, 100, "{e}");
     assert!(
         e.contains(&format!(

@@ -3,27 +3,10 @@
 //! for wrong command lines.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Output;
-
 use kubewright_testbed::{Testbed, TestbedOptions};
 
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-#[track_caller]
-fn ok(bed: &Testbed, host: &str, script: &str) -> String {
-    let o = bed.ssh(host, "root", script).unwrap();
-    assert!(o.status.success(), "`{script}` on {host} failed ({}):\n{}", o.status, text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-#[track_caller]
-fn fails(bed: &Testbed, host: &str, script: &str) -> String {
-    let o = bed.ssh(host, "root", script).unwrap();
-    assert!(!o.status.success(), "`{script}` on {host} should fail:\n{}", text(&o));
-    text(&o)
-}
+mod common;
+use common::{fails, ok, text};
 
 /// What an install does before kubeadm: repository, packages, swap off, forwarding.
 fn prepare(bed: &Testbed, host: &str, minor: u32, patch: u32) {
