@@ -154,28 +154,18 @@ pub fn crictl(args: &[String]) -> anyhow::Result<Outcome> {
         .map(|(_, a)| a.as_str());
     match verb {
         Some("ps") | Some("pods") => {
-            if !with_host(|s| Ok(s.units.get("containerd").is_some_and(|u| u.active)))? {
-                return Ok(Outcome::fail(
-                    1,
-                    "time=\"2025-01-01T00:00:00Z\" level=fatal msg=\"validate service connection: validate CRI v1 runtime API for endpoint \\\"unix:///run/containerd/containerd.sock\\\": rpc error: code = Unavailable desc = connection error: desc = \\\"transport: Error while dialing: dial unix /run/containerd/containerd.sock: connect: no such file or directory\\\"\"\n",
-                ));
+            if let Some(down) = runtime_down()? {
+                return Ok(down);
             }
             let labels = match label_filters(args) {
                 Ok(l) => l,
-                Err(e) => {
-                    return Ok(Outcome::fail(1, format!("time=\"2025-01-01T00:00:00Z\" level=fatal msg=\"{e}\"\n")));
-                }
+                Err(e) => return Ok(crictl_fatal(&e)),
             };
             // cri-tools filters names with a regular expression, unanchored (Go's
             // regexp.MatchString in getContainersList, cmd/crictl/container.go).
             let name_re = match name_filter.as_deref().map(regex::Regex::new).transpose() {
                 Ok(re) => re,
-                Err(e) => {
-                    return Ok(Outcome::fail(
-                        1,
-                        format!("time=\"2025-01-01T00:00:00Z\" level=fatal msg=\"listing containers: {e}\"\n"),
-                    ));
-                }
+                Err(e) => return Ok(crictl_fatal(&format!("listing containers: {e}"))),
             };
             let rows: Vec<Container> = containers()
                 .into_iter()
@@ -233,6 +223,17 @@ pub fn crictl(args: &[String]) -> anyhow::Result<Outcome> {
     }
 }
 
+/// What every crictl command ends with while containerd does not run: the CRI connection it
+/// validates first cannot be made.
+fn runtime_down() -> anyhow::Result<Option<Outcome>> {
+    if with_host(|s| Ok(s.units.get("containerd").is_some_and(|u| u.active)))? {
+        return Ok(None);
+    }
+    Ok(Some(crictl_fatal(
+        "validate service connection: validate CRI v1 runtime API for endpoint \"unix:///run/containerd/containerd.sock\": rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial unix /run/containerd/containerd.sock: connect: no such file or directory\"",
+    )))
+}
+
 /// crictl's way to end with an error: logrus.Fatal, exit 1 (cmd/crictl/main.go).
 fn crictl_fatal(message: &str) -> Outcome {
     Outcome::fail(1, format!("time=\"2025-01-01T00:00:00Z\" level=fatal msg=\"{}\"\n", message.replace('"', "\\\"")))
@@ -262,10 +263,8 @@ fn visible_in_etcd_container(path: &str) -> bool {
 /// line and exit 1 (cmd/crictl/exec.go wraps the stream's error, client-go's
 /// remotecommand v4 error decoder makes the exit code an error).
 fn exec(args: &[String]) -> anyhow::Result<Outcome> {
-    if !with_host(|s| Ok(s.units.get("containerd").is_some_and(|u| u.active)))? {
-        return Ok(crictl_fatal(
-            "validate service connection: validate CRI v1 runtime API for endpoint \"unix:///run/containerd/containerd.sock\": rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial unix /run/containerd/containerd.sock: connect: no such file or directory\"",
-        ));
+    if let Some(down) = runtime_down()? {
+        return Ok(down);
     }
     // urfave/cli stops at the first argument that is not a flag: the container, then the command.
     let mut rest = args.iter().skip_while(|a| *a != "exec").skip(1).peekable();
