@@ -68,32 +68,19 @@ fn tools_named(text: &str) -> BTreeSet<&'static str> {
 }
 
 /// The host an action runs on (a `Via` runs on another), and the programs it needs there.
-fn needs(host: &str, action: &Action) -> Vec<(String, BTreeSet<&'static str>)> {
-    match action {
-        Action::Via { on, action } => needs(on, action).into_iter().map(|(_, t)| (on.clone(), t)).collect(),
-        Action::Probe { commands, .. } => vec![(host.to_string(), tools_named(&commands.to_shell()))],
+fn needs<'a>(host: &'a str, action: &'a Action) -> (&'a str, BTreeSet<&'static str>) {
+    let tools = match action {
+        Action::Via { on, action } => return (on, needs(on, action).1),
+        Action::Probe { commands, .. } => tools_named(&commands.to_shell()),
         // The node list, and the local etcd member through its container.
-        Action::Wait { etcd, .. } => {
-            let mut tools = BTreeSet::from(["kubectl"]);
-            if *etcd {
-                tools.insert("crictl");
-            }
-            vec![(host.to_string(), tools)]
-        }
-        Action::Drain { .. } => vec![(host.to_string(), BTreeSet::from(["kubectl"]))],
+        Action::Wait { etcd: true, .. } => BTreeSet::from(["kubectl", "crictl"]),
+        Action::Wait { .. } | Action::Drain { .. } => BTreeSet::from(["kubectl"]),
         // apt itself: the packages it installs are what it brings, not what it needs.
-        Action::Packages { hold, .. } => {
-            let mut tools = BTreeSet::from(["apt-get"]);
-            if !hold.is_empty() {
-                tools.insert("apt-mark");
-            }
-            vec![(host.to_string(), tools)]
-        }
-        other => match other.commands() {
-            Some(script) => vec![(host.to_string(), tools_named(&script.to_shell()))],
-            None => Vec::new(),
-        },
-    }
+        Action::Packages { hold, .. } if hold.is_empty() => BTreeSet::from(["apt-get"]),
+        Action::Packages { .. } => BTreeSet::from(["apt-get", "apt-mark"]),
+        other => other.commands().map(|script| tools_named(&script.to_shell())).unwrap_or_default(),
+    };
+    (host, tools)
 }
 
 /// Blocks each host whose plan runs a program a host lacks (its own, or the one a `Via`
@@ -114,20 +101,18 @@ pub fn require(plan: &mut Plan, facts: &ClusterFacts) {
     for (index, step) in plan.steps.iter().enumerate() {
         for hp in &step.hosts {
             for action in hp.decision.actions() {
-                for (on, tools) in needs(&hp.host, action) {
-                    let Some(has) = facts.host(&on).and_then(|f| f.tools.as_ref()) else { continue };
-                    let brought = installed.entry(on.clone()).or_default();
-                    for tool in tools {
-                        if !has.contains(tool) && !brought.contains(tool) {
-                            let (_, lacking) =
-                                blocked.entry(hp.host.clone()).or_insert_with(|| (index, BTreeMap::new()));
-                            lacking.entry(on.clone()).or_default().insert(tool);
-                        }
+                let (on, tools) = needs(&hp.host, action);
+                let Some(has) = facts.host(on).and_then(|f| f.tools.as_ref()) else { continue };
+                let brought = installed.entry(on.to_string()).or_default();
+                for tool in tools {
+                    if !has.contains(tool) && !brought.contains(tool) {
+                        let (_, lacking) = blocked.entry(hp.host.clone()).or_insert_with(|| (index, BTreeMap::new()));
+                        lacking.entry(on.to_string()).or_default().insert(tool);
                     }
-                    if let Action::Packages { changes, .. } = action {
-                        for change in changes {
-                            brought.extend(TOOLS.iter().filter(|(_, p)| *p == change.name).map(|(t, _)| *t));
-                        }
+                }
+                if let Action::Packages { changes, .. } = action {
+                    for change in changes {
+                        brought.extend(TOOLS.iter().filter(|(_, p)| *p == change.name).map(|(t, _)| *t));
                     }
                 }
             }
