@@ -23,8 +23,9 @@ Examples:
 
 On the first control plane, in its etcd container (`crictl exec`: a kubeadm host has no etcd
 tools of its own): `etcdctl snapshot save` (with the etcd server's certificate, as kubeadm's
-backup documentation does) into etcd's data directory and `etcdutl snapshot status` on it; the
-snapshot is then moved to /var/lib/kubewright/backups, beside a tarball of /etc/kubernetes/pki and the kubeconfigs; both are copied to
+backup documentation does) into etcd's data directory and `snapshot status` on it (etcdutl
+where the image has it, etcdctl in the 3.5 images); the snapshot is then moved to
+/var/lib/kubewright/backups, beside a tarball of /etc/kubernetes/pki and the kubeconfigs; both are copied to
 <state dir>/backups/<host>/ (etcd-snapshot.db, pki.tar.gz, 0600). certificates.keepBackups
 copies of each are kept on the host and on the bastion (the newest beside as FILE.1, ...).
 It changes nothing in the cluster, so it runs without asking; it holds the cluster lock.")]
@@ -43,8 +44,9 @@ Examples:
 
 The procedure of Kubernetes' \"Operating etcd clusters\" for kubeadm's stacked etcd, on every
 control plane of the inventory: the snapshot is sent (0600) and checked, and each member restored
-from it beside etcd's live data (`etcdutl snapshot restore` in the member's container, with the
-new membership of all the control planes) while the cluster still runs. Then the API servers, controllers, schedulers and
+from it beside etcd's live data (`snapshot restore` in the member's container, or in a one-off
+container of its image where it does not run, with the new membership of all the control
+planes) while the cluster still runs. Then the API servers, controllers, schedulers and
 etcd members stop (their manifests parked in /etc/kubewright/restore/manifests), the restored
 data replaces each member's (the old stays as <data-dir>/member.before-restore-TIME), etcd
 starts, then the rest of the control plane, and every kubelet restarts.
