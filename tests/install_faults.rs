@@ -112,7 +112,7 @@ fn run(cell: Cell) {
     assert_eq!(again.status.code(), Some(0), "{}", output_text(&again));
     let cluster = bed.cluster_state();
     assert_eq!(cluster.nodes.keys().collect::<Vec<_>>(), ["cp1", "cp2", "w1"]);
-    assert_eq!(cluster.etcd_members, ["cp1", "cp2"]);
+    assert_eq!(bed.etcd_members().unwrap().names, ["cp1", "cp2"]);
     assert!(cluster.nodes.keys().all(|n| cluster.node_ready(n)), "{:?}", cluster.nodes);
     let admin = state.path().join(format!("{}/admin.conf", cluster.cluster_name));
     assert!(admin.is_file(), "the bastion has the admin kubeconfig");

@@ -311,3 +311,19 @@ pub fn wait_until_gone(bed: &kubewright_testbed::Testbed, host: &str, command: &
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// Whether `check` turns true within `limit` (asked every 200 ms): for what takes time on a
+/// real cluster too, such as a leader election after members stop.
+#[allow(dead_code)] // not every test binary waits
+pub fn eventually(limit: std::time::Duration, mut check: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if std::time::Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -14,7 +14,7 @@ pub mod bed;
 pub mod faults;
 pub mod sim;
 
-pub use bed::{Host, Testbed, TestbedOptions};
+pub use bed::{EtcdMembers, Host, Testbed, TestbedOptions};
 
 /// One `#[test]` per scenario and SSH transport: `openssh::name` and `russh::name`, each
 /// calling `name(transport)` with `"openssh"` or `"russh"`.

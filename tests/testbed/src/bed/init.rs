@@ -124,10 +124,20 @@ pub fn run_init(config: &Path) -> anyhow::Result<()> {
         Ok(pid)
     };
     let mut sshd_pid = start_sshd()?;
+    // The kubelet's part for the etcd static pod (the real etcd server), and its probe.
+    let mut etcd_pod = crate::sim::etcd::PodRunner::boot();
+    std::thread::spawn(crate::sim::etcd::probe_forever);
     // PID 1 adopts every orphan of the host; reap them all, forever.
     loop {
-        match nix::sys::wait::waitpid(None, None) {
+        match nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+            Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => {
+                etcd_pod.reconcile();
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
             Ok(status) => {
+                if let Some(pid) = status.pid() {
+                    etcd_pod.reaped(pid.as_raw());
+                }
                 if status.pid() == Some(sshd_pid) {
                     eprintln!("host {}: sshd exited ({status:?})", cfg.hostname);
                     // Right after a crash the dead host's listening socket can linger a
@@ -141,8 +151,7 @@ pub fn run_init(config: &Path) -> anyhow::Result<()> {
                     }
                 }
             }
-            Err(nix::errno::Errno::ECHILD) => std::thread::sleep(std::time::Duration::from_millis(200)),
-            Err(_) => {}
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(200)),
         }
     }
 }

