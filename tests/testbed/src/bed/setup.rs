@@ -151,6 +151,7 @@ fn start_package_server(bed: &mut Testbed, archive: &Path) -> anyhow::Result<()>
             .arg(super::SERVE_MARKER)
             .arg(archive)
             .arg(&addr)
+            .arg(&bed.dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log.try_clone()?)

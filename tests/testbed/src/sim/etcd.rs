@@ -26,7 +26,11 @@ const POD_FILE: &str = "etcd-pod.json";
 /// What the liveness probe last saw.
 const HEALTH_FILE: &str = "etcd-health.json";
 /// A probe older than this says nothing (a frozen or crashed host stops probing).
-const HEALTH_FRESH_MS: i64 = 3_000;
+const HEALTH_FRESH_MS: i64 = 10_000;
+/// How long a member answers unhealthy before its API server stops serving: longer than a
+/// leader election (1 s election timeout) under load, so an election is not an outage, as
+/// it is not for a real API server, whose requests wait it out.
+const UNHEALTHY_GRACE_MS: i64 = 2_500;
 
 /// The etcd static pod as the runner last left it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -41,11 +45,15 @@ pub struct PodStatus {
     pub restarts: u32,
 }
 
+/// What the probe last concluded (a probe that got no answer in time concludes nothing: on
+/// these shared machines a slow answer is the machine's, not etcd's).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Health {
     pid: i32,
     healthy: bool,
     checked_unix_ms: i64,
+    /// The last time it answered healthy.
+    healthy_unix_ms: i64,
 }
 
 fn now_ms() -> i64 {
@@ -67,9 +75,10 @@ fn read_pod_status(dir: &Path) -> PodStatus {
     std::fs::read_to_string(dir.join(POD_FILE)).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
 }
 
-/// Whether `node`'s etcd member serves: its server runs and etcd's own `/health` (a quorum
-/// read: "RAFT NO LEADER" or a failed range without a majority) passed within the last
-/// [`HEALTH_FRESH_MS`]. This is what the member's API server needs to serve.
+/// Whether `node`'s etcd member serves: its server runs, the probe of etcd's own `/health` (a
+/// quorum read: "RAFT NO LEADER" or a failed range without a majority) concluded within the
+/// last [`HEALTH_FRESH_MS`], and it answered healthy, or did so less than
+/// [`UNHEALTHY_GRACE_MS`] ago. This is what the member's API server needs to serve.
 pub fn member_serving(node: &str) -> bool {
     let peers = Path::new(super::cluster::PEERS_DIR);
     if peers.exists() {
@@ -88,7 +97,12 @@ fn serving(state_dir: &Path) -> bool {
     let health: Option<Health> =
         std::fs::read_to_string(state_dir.join(HEALTH_FILE)).ok().and_then(|t| serde_json::from_str(&t).ok());
     match (pod.pid, health) {
-        (Some(pid), Some(h)) => h.pid == pid && h.healthy && now_ms() - h.checked_unix_ms < HEALTH_FRESH_MS,
+        (Some(pid), Some(h)) => {
+            let now = now_ms();
+            h.pid == pid
+                && now - h.checked_unix_ms < HEALTH_FRESH_MS
+                && (h.healthy || now - h.healthy_unix_ms < UNHEALTHY_GRACE_MS)
+        }
         _ => false,
     }
 }
@@ -229,22 +243,38 @@ impl PodRunner {
 /// metrics listener (`--listen-metrics-urls=http://127.0.0.1:2381`). Runs forever.
 pub fn probe_forever() {
     let dir = super::host::state_dir();
+    let mut last = Health::default();
     loop {
         std::thread::sleep(Duration::from_millis(500));
         let Some(pid) = read_pod_status(&dir).pid else { continue };
-        let healthy = health_check().unwrap_or(false);
-        write_json(&dir, HEALTH_FILE, &Health { pid, healthy, checked_unix_ms: now_ms() });
+        let Some(healthy) = health_check() else { continue };
+        let now = now_ms();
+        let healthy_unix_ms = if healthy {
+            now
+        } else if last.pid == pid {
+            last.healthy_unix_ms
+        } else {
+            0
+        };
+        last = Health { pid, healthy, checked_unix_ms: now, healthy_unix_ms };
+        write_json(&dir, HEALTH_FILE, &last);
     }
 }
 
-fn health_check() -> std::io::Result<bool> {
+/// `GET /health`: Some(true) on 200, Some(false) on another status or a refused connection
+/// (nothing listens), None when no answer came in time.
+fn health_check() -> Option<bool> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 2381));
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut s = match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Some(false),
+        Err(_) => return None,
+    };
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
     let mut body = String::new();
-    s.read_to_string(&mut body)?;
-    Ok(body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"))
+    s.read_to_string(&mut body).ok()?;
+    Some(body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"))
 }
 
 /// The real `etcdctl` against `endpoints` with the client certificate `cert` (a path prefix:
@@ -275,7 +305,7 @@ pub fn etcdctl_at(
         .arg(format!("--cacert={}", ca.display()))
         .arg(format!("--cert={}", cert.with_extension("crt").display()))
         .arg(format!("--key={}", cert.with_extension("key").display()))
-        .args(["--dial-timeout=2s", "--command-timeout=5s"])
+        .args(["--dial-timeout=10s", "--command-timeout=30s"])
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
