@@ -157,9 +157,32 @@ enum Lookup {
 }
 
 fn lookup(vars: &Vars, key: &str) -> Lookup {
+    lookup_within(vars, key, 0)
+}
+
+/// A template that only names another variable (`"{{ cluster_name }}"`, kubespray's
+/// `dns_domain`) is that variable's value; anything more (filters, expressions) is left to
+/// Ansible.
+fn lookup_within(vars: &Vars, key: &str, depth: usize) -> Lookup {
     match vars.get(key) {
         None | Some(Value::Null) => Lookup::Missing,
-        Some(Value::String(s)) if s.contains("{{") || s.contains("{%") => Lookup::Template(s.clone()),
+        Some(Value::String(s)) if s.contains("{{") || s.contains("{%") => {
+            let inner = s.trim().strip_prefix("{{").and_then(|r| r.strip_suffix("}}")).map(str::trim);
+            match inner {
+                Some(name)
+                    if depth < 8
+                        && !name.is_empty()
+                        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && vars.contains_key(name) =>
+                {
+                    match lookup_within(vars, name, depth + 1) {
+                        Lookup::Missing => Lookup::Template(s.clone()),
+                        found => found,
+                    }
+                }
+                _ => Lookup::Template(s.clone()),
+            }
+        }
         Some(Value::String(s)) => Lookup::Text(s.clone()),
         Some(Value::Number(n)) => Lookup::Text(n.to_string()),
         Some(Value::Bool(b)) => Lookup::Text(b.to_string()),
@@ -270,7 +293,10 @@ pub fn inventory(view: &AnsibleView, options: &ImportOptions<'_>) -> Result<Impo
         }
         cluster.insert(key, chosen.clone());
     }
-    let cluster_vars: Vars = cluster.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    // The first control plane's variables, with the chosen cluster-wide values (a template
+    // naming another variable is looked up here).
+    let mut cluster_vars: Vars = vars_of(&first).clone();
+    cluster_vars.extend(cluster.iter().map(|(k, v)| (k.to_string(), v.clone())));
     let mut text = |key: &str| report.text("cluster", &cluster_vars, key);
 
     let kube_version = text("kube_version").map(|v| v.trim_start_matches('v').to_string());
@@ -624,6 +650,16 @@ mod tests {
         assert!(got.warnings.contains(&"cp1: not carried over: etcd_member_name".to_string()), "{:?}", got.warnings);
         assert!(got.warnings.iter().any(|w| w.starts_with("1 variable the same on every host") && w.ends_with("bin_dir")));
         assert_eq!(got.unmapped, ["bin_dir"]);
+    }
+
+    #[test]
+    fn a_template_naming_one_variable_is_that_variable() {
+        let base = "[kube_control_plane]\ncp1\n[etcd:children]\nkube_control_plane\n[all:vars]\ncluster_name=lab.local\n";
+        let got = import(&format!("{base}dns_domain={{{{ cluster_name }}}}\nkube_version={{{{ v }}}}\nv=1.31.4\n"), None).unwrap();
+        assert!(got.yaml.contains("dnsDomain: \"lab.local\""), "{}", got.yaml);
+        assert!(got.yaml.contains("kubernetesVersion: \"1.31.4\""), "{}", got.yaml);
+        let e = import(&format!("{base}kube_version={{{{ v | default('1') }}}}\n"), None).unwrap_err();
+        assert!(e.message.contains("a template"), "{e}");
     }
 
     #[test]
