@@ -84,9 +84,12 @@ fn load_all(text: &str) {
     // The importers read files kubewright did not write.
     let file = kubespray::InventoryFile { path: "fuzz".into(), text: text.into() };
     let vars = kubespray::VarFiles { files: vec![("group_vars/all.yml".into(), text.into())] };
-    for view in [kubespray::read_builtin(std::slice::from_ref(&file), &kubespray::VarFiles::default()), kubespray::read_builtin(&[], &vars)]
-        .into_iter()
-        .flatten()
+    for view in [
+        kubespray::read_builtin(std::slice::from_ref(&file), &kubespray::VarFiles::default()),
+        kubespray::read_builtin(&[], &vars),
+    ]
+    .into_iter()
+    .flatten()
     {
         let options =
             kubespray::ImportOptions { source: "fuzz", cluster: "fuzz", kubernetes_version: None, reader: "fuzz" };

@@ -213,17 +213,20 @@ pub fn read_kubespray(input: &Path, reader: KubesprayReader) -> anyhow::Result<K
 }
 
 fn read_text(path: &Path) -> anyhow::Result<String> {
-    Ok(std::fs::read_to_string(path).map_err(|e| {
-        UserError::new(format!("cannot read `{}`: {e}", path.display()), "give a readable UTF-8 file")
-    })?)
+    Ok(std::fs::read_to_string(path)
+        .map_err(|e| UserError::new(format!("cannot read `{}`: {e}", path.display()), "give a readable UTF-8 file"))?)
 }
 
 /// The inventory files of an inventory directory, as Ansible takes them: every file directly in
 /// it, sorted, but hidden ones and Ansible's ignored extensions (INVENTORY_IGNORE_EXTS).
 fn inventory_dir_files(dir: &Path) -> anyhow::Result<Vec<kubewright::inventory::kubespray::InventoryFile>> {
-    const IGNORED: &[&str] = &[".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry"];
+    const IGNORED: &[&str] =
+        &[".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry"];
     let unreadable = |e: std::io::Error| {
-        UserError::new(format!("cannot read the directory `{}`: {e}", dir.display()), "give a readable inventory directory")
+        UserError::new(
+            format!("cannot read the directory `{}`: {e}", dir.display()),
+            "give a readable inventory directory",
+        )
     };
     let mut paths: Vec<PathBuf> = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(unreadable)? {
@@ -243,7 +246,9 @@ fn inventory_dir_files(dir: &Path) -> anyhow::Result<Vec<kubewright::inventory::
     }
     paths
         .into_iter()
-        .map(|p| Ok(kubewright::inventory::kubespray::InventoryFile { path: p.display().to_string(), text: read_text(&p)? }))
+        .map(|p| {
+            Ok(kubewright::inventory::kubespray::InventoryFile { path: p.display().to_string(), text: read_text(&p)? })
+        })
         .collect()
 }
 
@@ -265,7 +270,11 @@ fn collect_var_files(dir: &Path, prefix: &str, out: &mut Vec<(String, String)>) 
             match std::fs::read_to_string(&path) {
                 Ok(text) => out.push((rel, text)),
                 Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {}
-                Err(e) => return Err(UserError::new(format!("cannot read `{}`: {e}", path.display()), "make it readable").into()),
+                Err(e) => {
+                    return Err(
+                        UserError::new(format!("cannot read `{}`: {e}", path.display()), "make it readable").into()
+                    );
+                }
             }
         }
     }

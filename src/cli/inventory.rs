@@ -109,7 +109,8 @@ pub fn exec(cmd: InventoryCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
     match cmd {
         InventoryCommand::FromKubespray { input, name, kubernetes_version, reader } => {
             use kubewright::inventory::kubespray;
-            let source = if input.as_os_str() == "-" { "standard input".to_string() } else { input.display().to_string() };
+            let source =
+                if input.as_os_str() == "-" { "standard input".to_string() } else { input.display().to_string() };
             let read = read_kubespray(&input, reader)?;
             out.note(&format!("{source}: read by {}", read.reader));
             for n in &read.notes {
@@ -124,7 +125,8 @@ pub fn exec(cmd: InventoryCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
                 kubernetes_version: kubernetes_version.as_deref(),
                 reader: &read.reader,
             };
-            let imported = kubespray::inventory(&read.view, &options).map_err(|e| UserError::new(e.to_string(), e.help))?;
+            let imported =
+                kubespray::inventory(&read.view, &options).map_err(|e| UserError::new(e.to_string(), e.help))?;
             for n in &imported.notes {
                 out.note(&format!("{source}: {n}"));
             }

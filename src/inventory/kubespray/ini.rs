@@ -93,7 +93,10 @@ pub fn parse(path: &str, text: &str) -> Result<Source, KubesprayError> {
             }
             "vars" => {
                 let Some((k, v)) = line.split_once('=') else {
-                    return Err(err(format!("`{line}` is not key=value"), "write one key=value per line in a :vars section"));
+                    return Err(err(
+                        format!("`{line}` is not key=value"),
+                        "write one key=value per line in a :vars section",
+                    ));
                 };
                 if let Some(g) = source.groups.get_mut(&group) {
                     g.vars.insert(k.trim().to_string(), python_value(v.trim()));
@@ -103,7 +106,8 @@ pub fn parse(path: &str, text: &str) -> Result<Source, KubesprayError> {
                 let child = group_name(line).ok_or_else(|| {
                     err(format!("`{line}` is not a group name"), "list one group name per line in a :children section")
                 })?;
-                let known = source.groups.contains_key(child) && !pending.iter().any(|(g, _, k)| g == child && *k == "vars");
+                let known =
+                    source.groups.contains_key(child) && !pending.iter().any(|(g, _, k)| g == child && *k == "vars");
                 if !known && !pending.iter().any(|(g, _, _)| g == child) {
                     pending.push((child.to_string(), line_no, "children"));
                 }
@@ -113,9 +117,15 @@ pub fn parse(path: &str, text: &str) -> Result<Source, KubesprayError> {
     }
     if let Some((name, line, kind)) = pending.into_iter().min_by_key(|(_, line, _)| *line) {
         let (message, help) = if kind == "vars" {
-            (format!("section [{name}:vars] is for a group declared nowhere"), "declare the group with a [group] section")
+            (
+                format!("section [{name}:vars] is for a group declared nowhere"),
+                "declare the group with a [group] section",
+            )
         } else {
-            (format!("the group `{name}` is a child of another but declared nowhere"), "declare it with a [group] section")
+            (
+                format!("the group `{name}` is a child of another but declared nowhere"),
+                "declare it with a [group] section",
+            )
         };
         return Err(KubesprayError::new(path, Some(line), message, help));
     }
@@ -612,7 +622,10 @@ mod tests {
     #[test]
     fn ranges_expand_as_ansible_does() {
         let r = |p: &str| expand_ranges(p).unwrap();
-        assert_eq!(r("worker[01:03].example.com"), ["worker01.example.com", "worker02.example.com", "worker03.example.com"]);
+        assert_eq!(
+            r("worker[01:03].example.com"),
+            ["worker01.example.com", "worker02.example.com", "worker03.example.com"]
+        );
         assert_eq!(r("n[1:3]"), ["n1", "n2", "n3"], "inclusive");
         assert_eq!(r("n[:2]"), ["n0", "n1", "n2"], "an empty begin is 0");
         assert_eq!(r("n[1:10:4]"), ["n1", "n5", "n9"], "a stride");

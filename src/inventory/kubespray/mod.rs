@@ -72,7 +72,11 @@ pub struct InventoryFile {
 pub fn read_builtin(files: &[InventoryFile], vars: &VarFiles) -> Result<AnsibleView, KubesprayError> {
     let mut source = Source::default();
     for f in files {
-        let parsed = if looks_like_yaml(&f.text) { source::parse_yaml(&f.path, &f.text)? } else { ini::parse(&f.path, &f.text)? };
+        let parsed = if looks_like_yaml(&f.text) {
+            source::parse_yaml(&f.path, &f.text)?
+        } else {
+            ini::parse(&f.path, &f.text)?
+        };
         source.merge(parsed);
     }
     source::add_kubespray_groups(&mut source);
@@ -86,7 +90,9 @@ fn looks_like_yaml(text: &str) -> bool {
     text.lines()
         .map(str::trim_end)
         .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#') && !l.trim_start().starts_with(';'))
-        .is_some_and(|l| l == "---" || (l.ends_with(':') && !l.starts_with('[') && !l.contains(' ')) || l.starts_with("all:"))
+        .is_some_and(|l| {
+            l == "---" || (l.ends_with(':') && !l.starts_with('[') && !l.contains(' ')) || l.starts_with("all:")
+        })
 }
 
 /// What the importer made: the inventory's YAML, warnings (what does not map), notes (where a
@@ -218,7 +224,8 @@ impl Report {
             Lookup::Text(t) => Some(t),
             Lookup::Missing => None,
             Lookup::Template(t) => {
-                self.warnings.push(format!("{host}: {key} is a template, `{t}`, which kubewright does not resolve: left out"));
+                self.warnings
+                    .push(format!("{host}: {key} is a template, `{t}`, which kubewright does not resolve: left out"));
                 None
             }
             Lookup::Structured(v) => {
@@ -315,7 +322,10 @@ pub fn inventory(view: &AnsibleView, options: &ImportOptions<'_>) -> Result<Impo
                 Lookup::Template(t) => format!("kube_version is a template, `{t}`, which kubewright does not resolve"),
                 _ => "kube_version is not set in the inventory or its group_vars (kubespray then takes its role default: the newest version that kubespray release knows)".into(),
             };
-            return Err(fail(why, "pass --kubernetes-version VERSION, the version the cluster runs (`kubectl version`)"));
+            return Err(fail(
+                why,
+                "pass --kubernetes-version VERSION, the version the cluster runs (`kubectl version`)",
+            ));
         }
     };
     let mut text = |key: &str| report.text("cluster", &cluster_vars, key);
@@ -406,11 +416,14 @@ pub fn inventory(view: &AnsibleView, options: &ImportOptions<'_>) -> Result<Impo
     }
 
     // Hosts.
-    let interfaces: BTreeSet<Option<String>> =
-        nodes.iter().map(|n| lookup(vars_of(n), "flannel_interface")).map(|l| match l {
+    let interfaces: BTreeSet<Option<String>> = nodes
+        .iter()
+        .map(|n| lookup(vars_of(n), "flannel_interface"))
+        .map(|l| match l {
             Lookup::Text(t) => Some(t),
             _ => None,
-        }).collect();
+        })
+        .collect();
     let shared_interface = match interfaces.iter().collect::<Vec<_>>().as_slice() {
         [Some(one)] => Some(one.clone()),
         _ => None,
@@ -462,9 +475,9 @@ pub fn inventory(view: &AnsibleView, options: &ImportOptions<'_>) -> Result<Impo
         if let (Some(access), Some(ip)) = (&access_ip, &ip)
             && access != ip
         {
-            report.warnings.push(format!(
-                "{name}: access_ip {access} differs from ip {ip}: kubewright uses ip as the node IP"
-            ));
+            report
+                .warnings
+                .push(format!("{name}: access_ip {access} differs from ip {ip}: kubewright uses ip as the node IP"));
         }
         let _ = writeln!(hosts_yaml, "    roles: {roles}");
         if shared_interface.is_none()
@@ -492,7 +505,10 @@ pub fn inventory(view: &AnsibleView, options: &ImportOptions<'_>) -> Result<Impo
     // Variables kubewright does not read: one line for those every node shares (group_vars, in
     // practice), one per host for the rest.
     let unmapped = |vars: &Vars| -> Vec<String> {
-        vars.keys().filter(|k| !HOST_VARS.contains(&k.as_str()) && !CLUSTER_VARS.contains(&k.as_str())).cloned().collect()
+        vars.keys()
+            .filter(|k| !HOST_VARS.contains(&k.as_str()) && !CLUSTER_VARS.contains(&k.as_str()))
+            .cloned()
+            .collect()
     };
     let shared: Vec<String> = unmapped(vars_of(&first))
         .into_iter()
@@ -529,11 +545,8 @@ pub fn inventory(view: &AnsibleView, options: &ImportOptions<'_>) -> Result<Impo
         }
     }
 
-    let mut cluster_yaml = format!(
-        "cluster:\n  name: {}\n  kubernetesVersion: {}\n",
-        quote(options.cluster),
-        quote(&kubernetes_version)
-    );
+    let mut cluster_yaml =
+        format!("cluster:\n  name: {}\n  kubernetesVersion: {}\n", quote(options.cluster), quote(&kubernetes_version));
     if let Some(e) = &endpoint {
         let _ = writeln!(cluster_yaml, "  controlPlaneEndpoint: {}", quote(e));
     }
@@ -581,7 +594,10 @@ mod tests {
 
     fn import(ini: &str, version: Option<&str>) -> Result<Imported, KubesprayError> {
         let view = read_builtin(&[InventoryFile { path: "inv.ini".into(), text: ini.into() }], &VarFiles::default())?;
-        inventory(&view, &ImportOptions { source: "inv.ini", cluster: "c", kubernetes_version: version, reader: "test" })
+        inventory(
+            &view,
+            &ImportOptions { source: "inv.ini", cluster: "c", kubernetes_version: version, reader: "test" },
+        )
     }
 
     #[test]
@@ -648,14 +664,19 @@ mod tests {
         )
         .unwrap();
         assert!(got.warnings.contains(&"cp1: not carried over: etcd_member_name".to_string()), "{:?}", got.warnings);
-        assert!(got.warnings.iter().any(|w| w.starts_with("1 variable the same on every host") && w.ends_with("bin_dir")));
+        assert!(
+            got.warnings.iter().any(|w| w.starts_with("1 variable the same on every host") && w.ends_with("bin_dir"))
+        );
         assert_eq!(got.unmapped, ["bin_dir"]);
     }
 
     #[test]
     fn a_template_naming_one_variable_is_that_variable() {
-        let base = "[kube_control_plane]\ncp1\n[etcd:children]\nkube_control_plane\n[all:vars]\ncluster_name=lab.local\n";
-        let got = import(&format!("{base}dns_domain={{{{ cluster_name }}}}\nkube_version={{{{ v }}}}\nv=1.31.4\n"), None).unwrap();
+        let base =
+            "[kube_control_plane]\ncp1\n[etcd:children]\nkube_control_plane\n[all:vars]\ncluster_name=lab.local\n";
+        let got =
+            import(&format!("{base}dns_domain={{{{ cluster_name }}}}\nkube_version={{{{ v }}}}\nv=1.31.4\n"), None)
+                .unwrap();
         assert!(got.yaml.contains("dnsDomain: \"lab.local\""), "{}", got.yaml);
         assert!(got.yaml.contains("kubernetesVersion: \"1.31.4\""), "{}", got.yaml);
         let e = import(&format!("{base}kube_version={{{{ v | default('1') }}}}\n"), None).unwrap_err();

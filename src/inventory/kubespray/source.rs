@@ -177,7 +177,12 @@ pub fn parse_vars_file(path: &str, text: &str) -> Result<Vars, KubesprayError> {
         return Ok(Vars::new());
     }
     let value: Value = serde_saphyr::from_str(text).map_err(|e| {
-        KubesprayError::new(path, None, format!("not YAML: {e}"), "fix the file's YAML, or move it out of the directory")
+        KubesprayError::new(
+            path,
+            None,
+            format!("not YAML: {e}"),
+            "fix the file's YAML, or move it out of the directory",
+        )
     })?;
     match value {
         Value::Object(map) => Ok(map),
@@ -390,15 +395,14 @@ pub fn parse_yaml(path: &str, text: &str) -> Result<Source, KubesprayError> {
         ));
     };
     let mut source = Source::default();
-    fn group(
-        source: &mut Source,
-        name: &str,
-        node: &Value,
-        path: &str,
-        depth: usize,
-    ) -> Result<(), KubesprayError> {
+    fn group(source: &mut Source, name: &str, node: &Value, path: &str, depth: usize) -> Result<(), KubesprayError> {
         if depth > 64 {
-            return Err(KubesprayError::new(path, None, format!("groups nest too deep at `{name}`"), "flatten the groups"));
+            return Err(KubesprayError::new(
+                path,
+                None,
+                format!("groups nest too deep at `{name}`"),
+                "flatten the groups",
+            ));
         }
         source.add_group(name);
         let map = match node {
@@ -433,8 +437,9 @@ pub fn parse_yaml(path: &str, text: &str) -> Result<Source, KubesprayError> {
             None | Some(Value::Null) => {}
             Some(Value::Object(hosts)) => {
                 for (pattern, vars) in hosts {
-                    let (names, port) = super::ini::host_pattern(pattern)
-                        .map_err(|e| KubesprayError::new(path, None, e, "write a host name or a range such as `node[1:3]`"))?;
+                    let (names, port) = super::ini::host_pattern(pattern).map_err(|e| {
+                        KubesprayError::new(path, None, e, "write a host name or a range such as `node[1:3]`")
+                    })?;
                     let mut vars = match vars {
                         Value::Null => Vars::new(),
                         Value::Object(v) => v.clone(),
@@ -442,7 +447,10 @@ pub fn parse_yaml(path: &str, text: &str) -> Result<Source, KubesprayError> {
                             return Err(KubesprayError::new(
                                 path,
                                 None,
-                                format!("the host `{pattern}` has a {} where a mapping of variables is expected", kind(other)),
+                                format!(
+                                    "the host `{pattern}` has a {} where a mapping of variables is expected",
+                                    kind(other)
+                                ),
                                 "write the host's variables as `name: value` under it, or nothing",
                             ));
                         }
