@@ -412,3 +412,25 @@ fn reader_ansible_without_ansible_inventory_is_an_error() {
         "{text}"
     );
 }
+
+/// After a kubespray run the inventory's directory also holds what kubespray wrote there
+/// (`kubeconfig_localhost`: artifacts/admin.conf); Ansible skips such files with a warning, and
+/// so does the built-in reader for a file that is no inventory.
+#[test]
+fn an_inventory_directory_with_kubesprays_artifacts_still_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("vagrant/vagrant_ansible_inventory"), dir.path().join("vagrant_ansible_inventory")).unwrap();
+    std::fs::create_dir(dir.path().join("artifacts")).unwrap();
+    std::fs::write(dir.path().join("artifacts/admin.conf"), "apiVersion: v1\nkind: Config\n").unwrap();
+    std::fs::write(dir.path().join("notes.conf"), "not an inventory {\n").unwrap();
+    for reader in readers() {
+        let o = import(dir.path(), &["--name", "vagrant", "--kubernetes-version", "1.31.4"], reader);
+        assert_eq!(load(&o).hosts.len(), 3, "{reader:?}");
+        let warnings = stderr(&o);
+        let skipped = match reader {
+            Reader::Ansible => "Unable to parse",
+            Reader::Builtin => "notes.conf:1: `an` is not a key=value host variable: not read as an inventory, skipped",
+        };
+        assert!(warnings.contains(skipped), "{reader:?}: {warnings}");
+    }
+}

@@ -202,12 +202,16 @@ pub fn read_kubespray(input: &Path, reader: KubesprayReader) -> anyhow::Result<K
             for dir in ["group_vars", "host_vars"] {
                 collect_var_files(&base.join(dir), dir, &mut vars.files)?;
             }
-            let view = kubespray::read_builtin(&files, &vars).map_err(to_user)?;
+            let (view, skipped) = if meta.is_dir() {
+                kubespray::read_builtin_dir(&files, &vars).map_err(to_user)?
+            } else {
+                (kubespray::read_builtin(&files, &vars).map_err(to_user)?, Vec::new())
+            };
             let mut notes = Vec::new();
             if reader == KubesprayReader::Auto {
                 notes.push("`ansible-inventory` is not on the PATH: read by kubewright's built-in reader (INI and YAML, group_vars/ and host_vars/); `pip install ansible-core` reads it as Ansible does, in any format".into());
             }
-            Ok(KubesprayRead { view, reader: "kubewright's built-in reader".into(), notes, warnings: Vec::new() })
+            Ok(KubesprayRead { view, reader: "kubewright's built-in reader".into(), notes, warnings: skipped })
         }
     }
 }
@@ -307,9 +311,10 @@ fn run_ansible_inventory(program: &Path, input: &Path) -> anyhow::Result<Kubespr
         .arg("-i")
         .arg(&shim)
         .arg("--list")
-        // An inventory no plugin can read is an error, not an empty inventory with a warning.
-        .env("ANSIBLE_INVENTORY_UNPARSED_FAILED", "True")
-        .env("ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED", "True")
+        // A file no plugin can read is an error, not an empty inventory with a warning. In a
+        // directory Ansible skips such files with a warning (kubespray writes artifacts/ and
+        // credentials/ into the inventory's directory): that stays so, and the warnings are shown.
+        .env("ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED", if input.is_dir() { "False" } else { "True" })
         .env("ANSIBLE_NOCOLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -66,19 +66,53 @@ pub struct InventoryFile {
     pub text: String,
 }
 
-/// The built-in reader: `files` (one inventory file, or each file of an inventory directory,
-/// merged in order; INI or YAML, told by the content) with the `group_vars/`/`host_vars/`
-/// files beside them, to what Ansible would make of them.
+/// The built-in reader: `files` (one inventory file, or several merged in order; INI or YAML,
+/// told by the content) with the `group_vars/`/`host_vars/` files beside them, to what Ansible
+/// would make of them. Every file must read.
 pub fn read_builtin(files: &[InventoryFile], vars: &VarFiles) -> Result<AnsibleView, KubesprayError> {
     let mut source = Source::default();
     for f in files {
-        let parsed = if looks_like_yaml(&f.text) {
-            source::parse_yaml(&f.path, &f.text)?
-        } else {
-            ini::parse(&f.path, &f.text)?
-        };
-        source.merge(parsed);
+        source.merge(parse_file(f)?);
     }
+    finish(source, files, vars)
+}
+
+/// The built-in reader on the files of an inventory directory: as Ansible does with a
+/// directory, a file that is no inventory (kubespray's `artifacts/admin.conf` beside it, say)
+/// is skipped with a message (returned), as long as one file reads.
+pub fn read_builtin_dir(
+    files: &[InventoryFile],
+    vars: &VarFiles,
+) -> Result<(AnsibleView, Vec<String>), KubesprayError> {
+    let mut source = Source::default();
+    let mut skipped = Vec::new();
+    let mut first_error = None;
+    let mut read = 0;
+    for f in files {
+        match parse_file(f) {
+            Ok(parsed) => {
+                source.merge(parsed);
+                read += 1;
+            }
+            Err(e) => {
+                skipped.push(format!("{e}: not read as an inventory, skipped (as Ansible skips it in a directory)"));
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if read == 0
+        && let Some(e) = first_error
+    {
+        return Err(e);
+    }
+    Ok((finish(source, files, vars)?, skipped))
+}
+
+fn parse_file(f: &InventoryFile) -> Result<Source, KubesprayError> {
+    if looks_like_yaml(&f.text) { source::parse_yaml(&f.path, &f.text) } else { ini::parse(&f.path, &f.text) }
+}
+
+fn finish(mut source: Source, files: &[InventoryFile], vars: &VarFiles) -> Result<AnsibleView, KubesprayError> {
     source::add_kubespray_groups(&mut source);
     let name = files.first().map_or("inventory", |f| f.path.as_str());
     source::resolve(source, vars, name)
