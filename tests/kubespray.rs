@@ -344,7 +344,8 @@ fn both_readers_see_the_same_groups_and_variables() {
         var_files(&base.join("group_vars"), "group_vars", &mut files);
         var_files(&base.join("host_vars"), "host_vars", &mut files);
         let file = kubespray::InventoryFile { path: name.into(), text: std::fs::read_to_string(&path).unwrap() };
-        let builtin = kubespray::read_builtin(&[file], &kubespray::VarFiles { files }).unwrap();
+        let builtin =
+            kubespray::read_builtin(&[file], &kubespray::VarFiles { files, dir: base.display().to_string() }).unwrap();
         assert_eq!(
             ansible.hosts.keys().collect::<Vec<_>>(),
             builtin.hosts.keys().collect::<Vec<_>>(),

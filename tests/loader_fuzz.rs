@@ -83,7 +83,7 @@ fn load_all(text: &str) {
     let _ = kubewright::source_map::SourceMap::build(text);
     // The importers read files kubewright did not write.
     let file = kubespray::InventoryFile { path: "fuzz".into(), text: text.into() };
-    let vars = kubespray::VarFiles { files: vec![("group_vars/all.yml".into(), text.into())] };
+    let vars = kubespray::VarFiles { files: vec![("group_vars/all.yml".into(), text.into())], dir: "fuzz".into() };
     for view in [
         kubespray::read_builtin(std::slice::from_ref(&file), &kubespray::VarFiles::default()),
         kubespray::read_builtin(&[], &vars),

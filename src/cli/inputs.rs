@@ -172,7 +172,7 @@ pub fn read_kubespray(input: &Path, reader: KubesprayReader) -> anyhow::Result<K
         return Ok(KubesprayRead {
             view,
             reader: "kubewright's built-in reader".into(),
-            notes: vec!["standard input is read by kubewright's built-in reader, without group_vars/ or host_vars/ (give the path to have them)".into()],
+            notes: vec!["standard input has no directory: no group_vars/ or host_vars/ are read (give the inventory's path to have them)".into()],
             warnings: Vec::new(),
         });
     }
@@ -198,7 +198,7 @@ pub fn read_kubespray(input: &Path, reader: KubesprayReader) -> anyhow::Result<K
                 let base = input.parent().map(Path::to_path_buf).unwrap_or_default();
                 (vec![kubespray::InventoryFile { path: input.display().to_string(), text }], base)
             };
-            let mut vars = kubespray::VarFiles::default();
+            let mut vars = kubespray::VarFiles { files: Vec::new(), dir: base.display().to_string() };
             for dir in ["group_vars", "host_vars"] {
                 collect_var_files(&base.join(dir), dir, &mut vars.files)?;
             }
@@ -299,7 +299,7 @@ fn run_ansible_inventory(program: &Path, input: &Path) -> anyhow::Result<Kubespr
     use kubewright::inventory::kubespray;
     use std::process::{Command, Stdio};
     let shown = format!("ansible-inventory -i {} --list", input.display());
-    let fix = "fix what it says (Ansible and kubespray read this inventory the same way), or pass --reader builtin to read it with kubewright's own INI/YAML reader";
+    let fix = "fix what it says (Ansible and kubespray read this inventory the same way; `ansible-inventory -i FILE --list -vvv` tells more, and --reader builtin names the file and line of a YAML error in group_vars/), or pass --reader builtin to read it with kubewright's own INI/YAML reader";
     let shim_dir = tempfile::tempdir()
         .map_err(|e| UserError::new(format!("cannot make a temporary directory: {e}"), "check TMPDIR"))?;
     let shim = shim_dir.path().join("kubespray-groups.ini");

@@ -117,6 +117,8 @@ calico_rr
 #[derive(Debug, Clone, Default)]
 pub struct VarFiles {
     pub files: Vec<(String, String)>,
+    /// The inventory's directory as the user named it, for messages (`inventory/mycluster`).
+    pub dir: String,
 }
 
 impl VarFiles {
@@ -156,7 +158,9 @@ impl VarFiles {
     fn vars(&self, dir: &str, name: &str) -> Result<Vars, KubesprayError> {
         let mut vars = Vars::new();
         for (path, text) in self.for_entity(dir, name) {
-            vars.extend(parse_vars_file(path, text)?);
+            let shown =
+                if self.dir.is_empty() { path.clone() } else { format!("{}/{path}", self.dir.trim_end_matches('/')) };
+            vars.extend(parse_vars_file(&shown, text)?);
         }
         Ok(vars)
     }
@@ -522,6 +526,7 @@ mod tests {
                 ("group_vars/k8s_cluster/a.yml".into(), "k: a\nz: a\n".into()),
                 ("host_vars/w2.yaml".into(), "v: host-file\n".into()),
             ],
+            dir: String::new(),
         };
         let view = resolve(s, &files, "inv").unwrap();
         assert_eq!(view.hosts["w1"]["v"], "all-file", "group_vars/all over [kube_node:vars]");
@@ -558,12 +563,13 @@ mod tests {
                 ("group_vars/all/.hidden.yml".into(), "x: hidden\n".into()),
                 ("group_vars/all/z.yml~".into(), "x: backup\n".into()),
             ],
+            dir: String::new(),
         };
         assert_eq!(files.vars("group_vars", "all").unwrap()["x"], "dir");
-        let err = VarFiles { files: vec![("group_vars/all.yml".into(), "- a list\n".into())] }
+        let err = VarFiles { files: vec![("group_vars/all.yml".into(), "- a list\n".into())], dir: "inv".into() }
             .vars("group_vars", "all")
             .unwrap_err();
-        assert!(err.to_string().contains("group_vars/all.yml: holds a list"), "{err}");
+        assert!(err.to_string().contains("inv/group_vars/all.yml: holds a list"), "{err}");
     }
 
     #[test]
