@@ -290,14 +290,19 @@ pub fn inventory(view: &AnsibleView, options: &ImportOptions<'_>) -> Result<Impo
             report.warnings.push(format!("the group `{g}` is kubespray's name before 2.16: read as its new name"));
         }
     }
-    let control_planes = members(CONTROL_PLANE_GROUPS);
-    let workers = members(NODE_GROUPS);
-    let etcd = view.members("etcd");
+    let control_plane_list = members(CONTROL_PLANE_GROUPS);
+    let control_planes: BTreeSet<&String> = control_plane_list.iter().collect();
+    let worker_list = members(NODE_GROUPS);
+    let workers: BTreeSet<&String> = worker_list.iter().collect();
+    let etcd_list = view.members("etcd");
+    let etcd: BTreeSet<&String> = etcd_list.iter().collect();
     let bastions = view.members("bastion");
-    let mut nodes: Vec<String> = control_planes.clone();
-    nodes.extend(workers.iter().filter(|w| !control_planes.contains(w)).cloned());
-    nodes.retain(|n| !bastions.contains(n));
-    for host in view.hosts.keys().filter(|h| !nodes.contains(h) && !bastions.contains(h)) {
+    let bastion_set: BTreeSet<&String> = bastions.iter().collect();
+    let mut nodes: Vec<String> = control_plane_list.clone();
+    nodes.extend(worker_list.iter().filter(|w| !control_planes.contains(w)).cloned());
+    nodes.retain(|n| !bastion_set.contains(n));
+    let node_set: BTreeSet<&String> = nodes.iter().collect();
+    for host in view.hosts.keys().filter(|h| !node_set.contains(h) && !bastion_set.contains(h)) {
         if etcd.contains(host) {
             report.warnings.push(format!(
                 "{host}: an etcd-only host: kubewright runs etcd on the control planes (stacked); left out"

@@ -225,23 +225,30 @@ impl AnsibleView {
     /// group's own hosts, then each child's, depth first), each once.
     pub fn members(&self, group: &str) -> Vec<String> {
         let mut out = Vec::new();
+        let mut seen_hosts = BTreeSet::new();
         let mut seen_groups = BTreeSet::new();
-        self.collect_members(group, &mut out, &mut seen_groups);
+        self.collect_members(group, &mut out, &mut seen_hosts, &mut seen_groups);
         out
     }
 
-    fn collect_members(&self, group: &str, out: &mut Vec<String>, seen: &mut BTreeSet<String>) {
-        if !seen.insert(group.to_string()) {
+    fn collect_members<'a>(
+        &'a self,
+        group: &str,
+        out: &mut Vec<String>,
+        seen_hosts: &mut BTreeSet<&'a str>,
+        seen_groups: &mut BTreeSet<String>,
+    ) {
+        if !seen_groups.insert(group.to_string()) {
             return;
         }
         let Some(g) = self.groups.get(group) else { return };
         for h in &g.hosts {
-            if !out.contains(h) {
+            if seen_hosts.insert(h.as_str()) {
                 out.push(h.clone());
             }
         }
         for c in &g.children {
-            self.collect_members(c, out, seen);
+            self.collect_members(c, out, seen_hosts, seen_groups);
         }
     }
 
@@ -285,11 +292,16 @@ pub fn resolve(mut source: Source, files: &VarFiles, source_name: &str) -> Resul
     for g in source.groups.keys() {
         group_file_vars.insert(g.clone(), files.vars("group_vars", g)?);
     }
+    let mut direct: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (name, g) in &source.groups {
+        for h in &g.hosts {
+            direct.entry(h.as_str()).or_default().push(name.clone());
+        }
+    }
     let mut view = AnsibleView { groups: BTreeMap::new(), hosts: BTreeMap::new() };
     for host in &source.hosts {
         let mut groups: BTreeSet<String> = BTreeSet::new();
-        let mut todo: Vec<String> =
-            source.groups.iter().filter(|(_, g)| g.hosts.contains(host)).map(|(n, _)| n.clone()).collect();
+        let mut todo: Vec<String> = direct.get(host.as_str()).cloned().unwrap_or_default();
         while let Some(g) = todo.pop() {
             if groups.insert(g.clone()) {
                 todo.extend(parents.get(&g).into_iter().flatten().cloned());
