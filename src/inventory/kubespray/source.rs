@@ -585,6 +585,17 @@ mod tests {
     }
 
     #[test]
+    fn yaml_1_1_booleans_are_booleans_as_in_ansibles_pyyaml() {
+        // yes/on are booleans for PyYAML (YAML 1.1) and for serde-saphyr alike. Where they part:
+        // a leading-zero number (`0644`), octal for PyYAML, is 644 here.
+        let v = parse_vars_file("x.yml", "a: yes\nb: on\nc: no\nd: true\n").unwrap();
+        assert_eq!(
+            (&v["a"], &v["b"], &v["c"], &v["d"]),
+            (&Value::Bool(true), &Value::Bool(true), &Value::Bool(false), &Value::Bool(true))
+        );
+    }
+
+    #[test]
     fn group_loops_are_refused() {
         let mut s = Source::default();
         s.add_host("h", "a", Vars::new());
