@@ -82,9 +82,20 @@ fn load_all(text: &str) {
     }
     let _ = kubewright::source_map::SourceMap::build(text);
     // The importers read files kubewright did not write.
-    for hosts in [kubespray::parse_ini(text), kubespray::parse_yaml(text)].into_iter().flatten() {
-        let _ = kubespray::inventory(&hosts, "fuzz", "1.31.4");
+    let file = kubespray::InventoryFile { path: "fuzz".into(), text: text.into() };
+    let vars = kubespray::VarFiles { files: vec![("group_vars/all.yml".into(), text.into())], dir: "fuzz".into() };
+    for view in [
+        kubespray::read_builtin(std::slice::from_ref(&file), &kubespray::VarFiles::default()),
+        kubespray::read_builtin(&[], &vars),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let options =
+            kubespray::ImportOptions { source: "fuzz", cluster: "fuzz", kubernetes_version: None, reader: "fuzz" };
+        let _ = kubespray::inventory(&view, &options);
     }
+    let _ = kubespray::ansible::parse_list(text);
     if let Ok(entries) = vagrant::parse_ssh_config(text) {
         let options = vagrant::ImportOptions {
             cluster: "fuzz",

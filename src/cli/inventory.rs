@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::inputs::{InventoryArg, load_inventory};
+use super::inputs::{InventoryArg, KubesprayReader, load_inventory, read_kubespray};
 use crate::report::{Reporter, UserError};
 
 #[derive(Subcommand)]
@@ -20,29 +20,52 @@ Exit codes: 0 valid (warnings may be printed), 2 invalid.")]
         #[command(flatten)]
         inventory: InventoryArg,
     },
-    /// Write a kubewright inventory from a kubespray one (INI or YAML), warning about what does not map
+    /// Write a kubewright inventory from a kubespray one, warning about what does not map
     #[command(
         name = "from-kubespray",
         after_help = "\
-Example:
-  kubewright inventory from-kubespray inventory/mycluster/hosts.yaml --name prod --kubernetes-version 1.31.4 > prod.yaml
+Examples:
+  kubewright inventory from-kubespray inventory/mycluster/inventory.ini --name prod > prod.yaml
+  kubewright inventory from-kubespray inventory/mycluster --name prod --kubernetes-version 1.31.4
+  kubewright inventory from-kubespray .vagrant/provisioners/ansible/inventory/vagrant_ansible_inventory --name lab
 
-Reads the groups kube_control_plane, kube_node (kube-master and kube-node from before kubespray
-2.16), etcd and bastion, and the host variables ansible_host (SSH address), ip (node IP),
-ansible_user, ansible_port and ansible_ssh_private_key_file, also from [group:vars]. Every
-other variable, etcd-only hosts (kubewright runs etcd on the control planes) and hosts in no
-Kubernetes group are named in warnings on stderr. The form is told by the content (a YAML
-mapping with `all`, else INI). The result is checked like any inventory before it is printed."
+Reading: with `ansible-inventory` on the PATH (ansible-core, which every kubespray user has),
+the inventory is read as Ansible reads it, `ansible-inventory -i FILE --list`: any format,
+host ranges, and the group_vars/ and host_vars/ beside it. Without it, kubewright's built-in
+reader takes INI (hosts before any [group], ranges such as worker[01:20] and [a:c], quoted
+values, :vars, :children) and YAML inventories with their group_vars/ and host_vars/ files, with
+Ansible's precedence. A note says which reader was used; --reader picks one. If
+ansible-inventory fails, that is the error: run it yourself to see why, or pass --reader builtin.
+Both readers put kube_control_plane, kube_node and calico_rr into k8s_cluster, as kubespray's
+playbooks do when they run, so that group_vars/k8s_cluster/ applies.
+
+Mapping: the groups kube_control_plane (the first is where `kubeadm init` runs), kube_node
+(kube-master and kube-node from before kubespray 2.16), etcd and bastion; the host variables
+ansible_host, ip (node IP), ansible_user, ansible_port, ansible_ssh_private_key_file,
+ansible_become and flannel_interface; the cluster variables kube_version (so
+--kubernetes-version is needed only without it), kube_pods_subnet, kube_service_addresses,
+kube_network_node_prefix, cluster_name (kubespray's DNS domain), flannel_backend_type,
+loadbalancer_apiserver (controlPlaneEndpoint) and loadbalancer_apiserver_localhost
+(loadBalancer: local). A value that is a Jinja template ({{ ... }}) is not resolved and counts
+as not set. A kube_network_plugin other than flannel, every other variable, etcd-only hosts
+and hosts in no Kubernetes group are named in warnings on stderr. The result is checked like
+any inventory before it is printed.
+
+Exit codes: 0 written (warnings may be printed), 2 the inventory cannot be read or mapped."
     )]
     FromKubespray {
-        /// The kubespray inventory (`hosts.yaml` or `inventory.ini`; `-`: standard input)
+        /// The kubespray inventory: a file (inventory.ini, hosts.yaml), its directory, or `-` (standard input, built-in reader)
         #[arg(value_name = "FILE")]
         input: std::path::PathBuf,
         /// The cluster's name
         #[arg(long)]
         name: String,
+        /// The Kubernetes version the cluster runs [default: the inventory's kube_version]
         #[arg(long, value_name = "VERSION")]
-        kubernetes_version: String,
+        kubernetes_version: Option<String>,
+        /// Which reader: ansible (`ansible-inventory`), builtin, or auto (ansible when on the PATH)
+        #[arg(long, value_name = "READER", value_enum, default_value_t = KubesprayReader::Auto)]
+        reader: KubesprayReader,
     },
     /// Write an inventory for the machines `vagrant ssh-config` describes (vagrant/Vagrantfile)
     #[command(
@@ -84,34 +107,44 @@ inventory before it is printed."
 
 pub fn exec(cmd: InventoryCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
     match cmd {
-        InventoryCommand::FromKubespray { input, name, kubernetes_version } => {
-            let (source, text) = read_input(&input)?;
-            let yaml_form = text.lines().any(|l| l.trim_end() == "all:");
-            let hosts = if yaml_form {
-                kubewright::inventory::kubespray::parse_yaml(&text)
-            } else {
-                kubewright::inventory::kubespray::parse_ini(&text)
+        InventoryCommand::FromKubespray { input, name, kubernetes_version, reader } => {
+            use kubewright::inventory::kubespray;
+            let source =
+                if input.as_os_str() == "-" { "standard input".to_string() } else { input.display().to_string() };
+            let read = read_kubespray(&input, reader)?;
+            out.note(&format!("{source}: read by {}", read.reader));
+            for n in &read.notes {
+                out.note(n);
             }
-            .map_err(|e| {
-                UserError::new(
-                    format!("{source}: {e}"),
-                    "give a kubespray inventory: INI with [group] sections, or YAML with `all:` (inventory/<cluster>/hosts.yaml)",
-                )
-            })?;
+            for w in &read.warnings {
+                out.warning(w);
+            }
+            let options = kubespray::ImportOptions {
+                source: &source,
+                cluster: &name,
+                kubernetes_version: kubernetes_version.as_deref(),
+                reader: &read.reader,
+            };
             let imported =
-                kubewright::inventory::kubespray::inventory(&hosts, &name, &kubernetes_version).map_err(|e| {
-                    UserError::new(
-                        format!("{source}: {e}"),
-                        "put the control planes in kube_control_plane and the workers in kube_node",
-                    )
-                })?;
+                kubespray::inventory(&read.view, &options).map_err(|e| UserError::new(e.to_string(), e.help))?;
+            for n in &imported.notes {
+                out.note(&format!("{source}: {n}"));
+            }
             for w in &imported.warnings {
                 out.warning(&format!("{source}: {w}"));
+            }
+            if !imported.unmapped.is_empty() {
+                out.detail(&format!("not carried over (the same on every host): {}", imported.unmapped.join(", ")));
             }
             check_imported(&imported.yaml, out)?;
             out.result(
                 &imported.yaml,
-                &serde_json::json!({ "inventory": imported.yaml, "warnings": imported.warnings }),
+                &serde_json::json!({
+                    "inventory": imported.yaml,
+                    "reader": read.reader,
+                    "warnings": read.warnings.iter().chain(&imported.warnings).collect::<Vec<_>>(),
+                    "notes": imported.notes,
+                }),
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -147,6 +147,13 @@ impl Reporter {
         }
     }
 
+    /// A note on stderr: where something came from, which way was taken (dropped with `--quiet`).
+    pub fn note(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{}: {}", self.paint("1;36", "note"), terminal_safe(text));
+        }
+    }
+
     /// Print diagnostics on stderr; warnings are dropped with `--quiet`.
     pub fn diagnostics(&self, diags: &[Diagnostic]) {
         for d in diags {
