@@ -246,13 +246,22 @@ fn resolved_settings(inv: &kubewright::inventory::Inventory) -> String {
     ];
     for h in &inv.hosts {
         let roles: Vec<&str> = h.roles.iter().map(|r| r.as_str()).collect();
+        // What the inventory leaves out is ssh_config's to say, found when connecting: not
+        // shown as kubewright's default, which may not be what is used.
+        let login = match (h.ssh.given.user, h.ssh.given.port) {
+            (true, true) => format!("{}@{}:{}", h.ssh.user, h.address, h.ssh.port),
+            (true, false) => format!("{}@{} (port: ssh_config's, else 22)", h.ssh.user, h.address),
+            (false, true) => format!("{}:{} (user: ssh_config's, else root)", h.address, h.ssh.port),
+            (false, false) => format!("{} (user and port: ssh_config's, else root and 22)", h.address),
+        };
+        let sudo = match (h.ssh.given.sudo || h.ssh.given.user, h.ssh.sudo) {
+            (true, true) => " (sudo)",
+            (true, false) => "",
+            (false, _) => " (sudo unless the user is root)",
+        };
         lines.push(format!(
-            "host {}: ssh {}@{}:{}{}, node IP {}, roles {}",
+            "host {}: ssh {login}{sudo}, node IP {}, roles {}",
             h.name,
-            h.ssh.user,
-            h.address,
-            h.ssh.port,
-            if h.ssh.sudo { " (sudo)" } else { "" },
             h.node_ip().map(|ip| ip.to_string()).unwrap_or_else(|| "detected by kubeadm".into()),
             roles.join(", ")
         ));

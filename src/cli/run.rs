@@ -116,6 +116,9 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
             result
         }
     }));
+    for (_, line) in connector.take_settings() {
+        out.detail(&line);
+    }
     let results: Vec<HostResult> = outcomes
         .into_iter()
         .map(|o| match o.result {
