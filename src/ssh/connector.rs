@@ -20,6 +20,8 @@ pub struct Connector {
     config: ConfigReader,
     /// Per host, how it was reached and where each setting came from (for `-v`).
     settings: Mutex<Vec<(String, String)>>,
+    /// The jump host ssh_config gave the first host that has one (russh: one per run).
+    jump: Mutex<Option<(String, String)>>,
 }
 
 enum Backend {
@@ -51,7 +53,12 @@ impl Connector {
                 ));
             }
         };
-        Ok(Connector { backend, config: ConfigReader::new()?, settings: Mutex::new(Vec::new()) })
+        Ok(Connector {
+            backend,
+            config: ConfigReader::new()?,
+            settings: Mutex::new(Vec::new()),
+            jump: Mutex::new(None),
+        })
     }
 
     pub async fn connect(&self, target: Target) -> Result<Session, TransportError> {
@@ -112,12 +119,28 @@ impl Connector {
                 "ssh_config sets `{setting}` for the jump host {host}, which the russh transport cannot honour: use --transport openssh"
             )));
         }
-        target.bastion = Some(Jump {
+        let jump = Jump {
             host: own.hostname.clone().unwrap_or(host),
             user: user.or(own.user).unwrap_or_else(|| "root".into()),
             port: port.or(own.port).unwrap_or(22),
             identity_file: own.identity_files.first().cloned().or_else(|| target.identity_file.clone()),
-        });
+        };
+        // The russh connector opens one connection to a bastion and carries every host behind
+        // it: a second, other jump host would silently be replaced by the first.
+        let key = format!("{}@{}:{}", jump.user, jump.host, jump.port);
+        if let Ok(mut first) = self.jump.lock() {
+            match &*first {
+                Some((other_host, other)) if *other != key => {
+                    return Err(refuse(format!(
+                        "ssh_config gives {} the jump host {key}, and {other_host} {other}: the russh transport reaches a run's hosts through one jump host; use --transport openssh",
+                        target.address
+                    )));
+                }
+                Some(_) => {}
+                None => *first = Some((target.name.clone(), key)),
+            }
+        }
+        target.bastion = Some(jump);
         Ok(())
     }
 
