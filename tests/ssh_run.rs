@@ -540,7 +540,7 @@ fn ssh_config_gives_the_user_the_inventory_leaves_out(transport: &str) {
         assert_eq!(o.status.code(), Some(1));
         let out = stdout(&o);
         assert!(
-            out.contains(&format!("error: w2: ssh_config sets `ProxyCommand ssh -F "))
+            out.contains("error: w2: ssh_config sets `ProxyCommand ssh -F ")
                 && out.contains(&format!(
                     "-W %h:%p cp1` for {w2}, which the russh transport cannot honour: use --transport openssh"
                 )),

@@ -227,7 +227,7 @@ pub struct Upgrade {
 pub enum TransportKind {
     /// The system `ssh` (honours ~/.ssh/config, the agent, certificates)
     Openssh,
-    /// In-process SSH (no `ssh` binary; inventory settings only)
+    /// In-process SSH (one task per host; ssh_config read through `ssh -G`, or parsed without ssh)
     Russh,
 }
 
