@@ -554,6 +554,27 @@ fn ssh_config_gives_the_user_the_inventory_leaves_out(transport: &str) {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+
+    // ProxyJump: w2 is reached through cp1 (w2's sshd sees cp1's address), the jump host's key
+    // and known_hosts from its own ssh_config block, on both transports.
+    std::fs::write(
+        home.path().join(".ssh/config"),
+        format!(
+            "Host {w2}\n  ProxyJump root@{cp1}\nHost {cp1}\n  IdentityFile {}\n  UserKnownHostsFile {}\n  BatchMode yes\n",
+            bed.client_key_path().display(),
+            bed.known_hosts_path().display()
+        ),
+    )
+    .unwrap();
+    let o = with_home(&no_user, &["-v", "--hosts", "w2", "--shell", "echo ${SSH_CONNECTION%% *}"]);
+    assert_eq!(
+        stdout(&o),
+        format!("== w2 (exit 0) ==\n{cp1}\n1 hosts: 1 ok, 0 failed\n"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains(&format!("; ProxyJump root@[{cp1}] (ssh_config)")), "{stderr}");
 }
 
 on_both_transports!(

@@ -523,6 +523,8 @@ mod tests {
         assert_eq!(parse_jump("jump"), Some((None, "jump".into(), None)));
         assert_eq!(parse_jump("ops@jump:2222"), Some((Some("ops".into()), "jump".into(), Some(2222))));
         assert_eq!(parse_jump("ssh://ops@[fd00::1]:22"), Some((Some("ops".into()), "fd00::1".into(), Some(22))));
+        // `ssh -G` prints the jump host in brackets, an IPv4 address too (OpenSSH 9.2).
+        assert_eq!(parse_jump("root@[10.0.0.1]"), Some((Some("root".into()), "10.0.0.1".into(), None)));
         assert_eq!(parse_jump("a,b"), None);
         assert_eq!(parse_jump("jump:x"), None);
     }
