@@ -575,6 +575,37 @@ fn ssh_config_gives_the_user_the_inventory_leaves_out(transport: &str) {
     );
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains(&format!("; ProxyJump root@[{cp1}] (ssh_config)")), "{stderr}");
+
+    // Without an `ssh` binary the russh transport reads the files itself (this machine's
+    // /etc/ssh/ssh_config too); a `Match` block, which only ssh can evaluate, is refused.
+    if transport == "russh" {
+        let empty = tempfile::tempdir().unwrap();
+        let without_ssh = |inventory: &str| {
+            let mut cmd = kubewright_cmd(transport);
+            cmd.args(["run", "-i", inventory, "--", "whoami"]).env("HOME", home.path()).env("PATH", empty.path());
+            cmd.output().unwrap()
+        };
+        let config = home.path().join(".ssh/config");
+        std::fs::write(&config, format!("Host {cp1}\n  User kwadmin\n")).unwrap();
+        let o = without_ssh(&no_become);
+        assert_eq!(
+            stdout(&o),
+            "== cp1 (exit 0) ==\nkwadmin\n== w1 (exit 0) ==\nroot\n== w2 (exit 0) ==\nroot\n3 hosts: 3 ok, 0 failed\n",
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::fs::write(&config, format!("Match host {cp1}\n  User kwadmin\n")).unwrap();
+        let o = without_ssh(&no_become);
+        assert_eq!(o.status.code(), Some(1));
+        let out = stdout(&o);
+        assert!(
+            out.contains(&format!(
+                "== cp1 (failed) ==\nerror: cp1: {} has a `Match` block, which only ssh can evaluate",
+                config.display()
+            )),
+            "{out}"
+        );
+    }
 }
 
 on_both_transports!(
