@@ -3,9 +3,10 @@
 //! Precedence, per setting: the inventory, then ssh_config, then kubewright's default (user
 //! root, port 22, `become` when the user is not root, OpenSSH's own key and known_hosts files).
 //! ssh_config is `$HOME/.ssh/config` and then `/etc/ssh/ssh_config`, the order ssh reads them in.
-//! kubewright follows `$HOME` (as the russh transport does for keys and known_hosts): ssh itself
-//! would read the passwd entry's home, whatever `$HOME` says, so the openssh transport hands ssh
-//! a file of the run's that includes those two (`-F`).
+//! kubewright follows `$HOME` (as the russh transport does for keys and known_hosts; the passwd
+//! entry's home when HOME is unset): ssh itself reads the passwd entry's home whatever `$HOME`
+//! says (ssh.c builds the path from `pw->pw_dir`), so the openssh transport hands ssh a file of
+//! the run's that includes those two (`-F`).
 //!
 //! `ssh -G` is the authority where an `ssh` binary exists: it prints the configuration after
 //! evaluating `Host`, `Match` (including `Match exec`, whose commands it runs) and `Include`
@@ -274,6 +275,15 @@ pub fn parse_jump(spec: &str) -> Option<(Option<String>, String, Option<u16>)> {
     (!host.is_empty()).then(|| (user, host.to_string(), port))
 }
 
+/// The home whose `.ssh/config` is the admin's: `$HOME`, else the passwd entry's (a job started
+/// without HOME, where ssh would read that one).
+pub fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.dir))
+}
+
 /// Reads ssh_config for a run's hosts: owns the run's `-F` files.
 pub struct ConfigReader {
     dir: tempfile::TempDir,
@@ -283,7 +293,7 @@ pub struct ConfigReader {
 impl ConfigReader {
     pub fn new() -> std::io::Result<ConfigReader> {
         let dir = tempfile::Builder::new().prefix("kubewright-ssh-config-").tempdir()?;
-        let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+        let home = home();
         std::fs::write(dir.path().join("config"), run_config(home.as_deref()))?;
         std::fs::write(dir.path().join("probe"), probe_config(home.as_deref()))?;
         Ok(ConfigReader { dir, home })

@@ -166,7 +166,7 @@ impl TransportError {
                 )
             }
             TransportError::Config { .. } => {
-                "`ssh -G ADDRESS` shows what ssh makes of your ssh_config for the host; a setting in the inventory's `ssh` section wins over ssh_config".into()
+                "fix what the message names in ssh_config (`ssh -G ADDRESS` shows what ssh makes of it for the host), or set the value in the inventory's `ssh` section, which wins over ssh_config".into()
             }
             TransportError::Exec { .. } => "the host may have rebooted or its link dropped; re-run to retry".into(),
             TransportError::Failed { .. } => {

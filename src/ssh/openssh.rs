@@ -136,7 +136,7 @@ fn bastion_config(target: &Target, jump: &Jump, files: &BastionFiles) -> String 
     c.push_str(&format!("  BatchMode yes\n  ConnectTimeout {bastion_timeout}\n"));
     // The admin's and the system's ssh_config last: the destination's user, port and keys
     // from them apply where the command line is silent, as without a bastion.
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(std::path::PathBuf::from);
+    let home = super::config::home();
     // (An Include inside a Host block applies to that host only: hence `Host *`.)
     c.push_str("\nHost *\n");
     c.push_str(&super::config::run_config(home.as_deref()));
