@@ -247,8 +247,9 @@ pub fn describe(target: &Target, origins: &Origins) -> String {
     line
 }
 
-/// A jump host from a `ProxyJump` value: `[user@]host[:port]` or `ssh://[user@]host[:port]`.
-/// None for several hops (`a,b`), which the russh transport refuses.
+/// A jump host from a `ProxyJump` value: `[user@]host[:port]` or `ssh://[user@]host[:port]`;
+/// `ssh -G` prints a numeric host in brackets, `root@[10.0.0.1]` (readconf.c,
+/// dump_client_config). None for several hops (`a,b`), which the russh transport refuses.
 pub fn parse_jump(spec: &str) -> Option<(Option<String>, String, Option<u16>)> {
     if spec.contains(',') {
         return None;
