@@ -95,15 +95,19 @@ impl Connector {
     /// and a refusal of what it cannot do (ssh would do it: never skipped silently).
     async fn russh_settings(&self, target: &mut Target) -> Result<(), TransportError> {
         let refuse = |detail: String| TransportError::Config { host: target.name.clone(), detail };
-        if let Some(setting) = target.ssh_config.beyond_russh.first() {
+        // The inventory's bastion replaces ssh_config's ProxyCommand, as on the openssh
+        // transport (the run's ProxyCommand for it comes first).
+        let inventory_bastion = target.bastion.is_some();
+        let mut beyond =
+            target.ssh_config.beyond_russh.iter().filter(|s| !(inventory_bastion && s.starts_with("ProxyCommand ")));
+        if let Some(setting) = beyond.next() {
             return Err(refuse(format!(
                 "ssh_config sets `{setting}` for {}, which the russh transport cannot honour: use --transport openssh, or leave it out for this host",
                 target.address
             )));
         }
         let Some(spec) = target.ssh_config.proxy_jump.clone() else { return Ok(()) };
-        if target.bastion.is_some() {
-            // The inventory's bastion wins, as on the openssh transport (its ProxyCommand comes first).
+        if inventory_bastion {
             return Ok(());
         }
         let Some((user, host, port)) = config::parse_jump(&spec) else {
