@@ -298,7 +298,9 @@ fn verbose_validate_shows_resolved_defaults() {
     let err = stderr(&o);
     assert!(err.contains(":: control-plane endpoint: 192.168.56.11:6443 (default: first control plane)"), "{err}");
     assert!(
-        err.contains(":: host worker2: ssh vagrant@192.168.56.22:22 (sudo), node IP 192.168.56.22, roles worker"),
+        err.contains(
+            ":: host worker2: ssh vagrant@192.168.56.22 (sudo; port: ssh_config's, else 22), node IP 192.168.56.22, roles worker"
+        ),
         "{err}"
     );
     let plain = kubewright(&["inventory", "validate", "-i", "inventories/vagrant.yaml"]);

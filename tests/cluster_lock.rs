@@ -31,6 +31,8 @@ fn target(bed: &Testbed, host: &str) -> Target {
         connect_timeout: Duration::from_secs(5),
         server_alive_interval: Duration::from_secs(15),
         accept_new_host_keys: false,
+        given: kubewright::inventory::SshGiven { user: true, port: true, sudo: true },
+        ssh_config: Default::default(),
     }
 }
 
@@ -38,7 +40,7 @@ fn target(bed: &Testbed, host: &str) -> Target {
 async fn connect(bed: &Testbed, control: &std::path::Path) -> Vec<OpensshTransport> {
     let mut cps = Vec::new();
     for h in CONTROL_PLANES {
-        cps.push(OpensshTransport::connect(target(bed, h), control).await.unwrap());
+        cps.push(OpensshTransport::connect(target(bed, h), control, None).await.unwrap());
     }
     cps
 }

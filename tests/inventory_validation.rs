@@ -356,3 +356,26 @@ fn the_package_signing_key_is_pinned_and_an_http_mirror_needs_the_pin() {
     let d = errors(&with("    keyFingerprint: DE15B14486CD377B\n"));
     assert_reported(&d, "cluster.packages.keyFingerprint", 6, 21, "invalid key fingerprint `DE15B14486CD377B`");
 }
+
+/// Issue 20: what the inventory leaves out of a host's login is marked as not given, so that
+/// ssh_config decides it when connecting (`ssh::config::resolve`); a host's own user keeps the
+/// `ssh` section's `become` from applying to it.
+#[test]
+fn login_settings_the_inventory_gives_are_told_from_defaults() {
+    use kubewright::inventory::SshGiven;
+    let given = |yaml: &str| -> Vec<(String, SshGiven, String, bool)> {
+        let inv = load("inv.yaml", yaml).unwrap_or_else(|e| panic!("{:#?}", e.diagnostics)).inventory;
+        inv.hosts.into_iter().map(|h| (h.name, h.ssh.given, h.ssh.user, h.ssh.sudo)).collect()
+    };
+    let none = SshGiven::default();
+    let hosts = given(BASE);
+    assert_eq!(hosts[0], ("cp1".into(), none, "root".into(), false), "kubewright's defaults, not given");
+
+    let text = BASE
+        .replace("hosts:\n", "ssh:\n  become: true\n  port: 2222\nhosts:\n")
+        .replace("    roles: [worker]\n", "    roles: [worker]\n    ssh: {user: ubuntu}\n");
+    let hosts = given(&text);
+    assert_eq!(hosts[0].1, SshGiven { user: false, port: true, sudo: true });
+    assert_eq!(hosts[1].1, SshGiven { user: true, port: true, sudo: false }, "become follows the host's own user");
+    assert_eq!((hosts[1].2.as_str(), hosts[1].3), ("ubuntu", true));
+}

@@ -459,13 +459,11 @@ fn escape_sequences_a_host_prints_never_reach_the_terminal() {
 #[test]
 fn the_inventory_chooses_the_transport_unless_the_command_line_does() {
     let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(1)) else { return };
-    // A PATH whose `ssh` always fails: only the in-process transport can reach the host.
-    let fake = tempfile::tempdir().unwrap();
-    let ssh = fake.path().join("ssh");
-    std::fs::write(&ssh, "#!/bin/sh\necho 'fake ssh' >&2\nexit 255\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:{}", fake.path().display(), std::env::var("PATH").unwrap());
+    // A PATH without `ssh`: only the in-process transport can reach the host (it then reads
+    // ssh_config itself, as `ssh -G` is not there to ask). A PATH whose `ssh` fails would make
+    // the russh transport refuse: `ssh -G` failing is ssh refusing the configuration.
+    let empty = tempfile::tempdir().unwrap();
+    let path = empty.path().display().to_string();
     let russh = common::inventory_variant(&bed, "russh.yaml", "ssh:\n", "ssh:\n  transport: russh\n");
     let run = |inventory: &str, extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_kubewright"))
@@ -482,7 +480,136 @@ fn the_inventory_chooses_the_transport_unless_the_command_line_does() {
     assert_eq!(run(&inv(&bed), &[]).status.code(), Some(1), "openssh is the default");
 }
 
+/// Issue 20: an inventory without `ssh.user` leaves the user to ~/.ssh/config (`$HOME`'s, set
+/// for the kubewright process only), which `ssh -G` reads on both transports; `become` then
+/// follows the user who logs in, and `-v` says where each setting came from.
+fn ssh_config_gives_the_user_the_inventory_leaves_out(transport: &str) {
+    let Some(bed) = Testbed::up_or_skip(TestbedOptions::new(3)) else { return };
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".ssh")).unwrap();
+    let cp1 = bed.host("cp1").ip.to_string();
+    std::fs::write(home.path().join(".ssh/config"), format!("Host {cp1}\n  User kwadmin\n")).unwrap();
+    let with_home = |inventory: &str, args: &[&str]| {
+        let mut cmd = kubewright_cmd(transport);
+        cmd.args(["run", "-i", inventory]).args(args).env("HOME", home.path());
+        cmd.output().unwrap()
+    };
+
+    // Without `become` in the inventory either: sudo where the user is not root.
+    let no_user = common::inventory_variant(&bed, "no-user.yaml", "  user: root\n", "");
+    let o = with_home(&no_user, &["-v", "--shell", "echo ${SUDO_USER:-direct} $(id -un)"]);
+    assert_eq!(
+        stdout(&o),
+        "== cp1 (exit 0) ==\nkwadmin root\n== w1 (exit 0) ==\ndirect root\n== w2 (exit 0) ==\ndirect root\n3 hosts: 3 ok, 0 failed\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let line = format!(
+        ":: cp1: ssh kwadmin@{cp1}:22 (user: ssh_config, port: default, host: inventory address); identity {} (inventory)",
+        bed.client_key_path().display()
+    );
+    assert!(stderr.contains(&line), "{stderr}");
+    assert!(stderr.contains("become sudo (default: the user is not root); ssh_config read by ssh -G"), "{stderr}");
+    let w1 = bed.host("w1").ip.to_string();
+    assert!(stderr.contains(&format!(":: w1: ssh root@{w1}:22 (user: default, port: default")), "{stderr}");
+
+    // The issue's check: with `become: false`, `whoami` says who logged in.
+    let no_become = common::inventory_variant(&bed, "no-user-no-become.yaml", "  user: root\n", "  become: false\n");
+    let o = with_home(&no_become, &["--", "whoami"]);
+    assert_eq!(
+        stdout(&o),
+        "== cp1 (exit 0) ==\nkwadmin\n== w1 (exit 0) ==\nroot\n== w2 (exit 0) ==\nroot\n3 hosts: 3 ok, 0 failed\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // The inventory's user wins over ssh_config's.
+    let o = with_home(&inv(&bed), &["--hosts", "cp1", "--", "whoami"]);
+    assert_eq!(stdout(&o), "== cp1 (exit 0) ==\nroot\n1 hosts: 1 ok, 0 failed\n");
+
+    // What russh cannot honour is refused, naming the host and the setting; ssh does it.
+    let w2 = bed.host("w2").ip.to_string();
+    std::fs::write(
+        home.path().join(".ssh/config"),
+        format!("Host {w2}\n  ProxyCommand ssh -F {} -W %h:%p cp1\n", bed.ssh_config_path().display()),
+    )
+    .unwrap();
+    let o = with_home(&no_user, &["--hosts", "w2", "--", "hostname"]);
+    if transport == "russh" {
+        assert_eq!(o.status.code(), Some(1));
+        let out = stdout(&o);
+        assert!(
+            out.contains("error: w2: ssh_config sets `ProxyCommand ssh -F ")
+                && out.contains(&format!(
+                    "-W %h:%p cp1` for {w2}, which the russh transport cannot honour: use --transport openssh"
+                )),
+            "{out}"
+        );
+    } else {
+        assert_eq!(
+            stdout(&o),
+            "== w2 (exit 0) ==\nw2\n1 hosts: 1 ok, 0 failed\n",
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    // ProxyJump: w2 is reached through cp1 (w2's sshd sees cp1's address), the jump host's key
+    // and known_hosts from its own ssh_config block, on both transports.
+    std::fs::write(
+        home.path().join(".ssh/config"),
+        format!(
+            "Host {w2}\n  ProxyJump root@{cp1}\nHost {cp1}\n  IdentityFile {}\n  UserKnownHostsFile {}\n  BatchMode yes\n",
+            bed.client_key_path().display(),
+            bed.known_hosts_path().display()
+        ),
+    )
+    .unwrap();
+    let o = with_home(&no_user, &["-v", "--hosts", "w2", "--shell", "echo ${SSH_CONNECTION%% *}"]);
+    assert_eq!(
+        stdout(&o),
+        format!("== w2 (exit 0) ==\n{cp1}\n1 hosts: 1 ok, 0 failed\n"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains(&format!("; ProxyJump root@[{cp1}] (ssh_config)")), "{stderr}");
+
+    // Without an `ssh` binary the russh transport reads the files itself (this machine's
+    // /etc/ssh/ssh_config too); a `Match` block, which only ssh can evaluate, is refused.
+    if transport == "russh" {
+        let empty = tempfile::tempdir().unwrap();
+        let without_ssh = |inventory: &str| {
+            let mut cmd = kubewright_cmd(transport);
+            cmd.args(["run", "-i", inventory, "--", "whoami"]).env("HOME", home.path()).env("PATH", empty.path());
+            cmd.output().unwrap()
+        };
+        let config = home.path().join(".ssh/config");
+        std::fs::write(&config, format!("Host {cp1}\n  User kwadmin\n")).unwrap();
+        let o = without_ssh(&no_become);
+        assert_eq!(
+            stdout(&o),
+            "== cp1 (exit 0) ==\nkwadmin\n== w1 (exit 0) ==\nroot\n== w2 (exit 0) ==\nroot\n3 hosts: 3 ok, 0 failed\n",
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::fs::write(&config, format!("Match host {cp1}\n  User kwadmin\n")).unwrap();
+        let o = without_ssh(&no_become);
+        assert_eq!(o.status.code(), Some(1));
+        let out = stdout(&o);
+        assert!(
+            out.contains(&format!(
+                "== cp1 (failed) ==\nerror: cp1: {} has a `Match` block, which only ssh can evaluate",
+                config.display()
+            )),
+            "{out}"
+        );
+    }
+}
+
 on_both_transports!(
+    ssh_config_gives_the_user_the_inventory_leaves_out,
     runs_on_every_host_and_groups_output,
     exit_codes_stderr_and_json,
     several_commands_run_in_order_and_stop_at_the_first_failure,

@@ -21,6 +21,8 @@ fn target(bed: &Testbed, host: &str, user: &str) -> Target {
         connect_timeout: Duration::from_secs(5),
         server_alive_interval: Duration::from_secs(15),
         accept_new_host_keys: false,
+        given: kubewright::inventory::SshGiven { user: true, port: true, sudo: true },
+        ssh_config: Default::default(),
     }
 }
 

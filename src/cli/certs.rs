@@ -356,6 +356,9 @@ pub fn exec(cmd: CertsCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
             let no_files = std::collections::BTreeMap::new();
             let (facts, failures) =
                 runtime.block_on(kubewright::exec::facts::gather_partial(&connector, targets, &no_files, concurrency));
+            for (_, line) in connector.take_settings() {
+                out.detail(&line);
+            }
             let bastion_admin = std::fs::read_to_string(state_dir(&inv.cluster.name).join("admin.conf"))
                 .ok()
                 .and_then(|text| kubewright::kubeconfig::client_certificate(&text));

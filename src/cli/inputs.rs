@@ -23,9 +23,9 @@ pub struct InventoryArg {
 /// How a command that reaches hosts connects to them.
 #[derive(Args, Clone)]
 pub struct ConnectArgs {
-    /// The SSH implementation: openssh (the system `ssh`, honours ~/.ssh/config) or russh
-    /// (in-process, inventory settings only; faster on many hosts) [default: the inventory's
-    /// ssh.transport, else openssh]
+    /// The SSH implementation: openssh (the system `ssh`) or russh (in-process; faster on many
+    /// hosts); both take what the inventory leaves out from ~/.ssh/config [default: the
+    /// inventory's ssh.transport, else openssh]
     #[arg(long, value_name = "NAME", env = "KUBEWRIGHT_TRANSPORT")]
     pub transport: Option<TransportKind>,
     /// Trust host keys seen for the first time (and record them in known_hosts)

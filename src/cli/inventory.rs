@@ -279,13 +279,24 @@ fn resolved_settings(inv: &kubewright::inventory::Inventory) -> String {
     ];
     for h in &inv.hosts {
         let roles: Vec<&str> = h.roles.iter().map(|r| r.as_str()).collect();
+        // What the inventory leaves out is ssh_config's to say, found when connecting: not
+        // shown as kubewright's default, which may not be what is used.
+        let (login, left) = match (h.ssh.given.user, h.ssh.given.port) {
+            (true, true) => (format!("{}@{}:{}", h.ssh.user, h.address, h.ssh.port), None),
+            (true, false) => (format!("{}@{}", h.ssh.user, h.address), Some("port: ssh_config's, else 22")),
+            (false, true) => (format!("{}:{}", h.address, h.ssh.port), Some("user: ssh_config's, else root")),
+            (false, false) => (h.address.clone(), Some("user and port: ssh_config's, else root and 22")),
+        };
+        let sudo = match (h.ssh.given.sudo || h.ssh.given.user, h.ssh.sudo) {
+            (true, true) => Some("sudo"),
+            (true, false) => None,
+            (false, _) => Some("sudo unless the user is root"),
+        };
+        let notes: Vec<&str> = sudo.into_iter().chain(left).collect();
+        let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
         lines.push(format!(
-            "host {}: ssh {}@{}:{}{}, node IP {}, roles {}",
+            "host {}: ssh {login}{notes}, node IP {}, roles {}",
             h.name,
-            h.ssh.user,
-            h.address,
-            h.ssh.port,
-            if h.ssh.sudo { " (sudo)" } else { "" },
             h.node_ip().map(|ip| ip.to_string()).unwrap_or_else(|| "detected by kubeadm".into()),
             roles.join(", ")
         ));

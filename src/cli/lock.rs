@@ -69,6 +69,9 @@ pub fn exec(cmd: LockCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::Error::new(UserError::new(e.to_string(), e.hint())))?;
             transports.push(t);
         }
+        for (_, line) in connector.take_settings() {
+            out.detail(&line);
+        }
         let states = lock::status(&transports).await;
         let here = Here::now();
         let result = match breaking {

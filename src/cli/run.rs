@@ -25,8 +25,9 @@ shell). `--shell` runs a shell snippet instead; given several times, the snippet
 over the same connection and a host stops at its first failing one. `--stream` prints lines
 as they arrive (`host: line`; with `-o json` one object per line, then the result) and ends
 with each host's status instead of its grouped output. Commands run as root
-through `sudo -n` when the inventory's user is not root. Exit code 1 when any host failed or
-exited non-zero.")]
+through `sudo -n` when the user who logs in (the inventory's, else ssh_config's, else root) is
+not root, unless the inventory's `become` says otherwise (`-v` shows which, per host). Exit
+code 1 when any host failed or exited non-zero.")]
 pub struct Args {
     #[command(flatten)]
     inventory: InventoryArg,
@@ -116,6 +117,9 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
             result
         }
     }));
+    for (_, line) in connector.take_settings() {
+        out.detail(&line);
+    }
     let results: Vec<HostResult> = outcomes
         .into_iter()
         .map(|o| match o.result {

@@ -99,7 +99,7 @@ pub fn run_goal(
                 .into());
             }
             Confirmation::Yes { .. } => {
-                let plan = run::preview(&req, &env)?;
+                let plan = run::preview(&req, &env, &|line| out.detail(line))?;
                 if plan.nothing_to_do() {
                     out.result(&format!("{}\n", nothing_to_do_text(&plan)), &kubewright::outcome::RunReport::default());
                     return Ok(ExitCode::SUCCESS);
@@ -115,7 +115,11 @@ pub fn run_goal(
         }
     }
     if args.dry_run {
-        let plan = if args.offline { run::preview_offline(&req, &env)? } else { run::preview(&req, &env)? };
+        let plan = if args.offline {
+            run::preview_offline(&req, &env)?
+        } else {
+            run::preview(&req, &env, &|line| out.detail(line))?
+        };
         out.result(&render_text(&plan, args.diffs), &plan);
         return Ok(plan_exit(&plan, args.detailed_exitcode));
     }
@@ -182,6 +186,10 @@ impl Ui for CliUi<'_> {
 
     fn note(&self, text: &str) {
         self.progress.note(text)
+    }
+
+    fn detail(&self, text: &str) {
+        self.out.detail(text)
     }
 
     fn show_plan(&self, plan: &Plan) {

@@ -228,6 +228,11 @@ impl<'a, C: Connect> Engine<'a, C> {
     }
 
     /// The host's session, opened on first use.
+    /// Per host connected to since the last call, how and with which settings (for `-v`).
+    pub fn connection_settings(&self) -> Vec<(String, String)> {
+        self.connector.take_settings()
+    }
+
     pub async fn session(&self, host: &str) -> Result<Arc<C::Session>, TransportError> {
         let not_known = || TransportError::Connect {
             host: host.to_string(),

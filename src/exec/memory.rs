@@ -345,6 +345,8 @@ pub fn target(host: &str) -> Target {
         connect_timeout: Duration::from_secs(1),
         server_alive_interval: Duration::from_secs(15),
         accept_new_host_keys: false,
+        given: crate::inventory::SshGiven { user: true, port: true, sudo: true },
+        ssh_config: crate::ssh::config::HostConfig::default(),
     }
 }
 

@@ -227,7 +227,7 @@ pub struct Upgrade {
 pub enum TransportKind {
     /// The system `ssh` (honours ~/.ssh/config, the agent, certificates)
     Openssh,
-    /// In-process SSH (no `ssh` binary; inventory settings only)
+    /// In-process SSH (one task per host; ssh_config read through `ssh -G`, or parsed without ssh)
     Russh,
 }
 
@@ -267,6 +267,21 @@ pub struct HostSsh {
     pub port: u16,
     pub identity_file: Option<String>,
     /// Run privileged commands through `sudo -n` (for non-root users).
+    pub sudo: bool,
+    /// Which of these the inventory itself gives. The others are kubewright's defaults (root,
+    /// 22, become when not root), which the host's ssh_config overrides when it says otherwise
+    /// (`ssh::config`).
+    pub given: SshGiven,
+}
+
+/// What an inventory sets for a host's login (its `ssh` section or the host's own), as
+/// opposed to what kubewright assumes when it is silent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SshGiven {
+    pub user: bool,
+    pub port: bool,
+    /// `become`, set for this host (by the host, or by the `ssh` section when the host does
+    /// not name a user of its own).
     pub sudo: bool,
 }
 

@@ -270,7 +270,13 @@ fn ssh_section(cx: &mut Ctx<'_>, raw: RawSsh, path: &FieldPath) -> (SshDefaults,
     });
     (
         SshDefaults { transport, known_hosts, connect_timeout, server_alive_interval, bastion },
-        HostSsh { user, port, identity_file, sudo },
+        HostSsh {
+            user,
+            port,
+            identity_file,
+            sudo,
+            given: SshGiven { user: raw.user.is_some(), port: raw.port.is_some(), sudo: raw.sudo.is_some() },
+        },
     )
 }
 
@@ -413,6 +419,12 @@ fn host(cx: &mut Ctx<'_>, raw: RawHost, path: &FieldPath, ssh: &HostSsh) -> Host
                     &spath.key("become"),
                     if o.user.is_some() { user != "root" } else { ssh.sudo },
                 ),
+                given: SshGiven {
+                    user: o.user.is_some() || ssh.given.user,
+                    port: o.port.is_some() || ssh.given.port,
+                    // A host's own user makes the section's `become` not apply to it.
+                    sudo: o.sudo.is_some() || (o.user.is_none() && ssh.given.sudo),
+                },
                 user,
             }
         }

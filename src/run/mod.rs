@@ -42,6 +42,8 @@ pub trait Ui: Sync {
     fn event(&self, event: Event);
     /// A line for people (what the run decided on its own: a resume, a lock taken over).
     fn note(&self, text: &str);
+    /// A line for `-v` only (how each host was reached, and from which settings).
+    fn detail(&self, _text: &str) {}
     /// The plan about to run, before the question.
     fn show_plan(&self, plan: &Plan);
     /// Asked once the plan is shown, under the lock: Ok(true) to go on. `cancelled` turns true
@@ -147,8 +149,9 @@ fn check_goal(req: &Request<'_>) -> Result<(), RunError> {
         .map_err(|source| RunError::Plan(PlanError::UnknownHost { step: req.goal.kind().into(), source }))
 }
 
-/// The facts and the plan, without the lock: `kubewright plan`, `--dry-run`.
-pub fn preview(req: &Request<'_>, env: &RunEnv) -> Result<Plan, RunError> {
+/// The facts and the plan, without the lock: `kubewright plan`, `--dry-run`. `detail` gets
+/// the lines for `-v`.
+pub fn preview(req: &Request<'_>, env: &RunEnv, detail: &dyn Fn(&str)) -> Result<Plan, RunError> {
     check_goal(req)?;
     let connector = env.connector()?;
     let runtime = env::runtime()?;
@@ -158,6 +161,9 @@ pub fn preview(req: &Request<'_>, env: &RunEnv) -> Result<Plan, RunError> {
     let engine = engine(req.inventory, env, &connector, &redactor, &quiet, &stop);
     let look = runtime.block_on(look(&engine, req, env));
     runtime.block_on(engine.close());
+    for (_, line) in connector.take_settings() {
+        detail(&line);
+    }
     let look = look?;
     plan(req, &look, None)
 }
@@ -191,6 +197,13 @@ fn engine<'a>(
     let targets: BTreeMap<String, Target> =
         inv.hosts.iter().map(|h| (h.name.clone(), Target::from_inventory(inv, h, env.accept_new_host_keys))).collect();
     Engine::new(connector, targets, env.concurrency, &env.run_id, redactor, events, stop)
+}
+
+/// For `-v`: how the hosts connected to so far were reached, from which settings.
+fn show_settings<C: Connect>(engine: &Engine<'_, C>, ui: &dyn Ui) {
+    for (_, line) in engine.connection_settings() {
+        ui.detail(&line);
+    }
 }
 
 /// What the bastion holds for this cluster: the CAs of `certs init-ca`.
@@ -352,8 +365,9 @@ async fn run<C: Connect>(
     // The daily renewal: most days nothing is due, and such a run neither takes the lock nor is
     // refused by another run's.
     if req.goal.looks_before_locking() {
-        let first = look(engine, req, env).await?;
-        let plan = plan(req, &first, None)?;
+        let first = look(engine, req, env).await;
+        show_settings(engine, ui);
+        let plan = plan(req, &first?, None)?;
         if plan.nothing_to_do() {
             return nothing_to_do(req, env, ui, engine, redactor, plan, journal_path).await;
         }
@@ -531,7 +545,9 @@ async fn under_lock<C: Connect>(
         ));
     }
     let restart = req.restart || stale;
-    let look = look(engine, req, env).await?;
+    let look = look(engine, req, env).await;
+    show_settings(engine, ui);
+    let look = look?;
     let first_plan = plan(req, &look, None)?;
     let mut resume = None;
     if let Some(u) = &earlier

@@ -5,6 +5,7 @@
 //! the inventory says `become`. Host keys are checked against known_hosts; an unknown or
 //! changed key is refused with its fingerprint and the line to add.
 
+pub mod config;
 pub mod connector;
 #[cfg(feature = "russh")]
 pub mod known_hosts;
@@ -15,7 +16,7 @@ pub mod russh;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::inventory::{Host, Inventory};
+use crate::inventory::{Host, Inventory, SshGiven};
 pub use connector::{Connect, Connector, Session, TransportKind};
 
 use crate::script::{Script, quote};
@@ -37,6 +38,11 @@ pub struct Target {
     pub server_alive_interval: Duration,
     /// Trust a host key seen for the first time (and record it), instead of refusing.
     pub accept_new_host_keys: bool,
+    /// Which of `user`, `port` and `sudo` the inventory gives: [`config::resolve`] replaces
+    /// the others with what ssh_config says, when the connector reads it.
+    pub given: SshGiven,
+    /// What ssh_config says for this host (empty until the connector has read it).
+    pub ssh_config: config::HostConfig,
 }
 
 fn expand_home(p: &str) -> PathBuf {
@@ -69,7 +75,14 @@ impl Target {
             connect_timeout: Duration::from_secs(inv.ssh.connect_timeout.seconds.max(1)),
             server_alive_interval: Duration::from_secs(inv.ssh.server_alive_interval.seconds.max(1)),
             accept_new_host_keys,
+            given: host.ssh.given,
+            ssh_config: config::HostConfig::default(),
         }
+    }
+
+    /// Where the connection goes: ssh_config's `HostName` for this host, else its address.
+    pub fn host_name(&self) -> &str {
+        self.ssh_config.hostname.as_deref().unwrap_or(&self.address)
     }
 
     /// The command line the remote login shell runs for `script`.
@@ -121,6 +134,9 @@ pub enum TransportError {
     SudoPassword { host: String, user: String },
     #[error("{host}: the connection failed while running a command: {detail}")]
     Exec { host: String, detail: String },
+    /// ssh_config cannot be read for the host, or says what the transport cannot do.
+    #[error("{host}: {detail}")]
+    Config { host: String, detail: String },
     /// A transfer's command ran to its end on the host and failed (a write refused, a file
     /// missing): nothing of it is still under way there.
     #[error("{host}: {detail}")]
@@ -148,6 +164,9 @@ impl TransportError {
                 format!(
                     "give {user} passwordless sudo (e.g. `{user} ALL=(ALL) NOPASSWD:ALL` in /etc/sudoers.d/), or connect as root"
                 )
+            }
+            TransportError::Config { .. } => {
+                "fix what the message names in ssh_config (`ssh -G ADDRESS` shows what ssh makes of it for the host), or set the value in the inventory's `ssh` section, which wins over ssh_config".into()
             }
             TransportError::Exec { .. } => "the host may have rebooted or its link dropped; re-run to retry".into(),
             TransportError::Failed { .. } => {

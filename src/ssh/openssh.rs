@@ -27,12 +27,24 @@ pub struct OpensshTransport {
 }
 
 impl OpensshTransport {
-    /// Open the master connection. `control_dir` must be private to this run.
-    pub async fn connect(target: Target, control_dir: &Path) -> Result<Self, TransportError> {
+    /// Open the master connection. `control_dir` must be private to this run; `run_config`
+    /// is the run's ssh_config (`config::run_config`), which ssh then reads instead of its own.
+    pub async fn connect(
+        target: Target,
+        control_dir: &Path,
+        run_config: Option<&Path>,
+    ) -> Result<Self, TransportError> {
         let mut b = SessionBuilder::default();
-        b.user(target.user.clone())
-            .port(target.port)
-            .known_hosts_check(if target.accept_new_host_keys { KnownHosts::Add } else { KnownHosts::Strict })
+        // Only what the inventory gives goes on the command line, where it wins over
+        // ssh_config; kubewright's default user (root) only where ssh_config names none (ssh's
+        // own default would be the local user).
+        if target.given.user || target.ssh_config.user.is_none() {
+            b.user(target.user.clone());
+        }
+        if target.given.port {
+            b.port(target.port);
+        }
+        b.known_hosts_check(if target.accept_new_host_keys { KnownHosts::Add } else { KnownHosts::Strict })
             .connect_timeout(target.connect_timeout)
             .server_alive_interval(target.server_alive_interval)
             .control_directory(control_dir);
@@ -46,7 +58,7 @@ impl OpensshTransport {
             Some(jump) => {
                 // Options on the command line apply to the destination only (ssh(1)): the
                 // bastion gets its identity and known_hosts from a config file private to this
-                // run, which then includes the user's own ~/.ssh/config for the bastion.
+                // run, which then includes the run's ssh_config for both.
                 let files = BastionFiles {
                     config: control_dir.join(format!("bastion-{}.conf", target.name)),
                     log: control_dir.join(format!("bastion-{}.log", target.name)),
@@ -63,7 +75,12 @@ impl OpensshTransport {
                 b.config_file(&files.config);
                 Some(files)
             }
-            None => None,
+            None => {
+                if let Some(file) = run_config {
+                    b.config_file(file);
+                }
+                None
+            }
         };
         match b.connect_mux(&target.address).await {
             Ok(session) => Ok(OpensshTransport { target, session }),
@@ -117,12 +134,12 @@ fn bastion_config(target: &Target, jump: &Jump, files: &BastionFiles) -> String 
     // destination's ssh giving up on its proxy at the same moment.
     let bastion_timeout = target.connect_timeout.as_secs().saturating_sub(1).max(1);
     c.push_str(&format!("  BatchMode yes\n  ConnectTimeout {bastion_timeout}\n"));
-    if let Some(home) = std::env::var_os("HOME") {
-        let user_config = std::path::Path::new(&home).join(".ssh/config");
-        if user_config.exists() {
-            c.push_str(&format!("\nInclude {}\n", q(&user_config.to_string_lossy())));
-        }
-    }
+    // The admin's and the system's ssh_config last: the destination's user, port and keys
+    // from them apply where the command line is silent, as without a bastion.
+    let home = super::config::home();
+    // (An Include inside a Host block applies to that host only: hence `Host *`.)
+    c.push_str("\nHost *\n");
+    c.push_str(&super::config::run_config(home.as_deref()));
     c
 }
 
@@ -226,7 +243,7 @@ async fn classify(t: &Target, e: openssh::Error, bastion: Option<&BastionFiles>)
     // openssh's Connect error is its source: name it once.
     let all = if detail.contains(&source) { detail } else { format!("{detail}: {source}") };
     let all = all.trim();
-    let addr = format!("{}:{}", t.address, t.port);
+    let addr = format!("{}:{}", t.host_name(), t.port);
     let jump = t.bastion.as_ref().zip(bastion).map(|(jump, files)| (jump, bastion_messages(&files.log)));
     // The bastion first: when it refuses, the target's own ssh only sees its proxy close.
     if let Some((jump, messages)) = &jump
@@ -244,7 +261,7 @@ async fn classify(t: &Target, e: openssh::Error, bastion: Option<&BastionFiles>)
     if let Some(refusal) = refusal(all) {
         let refused = Refused {
             host: t.name.clone(),
-            address: &t.address,
+            address: t.host_name(),
             port: t.port,
             user: &t.user,
             scan_via: bastion.map(|b| b.config.as_path()),

@@ -4,9 +4,11 @@
 //! inside a `direct-tcpip` channel of that one connection (so a run never storms the bastion's
 //! sshd, whose MaxStartups drops unauthenticated connections beyond 10).
 //!
-//! It does not read `~/.ssh/config`: hosts, ports, users, keys and the bastion come from the
-//! inventory only. Use `--transport openssh` where `Match` blocks or certificates for user
-//! authentication are needed.
+//! ssh_config is read for it as for the openssh transport (`super::config`, from `ssh -G`
+//! where there is an `ssh`): HostName, User, Port, IdentityFile, ProxyJump (one hop) and
+//! UserKnownHostsFile, where the inventory does not set them. What it cannot do (ProxyCommand,
+//! certificates, several hops; `Match` without `ssh -G`) is refused by the connector, naming
+//! the host and the setting.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,7 +27,8 @@ use crate::script::Script;
 /// What a run shares between its hosts: known_hosts (read once), loaded keys, the bastion
 /// connection.
 pub struct RusshConnector {
-    known: Mutex<Option<Arc<Mutex<KnownHosts>>>>,
+    /// By the files read: hosts whose ssh_config names other known_hosts files have their own.
+    known: Mutex<HashMap<Vec<PathBuf>, Arc<Mutex<KnownHosts>>>>,
     /// known_hosts lines that could not be read (skipped, as ssh does; named when a key is refused).
     skipped: Mutex<Vec<known_hosts::Skipped>>,
     keys: Mutex<HashMap<PathBuf, Arc<PrivateKey>>>,
@@ -51,7 +54,7 @@ impl Default for RusshConnector {
 impl RusshConnector {
     pub fn new() -> Self {
         RusshConnector {
-            known: Mutex::new(None),
+            known: Mutex::new(HashMap::new()),
             skipped: Mutex::new(Vec::new()),
             keys: Mutex::new(HashMap::new()),
             record_lock: Arc::new(Mutex::new(())),
@@ -67,12 +70,12 @@ impl RusshConnector {
 
     async fn open(&self, target: &Target) -> Result<Handle<HostKeyCheck>, TransportError> {
         let known = self.known_hosts(target)?;
-        let name = known_hosts::lookup_name(&target.address, target.port);
+        let name = known_hosts::lookup_name(target.host_name(), target.port);
         let check = HostKeyCheck::new(name.clone(), known.clone(), target, self.record_lock.clone());
         let config = client_config(&known, &name, target.server_alive_interval);
         let connect_error = |detail: String| TransportError::Connect {
             host: target.name.clone(),
-            addr: format!("{}:{}", target.address, target.port),
+            addr: format!("{}:{}", target.host_name(), target.port),
             detail,
         };
         let verdict = check.problem.clone();
@@ -83,10 +86,10 @@ impl RusshConnector {
         };
         let handshake = async {
             match &bastion {
-                None => client::connect(config, (target.address.as_str(), target.port), check).await,
+                None => client::connect(config, (target.host_name(), target.port), check).await,
                 Some((jump, bastion)) => {
                     let channel = bastion
-                        .channel_open_direct_tcpip(target.address.clone(), u32::from(target.port), "127.0.0.1", 0)
+                        .channel_open_direct_tcpip(target.host_name(), u32::from(target.port), "127.0.0.1", 0)
                         .await
                         .map_err(|e| connect_error(format!("the bastion {} could not reach it: {e}", jump.host)))?;
                     client::connect_stream(config, channel.into_stream(), check).await
@@ -104,7 +107,13 @@ impl RusshConnector {
         let auth_error = |detail| TransportError::Auth { host: target.name.clone(), user: target.user.clone(), detail };
         tokio::time::timeout(
             limit,
-            self.authenticate(&mut session, &target.name, &target.user, target.identity_file.as_deref()),
+            self.authenticate(
+                &mut session,
+                &target.name,
+                &target.user,
+                target.identity_file.as_deref(),
+                &target.ssh_config.identity_files,
+            ),
         )
         .await
         .map_err(|_| auth_error(format!("no answer to the login within {}s", limit.as_secs())))?
@@ -128,6 +137,8 @@ impl RusshConnector {
                     connect_timeout: target.connect_timeout,
                     server_alive_interval: target.server_alive_interval,
                     accept_new_host_keys: target.accept_new_host_keys,
+                    given: crate::inventory::SshGiven { user: true, port: true, sudo: true },
+                    ssh_config: super::config::HostConfig::default(),
                 };
                 let bastion = Box::pin(self.open(&as_target)).await?;
                 start_interactive_mode(&bastion).await;
@@ -151,21 +162,23 @@ impl RusshConnector {
         }
         Some(TransportError::HostKey {
             host: target.name.clone(),
-            addr: format!("{}:{}", target.address, target.port),
+            addr: format!("{}:{}", target.host_name(), target.port),
             detail,
             changed: problem.changed,
         })
     }
 
-    /// known_hosts of this run: the inventory's file, or the user's and the system's.
+    /// known_hosts of this run: the inventory's file, or ssh_config's for the host, or the
+    /// user's and the system's; each list read once.
     fn known_hosts(&self, target: &Target) -> Result<Arc<Mutex<KnownHosts>>, TransportError> {
+        let files = known_hosts_files(target);
         let mut cached = self.known.lock().map_err(|_| poisoned(target))?;
-        if let Some(known) = &*cached {
+        if let Some(known) = cached.get(&files) {
             return Ok(known.clone());
         }
-        let (known, skipped) = KnownHosts::load(&known_hosts_files(target)).map_err(|e| TransportError::HostKey {
+        let (known, skipped) = KnownHosts::load(&files).map_err(|e| TransportError::HostKey {
             host: target.name.clone(),
-            addr: format!("{}:{}", target.address, target.port),
+            addr: format!("{}:{}", target.host_name(), target.port),
             detail: format!("known_hosts cannot be read: {e}"),
             changed: false,
         })?;
@@ -173,25 +186,29 @@ impl RusshConnector {
             tracing::warn!(at = %line.origin, reason = %line.reason, "known_hosts line skipped");
         }
         if let Ok(mut s) = self.skipped.lock() {
-            *s = skipped;
+            s.extend(skipped);
         }
         let known = Arc::new(Mutex::new(known));
-        *cached = Some(known.clone());
+        cached.insert(files, known.clone());
         Ok(known)
     }
 
     /// Public-key authentication: the inventory's identity file (through the agent when the
-    /// file is encrypted), else every agent key, else `~/.ssh/id_{ed25519,ecdsa,rsa}`.
+    /// file is encrypted), else ssh_config's `IdentityFile`s (`configured`) or
+    /// `~/.ssh/id_{ed25519,ecdsa,rsa}`, and every agent key.
     async fn authenticate(
         &self,
         session: &mut Handle<HostKeyCheck>,
         host: &str,
         user: &str,
         identity: Option<&Path>,
+        configured: &[PathBuf],
     ) -> Result<(), String> {
         let (mut tried, mut sha1_only) = (Vec::new(), Vec::new());
+        // ssh_config's files are tried as ssh tries them: one that does not exist is skipped.
         let files: Vec<PathBuf> = match identity {
             Some(path) => vec![path.to_path_buf()],
+            None if !configured.is_empty() => configured.to_vec(),
             None => default_identity_files(),
         };
         let mut encrypted = Vec::new();
@@ -350,6 +367,12 @@ fn default_identity_files() -> Vec<PathBuf> {
 fn known_hosts_files(target: &Target) -> Vec<PathBuf> {
     match &target.known_hosts {
         Some(path) => vec![path.clone()],
+        // ssh_config's UserKnownHostsFile replaces the user's file, not the system's.
+        None if !target.ssh_config.user_known_hosts.is_empty() => {
+            let mut files = target.ssh_config.user_known_hosts.clone();
+            files.push(PathBuf::from("/etc/ssh/ssh_known_hosts"));
+            files
+        }
         None => {
             let mut files: Vec<PathBuf> = home().map(|h| h.join(".ssh/known_hosts")).into_iter().collect();
             files.push(PathBuf::from("/etc/ssh/ssh_known_hosts"));
@@ -358,9 +381,14 @@ fn known_hosts_files(target: &Target) -> Vec<PathBuf> {
     }
 }
 
-/// Where `--accept-new-host-keys` records keys: the inventory's file, else the user's.
+/// Where `--accept-new-host-keys` records keys: the inventory's file, else ssh_config's first,
+/// else the user's (as ssh records in the first UserKnownHostsFile).
 fn record_file(target: &Target) -> Option<PathBuf> {
-    target.known_hosts.clone().or_else(|| home().map(|h| h.join(".ssh/known_hosts")))
+    target
+        .known_hosts
+        .clone()
+        .or_else(|| target.ssh_config.user_known_hosts.first().cloned())
+        .or_else(|| home().map(|h| h.join(".ssh/known_hosts")))
 }
 
 /// Client settings: keepalive, Nagle off, and the host-key algorithms of
