@@ -21,6 +21,27 @@ pub fn render_text(plan: &Plan, diffs: bool) -> String {
     for note in &plan.notes {
         let _ = writeln!(out, "{note}");
     }
+    if !plan.node_ips.is_empty() {
+        let _ = writeln!(out, "Node IPs read from the hosts (internalAddress: {{interface: ...}}):");
+        for n in &plan.node_ips {
+            let placeholder = crate::inventory::interface_placeholder(&n.interface);
+            match (&n.address, plan.assumed_fresh) {
+                (Some(ip), _) => {
+                    let _ = writeln!(out, "  {}: {ip} on {}", n.host, n.interface);
+                }
+                (None, true) => {
+                    let _ = writeln!(
+                        out,
+                        "  {}: the IPv4 address of {}, read from the host when the plan is made with its facts (offline: files show {placeholder})",
+                        n.host, n.interface
+                    );
+                }
+                (None, false) => {
+                    let _ = writeln!(out, "  {}: not read from {} (files show {placeholder})", n.host, n.interface);
+                }
+            }
+        }
+    }
     if !plan.refusals.is_empty() {
         let _ = writeln!(out, "Refused; nothing changes:");
         for r in &plan.refusals {
