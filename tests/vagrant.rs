@@ -1,6 +1,7 @@
 //! The Vagrant test clusters: the Vagrantfile is valid Ruby, and `inventory from-vagrant` turns
-//! recorded `vagrant ssh-config` outputs (VirtualBox with one machine, libvirt with five, keys
-//! quoted, repeated or missing) into inventories that load.
+//! recorded `vagrant ssh-config` outputs (VirtualBox with one machine, libvirt with five, any
+//! Vagrantfile's names, keys quoted, repeated or missing) into inventories that load; on the
+//! test bed, node IPs read from an interface are the hosts' own.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
 use std::io::Write;
@@ -36,7 +37,8 @@ fn one_virtualbox_machine_is_a_single_node_cluster_on_its_port_forward() {
     let inv = load(&from_vagrant("ssh-config-virtualbox-1.txt", &[]));
     let cp1 = inv.host("cp1").unwrap();
     assert_eq!((cp1.address.as_str(), cp1.ssh.port, cp1.ssh.user.as_str()), ("127.0.0.1", 2222, "vagrant"));
-    assert_eq!(cp1.internal_address.unwrap().to_string(), "192.168.56.11", "the private network, not the NAT address");
+    // Read on the machine at plan time, from the private network's interface: not the NAT address.
+    assert_eq!((cp1.internal_address, cp1.internal_interface.as_deref()), (None, Some("eth1")));
     assert!(cp1.is_control_plane() && cp1.is_worker(), "alone, it runs the workloads too");
     assert_eq!(
         cp1.ssh.identity_file.as_deref(),
@@ -64,9 +66,18 @@ fn five_libvirt_machines_with_key_quirks_become_an_ha_cluster() {
     assert_eq!(inv.host("cp2").unwrap().address, "192.168.121.118");
     // A quoted key path with a space, the machine's own key before Vagrant's insecure fallbacks,
     // no key at all (the agent or ~/.ssh then), and the insecure key when it is the only one.
+    let cp1 = inv.host("cp1").unwrap();
     assert_eq!(
-        inv.host("cp1").unwrap().ssh.identity_file.as_deref(),
+        cp1.ssh.identity_file.as_deref(),
         Some("/home/ci/my projects/kubewright/vagrant/.vagrant/machines/cp1/libvirt/private_key")
+    );
+    assert_eq!(
+        cp1.ssh.fallback_identity_files,
+        [
+            "/home/ci/.vagrant.d/insecure_private_keys/vagrant.key.ed25519",
+            "/home/ci/.vagrant.d/insecure_private_keys/vagrant.key.rsa"
+        ],
+        "every IdentityFile, in order: an RSA-only box takes the last"
     );
     assert_eq!(inv.host("worker1").unwrap().ssh.identity_file, None);
     assert_eq!(
@@ -74,6 +85,113 @@ fn five_libvirt_machines_with_key_quirks_become_an_ha_cluster() {
         Some("/home/ci/.vagrant.d/insecure_private_key")
     );
     assert_eq!(inv.cluster.flannel.interface.as_deref(), Some("ens6"));
+}
+
+/// The issue's own case: a Vagrantfile of its own naming, five machines across VirtualBox port
+/// forwards and libvirt addresses, quoted keys with spaces, several keys per machine.
+#[test]
+fn any_vagrantfiles_names_become_control_planes_by_glob() {
+    let o = from_vagrant("ssh-config-k8s-mixed-5.txt", &["--control-planes", "k8s-cp-*", "--name", "team"]);
+    let warnings = common::output_text(&o);
+    let inv = load(&o);
+    let names: Vec<&str> = inv.control_planes().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["k8s-cp-1", "k8s-cp-2", "k8s-cp-3"]);
+    let workers: Vec<&str> = inv.hosts.iter().filter(|h| !h.is_control_plane()).map(|h| h.name.as_str()).collect();
+    assert_eq!(workers, ["k8s-worker-1", "k8s-worker-2"]);
+    assert!(inv.hosts.iter().all(|h| h.is_control_plane() != h.is_worker()), "workers exist: control planes only control");
+    let reach: Vec<(&str, &str, u16)> =
+        inv.hosts.iter().map(|h| (h.name.as_str(), h.address.as_str(), h.ssh.port)).collect();
+    assert_eq!(
+        reach,
+        [
+            ("k8s-cp-1", "127.0.0.1", 2222),
+            ("k8s-cp-2", "127.0.0.1", 2200),
+            ("k8s-cp-3", "192.168.121.31", 22),
+            ("k8s-worker-1", "192.168.121.41", 22),
+            ("k8s-worker-2", "127.0.0.1", 2201)
+        ]
+    );
+    let keys = |name: &str| {
+        let ssh = &inv.host(name).unwrap().ssh;
+        ssh.identity_file.iter().chain(&ssh.fallback_identity_files).cloned().collect::<Vec<String>>()
+    };
+    assert_eq!(keys("k8s-cp-1"), ["/home/ci/my projects/cluster/.vagrant/machines/k8s-cp-1/virtualbox/private_key"]);
+    assert_eq!(
+        keys("k8s-cp-3"),
+        [
+            "/home/ci/my vagrant home/insecure_private_keys/vagrant.key.ed25519",
+            "/home/ci/my vagrant home/insecure_private_keys/vagrant.key.rsa"
+        ]
+    );
+    assert_eq!(keys("k8s-worker-1").len(), 2);
+    assert_eq!(keys("k8s-worker-2"), ["/home/ci/.vagrant.d/insecure_private_key"]);
+    assert!(inv.hosts.iter().all(|h| h.internal_interface.as_deref() == Some("eth1") && h.ssh.user == "vagrant"));
+    assert!(inv.cluster.load_balancer.is_local(), "three control planes and no load balancer of their own");
+    assert_eq!(inv.cluster.flannel.interface.as_deref(), Some("eth1"));
+    assert!(warnings.contains("allows `ssh-rsa`") && warnings.contains("k8s-worker-1"), "{warnings}");
+
+    // The whole inventory validates as a file, as a user would check it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("team.yaml");
+    std::fs::write(&path, &o.stdout).unwrap();
+    let v = Command::new(env!("CARGO_BIN_EXE_kubewright"))
+        .args(["inventory", "validate", "-v", "-i"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let said = common::output_text(&v);
+    assert!(v.status.success(), "{said}");
+    assert!(said.contains("5 hosts (3 control planes, 2 workers)"), "{said}");
+    assert!(said.contains("node IP the IPv4 address of eth1 (read from the host at plan time)"), "{said}");
+
+    // Offline, the plan says where the address comes from and makes none up.
+    let state = tempfile::tempdir().unwrap();
+    let plan = common::command_on(&path, state.path(), &["plan", "--offline", "--diff"]).output().unwrap();
+    let text = common::output_text(&plan);
+    assert!(plan.status.success(), "{text}");
+    assert!(
+        text.contains("k8s-cp-1: the IPv4 address of eth1, read from the host when the plan is made with its facts"),
+        "{text}"
+    );
+    // The workers' API proxies name the control planes by the placeholder, never by the SSH
+    // address (127.0.0.1 is the bastion's port forward, not the node).
+    assert!(text.contains("+    server k8s-cp-1 <IPv4 of eth1>:6443"), "{text}");
+    assert!(!text.contains("server k8s-cp-1 127.0.0.1"), "{text}");
+    assert!(text.contains("+        - \"--iface=eth1\""), "{text}");
+}
+
+#[test]
+fn workers_can_be_narrowed_and_the_machines_left_out_are_named() {
+    let o = from_vagrant(
+        "ssh-config-k8s-mixed-5.txt",
+        &["--control-planes", "k8s-cp-1", "--workers", "k8s-worker-*", "--workers", "k8s-cp-*"],
+    );
+    let said = common::output_text(&o);
+    let inv = load(&o);
+    let names: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["k8s-cp-1", "k8s-cp-2", "k8s-cp-3", "k8s-worker-1", "k8s-worker-2"]);
+    assert_eq!(inv.control_planes().count(), 1, "a machine matching both is a control plane only if it matches --control-planes");
+
+    let o = from_vagrant("ssh-config-k8s-mixed-5.txt", &["--control-planes", "k8s-cp-1", "--workers", "k8s-worker-1"]);
+    let said_now = common::output_text(&o);
+    let inv = load(&o);
+    assert_eq!(inv.hosts.len(), 2);
+    assert!(
+        said_now.contains(
+            "left out, matching neither --control-planes `k8s-cp-1` nor --workers `k8s-worker-1`: k8s-cp-2, k8s-cp-3, k8s-worker-2"
+        ),
+        "{said_now}"
+    );
+    assert!(!said.contains("left out"), "{said}");
+
+    let o = from_vagrant("ssh-config-k8s-mixed-5.txt", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let said = common::output_text(&o);
+    assert!(
+        said.contains("no machine matches --control-planes `cp*` (the machines are k8s-cp-1, k8s-cp-2, k8s-cp-3, k8s-worker-1, k8s-worker-2)"),
+        "{said}"
+    );
+    assert!(said.contains("--control-planes 'k8s-cp-*'"), "{said}");
 }
 
 #[test]
