@@ -231,3 +231,64 @@ fn the_vagrantfile_is_valid_ruby_and_refuses_counts_out_of_range() {
         Command::new("ruby").arg("-e").arg(format!("load {vagrantfile:?}")).env("KW_WORKERS", "200").output().unwrap();
     assert!(common::output_text(&o).contains("KW_WORKERS=200: must be within 0..79"), "{}", common::output_text(&o));
 }
+
+/// On real hosts: node IPs given as an interface are each host's own address on it, in the
+/// text plan and the JSON one, over both transports; the keys of a list are tried in order
+/// (the first one here is not authorized anywhere, as Vagrant's ed25519 insecure key is not on
+/// an old box); a missing interface refuses the plan, naming the host and the interface.
+#[test]
+fn on_the_bed_node_ips_read_from_an_interface_are_the_hosts_own() {
+    let Some((bed, state)) = common::bed(2, 1) else { return };
+    let bed_key = bed.client_key_path().display().to_string();
+    let stranger = bed.dir().join("not authorized");
+    common::fresh_public_key(&stranger);
+    let text = std::fs::read_to_string(bed.inventory_path()).unwrap();
+    let original_key = format!("  identityFile: {bed_key}\n");
+    assert!(text.contains(&original_key), "{text}");
+    let variant = |name: &str, interface: &str| {
+        let edited = text
+            .replace(
+                &original_key,
+                &format!("  identityFile:\n    - {:?}\n    - {bed_key:?}\n", stranger.display().to_string()),
+            )
+            .replace("    roles: [", &format!("    internalAddress: {{interface: {interface}}}\n    roles: ["))
+            // The workers' API proxies then name the control planes by node IP.
+            .replace("\n  network:\n", "\n  loadBalancer: {type: local}\n  network:\n");
+        let path = bed.dir().join(name);
+        std::fs::write(&path, edited).unwrap();
+        path
+    };
+    let by_interface = variant("by-interface.yaml", "eth0");
+    for transport in ["openssh", "russh"] {
+        let o = common::command_on(&by_interface, state.path(), &["plan", "--transport", transport]).output().unwrap();
+        let said = common::output_text(&o);
+        assert!(o.status.success(), "{transport}: {said}");
+        for h in bed.hosts() {
+            assert!(said.contains(&format!("  {}: {} on eth0", h.name, h.ip)), "{transport}: {said}");
+        }
+        let o = common::command_on(&by_interface, state.path(), &["plan", "--transport", transport, "-o", "json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{transport}: {}", common::output_text(&o));
+        let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let found: Vec<(String, String, String)> = plan["node_ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| (n["host"].as_str().unwrap().into(), n["interface"].as_str().unwrap().into(), n["address"].as_str().unwrap().into()))
+            .collect();
+        let expected: Vec<(String, String, String)> =
+            bed.hosts().iter().map(|h| (h.name.clone(), "eth0".into(), h.ip.to_string())).collect();
+        assert_eq!(found, expected, "{transport}");
+        // The address found is the one the plan uses: the worker's API proxy forwards to it.
+        let json = String::from_utf8_lossy(&o.stdout);
+        assert!(json.contains(&format!("server cp1 {}:6443", bed.host("cp1").ip)), "{transport}: {json}");
+    }
+
+    let missing = variant("missing-interface.yaml", "eth9");
+    let o = common::command_on(&missing, state.path(), &["plan"]).output().unwrap();
+    let said = common::output_text(&o);
+    assert!(!o.status.success(), "{said}");
+    assert!(said.contains("cp1 has no interface `eth9` (it has eth0, lo)"), "{said}");
+    assert!(said.contains("set `internalAddress: {interface: NAME}` of cp1"), "{said}");
+}

@@ -65,6 +65,15 @@ impl OpensshTransport {
             }
             None => None,
         };
+        if bastion.is_none() && !target.fallback_identity_files.is_empty() {
+            let config = control_dir.join(format!("identities-{}.conf", target.name));
+            std::fs::write(&config, identities_config(&target)).map_err(|e| TransportError::Connect {
+                host: target.name.clone(),
+                addr: target.address.clone(),
+                detail: format!("cannot write the ssh config of its identity files: {e}"),
+            })?;
+            b.config_file(&config);
+        }
         match b.connect_mux(&target.address).await {
             Ok(session) => Ok(OpensshTransport { target, session }),
             Err(e) => Err(classify(&target, e, bastion.as_ref()).await),
@@ -89,9 +98,10 @@ fn bastion_config(target: &Target, jump: &Jump, files: &BastionFiles) -> String 
     // ProxyCommand runs under the user's shell after ssh expands its `%` tokens.
     let arg = |p: &Path| quote(&p.to_string_lossy()).replace('%', "%%");
     let mut c = format!(
-        "Host * !{BASTION}\n  ProxyCommand ssh -E {} -F {} -W '[%h]:%p' {BASTION}\n\n",
+        "Host * !{BASTION}\n  ProxyCommand ssh -E {} -F {} -W '[%h]:%p' {BASTION}\n{}\n",
         arg(&files.log),
-        arg(&files.config)
+        arg(&files.config),
+        fallback_identity_lines(target)
     );
     c.push_str(&format!(
         "Host {BASTION}\n  HostName {}\n  User {}\n  Port {}\n",
@@ -121,6 +131,32 @@ fn bastion_config(target: &Target, jump: &Jump, files: &BastionFiles) -> String 
         let user_config = std::path::Path::new(&home).join(".ssh/config");
         if user_config.exists() {
             c.push_str(&format!("\nInclude {}\n", q(&user_config.to_string_lossy())));
+        }
+    }
+    c
+}
+
+/// `IdentityFile` lines for the keys after the first (which goes on the command line, `-i`):
+/// IdentityFile adds up rather than the first one winning, and ssh tries the command line's
+/// keys first, then these in order (ssh_config(5)). Paths are quoted, `%` escaped (ssh expands
+/// its tokens in IdentityFile).
+fn fallback_identity_lines(target: &Target) -> String {
+    target
+        .fallback_identity_files
+        .iter()
+        .map(|k| format!("  IdentityFile \"{}\"\n", k.to_string_lossy().replace('"', "").replace('%', "%%")))
+        .collect()
+}
+
+/// The ssh config of a host with several identity files and no bastion: the openssh crate
+/// passes one `-i`, the others come from here. `-F` replaces the user's and the system's
+/// config files, so both are included after it, in ssh's own order.
+fn identities_config(target: &Target) -> String {
+    let mut c = format!("Host *\n{}", fallback_identity_lines(target));
+    let user_config = std::env::var_os("HOME").map(|home| Path::new(&home).join(".ssh/config"));
+    for config in user_config.into_iter().chain([Path::new("/etc/ssh/ssh_config").to_path_buf()]) {
+        if config.exists() {
+            c.push_str(&format!("Include \"{}\"\n", config.to_string_lossy().replace('"', "")));
         }
     }
     c
