@@ -128,52 +128,99 @@ pub fn parse_ssh_config(text: &str) -> Result<Vec<SshEntry>, String> {
 }
 
 /// Whether `name` matches the shell-style `pattern`: `*` any run of characters, `?` one,
-/// `[abc]`, `[a-z]` and `[!a-z]` (or `[^a-z]`) one of a set.
+/// `[abc]`, `[a-z]` and `[!a-z]` (or `[^a-z]`) one of a set. Linear in practice: one
+/// backtracking point (the last `*`), as every other token takes exactly one character.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
+    let tokens = glob_tokens(pattern);
     let name: Vec<char> = name.chars().collect();
-    glob_at(&pattern, &name)
+    let (mut t, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match tokens.get(t) {
+            Some(GlobToken::Star) => {
+                star = Some((t, n));
+                t += 1;
+            }
+            Some(token) if token.takes(name[n]) => {
+                t += 1;
+                n += 1;
+            }
+            _ => match star {
+                // Let the last `*` take one more character and try again from there.
+                Some((star_t, star_n)) => {
+                    t = star_t + 1;
+                    n = star_n + 1;
+                    star = Some((star_t, star_n + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    tokens[t..].iter().all(|token| matches!(token, GlobToken::Star))
 }
 
-fn glob_at(pattern: &[char], name: &[char]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some(('*', rest)) => (0..=name.len()).any(|skip| glob_at(rest, &name[skip..])),
-        Some(('?', rest)) => !name.is_empty() && glob_at(rest, &name[1..]),
-        Some(('[', rest)) => match (class(rest), name.split_first()) {
-            (Some((matches, after)), Some((c, name_rest))) => matches(*c) && glob_at(after, name_rest),
-            (Some(_), None) => false,
-            // No closing `]`: the `[` is itself.
-            (None, _) => name.first() == Some(&'[') && glob_at(rest, &name[1..]),
-        },
-        Some((c, rest)) => name.first() == Some(c) && glob_at(rest, &name[1..]),
+enum GlobToken {
+    Star,
+    Any,
+    Char(char),
+    /// `[...]`: (single characters and ranges, negated).
+    Set(Vec<(char, char)>, bool),
+}
+
+impl GlobToken {
+    /// Whether this one-character token matches `c`.
+    fn takes(&self, c: char) -> bool {
+        match self {
+            GlobToken::Star => false,
+            GlobToken::Any => true,
+            GlobToken::Char(want) => *want == c,
+            GlobToken::Set(ranges, negated) => ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negated,
+        }
     }
 }
 
-/// The set a `[...]` (its text after `[`) stands for, and the pattern after its `]`.
-fn class(text: &[char]) -> Option<(impl Fn(char) -> bool + '_, &[char])> {
-    let (negated, body) = match text.first() {
-        Some('!' | '^') => (true, &text[1..]),
-        _ => (false, text),
-    };
-    // A `]` first in the set is one of its members.
-    let end = body.iter().skip(1).position(|c| *c == ']')? + 1;
-    let members = &body[..end];
-    let matches = move |c: char| {
-        let mut i = 0;
-        let mut found = false;
-        while i < members.len() {
-            if i + 2 < members.len() && members[i + 1] == '-' {
-                found |= members[i] <= c && c <= members[i + 2];
-                i += 3;
-            } else {
-                found |= members[i] == c;
-                i += 1;
-            }
+fn glob_tokens(pattern: &str) -> Vec<GlobToken> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '*' => tokens.push(GlobToken::Star),
+            '?' => tokens.push(GlobToken::Any),
+            '[' => match glob_set(&chars[i + 1..]) {
+                Some((set, used)) => {
+                    tokens.push(set);
+                    i += used;
+                }
+                // No closing `]`: the `[` is itself.
+                None => tokens.push(GlobToken::Char('[')),
+            },
+            c => tokens.push(GlobToken::Char(c)),
         }
-        found != negated
-    };
-    Some((matches, &body[end + 1..]))
+        i += 1;
+    }
+    tokens
+}
+
+/// The set a `[...]` stands for (`text`: what follows the `[`) and how many characters of
+/// `text` it took, its `]` included; None without a closing `]`. A `]` first is a member.
+fn glob_set(text: &[char]) -> Option<(GlobToken, usize)> {
+    let negated = matches!(text.first(), Some('!' | '^'));
+    let start = usize::from(negated);
+    let end = start + 1 + text.get(start + 1..)?.iter().position(|c| *c == ']')?;
+    let members = text.get(start..end)?;
+    let mut ranges = Vec::new();
+    let mut i = 0;
+    while i < members.len() {
+        if i + 2 < members.len() && members[i + 1] == '-' {
+            ranges.push((members[i], members[i + 2]));
+            i += 3;
+        } else {
+            ranges.push((members[i], members[i]));
+            i += 1;
+        }
+    }
+    Some((GlobToken::Set(ranges, negated), end + 1))
 }
 
 fn matches_any(globs: &[String], name: &str) -> bool {
@@ -381,6 +428,7 @@ mod tests {
         assert!(glob_match("a[b", "a[b"), "an unclosed `[` is itself");
         assert!(!glob_match("cp*", "k8s-cp-1"), "anchored at both ends");
         assert!(glob_match("*", "") && !glob_match("?", ""));
+        assert!(!glob_match(&"a*".repeat(30), &"a".repeat(29)), "no exponential backtracking");
     }
 
     fn machines(names: &[&str]) -> Vec<SshEntry> {
