@@ -89,7 +89,8 @@ fn load_all(text: &str) {
     if let Ok(entries) = vagrant::parse_ssh_config(text) {
         // The fuzzed text is also taken as globs: names and patterns come from the user.
         let globs = vec!["cp*".to_string(), text.chars().take(40).collect()];
-        for node_ips in [vagrant::NodeIps::FromInterface, vagrant::NodeIps::Convention { network: "192.168.56".into() }] {
+        for node_ips in [vagrant::NodeIps::FromInterface, vagrant::NodeIps::Convention { network: "192.168.56".into() }]
+        {
             let options = vagrant::ImportOptions {
                 cluster: "fuzz",
                 kubernetes_version: "1.31.4",

@@ -98,7 +98,10 @@ fn any_vagrantfiles_names_become_control_planes_by_glob() {
     assert_eq!(names, ["k8s-cp-1", "k8s-cp-2", "k8s-cp-3"]);
     let workers: Vec<&str> = inv.hosts.iter().filter(|h| !h.is_control_plane()).map(|h| h.name.as_str()).collect();
     assert_eq!(workers, ["k8s-worker-1", "k8s-worker-2"]);
-    assert!(inv.hosts.iter().all(|h| h.is_control_plane() != h.is_worker()), "workers exist: control planes only control");
+    assert!(
+        inv.hosts.iter().all(|h| h.is_control_plane() != h.is_worker()),
+        "workers exist: control planes only control"
+    );
     let reach: Vec<(&str, &str, u16)> =
         inv.hosts.iter().map(|h| (h.name.as_str(), h.address.as_str(), h.ssh.port)).collect();
     assert_eq!(
@@ -170,7 +173,11 @@ fn workers_can_be_narrowed_and_the_machines_left_out_are_named() {
     let inv = load(&o);
     let names: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
     assert_eq!(names, ["k8s-cp-1", "k8s-cp-2", "k8s-cp-3", "k8s-worker-1", "k8s-worker-2"]);
-    assert_eq!(inv.control_planes().count(), 1, "a machine matching both is a control plane only if it matches --control-planes");
+    assert_eq!(
+        inv.control_planes().count(),
+        1,
+        "a machine matching both is a control plane only if it matches --control-planes"
+    );
 
     let o = from_vagrant("ssh-config-k8s-mixed-5.txt", &["--control-planes", "k8s-cp-1", "--workers", "k8s-worker-1"]);
     let said_now = common::output_text(&o);
@@ -275,7 +282,13 @@ fn on_the_bed_node_ips_read_from_an_interface_are_the_hosts_own() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|n| (n["host"].as_str().unwrap().into(), n["interface"].as_str().unwrap().into(), n["address"].as_str().unwrap().into()))
+            .map(|n| {
+                (
+                    n["host"].as_str().unwrap().into(),
+                    n["interface"].as_str().unwrap().into(),
+                    n["address"].as_str().unwrap().into(),
+                )
+            })
             .collect();
         let expected: Vec<(String, String, String)> =
             bed.hosts().iter().map(|h| (h.name.clone(), "eth0".into(), h.ip.to_string())).collect();

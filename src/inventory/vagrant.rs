@@ -341,8 +341,7 @@ pub fn inventory(entries: &[SshEntry], o: &ImportOptions<'_>) -> Result<Imported
             }
         }
     }
-    let load_balancer =
-        if selection.control_planes.len() > 1 { "  loadBalancer:\n    type: local\n" } else { "" };
+    let load_balancer = if selection.control_planes.len() > 1 { "  loadBalancer:\n    type: local\n" } else { "" };
     let yaml = format!(
         "# Made by `kubewright inventory from-vagrant` from `vagrant ssh-config`.\n\
          cluster:\n  name: {name}\n  kubernetesVersion: {version}\n{load_balancer}  cni:\n    flannel:\n      interface: {iface}\n\
@@ -456,7 +455,10 @@ mod tests {
         let all = machines(&["master", "node-1", "node-2", "bastion"]);
         let globs = |g: &[&str]| g.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let s = select(&all, &globs(&["master"]), &[]).unwrap();
-        assert_eq!((names(&s.control_planes), names(&s.workers)), (vec!["master"], vec!["node-1", "node-2", "bastion"]));
+        assert_eq!(
+            (names(&s.control_planes), names(&s.workers)),
+            (vec!["master"], vec!["node-1", "node-2", "bastion"])
+        );
         let s = select(&all, &globs(&["master"]), &globs(&["node-*"])).unwrap();
         assert_eq!((names(&s.workers), s.left_out), (vec!["node-1", "node-2"], vec!["bastion"]));
         // Matching both: a control plane (--workers narrows the others).
@@ -491,10 +493,15 @@ mod tests {
         let imported = inventory(&all, &options(&cps, &workers, NodeIps::FromInterface)).unwrap();
         let inv = crate::inventory::load("imported", &imported.yaml).unwrap().inventory;
         assert_eq!(inv.hosts.len(), 2);
-        assert!(inv.hosts.iter().all(|h| h.internal_interface.as_deref() == Some("eth1") && h.internal_address.is_none()));
+        assert!(
+            inv.hosts.iter().all(|h| h.internal_interface.as_deref() == Some("eth1") && h.internal_address.is_none())
+        );
         assert_eq!(
             imported.warnings,
-            ["left out, matching neither --control-planes `cp*` nor --workers `w*`, `nope*`: db", "`nope*` matches no machine"]
+            [
+                "left out, matching neither --control-planes `cp*` nor --workers `w*`, `nope*`: db",
+                "`nope*` matches no machine"
+            ]
         );
         let by_convention =
             inventory(&all, &options(&cps, &[], NodeIps::Convention { network: "10.1.2".into() })).unwrap();

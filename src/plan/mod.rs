@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 pub use action::{Action, FileChange, FileWrite, KubeconfigServer, PackageChange};
-pub use node_ips::{NodeIp, Resolved as ResolvedNodeIps, resolve as resolve_node_ips};
 pub use goals::{hop_playbook, remove_node_playbook, restore_playbook};
+pub use node_ips::{NodeIp, Resolved as ResolvedNodeIps, resolve as resolve_node_ips};
 pub use text::render_text;
 pub use tools::TOOLS;
 pub use upgrade::{UPGRADE, due as upgrade_due, releases_to_ask};

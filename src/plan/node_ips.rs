@@ -140,7 +140,10 @@ mod tests {
         for (i, interfaces) in hosts.iter().enumerate() {
             let mut f = HostFacts::fresh();
             f.interfaces = Some(
-                interfaces.iter().map(|(n, ips)| (n.to_string(), ips.iter().map(|a| a.parse().unwrap()).collect())).collect(),
+                interfaces
+                    .iter()
+                    .map(|(n, ips)| (n.to_string(), ips.iter().map(|a| a.parse().unwrap()).collect()))
+                    .collect(),
             );
             facts.hosts.insert(format!("n{i}"), f);
         }
@@ -163,12 +166,18 @@ mod tests {
         let ips: Vec<Option<String>> = r.inventory.hosts.iter().map(|h| h.node_ip().map(|ip| ip.to_string())).collect();
         assert_eq!(ips, [Some("192.168.56.11".into()), Some("192.168.56.21".into())]);
         assert_eq!(r.inventory.cluster.control_plane_endpoint.to_string(), "192.168.56.11:6443");
-        assert_eq!(r.node_ips[1], NodeIp { host: "n1".into(), interface: "eth1".into(), address: Some("192.168.56.21".into()) });
+        assert_eq!(
+            r.node_ips[1],
+            NodeIp { host: "n1".into(), interface: "eth1".into(), address: Some("192.168.56.21".into()) }
+        );
     }
 
     #[test]
     fn a_missing_interface_or_address_refuses_naming_host_and_interface() {
-        let r = resolve(&inventory(&["eth1", "eth1"]), &facts(&[&[("lo", &["127.0.0.1"]), ("eth0", &["10.0.2.15"])], &[("eth1", &[])]]));
+        let r = resolve(
+            &inventory(&["eth1", "eth1"]),
+            &facts(&[&[("lo", &["127.0.0.1"]), ("eth0", &["10.0.2.15"])], &[("eth1", &[])]]),
+        );
         let reasons: Vec<&str> = r.refusals.iter().map(|r| r.reason.as_str()).collect();
         assert_eq!(
             reasons,
@@ -184,7 +193,8 @@ mod tests {
 
     #[test]
     fn the_nat_interface_shared_by_every_machine_is_refused() {
-        let r = resolve(&inventory(&["eth0", "eth0"]), &facts(&[&[("eth0", &["10.0.2.15"])], &[("eth0", &["10.0.2.15"])]]));
+        let r =
+            resolve(&inventory(&["eth0", "eth0"]), &facts(&[&[("eth0", &["10.0.2.15"])], &[("eth0", &["10.0.2.15"])]]));
         assert_eq!(r.refusals.len(), 1);
         assert_eq!(r.refusals[0].reason, "n0, n1 all have the node IP 10.0.2.15");
     }

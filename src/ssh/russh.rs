@@ -105,9 +105,9 @@ impl RusshConnector {
         let identities: Vec<PathBuf> =
             target.identity_file.iter().chain(&target.fallback_identity_files).cloned().collect();
         tokio::time::timeout(limit, self.authenticate(&mut session, &target.name, &target.user, &identities))
-        .await
-        .map_err(|_| auth_error(format!("no answer to the login within {}s", limit.as_secs())))?
-        .map_err(auth_error)?;
+            .await
+            .map_err(|_| auth_error(format!("no answer to the login within {}s", limit.as_secs())))?
+            .map_err(auth_error)?;
         Ok(session)
     }
 
