@@ -400,9 +400,13 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         Goal::RemoveNode { node } => add_playbook(input, inv, &remove_node_playbook(node), None, &mut plan)?,
         Goal::Reset => add_playbook(input, inv, &Playbook::builtin("reset")?, None, &mut plan)?,
     }
-    if !resolved.refusals.is_empty() {
+    let mut refusals = resolved.refusals;
+    if refusals.is_empty() && !input.facts.assumed_fresh {
+        refusals.extend(node_ips::placeholders_in(&plan));
+    }
+    if !refusals.is_empty() {
         // A node IP that cannot be read: what was planned from a placeholder must not run.
-        plan.refusals.extend(resolved.refusals);
+        plan.refusals.extend(refusals);
         plan.steps.clear();
         plan.summary = Summary::default();
     }

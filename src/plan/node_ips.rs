@@ -60,6 +60,31 @@ pub fn resolve(inv: &Inventory, facts: &ClusterFacts) -> Resolved {
     Resolved { inventory, node_ips, refusals }
 }
 
+/// A node IP not read (its host is unreachable, and the goal allows that) that the plan's
+/// steps still use: they would write `<IPv4 of eth1>` where an address belongs.
+pub fn placeholders_in(plan: &super::Plan) -> Vec<Refusal> {
+    let unread: Vec<&NodeIp> = plan.node_ips.iter().filter(|n| n.address.is_none()).collect();
+    if unread.is_empty() {
+        return Vec::new();
+    }
+    // Debug, not the JSON form: it holds the files' contents, the sensitive ones included.
+    let steps = format!("{:?}", plan.steps);
+    unread
+        .into_iter()
+        .filter(|n| steps.contains(&crate::inventory::interface_placeholder(&n.interface)))
+        .map(|n| Refusal {
+            reason: format!(
+                "the plan needs the node IP of {}, the IPv4 address of `{}` there, which could not be read",
+                n.host, n.interface
+            ),
+            fix: format!(
+                "bring {} back so that its facts can be read, or give its address in the inventory (`internalAddress: 192.168.56.11`)",
+                n.host
+            ),
+        })
+        .collect()
+}
+
 /// The first IPv4 address of `interface` in a host's interfaces, or why there is none.
 fn read(
     host: &str,
@@ -209,5 +234,27 @@ mod tests {
         let mut down = facts(&[&[]]);
         down.unreachable.insert("n0".into(), "no route".into());
         assert!(resolve(&inv, &down).refusals.is_empty());
+    }
+
+    #[test]
+    fn a_plan_that_would_write_an_unread_address_is_refused() {
+        let inv = inventory(&["eth1", "eth1"]);
+        let mut facts = facts(&[&[("eth1", &["192.168.56.11"])], &[]]);
+        facts.unreachable.insert("n1".into(), "no route to host".into());
+        let plan = crate::plan::plan(&crate::plan::PlanInput {
+            inventory: &inv,
+            goal: &crate::goal::Goal::Converge,
+            facts: &facts,
+            templates: &crate::render::Templates::builtin(),
+            bastion: &crate::plan::Bastion::default(),
+            resume: None,
+        })
+        .unwrap();
+        let reasons: Vec<&str> = plan.refusals.iter().map(|r| r.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            ["the plan needs the node IP of n1, the IPv4 address of `eth1` there, which could not be read"]
+        );
+        assert!(plan.steps.is_empty(), "a refused plan has no steps");
     }
 }
