@@ -239,69 +239,79 @@ fn the_vagrantfile_is_valid_ruby_and_refuses_counts_out_of_range() {
     assert!(common::output_text(&o).contains("KW_WORKERS=200: must be within 0..79"), "{}", common::output_text(&o));
 }
 
-/// On real hosts: node IPs given as an interface are each host's own address on it, in the
-/// text plan and the JSON one, over both transports; the keys of a list are tried in order
-/// (the first one here is not authorized anywhere, as Vagrant's ed25519 insecure key is not on
-/// an old box); a missing interface refuses the plan, naming the host and the interface.
+/// On real hosts, the case end to end: a `vagrant ssh-config` of the bed's machines
+/// under a Vagrantfile's own names, imported with `--control-planes 'k8s-cp-*' --interface
+/// eth0`; its node IPs, read when the plan is made, are each host's own address, in the text
+/// plan and the JSON one, over both transports. Each machine lists two keys, the first not
+/// authorized anywhere (as Vagrant's ed25519 insecure key is not, on an old box) and quoted
+/// (its path has a space): the second must be tried. An interface the hosts lack refuses the
+/// plan, naming host and interface.
 #[test]
-fn on_the_bed_node_ips_read_from_an_interface_are_the_hosts_own() {
-    let Some((bed, state)) = common::bed(2, 1) else { return };
-    let bed_key = bed.client_key_path().display().to_string();
+fn on_the_bed_node_ips_found_through_the_interface_are_the_hosts_own() {
+    let Some((bed, state)) = common::bed(3, 2) else { return };
     let stranger = bed.dir().join("not authorized");
     common::fresh_public_key(&stranger);
-    let text = std::fs::read_to_string(bed.inventory_path()).unwrap();
-    let original_key = format!("  identityFile: {bed_key}\n");
-    assert!(text.contains(&original_key), "{text}");
-    let variant = |name: &str, interface: &str| {
-        let edited = text
-            .replace(
-                &original_key,
-                &format!("  identityFile:\n    - {:?}\n    - {bed_key:?}\n", stranger.display().to_string()),
+    let names = ["k8s-cp-1", "k8s-cp-2", "k8s-worker-1"];
+    let ssh_config: String = bed
+        .hosts()
+        .iter()
+        .zip(names)
+        .map(|(h, name)| {
+            format!(
+                "Host {name}\n  HostName {}\n  User root\n  Port 22\n  UserKnownHostsFile /dev/null\n  StrictHostKeyChecking no\n  PasswordAuthentication no\n\n  IdentityFile \"{}\"\n\n  IdentityFile {}\n  IdentitiesOnly yes\n  LogLevel FATAL\n\n",
+                h.ip,
+                stranger.display(),
+                bed.client_key_path().display()
             )
-            .replace("    roles: [", &format!("    internalAddress: {{interface: {interface}}}\n    roles: ["))
-            // The workers' API proxies then name the control planes by node IP.
-            .replace("\n  network:\n", "\n  loadBalancer: {type: local}\n  network:\n");
-        let path = bed.dir().join(name);
-        std::fs::write(&path, edited).unwrap();
+        })
+        .collect();
+    let ssh_config_path = bed.dir().join("vagrant-ssh-config.txt");
+    std::fs::write(&ssh_config_path, ssh_config).unwrap();
+    let import = |interface: &str, file: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_kubewright"))
+            .args(["inventory", "from-vagrant", "--control-planes", "k8s-cp-*", "--interface", interface])
+            .arg("--known-hosts")
+            .arg(bed.known_hosts_path())
+            .arg(&ssh_config_path)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", common::output_text(&o));
+        let path = bed.dir().join(file);
+        std::fs::write(&path, &o.stdout).unwrap();
         path
     };
-    let by_interface = variant("by-interface.yaml", "eth0");
+    let by_interface = import("eth0", "by-interface.yaml");
+    let expected: Vec<(String, String)> =
+        bed.hosts().iter().zip(names).map(|(h, name)| (name.to_string(), h.ip.to_string())).collect();
     for transport in ["openssh", "russh"] {
         let o = common::command_on(&by_interface, state.path(), &["plan", "--transport", transport]).output().unwrap();
         let said = common::output_text(&o);
         assert!(o.status.success(), "{transport}: {said}");
-        for h in bed.hosts() {
-            assert!(said.contains(&format!("  {}: {} on eth0", h.name, h.ip)), "{transport}: {said}");
+        for (name, ip) in &expected {
+            assert!(said.contains(&format!("  {name}: {ip} on eth0")), "{transport}: {said}");
         }
         let o = common::command_on(&by_interface, state.path(), &["plan", "--transport", transport, "-o", "json"])
             .output()
             .unwrap();
         assert!(o.status.success(), "{transport}: {}", common::output_text(&o));
         let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        let found: Vec<(String, String, String)> = plan["node_ips"]
+        let found: Vec<(String, String)> = plan["node_ips"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|n| {
-                (
-                    n["host"].as_str().unwrap().into(),
-                    n["interface"].as_str().unwrap().into(),
-                    n["address"].as_str().unwrap().into(),
-                )
-            })
+            .inspect(|n| assert_eq!(n["interface"], "eth0"))
+            .map(|n| (n["host"].as_str().unwrap().into(), n["address"].as_str().unwrap().into()))
             .collect();
-        let expected: Vec<(String, String, String)> =
-            bed.hosts().iter().map(|h| (h.name.clone(), "eth0".into(), h.ip.to_string())).collect();
         assert_eq!(found, expected, "{transport}");
         // The address found is the one the plan uses: the worker's API proxy forwards to it.
         let json = String::from_utf8_lossy(&o.stdout);
-        assert!(json.contains(&format!("server cp1 {}:6443", bed.host("cp1").ip)), "{transport}: {json}");
+        assert!(json.contains(&format!("server k8s-cp-1 {}:6443", expected[0].1)), "{transport}: {json}");
     }
 
-    let missing = variant("missing-interface.yaml", "eth9");
+    let missing = import("eth9", "missing-interface.yaml");
     let o = common::command_on(&missing, state.path(), &["plan"]).output().unwrap();
     let said = common::output_text(&o);
     assert!(!o.status.success(), "{said}");
-    assert!(said.contains("cp1 has no interface `eth9` (it has eth0, lo)"), "{said}");
-    assert!(said.contains("set `internalAddress: {interface: NAME}` of cp1"), "{said}");
+    assert!(said.contains("k8s-cp-1 has no interface `eth9` (it has eth0, lo)"), "{said}");
+    assert!(said.contains("set `internalAddress: {interface: NAME}` of k8s-worker-1"), "{said}");
 }
