@@ -314,4 +314,38 @@ fn on_the_bed_node_ips_found_through_the_interface_are_the_hosts_own() {
     assert!(!o.status.success(), "{said}");
     assert!(said.contains("k8s-cp-1 has no interface `eth9` (it has eth0, lo)"), "{said}");
     assert!(said.contains("set `internalAddress: {interface: NAME}` of k8s-worker-1"), "{said}");
+
+    // And the install itself uses them. The bed's simulated etcd knows its members by the
+    // bed's host names, so the machines keep those here (`cp1`, `cp2`, `w1`); the bed's package
+    // archive stands in for pkgs.k8s.io, which the imported inventory names.
+    let bed_names: Vec<&str> = bed.hosts().iter().map(|h| h.name.as_str()).collect();
+    let mut renamed = std::fs::read_to_string(&ssh_config_path).unwrap();
+    for (name, bed_name) in names.iter().zip(&bed_names) {
+        renamed = renamed.replace(&format!("Host {name}\n"), &format!("Host {bed_name}\n"));
+    }
+    std::fs::write(&ssh_config_path, renamed).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_kubewright"))
+        .args(["inventory", "from-vagrant", "--control-planes", "cp[12]", "--interface", "eth0", "--known-hosts"])
+        .arg(bed.known_hosts_path())
+        .arg(&ssh_config_path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::output_text(&o));
+    let bed_inventory = std::fs::read_to_string(bed.inventory_path()).unwrap();
+    let packages: String = bed_inventory
+        .lines()
+        .skip_while(|l| *l != "  packages:")
+        .take_while(|l| l.starts_with("  packages:") || l.starts_with("    "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(packages.contains("mirror:"), "{bed_inventory}");
+    let installable = bed.dir().join("installable.yaml");
+    let imported = String::from_utf8(o.stdout).unwrap();
+    std::fs::write(&installable, imported.replacen("  cni:\n", &format!("{packages}  cni:\n"), 1)).unwrap();
+    let o = common::command_on(&installable, state.path(), &["apply", "--yes", "-q"]).output().unwrap();
+    assert!(o.status.success(), "{}", common::output_text(&o));
+    let proxy = String::from_utf8_lossy(&bed.exec(bed_names[2], "cat /etc/kubewright/api-proxy.cfg").unwrap().stdout)
+        .into_owned();
+    assert!(proxy.contains(&format!("server cp2 {}:6443", expected[1].1)), "{proxy}");
+    assert!(!proxy.contains("<IPv4 of"), "{proxy}");
 }
