@@ -37,7 +37,8 @@ pub fn render_text(plan: &Plan, diffs: bool) -> String {
                     );
                 }
                 (None, false) => {
-                    let _ = writeln!(out, "  {}: not read from {} (files show {placeholder})", n.host, n.interface);
+                    // A refusal below says why (the interface is missing, or the host is down).
+                    let _ = writeln!(out, "  {}: no address read from {}", n.host, n.interface);
                 }
             }
         }
