@@ -173,6 +173,10 @@ pub fn report(
     now: i64,
     thresholds: Thresholds,
 ) -> Report {
+    // The API server's SANs are checked against the node IPs the hosts have (an interface's
+    // address, `internalAddress: {interface: eth1}`, read from the same facts).
+    let resolved = crate::plan::resolve_node_ips(inv, facts);
+    let inv = &resolved.inventory;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
     let mut unreadable_certificates = Vec::new();
@@ -334,7 +338,14 @@ fn chain_problems(f: &HostFacts, path: &str, cert: &Certificate, authority: &str
 
 /// The API server's certificate must name the control-plane endpoint and the node's IP.
 fn san_problems(inv: &Inventory, host: &Host, cert: &Certificate) -> Vec<String> {
-    let mut wanted = vec![inv.cluster.control_plane_endpoint.host.clone()];
+    let mut wanted = Vec::new();
+    // An endpoint that is the first control plane's interface address, not read (that host
+    // could not be): nothing to check it against.
+    let endpoint = &inv.cluster.control_plane_endpoint.host;
+    let first = inv.first_control_plane();
+    if !(first.node_ip_unresolved() && Some(endpoint) == first.node_address().as_ref()) {
+        wanted.push(endpoint.clone());
+    }
     if let Some(ip) = host.node_ip() {
         wanted.push(ip.to_string());
     }

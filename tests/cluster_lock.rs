@@ -25,6 +25,7 @@ fn target(bed: &Testbed, host: &str) -> Target {
         port: 22,
         user: "root".into(),
         identity_file: Some(bed.client_key_path()),
+        fallback_identity_files: Vec::new(),
         sudo: false,
         known_hosts: Some(bed.known_hosts_path()),
         bastion: None,

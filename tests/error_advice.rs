@@ -316,8 +316,8 @@ const OFFLINE: &[Case] = &[
         "vagrant: no control plane",
         &["inventory", "from-vagrant", "no-cp.txt", "--known-hosts", "kh"],
         2,
-        "no control plane",
-        "cp1.. for control planes",
+        "no control plane: no machine matches --control-planes `cp*`",
+        "--control-planes GLOB",
     ),
     case(
         "vagrant: a bad network",

@@ -54,6 +54,7 @@ fn plan(steps: Vec<PlannedStep>) -> Plan {
         command_timeout_s: 600,
         notes: Vec::new(),
         refusals: Vec::new(),
+        node_ips: Vec::new(),
         upgrade: None,
         steps,
         summary: Summary::default(),

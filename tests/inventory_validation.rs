@@ -379,3 +379,39 @@ fn login_settings_the_inventory_gives_are_told_from_defaults() {
     assert_eq!(hosts[1].1, SshGiven { user: true, port: true, sudo: false }, "become follows the host's own user");
     assert_eq!((hosts[1].2.as_str(), hosts[1].3), ("ubuntu", true));
 }
+
+/// `internalAddress` is an IP or `{interface: NAME}`; `identityFile` one key or a list, each
+/// checked where it is written.
+#[test]
+fn internal_address_by_interface_and_identity_file_lists() {
+    let by_interface = BASE.replace(
+        "    address: 10.0.0.21\n",
+        "    address: 10.0.0.21\n    internalAddress: {interface: eth1}\n    ssh:\n      identityFile: [/k/own, \"/k/my keys/rsa\"]\n",
+    );
+    let inv = load("inv.yaml", &by_interface).unwrap().inventory;
+    let w1 = inv.host("w1").unwrap();
+    assert_eq!((w1.internal_interface.as_deref(), w1.internal_address, w1.node_ip()), (Some("eth1"), None, None));
+    assert_eq!(w1.node_address().as_deref(), Some("<IPv4 of eth1>"), "not the SSH address, not made up");
+    assert_eq!(
+        (w1.ssh.identity_file.as_deref(), w1.ssh.fallback_identity_files.as_slice()),
+        (Some("/k/own"), &["/k/my keys/rsa".to_string()][..])
+    );
+
+    let diags = errors(
+        &BASE.replace("    address: 10.0.0.21\n", "    address: 10.0.0.21\n    internalAddress: {iface: eth1}\n"),
+    );
+    assert_reported(&diags, "hosts[1].internalAddress.iface", 11, 23, "unknown field `iface`");
+    assert!(diags.iter().any(|d| d.expected.as_deref() == Some("one of `interface`")), "{diags:?}");
+    assert_reported(&diags, "hosts[1].internalAddress.interface", 11, 22, "missing required field `interface`");
+    let diags = errors(&BASE.replace(
+        "    address: 10.0.0.21\n",
+        "    address: 10.0.0.21\n    internalAddress: {interface: \"eth1; reboot\"}\n",
+    ));
+    assert_reported(&diags, "hosts[1].internalAddress.interface", 11, 34, "invalid value `eth1; reboot`");
+    let diags =
+        errors(&BASE.replace("    address: 10.0.0.21\n", "    address: 10.0.0.21\n    internalAddress: 10.0.0\n"));
+    assert!(diags[0].expected.as_deref().unwrap_or_default().contains("`{interface: NAME}`"), "{diags:?}");
+    let diags =
+        errors(&BASE.replace("    address: 10.0.0.21\n", "    address: 10.0.0.21\n    ssh: {identityFile: []}\n"));
+    assert_reported(&diags, "hosts[1].ssh.identityFile", 11, 25, "the identity file list is empty");
+}

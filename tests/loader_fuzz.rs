@@ -17,6 +17,7 @@ const SEEDS: &[&str] = &[
     include_str!("fixtures/kubespray/hosts.yaml"),
     include_str!("fixtures/kubespray/inventory.ini"),
     include_str!("fixtures/vagrant/ssh-config-libvirt-5.txt"),
+    include_str!("fixtures/vagrant/ssh-config-k8s-mixed-5.txt"),
 ];
 
 /// Fragments that tend to break parsers: YAML structure, anchors, tags, odd scalars.
@@ -97,14 +98,21 @@ fn load_all(text: &str) {
     }
     let _ = kubespray::ansible::parse_list(text);
     if let Ok(entries) = vagrant::parse_ssh_config(text) {
-        let options = vagrant::ImportOptions {
-            cluster: "fuzz",
-            kubernetes_version: "1.31.4",
-            network: "192.168.56",
-            interface: "eth1",
-            known_hosts: "/tmp/kh",
-        };
-        let _ = vagrant::inventory(&entries, &options);
+        // The fuzzed text is also taken as globs: names and patterns come from the user.
+        let globs = vec!["cp*".to_string(), text.chars().take(40).collect()];
+        for node_ips in [vagrant::NodeIps::FromInterface, vagrant::NodeIps::Convention { network: "192.168.56".into() }]
+        {
+            let options = vagrant::ImportOptions {
+                cluster: "fuzz",
+                kubernetes_version: "1.31.4",
+                control_planes: &globs,
+                workers: &globs[1..],
+                node_ips,
+                interface: "eth1",
+                known_hosts: "/tmp/kh",
+            };
+            let _ = vagrant::inventory(&entries, &options);
+        }
     }
 }
 

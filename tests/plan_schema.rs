@@ -170,3 +170,43 @@ fn walk_for_opt(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf>
 fn walk_for(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     walk_for_opt(dir, name).unwrap_or_else(|| panic!("no {name} under {}", dir.display()))
 }
+
+/// Node IPs given as an interface (`internalAddress: {interface: eth1}`): offline (not read),
+/// read from the facts, and refused (an interface a host lacks), each against the schema.
+#[test]
+fn node_ips_read_from_interfaces_match_the_schema() {
+    use kubewright::facts::ClusterFacts;
+    let validator = schema();
+    let inv = common::inventory(
+        "vagrant.yaml",
+        &[
+            ("internalAddress: 192.168.56.11", "internalAddress: {interface: eth1}"),
+            ("internalAddress: 192.168.56.21", "internalAddress: {interface: eth1}"),
+            ("internalAddress: 192.168.56.22", "internalAddress: {interface: eth1}"),
+        ],
+    );
+    let goal = kubewright::goal::Goal::Converge;
+    let offline = ClusterFacts::assume_fresh(inv.hosts.iter().map(|h| h.name.as_str()));
+    let mut read = offline.clone();
+    read.assumed_fresh = false;
+    for (i, f) in read.hosts.values_mut().enumerate() {
+        let ip = format!("192.168.56.{}", 11 + i).parse().unwrap();
+        f.interfaces =
+            Some([("eth0".to_string(), vec!["10.0.2.15".parse().unwrap()]), ("eth1".to_string(), vec![ip])].into());
+    }
+    let mut refused = read.clone();
+    refused.hosts.values_mut().next().unwrap().interfaces.as_mut().unwrap().remove("eth1");
+    for (what, facts) in [("offline", offline), ("read", read), ("refused", refused)] {
+        let plan = common::plan_of(&inv, &goal, &facts);
+        assert_eq!(plan.node_ips.len(), 3, "{what}");
+        assert_eq!(plan.refusals.is_empty(), what != "refused", "{what}");
+        let doc = serde_json::to_value(&plan).unwrap();
+        assert_eq!(errors(&validator, &doc), Vec::<String>::new(), "{what}");
+        if what == "read" {
+            assert_eq!(
+                doc["node_ips"][1],
+                serde_json::json!({"host": "worker1", "interface": "eth1", "address": "192.168.56.12"})
+            );
+        }
+    }
+}

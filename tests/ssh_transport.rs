@@ -15,6 +15,7 @@ fn target(bed: &Testbed, host: &str, user: &str) -> Target {
         port: 22,
         user: user.to_string(),
         identity_file: Some(bed.client_key_path()),
+        fallback_identity_files: Vec::new(),
         sudo: user != "root",
         known_hosts: Some(bed.known_hosts_path()),
         bastion: None,

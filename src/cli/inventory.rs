@@ -67,22 +67,30 @@ Exit codes: 0 written (warnings may be printed), 2 the inventory cannot be read 
         #[arg(long, value_name = "READER", value_enum, default_value_t = KubesprayReader::Auto)]
         reader: KubesprayReader,
     },
-    /// Write an inventory for the machines `vagrant ssh-config` describes (vagrant/Vagrantfile)
+    /// Write an inventory for the machines `vagrant ssh-config` describes (any Vagrantfile)
     #[command(
         name = "from-vagrant",
         after_help = "\
-Example (see vagrant/README.md):
+Examples (see vagrant/README.md):
   cd vagrant && vagrant up && vagrant ssh-config | kubewright inventory from-vagrant > inv.yaml
+  vagrant ssh-config | kubewright inventory from-vagrant --control-planes 'k8s-cp-*' > inv.yaml
+  vagrant ssh-config | kubewright inventory from-vagrant --control-planes master --workers 'node-*' > inv.yaml
   kubewright apply -i inv.yaml --yes --accept-new-host-keys
 
-Machines named cp<N> become control planes, the others workers (the Vagrantfile's names).
-`vagrant ssh-config` gives how to reach each machine (the NAT port forward, or the libvirt
-address) but not the private network the cluster must use: node IPs follow the Vagrantfile's
-convention, <network>.11.. for control planes and <network>.21.. for workers, and flannel uses
---interface. Vagrant turns host-key checking off; kubewright keeps the machines' keys in
---known-hosts (learned on the first run with --accept-new-host-keys). With more than one
-control plane the inventory uses the local load balancer. The result is checked like any
-inventory before it is printed."
+Machines whose names match --control-planes (a shell glob, repeatable; default cp*, the names
+vagrant/Vagrantfile gives) become control planes, the others workers; --workers (repeatable)
+keeps only the matching ones of the others, and names the rest in a warning. A machine matching
+both is a control plane. Without workers the control planes run the workloads too.
+
+`vagrant ssh-config` gives how to reach each machine (a VirtualBox port forward such as
+127.0.0.1:2222, or a libvirt address on port 22), its user and every IdentityFile (kept in
+order, all tried), but not the network the nodes share. Each node IP is read on the machine
+when a plan is made: the IPv4 address of --interface (`internalAddress: {interface: eth1}`),
+which flannel uses too. --network A.B.C instead writes vagrant/Vagrantfile's addresses,
+A.B.C.11.. for control planes and A.B.C.21.. for workers. Vagrant turns host-key checking off;
+kubewright keeps the machines' keys in --known-hosts (learned on the first run with
+--accept-new-host-keys). With more than one control plane the inventory uses the local load
+balancer. The result is checked like any inventory before it is printed."
     )]
     FromVagrant {
         /// `vagrant ssh-config` output (`-`: standard input)
@@ -93,10 +101,16 @@ inventory before it is printed."
         name: String,
         #[arg(long, value_name = "VERSION", default_value = "1.31.4")]
         kubernetes_version: String,
-        /// The private network's first three octets (the Vagrantfile's KW_NETWORK)
-        #[arg(long, value_name = "A.B.C", default_value = "192.168.56")]
-        network: String,
-        /// The private network's interface in the machines
+        /// The machines that become control planes: a glob on their names (repeatable)
+        #[arg(long = "control-planes", value_name = "GLOB", default_value = "cp*")]
+        control_planes: Vec<String>,
+        /// Only the other machines matching this glob become workers (repeatable; default: all the others)
+        #[arg(long = "workers", value_name = "GLOB")]
+        workers: Vec<String>,
+        /// Node IPs by vagrant/Vagrantfile's convention on this network (its KW_NETWORK), instead of reading them from --interface
+        #[arg(long, value_name = "A.B.C")]
+        network: Option<String>,
+        /// The interface of the network the nodes share, in the machines: each node IP is its IPv4 address, and flannel uses it
         #[arg(long, value_name = "NAME", default_value = "eth1")]
         interface: String,
         /// Where kubewright keeps the machines' host keys (default: .vagrant/kubewright_known_hosts here)
@@ -148,16 +162,31 @@ pub fn exec(cmd: InventoryCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        InventoryCommand::FromVagrant { input, name, kubernetes_version, network, interface, known_hosts } => {
+        InventoryCommand::FromVagrant {
+            input,
+            name,
+            kubernetes_version,
+            control_planes,
+            workers,
+            network,
+            interface,
+            known_hosts,
+        } => {
             let (source, text) = read_input(&input)?;
-            let octets = network.split('.').filter(|o| o.parse::<u8>().is_ok()).count();
-            if octets != 3 || network.split('.').count() != 3 {
-                return Err(UserError::new(
-                    format!("`{network}` is not the first three octets of a network"),
-                    "give it as the Vagrantfile's KW_NETWORK, e.g. 192.168.56",
-                )
-                .into());
-            }
+            let node_ips = match network {
+                None => kubewright::inventory::vagrant::NodeIps::FromInterface,
+                Some(network) => {
+                    let octets = network.split('.').filter(|o| o.parse::<u8>().is_ok()).count();
+                    if octets != 3 || network.split('.').count() != 3 {
+                        return Err(UserError::new(
+                            format!("`{network}` is not the first three octets of a network"),
+                            "give it as the Vagrantfile's KW_NETWORK, e.g. 192.168.56, or leave --network out to read each node IP from --interface",
+                        )
+                        .into());
+                    }
+                    kubewright::inventory::vagrant::NodeIps::Convention { network }
+                }
+            };
             let known_hosts = match known_hosts {
                 Some(p) => p,
                 None => std::env::current_dir()
@@ -179,18 +208,26 @@ pub fn exec(cmd: InventoryCommand, out: &Reporter) -> anyhow::Result<ExitCode> {
             let options = kubewright::inventory::vagrant::ImportOptions {
                 cluster: &name,
                 kubernetes_version: &kubernetes_version,
-                network: &network,
+                control_planes: &control_planes,
+                workers: &workers,
+                node_ips,
                 interface: &interface,
                 known_hosts: &known_hosts,
             };
-            let yaml = kubewright::inventory::vagrant::inventory(&entries, &options).map_err(|e| {
+            let imported = kubewright::inventory::vagrant::inventory(&entries, &options).map_err(|e| {
                 UserError::new(
                     format!("{source}: {e}"),
-                    "name the machines as vagrant/Vagrantfile does: cp1.. for control planes, w1.. for workers",
+                    "name the control-plane machines with --control-planes GLOB (repeatable), e.g. --control-planes 'k8s-cp-*'",
                 )
             })?;
-            check_imported(&yaml, out)?;
-            out.result(&yaml, &serde_json::json!({ "inventory": yaml, "hosts": entries.len() }));
+            for w in &imported.warnings {
+                out.warning(&format!("{source}: {w}"));
+            }
+            check_imported(&imported.yaml, out)?;
+            out.result(
+                &imported.yaml,
+                &serde_json::json!({ "inventory": imported.yaml, "hosts": imported.hosts, "warnings": imported.warnings }),
+            );
             Ok(ExitCode::SUCCESS)
         }
         InventoryCommand::Validate { inventory } => {
@@ -297,7 +334,11 @@ fn resolved_settings(inv: &kubewright::inventory::Inventory) -> String {
         lines.push(format!(
             "host {}: ssh {login}{notes}, node IP {}, roles {}",
             h.name,
-            h.node_ip().map(|ip| ip.to_string()).unwrap_or_else(|| "detected by kubeadm".into()),
+            match (&h.internal_interface, h.node_ip()) {
+                (_, Some(ip)) => ip.to_string(),
+                (Some(interface), None) => format!("the IPv4 address of {interface} (read from the host at plan time)"),
+                (None, None) => "detected by kubeadm".into(),
+            },
             roles.join(", ")
         ));
     }

@@ -13,7 +13,9 @@ use kubewright::render::{RemoteFile, Secrets};
 #[command(after_help = "\
 Writes DIR/<host>/<path> for every file kubewright manages, with the mode it gets on the host.
 Secrets (bootstrap token, certificate key, CA hash) are only known during `apply` and appear
-as placeholders such as <bootstrap-token>.
+as placeholders such as <bootstrap-token>. A node IP the inventory gives as an interface
+(`internalAddress: {interface: eth1}`) is read from the host when a plan is made: render reads
+no host, so it appears as <IPv4 of eth1>.
 
 Examples:
   kubewright render -i inventories/example.yaml --out /tmp/rendered

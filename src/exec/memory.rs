@@ -339,6 +339,7 @@ pub fn target(host: &str) -> Target {
         port: 22,
         user: "root".into(),
         identity_file: None,
+        fallback_identity_files: Vec::new(),
         sudo: false,
         known_hosts: None,
         bastion: None,

@@ -59,6 +59,7 @@ pub fn script(paths: &[String]) -> Script {
     );
     section("macs", "for i in /sys/class/net/*; do test \"${i##*/}\" = lo || cat \"$i/address\" 2>/dev/null; done");
     section("addresses", "ip -o -4 addr show 2>/dev/null || true");
+    section("links", "ip -o link show 2>/dev/null || true");
     section("product-uuid", "cat /sys/class/dmi/id/product_uuid 2>/dev/null || true");
     section("cpus", "nproc 2>/dev/null || true");
     section("meminfo", "grep '^MemTotal:' /proc/meminfo 2>/dev/null || true");
@@ -375,6 +376,7 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
                 words.next()?.split('/').next()?.parse().ok()
             })
             .collect(),
+        interfaces: interfaces(get("links"), get("addresses")),
         etcd_member: etcd_member(get("etcd-member")),
         etcd_health: etcd_health(get("etcd-health")),
         applied: get("applied")
@@ -383,6 +385,33 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
             .map(|(name, hash)| (name.to_string(), hash.trim().to_string()))
             .collect(),
     })
+}
+
+/// Every interface `ip -o link` lists, with the IPv4 addresses `ip -o -4 addr` gives it, in
+/// its order; None when `ip -o link` listed nothing (no `ip` on the host). A veth's name is
+/// listed as `eth0@if7` (its peer's index): the interface is `eth0`.
+fn interfaces(links: &str, addresses: &str) -> Option<BTreeMap<String, Vec<std::net::Ipv4Addr>>> {
+    let name = |field: &str| field.trim_end_matches(':').split('@').next().unwrap_or_default().to_string();
+    let mut found: BTreeMap<String, Vec<std::net::Ipv4Addr>> = links
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(name)
+        .filter(|n| !n.is_empty())
+        .map(|n| (n, Vec::new()))
+        .collect();
+    if found.is_empty() {
+        return None;
+    }
+    for line in addresses.lines() {
+        let mut words = line.split_whitespace();
+        let (Some(_index), Some(device)) = (words.next(), words.next()) else { continue };
+        if words.next() != Some("inet") {
+            continue;
+        }
+        let Some(ip) = words.next().and_then(|a| a.split('/').next()).and_then(|a| a.parse().ok()) else { continue };
+        found.entry(name(device)).or_default().push(ip);
+    }
+    Some(found)
 }
 
 /// How `etcdctl endpoint health` answered; None where it was not asked (no etcd manifest, or
@@ -540,6 +569,7 @@ mod tests {
             ),
                     section("macs", "52:54:00:12:34:56\n00:00:00:00:00:00\n"),
             section("addresses", "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n2: eth0    inet 10.0.0.11/24 brd 10.0.0.255 scope global eth0\\       valid_lft forever preferred_lft forever\n"),
+            section("links", "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n2: eth0@if9: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default qlen 1000\\    link/ether 52:54:00:12:34:56 brd ff:ff:ff:ff:ff:ff link-netnsid 0\n3: eth1: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN mode DEFAULT group default qlen 1000\\    link/ether 52:54:00:12:34:57 brd ff:ff:ff:ff:ff:ff\n"),
             section("product-uuid", "4c4c4544-0042-3510-8052-b4c04f4e4d32\n"),
             section("cpus", "2\n"),
             section("meminfo", "MemTotal:        4028752 kB\n"),
@@ -601,12 +631,28 @@ mod tests {
         assert_eq!(f.ca_keys, BTreeSet::from(["/etc/kubernetes/pki/ca.crt".to_string()]));
         assert_eq!((f.apiserver_started, f.kubelet_rotation), (Some(1_794_000_000), Some(true)));
         assert_eq!(f.ipv4_addresses, BTreeSet::from(["127.0.0.1".parse().unwrap(), "10.0.0.11".parse().unwrap()]));
+        // A veth's `@ifN` is not part of its name; an interface without an address is listed.
+        let interfaces = f.interfaces.as_ref().unwrap();
+        assert_eq!(interfaces["eth0"], ["10.0.0.11".parse::<std::net::Ipv4Addr>().unwrap()]);
+        assert_eq!(interfaces["lo"], ["127.0.0.1".parse::<std::net::Ipv4Addr>().unwrap()]);
+        assert!(interfaces["eth1"].is_empty());
         assert_eq!(f.sysctls["net.ipv4.tcp_rmem"], "4096 131072 6291456", "whitespace as the file writes it");
         let cert = &f.certificates["/etc/kubernetes/pki/apiserver.crt"];
         assert_eq!((cert.subject.as_str(), cert.is_ca), ("kube-apiserver", false));
         assert_eq!(cert.dns_names, ["kubernetes", "api.c.internal"]);
         assert_eq!(cert.ip_addresses, ["10.96.0.1", "10.0.0.11"]);
         assert_eq!(cert.not_after - cert.not_before, 365 * 86_400);
+    }
+
+    #[test]
+    fn interfaces_keep_the_order_ip_lists_addresses_in_and_are_unknown_without_ip() {
+        let links = "1: lo: <LOOPBACK> mtu 65536\\    link/loopback\n2: eth1: <BROADCAST> mtu 1500\\    link/ether\n";
+        let addresses = "2: eth1    inet 192.168.56.11/24 brd 192.168.56.255 scope global eth1\\       valid_lft forever\n2: eth1    inet 192.168.56.200/24 scope global secondary eth1\\       valid_lft forever\n";
+        let found = interfaces(links, addresses).unwrap();
+        let ips: Vec<String> = found["eth1"].iter().map(ToString::to_string).collect();
+        assert_eq!(ips, ["192.168.56.11", "192.168.56.200"], "the primary first");
+        assert!(found["lo"].is_empty());
+        assert_eq!(interfaces("", addresses), None, "no `ip`: not read, rather than no interfaces");
     }
 
     #[test]

@@ -56,6 +56,12 @@ pub struct HostFacts {
     /// The IPv4 addresses of the host's interfaces (`ip -o -4 addr`); empty when unknown.
     #[serde(default)]
     pub ipv4_addresses: BTreeSet<std::net::Ipv4Addr>,
+    /// Every network interface of the host (loopback included) with its IPv4 addresses, in
+    /// the order `ip -o -4 addr` lists them (an interface's primary address first); None where
+    /// not read (no `ip`, or facts recorded by an older kubewright). A node IP given as
+    /// `internalAddress: {interface: NAME}` is read here.
+    #[serde(default)]
+    pub interfaces: Option<BTreeMap<String, Vec<std::net::Ipv4Addr>>>,
     /// SMBIOS product_uuid; empty where the machine has none.
     #[serde(default)]
     pub product_uuid: String,
@@ -187,6 +193,7 @@ impl HostFacts {
             hostname: String::new(),
             macs: BTreeSet::new(),
             ipv4_addresses: BTreeSet::new(),
+            interfaces: None,
             product_uuid: String::new(),
             cpus: 0,
             memory_mb: 0,

@@ -265,7 +265,13 @@ pub struct Bastion {
 pub struct HostSsh {
     pub user: String,
     pub port: u16,
+    /// The first private key offered (`identityFile`, or its list's first).
     pub identity_file: Option<String>,
+    /// The keys after it, offered in order when the server refuses the ones before
+    /// (`identityFile: [a, b, c]`: Vagrant lists a machine's own key, then its insecure
+    /// ed25519 and RSA keys, and an old box accepts only the RSA one).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallback_identity_files: Vec<String>,
     /// Run privileged commands through `sudo -n` (for non-root users).
     pub sudo: bool,
     /// Which of these the inventory itself gives. The others are kubewright's defaults (root,
@@ -321,8 +327,13 @@ pub struct Host {
     pub name: String,
     /// Where SSH connects: an IP address or a host name.
     pub address: String,
-    /// The node's cluster-facing IP, when it differs from `address` (NAT, Vagrant).
+    /// The node's cluster-facing IP, when it differs from `address` (NAT, Vagrant): given in
+    /// the inventory, or found on [`Host::internal_interface`] when the plan is made.
     pub internal_address: Option<IpAddr>,
+    /// `internalAddress: {interface: NAME}`: the node IP is this interface's IPv4 address on
+    /// the host, read with its facts (`plan::node_ips` fills `internal_address` from them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internal_interface: Option<String>,
     pub roles: BTreeSet<Role>,
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<Taint>,
@@ -343,10 +354,37 @@ impl Host {
     }
 
     /// The IP the kubelet registers and the API server advertises: the internal address,
-    /// else the SSH address when it is an IP. None means "let kubeadm detect it".
+    /// else the SSH address when it is an IP. None means "let kubeadm detect it", or, for a
+    /// host whose node IP is an interface's ([`Host::internal_interface`]), that it has not
+    /// been read yet: never the SSH address then (behind NAT that is the bastion's view).
     pub fn node_ip(&self) -> Option<IpAddr> {
-        self.internal_address.or_else(|| self.address.parse().ok())
+        match (&self.internal_interface, self.internal_address) {
+            (_, Some(ip)) => Some(ip),
+            (Some(_), None) => None,
+            (None, None) => self.address.parse().ok(),
+        }
     }
+
+    /// The node IP as the files and commands kubewright renders say it: the IP, or for an
+    /// interface's address not read yet (`plan --offline`, `render`) a placeholder naming the
+    /// interface, `<IPv4 of eth1>`, so that no address is made up. None: kubeadm detects it.
+    pub fn node_address(&self) -> Option<String> {
+        match (&self.internal_interface, self.node_ip()) {
+            (_, Some(ip)) => Some(ip.to_string()),
+            (Some(interface), None) => Some(interface_placeholder(interface)),
+            (None, None) => None,
+        }
+    }
+
+    /// The node IP is an interface's address that has not been read from the host.
+    pub fn node_ip_unresolved(&self) -> bool {
+        self.internal_interface.is_some() && self.internal_address.is_none()
+    }
+}
+
+/// What rendered files say in place of an interface's IPv4 address not read yet.
+pub fn interface_placeholder(interface: &str) -> String {
+    format!("<IPv4 of {interface}>")
 }
 
 impl Inventory {
@@ -373,6 +411,29 @@ impl Inventory {
 
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// This inventory with the node IPs read from the hosts (`found`: host name → the IPv4
+    /// address of its `internalAddress.interface`), and the control-plane endpoint that
+    /// follows from them when the inventory names none (the first control plane's node IP).
+    /// Hosts not in `found` keep their placeholder.
+    pub fn with_node_ips(&self, found: &BTreeMap<String, IpAddr>) -> Inventory {
+        let mut inv = self.clone();
+        for host in &mut inv.hosts {
+            if host.internal_interface.is_some()
+                && let Some(ip) = found.get(&host.name)
+            {
+                host.internal_address = Some(*ip);
+            }
+        }
+        let endpoint = &mut inv.cluster.control_plane_endpoint;
+        if !endpoint.explicit
+            && !inv.cluster.load_balancer.is_local()
+            && let Some(first) = inv.hosts.iter().find(|h| h.is_control_plane())
+        {
+            endpoint.host = validate::default_endpoint_host(first);
+        }
+        inv
     }
 }
 

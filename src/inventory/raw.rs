@@ -44,6 +44,103 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
+/// One value or a list of them (`identityFile: key` or `identityFile: [key1, key2]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneOrMany {
+    pub items: Vec<Scalar>,
+    /// Written as a list (its items then have paths of their own, `identityFile[1]`).
+    pub is_list: bool,
+}
+
+impl OneOrMany {
+    fn one(value: String) -> Self {
+        OneOrMany { items: vec![Scalar(value)], is_list: false }
+    }
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct OneOrManyVisitor;
+        impl<'de> Visitor<'de> for OneOrManyVisitor {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::one(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::one(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::one(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::one(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::one(v.to_string()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut all = Vec::new();
+                while let Some(item) = seq.next_element::<Scalar>()? {
+                    all.push(item);
+                }
+                Ok(OneOrMany { items: all, is_list: true })
+            }
+        }
+        d.deserialize_any(OneOrManyVisitor)
+    }
+}
+
+/// A host's `internalAddress`: an IP (`192.168.56.11`), or where the host itself has it
+/// (`{interface: eth1}`), read from the host when a plan is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawInternalAddress {
+    Literal(Scalar),
+    Of(RawAddressOf),
+}
+
+/// `internalAddress: {interface: NAME}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawAddressOf {
+    pub interface: Option<Scalar>,
+}
+
+impl<'de> Deserialize<'de> for RawInternalAddress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct AddressVisitor;
+        impl<'de> Visitor<'de> for AddressVisitor {
+            type Value = RawInternalAddress;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an IP address, or a mapping `{interface: NAME}`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawInternalAddress, E> {
+                Ok(RawInternalAddress::Literal(Scalar(v.to_string())))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawInternalAddress, E> {
+                Ok(RawInternalAddress::Literal(Scalar(v.to_string())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawInternalAddress, E> {
+                Ok(RawInternalAddress::Literal(Scalar(v.to_string())))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawInternalAddress, E> {
+                Ok(RawInternalAddress::Literal(Scalar(v.to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawInternalAddress, E> {
+                Ok(RawInternalAddress::Literal(Scalar(v.to_string())))
+            }
+            // Through the map access the loader's wrapper gave: unknown keys are still
+            // collected and reported with a suggestion.
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawInternalAddress, A::Error> {
+                RawAddressOf::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawInternalAddress::Of)
+            }
+        }
+        d.deserialize_any(AddressVisitor)
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RawInventory {
@@ -155,7 +252,7 @@ pub struct RawTimeouts {
 pub struct RawSsh {
     pub user: Option<Scalar>,
     pub port: Option<Scalar>,
-    pub identity_file: Option<Scalar>,
+    pub identity_file: Option<OneOrMany>,
     #[serde(rename = "become")]
     pub sudo: Option<Scalar>,
     pub known_hosts: Option<Scalar>,
@@ -180,7 +277,7 @@ pub struct RawBastion {
 pub struct RawHostSsh {
     pub user: Option<Scalar>,
     pub port: Option<Scalar>,
-    pub identity_file: Option<Scalar>,
+    pub identity_file: Option<OneOrMany>,
     #[serde(rename = "become")]
     pub sudo: Option<Scalar>,
 }
@@ -190,7 +287,7 @@ pub struct RawHostSsh {
 pub struct RawHost {
     pub name: Option<Scalar>,
     pub address: Option<Scalar>,
-    pub internal_address: Option<Scalar>,
+    pub internal_address: Option<RawInternalAddress>,
     pub roles: Option<Vec<Scalar>>,
     pub labels: Option<BTreeMap<String, Scalar>>,
     pub taints: Option<Vec<Scalar>>,
@@ -218,6 +315,7 @@ pub fn fields_at(parent: &str) -> &'static [&'static str] {
         "ssh.bastion" => fields_of::<RawBastion>(),
         "hosts[]" => fields_of::<RawHost>(),
         "hosts[].ssh" => fields_of::<RawHostSsh>(),
+        "hosts[].internalAddress" => fields_of::<RawAddressOf>(),
         _ => &[],
     }
 }
@@ -277,5 +375,6 @@ mod tests {
         assert!(fields_at("cluster").contains(&"kubernetesVersion"));
         assert!(fields_at("hosts[]").contains(&"internalAddress"));
         assert!(fields_at("nope").is_empty());
+        assert_eq!(fields_at("hosts[].internalAddress"), ["interface"]);
     }
 }

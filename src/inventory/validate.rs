@@ -136,6 +136,31 @@ impl Ctx<'_> {
         }
     }
 
+    /// `identityFile`: one key or a list, tried in order: (the first, the rest); None when
+    /// absent or when no item is valid (each bad one reported).
+    fn identity_files(&mut self, value: Option<&OneOrMany>, path: &FieldPath) -> Option<(String, Vec<String>)> {
+        let value = value?;
+        if value.items.is_empty() {
+            self.push(
+                path,
+                Diagnostic::error("", "the identity file list is empty")
+                    .expected("a path to a private key file, or a list of them")
+                    .hint("remove `identityFile` to use the agent and ~/.ssh/id_*, or list at least one key"),
+            );
+            return None;
+        }
+        let mut files = Vec::new();
+        for (i, item) in value.items.iter().enumerate() {
+            let item_path = if value.is_list { path.index(i) } else { path.clone() };
+            if let Some(file) = self.text(Some(item), &item_path, is_local_path, "a path to a private key file") {
+                files.push(file);
+            }
+        }
+        let mut files = files.into_iter();
+        let first = files.next()?;
+        Some((first, files.collect()))
+    }
+
     fn duration(&mut self, value: Option<&Scalar>, path: &FieldPath, default: Duration) -> Duration {
         self.parse(value, path, "a duration like `90s`, `5m`, `1h30m` or `30d`").unwrap_or(default)
     }
@@ -225,8 +250,11 @@ fn ssh_section(cx: &mut Ctx<'_>, raw: RawSsh, path: &FieldPath) -> (SshDefaults,
         .text(raw.user.as_ref(), &path.key("user"), is_unix_user, "a POSIX user name like `root` or `ubuntu`")
         .unwrap_or_else(|| "root".into());
     let port = cx.port(raw.port.as_ref(), &path.key("port")).unwrap_or(22);
-    let identity_file =
-        cx.text(raw.identity_file.as_ref(), &path.key("identityFile"), is_local_path, "a path to a private key file");
+    let (identity_file, fallback_identity_files) =
+        match cx.identity_files(raw.identity_file.as_ref(), &path.key("identityFile")) {
+            Some((first, rest)) => (Some(first), rest),
+            None => (None, Vec::new()),
+        };
     let sudo = cx.boolean(raw.sudo.as_ref(), &path.key("become"), user != "root");
     let known_hosts =
         cx.text(raw.known_hosts.as_ref(), &path.key("knownHosts"), is_local_path, "a path to a known_hosts file");
@@ -274,6 +302,7 @@ fn ssh_section(cx: &mut Ctx<'_>, raw: RawSsh, path: &FieldPath) -> (SshDefaults,
             user,
             port,
             identity_file,
+            fallback_identity_files,
             sudo,
             given: SshGiven { user: raw.user.is_some(), port: raw.port.is_some(), sudo: raw.sudo.is_some() },
         },
@@ -315,11 +344,7 @@ fn host(cx: &mut Ctx<'_>, raw: RawHost, path: &FieldPath, ssh: &HostSsh) -> Host
             .text(raw.address.as_ref(), &path.key("address"), is_address, "an IP address or an RFC 1123 host name")
             .unwrap_or_default(),
     };
-    let internal_address = cx.parse::<IpAddr>(
-        raw.internal_address.as_ref(),
-        &path.key("internalAddress"),
-        "an IP address (the node's cluster-facing address)",
-    );
+    let (internal_address, internal_interface) = internal_address(cx, raw.internal_address.as_ref(), path);
 
     let mut roles = BTreeSet::new();
     match raw.roles {
@@ -404,16 +429,16 @@ fn host(cx: &mut Ctx<'_>, raw: RawHost, path: &FieldPath, ssh: &HostSsh) -> Host
             let user = cx
                 .text(o.user.as_ref(), &spath.key("user"), is_unix_user, "a POSIX user name")
                 .unwrap_or_else(|| ssh.user.clone());
+            // A host's own keys replace the inventory's, the whole list.
+            let (identity_file, fallback_identity_files) =
+                match cx.identity_files(o.identity_file.as_ref(), &spath.key("identityFile")) {
+                    Some((first, rest)) => (Some(first), rest),
+                    None => (ssh.identity_file.clone(), ssh.fallback_identity_files.clone()),
+                };
             HostSsh {
                 port: cx.port(o.port.as_ref(), &spath.key("port")).unwrap_or(ssh.port),
-                identity_file: cx
-                    .text(
-                        o.identity_file.as_ref(),
-                        &spath.key("identityFile"),
-                        is_local_path,
-                        "a path to a private key file",
-                    )
-                    .or_else(|| ssh.identity_file.clone()),
+                identity_file,
+                fallback_identity_files,
                 sudo: cx.boolean(
                     o.sudo.as_ref(),
                     &spath.key("become"),
@@ -438,7 +463,58 @@ fn host(cx: &mut Ctx<'_>, raw: RawHost, path: &FieldPath, ssh: &HostSsh) -> Host
         "a network interface name such as `eth1` (at most 15 characters)",
     );
 
-    Host { name, address, internal_address, roles, labels, taints, ssh: host_ssh, sysctls, flannel_interface }
+    Host {
+        name,
+        address,
+        internal_address,
+        internal_interface,
+        roles,
+        labels,
+        taints,
+        ssh: host_ssh,
+        sysctls,
+        flannel_interface,
+    }
+}
+
+/// `internalAddress`: an IP, or `{interface: NAME}` (the address is read from the host when
+/// the plan is made): (the IP, the interface).
+fn internal_address(
+    cx: &mut Ctx<'_>,
+    raw: Option<&RawInternalAddress>,
+    host_path: &FieldPath,
+) -> (Option<IpAddr>, Option<String>) {
+    let path = host_path.key("internalAddress");
+    match raw {
+        None => (None, None),
+        Some(RawInternalAddress::Literal(value)) => (
+            cx.parse::<IpAddr>(
+                Some(value),
+                &path,
+                "an IP address (the node's cluster-facing address), or `{interface: NAME}` to read it from the host",
+            ),
+            None,
+        ),
+        Some(RawInternalAddress::Of(of)) => match of.interface.as_ref() {
+            None => {
+                cx.missing(
+                    &path.key("interface"),
+                    "the network interface whose IPv4 address is the node IP",
+                    "write `internalAddress: {interface: eth1}`, or give the address itself",
+                );
+                (None, None)
+            }
+            Some(_) => (
+                None,
+                cx.text(
+                    of.interface.as_ref(),
+                    &path.key("interface"),
+                    is_interface_name,
+                    "a network interface name such as `eth1` (at most 15 characters)",
+                ),
+            ),
+        },
+    }
 }
 
 fn parse_taint(s: &str) -> Option<Taint> {
@@ -981,12 +1057,17 @@ fn kubernetes_version(cx: &mut Ctx<'_>, value: Option<&Scalar>, path: &FieldPath
     Some(version)
 }
 
+/// The endpoint when the inventory names none: the first control plane's node IP (its
+/// interface's placeholder until that is read), else its SSH address.
+pub(crate) fn default_endpoint_host(first_control_plane: &Host) -> String {
+    first_control_plane.node_address().unwrap_or_else(|| first_control_plane.address.clone())
+}
+
 fn endpoint(cx: &mut Ctx<'_>, value: Option<&Scalar>, path: &FieldPath, hosts: &[Host]) -> Option<Endpoint> {
     let Some(value) = value else {
         // Default: the first control plane's node IP (or address) on the API server port.
         let first = hosts.iter().find(|h| h.is_control_plane())?;
-        let host = first.node_ip().map(|ip| ip.to_string()).unwrap_or_else(|| first.address.clone());
-        return Some(Endpoint { host, port: 6443, explicit: false });
+        return Some(Endpoint { host: default_endpoint_host(first), port: 6443, explicit: false });
     };
     let expected = "HOST:PORT with an IP address or DNS name, e.g. `10.0.0.100:6443` or `k8s-api.example.com:6443`";
     let (host, port) = match value.0.rsplit_once(':') {
@@ -1082,7 +1163,7 @@ fn cross_checks(cx: &mut Ctx<'_>, cluster: &Cluster, hosts: &[Host]) {
         );
     }
     for (i, h) in &control_planes {
-        if h.node_ip().is_none() && !h.address.is_empty() {
+        if h.node_ip().is_none() && h.internal_interface.is_none() && !h.address.is_empty() {
             cx.push(&hosts_path.index(*i).key("internalAddress"), Diagnostic::error("", format!("control plane `{}` has no IP address", h.name))
                 .expected("an IP in `address` or `internalAddress`")
                 .hint("the API server and etcd advertise an IP; set `internalAddress` to the node's cluster-facing IP"));

@@ -9,6 +9,7 @@
 
 mod action;
 mod goals;
+mod node_ips;
 mod text;
 mod tools;
 mod upgrade;
@@ -19,6 +20,7 @@ use serde::Serialize;
 
 pub use action::{Action, FileChange, FileWrite, KubeconfigServer, PackageChange};
 pub use goals::{hop_playbook, remove_node_playbook, restore_playbook};
+pub use node_ips::{NodeIp, Resolved as ResolvedNodeIps, resolve as resolve_node_ips};
 pub use text::render_text;
 pub use tools::TOOLS;
 pub use upgrade::{UPGRADE, due as upgrade_due, releases_to_ask};
@@ -57,6 +59,10 @@ pub struct Plan {
     /// Why the goal cannot be reached from here, each with what to do; a plan with refusals
     /// has no steps and changes nothing.
     pub refusals: Vec<Refusal>,
+    /// The node IPs the inventory gives as an interface (`internalAddress: {interface: eth1}`),
+    /// with the address read on each host (none offline).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub node_ips: Vec<NodeIp>,
     /// An upgrade's path: the release the cluster runs and each hop, one minor at a time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<UpgradePath>,
@@ -348,6 +354,9 @@ impl PlanCx<'_> {
 
 /// The plan for the input's goal.
 pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
+    // Everything below plans from the node IPs the hosts have.
+    let resolved = node_ips::resolve(input.inventory, input.facts);
+    let input = &PlanInput { inventory: &resolved.inventory, ..*input };
     let inv = input.inventory;
     input.goal.check(inv).map_err(|source| PlanError::UnknownHost { step: input.goal.kind().into(), source })?;
     let mut plan = Plan {
@@ -360,6 +369,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         command_timeout_s: inv.cluster.timeouts.command.seconds,
         notes: Vec::new(),
         refusals: Vec::new(),
+        node_ips: resolved.node_ips.clone(),
         upgrade: None,
         steps: Vec::new(),
         summary: Summary::default(),
@@ -389,6 +399,16 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         Goal::Restore { snapshot } => add_playbook(input, inv, &restore_playbook(snapshot), None, &mut plan)?,
         Goal::RemoveNode { node } => add_playbook(input, inv, &remove_node_playbook(node), None, &mut plan)?,
         Goal::Reset => add_playbook(input, inv, &Playbook::builtin("reset")?, None, &mut plan)?,
+    }
+    let mut refusals = resolved.refusals;
+    if refusals.is_empty() && !input.facts.assumed_fresh {
+        refusals.extend(node_ips::placeholders_in(&plan));
+    }
+    if !refusals.is_empty() {
+        // A node IP that cannot be read: what was planned from a placeholder must not run.
+        plan.refusals.extend(refusals);
+        plan.steps.clear();
+        plan.summary = Summary::default();
     }
     tools::require(&mut plan, input.facts);
     Ok(plan)

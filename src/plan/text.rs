@@ -21,6 +21,28 @@ pub fn render_text(plan: &Plan, diffs: bool) -> String {
     for note in &plan.notes {
         let _ = writeln!(out, "{note}");
     }
+    if !plan.node_ips.is_empty() {
+        let _ = writeln!(out, "Node IPs read from the hosts (internalAddress: {{interface: ...}}):");
+        for n in &plan.node_ips {
+            let placeholder = crate::inventory::interface_placeholder(&n.interface);
+            match (&n.address, plan.assumed_fresh) {
+                (Some(ip), _) => {
+                    let _ = writeln!(out, "  {}: {ip} on {}", n.host, n.interface);
+                }
+                (None, true) => {
+                    let _ = writeln!(
+                        out,
+                        "  {}: the IPv4 address of {}, read from the host when the plan is made with its facts (offline: files show {placeholder})",
+                        n.host, n.interface
+                    );
+                }
+                (None, false) => {
+                    // A refusal below says why (the interface is missing, or the host is down).
+                    let _ = writeln!(out, "  {}: no address read from {}", n.host, n.interface);
+                }
+            }
+        }
+    }
     if !plan.refusals.is_empty() {
         let _ = writeln!(out, "Refused; nothing changes:");
         for r in &plan.refusals {

@@ -337,7 +337,7 @@ impl Templates {
                 "config_path": API_PROXY_CONFIG,
                 "control_planes": inv.control_planes().map(|cp| json!({
                     "name": cp.name,
-                    "address": cp.node_ip().map_or_else(|| cp.address.clone(), |ip| ip.to_string()),
+                    "address": cp.node_address().unwrap_or_else(|| cp.address.clone()),
                 })).collect::<Vec<_>>(),
             });
             let config = self.render("api-proxy.cfg.j2", &proxy_ctx)?;
@@ -364,8 +364,8 @@ fn context(inv: &Inventory, host: &Host, secrets: &Secrets) -> serde_json::Value
     let version = c.kubernetes_version;
 
     let mut kubelet_args = BTreeMap::new();
-    if let Some(ip) = host.node_ip() {
-        kubelet_args.insert("node-ip".to_string(), ip.to_string());
+    if let Some(ip) = host.node_address() {
+        kubelet_args.insert("node-ip".to_string(), ip);
     }
     if !host.labels.is_empty() {
         let labels: Vec<String> = host.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -388,6 +388,10 @@ fn context(inv: &Inventory, host: &Host, secrets: &Secrets) -> serde_json::Value
 
     let mut interfaces: Vec<String> = inv.hosts.iter().filter_map(|h| h.flannel_interface.clone()).collect();
     interfaces.extend(c.flannel.interface.clone());
+    // A node IP read from an interface names the network the nodes share: flannel goes there
+    // too unless told otherwise (without --iface it takes the default route's, the NAT one
+    // on a Vagrant machine).
+    interfaces.extend(inv.hosts.iter().filter_map(|h| h.internal_interface.clone()));
     let mut seen = std::collections::BTreeSet::new();
     interfaces.retain(|i| seen.insert(i.clone()));
 
@@ -412,7 +416,7 @@ fn context(inv: &Inventory, host: &Host, secrets: &Secrets) -> serde_json::Value
         },
         "host": {
             "name": host.name,
-            "node_ip": host.node_ip().map(|ip| ip.to_string()),
+            "node_ip": host.node_address(),
             "is_control_plane": host.roles.contains(&Role::ControlPlane),
             "kubelet_args": kubelet_args,
             "taints": taints,

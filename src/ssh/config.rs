@@ -471,6 +471,7 @@ mod tests {
             port: 22,
             user: "root".into(),
             identity_file: None,
+            fallback_identity_files: Vec::new(),
             sudo: false,
             known_hosts: None,
             bastion: None,

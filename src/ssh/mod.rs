@@ -29,6 +29,8 @@ pub struct Target {
     pub port: u16,
     pub user: String,
     pub identity_file: Option<PathBuf>,
+    /// Keys offered after `identity_file`, in order, when the server refuses the ones before.
+    pub fallback_identity_files: Vec<PathBuf>,
     pub sudo: bool,
     pub known_hosts: Option<PathBuf>,
     /// The jump host, if any.
@@ -60,6 +62,7 @@ impl Target {
             port: host.ssh.port,
             user: host.ssh.user.clone(),
             identity_file: host.ssh.identity_file.as_deref().map(expand_home),
+            fallback_identity_files: host.ssh.fallback_identity_files.iter().map(|f| expand_home(f)).collect(),
             sudo: host.ssh.sudo,
             known_hosts: inv.ssh.known_hosts.as_deref().map(expand_home),
             bastion: inv.ssh.bastion.as_ref().map(|b| Jump {

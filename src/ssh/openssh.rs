@@ -82,6 +82,15 @@ impl OpensshTransport {
                 None
             }
         };
+        if bastion.is_none() && !target.fallback_identity_files.is_empty() {
+            let config = control_dir.join(format!("identities-{}.conf", target.name));
+            std::fs::write(&config, identities_config(&target)).map_err(|e| TransportError::Connect {
+                host: target.name.clone(),
+                addr: target.address.clone(),
+                detail: format!("cannot write the ssh config of its identity files: {e}"),
+            })?;
+            b.config_file(&config);
+        }
         match b.connect_mux(&target.address).await {
             Ok(session) => Ok(OpensshTransport { target, session }),
             Err(e) => Err(classify(&target, e, bastion.as_ref()).await),
@@ -106,9 +115,10 @@ fn bastion_config(target: &Target, jump: &Jump, files: &BastionFiles) -> String 
     // ProxyCommand runs under the user's shell after ssh expands its `%` tokens.
     let arg = |p: &Path| quote(&p.to_string_lossy()).replace('%', "%%");
     let mut c = format!(
-        "Host * !{BASTION}\n  ProxyCommand ssh -E {} -F {} -W '[%h]:%p' {BASTION}\n\n",
+        "Host * !{BASTION}\n  ProxyCommand ssh -E {} -F {} -W '[%h]:%p' {BASTION}\n{}\n",
         arg(&files.log),
-        arg(&files.config)
+        arg(&files.config),
+        fallback_identity_lines(target)
     );
     c.push_str(&format!(
         "Host {BASTION}\n  HostName {}\n  User {}\n  Port {}\n",
@@ -140,6 +150,27 @@ fn bastion_config(target: &Target, jump: &Jump, files: &BastionFiles) -> String 
     // (An Include inside a Host block applies to that host only: hence `Host *`.)
     c.push_str("\nHost *\n");
     c.push_str(&super::config::run_config(home.as_deref()));
+    c
+}
+
+/// `IdentityFile` lines for the keys after the first (which goes on the command line, `-i`):
+/// IdentityFile adds up rather than the first one winning, and ssh tries the command line's
+/// keys first, then these in order (ssh_config(5)). Paths are quoted, `%` escaped (ssh expands
+/// its tokens in IdentityFile).
+fn fallback_identity_lines(target: &Target) -> String {
+    target
+        .fallback_identity_files
+        .iter()
+        .map(|k| format!("  IdentityFile \"{}\"\n", k.to_string_lossy().replace('"', "").replace('%', "%%")))
+        .collect()
+}
+
+/// The ssh config of a host with several identity files and no bastion: the openssh crate
+/// passes one `-i`, the others come from here. `-F` replaces the user's and the system's
+/// config files, so the run's ssh_config is included after it, as in every run's `-F` file.
+fn identities_config(target: &Target) -> String {
+    let mut c = format!("Host *\n{}", fallback_identity_lines(target));
+    c.push_str(&super::config::run_config(super::config::home().as_deref()));
     c
 }
 

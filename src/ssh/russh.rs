@@ -105,15 +105,11 @@ impl RusshConnector {
             connect_error(format!("no SSH handshake within the connect timeout ({}s)", limit.as_secs()))
         })??;
         let auth_error = |detail| TransportError::Auth { host: target.name.clone(), user: target.user.clone(), detail };
+        let identities: Vec<PathBuf> =
+            target.identity_file.iter().chain(&target.fallback_identity_files).cloned().collect();
         tokio::time::timeout(
             limit,
-            self.authenticate(
-                &mut session,
-                &target.name,
-                &target.user,
-                target.identity_file.as_deref(),
-                &target.ssh_config.identity_files,
-            ),
+            self.authenticate(&mut session, &target.name, &target.user, &identities, &target.ssh_config.identity_files),
         )
         .await
         .map_err(|_| auth_error(format!("no answer to the login within {}s", limit.as_secs())))?
@@ -131,6 +127,7 @@ impl RusshConnector {
                     port: jump.port,
                     user: jump.user.clone(),
                     identity_file: jump.identity_file.clone(),
+                    fallback_identity_files: Vec::new(),
                     sudo: false,
                     known_hosts: target.known_hosts.clone(),
                     bastion: None,
@@ -193,25 +190,30 @@ impl RusshConnector {
         Ok(known)
     }
 
-    /// Public-key authentication: the inventory's identity file (through the agent when the
-    /// file is encrypted), else ssh_config's `IdentityFile`s (`configured`) or
-    /// `~/.ssh/id_{ed25519,ecdsa,rsa}`, and every agent key.
+    /// Public-key authentication: the inventory's identity files in order (through the agent
+    /// when a file is encrypted), else ssh_config's `IdentityFile`s (`configured`) or
+    /// `~/.ssh/id_{ed25519,ecdsa,rsa}`, and every agent key. Of several files, a missing one
+    /// is skipped, as ssh does; all of the inventory's missing is an error.
     async fn authenticate(
         &self,
         session: &mut Handle<HostKeyCheck>,
         host: &str,
         user: &str,
-        identity: Option<&Path>,
+        identities: &[PathBuf],
         configured: &[PathBuf],
     ) -> Result<(), String> {
         let (mut tried, mut sha1_only) = (Vec::new(), Vec::new());
+        let explicit = !identities.is_empty();
         // ssh_config's files are tried as ssh tries them: one that does not exist is skipped.
-        let files: Vec<PathBuf> = match identity {
-            Some(path) => vec![path.to_path_buf()],
-            None if !configured.is_empty() => configured.to_vec(),
-            None => default_identity_files(),
+        let files: Vec<PathBuf> = if explicit {
+            identities.to_vec()
+        } else if !configured.is_empty() {
+            configured.to_vec()
+        } else {
+            default_identity_files()
         };
         let mut encrypted = Vec::new();
+        let mut missing = Vec::new();
         for path in &files {
             match self.load_key(path) {
                 Ok(key) => {
@@ -235,19 +237,24 @@ impl RusshConnector {
                     tried.push(path.display().to_string());
                 }
                 Err(KeyProblem::Encrypted) => encrypted.push(path.clone()),
-                Err(KeyProblem::Missing) if identity.is_none() => {}
-                Err(KeyProblem::Missing) => return Err(format!("the identity file {} does not exist", path.display())),
+                Err(KeyProblem::Missing) => missing.push(path.display().to_string()),
                 Err(KeyProblem::Unreadable(e)) => return Err(format!("cannot read the key {}: {e}", path.display())),
             }
         }
-        // The agent: all its keys, or only the encrypted identity file's.
-        let wanted: Option<Vec<PublicKey>> = (identity.is_some()).then(|| {
+        if explicit && missing.len() == files.len() {
+            return Err(match missing.as_slice() {
+                [one] => format!("the identity file {one} does not exist"),
+                all => format!("none of the identity files exists: {}", all.join(", ")),
+            });
+        }
+        // The agent: all its keys, or only the encrypted identity files'.
+        let wanted: Option<Vec<PublicKey>> = explicit.then(|| {
             encrypted
                 .iter()
                 .filter_map(|p| PublicKey::read_openssh_file(PathBuf::from(format!("{}.pub", p.display()))).ok())
                 .collect()
         });
-        if (identity.is_none() || !encrypted.is_empty())
+        if (!explicit || !encrypted.is_empty())
             && let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await
         {
             let identities = agent.request_identities().await.unwrap_or_default();

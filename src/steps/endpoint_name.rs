@@ -28,7 +28,7 @@ pub fn local_name(inv: &Inventory) -> Option<&str> {
 
 /// The address a control plane serves the API on, as nodes reach it.
 pub fn api_address(host: &Host) -> String {
-    host.node_ip().map_or_else(|| host.address.clone(), |ip| ip.to_string())
+    host.node_address().unwrap_or_else(|| host.address.clone())
 }
 
 /// What a node not yet joined resolves the name to: the first control plane.
