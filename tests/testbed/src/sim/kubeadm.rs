@@ -578,17 +578,44 @@ pub fn write_manifests(v: V, advertise: &str, joining: Option<&str>) -> anyhow::
         ("kube-controller-manager", format!("registry.k8s.io/kube-controller-manager:{v}")),
         ("kube-scheduler", format!("registry.k8s.io/kube-scheduler:{v}")),
     ] {
-        pki::write(
-            &Path::new("/etc/kubernetes/manifests").join(format!("{name}.yaml")),
-            &format!(
-                "apiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n    component: {name}\n    tier: control-plane\n  name: {name}\n  namespace: kube-system\n  annotations:\n    kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint: {advertise}:6443\nspec:\n  containers:\n{command}name: {name}\n    image: {image}\n  hostNetwork: true\n  priorityClassName: system-node-critical\n{volumes}",
-                command = if name == "etcd" { format!("{etcd_command}    ") } else { "  - ".into() },
-                volumes = if name == "etcd" { etcd_volumes } else { "" },
-            ),
-            0o600,
-        )?;
+        let path = Path::new("/etc/kubernetes/manifests").join(format!("{name}.yaml"));
+        let text = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n    component: {name}\n    tier: control-plane\n  name: {name}\n  namespace: kube-system\n  annotations:\n    kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint: {advertise}:6443\nspec:\n  containers:\n{command}name: {name}\n    image: {image}\n  hostNetwork: true\n  priorityClassName: system-node-critical\n{volumes}",
+            command = if name == "etcd" { format!("{etcd_command}    ") } else { "  - ".into() },
+            volumes = if name == "etcd" { etcd_volumes } else { "" },
+        );
+        // An unchanged manifest is left alone: the kubelet restarts a static pod only when its
+        // manifest changes (the pod's hash), so rewriting it in place would be no restart.
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            pki::write(&path, &text, 0o600)?;
+        }
     }
     Ok(())
+}
+
+/// kubeadm upgrade's static pod phase: new manifests, then, where etcd's changed, wait until
+/// the kubelet restarted it and it serves again (kubeadm waits for each component's new pod
+/// and for etcd's cluster to be available before the next; `upgrade/staticpods`).
+pub fn write_manifests_and_wait_for_etcd(v: V, advertise: &str) -> anyhow::Result<()> {
+    let before = std::fs::read_to_string(super::etcd::MANIFEST).ok();
+    let was = super::etcd::pod_status();
+    write_manifests(v, advertise, None)?;
+    if std::fs::read_to_string(super::etcd::MANIFEST).ok() == before {
+        return Ok(());
+    }
+    let node = hostname();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < until {
+        let now = super::etcd::pod_status();
+        if now.pid.is_some()
+            && (now.pid != was.pid || now.started_unix != was.started_unix)
+            && super::etcd::member_serving(&node)
+        {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    anyhow::bail!("[upgrade/staticpods] etcd did not come back healthy within 2m0s after its manifest changed")
 }
 
 /// The shared material of a cluster (`kubeadm-certs`): file name in the Secret → PEM.

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::Outcome;
 use super::cluster::{read_cluster, with_cluster};
-use super::kubeadm::{V, write_manifests};
+use super::kubeadm::V;
 
 fn preamble(v: V) -> String {
     if v.minor <= 31 {
@@ -185,7 +185,7 @@ fn apply(kubeadm: V, current: V, args: &[String]) -> anyhow::Result<Outcome> {
             out,
             "[upgrade/apply] Upgrading your Static Pod-hosted control plane to version \"{target}\" (timeout: 5m0s)..."
         );
-        write_manifests(target, &advertise, None)?;
+        super::kubeadm::write_manifests_and_wait_for_etcd(target, &advertise)?;
         for c in ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"] {
             let _ = writeln!(out, "[upgrade/staticpods] Component \"{c}\" upgraded successfully!");
         }
@@ -236,7 +236,7 @@ fn node(kubeadm: V, current: V) -> anyhow::Result<Outcome> {
         let advertise = read_cluster().nodes.get(&node).map(|n| n.address.clone()).unwrap_or_default();
         let manifest = std::fs::read_to_string("/etc/kubernetes/manifests/kube-apiserver.yaml").unwrap_or_default();
         if !manifest.contains(&format!("kube-apiserver:{current}")) {
-            write_manifests(current, &advertise, None)?;
+            super::kubeadm::write_manifests_and_wait_for_etcd(current, &advertise)?;
             super::certs::renew_all_quietly()?;
         }
         out.push_str(if kubeadm.minor <= 31 {
