@@ -165,8 +165,15 @@ pub fn with_cluster_in<R>(
     let from_etcd = store.as_ref().is_some_and(|r| r.load(&mut state));
     let before = registry_objects(&state);
     let result = f(&mut state)?;
-    if let Some(registry) = store.as_ref().filter(|_| from_etcd) {
-        registry.store(&before, &registry_objects(&state))?;
+    let after = registry_objects(&state);
+    match &store {
+        Some(registry) if from_etcd => registry.store(&before, &after)?,
+        // An API write with no member serving fails, as the real API server's would (a
+        // cluster torn down to nothing is no write: nothing is left to hold it).
+        Some(_) if before != after && state.initialized => {
+            anyhow::bail!("the API server cannot write: no etcd member serves")
+        }
+        _ => {}
     }
     write_atomic(&path, &serde_json::to_vec_pretty(&state)?)?;
     Ok(result)
@@ -466,7 +473,8 @@ const KUBEADM_CERTS: &str = "/registry/secrets/kube-system/kubeadm-certs";
 const FLANNEL: &str = "/registry/daemonsets/kube-flannel/kube-flannel-ds";
 
 /// The keys an API server would keep the cluster's objects under, with JSON values. Whether
-/// a kubelet runs is not the API's (the node's status is derived from it), so it is left out.
+/// a kubelet runs and its version are the kubelet's to post (the node's status, which a
+/// running kubelet posts again after a restore), so they stay with the bed.
 pub fn registry_objects(c: &Cluster) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut put = |key: String, value: serde_json::Result<Vec<u8>>| {
@@ -488,7 +496,10 @@ pub fn registry_objects(c: &Cluster) -> BTreeMap<String, Vec<u8>> {
     );
     put(CLUSTER_INFO.into(), serde_json::to_vec(&serde_json::json!({"ca_pin": c.ca_pin})));
     for (name, node) in &c.nodes {
-        put(format!("/registry/minions/{name}"), serde_json::to_vec(&Node { kubelet_running: false, ..node.clone() }));
+        put(
+            format!("/registry/minions/{name}"),
+            serde_json::to_vec(&Node { kubelet_running: false, kubelet_version: String::new(), ..node.clone() }),
+        );
     }
     for t in &c.tokens {
         put(format!("/registry/secrets/kube-system/bootstrap-token-{}", t.id), serde_json::to_vec(t));
@@ -521,8 +532,11 @@ pub fn registry_objects(c: &Cluster) -> BTreeMap<String, Vec<u8>> {
 
 /// `state`'s objects replaced by what etcd holds (the bed's own part stays).
 fn apply_registry(state: &mut Cluster, objects: &BTreeMap<String, Vec<u8>>) {
-    let running: BTreeMap<String, bool> =
-        state.nodes.iter().map(|(n, node)| (n.clone(), node.kubelet_running)).collect();
+    let kubelets: BTreeMap<String, (bool, String)> = state
+        .nodes
+        .iter()
+        .map(|(n, node)| (n.clone(), (node.kubelet_running, node.kubelet_version.clone())))
+        .collect();
     let config = objects.get(KUBEADM_CONFIG).and_then(|v| serde_json::from_slice::<KubeadmConfig>(v).ok());
     state.initialized = config.is_some();
     let config = config.unwrap_or(KubeadmConfig {
@@ -547,7 +561,7 @@ fn apply_registry(state: &mut Cluster, objects: &BTreeMap<String, Vec<u8>>) {
     for (key, value) in objects {
         if let Some(name) = key.strip_prefix("/registry/minions/") {
             if let Ok(mut node) = serde_json::from_slice::<Node>(value) {
-                node.kubelet_running = running.get(name).copied().unwrap_or(false);
+                (node.kubelet_running, node.kubelet_version) = kubelets.get(name).cloned().unwrap_or_default();
                 nodes.insert(name.to_string(), node);
             }
         } else if key.starts_with("/registry/secrets/kube-system/bootstrap-token-") {
