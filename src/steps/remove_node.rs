@@ -13,7 +13,11 @@ use crate::script::Script;
 pub struct RemoveNode;
 
 /// `$1`: the member's name (the node's). Removes it from etcd through the local member; a name
-/// that is no member (already removed) is not an error.
+/// that is no member (already removed) is not an error. etcd refuses to remove a voting member
+/// while its leader has not been connected to a quorum of the others for 5 s ("etcdserver:
+/// unhealthy cluster": mayRemoveMember in etcdserver/server.go, HealthInterval), as right after
+/// a member (re)started: that is retried every 5 s for a minute, as kubeadm retries its own
+/// member removal.
 const REMOVE_MEMBER: &str = r#"set -eu
 name=$1
 etcd() { etcdctl_as server "$@"; }
@@ -23,7 +27,22 @@ $members
 MEMBERS
 )
 if [ -z "$id" ]; then echo "$name is not an etcd member (already removed)"; exit 0; fi
-etcd member remove "$id""#;
+tries=0
+until out=$(etcd member remove "$id" 2>&1); do
+  case $out in
+    *"member not found"*) echo "$name is not an etcd member (already removed)"; exit 0 ;;
+    *"unhealthy cluster"*) ;;
+    *) printf '%s\n' "$out" >&2; exit 1 ;;
+  esac
+  tries=$((tries + 1))
+  if [ "$tries" -ge 12 ]; then
+    printf '%s\n' "$out" >&2
+    echo "etcd kept refusing to remove $name's member for a minute: its other members are not all connected (etcdctl endpoint health --cluster on this control plane)" >&2
+    exit 1
+  fi
+  sleep 5
+done
+printf '%s\n' "$out""#;
 
 /// Why removing `host`'s etcd member would leave etcd without a quorum, if it would: the
 /// members left (every other control plane) need a majority that answered healthy with the

@@ -211,7 +211,14 @@ pub fn read_bed_state() -> Cluster {
 /// clients pay their host's link (the simulated kubectl and kubeadm decide reachability in
 /// [`super::reach`]), not etcd's.
 enum Registry {
-    Direct { peers: PathBuf, etcdctl_dir: PathBuf },
+    /// `netns`: each host's network namespace on the machine (`testbed.json`), where a
+    /// member is reached on the host's own loopback, as its API server reaches it: a host's
+    /// cut or slow link is not in the way.
+    Direct {
+        peers: PathBuf,
+        etcdctl_dir: PathBuf,
+        netns: BTreeMap<String, String>,
+    },
     Socket(PathBuf),
 }
 
@@ -219,9 +226,11 @@ enum Registry {
 /// bed's package server process answers the hosts' API storage requests.
 pub const API_SOCKET: &str = "apiserver.sock";
 
-/// A member to talk to: its client URL and the client certificate to show it.
+/// A member to talk to: its client URL (in `netns`, where given) and the client certificate
+/// to show it.
 struct Endpoint {
     url: String,
+    netns: Option<String>,
     ca: PathBuf,
     cert: PathBuf,
 }
@@ -298,7 +307,19 @@ impl Registry {
     fn direct(dir: &std::path::Path) -> Option<Registry> {
         let bed = dir.parent()?;
         let peers = bed.join("hosts");
-        peers.exists().then(|| Registry::Direct { peers, etcdctl_dir: bed.join("bin/etcd") })
+        let netns = std::fs::read_to_string(bed.join("testbed.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .map(|v| {
+                v["hosts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|h| Some((h["name"].as_str()?.to_string(), h["netns"].as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        peers.exists().then(|| Registry::Direct { peers, etcdctl_dir: bed.join("bin/etcd"), netns })
     }
 
     fn answer(&self, request: ApiRequest) -> ApiResponse {
@@ -329,20 +350,27 @@ impl Registry {
     /// Serving members, as the API servers would use them. A member is found by its host's
     /// etcd manifest (`--advertise-client-urls`), whatever the cached objects say.
     fn endpoints(&self) -> Vec<Endpoint> {
-        let Registry::Direct { peers, .. } = self else { return Vec::new() };
+        let Registry::Direct { peers, netns, .. } = self else { return Vec::new() };
         let mut names: Vec<String> = std::fs::read_dir(peers)
             .map(|d| d.flatten().filter_map(|e| e.file_name().to_str().map(str::to_string)).collect())
             .unwrap_or_default();
         names.sort();
         names
             .into_iter()
-            .filter(|n| super::etcd::member_serving_in(peers, n) && host_up_in(peers, n))
+            .filter(|n| super::etcd::member_serving_in(peers, n))
             .filter_map(|n| {
                 let host = peers.join(&n).join("upper/etc/kubernetes");
                 let manifest = std::fs::read_to_string(host.join("manifests/etcd.yaml")).ok()?;
                 let url = manifest.lines().find_map(|l| l.trim().strip_prefix("- --advertise-client-urls="))?;
+                let netns = netns.get(&n).cloned();
                 Some(Endpoint {
-                    url: url.split(',').next().unwrap_or(url).to_string(),
+                    // kubeadm's `--etcd-servers`: the member on the host's loopback.
+                    url: if netns.is_some() {
+                        "https://127.0.0.1:2379".to_string()
+                    } else {
+                        url.split(',').next().unwrap_or(url).to_string()
+                    },
+                    netns,
                     ca: host.join("pki/etcd/ca.crt"),
                     cert: host.join("pki/apiserver-etcd-client.crt"),
                 })
@@ -356,7 +384,15 @@ impl Registry {
 
     fn etcdctl(&self, endpoint: &Endpoint, args: &[&str], stdin: Option<&[u8]>) -> anyhow::Result<Vec<u8>> {
         let Registry::Direct { etcdctl_dir, .. } = self else { anyhow::bail!("not on the machine") };
-        super::etcd::etcdctl_at(etcdctl_dir, &endpoint.url, &endpoint.ca, &endpoint.cert, args, stdin)
+        super::etcd::etcdctl_at(
+            etcdctl_dir,
+            endpoint.netns.as_deref(),
+            &endpoint.url,
+            &endpoint.ca,
+            &endpoint.cert,
+            args,
+            stdin,
+        )
     }
 
     fn load_from(&self, endpoint: &Endpoint) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
@@ -431,10 +467,6 @@ pub fn etcd_member_list_in(dir: &std::path::Path) -> anyhow::Result<serde_json::
         }
     }
     Err(last)
-}
-
-fn host_up_in(peers: &std::path::Path, name: &str) -> bool {
-    std::fs::read_to_string(peers.join(name).join("status")).map(|s| s.trim() == "up").unwrap_or(true)
 }
 
 /// `etcdctl get -w json`'s keys and values (base64 in its JSON).
@@ -532,11 +564,8 @@ pub fn registry_objects(c: &Cluster) -> BTreeMap<String, Vec<u8>> {
 
 /// `state`'s objects replaced by what etcd holds (the bed's own part stays).
 fn apply_registry(state: &mut Cluster, objects: &BTreeMap<String, Vec<u8>>) {
-    let kubelets: BTreeMap<String, (bool, String)> = state
-        .nodes
-        .iter()
-        .map(|(n, node)| (n.clone(), (node.kubelet_running, node.kubelet_version.clone())))
-        .collect();
+    let kubelets: BTreeMap<String, (bool, String)> =
+        state.nodes.iter().map(|(n, node)| (n.clone(), (node.kubelet_running, node.kubelet_version.clone()))).collect();
     let config = objects.get(KUBEADM_CONFIG).and_then(|v| serde_json::from_slice::<KubeadmConfig>(v).ok());
     state.initialized = config.is_some();
     let config = config.unwrap_or(KubeadmConfig {

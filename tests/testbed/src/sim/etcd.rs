@@ -287,19 +287,28 @@ pub fn etcdctl(
     args: &[&str],
     stdin: Option<&[u8]>,
 ) -> anyhow::Result<Vec<u8>> {
-    etcdctl_at(Path::new(IMAGE_BIN), endpoints, ca, cert, args, stdin)
+    etcdctl_at(Path::new(IMAGE_BIN), None, endpoints, ca, cert, args, stdin)
 }
 
-/// [`etcdctl`] from the directory `bin` (the harness: the bed's `bin/etcd`).
+/// [`etcdctl`] from the directory `bin` (the machine: the bed's `bin/etcd`), in the network
+/// namespace `netns` (a host's, from the machine: its loopback is the host's own).
 pub fn etcdctl_at(
     bin: &Path,
+    netns: Option<&str>,
     endpoints: &str,
     ca: &Path,
     cert: &Path,
     args: &[&str],
     stdin: Option<&[u8]>,
 ) -> anyhow::Result<Vec<u8>> {
-    let mut cmd = Command::new(bin.join("etcdctl"));
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/run/netns/{ns}")).arg("--").arg(bin.join("etcdctl"));
+            c
+        }
+        None => Command::new(bin.join("etcdctl")),
+    };
     cmd.env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={endpoints}"))
         .arg(format!("--cacert={}", ca.display()))

@@ -1555,12 +1555,9 @@ pub fn reset(args: &[String]) -> anyhow::Result<Outcome> {
     let node = std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default();
     out.push_str("[preflight] Running pre-flight checks\n");
     let was_member = Path::new("/etc/kubernetes/manifests/etcd.yaml").exists();
-    // Whether this was the cluster's last member: its data was the cluster.
-    let mut last_member = false;
     if was_member {
         match etcd_member_remove_self(&node) {
-            Ok(remaining) => {
-                last_member = remaining == 0;
+            Ok(_) => {
                 with_cluster(|c| {
                     c.event("etcd-member-remove", &node);
                     Ok(())
@@ -1602,12 +1599,13 @@ pub fn reset(args: &[String]) -> anyhow::Result<Outcome> {
     for f in files {
         let _ = std::fs::remove_file(f);
     }
-    let _ = std::fs::remove_dir_all("/var/lib/etcd");
     with_cluster(|c| {
+        let _ = std::fs::remove_dir_all("/var/lib/etcd");
         c.apiservers.retain(|a| c.nodes.get(&node).is_none_or(|n| !a.starts_with(&format!("{}:", n.address))));
         c.event("reset", &node);
-        // The last control plane's etcd data was the cluster: nothing of it is left.
-        if last_member {
+        // The last etcd data of the cluster is gone (under the cluster lock: resets run in
+        // parallel): nothing of the cluster is left.
+        if was_member && !etcd_data_left() {
             let kept = (std::mem::take(&mut c.events), c.clock_offset_seconds);
             *c = super::cluster::Cluster::default();
             (c.events, c.clock_offset_seconds) = kept;
@@ -1739,6 +1737,13 @@ fn etcd_member_promote(node: &str) -> anyhow::Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     anyhow::bail!("timed out waiting for the new etcd member {node} to join the cluster: {last}")
+}
+
+/// Whether some host of the bed still has etcd data (a member's `member` directory).
+fn etcd_data_left() -> bool {
+    std::fs::read_dir(super::cluster::PEERS_DIR)
+        .map(|d| d.flatten().any(|e| e.path().join("upper/var/lib/etcd/member").exists()))
+        .unwrap_or(false)
 }
 
 /// kubeadm reset's remove-etcd-member phase: this host's member removed, found by its peer
