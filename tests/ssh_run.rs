@@ -138,7 +138,13 @@ fn a_timeout_stops_the_command_on_the_host(transport: &str) {
     // Killed there, not merely abandoned: the shell that waited is gone.
     let pid = String::from_utf8(bed.exec("w1", "cat /tmp/hung.pid").unwrap().stdout).unwrap();
     assert!(!bed.exec("w1", &format!("kill -0 {}", pid.trim())).unwrap().status.success());
-    assert!(!bed.exec("w1", "pgrep -x sleep").unwrap().status.success(), "the command's children live on");
+    // The kill reaches the command's process group a moment after the run ends.
+    assert!(
+        common::eventually(std::time::Duration::from_secs(5), || {
+            !bed.exec("w1", "pgrep -x sleep").unwrap().status.success()
+        }),
+        "the command's children live on"
+    );
 
     let o = kubewright(transport, &["run", "-i", &inv(&bed), "--timeout", "0s", "--", "true"]);
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));

