@@ -106,6 +106,18 @@ pub struct Cluster {
     pub events: Vec<Event>,
     /// Added to the real clock everywhere in the simulator (to age certificates in tests).
     pub clock_offset_seconds: i64,
+    /// Each host's kubelet as the bed knows it, by node name, whatever etcd holds: a kubelet
+    /// restarted while its Node object is gone (deleted, then restored from a snapshot) posts
+    /// its status once the object is back.
+    #[serde(default)]
+    pub kubelets: BTreeMap<String, Kubelet>,
+}
+
+/// Whether a node's kubelet runs and the version it registers with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kubelet {
+    pub running: bool,
+    pub version: String,
 }
 
 impl Cluster {
@@ -580,8 +592,11 @@ pub fn registry_objects(c: &Cluster) -> BTreeMap<String, Vec<u8>> {
 
 /// `state`'s objects replaced by what etcd holds (the bed's own part stays).
 fn apply_registry(state: &mut Cluster, objects: &BTreeMap<String, Vec<u8>>) {
-    let kubelets: BTreeMap<String, (bool, String)> =
+    let mut kubelets: BTreeMap<String, (bool, String)> =
         state.nodes.iter().map(|(n, node)| (n.clone(), (node.kubelet_running, node.kubelet_version.clone()))).collect();
+    for (name, k) in &state.kubelets {
+        kubelets.insert(name.clone(), (k.running, k.version.clone()));
+    }
     let config = objects.get(KUBEADM_CONFIG).and_then(|v| serde_json::from_slice::<KubeadmConfig>(v).ok());
     state.initialized = config.is_some();
     let config = config.unwrap_or(KubeadmConfig {

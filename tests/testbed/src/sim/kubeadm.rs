@@ -1024,6 +1024,7 @@ fn init(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
                 ..Node::default()
             },
         );
+        c.kubelets.insert(node.clone(), super::cluster::Kubelet { running: true, version: kubelet_version.clone() });
         c.event("init", &node);
         Ok(())
     })?;
@@ -1365,6 +1366,7 @@ fn join(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
                 ..Node::default()
             },
         );
+        c.kubelets.insert(node.clone(), super::cluster::Kubelet { running: true, version: kubelet_version.clone() });
         c.event(if req.control_plane { "join-control-plane" } else { "join" }, &node);
         Ok(())
     })?;

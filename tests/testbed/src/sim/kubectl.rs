@@ -935,15 +935,24 @@ pub fn kubelet_changed(active: bool) -> anyhow::Result<()> {
         && std::path::Path::new("/var/lib/kubelet/config.yaml").exists();
     // The kubelet's own state: no API call (it posts its status when it can).
     super::cluster::with_bed_state(|c| {
-        if let Some(n) = c.nodes.get_mut(&node) {
-            n.kubelet_running = active && configured;
-            if let Some(v) = version
-                && active
-            {
-                n.kubelet_version = v.to_string();
+        let kubelet = c.kubelets.entry(node.clone()).or_insert_with(|| {
+            let known = c.nodes.get(&node);
+            super::cluster::Kubelet {
+                running: known.is_some_and(|n| n.kubelet_running),
+                version: known.map(|n| n.kubelet_version.clone()).unwrap_or_default(),
             }
-            c.event(if active { "kubelet-start" } else { "kubelet-stop" }, &node);
+        });
+        kubelet.running = active && configured;
+        if let Some(v) = version
+            && active
+        {
+            kubelet.version = v.to_string();
         }
+        let kubelet = kubelet.clone();
+        if let Some(n) = c.nodes.get_mut(&node) {
+            (n.kubelet_running, n.kubelet_version) = (kubelet.running, kubelet.version);
+        }
+        c.event(if active { "kubelet-start" } else { "kubelet-stop" }, &node);
         Ok(())
     })
 }
