@@ -277,21 +277,11 @@ fn health_check() -> Option<bool> {
     Some(body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"))
 }
 
-/// The real `etcdctl` against `endpoints` with the client certificate `cert` (a path prefix:
-/// `PREFIX.crt`, `PREFIX.key`) and the etcd CA in `ca`, as the simulator's API server and
-/// kubeadm use it. Errors carry etcdctl's own message.
-pub fn etcdctl(
-    endpoints: &str,
-    ca: &Path,
-    cert: &Path,
-    args: &[&str],
-    stdin: Option<&[u8]>,
-) -> anyhow::Result<Vec<u8>> {
-    etcdctl_at(Path::new(IMAGE_BIN), None, endpoints, ca, cert, args, stdin)
-}
-
-/// [`etcdctl`] from the directory `bin` (the machine: the bed's `bin/etcd`), in the network
-/// namespace `netns` (a host's, from the machine: its loopback is the host's own).
+/// The real `etcdctl` from the directory `bin` (on a host [`IMAGE_BIN`], on the machine the
+/// bed's `bin/etcd`), in the network namespace `netns` where given (a host's, from the machine:
+/// its loopback is the host's own), against `endpoints` with the client certificate `cert` (a
+/// path prefix: `PREFIX.crt`, `PREFIX.key`) and the etcd CA in `ca`, as the simulator's API
+/// server and kubeadm use it. Errors carry etcdctl's own message.
 pub fn etcdctl_at(
     bin: &Path,
     netns: Option<&str>,

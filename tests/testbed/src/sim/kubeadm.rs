@@ -1645,7 +1645,9 @@ fn etcd_client(cluster: &Cluster, args: &[&str]) -> anyhow::Result<Vec<u8>> {
     if urls.is_empty() {
         anyhow::bail!("no etcd member of the cluster is healthy");
     }
-    super::etcd::etcdctl(
+    super::etcd::etcdctl_at(
+        Path::new(super::etcd::IMAGE_BIN),
+        None,
         &urls.join(","),
         Path::new("/etc/kubernetes/pki/etcd/ca.crt"),
         Path::new("/etc/kubernetes/pki/apiserver-etcd-client.crt"),
