@@ -136,7 +136,7 @@ pub fn run_init(config: &Path) -> anyhow::Result<()> {
             }
             Ok(status) => {
                 if let Some(pid) = status.pid() {
-                    etcd_pod.reaped(pid.as_raw());
+                    etcd_pod.reaped(pid.as_raw(), &format!("{status:?}"));
                 }
                 if status.pid() == Some(sshd_pid) {
                     eprintln!("host {}: sshd exited ({status:?})", cfg.hostname);

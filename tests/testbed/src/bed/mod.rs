@@ -603,6 +603,14 @@ impl Testbed {
         crate::sim::cluster::read_cluster_in(&self.cluster_state_dir())
     }
 
+    /// The last `lines` lines of `name`'s etcd log: the server's own output and the simulated
+    /// kubelet's starts, stops and exits of it. For a test's failure message.
+    pub fn etcd_log_tail(&self, name: &str, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.host_dir(name).join("sim").join("etcd.log")).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// The real etcd's cluster, as a serving member lists it: its cluster ID (a restore makes
     /// a new one) and its members' names, sorted (a member added but not yet started has
     /// none).

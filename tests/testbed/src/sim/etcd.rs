@@ -151,12 +151,17 @@ impl PodRunner {
         runner
     }
 
-    /// A child of the init exited: forget it if it was the server.
-    pub fn reaped(&mut self, pid: i32) {
+    /// A child of the init exited (`how`: its wait status): forget it if it was the server.
+    pub fn reaped(&mut self, pid: i32, how: &str) {
         if self.stopping.is_some_and(|(p, _)| p == pid) {
             self.stopping = None;
+            self.note(&format!("etcd pid {pid} stopped: {how}"));
         }
         if self.running.as_ref().is_some_and(|(p, _, _)| *p == pid) {
+            self.note(&format!(
+                "etcd pid {pid} exited on its own: {how}; restarting after a back-off of {:?}",
+                self.backoff
+            ));
             self.running = None;
             self.exited_at = Some(Instant::now());
             self.save();
@@ -185,6 +190,9 @@ impl PodRunner {
         if let Some((pid, running_from, _)) = &self.running {
             if fingerprint.as_deref() != Some(running_from.as_str()) {
                 let pid = *pid;
+                let why =
+                    if fingerprint.is_some() { "its manifest changed" } else { "its manifest or the kubelet went" };
+                self.note(&format!("stopping etcd pid {pid} (SIGTERM): {why}"));
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
                 self.stopping = Some((pid, Instant::now()));
                 self.running = None;
@@ -214,6 +222,11 @@ impl PodRunner {
         });
         match spawned {
             Ok(child) => {
+                self.note(&format!(
+                    "started etcd pid {} (container {fingerprint}, restart {})",
+                    child.id(),
+                    self.restarts
+                ));
                 self.running = Some((child.id() as i32, fingerprint, Instant::now()));
                 self.exited_at = None;
             }
@@ -223,6 +236,15 @@ impl PodRunner {
             }
         }
         self.save();
+    }
+
+    /// A line of the kubelet's own in the server's log (`etcd.log`), so a test that finds
+    /// etcd not running can tell a stop from a crash.
+    fn note(&self, line: &str) {
+        if let Ok(mut log) = std::fs::OpenOptions::new().create(true).append(true).open(self.state_dir.join("etcd.log"))
+        {
+            let _ = writeln!(log, "kubelet (testbed) {}: {line}", now_ms());
+        }
     }
 
     fn save(&self) {
