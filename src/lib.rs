@@ -21,6 +21,7 @@ pub mod etcd;
 pub mod exec;
 pub mod facts;
 pub mod goal;
+pub mod hostlist;
 pub mod inventory;
 pub mod kube;
 pub mod kubeconfig;

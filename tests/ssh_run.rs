@@ -1,4 +1,5 @@
-//! `kubewright run` against real sshd hosts (the test bed): grouped output, exit codes, JSON,
+//! `kubewright run` against real sshd hosts (the test bed): output grouped per host and hosts
+//! with identical results grouped, exit codes, JSON,
 //! sudo, strict host keys, unreachable hosts, and no SSH master left after the run. Every test
 //! runs once per transport.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
@@ -37,6 +38,19 @@ fn runs_on_every_host_and_groups_output(transport: &str) {
         stdout(&o),
         "== cp1 (exit 0) ==\ncp1\n== w1 (exit 0) ==\nw1\n== w2 (exit 0) ==\nw2\n3 hosts: 3 ok, 0 failed\n"
     );
+
+    // Hosts with identical results share one header, their names folded (as `clush -b`);
+    // `--no-group` shows each on its own.
+    let o = kubewright(transport, &["run", "-i", &inv(&bed), "--shell", "echo same; test $(hostname) != w2"]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stdout(&o), "== cp1, w1 (exit 0) ==\nsame\n== w2 (exit 1) ==\nsame\n3 hosts: 2 ok, 1 failed\n");
+    let o = kubewright(transport, &["run", "-i", &inv(&bed), "--no-group", "--", "echo", "same"]);
+    assert_eq!(
+        stdout(&o),
+        "== cp1 (exit 0) ==\nsame\n== w1 (exit 0) ==\nsame\n== w2 (exit 0) ==\nsame\n3 hosts: 3 ok, 0 failed\n"
+    );
+    let o = kubewright(transport, &["run", "-i", &inv(&bed), "--hosts", "worker", "--", "echo", "same"]);
+    assert_eq!(stdout(&o), "== w[1-2] (exit 0) ==\nsame\n2 hosts: 2 ok, 0 failed\n");
 
     // Words stay words: a hostile argument is one argument, not shell.
     let o = kubewright(
@@ -506,7 +520,7 @@ fn ssh_config_gives_the_user_the_inventory_leaves_out(transport: &str) {
     let o = with_home(&no_user, &["-v", "--shell", "echo ${SUDO_USER:-direct} $(id -un)"]);
     assert_eq!(
         stdout(&o),
-        "== cp1 (exit 0) ==\nkwadmin root\n== w1 (exit 0) ==\ndirect root\n== w2 (exit 0) ==\ndirect root\n3 hosts: 3 ok, 0 failed\n",
+        "== cp1 (exit 0) ==\nkwadmin root\n== w[1-2] (exit 0) ==\ndirect root\n3 hosts: 3 ok, 0 failed\n",
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
@@ -525,7 +539,7 @@ fn ssh_config_gives_the_user_the_inventory_leaves_out(transport: &str) {
     let o = with_home(&no_become, &["--", "whoami"]);
     assert_eq!(
         stdout(&o),
-        "== cp1 (exit 0) ==\nkwadmin\n== w1 (exit 0) ==\nroot\n== w2 (exit 0) ==\nroot\n3 hosts: 3 ok, 0 failed\n",
+        "== cp1 (exit 0) ==\nkwadmin\n== w[1-2] (exit 0) ==\nroot\n3 hosts: 3 ok, 0 failed\n",
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
@@ -596,7 +610,7 @@ fn ssh_config_gives_the_user_the_inventory_leaves_out(transport: &str) {
         let o = without_ssh(&no_become);
         assert_eq!(
             stdout(&o),
-            "== cp1 (exit 0) ==\nkwadmin\n== w1 (exit 0) ==\nroot\n== w2 (exit 0) ==\nroot\n3 hosts: 3 ok, 0 failed\n",
+            "== cp1 (exit 0) ==\nkwadmin\n== w[1-2] (exit 0) ==\nroot\n3 hosts: 3 ok, 0 failed\n",
             "{}",
             String::from_utf8_lossy(&o.stderr)
         );

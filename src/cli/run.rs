@@ -1,4 +1,5 @@
-//! `kubewright run`: one command on many hosts, output grouped per host (like `pssh`).
+//! `kubewright run`: one command on many hosts; hosts with identical results are shown once
+//! under their folded names (like `clush -b`), or each on its own with `--no-group`.
 
 use std::process::ExitCode;
 
@@ -24,7 +25,9 @@ The words after `--` are one command, each word passed as one argument (quoted f
 shell). `--shell` runs a shell snippet instead; given several times, the snippets run in order
 over the same connection and a host stops at its first failing one. `--stream` prints lines
 as they arrive (`host: line`; with `-o json` one object per line, then the result) and ends
-with each host's status instead of its grouped output. Commands run as root
+with each host's status instead of its output. Hosts whose output and status are identical are
+shown once, under their names folded (`== cp[1-3], worker[01-17] (exit 0) ==`); `--no-group`
+shows every host on its own (JSON output is always per host). Commands run as root
 through `sudo -n` when the user who logs in (the inventory's, else ssh_config's, else root) is
 not root, unless the inventory's `become` says otherwise (`-v` shows which, per host). Exit
 code 1 when any host failed or exited non-zero.")]
@@ -46,6 +49,9 @@ pub struct Args {
     /// Print each line of output as it arrives, prefixed with the host (for long commands)
     #[arg(long)]
     stream: bool,
+    /// Show every host's result on its own instead of grouping hosts with identical results
+    #[arg(long)]
+    no_group: bool,
     /// A shell snippet to run instead of a command (repeat to run several in order)
     #[arg(long, conflicts_with = "command")]
     shell: Vec<String>,
@@ -145,43 +151,59 @@ pub fn exec(args: Args, out: &Reporter) -> anyhow::Result<ExitCode> {
         .collect();
     let failed = results.iter().filter(|r| r.error.is_some() || r.exit_code != Some(0)).count();
     out.result(
-        &render_text(&results, failed, total, !args.stream, args.timeout),
+        &render_text(&results, failed, total, !args.stream, !args.no_group, args.timeout),
         &serde_json::json!({ "hosts": results, "ok": results.len() - failed, "failed": failed }),
     );
     Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-/// Output grouped per host: a header with the exit status, stdout, stderr lines marked (the
-/// output only when it was not already streamed).
+/// A header per host with its exit status, then its stdout and its stderr lines marked (the
+/// output only when it was not already streamed). With `group`, hosts whose header and output
+/// would be identical share one header naming them all.
 fn render_text(
     results: &[HostResult],
     failed: usize,
     total: usize,
     with_output: bool,
+    group: bool,
     timeout: Option<Duration>,
 ) -> String {
     let timeout_text = timeout.map(|t| t.to_string()).unwrap_or_default();
-    let mut text = String::new();
-    for r in results {
-        let mut status = match (&r.error, r.exit_code) {
-            (Some(_), _) => "failed".to_string(),
-            (None, Some(_)) if r.timed_out => format!("timed out after {}", timeout_text),
-            (None, Some(c)) => format!("exit {c}"),
-            (None, None) => "killed by a signal".to_string(),
-        };
-        if r.error.is_none() && r.commands_run < total {
-            status.push_str(&format!(" at command {} of {total}; the rest not run", r.commands_run));
-        }
-        text.push_str(&format!("== {} ({status}) ==\n", r.host));
-        if with_output {
-            text.push_str(&r.stdout);
-            for line in r.stderr.lines() {
-                text.push_str(&format!("stderr: {line}\n"));
+    let shown: Vec<(&str, String)> = results
+        .iter()
+        .map(|r| {
+            let mut status = match (&r.error, r.exit_code) {
+                (Some(_), _) => "failed".to_string(),
+                (None, Some(_)) if r.timed_out => format!("timed out after {}", timeout_text),
+                (None, Some(c)) => format!("exit {c}"),
+                (None, None) => "killed by a signal".to_string(),
+            };
+            if r.error.is_none() && r.commands_run < total {
+                status.push_str(&format!(" at command {} of {total}; the rest not run", r.commands_run));
             }
-        }
-        if let Some(e) = &r.error {
-            text.push_str(&format!("error: {e}\n"));
-        }
+            let mut body = String::new();
+            if with_output {
+                body.push_str(&r.stdout);
+                for line in r.stderr.lines() {
+                    body.push_str(&format!("stderr: {line}\n"));
+                }
+            }
+            if let Some(e) = &r.error {
+                body.push_str(&format!("error: {e}\n"));
+            }
+            (r.host.as_str(), format!("({status}) ==\n{body}"))
+        })
+        .collect();
+    let groups = if group {
+        kubewright::hostlist::group_by_identical(shown, |(_, text)| text.clone())
+    } else {
+        shown.into_iter().map(|one| vec![one]).collect()
+    };
+    let mut text = String::new();
+    for members in groups {
+        let names: Vec<&str> = members.iter().map(|(host, _)| *host).collect();
+        let Some((_, rest)) = members.first() else { continue };
+        text.push_str(&format!("== {} {rest}", kubewright::hostlist::fold(&names)));
     }
     text.push_str(&format!("{} hosts: {} ok, {failed} failed\n", results.len(), results.len() - failed));
     text
