@@ -69,13 +69,51 @@ pub fn map_to(inv: &Inventory, host: &Host, facts: &HostFacts, address: &str) ->
     }
 }
 
-/// The server the bastion's admin kubeconfig uses: the first control plane's address with the
-/// endpoint's name for the certificate check, when only the nodes resolve that name.
+/// The server the bastion's admin kubeconfig uses: the first control plane, with the
+/// endpoint's name for the certificate check, when only the nodes resolve that name. The
+/// bastion reaches it at its SSH address, unless that is a loopback address: a port forwarded
+/// for SSH alone (VirtualBox's `127.0.0.1:2222`) leads nowhere on 6443, so the node IP (the
+/// machine's private network, which the Vagrant host shares) is the one that serves the API.
 pub fn bastion_kubeconfig_server(inv: &Inventory) -> Option<KubeconfigServer> {
     let name = local_name(inv)?;
     let first = inv.first_control_plane();
+    let forwarded = first.address.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let address = match first.node_ip() {
+        Some(node_ip) if forwarded => node_ip.to_string(),
+        _ => first.address.clone(),
+    };
+    let host = if address.contains(':') { format!("[{address}]") } else { address };
     Some(KubeconfigServer {
-        server: format!("https://{}:{}", first.address, inv.cluster.control_plane_endpoint.port),
+        server: format!("https://{host}:{}", inv.cluster.control_plane_endpoint.port),
         tls_server_name: name.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn inventory(first: &str) -> Inventory {
+        let text = format!(
+            "cluster: {{name: c, kubernetesVersion: 1.31.4, controlPlaneEndpoint: api.c.internal, loadBalancer: {{type: local}}}}\nhosts:\n  - {{name: cp1, {first}, roles: [control-plane]}}\n  - {{name: cp2, address: 192.168.56.12, roles: [control-plane]}}\n"
+        );
+        crate::inventory::load("inv.yaml", &text).unwrap().inventory
+    }
+
+    #[test]
+    fn the_bastion_reaches_the_api_at_the_ssh_address_unless_that_is_a_forwarded_loopback_port() {
+        let server = |first: &str| bastion_kubeconfig_server(&inventory(first)).unwrap();
+        let direct = server("address: 10.0.0.11, internalAddress: 172.16.0.11");
+        assert_eq!(
+            (direct.server.as_str(), direct.tls_server_name.as_str()),
+            ("https://10.0.0.11:6443", "api.c.internal")
+        );
+        let virtualbox = server("address: 127.0.0.1, ssh: {port: 2222}, internalAddress: 192.168.56.11");
+        assert_eq!(virtualbox.server, "https://192.168.56.11:6443");
+        let v6 = server("address: '::1', ssh: {port: 2222}, internalAddress: 'fd00::11'");
+        assert_eq!(v6.server, "https://[fd00::11]:6443");
+        // No node IP known (kubeadm detects it): the SSH address is all there is.
+        assert_eq!(server("address: 127.0.0.1").server, "https://127.0.0.1:6443");
+    }
 }
