@@ -263,6 +263,25 @@ fn host_ranges_and_group_vars_import() {
     }
 }
 
+/// An inventory with the group names before kubespray 2.16 and group_vars under the new ones:
+/// kubespray's legacy_groups playbook put the old groups' hosts into the new groups, so those
+/// group_vars applied to them.
+#[test]
+fn the_new_names_group_vars_apply_to_hosts_in_the_old_groups() {
+    for reader in readers() {
+        let o = import(&fixture("legacy/inventory.ini"), &["--name", "lab"], reader);
+        let inv = load(&o);
+        assert_eq!(inv.control_planes().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["master1"], "{reader:?}");
+        assert_eq!(inv.cluster.kubernetes_version.to_string(), "1.31.4", "group_vars/k8s_cluster: {reader:?}");
+        assert_eq!(inv.cluster.network.pod_subnet.to_string(), "10.200.0.0/16");
+        let iface = |h: &str| inv.host(h).unwrap().flannel_interface.clone();
+        assert_eq!(iface("master1").as_deref(), Some("ens3"), "group_vars/k8s_cluster: {reader:?}");
+        assert_eq!(iface("node1").as_deref(), Some("eth1"), "group_vars/kube_node over k8s_cluster: {reader:?}");
+        let warnings = stderr(&o);
+        assert!(warnings.contains("the group `kube-node` is kubespray's name before 2.16"), "{warnings}");
+    }
+}
+
 /// The fixtures both readers can read: the same inventory and the same warnings, or the same error.
 const SHARED: &[(&str, &[&str])] = &[
     ("inventory.ini", &["--kubernetes-version", "1.31.4"]),
@@ -274,6 +293,7 @@ const SHARED: &[(&str, &[&str])] = &[
     ("vagrant", &["--kubernetes-version", "1.31.4"]),
     ("vagrant/vagrant_ansible_inventory", &["--kubernetes-version", "1.31.4"]),
     ("ranges/inventory.ini", &[]),
+    ("legacy/inventory.ini", &[]),
 ];
 
 #[test]

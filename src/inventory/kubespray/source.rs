@@ -102,13 +102,24 @@ impl Source {
 pub const KUBESPRAY_GROUPS_INI: &str = "\
 # kubespray's dynamic_groups role (roles/dynamic_groups/tasks/main.yml) puts these groups' hosts
 # into k8s_cluster when its playbooks run: declared here so that group_vars/k8s_cluster applies.
-[kube_control_plane]
-[kube_node]
-[calico_rr]
+# Its legacy_groups playbook (2.16 to 2.22) put the hosts of the groups' names before 2.16 into
+# the new groups the same way, so group_vars/kube_node and the like apply to them too (Ansible's
+# INI wants a child group declared in the same file: the old names' sections are empty here).
+[kube-master]
+[kube-node]
+[calico-rr]
+[k8s-cluster]
+[kube_control_plane:children]
+kube-master
+[kube_node:children]
+kube-node
+[calico_rr:children]
+calico-rr
 [k8s_cluster:children]
 kube_control_plane
 kube_node
 calico_rr
+k8s-cluster
 ";
 
 /// The `group_vars/` and `host_vars/` files beside an inventory, read by the caller: each
@@ -391,10 +402,17 @@ fn depths(source: &Source, source_name: &str) -> Result<BTreeMap<String, usize>,
 
 /// The same groups `dynamic_groups` makes when kubespray runs: [`KUBESPRAY_GROUPS_INI`].
 pub fn add_kubespray_groups(source: &mut Source) {
-    for g in ["kube_control_plane", "kube_node", "calico_rr"] {
+    for (new, old) in LEGACY_GROUPS {
+        source.add_child(new, old);
+    }
+    for g in ["kube_control_plane", "kube_node", "calico_rr", "k8s-cluster"] {
         source.add_child("k8s_cluster", g);
     }
 }
+
+/// kubespray's group names since 2.16, each with its name before (playbooks/legacy_groups.yml).
+const LEGACY_GROUPS: [(&str, &str); 3] =
+    [("kube_control_plane", "kube-master"), ("kube_node", "kube-node"), ("calico_rr", "calico-rr")];
 
 /// Hosts of a YAML inventory (Ansible's `yaml` plugin): top-level groups (usually only `all`),
 /// each a mapping of `hosts` (name or pattern to its variables), `vars` and `children`.
