@@ -11,9 +11,10 @@
 //! [`inventory`] maps the view. Groups: `kube_control_plane` (control planes; the first is the
 //! one `kubeadm init` runs on, as in kubespray), `kube_node` (workers; both groups: both
 //! roles), `etcd` (kubewright runs etcd stacked on the control planes), `bastion`; the
-//! pre-2.16 names `kube-master` and `kube-node` too (their hosts in the new groups, as kubespray's
-//! legacy_groups playbook put them, so the new names' group_vars apply). Host variables: `ansible_host` (where SSH
-//! connects), `ip` (the node IP), `ansible_user`, `ansible_port`,
+//! pre-2.16 names `kube-master` and `kube-node` too (their hosts in the new groups, as
+//! kubespray's legacy_groups playbook put them, so the new names' group_vars apply). Host
+//! variables: `ansible_host` (where SSH connects), `ip` (the node IP), `ansible_user`,
+//! `ansible_port`,
 //! `ansible_ssh_private_key_file` (and Ansible's older spellings), `ansible_become`,
 //! `flannel_interface`. Cluster variables: `kube_version`, `kube_pods_subnet`,
 //! `kube_service_addresses`, `kube_network_node_prefix`, `cluster_name` / `dns_domain` (the DNS
