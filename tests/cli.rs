@@ -291,6 +291,48 @@ fn completions_for_bash() {
     assert!(stdout(&o).contains("_kubewright()"));
 }
 
+/// `generate` (packaging's) is hidden from `--help`, and completions offer what `--help` shows:
+/// clap_complete alone would offer it.
+#[test]
+fn completions_offer_no_hidden_subcommand() {
+    assert!(!stdout(&kubewright(&["--help"])).contains("generate"));
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let o = kubewright(&["completions", shell]);
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        // The completions subcommand's own argument says "The shell to generate completions for".
+        let script = stdout(&o).replace("generate completions for", "");
+        assert!(!script.contains("generate"), "{shell} completions offer `generate`");
+        for visible in ["remove-node", "from-vagrant", "init-ca", "if-expiring-within", "accept-new-host-keys"] {
+            assert!(script.contains(visible), "{shell} completions lack {visible}");
+        }
+    }
+}
+
+#[test]
+fn generate_man_writes_a_page_per_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("man/man1");
+    let o = kubewright(&["generate", "man", out.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut pages: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    pages.sort();
+    for page in ["kubewright.1", "kubewright-apply.1", "kubewright-certs.1", "kubewright-certs-renew.1"] {
+        assert!(pages.iter().any(|p| p == page), "no {page} in {pages:?}");
+    }
+    assert_eq!(pages.len(), 24, "one page per command `--help` shows: {pages:?}");
+    let apply = std::fs::read_to_string(out.join("kubewright-apply.1")).unwrap();
+    assert!(apply.contains(".TH kubewright-apply 1  \"kubewright "), "{apply}");
+
+    // A directory that cannot be made is named, with why.
+    let blocked = dir.path().join("file");
+    std::fs::write(&blocked, "").unwrap();
+    let o = kubewright(&["generate", "man", blocked.join("man1").to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cannot create the manual page directory"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("file/man1"), "{}", stderr(&o));
+}
+
 #[test]
 fn verbose_validate_shows_resolved_defaults() {
     let o = kubewright(&["inventory", "validate", "-v", "-i", "inventories/vagrant.yaml"]);

@@ -5,6 +5,7 @@ mod apply;
 mod certs;
 mod completions;
 mod etcd;
+mod generate;
 mod inputs;
 mod inventory;
 mod lock;
@@ -107,6 +108,10 @@ pub enum Command {
     Lock(lock::LockCommand),
     /// Print a shell completion script
     Completions(completions::Args),
+    /// Generate the manual pages (for packagers: packaging/build-deb runs it)
+    // Hidden: people read the pages this writes, not this command's help.
+    #[command(subcommand, hide = true)]
+    Generate(generate::GenerateCommand),
 }
 
 pub fn run(cli: Cli, out: &Reporter) -> anyhow::Result<ExitCode> {
@@ -123,5 +128,6 @@ pub fn run(cli: Cli, out: &Reporter) -> anyhow::Result<ExitCode> {
         Command::RemoveNode(args) => remove_node::exec(args, out),
         Command::Reset(args) => reset::exec(args, out),
         Command::Completions(args) => completions::exec(args),
+        Command::Generate(cmd) => generate::exec(cmd),
     }
 }

@@ -31,8 +31,21 @@ pub const SIM: &str = "/opt/kubewright-sim/kubewright-node-sim";
 
 /// Installed on top of debootstrap's minbase: what a Debian 12 genericcloud image has that
 /// kubewright or the bed uses (docs/testbed.md). No systemd: systemctl stays simulated.
-pub const ROOT_PACKAGES: &[&str] =
-    &["openssh-server", "sudo", "kmod", "curl", "gpg", "ca-certificates", "iproute2", "procps"];
+/// man-db and bash-completion are the image's too (the cloud team's `EXTRAS` class, in every
+/// bookworm image): tests/package.rs reads kubewright's man page and completes its commands
+/// in this root, as an admin would on such a host.
+pub const ROOT_PACKAGES: &[&str] = &[
+    "openssh-server",
+    "sudo",
+    "kmod",
+    "curl",
+    "gpg",
+    "ca-certificates",
+    "iproute2",
+    "procps",
+    "man-db",
+    "bash-completion",
+];
 
 /// Real Debian packages the bed's archive serves: what the Kubernetes packages of the offered
 /// versions depend on beyond the root (kubelet's Depends), and containerd's runc.
