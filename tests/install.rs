@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use kubewright_testbed::faults::{Fault, FaultAction};
 use kubewright_testbed::{Testbed, TestbedOptions, on_both_transports};
@@ -472,4 +473,226 @@ fn a_local_load_balancer_carries_the_workers_past_a_dead_control_plane(transport
     assert_eq!(status.get("cp3").map(String::as_str), Some("Ready"), "{status:?}");
     assert_eq!(status.get("w2").map(String::as_str), Some("NotReady"), "{status:?}");
     assert_eq!(status.get("cp1").map(String::as_str), Some("NotReady"), "{status:?}");
+}
+
+/// A tmux server of the test's own, its socket in the test's directory (a user's tmux is never
+/// touched, and nothing is left in /tmp/tmux-UID), with one session running a command in a pane
+/// of a fixed size, kept on the screen after the command ends; killed when dropped, whether the
+/// test passed or not.
+struct Tmux {
+    socket: PathBuf,
+    config: PathBuf,
+    /// Where the command's exit code is written when it ends.
+    status: PathBuf,
+}
+
+impl Tmux {
+    const SESSION: &str = "kw";
+
+    /// `command` in a `cols` x `rows` pane, with `env` added to its environment.
+    fn start(dir: &Path, cols: u16, rows: u16, env: &[(&str, &str)], command: &[&str]) -> Tmux {
+        // No status line (the pane is the whole window), the command's screen kept after it
+        // exits (its final state is what the test reads), and scrollback for the plan above.
+        let config = dir.join("tmux.conf");
+        std::fs::write(&config, "set -g status off\nset -g remain-on-exit on\nset -g history-limit 20000\n").unwrap();
+        let tmux = Tmux { socket: dir.join("tmux.sock"), config, status: dir.join("tmux-command.status") };
+        let size = [cols.to_string(), rows.to_string()];
+        let mut args = vec!["new-session", "-d", "-s", Self::SESSION, "-x", &size[0], "-y", &size[1]];
+        let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for e in &env {
+            args.extend(["-e", e]);
+        }
+        // The exit code through a file: tmux can mark the pane dead (its terminal closed) before
+        // it has the code, and then does not always get it.
+        let script =
+            format!("\"$0\" \"$@\"; echo $? > {}", kubewright::script::quote(&tmux.status.display().to_string()));
+        args.extend(["--", "sh", "-c", &script]);
+        args.extend(command);
+        let o = tmux.run(&args);
+        assert!(o.status.success(), "tmux new-session: {}", text(&o));
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux").arg("-S").arg(&self.socket).arg("-f").arg(&self.config).args(args).output().unwrap()
+    }
+
+    /// The pane's text, scrollback included, row by row (the live lines fill their rows to the
+    /// last column, which tmux may take for a wrapped line: `-J` would join them), without
+    /// trailing blank lines.
+    fn screen(&self) -> String {
+        let o = self.run(&["capture-pane", "-p", "-S", "-", "-t", Self::SESSION]);
+        assert!(o.status.success(), "tmux capture-pane: {}", text(&o));
+        String::from_utf8(o.stdout).unwrap().trim_end().to_string()
+    }
+
+    /// The screen once `ready` holds for it, asked every 100 ms for at most `limit`.
+    fn screen_when(&self, what: &str, limit: Duration, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let screen = self.screen();
+            if ready(&screen) {
+                return screen;
+            }
+            assert!(Instant::now() < deadline, "not on the screen within {limit:?}: {what}; the screen:\n{screen}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The command's exit code once it has ended and tmux has read all it wrote (the pane is
+    /// dead: its terminal was closed), waited for at most `limit`.
+    fn exit_code(&self, limit: Duration) -> i32 {
+        let deadline = Instant::now() + limit;
+        loop {
+            let dead = self.run(&["display-message", "-p", "-t", Self::SESSION, "#{pane_dead}"]);
+            let code = std::fs::read_to_string(&self.status).unwrap_or_default();
+            if String::from_utf8_lossy(&dead.stdout).trim() == "1" && code.ends_with('\n') {
+                return code.trim().parse().unwrap();
+            }
+            assert!(Instant::now() < deadline, "still running after {limit:?}; the screen:\n{}", self.screen());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// A spinner's frame (Braille patterns): whichever one a capture catches.
+fn spinner(c: char) -> bool {
+    ('\u{2800}'..='\u{28ff}').contains(&c)
+}
+
+/// A screen line with what changes from run to run made constant: a spinner's frame is `*`,
+/// a duration (`0.4s`, `12.3s`, `2m05s`) `T`, the first control plane's address `CP1`; words
+/// are separated by one space (the columns depend on the durations' widths), the indentation
+/// kept.
+fn steady(line: &str, cp1: &str) -> String {
+    let duration = |w: &str| {
+        w.starts_with(|c: char| c.is_ascii_digit())
+            && w.ends_with(['s', 'm'])
+            && w.chars().all(|c| c.is_ascii_digit() || ".hms".contains(c))
+    };
+    let words: Vec<&str> = line.split(' ').filter(|w| !w.is_empty()).collect();
+    let words: Vec<String> = words
+        .iter()
+        .map(|w| match *w {
+            w if w.chars().count() == 1 && w.chars().all(spinner) => "*".to_string(),
+            w if duration(w) => "T".to_string(),
+            w => w.replace(cp1, "CP1"),
+        })
+        .collect();
+    format!("{}{}", &line[..line.len() - line.trim_start().len()], words.join(" "))
+}
+
+/// The lines from the plan's last one (`Plan: ...`) on, made [`steady`].
+fn after_the_plan(screen: &str, cp1: &str) -> Vec<String> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let plan = lines.iter().rposition(|l| l.starts_with("Plan: ")).unwrap_or_else(|| panic!("no plan:\n{screen}"));
+    lines[plan..].iter().map(|l| steady(l, cp1)).collect()
+}
+
+/// What a terminal shows of `apply` (issue 20, "On a terminal"), read from a real one: tmux.
+/// Mid-run, with w3's `kubeadm join` held by the bed: the finished steps collapsed to a line
+/// each, the running step's line, w3's line with a spinner, its elapsed time (which goes on)
+/// and what it runs, and the other workers done; at the end, one line per step and the result,
+/// nothing of the live lines left and no escape sequence shown as text.
+#[test]
+fn on_a_terminal_apply_shows_each_hosts_progress_and_leaves_a_line_per_step() {
+    if !common::tool_available("tmux", "-V", "tmux", "check what apply shows on a terminal") {
+        return;
+    }
+    let Some(f) = Fixture::new(5, 1, "openssh") else { return };
+    let cp1 = f.bed.host("cp1").ip.to_string();
+    let hold = Fault { command_prefix: "kubeadm join".into(), action: FaultAction::Hang { seconds: 0 }, fired: false };
+    f.bed.add_fault("w3", hold).unwrap();
+    let inventory = f.bed.inventory_path();
+    let state = f.state.path().display().to_string();
+    let env = [("KUBEWRIGHT_STATE_DIR", state.as_str()), ("KUBEWRIGHT_TRANSPORT", f.transport)];
+    let command = [env!("CARGO_BIN_EXE_kubewright"), "apply", "-i", inventory.to_str().unwrap(), "--yes"];
+    let tmux = Tmux::start(f.bed.dir(), 120, 40, &env, &command);
+
+    // Mid-run: every worker but w3 has joined, w3 is held in its join. (A line is redrawn at
+    // its own tick: the step's count may follow its hosts' lines by a tick.)
+    let others_joined = |screen: &str| {
+        let lines = after_the_plan(screen, &cp1);
+        lines.iter().any(|l| l.starts_with("* join-worker 3/4 hosts"))
+            && ["w1", "w2", "w4"].iter().all(|w| lines.contains(&format!("  ✔ {w} T done")))
+    };
+    let screen = tmux.screen_when("w1, w2 and w4 joined, w3 joining", Duration::from_secs(180), |s| {
+        s.contains("Plan: ") && others_joined(s)
+    });
+    let lines = after_the_plan(&screen, &cp1);
+    let expected = [
+        "Plan: 21 to add, 0 to change, 4 unchanged.",
+        "✔ preflight 5 hosts T",
+        "✔ prepare-host 5 hosts T",
+        "✔ install-packages 5 hosts T",
+        "✔ configure-containerd 5 hosts T",
+        "✔ kubeadm-init cp1 T",
+        "✔ apply-cni cp1 T",
+        "– join-control-plane no hosts",
+        "* join-worker 3/4 hosts T Join the workers",
+        "  * w3 T run kubeadm join as a worker through CP1:6443",
+    ];
+    assert_eq!(lines[..expected.len()], expected, "the screen:\n{screen}");
+    // The finished hosts under the one at work (in the order they finished, which varies);
+    // then nothing.
+    let mut rest = lines[expected.len()..].to_vec();
+    rest.sort();
+    assert_eq!(rest, ["  ✔ w1 T done", "  ✔ w2 T done", "  ✔ w4 T done"], "the screen:\n{screen}");
+    assert_clean(&screen, 2);
+    // The held line is alive: its elapsed time goes on.
+    let held = |screen: &str| {
+        let words = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        let line = screen.lines().map(words).find(|w| w.len() > 2 && w[0].chars().all(spinner) && w[1] == "w3");
+        line.map(|w| w[2].clone()).unwrap_or_default()
+    };
+    let first = held(&screen);
+    assert!(first.ends_with('s'), "w3's elapsed time: {first:?} in\n{screen}");
+    tmux.screen_when("w3's elapsed time going on", Duration::from_secs(30), |s| held(s) != first);
+
+    // Let w3 join: the run ends, and every step is one line.
+    f.bed.clear_faults("w3").unwrap();
+    let code = tmux.exit_code(Duration::from_secs(180));
+    let screen = tmux.screen();
+    assert_eq!(code, 0, "the screen:\n{screen}");
+    let lines = after_the_plan(&screen, &cp1);
+    let expected = [
+        "Plan: 21 to add, 0 to change, 4 unchanged.",
+        "✔ preflight 5 hosts T",
+        "✔ prepare-host 5 hosts T",
+        "✔ install-packages 5 hosts T",
+        "✔ configure-containerd 5 hosts T",
+        "✔ kubeadm-init cp1 T",
+        "✔ apply-cni cp1 T",
+        "– join-control-plane no hosts",
+        "✔ join-worker 4 hosts T",
+        "– local-api-proxy 4 skipped",
+        "✔ wait-ready cp1 T",
+        "27 host steps done, 4 skipped, 0 failed, 0 not started",
+    ];
+    assert_eq!(lines[..expected.len()], expected, "the screen:\n{screen}");
+    // Below, only what tmux says of the pane's end.
+    let below = lines[expected.len()..].iter().filter(|l| !l.is_empty() && !l.starts_with("Pane is dead"));
+    assert_eq!(below.count(), 0, "the screen:\n{screen}");
+    assert_clean(&screen, 0);
+}
+
+/// Nothing of a redraw left on `screen`: no escape sequence, whole or without its ESC (`[2K`,
+/// `[1;31m`), shown as text, and spinners only on the `live` lines drawn now (at the end, none).
+fn assert_clean(screen: &str, live: usize) {
+    let sequence = |at: &str| {
+        let params = at.trim_start_matches(|c: char| c.is_ascii_digit() || c == ';');
+        params.len() < at.len()
+            && at.starts_with(|c: char| c.is_ascii_digit())
+            && params.starts_with(['m', 'K', 'A', 'J'])
+    };
+    let junk = screen.contains('\u{1b}') || screen.split('[').skip(1).any(sequence);
+    assert!(!junk, "escape sequences shown as text:\n{screen}");
+    let spinning = screen.lines().filter(|l| l.chars().any(spinner)).count();
+    assert_eq!(spinning, live, "lines with a spinner (left behind by a redraw?):\n{screen}");
 }

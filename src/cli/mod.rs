@@ -60,7 +60,7 @@ pub struct GlobalArgs {
     /// Only errors
     #[arg(long, short, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// When to colour text output (`NO_COLOR` set in the environment means never)
+    /// When to colour text output (`NO_COLOR` set in the environment, or `TERM=dumb`, means never)
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 }

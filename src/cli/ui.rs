@@ -123,8 +123,8 @@ pub fn run_goal(
         out.result(&render_text(&plan, args.diffs), &plan);
         return Ok(plan_exit(&plan, args.detailed_exitcode));
     }
-    let ui =
-        CliUi { out, progress: Progress::new(out.json(), out.interactive()), yes: args.yes, confirm: args.confirm };
+    let progress = Progress::new(out.json(), out.interactive(), out.color(), inv.hosts.iter().map(|h| h.name.as_str()));
+    let ui = CliUi { out, progress, yes: args.yes, confirm: args.confirm };
     let outcome = run::apply(&req, &env, &ui);
     ui.progress.finish();
     let outcome = outcome?;
@@ -189,7 +189,8 @@ impl Ui for CliUi<'_> {
     }
 
     fn detail(&self, text: &str) {
-        self.out.detail(text)
+        // Printed straight to stderr: the live lines step aside, or it would land among them.
+        self.progress.suspend(|| self.out.detail(text))
     }
 
     fn show_plan(&self, plan: &Plan) {

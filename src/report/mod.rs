@@ -105,6 +105,12 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
+/// `TERM=dumb`: a terminal (an editor's shell buffer, say) that shows text as it comes and acts
+/// on no escape sequence: neither colour nor lines redrawn in place.
+fn dumb_terminal() -> bool {
+    std::env::var_os("TERM").is_some_and(|t| t == "dumb")
+}
+
 pub struct Reporter {
     format: OutputFormat,
     color: bool,
@@ -119,7 +125,9 @@ impl Reporter {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::stderr().is_terminal()
+                    && !dumb_terminal()
             }
         };
         Reporter {
@@ -173,9 +181,15 @@ impl Reporter {
         self.format == OutputFormat::Json
     }
 
-    /// Whether progress bars may be drawn: stderr is a terminal and output is for people.
+    /// Whether live progress lines may be drawn: stderr is a terminal that can move its cursor
+    /// (not `TERM=dumb`) and output is for people.
     pub fn interactive(&self) -> bool {
-        self.format == OutputFormat::Text && !self.quiet && std::io::stderr().is_terminal()
+        self.format == OutputFormat::Text && !self.quiet && std::io::stderr().is_terminal() && !dumb_terminal()
+    }
+
+    /// Whether what goes to stderr may be coloured (`--color`, `NO_COLOR`, a terminal).
+    pub fn color(&self) -> bool {
+        self.color
     }
 
     /// Extra detail for `-v`, on stderr so that stdout stays the result.

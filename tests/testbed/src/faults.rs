@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 pub enum FaultAction {
     /// Exit with `code`, printing `stderr`.
     Fail { code: i32, stderr: String },
-    /// Sleep this long, then run normally (or forever if `seconds` is 0).
+    /// Sleep this long, then run normally; with `seconds` 0, until the fault is cleared
+    /// (`Testbed::clear_faults`), then run normally.
     Hang { seconds: u64 },
     /// Fail the first time, then behave normally.
     FailOnce { code: i32, stderr: String },

@@ -84,7 +84,7 @@ enum FaultCmd {
         #[arg(long)]
         once: bool,
     },
-    /// Make a command hang for SECONDS (0: forever) before running
+    /// Make a command hang for SECONDS (0: until `fault clear`) before running
     Hang { host: String, command_prefix: String, seconds: u64 },
     /// Remove every command fault on a host
     Clear { host: String },

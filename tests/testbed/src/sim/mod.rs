@@ -140,12 +140,16 @@ pub(crate) fn injected_fault(command_line: &str) -> Option<Outcome> {
             let _ = faults::save(dir, &all);
             Some(Outcome::fail(code.clamp(0, 255) as u8, stderr))
         }
-        FaultAction::Hang { seconds } => {
-            if seconds == 0 {
-                loop {
-                    std::thread::sleep(std::time::Duration::from_secs(3600));
-                }
+        FaultAction::Hang { seconds: 0 } => {
+            // Held until the harness takes the fault away (`clear_faults`), then run as usual: a
+            // test catches a run in the act for as long as it needs, and lets it go on.
+            let held = all.swap_remove(i);
+            while faults::load(dir).contains(&held) {
+                std::thread::sleep(std::time::Duration::from_millis(50));
             }
+            None
+        }
+        FaultAction::Hang { seconds } => {
             std::thread::sleep(std::time::Duration::from_secs(seconds));
             None
         }
