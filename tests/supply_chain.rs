@@ -39,11 +39,7 @@ const REVIEWED: &[(&str, &str, &str)] = &[
         "hyper's server (the test bed's simulated kube-apiserver); more array sizes for the \
          Array trait, no change to existing uses",
     ),
-    (
-        "smallvec",
-        "const_new",
-        "hyper's server (the test bed's simulated kube-apiserver); const constructors only",
-    ),
+    ("smallvec", "const_new", "hyper's server (the test bed's simulated kube-apiserver); const constructors only"),
     (
         "serde_json",
         "float_roundtrip",

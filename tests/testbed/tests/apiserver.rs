@@ -99,7 +99,11 @@ networking:
         "cp1",
         "openssl x509 -pubkey -in /etc/kubernetes/pki/ca.crt | openssl rsa -pubin -outform der 2>/dev/null | openssl dgst -sha256 -hex | sed 's/^.* //'",
     );
-    ok(bed, "w1", &format!("kubeadm join {endpoint} --token {TOKEN} --discovery-token-ca-cert-hash sha256:{}", pin.trim()));
+    ok(
+        bed,
+        "w1",
+        &format!("kubeadm join {endpoint} --token {TOKEN} --discovery-token-ca-cert-hash sha256:{}", pin.trim()),
+    );
     put(
         bed,
         "cp1",
@@ -180,8 +184,23 @@ fn the_real_kubectl_talks_tls_to_the_simulated_api_server() {
         assert_eq!(lines[2][..3], ["w1", "Ready", "<none>"], "{stdout}");
         assert_eq!(lines.len(), 3, "{stdout}");
     }
+    // Every upstream kubectl this machine has, 1.27 (aggregated discovery v2beta1 first) to
+    // 1.33 (v2 first): each falls back to the legacy discovery and gets the Table.
+    for minor in 27..=33 {
+        let other = PathBuf::from(format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}"));
+        if !other.is_file() {
+            continue;
+        }
+        let cache = home.join(format!("cache-{minor}"));
+        let cache = cache.to_str().unwrap();
+        let o = run_in(&bed, "w1", home, &other, &["--kubeconfig", admin, "--cache-dir", cache, "get", "nodes"]);
+        let (stdout, stderr) = out(&o);
+        assert!(stdout.starts_with("NAME   STATUS   ROLES           AGE"), "kubectl 1.{minor}: {stdout}{stderr}");
+        assert!(stdout.contains("\nw1     Ready    <none>"), "kubectl 1.{minor}: {stdout}{stderr}");
+    }
     let o = kubectl_at("cp1", &["get", "nodes", "-o", "wide"]);
     let (stdout, _) = out(&o);
+    eprintln!("kubectl get nodes -o wide:\n{stdout}");
     assert!(stdout.starts_with("NAME   STATUS   ROLES           AGE"), "{stdout}");
     assert!(stdout.contains("INTERNAL-IP") && stdout.contains(&bed.host("w1").ip.to_string()), "{stdout}");
     // JSON: the same nodes, the simulator's one truth (Ready True, the kubelet's version).
@@ -231,7 +250,16 @@ fn the_real_kubectl_talks_tls_to_the_simulated_api_server() {
     assert!(run_in(&bed, "cp1", home, sh, &["-c", &foreign]).status.success());
     let cert = |name: &str| home.join(name).to_str().unwrap().to_string();
     let with_cert = |crt: &str, key: &str, args: &[&str]| {
-        let mut all = vec!["--server", url.as_str(), "--certificate-authority", ca, "--client-certificate", crt, "--client-key", key];
+        let mut all = vec![
+            "--server",
+            url.as_str(),
+            "--certificate-authority",
+            ca,
+            "--client-certificate",
+            crt,
+            "--client-key",
+            key,
+        ];
         all.extend_from_slice(args);
         run_in(&bed, "cp1", home, &kubectl, &all)
     };
@@ -243,7 +271,16 @@ fn the_real_kubectl_talks_tls_to_the_simulated_api_server() {
         "cp1",
         home,
         curl,
-        &["-sS", "--cacert", ca, "--cert", &cert("foreign.crt"), "--key", &cert("foreign.key"), &format!("{url}/version")],
+        &[
+            "-sS",
+            "--cacert",
+            ca,
+            "--cert",
+            &cert("foreign.crt"),
+            "--key",
+            &cert("foreign.key"),
+            &format!("{url}/version"),
+        ],
     );
     // A bad certificate is no anonymous request: even /version is refused.
     assert_eq!(
@@ -271,11 +308,17 @@ fn the_real_kubectl_talks_tls_to_the_simulated_api_server() {
         .unwrap();
         std::fs::write(home.join(format!("{name}.crt")), crt).unwrap();
         std::fs::write(home.join(format!("{name}.key")), key).unwrap();
-        let o = with_cert(&cert(&format!("{name}.crt")), &cert(&format!("{name}.key")), &["get", "nodes", "-o", "name"]);
+        let o =
+            with_cert(&cert(&format!("{name}.crt")), &cert(&format!("{name}.key")), &["get", "nodes", "-o", "name"]);
         if works {
             assert_eq!(out(&o).0, "node/cp1\nnode/w1\n", "{:?}", out(&o));
         } else {
-            assert_eq!(out(&o).1.trim(), "error: You must be logged in to the server (Unauthorized)", "{name}: {:?}", out(&o));
+            assert_eq!(
+                out(&o).1.trim(),
+                "error: You must be logged in to the server (Unauthorized)",
+                "{name}: {:?}",
+                out(&o)
+            );
         }
     }
 
@@ -311,11 +354,7 @@ fn the_real_kubectl_talks_tls_to_the_simulated_api_server() {
     ok(&bed, "cp1", "mv /etc/kubernetes/manifests/kube-apiserver.yaml /root/ && sleep 1");
     // A stopped pod closes its listener: connection refused.
     let o = kubectl_at("cp1", &["get", "nodes"]);
-    assert!(
-        out(&o).1.contains(&format!("The connection to the server {endpoint} was refused")),
-        "{:?}",
-        out(&o)
-    );
+    assert!(out(&o).1.contains(&format!("The connection to the server {endpoint} was refused")), "{:?}", out(&o));
     ok(&bed, "cp1", "mv /root/kube-apiserver.yaml /etc/kubernetes/manifests/");
     let served = wait_for(10, "the restarted API server", || served_serial(&bed, home, &endpoint));
     assert_eq!(served, renewed, "the restarted pod serves the renewed certificate");
@@ -327,6 +366,7 @@ fn the_real_kubectl_talks_tls_to_the_simulated_api_server() {
         let text = out(&o).0;
         text.ends_with("500").then_some(text)
     });
+    eprintln!("readyz without etcd:\n{body}");
     assert!(body.contains("[+]ping ok\n[+]log ok\n[-]etcd failed: reason withheld\n"), "{body}");
     assert!(body.contains("[-]etcd-readiness failed: reason withheld\n"), "{body}");
     assert!(body.ends_with("readyz check failed\n500"), "{body}");

@@ -36,8 +36,8 @@ use hyper::body::Bytes;
 use hyper::{Request, Response, StatusCode};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use serde_json::{Value, json};
 
 use super::cluster::Cluster;
@@ -179,7 +179,9 @@ impl PodRunner {
             .unwrap_or_default();
         let key = PrivateKeyDer::from_pem_file(&key_file).with_context(|| format!("cannot read {key_file}"))?;
         let mut roots = rustls::RootCertStore::empty();
-        for ca in CertificateDer::pem_file_iter(&client_ca_file).with_context(|| format!("cannot read {client_ca_file}"))? {
+        for ca in
+            CertificateDer::pem_file_iter(&client_ca_file).with_context(|| format!("cannot read {client_ca_file}"))?
+        {
             roots.add(ca.with_context(|| format!("cannot parse {client_ca_file}"))?)?;
         }
         // ring, kubewright's own backend (no aws-lc in the workspace: tests/supply_chain.rs).
@@ -307,7 +309,8 @@ fn serve(
     server: Arc<Server>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().max_blocking_threads(4).build()
+    let Ok(rt) =
+        tokio::runtime::Builder::new_current_thread().enable_io().enable_time().max_blocking_threads(4).build()
     else {
         log(&server.state_dir, "kube-apiserver: cannot build its runtime");
         return;
@@ -341,7 +344,12 @@ async fn connection(tcp: tokio::net::TcpStream, acceptor: tokio_rustls::TlsAccep
             let (parts, _body) = req.into_parts();
             let answer = tokio::task::spawn_blocking(move || server.handle(&parts, &peer)).await;
             Ok::<_, std::convert::Infallible>(answer.unwrap_or_else(|_| {
-                status_response(500, "InternalError", "an error on the server (\"\") has prevented the request from succeeding", "{}")
+                status_response(
+                    500,
+                    "InternalError",
+                    "an error on the server (\"\") has prevented the request from succeeding",
+                    "{}",
+                )
             }))
         }
     });
@@ -377,18 +385,24 @@ enum Target {
 fn target(path: &str) -> Target {
     let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|p| !p.is_empty()).collect();
     match parts.as_slice() {
-        ["api", "v1", "namespaces", ns, resource] => {
-            Target::Resource { verb: "list", resource: resource.to_string(), namespace: Some(ns.to_string()), name: None }
-        }
+        ["api", "v1", "namespaces", ns, resource] => Target::Resource {
+            verb: "list",
+            resource: resource.to_string(),
+            namespace: Some(ns.to_string()),
+            name: None,
+        },
         ["api", "v1", "namespaces", ns, resource, name] => Target::Resource {
             verb: "get",
             resource: resource.to_string(),
             namespace: Some(ns.to_string()),
             name: Some(name.to_string()),
         },
-        ["api", "v1", "namespaces", name] => {
-            Target::Resource { verb: "get", resource: "namespaces".into(), namespace: None, name: Some(name.to_string()) }
-        }
+        ["api", "v1", "namespaces", name] => Target::Resource {
+            verb: "get",
+            resource: "namespaces".into(),
+            namespace: None,
+            name: Some(name.to_string()),
+        },
         ["api", "v1", resource] => {
             Target::Resource { verb: "list", resource: resource.to_string(), namespace: None, name: None }
         }
@@ -431,7 +445,10 @@ fn allowed(user: &User, t: &Target) -> bool {
         }
         Target::Resource { verb, resource, namespace, name } => {
             let configmap = |ns: &str, n: &str| {
-                resource == "configmaps" && *verb == "get" && namespace.as_deref() == Some(ns) && name.as_deref() == Some(n)
+                resource == "configmaps"
+                    && *verb == "get"
+                    && namespace.as_deref() == Some(ns)
+                    && name.as_deref() == Some(n)
             };
             if configmap("kube-public", "cluster-info") {
                 return true;
@@ -514,9 +531,11 @@ fn response(code: u16, content_type: &str, body: Vec<u8>) -> Response<Full<Bytes
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
-    h.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_str(content_type).unwrap_or(
-        hyper::header::HeaderValue::from_static("application/json"),
-    ));
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_str(content_type)
+            .unwrap_or(hyper::header::HeaderValue::from_static("application/json")),
+    );
     h.insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-cache, private"));
     h.insert("x-content-type-options", hyper::header::HeaderValue::from_static("nosniff"));
     r
@@ -617,11 +636,19 @@ fn wants_table(accept: &str) -> bool {
 /// `nodeColumnDefinitions`, `podColumnDefinitions`), with their descriptions as the server
 /// sends them (the `wide` ones have priority 1).
 fn columns(resource: &str) -> Value {
-    let col = |name: &str, format: &str, description: &str, priority: u32| {
-        json!({"name": name, "type": "string", "format": format, "description": description, "priority": priority})
-    };
-    let name = col("Name", "name", "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names", 0);
-    let age = col("Age", "", "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata", 0);
+    let col = |name: &str, format: &str, description: &str, priority: u32| json!({"name": name, "type": "string", "format": format, "description": description, "priority": priority});
+    let name = col(
+        "Name",
+        "name",
+        "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
+        0,
+    );
+    let age = col(
+        "Age",
+        "",
+        "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+        0,
+    );
     match resource {
         "nodes" => json!([
             name,
@@ -631,20 +658,60 @@ fn columns(resource: &str) -> Value {
             col("Version", "", "Kubelet Version reported by the node.", 0),
             col("Internal-IP", "", "List of internal IPs in the node.", 1),
             col("External-IP", "", "List of external IPs in the node.", 1),
-            col("OS-Image", "", "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).", 1),
-            col("Kernel-Version", "", "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).", 1),
-            col("Container-Runtime", "", "Container Runtime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).", 1),
+            col(
+                "OS-Image",
+                "",
+                "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
+                1
+            ),
+            col(
+                "Kernel-Version",
+                "",
+                "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
+                1
+            ),
+            col(
+                "Container-Runtime",
+                "",
+                "Container Runtime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
+                1
+            ),
         ]),
         _ => json!([
             name,
             col("Ready", "", "The aggregate readiness state of this pod for accepting traffic.", 0),
             col("Status", "", "The aggregate status of the containers in this pod.", 0),
-            col("Restarts", "", "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.", 0),
+            col(
+                "Restarts",
+                "",
+                "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+                0
+            ),
             age,
-            col("IP", "", "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.", 1),
-            col("Node", "", "NodeName is a request to schedule this pod onto a specific node. If it is non-empty, the scheduler simply schedules this pod onto that node, assuming that it fits resource requirements.", 1),
-            col("Nominated Node", "", "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods. This field does not guarantee that the pod will be scheduled on this node. Scheduler may decide to place the pod elsewhere if other nodes become available sooner. Scheduler may also empty nominatedNodeName when, for example, this pod is scheduled to another node. Scheduling framework plugins may also set this field to a value.", 1),
-            col("Readiness Gates", "", "If specified, all readiness gates will be evaluated for pod readiness. A pod is ready when all its containers are ready AND all conditions specified in the readiness gates have status equal to \"True\" More info: https://git.k8s.io/enhancements/keps/sig-network/580-pod-readiness-gates", 1),
+            col(
+                "IP",
+                "",
+                "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.",
+                1
+            ),
+            col(
+                "Node",
+                "",
+                "NodeName is a request to schedule this pod onto a specific node. If it is non-empty, the scheduler simply schedules this pod onto that node, assuming that it fits resource requirements.",
+                1
+            ),
+            col(
+                "Nominated Node",
+                "",
+                "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods. This field does not guarantee that the pod will be scheduled on this node. Scheduler may decide to place the pod elsewhere if other nodes become available sooner. Scheduler may also empty nominatedNodeName when, for example, this pod is scheduled to another node. Scheduling framework plugins may also set this field to a value.",
+                1
+            ),
+            col(
+                "Readiness Gates",
+                "",
+                "If specified, all readiness gates will be evaluated for pod readiness. A pod is ready when all its containers are ready AND all conditions specified in the readiness gates have status equal to \"True\" More info: https://git.k8s.io/enhancements/keps/sig-network/580-pod-readiness-gates",
+                1
+            ),
         ]),
     }
 }
@@ -731,7 +798,11 @@ impl Server {
 
     /// The x509 authenticator, then the bearer token one, then anonymous only for a request
     /// that carried no credentials (`union.NewFailOnError`).
-    fn authenticate(&self, req: &hyper::http::request::Parts, peer: &[CertificateDer<'static>]) -> Result<User, String> {
+    fn authenticate(
+        &self,
+        req: &hyper::http::request::Parts,
+        peer: &[CertificateDer<'static>],
+    ) -> Result<User, String> {
         if let Some((leaf, intermediates)) = peer.split_first() {
             // pkg/authentication/request/x509: chains to the client CA, within every
             // certificate's validity period, with client authentication among its usages.
@@ -930,7 +1001,10 @@ fn pods(c: &Cluster, namespace: Option<&str>, node: Option<&str>, as_table: bool
             .collect();
         return json_response(200, &table("pods", rows, &list_rv));
     }
-    json_response(200, &json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": list_rv}, "items": objects}))
+    json_response(
+        200,
+        &json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": list_rv}, "items": objects}),
+    )
 }
 
 #[cfg(test)]
@@ -955,7 +1029,10 @@ mod tests {
         assert!(!allowed(&authenticated, &target("/api/v1/nodes")));
         let admin = user("kubernetes-admin", &["kubeadm:cluster-admins", "system:authenticated"]);
         assert!(allowed(&admin, &target("/api/v1/nodes")));
-        let token = user("system:bootstrap:abcdef", &["system:bootstrappers:kubeadm:default-node-token", "system:authenticated"]);
+        let token = user(
+            "system:bootstrap:abcdef",
+            &["system:bootstrappers:kubeadm:default-node-token", "system:authenticated"],
+        );
         assert!(allowed(&token, &target("/api/v1/nodes/cp1")));
         assert!(!allowed(&token, &target("/api/v1/nodes")));
     }
@@ -985,7 +1062,9 @@ mod tests {
 
     #[test]
     fn kubectl_get_asks_for_a_table() {
-        assert!(wants_table("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"));
+        assert!(wants_table(
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+        ));
         assert!(!wants_table("application/json"));
     }
 }
