@@ -796,26 +796,37 @@ impl Server {
         }
     }
 
-    /// The x509 authenticator, then the bearer token one, then anonymous only for a request
-    /// that carried no credentials (`union.NewFailOnError`).
+    /// The x509 authenticator, then the bearer token one: the first that succeeds names the
+    /// user (`union.New`); when none does, any failure is a 401 and only a request that
+    /// carried no credentials at all is anonymous (`union.NewFailOnError` with the anonymous
+    /// authenticator).
     fn authenticate(
         &self,
         req: &hyper::http::request::Parts,
         peer: &[CertificateDer<'static>],
     ) -> Result<User, String> {
+        let mut errors = Vec::new();
         if let Some((leaf, intermediates)) = peer.split_first() {
             // pkg/authentication/request/x509: chains to the client CA, within every
             // certificate's validity period, with client authentication among its usages.
-            return match self.clients.verify_client_cert(leaf, intermediates, UnixTime::now()) {
-                Ok(_) => client_cert_user(leaf).ok_or_else(|| "cannot read the client certificate".to_string()),
-                Err(e) => Err(format!("verifying certificate failed: {e}")),
-            };
+            match self.clients.verify_client_cert(leaf, intermediates, UnixTime::now()) {
+                Ok(_) => match client_cert_user(leaf) {
+                    Some(user) => return Ok(user),
+                    None => errors.push("cannot read the client certificate".to_string()),
+                },
+                Err(e) => errors.push(format!("verifying certificate failed: {e}")),
+            }
         }
         if let Some(auth) = req.headers.get(hyper::header::AUTHORIZATION) {
             let token = auth.to_str().ok().and_then(|a| a.strip_prefix("Bearer ")).map(str::trim).unwrap_or("");
-            return bootstrap_token_user(token).ok_or_else(|| "invalid bearer token".to_string());
+            // pkg/authentication/request/bearertoken: a token no authenticator accepts is
+            // "invalid bearer token", an error, not an anonymous request.
+            match bootstrap_token_user(token) {
+                Some(user) => return Ok(user),
+                None => errors.push("invalid bearer token".to_string()),
+            }
         }
-        Ok(User::anonymous())
+        if errors.is_empty() { Ok(User::anonymous()) } else { Err(errors.join(", ")) }
     }
 
     fn version_info(&self) -> Value {
