@@ -354,7 +354,12 @@ async fn connection(tcp: tokio::net::TcpStream, acceptor: tokio_rustls::TlsAccep
         }
     });
     let io = hyper_util::rt::TokioIo::new(tls);
-    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+    // The timer makes hyper's header read timeout (30 s) effective: a client that connects
+    // and sends nothing does not hold a task forever.
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .serve_connection(io, service)
+        .await;
 }
 
 /// Who a request is, as the authenticators found.
