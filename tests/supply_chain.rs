@@ -22,6 +22,25 @@ const REVIEWED: &[(&str, &str, &str)] = &[
         "jsonschema (tests/plan_schema.rs) through fluent-uri; kubewright enables `std`, which implies it",
     ),
     (
+        "futures-core",
+        "default",
+        "hyper (the test bed's simulated kube-apiserver); its default is `std`, which kubewright's \
+         tree already enables",
+    ),
+    (
+        "rustls-pki-types",
+        "std",
+        "rustls (the test bed's simulated kube-apiserver); adds std::error::Error impls and \
+         PEM file reading, nothing that changes how rcgen, kubewright's user, encodes or signs",
+    ),
+    (
+        "smallvec",
+        "const_generics",
+        "hyper's server (the test bed's simulated kube-apiserver); more array sizes for the \
+         Array trait, no change to existing uses",
+    ),
+    ("smallvec", "const_new", "hyper's server (the test bed's simulated kube-apiserver); const constructors only"),
+    (
         "serde_json",
         "float_roundtrip",
         "jsonschema (tests/plan_schema.rs); exact float parsing only, and kubewright reads no \

@@ -1,4 +1,5 @@
-//! A host's PID 1: mount the host's view of the filesystem, start sshd, reap orphans.
+//! A host's PID 1: mount the host's view of the filesystem, start sshd, reap orphans, and
+//! play the kubelet for the static pods the bed really runs (etcd, the kube-apiserver).
 //!
 //! Runs inside fresh mount, UTS and PID namespaces (made by `unshare`) in the host's
 //! network namespace. The host's file system is put together beside the machine's (an overlay
@@ -127,11 +128,14 @@ pub fn run_init(config: &Path) -> anyhow::Result<()> {
     // The kubelet's part for the etcd static pod (the real etcd server), and its probe.
     let mut etcd_pod = crate::sim::etcd::PodRunner::boot();
     std::thread::spawn(crate::sim::etcd::probe_forever);
+    // The kube-apiserver static pod: a TLS server on a thread of the init (issue 22).
+    let mut apiserver_pod = crate::sim::apiserver::PodRunner::boot(&cfg.hostname);
     // PID 1 adopts every orphan of the host; reap them all, forever.
     loop {
         match nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
             Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => {
                 etcd_pod.reconcile();
+                apiserver_pod.reconcile();
                 std::thread::sleep(std::time::Duration::from_millis(200));
             }
             Ok(status) => {

@@ -228,6 +228,15 @@ pub fn read_cluster_in(dir: &std::path::Path) -> Cluster {
     state
 }
 
+/// The cluster state with its objects as etcd holds them now, or None when no member could
+/// be read (the simulated API server's reads: it fails a request rather than answer from the
+/// last copy, as a real API server does without etcd).
+pub fn read_cluster_live() -> Option<Cluster> {
+    let dir = state_dir();
+    let mut state = read_cache(&dir).ok()?;
+    Registry::for_state_dir(&dir)?.load(&mut state).then_some(state)
+}
+
 /// The bed's own part (clock, events, addresses), without asking etcd.
 pub fn read_bed_state() -> Cluster {
     read_cache(&state_dir()).unwrap_or_default()

@@ -108,15 +108,32 @@ fn serving(state_dir: &Path) -> bool {
 }
 
 /// The etcd flags of a manifest: the `- --flag=value` items of its container's command.
-fn manifest_flags(text: &str) -> Vec<String> {
+pub(crate) fn manifest_flags(text: &str) -> Vec<String> {
     text.lines().filter_map(|l| l.trim().strip_prefix("- --").map(|f| format!("--{f}"))).collect()
 }
 
-fn kubelet_active(state_dir: &Path) -> bool {
+pub(crate) fn kubelet_active(state_dir: &Path) -> bool {
     std::fs::read_to_string(state_dir.join("host.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<super::host::HostState>(&t).ok())
         .is_some_and(|h| h.units.get("kubelet").is_some_and(|u| u.active))
+}
+
+/// A static pod's manifest and its container's identity, while the manifest is in place and
+/// the kubelet active: the content and the manifest's inode change time, so a changed
+/// manifest, or one moved out and back (kubeadm's way to restart a static pod), is a new
+/// container (as `crictl ps` shows it, [`super::runtime`]). Most hosts have no control plane:
+/// a missing manifest costs one failed open.
+pub(crate) fn static_pod(manifest: &str, state_dir: &Path) -> Option<(Vec<u8>, String)> {
+    use sha2::Digest;
+    use std::os::unix::fs::MetadataExt;
+    let text = std::fs::read(manifest).ok().filter(|_| kubelet_active(state_dir))?;
+    let changed = std::fs::metadata(manifest).map(|md| (md.ctime(), md.ctime_nsec())).unwrap_or_default();
+    let mut h = sha2::Sha256::new();
+    h.update(&text);
+    h.update(format!("{changed:?}"));
+    let fingerprint = hex::encode(&h.finalize()[..12]);
+    Some((text, fingerprint))
 }
 
 /// The kubelet's part for the etcd static pod, driven by the host's init every few hundred
@@ -169,17 +186,10 @@ impl PodRunner {
     }
 
     pub fn reconcile(&mut self) {
-        // Most hosts have no etcd: a missing manifest costs one failed open.
-        let manifest = std::fs::read(MANIFEST).ok().filter(|_| kubelet_active(&self.state_dir));
-        let fingerprint = manifest.as_ref().map(|m| {
-            use sha2::Digest;
-            use std::os::unix::fs::MetadataExt;
-            let changed = std::fs::metadata(MANIFEST).map(|md| (md.ctime(), md.ctime_nsec())).unwrap_or_default();
-            let mut h = sha2::Sha256::new();
-            h.update(m);
-            h.update(format!("{changed:?}"));
-            hex::encode(&h.finalize()[..12])
-        });
+        let (manifest, fingerprint) = match static_pod(MANIFEST, &self.state_dir) {
+            Some((m, f)) => (Some(m), Some(f)),
+            None => (None, None),
+        };
         if let Some((pid, _)) = self.stopping {
             // The kubelet's grace period is the pod's (30 s); etcd stops in well under one.
             if self.stopping.is_some_and(|(_, at)| at.elapsed() > Duration::from_secs(10)) {

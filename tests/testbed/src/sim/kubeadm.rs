@@ -581,7 +581,11 @@ pub fn write_manifests(v: V, advertise: &str, joining: Option<&str>) -> anyhow::
         let path = Path::new("/etc/kubernetes/manifests").join(format!("{name}.yaml"));
         let text = format!(
             "apiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n    component: {name}\n    tier: control-plane\n  name: {name}\n  namespace: kube-system\n  annotations:\n    kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint: {advertise}:6443\nspec:\n  containers:\n{command}name: {name}\n    image: {image}\n  hostNetwork: true\n  priorityClassName: system-node-critical\n{volumes}",
-            command = if name == "etcd" { format!("{etcd_command}    ") } else { "  - ".into() },
+            command = match name {
+                "etcd" => format!("{etcd_command}    "),
+                "kube-apiserver" => format!("{}    ", apiserver_command(advertise)),
+                _ => "  - ".into(),
+            },
             volumes = if name == "etcd" { etcd_volumes } else { "" },
         );
         // An unchanged manifest is left alone: the kubelet restarts a static pod only when its
@@ -591,6 +595,47 @@ pub fn write_manifests(v: V, advertise: &str, joining: Option<&str>) -> anyhow::
         }
     }
     Ok(())
+}
+
+/// The kube-apiserver's command as kubeadm writes it (cmd/kubeadm/app/phases/controlplane/
+/// manifests.go `getAPIServerCommand`, flags sorted as kubeadm sorts them): the simulated API
+/// server (see [`super::apiserver`]) serves from these flags. The service range is kubeadm's
+/// default (the simulator does not read `networking.serviceSubnet`, as for the SANs).
+fn apiserver_command(advertise: &str) -> String {
+    let flags = [
+        format!("--advertise-address={advertise}"),
+        "--allow-privileged=true".into(),
+        "--authorization-mode=Node,RBAC".into(),
+        "--client-ca-file=/etc/kubernetes/pki/ca.crt".into(),
+        "--enable-admission-plugins=NodeRestriction".into(),
+        "--enable-bootstrap-token-auth=true".into(),
+        "--etcd-cafile=/etc/kubernetes/pki/etcd/ca.crt".into(),
+        "--etcd-certfile=/etc/kubernetes/pki/apiserver-etcd-client.crt".into(),
+        "--etcd-keyfile=/etc/kubernetes/pki/apiserver-etcd-client.key".into(),
+        "--etcd-servers=https://127.0.0.1:2379".into(),
+        "--kubelet-client-certificate=/etc/kubernetes/pki/apiserver-kubelet-client.crt".into(),
+        "--kubelet-client-key=/etc/kubernetes/pki/apiserver-kubelet-client.key".into(),
+        "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname".into(),
+        "--proxy-client-cert-file=/etc/kubernetes/pki/front-proxy-client.crt".into(),
+        "--proxy-client-key-file=/etc/kubernetes/pki/front-proxy-client.key".into(),
+        "--requestheader-allowed-names=front-proxy-client".into(),
+        "--requestheader-client-ca-file=/etc/kubernetes/pki/front-proxy-ca.crt".into(),
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-".into(),
+        "--requestheader-group-headers=X-Remote-Group".into(),
+        "--requestheader-username-headers=X-Remote-User".into(),
+        "--secure-port=6443".into(),
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+        "--service-account-key-file=/etc/kubernetes/pki/sa.pub".into(),
+        "--service-account-signing-key-file=/etc/kubernetes/pki/sa.key".into(),
+        "--service-cluster-ip-range=10.96.0.0/12".into(),
+        "--tls-cert-file=/etc/kubernetes/pki/apiserver.crt".into(),
+        "--tls-private-key-file=/etc/kubernetes/pki/apiserver.key".into(),
+    ];
+    let mut out = String::from("  - command:\n    - kube-apiserver\n");
+    for f in flags {
+        out.push_str(&format!("    - {f}\n"));
+    }
+    out
 }
 
 /// kubeadm upgrade's static pod phase: new manifests, then, where etcd's changed, wait until

@@ -283,7 +283,7 @@ fn version(args: &[String]) -> anyhow::Result<Outcome> {
     Ok(out)
 }
 
-fn age(created: i64) -> String {
+pub(crate) fn age(created: i64) -> String {
     let s = (now_unix() - created).max(0);
     if s < 120 {
         format!("{s}s")
@@ -296,7 +296,7 @@ fn age(created: i64) -> String {
     }
 }
 
-fn status(c: &Cluster, name: &str) -> String {
+pub(crate) fn status(c: &Cluster, name: &str) -> String {
     let n = &c.nodes[name];
     let mut s = if !n.kubelet_running {
         "NotReady".to_string()
@@ -311,7 +311,7 @@ fn status(c: &Cluster, name: &str) -> String {
     s
 }
 
-fn node_json(c: &Cluster, name: &str) -> Value {
+pub(crate) fn node_json(c: &Cluster, name: &str) -> Value {
     let n = &c.nodes[name];
     let (ready_status, reason, message) = if !n.kubelet_running {
         ("Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")

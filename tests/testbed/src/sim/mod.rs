@@ -9,6 +9,7 @@
 //! hosts and locked with `flock`. Outputs, errors and exit codes follow the real tools as
 //! recorded in ../shared/reference/kubeadm-behaviour.md (section numbers in comments).
 
+pub mod apiserver;
 mod apt;
 mod certs;
 pub mod cluster;
@@ -25,6 +26,7 @@ mod upgrade;
 pub use apt::{
     DEBIAN_CONTAINERD, OFFERED, REPOSITORY_KEY, REPOSITORY_KEY_FINGERPRINT, REPOSITORY_SECRET_KEY, repository_keyring,
 };
+pub use pki::client_certificate;
 pub use runtime::{WORKLOADS_FILE, Workload};
 
 use std::io::Write;

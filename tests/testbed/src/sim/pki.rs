@@ -183,6 +183,32 @@ pub fn new_leaf(ca: &Pair, leaf: &Leaf<'_>, now: i64) -> anyhow::Result<Pair> {
     Ok(Pair { cert: cert.pem(), key: key_pem })
 }
 
+/// A client certificate (ECDSA P-256, client authentication) for `cn` in the groups `orgs`,
+/// signed by the CA `ca_cert`/`ca_key` (PEM), valid from `not_before` to `not_after` (unix
+/// seconds, either may be in the past): what a test shows the simulated API server (an expired
+/// or not yet valid certificate of the cluster's CA). Returns the certificate and key, PEM.
+pub fn client_certificate(
+    ca_cert: &str,
+    ca_key: &str,
+    cn: &str,
+    orgs: &[&str],
+    not_before: i64,
+    not_after: i64,
+) -> anyhow::Result<(String, String)> {
+    let issuer = issuer(&Pair { cert: ca_cert.to_string(), key: ca_key.to_string() })?;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(cn, orgs);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_before = time_at(not_before);
+    params.not_after = time_at(not_after);
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(rand::random::<u64>().into());
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
 /// The service-account signing key pair (`sa.key`, `sa.pub`).
 pub fn sa_keypair() -> anyhow::Result<(String, String)> {
     let key = rsa_key()?;
