@@ -12,11 +12,10 @@ use std::time::{Duration, Instant};
 use kubewright_testbed::{Testbed, TestbedOptions};
 
 mod common;
-use common::ok;
+use common::{TOKEN, bootstrap, ok};
 
 const MINOR: u32 = 31;
 const PATCH: u32 = 4;
-const TOKEN: &str = "abcdef.0123456789abcdef";
 
 /// The upstream kubectl of the cluster's minor this machine's image ships, or None (loudly)
 /// where it is missing; with `CI` set its absence fails the test.
@@ -49,71 +48,6 @@ fn out(o: &Output) -> (String, String) {
     (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
-fn put(bed: &Testbed, host: &str, path: &str, content: &str) {
-    ok(bed, host, &format!("mkdir -p $(dirname {path}) && cat > {path} <<'EOF'\n{content}EOF"));
-}
-
-/// cp1 initialized with kubeadm, w1 joined, the pod network applied (as tests/simulator.rs
-/// does it, without kubewright). Returns cp1's API address.
-fn bootstrap(bed: &Testbed) -> String {
-    let mirror = bed.package_mirror();
-    for h in bed.hosts() {
-        ok(bed, &h.name, &format!(
-            "echo 'deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] {mirror}/core:/stable:/v1.{MINOR}/deb/ /' > /etc/apt/sources.list.d/kubernetes.list
-             install -d -m 0755 /etc/apt/keyrings
-             curl -fsSL {mirror}/core:/stable:/v1.{MINOR}/deb/Release.key | gpg --dearmor --yes -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg
-             apt-get update -q >/dev/null
-             apt-get install -y -q containerd conntrack cri-tools kubeadm=1.{MINOR}.{PATCH}-1.1 kubelet=1.{MINOR}.{PATCH}-1.1 kubectl=1.{MINOR}.{PATCH}-1.1 >/dev/null
-             swapoff -a
-             sysctl -q -w net.ipv4.ip_forward=1"
-        ));
-    }
-    let endpoint = format!("{}:6443", bed.host("cp1").ip);
-    put(
-        bed,
-        "cp1",
-        "/root/init.yaml",
-        &format!(
-            "apiVersion: kubeadm.k8s.io/v1beta4
-kind: InitConfiguration
-bootstrapTokens:
-  - token: \"{TOKEN}\"
-    ttl: 2h0m0s
-nodeRegistration:
-  name: cp1
-  criSocket: unix:///var/run/containerd/containerd.sock
----
-apiVersion: kubeadm.k8s.io/v1beta4
-kind: ClusterConfiguration
-clusterName: sim
-kubernetesVersion: v1.{MINOR}.{PATCH}
-controlPlaneEndpoint: \"{endpoint}\"
-networking:
-  podSubnet: 10.244.0.0/16
-"
-        ),
-    );
-    ok(bed, "cp1", "kubeadm init --config /root/init.yaml");
-    let pin = ok(
-        bed,
-        "cp1",
-        "openssl x509 -pubkey -in /etc/kubernetes/pki/ca.crt | openssl rsa -pubin -outform der 2>/dev/null | openssl dgst -sha256 -hex | sed 's/^.* //'",
-    );
-    ok(
-        bed,
-        "w1",
-        &format!("kubeadm join {endpoint} --token {TOKEN} --discovery-token-ca-cert-hash sha256:{}", pin.trim()),
-    );
-    put(
-        bed,
-        "cp1",
-        "/tmp/ds.yaml",
-        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: kube-flannel-ds\n  namespace: kube-flannel\n",
-    );
-    ok(bed, "cp1", "kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f /tmp/ds.yaml");
-    endpoint
-}
-
 /// Retry `f` until it returns Some, for up to `secs` (the init reconciles every 200 ms; the
 /// etcd probe concludes within seconds).
 fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -144,7 +78,7 @@ fn the_real_kubectl_talks_tls_to_the_simulated_api_server() {
     opts.control_planes = 1;
     let Some(bed) = Testbed::up_or_skip(opts) else { return };
     let started = Instant::now();
-    let endpoint = bootstrap(&bed);
+    let endpoint = bootstrap(&bed, MINOR, PATCH);
     eprintln!("bootstrapped in {:?}", started.elapsed());
     // The clients' files (kubectl's cache, the certificates made here), gone with the bed.
     let work = bed.dir().join("clients");
