@@ -71,9 +71,10 @@ fn deploy(bed: &Testbed, name: &str) {
     );
 }
 
-/// The workloads' pods and the nodes, as the API server lists them.
+/// The shop's pods and the nodes, as etcd holds them (after a restore its members may still be
+/// electing a leader: waited for, never the bed's copy from before the restore).
 fn pods_and_nodes(bed: &Testbed) -> (Vec<String>, Vec<String>) {
-    let c = bed.cluster_state();
+    let c = bed.cluster_state_live(std::time::Duration::from_secs(30)).unwrap();
     let mut pods: Vec<String> =
         c.pods.iter().filter(|p| p.namespace == "shop").map(|p| p.labels["app"].clone()).collect();
     pods.sort();

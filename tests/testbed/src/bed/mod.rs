@@ -603,6 +603,23 @@ impl Testbed {
         crate::sim::cluster::read_cluster_in(&self.cluster_state_dir())
     }
 
+    /// The API objects as etcd holds them now, waiting up to `limit` for a member to answer
+    /// (one restarting after a restore, or electing a leader on a loaded machine). Unlike
+    /// [`Testbed::cluster_state`], never the bed's last copy, which may predate a restore.
+    pub fn cluster_state_live(&self, limit: std::time::Duration) -> anyhow::Result<crate::sim::cluster::Cluster> {
+        let until = std::time::Instant::now() + limit;
+        loop {
+            if let Some(c) = crate::sim::cluster::read_cluster_live_in(&self.cluster_state_dir()) {
+                return Ok(c);
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < until,
+                "no etcd member answered within {limit:?} (is the cluster initialized, its etcd running?)"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    }
+
     /// The last `lines` lines of `name`'s etcd log: the server's own output and the simulated
     /// kubelet's starts, stops and exits of it. For a test's failure message.
     pub fn etcd_log_tail(&self, name: &str, lines: usize) -> String {

@@ -232,9 +232,13 @@ pub fn read_cluster_in(dir: &std::path::Path) -> Cluster {
 /// be read (the simulated API server's reads: it fails a request rather than answer from the
 /// last copy, as a real API server does without etcd).
 pub fn read_cluster_live() -> Option<Cluster> {
-    let dir = state_dir();
-    let mut state = read_cache(&dir).ok()?;
-    Registry::for_state_dir(&dir)?.load(&mut state).then_some(state)
+    read_cluster_live_in(&state_dir())
+}
+
+/// [`read_cluster_live`] of the state in `dir` (the harness).
+pub fn read_cluster_live_in(dir: &std::path::Path) -> Option<Cluster> {
+    let mut state = read_cache(dir).ok()?;
+    Registry::for_state_dir(dir)?.load(&mut state).then_some(state)
 }
 
 /// The bed's own part (clock, events, addresses), without asking etcd.
