@@ -438,6 +438,12 @@ fn a_local_load_balancer_carries_the_workers_past_a_dead_control_plane(transport
         assert!(cfg.contains(&format!("server cp2 {}:6443", address("cp2"))) && !cfg.contains("cp3"), "{cfg}");
     }
     assert_eq!(node_status(&f, "cp1").values().filter(|s| *s == "Ready").count(), 4, "{:?}", node_status(&f, "cp1"));
+    // The proxy is the real haproxy, forwarding to the API servers (curl is Debian's too).
+    for w in ["w1", "w2"] {
+        let exe = f.sh(w, "readlink /proc/$(pgrep -o -x haproxy)/exe");
+        assert_eq!(exe.trim(), "/opt/kubewright-sim/haproxy/haproxy", "on {w}");
+        assert_eq!(f.sh(w, "curl -sS --max-time 20 -k https://127.0.0.1:6443/readyz"), "ok", "on {w}");
+    }
     // The bastion cannot resolve the name: its kubeconfig names cp1 and checks the certificate for the name.
     let admin = std::fs::read_to_string(
         f.state.path().join(format!("{}/admin.conf", cluster["cluster_name"].as_str().unwrap())),
@@ -468,6 +474,15 @@ fn a_local_load_balancer_carries_the_workers_past_a_dead_control_plane(transport
     // proxy loses the API (the negative control: the proxy is what carries w1).
     f.sh("w2", "rm /etc/kubernetes/manifests/kubewright-api-proxy.yaml");
     f.bed.crash("cp1").unwrap();
+    // haproxy's own checks take cp1 out (inter 2s, fall 2; a dead host's connect times out).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !f.sh("w1", "cat /var/lib/kubewright-sim/api-proxy.log").contains("Server control-planes/cp1 is DOWN") {
+        assert!(std::time::Instant::now() < deadline, "{}", f.sh("w1", "cat /var/lib/kubewright-sim/api-proxy.log"));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert_eq!(f.sh("w1", "curl -sS --max-time 20 -k https://127.0.0.1:6443/readyz"), "ok");
+    let refused = f.sh("w2", "curl -sS --max-time 20 -k https://127.0.0.1:6443/readyz 2>&1; echo \" exit $?\"");
+    assert!(refused.contains("Failed to connect") && refused.trim_end().ends_with(" exit 7"), "{refused}");
     let status = node_status(&f, "cp2");
     assert_eq!(status.get("w1").map(String::as_str), Some("Ready"), "{status:?}");
     assert_eq!(status.get("cp3").map(String::as_str), Some("Ready"), "{status:?}");

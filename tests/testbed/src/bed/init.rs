@@ -125,8 +125,10 @@ pub fn run_init(config: &Path) -> anyhow::Result<()> {
         Ok(pid)
     };
     let mut sshd_pid = start_sshd()?;
-    // The kubelet's part for the etcd static pod (the real etcd server), and its probe.
-    let mut etcd_pod = crate::sim::etcd::PodRunner::boot();
+    // The kubelet's part for the static pods that are real programs: etcd (and its probe) and
+    // the local API proxy's haproxy.
+    let mut etcd_pod = crate::sim::pod::PodRunner::boot(&crate::sim::etcd::POD);
+    let mut api_proxy_pod = crate::sim::pod::PodRunner::boot(&crate::sim::api_proxy::POD);
     std::thread::spawn(crate::sim::etcd::probe_forever);
     // The kube-apiserver static pod: a TLS server on a thread of the init (issue 22).
     let mut apiserver_pod = crate::sim::apiserver::PodRunner::boot(&cfg.hostname);
@@ -135,12 +137,14 @@ pub fn run_init(config: &Path) -> anyhow::Result<()> {
         match nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
             Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => {
                 etcd_pod.reconcile();
+                api_proxy_pod.reconcile();
                 apiserver_pod.reconcile();
                 std::thread::sleep(std::time::Duration::from_millis(200));
             }
             Ok(status) => {
                 if let Some(pid) = status.pid() {
                     etcd_pod.reaped(pid.as_raw(), &format!("{status:?}"));
+                    api_proxy_pod.reaped(pid.as_raw(), &format!("{status:?}"));
                 }
                 if status.pid() == Some(sshd_pid) {
                     eprintln!("host {}: sshd exited ({status:?})", cfg.hostname);

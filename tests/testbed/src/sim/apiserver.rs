@@ -115,7 +115,7 @@ impl PodRunner {
     }
 
     pub fn reconcile(&mut self) {
-        let pod = super::etcd::static_pod(MANIFEST, &self.state_dir);
+        let pod = super::pod::static_pod(Path::new(MANIFEST), &self.state_dir);
         let container = pod.as_ref().map(|(_, c)| c.clone());
         if let Some(running) = &self.running {
             if container.as_deref() == Some(running.container.as_str()) {

@@ -12,7 +12,7 @@
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -32,19 +32,6 @@ const HEALTH_FRESH_MS: i64 = 10_000;
 /// it is not for a real API server, whose requests wait it out.
 const UNHEALTHY_GRACE_MS: i64 = 2_500;
 
-/// The etcd static pod as the runner last left it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct PodStatus {
-    /// The running server's pid (in the host's PID namespace), none while it is not running.
-    pub pid: Option<i32>,
-    /// Which manifest it runs from: a changed or moved-back manifest is a new container.
-    pub manifest: String,
-    /// When it started (unix seconds, real clock).
-    pub started_unix: i64,
-    /// Restarts of this manifest's container after it exited (the kubelet's restart count).
-    pub restarts: u32,
-}
-
 /// What the probe last concluded (a probe that got no answer in time concludes nothing: on
 /// these shared machines a slow answer is the machine's, not etcd's).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -56,9 +43,7 @@ struct Health {
     healthy_unix_ms: i64,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+use super::pod::{PodKind, PodStatus, now_ms};
 
 fn write_json(dir: &Path, file: &str, value: &impl Serialize) {
     if let Ok(bytes) = serde_json::to_vec(value) {
@@ -72,7 +57,7 @@ pub fn pod_status() -> PodStatus {
 }
 
 fn read_pod_status(dir: &Path) -> PodStatus {
-    std::fs::read_to_string(dir.join(POD_FILE)).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+    super::pod::read_status(dir, &POD)
 }
 
 /// Whether `node`'s etcd member serves: its server runs, the probe of etcd's own `/health` (a
@@ -112,164 +97,18 @@ pub(crate) fn manifest_flags(text: &str) -> Vec<String> {
     text.lines().filter_map(|l| l.trim().strip_prefix("- --").map(|f| format!("--{f}"))).collect()
 }
 
-pub(crate) fn kubelet_active(state_dir: &Path) -> bool {
-    std::fs::read_to_string(state_dir.join("host.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<super::host::HostState>(&t).ok())
-        .is_some_and(|h| h.units.get("kubelet").is_some_and(|u| u.active))
-}
-
-/// A static pod's manifest and its container's identity, while the manifest is in place and
-/// the kubelet active: the content and the manifest's inode change time, so a changed
-/// manifest, or one moved out and back (kubeadm's way to restart a static pod), is a new
-/// container (as `crictl ps` shows it, [`super::runtime`]). Most hosts have no control plane:
-/// a missing manifest costs one failed open.
-pub(crate) fn static_pod(manifest: &str, state_dir: &Path) -> Option<(Vec<u8>, String)> {
-    use sha2::Digest;
-    use std::os::unix::fs::MetadataExt;
-    let text = std::fs::read(manifest).ok().filter(|_| kubelet_active(state_dir))?;
-    let changed = std::fs::metadata(manifest).map(|md| (md.ctime(), md.ctime_nsec())).unwrap_or_default();
-    let mut h = sha2::Sha256::new();
-    h.update(&text);
-    h.update(format!("{changed:?}"));
-    let fingerprint = hex::encode(&h.finalize()[..12]);
-    Some((text, fingerprint))
-}
-
-/// The kubelet's part for the etcd static pod, driven by the host's init every few hundred
-/// milliseconds: start the server while the manifest is in place and the kubelet active, stop
-/// it when either goes (the simulated kubelet still takes its static pods down when it stops:
-/// issue 23), restart it with a new container when the manifest changes, and restart a server
-/// that exited after a back-off, as the kubelet's CrashLoopBackOff does (10 s doubling to
-/// 5 min there; 1 s doubling to 8 s here, to keep tests short).
-pub struct PodRunner {
-    state_dir: PathBuf,
-    running: Option<(i32, String, Instant)>,
-    stopping: Option<(i32, Instant)>,
-    exited_at: Option<Instant>,
-    backoff: Duration,
-    restarts: u32,
-    last_manifest: String,
-}
-
-impl PodRunner {
-    /// A runner on a host that just booted: nothing of an earlier boot runs.
-    pub fn boot() -> Self {
-        let runner = PodRunner {
-            state_dir: super::host::state_dir(),
-            running: None,
-            stopping: None,
-            exited_at: None,
-            backoff: Duration::from_secs(1),
-            restarts: 0,
-            last_manifest: String::new(),
-        };
-        runner.save();
-        runner
-    }
-
-    /// A child of the init exited (`how`: its wait status): forget it if it was the server.
-    pub fn reaped(&mut self, pid: i32, how: &str) {
-        if self.stopping.is_some_and(|(p, _)| p == pid) {
-            self.stopping = None;
-            self.note(&format!("etcd pid {pid} stopped: {how}"));
-        }
-        if self.running.as_ref().is_some_and(|(p, _, _)| *p == pid) {
-            self.note(&format!(
-                "etcd pid {pid} exited on its own: {how}; restarting after a back-off of {:?}",
-                self.backoff
-            ));
-            self.running = None;
-            self.exited_at = Some(Instant::now());
-            self.save();
-        }
-    }
-
-    pub fn reconcile(&mut self) {
-        let (manifest, fingerprint) = match static_pod(MANIFEST, &self.state_dir) {
-            Some((m, f)) => (Some(m), Some(f)),
-            None => (None, None),
-        };
-        if let Some((pid, _)) = self.stopping {
-            // The kubelet's grace period is the pod's (30 s); etcd stops in well under one.
-            if self.stopping.is_some_and(|(_, at)| at.elapsed() > Duration::from_secs(10)) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            }
-            return;
-        }
-        if let Some((pid, running_from, _)) = &self.running {
-            if fingerprint.as_deref() != Some(running_from.as_str()) {
-                let pid = *pid;
-                let why =
-                    if fingerprint.is_some() { "its manifest changed" } else { "its manifest or the kubelet went" };
-                self.note(&format!("stopping etcd pid {pid} (SIGTERM): {why}"));
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-                self.stopping = Some((pid, Instant::now()));
-                self.running = None;
-                self.exited_at = None;
-                self.save();
-            }
-            return;
-        }
-        let (Some(manifest), Some(fingerprint)) = (manifest, fingerprint) else { return };
-        if fingerprint != self.last_manifest {
-            self.restarts = 0;
-            self.backoff = Duration::from_secs(1);
-            self.exited_at = None;
-        } else if let Some(at) = self.exited_at {
-            if at.elapsed() < self.backoff {
-                return;
-            }
-            self.restarts += 1;
-            self.backoff = (self.backoff * 2).min(Duration::from_secs(8));
-        }
-        self.last_manifest = fingerprint.clone();
-        let flags = manifest_flags(&String::from_utf8_lossy(&manifest));
-        let log = self.state_dir.join("etcd.log");
-        let spawned = std::fs::OpenOptions::new().create(true).append(true).open(&log).and_then(|out| {
-            let err = out.try_clone()?;
-            Command::new(Path::new(IMAGE_BIN).join("etcd")).args(&flags).stdout(out).stderr(err).spawn()
-        });
-        match spawned {
-            Ok(child) => {
-                self.note(&format!(
-                    "started etcd pid {} (container {fingerprint}, restart {})",
-                    child.id(),
-                    self.restarts
-                ));
-                self.running = Some((child.id() as i32, fingerprint, Instant::now()));
-                self.exited_at = None;
-            }
-            Err(e) => {
-                let _ = writeln!(std::io::stderr(), "etcd static pod: cannot start {IMAGE_BIN}/etcd: {e}");
-                self.exited_at = Some(Instant::now());
-            }
-        }
-        self.save();
-    }
-
-    /// A line of the kubelet's own in the server's log (`etcd.log`), so a test that finds
-    /// etcd not running can tell a stop from a crash.
-    fn note(&self, line: &str) {
-        if let Ok(mut log) = std::fs::OpenOptions::new().create(true).append(true).open(self.state_dir.join("etcd.log"))
-        {
-            let _ = writeln!(log, "kubelet (testbed) {}: {line}", now_ms());
-        }
-    }
-
-    fn save(&self) {
-        let status = PodStatus {
-            pid: self.running.as_ref().map(|(p, _, _)| *p),
-            manifest: self.last_manifest.clone(),
-            started_unix: self.running.as_ref().map_or(0, |(_, _, at)| {
-                let started = std::time::SystemTime::now() - at.elapsed();
-                started.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-            }),
-            restarts: self.restarts,
-        };
-        write_json(&self.state_dir, POD_FILE, &status);
-    }
-}
+/// The etcd static pod: the real server, with the flags of kubeadm's manifest.
+pub static POD: PodKind = PodKind {
+    program: "etcd",
+    manifest: || Some(PathBuf::from(MANIFEST)),
+    command: |manifest| {
+        let mut command = Command::new(Path::new(IMAGE_BIN).join("etcd"));
+        command.args(manifest_flags(manifest));
+        Ok(command)
+    },
+    log_file: "etcd.log",
+    status_file: POD_FILE,
+};
 
 /// The liveness probe kubeadm gives etcd, here every half second: `GET /health` on the
 /// metrics listener (`--listen-metrics-urls=http://127.0.0.1:2381`). Runs forever.

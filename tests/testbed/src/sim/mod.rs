@@ -9,6 +9,7 @@
 //! hosts and locked with `flock`. Outputs, errors and exit codes follow the real tools as
 //! recorded in ../shared/reference/kubeadm-behaviour.md (section numbers in comments).
 
+pub mod api_proxy;
 pub mod apiserver;
 mod apt;
 mod certs;
@@ -18,6 +19,7 @@ pub mod host;
 mod kubeadm;
 mod kubectl;
 mod pki;
+pub mod pod;
 pub mod reach;
 pub mod runtime;
 mod system;

@@ -1,7 +1,7 @@
 //! What a host finds when it dials an API server address, the way the real network would
 //! answer: a name resolves through that host's own `/etc/hosts` (the bed has no DNS),
-//! `127.0.0.1` is the host itself (its own API server, or a local API proxy it runs as a
-//! static pod), a node's address is that node's API server, and any other address (a load
+//! `127.0.0.1` is the host itself (its own API server, or the real haproxy of its local API
+//! proxy, [`super::api_proxy`]), a node's address is that node's API server, and any other address (a load
 //! balancer, a VIP) serves while some control plane does.
 //!
 //! Hosts are seen through the bed's read-only view of every host's files ([`PEERS_DIR`]), so
@@ -72,37 +72,44 @@ pub fn apiserver_serving(c: &Cluster, node: &str) -> bool {
         && super::etcd::member_serving(node)
 }
 
-/// The backends of the haproxy static pod `host` runs, if it runs one: every `server NAME
-/// ADDRESS:PORT` line of the configuration its manifest mounts.
-fn local_proxy_backends(host: &str) -> Option<Vec<String>> {
-    if !host_up(host) || !kubelet_active(host) {
-        return None;
+/// How many `server` lines the configuration of `host`'s local API proxy has (the hostPath
+/// volume ending in `.cfg` of its haproxy manifest), if it runs one.
+fn configured_servers(host: &str) -> Option<usize> {
+    let manifests = if Path::new(PEERS_DIR).exists() {
+        host_dir(host).join("upper/etc/kubernetes/manifests")
+    } else {
+        PathBuf::from("/etc/kubernetes/manifests")
+    };
+    let manifest = std::fs::read_to_string(super::api_proxy::manifest_in(&manifests)?).ok()?;
+    let config_path = manifest
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("path:"))
+        .map(|p| p.trim().trim_matches('"').to_string())
+        .find(|p| p.ends_with(".cfg"))?;
+    let config = host_file(host, &config_path)?;
+    Some(config.lines().filter(|l| l.split_whitespace().next() == Some("server")).count())
+}
+
+/// What `viewer` finds at its own `addr` (`127.0.0.1:PORT`) when no API server of its own
+/// listens there: its local API proxy, the real haproxy ([`super::api_proxy`]). The host
+/// itself asks through the network; a peer (judging whether that host's kubelet reaches the
+/// API) goes by what the proxy's health checks last concluded, from its log.
+fn through_local_proxy(viewer: &str, addr: &str) -> Result<(), String> {
+    let refused = || format!("dial tcp {addr}: connect: connection refused");
+    if !Path::new(PEERS_DIR).exists() || !host_up(viewer) || !kubelet_active(viewer) {
+        return Err(refused());
     }
-    let manifests = Path::new(PEERS_DIR).join(host).join("upper/etc/kubernetes/manifests");
-    let dir = if Path::new(PEERS_DIR).exists() { manifests } else { PathBuf::from("/etc/kubernetes/manifests") };
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let Ok(manifest) = std::fs::read_to_string(entry.path()) else { continue };
-        if !manifest.lines().any(|l| l.trim_start().starts_with("image:") && l.contains("haproxy")) {
-            continue;
-        }
-        // The configuration is the hostPath volume ending in .cfg.
-        let config_path = manifest
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("path:"))
-            .map(|p| p.trim().trim_matches('"').to_string())
-            .find(|p| p.ends_with(".cfg"))?;
-        let config = host_file(host, &config_path)?;
-        return Some(
-            config
-                .lines()
-                .filter_map(|l| {
-                    let mut f = l.split_whitespace();
-                    (f.next() == Some("server")).then(|| f.nth(1).map(str::to_string)).flatten()
-                })
-                .collect(),
-        );
+    if viewer == own_name() {
+        let port = addr.rsplit_once(':').map_or("443", |(_, p)| p);
+        return super::api_proxy::request_readyz(&format!("127.0.0.1:{port}")).map(|_| ());
     }
-    None
+    let configured = configured_servers(viewer).ok_or_else(refused)?;
+    match super::api_proxy::servers_left(&host_dir(viewer).join("sim"), configured) {
+        None => Err(refused()),
+        // haproxy accepts, then finds no server up and closes the connection.
+        Some(0) => Err(format!("read tcp 127.0.0.1:51234->{addr}: read: connection reset by peer")),
+        Some(_) => Ok(()),
+    }
 }
 
 /// The IP `viewer` dials for `addr` (`host:port`), or Go's lookup error.
@@ -128,13 +135,7 @@ pub fn dial(c: &Cluster, viewer: &str, addr: &str) -> Result<(), String> {
         if apiserver_serving(c, viewer) {
             return Ok(());
         }
-        let backends = local_proxy_backends(viewer).ok_or_else(refused)?;
-        // haproxy accepts, then finds no ready backend and closes the connection.
-        return backends
-            .iter()
-            .any(|b| dial_address(c, viewer, b))
-            .then_some(())
-            .ok_or_else(|| format!("read tcp 127.0.0.1:51234->{addr}: read: connection reset by peer"));
+        return through_local_proxy(viewer, addr);
     }
     if dial_address(c, viewer, &format!("{ip}:6443")) { Ok(()) } else { Err(refused()) }
 }

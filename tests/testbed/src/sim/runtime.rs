@@ -65,19 +65,25 @@ fn static_containers() -> Vec<Container> {
         let mut paths: Vec<_> =
             entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
         paths.sort();
-        let etcd = super::etcd::pod_status();
+        let proxy_manifest = super::api_proxy::manifest_in(Path::new(MANIFESTS));
         for p in paths {
             let text = std::fs::read_to_string(&p).unwrap_or_default();
             let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            // etcd is the real server: its container runs while the server does (a restart
-            // after it exited is a new container).
-            if name == "etcd" && etcd.pid.is_none() {
+            // etcd and the API proxy are real programs: their containers run while the
+            // programs do (a restart after one exited is a new container).
+            let process = if name == "etcd" {
+                Some(super::etcd::pod_status())
+            } else if proxy_manifest.as_deref() == Some(p.as_path()) {
+                Some(super::api_proxy::pod_status())
+            } else {
+                None
+            };
+            if process.as_ref().is_some_and(|s| s.pid.is_none()) {
                 continue;
             }
-            let changed = if name == "etcd" {
-                (etcd.started_unix, i64::from(etcd.restarts))
-            } else {
-                std::fs::metadata(&p).map(|m| (m.ctime(), m.ctime_nsec())).unwrap_or_default()
+            let changed = match &process {
+                Some(status) => (status.started_unix, i64::from(status.restarts)),
+                None => std::fs::metadata(&p).map(|m| (m.ctime(), m.ctime_nsec())).unwrap_or_default(),
             };
             let image = text.lines().find_map(|l| l.trim().strip_prefix("image: ")).unwrap_or("").to_string();
             let id = hex::encode(sha2::Sha256::digest(format!("{name}{text}{changed:?}").as_bytes()));
