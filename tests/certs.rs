@@ -288,6 +288,33 @@ fn renewal_goes_one_control_plane_at_a_time_restores_a_failed_one_and_is_a_no_op
         output_text(&again)
     );
     assert!(apiserver_expiry(&bed, state.path(), "cp2") > cp2_before, "cp2 renewed");
+
+    // A restart that did not take: the runtime loses cp1's API server, whose process keeps its
+    // port and the certificate it loaded, while the files, the health checks and the node all
+    // look renewed. The served serial tells: the renewal stops at cp1 and puts it back; once the
+    // orphan is killed, the same command renews cp1.
+    let cp1_before = apiserver_expiry(&bed, state.path(), "cp1");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    bed.orphan_apiserver_on_next_stop("cp1").unwrap();
+    let failed = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes", "-o", "json"]);
+    assert_eq!(failed.status.code(), Some(1), "{}", output_text(&failed));
+    let report = common::json_events(&failed).pop().unwrap();
+    assert_eq!(
+        (report["failures"][0]["host"].as_str(), report["failures"][0]["step"].as_str()),
+        (Some("cp1"), Some("renew-certificates")),
+        "{report}"
+    );
+    let address = bed.host("cp1").ip.to_string();
+    assert!(
+        output_text(&failed).contains(&format!("kube-apiserver at {address}:6443 serves the certificate with ")),
+        "{}",
+        output_text(&failed)
+    );
+    assert_eq!(apiserver_expiry(&bed, state.path(), "cp1"), cp1_before, "cp1 has its certificates from before the run");
+    bed.kill_orphaned_apiserver("cp1").unwrap();
+    let again = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
+    assert_eq!(again.status.code(), Some(0), "{}", output_text(&again));
+    assert!(apiserver_expiry(&bed, state.path(), "cp1") > cp1_before, "cp1 renewed");
 }
 
 /// `certs schedule` as the tests run it: a state root (`KUBEWRIGHT_STATE_DIR`) whose name has a

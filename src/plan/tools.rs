@@ -25,6 +25,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("systemctl", "systemd"),
     ("iptables", "iptables"),
     ("tar", "tar"),
+    ("openssl", "openssl"),
     ("crictl", "cri-tools"),
     ("kubeadm", "kubeadm"),
     ("kubectl", "kubectl"),

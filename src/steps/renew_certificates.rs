@@ -73,6 +73,27 @@ while :; do
   sleep 2
 done"#;
 
+/// `$1`: the API server's `address:port`. The restarted servers present the renewed files: the
+/// certificate a server presents is the one it loaded when it started, so a restart that did
+/// not happen (an orphaned container still holding the port, a kubelet that missed the
+/// manifests' move) leaves the old one served while every file and health check looks right.
+/// etcd is asked on its client port with the health-check client certificate (it requires one).
+const SERVED_CERTIFICATES: &str = r#"set -eu
+served() { a=$1 n=$2; shift 2; timeout 20 openssl s_client -connect "$a" -servername "$n" "$@" </dev/null 2>/dev/null | openssl x509 -noout -serial 2>/dev/null; }
+check() {
+  want=$(openssl x509 -noout -serial -in "$3")
+  got=$(shift 3; served "$@") || got=
+  if [ -z "$got" ]; then echo "no certificate came from $1 at $2" >&2; exit 1; fi
+  if [ "$got" != "$want" ]; then
+    echo "$1 at $2 serves the certificate with ${got#serial=}, not the renewed $3 (${want#serial=}): it did not restart with it; something still holds its port (an orphaned container: look for an older $1 process with crictl ps -a and ps), stop it, and run the renewal again" >&2
+    exit 1
+  fi
+}
+check kube-apiserver "$1" /etc/kubernetes/pki/apiserver.crt "$1" kubernetes
+if [ -f /etc/kubernetes/manifests/etcd.yaml ]; then
+  check etcd 127.0.0.1:2379 /etc/kubernetes/pki/etcd/server.crt 127.0.0.1:2379 localhost -cert /etc/kubernetes/pki/etcd/healthcheck-client.crt -key /etc/kubernetes/pki/etcd/healthcheck-client.key
+fi"#;
+
 /// `$1`: the static pod restart. Only once the renewal has begun (its mark is there): puts back
 /// the PKI and kubeconfigs of this run's backup and restarts the static pods with them.
 const ROLL_BACK: &str = r#"set -eu
@@ -137,6 +158,7 @@ impl Step for RenewCertificates {
         } else {
             format!("{first} expires in {} days", left / 86_400)
         };
+        let address = super::endpoint_name::api_address(host);
         let mut actions = vec![
             Action::Run {
                 description: format!(
@@ -166,6 +188,12 @@ impl Step for RenewCertificates {
                 version,
                 etcd: true,
                 timeout_s: cx.ready_timeout_s(),
+            },
+            Action::Run {
+                description: format!(
+                    "the API server on {address}:6443 and the etcd member serve the renewed certificates (their serials are the files')"
+                ),
+                commands: Script::new().cmd(["sh", "-c", SERVED_CERTIFICATES, "sh", &format!("{address}:6443")]),
             },
             Action::VerifyCertificates { after: expires },
             Action::Run {

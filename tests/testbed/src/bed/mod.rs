@@ -595,6 +595,21 @@ impl Testbed {
         crate::sim::host::write_atomic(&path, &serde_json::to_vec_pretty(&all)?)
     }
 
+    /// A fault: the next time `name`'s kube-apiserver static pod stops (a restart), the runtime
+    /// loses its process instead, which keeps serving on its port with the certificate it
+    /// loaded, while the new container cannot bind (see `sim::apiserver`).
+    pub fn orphan_apiserver_on_next_stop(&self, name: &str) -> anyhow::Result<()> {
+        let flag = self.host_dir(name).join("sim").join(crate::sim::apiserver::ORPHAN_ON_NEXT_STOP_FILE);
+        std::fs::write(flag, b"").context("cannot set the fault")
+    }
+
+    /// The admin kills the orphaned kube-apiserver on `name` (see
+    /// [`Testbed::orphan_apiserver_on_next_stop`]); the current container can then bind.
+    pub fn kill_orphaned_apiserver(&self, name: &str) -> anyhow::Result<()> {
+        let flag = self.host_dir(name).join("sim").join(crate::sim::apiserver::KILL_ORPHAN_FILE);
+        std::fs::write(flag, b"").context("cannot kill the orphan")
+    }
+
     /// Move the simulator's clock forward (or back) by `seconds` on every host of the bed,
     /// e.g. to make certificates expire in N days.
     pub fn advance_clock(&self, seconds: i64) -> anyhow::Result<()> {

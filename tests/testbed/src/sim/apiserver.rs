@@ -49,6 +49,13 @@ pub const MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
 const POD_FILE: &str = "kube-apiserver-pod.json";
 /// The server's log, beside etcd's.
 const LOG_FILE: &str = "kube-apiserver.log";
+/// A fault (`Testbed::orphan_apiserver_on_next_stop`): when this file is in the host's
+/// simulator state, the next stop loses the server instead of stopping it. The runtime believes
+/// the container gone (a containerd-shim that lost its process, as after a runtime crash), the
+/// process keeps its port and its certificate, and the new container cannot bind until the
+/// orphan is killed (`Testbed::kill_orphaned_apiserver`: [`KILL_ORPHAN_FILE`]).
+pub const ORPHAN_ON_NEXT_STOP_FILE: &str = "kube-apiserver-orphan-on-next-stop";
+pub const KILL_ORPHAN_FILE: &str = "kube-apiserver-kill-orphan";
 
 /// The API server pod as the runner last left it.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -102,19 +109,33 @@ pub struct PodRunner {
     node: String,
     state_dir: PathBuf,
     running: Option<Running>,
+    /// A server the runtime lost track of, still serving ([`ORPHAN_ON_NEXT_STOP_FILE`]).
+    orphan: Option<Running>,
     failed: Option<(String, Instant, Duration)>,
 }
 
 impl PodRunner {
     /// A runner on a host that just booted (`node`: its name): nothing runs yet.
     pub fn boot(node: &str) -> Self {
-        let runner =
-            PodRunner { node: node.to_string(), state_dir: super::host::state_dir(), running: None, failed: None };
+        let runner = PodRunner {
+            node: node.to_string(),
+            state_dir: super::host::state_dir(),
+            running: None,
+            orphan: None,
+            failed: None,
+        };
         runner.save(&PodStatus::default());
         runner
     }
 
     pub fn reconcile(&mut self) {
+        if std::fs::remove_file(self.state_dir.join(KILL_ORPHAN_FILE)).is_ok()
+            && let Some(orphan) = self.orphan.take()
+        {
+            let _ = orphan.stop.send(true);
+            let _ = orphan.thread.join();
+            log(&self.state_dir, &format!("killed the orphaned kube-apiserver (container {})", orphan.container));
+        }
         let pod = super::pod::static_pod(Path::new(MANIFEST), &self.state_dir);
         let container = pod.as_ref().map(|(_, c)| c.clone());
         if let Some(running) = &self.running {
@@ -148,6 +169,18 @@ impl PodRunner {
 
     fn stop(&mut self) {
         if let Some(running) = self.running.take() {
+            if std::fs::remove_file(self.state_dir.join(ORPHAN_ON_NEXT_STOP_FILE)).is_ok() {
+                log(
+                    &self.state_dir,
+                    &format!(
+                        "the runtime lost kube-apiserver (container {}): its process keeps serving",
+                        running.container
+                    ),
+                );
+                self.orphan = Some(running);
+                self.save(&PodStatus::default());
+                return;
+            }
             let _ = running.stop.send(true);
             let _ = running.thread.join();
             log(&self.state_dir, &format!("stopped kube-apiserver (container {})", running.container));
