@@ -78,14 +78,26 @@ done"#;
 /// not happen (an orphaned container still holding the port, a kubelet that missed the
 /// manifests' move) leaves the old one served while every file and health check looks right.
 /// etcd is asked on its client port with the health-check client certificate (it requires one).
+/// A server that does not answer yet (just restarted, on a loaded host) is asked again.
 const SERVED_CERTIFICATES: &str = r#"set -eu
-served() { a=$1 n=$2; shift 2; timeout 20 openssl s_client -connect "$a" -servername "$n" "$@" </dev/null 2>/dev/null | openssl x509 -noout -serial 2>/dev/null; }
+served() {
+  a=$1 n=$2; shift 2
+  out=$(timeout 20 openssl s_client -connect "$a" -servername "$n" "$@" </dev/null 2>&1) || true
+  printf '%s\n' "$out" | openssl x509 -noout -serial 2>/dev/null && return 0
+  printf '%s\n' "$out" | grep -iE 'error|errno|refused|alert|timed out' | head -3 | tr '\n' ' '
+  return 1
+}
 check() {
-  want=$(openssl x509 -noout -serial -in "$3")
-  got=$(shift 3; served "$@") || got=
-  if [ -z "$got" ]; then echo "no certificate came from $1 at $2" >&2; exit 1; fi
+  name=$1 at=$2 file=$3; shift 3
+  want=$(openssl x509 -noout -serial -in "$file")
+  i=0
+  until got=$(served "$@"); do
+    i=$((i + 1))
+    if [ "$i" -ge 10 ]; then echo "no certificate came from $name at $at in 10 tries, 2s apart: $got" >&2; exit 1; fi
+    sleep 2
+  done
   if [ "$got" != "$want" ]; then
-    echo "$1 at $2 serves the certificate with ${got#serial=}, not the renewed $3 (${want#serial=}): it did not restart with it; something still holds its port (an orphaned container: look for an older $1 process with crictl ps -a and ps), stop it, and run the renewal again" >&2
+    echo "$name at $at serves the certificate with ${got#serial=}, not the renewed $file (${want#serial=}): it did not restart with it; something still holds its port (an orphaned container: look for an older $name process with crictl ps -a and ps), stop it, and run the renewal again" >&2
     exit 1
   fi
 }
