@@ -31,6 +31,17 @@ pub fn api_address(host: &Host) -> String {
     host.node_address().unwrap_or_else(|| host.address.clone())
 }
 
+/// An address as the host part of `host:port`: an IPv6 address in brackets.
+pub fn bracketed(address: &str) -> String {
+    if address.contains(':') { format!("[{address}]") } else { address.to_string() }
+}
+
+/// `host`'s own API server as `address:6443`: a URL's authority, and what `openssl s_client
+/// -connect` takes.
+pub fn api_authority(host: &Host) -> String {
+    format!("{}:6443", bracketed(&api_address(host)))
+}
+
 /// What a node not yet joined resolves the name to: the first control plane.
 pub fn bootstrap_address(inv: &Inventory) -> String {
     api_address(inv.first_control_plane())
@@ -82,9 +93,8 @@ pub fn bastion_kubeconfig_server(inv: &Inventory) -> Option<KubeconfigServer> {
         Some(node_ip) if forwarded => node_ip.to_string(),
         _ => first.address.clone(),
     };
-    let host = if address.contains(':') { format!("[{address}]") } else { address };
     Some(KubeconfigServer {
-        server: format!("https://{host}:{}", inv.cluster.control_plane_endpoint.port),
+        server: format!("https://{}:{}", bracketed(&address), inv.cluster.control_plane_endpoint.port),
         tls_server_name: name.to_string(),
     })
 }
@@ -115,5 +125,13 @@ mod tests {
         assert_eq!(v6.server, "https://[fd00::11]:6443");
         // No node IP known (kubeadm detects it): the SSH address is all there is.
         assert_eq!(server("address: 127.0.0.1").server, "https://127.0.0.1:6443");
+    }
+
+    #[test]
+    fn a_control_planes_own_api_server_is_its_node_address_and_6443_bracketed_when_ipv6() {
+        let authority = |first: &str| api_authority(inventory(first).first_control_plane());
+        assert_eq!(authority("address: 10.0.0.11, internalAddress: 172.16.0.11"), "172.16.0.11:6443");
+        assert_eq!(authority("address: 10.0.0.11"), "10.0.0.11:6443");
+        assert_eq!(authority("address: 10.0.0.11, internalAddress: 'fd00::11'"), "[fd00::11]:6443");
     }
 }

@@ -129,10 +129,10 @@ fn run_with_transient_file(
 /// Wait until this control plane's own API server answers `/readyz` (through the admin
 /// kubeconfig's credentials, at the address nodes reach it on).
 fn apiserver_ready(cx: &PlanCx<'_>, host: &Host) -> Action {
-    let address = endpoint_name::api_address(host);
+    let authority = endpoint_name::api_authority(host);
     Action::Probe {
-        description: format!("the API server on {address}:6443 is ready"),
-        commands: crate::kube::readyz_probe(crate::kube::ADMIN_KUBECONFIG, &format!("https://{address}:6443"), None),
+        description: format!("the API server on {authority} is ready"),
+        commands: crate::kube::readyz_probe(crate::kube::ADMIN_KUBECONFIG, &format!("https://{authority}"), None),
         timeout_s: cx.ready_timeout_s(),
     }
 }

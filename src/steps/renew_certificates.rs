@@ -6,7 +6,9 @@
 //! on the bastion), `kubeadm certs renew all`, restart the static pods (manifests moved out
 //! until their containers are gone, then back: the components only read certificates when
 //! they start), wait for the local API server's /readyz and the node Ready with its etcd member
-//! healthy, check the new certificates, refresh /root/.kube/config (and, from the first
+//! healthy, check that the API server and etcd serve the new certificates (the serials they
+//! present: a server that did not restart still presents the old one), check the new files,
+//! refresh /root/.kube/config (and, from the first
 //! control plane, the bastion's admin kubeconfig). If anything fails once the renewal has
 //! begun, the backup is restored and the static pods restarted with it, and the run stops
 //! there; a failure before (the backup, or its copy to the bastion) changes nothing on the host.
@@ -82,8 +84,10 @@ done"#;
 const SERVED_CERTIFICATES: &str = r#"set -eu
 served() {
   a=$1 n=$2; shift 2
-  out=$(timeout 20 openssl s_client -connect "$a" -servername "$n" "$@" </dev/null 2>&1) || true
+  rc=0
+  out=$(timeout 20 openssl s_client -connect "$a" -servername "$n" "$@" </dev/null 2>&1) || rc=$?
   printf '%s\n' "$out" | openssl x509 -noout -serial 2>/dev/null && return 0
+  if [ "$rc" = 124 ]; then printf 'no answer in 20s'; fi
   printf '%s\n' "$out" | grep -iE 'error|errno|refused|alert|timed out' | head -3 | tr '\n' ' '
   return 1
 }
@@ -97,7 +101,7 @@ check() {
     sleep 2
   done
   if [ "$got" != "$want" ]; then
-    echo "$name at $at serves the certificate with ${got#serial=}, not the renewed $file (${want#serial=}): it did not restart with it; something still holds its port (an orphaned container: look for an older $name process with crictl ps -a and ps), stop it, and run the renewal again" >&2
+    echo "$name at $at serves the certificate with ${got#serial=}, not the renewed $file (${want#serial=}): it did not restart with it (an orphaned container still holding its port, or a kubelet that missed the restart: look for an older $name process with crictl ps -a and ps); stop it, and run the renewal again" >&2
     exit 1
   fi
 }
@@ -170,7 +174,7 @@ impl Step for RenewCertificates {
         } else {
             format!("{first} expires in {} days", left / 86_400)
         };
-        let address = super::endpoint_name::api_address(host);
+        let authority = super::endpoint_name::api_authority(host);
         let mut actions = vec![
             Action::Run {
                 description: format!(
@@ -203,9 +207,9 @@ impl Step for RenewCertificates {
             },
             Action::Run {
                 description: format!(
-                    "the API server on {address}:6443 and the etcd member serve the renewed certificates (their serials are the files')"
+                    "the API server on {authority} and the etcd member serve the renewed certificates (their serials are the files')"
                 ),
-                commands: Script::new().cmd(["sh", "-c", SERVED_CERTIFICATES, "sh", &format!("{address}:6443")]),
+                commands: Script::new().cmd(["sh", "-c", SERVED_CERTIFICATES, "sh", &authority]),
             },
             Action::VerifyCertificates { after: expires },
             Action::Run {

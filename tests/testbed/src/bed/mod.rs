@@ -600,14 +600,15 @@ impl Testbed {
     /// loaded, while the new container cannot bind (see `sim::apiserver`).
     pub fn orphan_apiserver_on_next_stop(&self, name: &str) -> anyhow::Result<()> {
         let flag = self.host_dir(name).join("sim").join(crate::sim::apiserver::ORPHAN_ON_NEXT_STOP_FILE);
-        std::fs::write(flag, b"").context("cannot set the fault")
+        std::fs::write(&flag, b"").with_context(|| format!("cannot write {} (host {name})", flag.display()))
     }
 
     /// The admin kills the orphaned kube-apiserver on `name` (see
-    /// [`Testbed::orphan_apiserver_on_next_stop`]); the current container can then bind.
+    /// [`Testbed::orphan_apiserver_on_next_stop`]): a flag the host's init acts on within
+    /// 200 ms; the current container can then bind.
     pub fn kill_orphaned_apiserver(&self, name: &str) -> anyhow::Result<()> {
         let flag = self.host_dir(name).join("sim").join(crate::sim::apiserver::KILL_ORPHAN_FILE);
-        std::fs::write(flag, b"").context("cannot kill the orphan")
+        std::fs::write(&flag, b"").with_context(|| format!("cannot write {} (host {name})", flag.display()))
     }
 
     /// Move the simulator's clock forward (or back) by `seconds` on every host of the bed,

@@ -140,7 +140,8 @@ pub fn request_readyz(addr: &str) -> Result<String, String> {
     // haproxy tries a dead server 3 times, 5 s each at most, before it gives up on the client.
     let _ = tcp.set_read_timeout(Some(Duration::from_secs(20)));
     let _ = tcp.set_write_timeout(Some(Duration::from_secs(20)));
-    let reset = |e: &dyn std::fmt::Display| format!("read tcp 127.0.0.1:51234->{addr}: read: {e}");
+    let local = tcp.local_addr().map_or_else(|_| "127.0.0.1".to_string(), |a| a.to_string());
+    let ended = |e: &std::io::Error| format!("read tcp {local}->{addr}: read: {}", go_error(e));
     #[allow(deprecated)] // ring: see the API server's own configuration
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -152,11 +153,12 @@ pub fn request_readyz(addr: &str) -> Result<String, String> {
     let name = rustls::pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
     let connection = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
     let mut tls = rustls::StreamOwned::new(connection, tcp);
-    tls.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").map_err(|e| reset(&e))?;
+    // The handshake happens on the first write: a proxy with no server left closes it there.
+    tls.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").map_err(|e| ended(&e))?;
     let mut head = [0u8; 64];
-    let n = tls.read(&mut head).map_err(|e| reset(&go_error(&e)))?;
+    let n = tls.read(&mut head).map_err(|e| ended(&e))?;
     if n == 0 {
-        return Err(format!("read tcp 127.0.0.1:51234->{addr}: read: connection reset by peer"));
+        return Err(ended(&std::io::ErrorKind::ConnectionReset.into()));
     }
     Ok(String::from_utf8_lossy(&head[..n]).lines().next().unwrap_or_default().to_string())
 }

@@ -109,8 +109,8 @@ pub struct PodRunner {
     node: String,
     state_dir: PathBuf,
     running: Option<Running>,
-    /// A server the runtime lost track of, still serving ([`ORPHAN_ON_NEXT_STOP_FILE`]).
-    orphan: Option<Running>,
+    /// Servers the runtime lost track of, still serving ([`ORPHAN_ON_NEXT_STOP_FILE`]).
+    orphans: Vec<Running>,
     failed: Option<(String, Instant, Duration)>,
 }
 
@@ -121,7 +121,7 @@ impl PodRunner {
             node: node.to_string(),
             state_dir: super::host::state_dir(),
             running: None,
-            orphan: None,
+            orphans: Vec::new(),
             failed: None,
         };
         runner.save(&PodStatus::default());
@@ -129,12 +129,12 @@ impl PodRunner {
     }
 
     pub fn reconcile(&mut self) {
-        if std::fs::remove_file(self.state_dir.join(KILL_ORPHAN_FILE)).is_ok()
-            && let Some(orphan) = self.orphan.take()
-        {
-            let _ = orphan.stop.send(true);
-            let _ = orphan.thread.join();
-            log(&self.state_dir, &format!("killed the orphaned kube-apiserver (container {})", orphan.container));
+        if std::fs::remove_file(self.state_dir.join(KILL_ORPHAN_FILE)).is_ok() {
+            for orphan in self.orphans.drain(..) {
+                let _ = orphan.stop.send(true);
+                let _ = orphan.thread.join();
+                log(&self.state_dir, &format!("killed the orphaned kube-apiserver (container {})", orphan.container));
+            }
         }
         let pod = super::pod::static_pod(Path::new(MANIFEST), &self.state_dir);
         let container = pod.as_ref().map(|(_, c)| c.clone());
@@ -177,7 +177,7 @@ impl PodRunner {
                         running.container
                     ),
                 );
-                self.orphan = Some(running);
+                self.orphans.push(running);
                 self.save(&PodStatus::default());
                 return;
             }

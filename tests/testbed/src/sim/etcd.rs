@@ -17,6 +17,8 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use super::pod::{PodKind, PodStatus, now_ms};
+
 /// Where a host finds the etcd image's programs (the bed's read-only bin directory).
 pub const IMAGE_BIN: &str = "/opt/kubewright-sim/etcd";
 /// The etcd static pod's manifest.
@@ -42,8 +44,6 @@ struct Health {
     /// The last time it answered healthy.
     healthy_unix_ms: i64,
 }
-
-use super::pod::{PodKind, PodStatus, now_ms};
 
 fn write_json(dir: &Path, file: &str, value: &impl Serialize) {
     if let Ok(bytes) = serde_json::to_vec(value) {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 /// One kind of process pod.
@@ -173,7 +174,8 @@ impl PodRunner {
             let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
             self.log_offset = out.metadata()?.len();
             let err = out.try_clone()?;
-            Ok(command.stdout(out).stderr(err).spawn()?)
+            let program = command.get_program().to_string_lossy().into_owned();
+            command.stdout(out).stderr(err).spawn().with_context(|| format!("cannot run {program}"))
         });
         match spawned {
             Ok(child) => {

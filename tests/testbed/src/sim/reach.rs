@@ -75,11 +75,7 @@ pub fn apiserver_serving(c: &Cluster, node: &str) -> bool {
 /// How many `server` lines the configuration of `host`'s local API proxy has (the hostPath
 /// volume ending in `.cfg` of its haproxy manifest), if it runs one.
 fn configured_servers(host: &str) -> Option<usize> {
-    let manifests = if Path::new(PEERS_DIR).exists() {
-        host_dir(host).join("upper/etc/kubernetes/manifests")
-    } else {
-        PathBuf::from("/etc/kubernetes/manifests")
-    };
+    let manifests = host_dir(host).join("upper/etc/kubernetes/manifests");
     let manifest = std::fs::read_to_string(super::api_proxy::manifest_in(&manifests)?).ok()?;
     let config_path = manifest
         .lines()
@@ -93,7 +89,8 @@ fn configured_servers(host: &str) -> Option<usize> {
 /// What `viewer` finds at its own `addr` (`127.0.0.1:PORT`) when no API server of its own
 /// listens there: its local API proxy, the real haproxy ([`super::api_proxy`]). The host
 /// itself asks through the network; a peer (judging whether that host's kubelet reaches the
-/// API) goes by what the proxy's health checks last concluded, from its log.
+/// API) goes by what the proxy's health checks last concluded, from its log. Outside a bed
+/// (unit tests) no proxy runs: refused.
 fn through_local_proxy(viewer: &str, addr: &str) -> Result<(), String> {
     let refused = || format!("dial tcp {addr}: connect: connection refused");
     if !Path::new(PEERS_DIR).exists() || !host_up(viewer) || !kubelet_active(viewer) {
