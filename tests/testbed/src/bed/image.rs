@@ -172,6 +172,40 @@ fn cached(name: &str, make: impl FnOnce(&Path) -> anyhow::Result<()>) -> anyhow:
     Ok(done)
 }
 
+/// How many RSA 2048 keys the pool holds: an install of three control planes takes about 40
+/// (every kubeadm leaf and kubeconfig, and the service-account key), renewals and upgrades
+/// more; a bed that uses them up generates the rest (`sim::pki`).
+const RSA_POOL_KEYS: usize = 256;
+
+/// The machine's pool of RSA 2048 keys (PKCS#1 PEM, one after another) that every bed's
+/// simulated kubeadm takes its leaf keys from: made once, on every core, in a few seconds per
+/// core, where generating them in each install cost a tenth of the bed's CPU time.
+pub fn rsa_key_pool() -> anyhow::Result<PathBuf> {
+    let dir = cached(&format!("rsa-2048-pool-{RSA_POOL_KEYS}"), |dir| {
+        let threads = std::thread::available_parallelism().map_or(2, usize::from);
+        let per_thread = RSA_POOL_KEYS.div_ceil(threads);
+        let parts: Vec<anyhow::Result<String>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let n = per_thread.min(RSA_POOL_KEYS.saturating_sub(t * per_thread));
+                    scope.spawn(move || (0..n).map(|_| crate::sim::new_rsa_pem()).collect::<anyhow::Result<String>>())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a key thread panicked"))))
+                .collect()
+        });
+        let mut keys = String::new();
+        for part in parts {
+            keys.push_str(&part?);
+        }
+        fs::write(dir.join("keys.pem"), keys)?;
+        Ok(())
+    })?;
+    Ok(dir.join("keys.pem"))
+}
+
 /// Remove a tree that may hold files debootstrap made read-only or immutable to us: `rm -rf`
 /// handles what `remove_dir_all` trips on (directories without write permission).
 fn remove_tree(p: &Path) -> anyhow::Result<()> {

@@ -99,6 +99,11 @@ pub(super) fn build(bed: &mut Testbed, opts: &TestbedOptions) -> anyhow::Result<
         }
     }
     haproxy_image(&dir.join("bin/haproxy"))?;
+    let pool = super::image::rsa_key_pool()?;
+    let pool_in_bed = dir.join("bin").join(crate::sim::RSA_POOL_NAME);
+    if fs::hard_link(&pool, &pool_in_bed).is_err() {
+        fs::copy(&pool, &pool_in_bed).with_context(|| format!("cannot copy {}", pool.display()))?;
+    }
     keygen(&dir.join("id_ed25519"), "kubewright-testbed client")?;
     let root = super::image::root()?;
     let archive = super::image::archive(&root)?;

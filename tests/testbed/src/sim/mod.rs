@@ -28,7 +28,7 @@ mod upgrade;
 pub use apt::{
     DEBIAN_CONTAINERD, OFFERED, REPOSITORY_KEY, REPOSITORY_KEY_FINGERPRINT, REPOSITORY_SECRET_KEY, repository_keyring,
 };
-pub use pki::client_certificate;
+pub use pki::{RSA_POOL_NAME, client_certificate, new_rsa_pem};
 pub use runtime::{WORKLOADS_FILE, Workload};
 
 use std::io::Write;

@@ -32,7 +32,7 @@ fn time_at(unix: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// A new RSA 2048 key, which kubeadm uses for every CA and leaf: rcgen's signing key, and the
+/// An RSA 2048 key, which kubeadm uses for every CA and leaf: rcgen's signing key, and the
 /// PKCS#1 `RSA PRIVATE KEY` PEM kubeadm writes. ring (kubewright's backend) cannot generate RSA
 /// keys, so the pure-Rust `rsa` crate (already in kubewright's tree through russh) does.
 struct RsaKey {
@@ -41,14 +41,55 @@ struct RsaKey {
     public_pem: String,
 }
 
-fn rsa_key() -> anyhow::Result<RsaKey> {
+/// A bed's pool of pre-made RSA keys (see [`pooled_rsa_key`]): its name in the bed's
+/// `/opt/kubewright-sim`, and the bed-wide count of the keys its hosts have taken from it.
+pub const RSA_POOL_NAME: &str = "rsa-2048-pool.pem";
+const RSA_POOL_TAKEN: &str = "rsa-2048-pool.taken";
+
+/// A new RSA 2048 key in PKCS#1 PEM.
+pub fn new_rsa_pem() -> anyhow::Result<String> {
     let key = RsaPrivateKey::new(&mut rand::rng(), 2048).context("cannot generate an RSA 2048 key")?;
+    Ok(key.to_pkcs1_pem(LineEnding::LF).context("cannot encode the RSA key as PKCS#1")?.to_string())
+}
+
+fn rsa_key_from(pkcs1_pem: &str) -> anyhow::Result<RsaKey> {
+    let key = RsaPrivateKey::from_pkcs1_pem(pkcs1_pem).context("cannot read the PKCS#1 RSA key")?;
     let pkcs8 = key.to_pkcs8_der().context("cannot encode the RSA key as PKCS#8")?;
     let signing = KeyPair::try_from(pkcs8.as_bytes()).context("rcgen cannot load the RSA key")?;
-    let pkcs1_pem = key.to_pkcs1_pem(LineEnding::LF).context("cannot encode the RSA key as PKCS#1")?;
     let public_pem =
         key.to_public_key().to_public_key_pem(LineEnding::LF).context("cannot encode the RSA public key")?;
     Ok(RsaKey { signing, pkcs1_pem: pkcs1_pem.to_string(), public_pem })
+}
+
+/// A fresh key: for CAs, so that no bed ever trusts a certificate of another.
+fn fresh_rsa_key() -> anyhow::Result<RsaKey> {
+    rsa_key_from(&new_rsa_pem()?)
+}
+
+/// A leaf's key: the next unused key of the bed's pool, else a fresh one. Generating an RSA 2048
+/// key took about 150 ms of CPU here (as `openssl genpkey` does), a tenth of the bed's CPU time
+/// in an install; the pool is made once per machine (`bed::image::rsa_key_pool`). Every key is
+/// taken once in a bed, so no two certificates of a cluster share one, as with real kubeadm;
+/// beds share the pool's keys, but never a CA's, so none accepts another's certificates.
+fn pooled_rsa_key() -> anyhow::Result<RsaKey> {
+    match next_pooled_pem(&Path::new("/opt/kubewright-sim").join(RSA_POOL_NAME), &super::cluster::state_dir()) {
+        Some(pem) => rsa_key_from(&pem),
+        None => fresh_rsa_key(),
+    }
+}
+
+/// Key number N of the pool file `pool` (PEM blocks one after another), N counted in `state`
+/// under a lock; None when there is no pool, it is used up, or the count cannot be kept.
+fn next_pooled_pem(pool: &Path, state: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(pool).ok()?;
+    let lock = std::fs::File::create(state.join(format!("{RSA_POOL_TAKEN}.lock"))).ok()?;
+    lock.lock().ok()?;
+    let counter = state.join(RSA_POOL_TAKEN);
+    let taken: usize = std::fs::read_to_string(&counter).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+    let end = "-----END RSA PRIVATE KEY-----";
+    let pem = text.split_inclusive(end).filter(|b| b.contains(end)).nth(taken)?;
+    std::fs::write(&counter, (taken + 1).to_string()).ok()?;
+    Some(format!("{}\n", pem.trim()))
 }
 
 /// A CA's key as rcgen's signing key. kubeadm's RSA keys are PKCS#1, which rcgen loads only with
@@ -122,7 +163,7 @@ fn dn(cn: &str, orgs: &[&str]) -> DistinguishedName {
 }
 
 pub fn new_ca(cn: &str, now: i64) -> anyhow::Result<Pair> {
-    let key = rsa_key()?;
+    let key = fresh_rsa_key()?;
     let mut params = CertificateParams::default();
     params.distinguished_name = dn(cn, &[]);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -157,7 +198,7 @@ pub fn new_leaf(ca: &Pair, leaf: &Leaf<'_>, now: i64) -> anyhow::Result<Pair> {
         let pem = key.serialize_pem();
         (key, pem)
     } else {
-        let key = rsa_key()?;
+        let key = pooled_rsa_key()?;
         (key.signing, key.pkcs1_pem)
     };
     let mut params = CertificateParams::default();
@@ -211,7 +252,7 @@ pub fn client_certificate(
 
 /// The service-account signing key pair (`sa.key`, `sa.pub`).
 pub fn sa_keypair() -> anyhow::Result<(String, String)> {
-    let key = rsa_key()?;
+    let key = pooled_rsa_key()?;
     Ok((key.pkcs1_pem, key.public_pem))
 }
 
@@ -325,6 +366,20 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_800_000_000;
+
+    #[test]
+    fn each_pooled_key_is_taken_once_per_bed_then_none_is_left() {
+        let dir = std::env::temp_dir().join(format!("kubewright-rsa-pool-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pool = dir.join(RSA_POOL_NAME);
+        let block = |n: u32| format!("-----BEGIN RSA PRIVATE KEY-----\nkey{n}\n-----END RSA PRIVATE KEY-----\n");
+        assert_eq!(next_pooled_pem(&pool, &dir), None, "no pool: a fresh key");
+        std::fs::write(&pool, format!("{}{}", block(1), block(2))).unwrap();
+        assert_eq!(next_pooled_pem(&pool, &dir).as_deref(), Some(block(1).as_str()));
+        assert_eq!(next_pooled_pem(&pool, &dir).as_deref(), Some(block(2).as_str()));
+        assert_eq!(next_pooled_pem(&pool, &dir), None, "used up: a fresh key");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn server_leaf() -> Leaf<'static> {
         Leaf {
