@@ -143,7 +143,11 @@ pub struct RunReport {
     /// Steps never reached because the run stopped first.
     pub steps_not_run: Vec<String>,
     pub failures: Vec<HostFailure>,
+    /// Ctrl-C or SIGTERM stopped the run (exit 130).
     pub interrupted: bool,
+    /// Why the run stopped by itself before its end, if it did (the cluster lock in doubt).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_because: Option<String>,
     /// Each host's time and drains.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub hosts: BTreeMap<String, HostTiming>,
@@ -151,7 +155,7 @@ pub struct RunReport {
 
 impl RunReport {
     pub fn completed(&self) -> bool {
-        self.failures.is_empty() && !self.interrupted && self.steps_not_run.is_empty()
+        self.failures.is_empty() && !self.interrupted && self.stopped_because.is_none() && self.steps_not_run.is_empty()
     }
 
     /// Hosts left out because something outside the run blocked them (`--skip-blocked`).
@@ -218,6 +222,11 @@ pub fn summary_text(report: &RunReport, journal: &str) -> String {
     if report.interrupted {
         let _ =
             writeln!(text, "interrupted; the journal ({journal}) has what finished: the same command again continues");
+    } else if let Some(why) = &report.stopped_because {
+        let _ = writeln!(
+            text,
+            "the run stopped: {why}; the journal ({journal}) has what finished: the same command again continues"
+        );
     } else if !report.completed() {
         let _ = writeln!(text, "the same command again continues from the journal ({journal})");
     }

@@ -295,9 +295,15 @@ fn losing_the_lock_stops_new_work_after_the_running_host() {
     ]);
     let ran = execute(&hosts, &p, RunSecrets::default(), &stop);
     assert_eq!(status(&ran.report, "one", "w1"), &HostStatus::Done, "the running host finishes");
-    assert!(matches!(status(&ran.report, "one", "w2"), HostStatus::NotStarted { .. }));
+    assert_eq!(
+        status(&ran.report, "one", "w2"),
+        &HostStatus::NotStarted { reason: "the run stopped: the cluster lock could not be kept".into() }
+    );
     assert_eq!(ran.report.steps_not_run, ["two"]);
     assert_eq!(stop.reason().as_deref(), Some("the cluster lock could not be kept"));
+    // Not Ctrl-C: a job must not read exit 130 (its own signal) into the run's own stop.
+    assert!(!ran.report.interrupted && !ran.report.completed(), "{:?}", ran.report);
+    assert_eq!(ran.report.stopped_because.as_deref(), Some("the cluster lock could not be kept"));
 }
 
 #[test]

@@ -320,7 +320,8 @@ fn a_worker_losing_sshd_or_the_run_its_ctrl_c_mid_upgrade_is_finished_by_the_nex
     let since = events_now(&bed);
     let child = common::Background::spawn(&mut command(&bed, state.path(), &["upgrade", "--to", "1.32", "--yes"]));
     wait_for_event(&bed, "drain", "w1", since);
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // Caught in the act: kubeadm runs (a fixed pause was too short on a loaded machine).
+    common::wait_for_command(&bed, "w1", "kubeadm upgrade node", std::time::Duration::from_secs(60));
     // Every sshd of the host, the session running kubeadm with it.
     assert!(bed.exec("w1", "pkill -x sshd; rm -f /run/sshd.pid").unwrap().status.success());
     let o = child.wait_with_output();

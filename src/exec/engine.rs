@@ -101,6 +101,8 @@ fn part_marker(line: &str) -> Option<(usize, bool, &str)> {
 #[derive(Default)]
 pub struct StopSignal {
     requested: AtomicBool,
+    /// Asked by Ctrl-C or SIGTERM (not by the run itself): the run was interrupted.
+    signalled: AtomicBool,
     aborted: AtomicBool,
     abort_now: Notify,
     why: Mutex<Option<String>>,
@@ -109,10 +111,11 @@ pub struct StopSignal {
 impl StopSignal {
     /// Ctrl-C or SIGTERM: the first stops new work, the second abandons running commands.
     pub fn request(&self) {
-        if self.requested.swap(true, Ordering::SeqCst) {
+        if self.signalled.swap(true, Ordering::SeqCst) {
             self.aborted.store(true, Ordering::SeqCst);
             self.abort_now.notify_waiters();
         }
+        self.requested.store(true, Ordering::SeqCst);
     }
 
     /// Stop new work for a reason of the run's own (the cluster lock was lost).
@@ -125,6 +128,11 @@ impl StopSignal {
 
     pub fn requested(&self) -> bool {
         self.requested.load(Ordering::SeqCst)
+    }
+
+    /// Ctrl-C or SIGTERM asked the run to stop (exit 130), as opposed to the run's own reason.
+    pub fn signalled(&self) -> bool {
+        self.signalled.load(Ordering::SeqCst)
     }
 
     /// Running commands were abandoned (a second request).
@@ -384,7 +392,10 @@ impl<'a, C: Connect> Engine<'a, C> {
             }
             report.steps.push(step_report);
         }
-        report.interrupted |= self.stop.requested();
+        // A stop of the run's own (the lock in doubt) is a failure to finish, not Ctrl-C: exit 1
+        // and the reason, so that a job does not read it as its own signal.
+        report.interrupted |= self.stop.signalled();
+        report.stopped_because = self.stop.reason();
         report.hosts = self.timings.lock().map(|t| t.clone()).unwrap_or_default();
         report
     }
@@ -460,8 +471,12 @@ impl<'a, C: Connect> Engine<'a, C> {
         journal: &Mutex<Journal>,
     ) -> HostStatus {
         if failed.load(Ordering::SeqCst) || self.stop.requested() {
-            let reason = if self.stop.requested() { "the run was interrupted" } else { "another host failed" };
-            return HostStatus::NotStarted { reason: reason.into() };
+            let reason = match (self.stop.requested(), self.stop.reason()) {
+                (true, Some(why)) if !self.stop.signalled() => format!("the run stopped: {why}"),
+                (true, _) => "the run was interrupted".to_string(),
+                (false, _) => "another host failed".to_string(),
+            };
+            return HostStatus::NotStarted { reason };
         }
         let started = Instant::now();
         self.emit(Event::HostStarted { step: step.id.clone(), host: hp.host.clone() });

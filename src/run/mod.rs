@@ -627,9 +627,6 @@ async fn under_lock<C: Connect>(
         report = engine.execute(&plan, &journal) => report,
         never = heartbeat => match never {},
     };
-    if let Some(why) = stop.reason() {
-        ui.note(&format!("the run stopped: {why}"));
-    }
     if report.completed() {
         journal.lock().map_err(|_| JournalError::poisoned(journal_path))?.finish()?;
     }

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::CLUSTER_STATE_DIR;
 use super::host::write_atomic;
@@ -436,8 +437,15 @@ impl Registry {
         )
     }
 
+    /// A request to the member's JSON gateway ([`super::etcd::gateway_post`]).
+    fn gateway(endpoint: &Endpoint, path: &str, body: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        super::etcd::gateway_post(endpoint.netns.as_deref(), &endpoint.url, &endpoint.ca, &endpoint.cert, path, body)
+    }
+
     fn load_from(&self, endpoint: &Endpoint) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
-        parse_range(&self.etcdctl(endpoint, &["get", "/registry/", "--prefix", "-w", "json"], None)?)
+        // Every key under /registry/: the range ends where the prefix's last byte is one more.
+        let range = json!({"key": b64("/registry/"), "range_end": b64("/registry0")});
+        parse_range(&Registry::gateway(endpoint, "/v3/kv/range", &range)?)
     }
 
     /// Write what changed between `before` and `after` (a put or del per object).
@@ -449,12 +457,13 @@ impl Registry {
     ) -> anyhow::Result<()> {
         for (key, value) in after {
             if before.get(key) != Some(value) {
-                // The value on stdin: etcdctl reads it there when the argument is left out.
-                self.etcdctl(endpoint, &["put", key], Some(value)).context("the API server could not write to etcd")?;
+                Registry::gateway(endpoint, "/v3/kv/put", &json!({"key": b64(key), "value": b64(value)}))
+                    .context("the API server could not write to etcd")?;
             }
         }
         for key in before.keys().filter(|k| !after.contains_key(*k)) {
-            self.etcdctl(endpoint, &["del", key], None).context("the API server could not delete from etcd")?;
+            Registry::gateway(endpoint, "/v3/kv/deleterange", &json!({"key": b64(key)}))
+                .context("the API server could not delete from etcd")?;
         }
         Ok(())
     }
@@ -510,10 +519,14 @@ pub fn etcd_member_list_in(dir: &std::path::Path) -> anyhow::Result<serde_json::
     Err(last)
 }
 
-/// `etcdctl get -w json`'s keys and values (base64 in its JSON).
-fn parse_range(out: &[u8]) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+fn b64(bytes: impl AsRef<[u8]>) -> String {
     use base64::Engine as _;
-    let v: serde_json::Value = serde_json::from_slice(out)?;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A range answer's keys and values (base64 in the gateway's JSON, as in `etcdctl get -w json`).
+fn parse_range(v: &serde_json::Value) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut objects = BTreeMap::new();
     for kv in v["kvs"].as_array().into_iter().flatten() {
