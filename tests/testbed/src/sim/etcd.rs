@@ -269,7 +269,7 @@ fn connect_in(netns: Option<&str>, addr: std::net::SocketAddr) -> anyhow::Result
             .spawn(|| -> anyhow::Result<std::net::TcpStream> {
                 nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
                     .with_context(|| format!("cannot enter the network namespace {ns}"))?;
-                Ok(dial().with_context(|| format!("dial tcp {addr} in {ns}"))?)
+                dial().with_context(|| format!("dial tcp {addr} in {ns}"))
             })
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the thread dialling {addr} panicked")))
