@@ -220,6 +220,9 @@ pub fn summary_text(report: &RunReport, journal: &str) -> String {
         report.failures.len()
     );
     if report.interrupted {
+        if let Some(why) = &report.stopped_because {
+            let _ = writeln!(text, "the run stopped: {why}");
+        }
         let _ =
             writeln!(text, "interrupted; the journal ({journal}) has what finished: the same command again continues");
     } else if let Some(why) = &report.stopped_because {

@@ -307,6 +307,17 @@ fn losing_the_lock_stops_new_work_after_the_running_host() {
 }
 
 #[test]
+fn after_the_run_stopped_itself_the_first_signal_still_only_stops_new_work() {
+    let stop = StopSignal::default();
+    stop.request_because("the cluster lock could not be kept".into());
+    assert!(stop.requested() && !stop.signalled());
+    stop.request();
+    assert!(stop.signalled() && !stop.was_aborted(), "the first Ctrl-C lets running commands finish");
+    stop.request();
+    assert!(stop.was_aborted(), "the second abandons them");
+}
+
+#[test]
 fn an_abort_abandons_running_commands_and_then_stops_them_on_their_hosts() {
     let stop = Arc::new(StopSignal::default());
     let s = stop.clone();

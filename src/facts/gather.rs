@@ -32,11 +32,13 @@ true"#;
 /// Prints `CERT SHA256` for each certificate of kubeadm's PKI whose key is beside it: the
 /// SHA-256 of the SubjectPublicKeyInfo (DER) derived from the key, for the parser to compare
 /// with the certificate's own (the key never leaves the host; its public half may). One openssl
-/// per key, none per certificate: on a control plane that is 22 starts of OpenSSL 3 rather than
-/// 44, each some 15 ms of CPU, in every job's facts. Hosts without openssl print nothing:
-/// unknown, not a mismatch. A key openssl cannot read hashes empty input, which is left out.
-const KEY_PAIRS: &str = r#"command -v openssl >/dev/null 2>&1 || exit 0
+/// per key, none per certificate: on a control plane that is 10 starts of OpenSSL 3 rather than
+/// 20, each some 15 ms of CPU, in every job's facts. Hosts without openssl or sha256sum print
+/// nothing: unknown, not a mismatch (and the sections after this one are still printed: the
+/// whole facts script is one shell). A key openssl cannot read hashes empty input, left out.
+const KEY_PAIRS: &str = r#"if command -v openssl >/dev/null 2>&1 && command -v sha256sum >/dev/null 2>&1; then
 for c in /etc/kubernetes/pki/*.crt /etc/kubernetes/pki/etcd/*.crt; do k=${c%.crt}.key; test -f "$c" && test -f "$k" || continue; h=$(openssl pkey -pubout -outform DER -in "$k" 2>/dev/null | sha256sum); h=${h%% *}; test "$h" = e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 || echo "$c $h"; done
+fi
 true"#;
 
 /// The script that prints the facts of a host kubewright manages `paths` on.
@@ -294,6 +296,12 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
     let CertificateReading { mut certificates, unreadable: unreadable_certificates } =
         read_certificates(get("certificates"));
     for (path, key_sha256) in get("key-pairs").lines().filter_map(|l| l.rsplit_once(' ')) {
+        // Anything but a SHA-256 in hex (a tool that printed nothing or garbage) is unknown.
+        let is_sha256 =
+            key_sha256.len() == 64 && key_sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !is_sha256 {
+            continue;
+        }
         if let Some(c) = certificates.get_mut(path) {
             c.key_matches = Some(c.public_key_sha256 == key_sha256);
         }
@@ -744,6 +752,20 @@ mod tests {
         assert_eq!(f.certificates["/etc/kubernetes/pki/apiserver.crt"].key_matches, Some(false));
         let f = parse("cp1", &sample()).unwrap();
         assert_eq!(f.certificates["/etc/kubernetes/pki/apiserver.crt"].key_matches, None, "not checked: unknown");
+        let f = parse("cp1", &with_key_pairs("/etc/kubernetes/pki/apiserver.crt \n")).unwrap();
+        assert_eq!(f.certificates["/etc/kubernetes/pki/apiserver.crt"].key_matches, None, "no hash: unknown");
+    }
+
+    #[test]
+    fn a_host_without_openssl_still_prints_the_sections_after_the_key_pairs() {
+        // The whole facts script is one shell: the check must not end it.
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("{KEY_PAIRS}\necho after"))
+            .env("PATH", "/nonexistent")
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "after\n");
     }
 
     #[test]

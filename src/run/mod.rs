@@ -699,7 +699,9 @@ fn watch_signals(stop: std::sync::Arc<StopSignal>, said: tokio::sync::mpsc::Unbo
                 _ = tokio::signal::ctrl_c() => {}
                 () = term_recv => {}
             }
-            let first = !stop.requested();
+            // The run may have stopped itself already (the lock in doubt): the first signal
+            // still only stops new work.
+            let first = !stop.signalled();
             stop.request();
             let _ = said.send(if first {
                 "stopping: no new work starts; running commands finish (Ctrl-C again to stop them)"

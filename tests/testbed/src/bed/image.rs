@@ -178,8 +178,8 @@ fn cached(name: &str, make: impl FnOnce(&Path) -> anyhow::Result<()>) -> anyhow:
 const RSA_POOL_KEYS: usize = 256;
 
 /// The machine's pool of RSA 2048 keys (PKCS#1 PEM, one after another) that every bed's
-/// simulated kubeadm takes its leaf keys from: made once, on every core, in a few seconds per
-/// core, where generating them in each install cost a tenth of the bed's CPU time.
+/// simulated kubeadm takes its leaf keys from: made once, on every core (about 38 s of CPU, some
+/// 19 s on 2 cores), where generating them in each install cost a tenth of the bed's CPU time.
 pub fn rsa_key_pool() -> anyhow::Result<PathBuf> {
     let dir = cached(&format!("rsa-2048-pool-{RSA_POOL_KEYS}"), |dir| {
         let threads = std::thread::available_parallelism().map_or(2, usize::from);

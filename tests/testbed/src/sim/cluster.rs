@@ -445,7 +445,21 @@ impl Registry {
     fn load_from(&self, endpoint: &Endpoint) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
         // Every key under /registry/: the range ends where the prefix's last byte is one more.
         let range = json!({"key": b64("/registry/"), "range_end": b64("/registry0")});
-        parse_range(&Registry::gateway(endpoint, "/v3/kv/range", &range)?)
+        // A read is retried while the member says Unavailable (a leader election), up to 15 s,
+        // as etcdctl's client retries reads within its command timeout; writes are not.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            match Registry::gateway(endpoint, "/v3/kv/range", &range) {
+                Ok(answer) => return parse_range(&answer),
+                Err(e)
+                    if std::time::Instant::now() < until
+                        && e.downcast_ref::<super::etcd::GatewayRefusal>().is_some_and(|r| r.code == 503) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Write what changed between `before` and `after` (a put or del per object).

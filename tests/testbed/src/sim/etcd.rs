@@ -244,7 +244,8 @@ pub fn gateway_post(
     let mut response = Vec::new();
     match tls.read_to_end(&mut response) {
         Ok(_) => {}
-        // Go closes without TLS's close_notify after an HTTP/1.0 answer: the body is whole.
+        // A close without TLS's close_notify after the answer: the JSON parse below tells a
+        // whole body from a cut one.
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
         Err(e) => return Err(e).with_context(|| format!("{url}{path}: no answer")),
     }
@@ -252,11 +253,29 @@ pub fn gateway_post(
         response.windows(4).position(|w| w == b"\r\n\r\n").with_context(|| format!("{url}{path}: a cut answer"))?;
     let status = String::from_utf8_lossy(&response[..at]).lines().next().unwrap_or_default().to_string();
     let body = &response[at + 4..];
-    if status.split_whitespace().nth(1) != Some("200") {
-        anyhow::bail!("{url}{path}: {status}: {}", String::from_utf8_lossy(body).trim());
+    let code = status.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    if code != 200 {
+        let text = format!("{url}{path}: {status}: {}", String::from_utf8_lossy(body).trim());
+        return Err(GatewayRefusal { code, text }.into());
     }
     serde_json::from_slice(body).with_context(|| format!("{url}{path}: the answer is not JSON"))
 }
+
+/// A member's answer other than 200: its HTTP status (503 for gRPC's Unavailable: no leader,
+/// leader changed, request timed out) and what it said.
+#[derive(Debug)]
+pub struct GatewayRefusal {
+    pub code: u16,
+    text: String,
+}
+
+impl std::fmt::Display for GatewayRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for GatewayRefusal {}
 
 /// A TCP connection to `addr` made in the network namespace `netns` (from a thread of its own
 /// that enters it: the socket keeps its namespace, this thread keeps the machine's).

@@ -85,10 +85,16 @@ fn next_pooled_pem(pool: &Path, state: &Path) -> Option<String> {
     let lock = std::fs::File::create(state.join(format!("{RSA_POOL_TAKEN}.lock"))).ok()?;
     lock.lock().ok()?;
     let counter = state.join(RSA_POOL_TAKEN);
-    let taken: usize = std::fs::read_to_string(&counter).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+    // From 0 only when no key was taken yet: a count that cannot be read gives fresh keys, never
+    // a key again.
+    let taken: usize = match std::fs::read_to_string(&counter) {
+        Ok(t) => t.trim().parse().ok()?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(_) => return None,
+    };
     let end = "-----END RSA PRIVATE KEY-----";
     let pem = text.split_inclusive(end).filter(|b| b.contains(end)).nth(taken)?;
-    std::fs::write(&counter, (taken + 1).to_string()).ok()?;
+    super::host::write_atomic(&counter, (taken + 1).to_string().as_bytes()).ok()?;
     Some(format!("{}\n", pem.trim()))
 }
 
