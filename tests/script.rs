@@ -253,3 +253,22 @@ esac"#,
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(": not found") && err.contains("is the image on this host (crictl images)?"), "{err}");
 }
+
+/// The facts script is one shell: a check that finds a tool missing (no openssl for the
+/// key-pair check, no `ip`, no `ss`) must not end it, or every later section is lost there.
+#[test]
+fn the_facts_script_prints_every_section_on_a_host_without_its_tools() {
+    // A PATH with only `sh`: every other program is missing.
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/bin/sh", bin.path().join("sh")).unwrap();
+    let script = kubewright::facts::gather::script(&["/etc/kubewright/none.conf".to_string()]);
+    let out = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script.to_shell())
+        .env("PATH", bin.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = "@@kubewright-fact file /etc/kubewright/none.conf@@";
+    assert!(text.contains("@@kubewright-fact key-pairs@@") && text.contains(last), "{text}");
+}

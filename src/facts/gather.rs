@@ -757,18 +757,6 @@ mod tests {
     }
 
     #[test]
-    fn a_host_without_openssl_still_prints_the_sections_after_the_key_pairs() {
-        // The whole facts script is one shell: the check must not end it.
-        let out = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(format!("{KEY_PAIRS}\necho after"))
-            .env("PATH", "/nonexistent")
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "after\n");
-    }
-
-    #[test]
     fn a_commented_swap_line_is_not_swap() {
         assert!(!fstab_has_swap("# /swapfile none swap sw 0 0\n/dev/sda1 / ext4 defaults 0 1\n"));
     }
