@@ -243,6 +243,16 @@ pub fn report(
                 ),
             });
         }
+        if let Some(served) = f.apiserver_certificate.as_ref().filter(|c| c.stale()) {
+            notes.push(Note {
+                node: host.name.clone(),
+                severity: Severity::Critical,
+                message: format!(
+                    "kube-apiserver serves the certificate with serial {}, not its file's ({}): it has not restarted since the file was renewed, and clients still get the old one; `kubewright certs renew` restarts it",
+                    served.served, served.file
+                ),
+            });
+        }
         if f.joined && f.kubelet_rotation == Some(false) {
             notes.push(Note {
                 node: host.name.clone(),
@@ -394,6 +404,62 @@ pub fn first_to_expire(certs: &BTreeMap<String, Certificate>) -> Option<(&'stati
         .filter(|(_, _, _, kind)| *kind == Kind::Kubeadm)
         .filter_map(|(name, path, _, _)| certs.get(*path).map(|c| (*name, c.not_after)))
         .min_by_key(|(name, t)| (*t, *name))
+}
+
+/// The kubeadm item on this control plane that is no longer valid at the host's clock
+/// (expired, or not valid yet), the soonest to end first: what the API server, etcd and their
+/// peers already refuse.
+pub fn invalid_kubeadm(facts: &HostFacts) -> Option<(&'static str, i64)> {
+    let now = facts.host_time as i64;
+    KNOWN
+        .iter()
+        .filter(|(_, _, _, kind)| *kind == Kind::Kubeadm)
+        .filter_map(|(name, path, _, _)| facts.certificates.get(*path).map(|c| (*name, c)))
+        .filter(|(_, c)| c.not_after <= now || c.not_before > now)
+        .map(|(name, c)| (name, c.not_after))
+        .min_by_key(|(name, t)| (*t, *name))
+}
+
+/// Why this node's kubelet needs a client certificate from kubewright, or None: the one it
+/// presents (kubelet.conf's embedded one, else `kubelet-client-current.pem`) has expired or is
+/// not valid yet, so the kubelet can neither reach the API server nor rotate it (rotation asks
+/// with the current certificate); or it ends within `within_s` and the kubelet does not rotate.
+pub fn kubelet_client_problem(facts: &HostFacts, within_s: u64) -> Option<String> {
+    if !facts.joined {
+        return None;
+    }
+    let (path, cert) = ["/etc/kubernetes/kubelet.conf", "/var/lib/kubelet/pki/kubelet-client-current.pem"]
+        .into_iter()
+        .find_map(|p| facts.certificates.get(p).map(|c| (p, c)))?;
+    let now = facts.host_time as i64;
+    if cert.not_after <= now {
+        return Some(format!("its client certificate ({path}) expired on {}", expires_text(cert.not_after)));
+    }
+    if cert.not_before > now {
+        return Some(format!("its client certificate ({path}) is not valid before {}", expires_text(cert.not_before)));
+    }
+    let left = cert.not_after - now;
+    (facts.kubelet_rotation == Some(false) && left as u64 <= within_s).then(|| {
+        format!(
+            "its client certificate ({path}) expires in {} days and the kubelet does not rotate it (rotateCertificates: false)",
+            left / 86_400
+        )
+    })
+}
+
+/// Why this node's kubelet needs a new self-signed serving certificate, or None: kubelet.crt
+/// (its own, without `serverTLSBootstrap`) has expired or is not valid yet. The kubelet makes
+/// one only when there is none, and keeps serving an expired one; clients that verify it
+/// (metrics-server, a kube-apiserver with `--kubelet-certificate-authority`) fail.
+pub fn kubelet_serving_problem(facts: &HostFacts) -> Option<String> {
+    let path = "/var/lib/kubelet/pki/kubelet.crt";
+    let cert = facts.certificates.get(path).filter(|_| facts.joined)?;
+    let now = facts.host_time as i64;
+    if cert.not_after <= now {
+        return Some(format!("its serving certificate ({path}) expired on {}", expires_text(cert.not_after)));
+    }
+    (cert.not_before > now)
+        .then(|| format!("its serving certificate ({path}) is not valid before {}", expires_text(cert.not_before)))
 }
 
 /// kubeadm's EXPIRES column: `Jan 02, 2006 15:04 UTC`.

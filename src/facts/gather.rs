@@ -36,6 +36,21 @@ true"#;
 /// 20, each some 15 ms of CPU, in every job's facts. Hosts without openssl or sha256sum print
 /// nothing: unknown, not a mismatch (and the sections after this one are still printed: the
 /// whole facts script is one shell). A key openssl cannot read hashes empty input, left out.
+/// Prints `file SERIAL` and `served SERIAL` (empty when the server does not answer in 5 s) for
+/// the kube-apiserver of the manifest, at its advertise address and secure port.
+const APISERVER_CERTIFICATE: &str = r#"m=/etc/kubernetes/manifests/kube-apiserver.yaml
+if [ -f "$m" ] && command -v openssl >/dev/null 2>&1; then
+  a=$(sed -n 's/^[[:space:]]*- --advertise-address=//p' "$m" | head -n 1)
+  p=$(sed -n 's/^[[:space:]]*- --secure-port=//p' "$m" | head -n 1)
+  f=$(sed -n 's/^[[:space:]]*- --tls-cert-file=//p' "$m" | head -n 1)
+  case "$a" in *:*) a="[$a]" ;; esac
+  if [ -n "$a" ] && [ -n "$f" ]; then
+    echo "file $(openssl x509 -noout -serial -in "$f" 2>/dev/null)"
+    echo "served $(timeout 5 openssl s_client -connect "$a:${p:-6443}" </dev/null 2>/dev/null | openssl x509 -noout -serial 2>/dev/null)"
+  fi
+fi
+true"#;
+
 const KEY_PAIRS: &str = r#"if command -v openssl >/dev/null 2>&1 && command -v sha256sum >/dev/null 2>&1; then
 for c in /etc/kubernetes/pki/*.crt /etc/kubernetes/pki/etcd/*.crt; do k=${c%.crt}.key; test -f "$c" && test -f "$k" || continue; h=$(openssl pkey -pubout -outform DER -in "$k" 2>/dev/null | sha256sum); h=${h%% *}; test "$h" = e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 || echo "$c $h"; done
 fi
@@ -118,6 +133,9 @@ pub fn script(paths: &[String]) -> Script {
             crate::plan::TOOLS.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(" ")
         ),
     );
+    // The certificate the local API server presents, against its file's: a renewal whose
+    // restart did not happen leaves the old one served while every file looks right.
+    section("apiserver-certificate", APISERVER_CERTIFICATE);
     section("kubelet-config", "grep -E '^rotateCertificates:' /var/lib/kubelet/config.yaml 2>/dev/null || true");
     // The local etcd member's health, as the upgrade and node removal weigh quorum (short
     // timeouts: a member that is down must not hold up the facts).
@@ -365,6 +383,7 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
         unreadable_certificates,
         ca_keys: words(get("ca-keys")),
         apiserver_started: apiserver_started(get("apiserver")),
+        apiserver_certificate: served_certificate(get("apiserver-certificate")),
         kubelet_rotation: match get("kubelet-config").split_once(':').map(|(_, v)| v.trim()) {
             Some("true") => Some(true),
             Some("false") => Some(false),
@@ -456,6 +475,19 @@ fn etcd_member(text: &str) -> Option<super::EtcdMember> {
             .map(|i| i.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
             .unwrap_or_default(),
     })
+}
+
+/// `file serial=X` and `served serial=Y` lines: both serials (the served one empty when the
+/// server did not answer); None without a readable file serial.
+fn served_certificate(text: &str) -> Option<crate::facts::ServedCertificate> {
+    let serial = |what: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(what))
+            .map(|v| v.trim().trim_start_matches("serial=").to_ascii_uppercase())
+            .filter(|v| v.chars().all(|c| c.is_ascii_hexdigit()))
+    };
+    let file = serial("file ").filter(|f| !f.is_empty())?;
+    Some(crate::facts::ServedCertificate { served: serial("served ").unwrap_or_default(), file })
 }
 
 /// When the running kube-apiserver container started (crictl's `createdAt`, nanoseconds).

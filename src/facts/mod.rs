@@ -108,6 +108,11 @@ pub struct HostFacts {
     /// When the running kube-apiserver started (Unix time); None when none runs (or no crictl).
     #[serde(default)]
     pub apiserver_started: Option<i64>,
+    /// The serials of the certificate the local kube-apiserver presents and of its file (the
+    /// manifest's `--tls-cert-file`); None where no API server manifest is, or no openssl. A
+    /// server that did not answer has an empty `served`.
+    #[serde(default)]
+    pub apiserver_certificate: Option<ServedCertificate>,
     /// `rotateCertificates` of the kubelet's configuration; None when not set or not read.
     #[serde(default)]
     pub kubelet_rotation: Option<bool>,
@@ -209,10 +214,27 @@ impl HostFacts {
             applied: BTreeMap::new(),
             ca_keys: BTreeSet::new(),
             apiserver_started: None,
+            apiserver_certificate: None,
             kubelet_rotation: None,
             etcd_member: None,
             etcd_health: None,
         }
+    }
+}
+
+/// The certificate a server presents and the one on disk, by serial (as `openssl x509
+/// -serial` prints them): a server that did not restart since its file was renewed still
+/// presents the old one (components read their certificates when they start).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedCertificate {
+    pub served: String,
+    pub file: String,
+}
+
+impl ServedCertificate {
+    /// The server presents an older (or another) certificate than its file.
+    pub fn stale(&self) -> bool {
+        !self.served.is_empty() && self.served != self.file
     }
 }
 

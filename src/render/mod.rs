@@ -32,6 +32,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("kube-flannel.yaml.j2", include_str!("../../templates/kube-flannel.yaml.j2")),
     ("api-proxy.cfg.j2", include_str!("../../templates/api-proxy.cfg.j2")),
     ("api-proxy.yaml.j2", include_str!("../../templates/api-proxy.yaml.j2")),
+    ("bootstrap-kubelet.conf.j2", include_str!("../../templates/bootstrap-kubelet.conf.j2")),
 ];
 
 /// Where kubewright keeps the files it hands to kubeadm and kubectl on a host.
@@ -41,6 +42,9 @@ pub const KUBEADM_INIT_CONFIG: &str = "/etc/kubewright/kubeadm-init.yaml";
 pub const KUBEADM_JOIN_CONFIG: &str = "/etc/kubewright/kubeadm-join.yaml";
 pub const KUBEADM_JOIN_CREDENTIALS: &str = "/etc/kubewright/kubeadm-join-credentials.yaml";
 pub const FLANNEL_MANIFEST: &str = "/etc/kubewright/kube-flannel.yaml";
+/// The kubelet's bootstrap kubeconfig (kubeadm's path), written only while a kubelet whose
+/// client certificate expired gets a new one.
+pub const BOOTSTRAP_KUBECONFIG: &str = "/etc/kubernetes/bootstrap-kubelet.conf";
 /// The local API proxy of a worker (`loadBalancer.type: local`): its haproxy configuration
 /// and the static pod the kubelet runs it as.
 pub const API_PROXY_CONFIG: &str = "/etc/kubewright/api-proxy.cfg";
@@ -89,6 +93,8 @@ pub enum FileKind {
     FlannelManifest,
     ApiProxyConfig,
     ApiProxyManifest,
+    /// The kubelet's bootstrap kubeconfig with the run's token ([`BOOTSTRAP_KUBECONFIG`]).
+    BootstrapKubeconfig,
     /// A cluster CA (or the service-account key pair) made on the bastion (`certs init-ca`),
     /// put in place before `kubeadm init`.
     ClusterCa,
@@ -326,6 +332,13 @@ impl Templates {
                 true,
             ));
         }
+        files.push(file(
+            FileKind::BootstrapKubeconfig,
+            BOOTSTRAP_KUBECONFIG,
+            0o600,
+            self.render("bootstrap-kubelet.conf.j2", &ctx)?,
+            true,
+        ));
         // Control planes reach their own API server; only workers need the proxy.
         if let LoadBalancer::Local { image } = &inv.cluster.load_balancer
             && !host.is_control_plane()

@@ -12,12 +12,14 @@ mod etcd_snapshot;
 mod install_packages;
 mod join;
 mod kubeadm_init;
+mod kubelet_certificates;
 mod local_api_proxy;
 mod preflight;
 mod prepare_host;
 mod remove_node;
 mod renew_certificates;
 mod reset_node;
+mod restart_static_pods;
 mod shell;
 mod upgrade_node;
 mod wait_ready;
@@ -60,6 +62,9 @@ static STEPS: &[&dyn Step] = &[
     &apply_cni::ApplyCni,
     &wait_ready::WaitReady,
     &renew_certificates::RenewCertificates,
+    &restart_static_pods::RestartStaticPods,
+    &kubelet_certificates::KubeletBootstrapToken,
+    &kubelet_certificates::RecoverKubeletCertificates,
     &etcd_snapshot::EtcdSnapshot,
     &etcd_restore::EtcdRestoreStage,
     &etcd_restore::EtcdRestoreStop,

@@ -57,7 +57,7 @@ for old in $(ls -1t "$d"/pki-2*.tar.gz); do i=$((i + 1)); if [ "$i" -gt "$keep" 
 /// The containers are found by the labels the kubelet gives them (namespace and container
 /// name, matched exactly): crictl's `--name` is an unanchored pattern, and `etcd` also matches
 /// a workload such as an in-cluster `etcd-operator`, which would never stop.
-const RESTART_STATIC_PODS: &str = r#"set -eu
+pub(super) const RESTART_STATIC_PODS: &str = r#"set -eu
 m=/etc/kubernetes/manifests t=/etc/kubernetes/manifests.kubewright-restart
 pods="kube-apiserver kube-controller-manager kube-scheduler etcd"
 mkdir -p "$t"
@@ -81,7 +81,7 @@ done"#;
 /// manifests' move) leaves the old one served while every file and health check looks right.
 /// etcd is asked on its client port with the health-check client certificate (it requires one).
 /// A server that does not answer yet (just restarted, on a loaded host) is asked again.
-const SERVED_CERTIFICATES: &str = r#"set -eu
+pub(super) const SERVED_CERTIFICATES: &str = r#"set -eu
 served() {
   a=$1 n=$2; shift 2
   rc=0
@@ -136,19 +136,11 @@ impl Step for RenewCertificates {
         if !host.is_control_plane() {
             return Decision::Skip { reason: "not a control plane: the kubelet rotates its own certificate".into() };
         }
-        let Some((first, expires)) = crate::certs::first_to_expire(&facts.certificates) else {
-            return Decision::Skip { reason: "no kubeadm certificates here (not initialized)".into() };
+        let (first, expires) = match renewal_due(cx, facts) {
+            Ok(due) => due,
+            Err(reason) => return Decision::Skip { reason },
         };
-        let threshold = cx.inventory.cluster.certificates.renew_before;
         let left = expires - facts.host_time as i64;
-        if left > 0 && left as u64 > threshold.seconds {
-            return Decision::Skip {
-                reason: format!(
-                    "certificates valid for {} more days (first to expire: {first}), more than {threshold}",
-                    left / 86_400
-                ),
-            };
-        }
         let missing_keys: Vec<&str> =
             ["/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/pki/etcd/ca.crt", "/etc/kubernetes/pki/front-proxy-ca.crt"]
                 .into_iter()
@@ -162,7 +154,6 @@ impl Step for RenewCertificates {
                 )],
             };
         }
-        let keep = cx.inventory.cluster.certificates.keep_backups;
         let version = cx
             .facts
             .cluster
@@ -174,21 +165,13 @@ impl Step for RenewCertificates {
         } else {
             format!("{first} expires in {} days", left / 86_400)
         };
+        let recovering = expired_control_planes(cx);
+        if !recovering.is_empty() {
+            return Decision::Change { actions: files_first(cx, host, &why, expires, &recovering) };
+        }
         let authority = super::endpoint_name::api_authority(host);
-        let mut actions = vec![
-            Action::Run {
-                description: format!(
-                    "back up /etc/kubernetes/pki and the kubeconfigs to {BACKUP_DIR} (keeping {keep})"
-                ),
-                commands: Script::new().cmd(["sh", "-c", BACK_UP, "sh", &keep.to_string()]),
-            },
-            Action::Fetch {
-                remote: LATEST_BACKUP.into(),
-                local: format!("{}/backups/{}/pki.tar.gz", cx.state_dir, host.name),
-                mode: "0600".into(),
-                kubeconfig_server: None,
-                keep: Some(keep),
-            },
+        let mut actions = back_up(cx, host);
+        actions.extend([
             Action::Run {
                 description: format!("renew every certificate kubeadm manages ({why})"),
                 commands: Script::new().cmd(["touch", RENEWAL_MARK]).cmd(["kubeadm", "certs", "renew", "all"]),
@@ -198,13 +181,7 @@ impl Step for RenewCertificates {
                 commands: Script::new().cmd(["sh", "-c", RESTART_STATIC_PODS]),
             },
             super::apiserver_ready(cx, host),
-            Action::Wait {
-                description: format!("node {} is Ready and its etcd member healthy", host.name),
-                nodes: vec![host.name.clone()],
-                version,
-                etcd: true,
-                timeout_s: cx.ready_timeout_s(),
-            },
+            ready_or_etcd(cx, host, facts, version),
             Action::Run {
                 description: format!(
                     "the API server on {authority} and the etcd member serve the renewed certificates (their serials are the files')"
@@ -212,22 +189,8 @@ impl Step for RenewCertificates {
                 commands: Script::new().cmd(["sh", "-c", SERVED_CERTIFICATES, "sh", &authority]),
             },
             Action::VerifyCertificates { after: expires },
-            Action::Run {
-                description: "refresh root's kubeconfig (/root/.kube/config) with the renewed admin.conf".into(),
-                commands: Script::new()
-                    .cmd(["install", "-d", "-m", "0700", "/root/.kube"])
-                    .cmd(["install", "-m", "0600", "/etc/kubernetes/admin.conf", "/root/.kube/config"]),
-            },
-        ];
-        if std::ptr::eq(host, cx.inventory.first_control_plane()) {
-            actions.push(Action::Fetch {
-                remote: "/etc/kubernetes/admin.conf".into(),
-                local: format!("{}/admin.conf", cx.state_dir),
-                mode: "0600".into(),
-                kubeconfig_server: super::endpoint_name::bastion_kubeconfig_server(cx.inventory),
-                keep: None,
-            });
-        }
+        ]);
+        actions.extend(refresh_admin_kubeconfigs(cx, host));
         actions.push(Action::Run {
             description: format!("mark the renewal on this host finished (remove {RENEWAL_MARK})"),
             commands: Script::new().cmd(["rm", "-f", RENEWAL_MARK]),
@@ -239,5 +202,127 @@ impl Step for RenewCertificates {
             commands: Script::new().cmd(["sh", "-c", ROLL_BACK, "sh", RESTART_STATIC_PODS]),
         });
         Decision::Change { actions }
+    }
+}
+
+/// Whether this control plane's certificates are due: the first to expire and when, or why
+/// not (valid for longer than the threshold, not initialized).
+pub(super) fn renewal_due(cx: &PlanCx<'_>, facts: &HostFacts) -> Result<(&'static str, i64), String> {
+    let Some((first, expires)) = crate::certs::first_to_expire(&facts.certificates) else {
+        return Err("no kubeadm certificates here (not initialized)".into());
+    };
+    let threshold = cx.inventory.cluster.certificates.renew_before;
+    let left = expires - facts.host_time as i64;
+    if left > 0 && left as u64 > threshold.seconds {
+        return Err(format!(
+            "certificates valid for {} more days (first to expire: {first}), more than {threshold}",
+            left / 86_400
+        ));
+    }
+    Ok((first, expires))
+}
+
+/// The control planes on which a kubeadm certificate is no longer valid, with what: then the
+/// renewal renews every control plane's files before any restarts ([`files_first`]).
+pub(super) fn expired_control_planes(cx: &PlanCx<'_>) -> Vec<String> {
+    cx.inventory
+        .control_planes()
+        .filter_map(|h| {
+            let facts = cx.facts.hosts.get(&h.name)?;
+            let (name, _) = crate::certs::invalid_kubeadm(facts)?;
+            Some(format!("{} ({name})", h.name))
+        })
+        .collect()
+}
+
+/// Back up the PKI and kubeconfigs on the host, and a copy to the bastion.
+fn back_up(cx: &PlanCx<'_>, host: &Host) -> Vec<Action> {
+    let keep = cx.inventory.cluster.certificates.keep_backups;
+    vec![
+        Action::Run {
+            description: format!("back up /etc/kubernetes/pki and the kubeconfigs to {BACKUP_DIR} (keeping {keep})"),
+            commands: Script::new().cmd(["sh", "-c", BACK_UP, "sh", &keep.to_string()]),
+        },
+        Action::Fetch {
+            remote: LATEST_BACKUP.into(),
+            local: format!("{}/backups/{}/pki.tar.gz", cx.state_dir, host.name),
+            mode: "0600".into(),
+            kubeconfig_server: None,
+            keep: Some(keep),
+        },
+    ]
+}
+
+/// root's kubeconfig from the renewed admin.conf, and from the first control plane the
+/// bastion's copy.
+fn refresh_admin_kubeconfigs(cx: &PlanCx<'_>, host: &Host) -> Vec<Action> {
+    let mut actions = vec![Action::Run {
+        description: "refresh root's kubeconfig (/root/.kube/config) with the renewed admin.conf".into(),
+        commands: Script::new().cmd(["install", "-d", "-m", "0700", "/root/.kube"]).cmd([
+            "install",
+            "-m",
+            "0600",
+            "/etc/kubernetes/admin.conf",
+            "/root/.kube/config",
+        ]),
+    }];
+    if std::ptr::eq(host, cx.inventory.first_control_plane()) {
+        actions.push(Action::Fetch {
+            remote: "/etc/kubernetes/admin.conf".into(),
+            local: format!("{}/admin.conf", cx.state_dir),
+            mode: "0600".into(),
+            kubeconfig_server: super::endpoint_name::bastion_kubeconfig_server(cx.inventory),
+            keep: None,
+        });
+    }
+    actions
+}
+
+/// The renewal once certificates have expired: this control plane's files only, its static
+/// pods restarted by `restart-static-pods` once every control plane has new files. etcd reads
+/// its certificates at every handshake and its members check each other's: a member restarted
+/// alone with a new certificate could not reach peers still presenting expired ones, and the
+/// one-at-a-time renewal would stop at the first control plane with no quorum. Nothing is
+/// rolled back on failure: the backup holds certificates that no longer work.
+fn files_first(cx: &PlanCx<'_>, host: &Host, why: &str, expires: i64, expired: &[String]) -> Vec<Action> {
+    let mut actions = vec![Action::Note {
+        text: format!(
+            "certificates are no longer valid on {}: every control plane's files are renewed first, then each control plane's static pods restart in turn (restart-static-pods); nothing is rolled back, the old certificates no longer work",
+            expired.join(", ")
+        ),
+    }];
+    actions.extend(back_up(cx, host));
+    actions.push(Action::Run {
+        description: format!("renew every certificate kubeadm manages ({why}); the static pods restart later"),
+        commands: Script::new().cmd(["kubeadm", "certs", "renew", "all"]),
+    });
+    actions.push(Action::VerifyCertificates { after: expires });
+    actions.extend(refresh_admin_kubeconfigs(cx, host));
+    actions
+}
+
+/// Wait for the node Ready with its etcd member healthy; while its kubelet cannot reach the API
+/// server with its own certificate (`recover-kubelet-certificates` gives it a new one later in the
+/// run), for the API server and the etcd member only.
+pub(super) fn ready_or_etcd(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts, version: String) -> Action {
+    let within = cx.inventory.cluster.certificates.renew_before.seconds;
+    match crate::certs::kubelet_client_problem(facts, within) {
+        None => Action::Wait {
+            description: format!("node {} is Ready and its etcd member healthy", host.name),
+            nodes: vec![host.name.clone()],
+            version,
+            etcd: true,
+            timeout_s: cx.ready_timeout_s(),
+        },
+        Some(_) => Action::Wait {
+            description: format!(
+                "the API answers and the etcd member of {} is healthy (its kubelet gets a new client certificate in recover-kubelet-certificates)",
+                host.name
+            ),
+            nodes: Vec::new(),
+            version,
+            etcd: true,
+            timeout_s: cx.ready_timeout_s(),
+        },
     }
 }

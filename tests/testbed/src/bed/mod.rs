@@ -611,6 +611,38 @@ impl Testbed {
         std::fs::write(&flag, b"").with_context(|| format!("cannot write {} (host {name})", flag.display()))
     }
 
+    /// Every leaf certificate of the cluster expired `ago` ago: on every host, each one kubeadm
+    /// and the kubelet keep is signed again with its own key and CA, valid for the year up to
+    /// then, and the running servers serve them (see `sim::certs::expire_all`); so are the
+    /// client certificates embedded in `kubeconfigs` (paths on this machine: the bastion's
+    /// copy of admin.conf), signed by the cluster CA of the first control plane. The wall
+    /// clock cannot be moved per host (time namespaces cover only the monotonic and boot
+    /// clocks), so the certificates move instead. What was done, per host.
+    pub fn expire_certs(&self, ago: Duration, kubeconfigs: &[PathBuf]) -> anyhow::Result<String> {
+        let mut report = String::new();
+        let seconds = ago.as_secs() as i64;
+        for host in self.hosts() {
+            if self.host_pid1(&host.name).is_none() {
+                report.push_str(&format!("{}: down, left as it is\n", host.name));
+                continue;
+            }
+            let out = self
+                .exec(&host.name, &format!("{} {} {seconds}", crate::bed::image::SIM, crate::sim::EXPIRE_CERTS_ARG))?;
+            if !out.status.success() {
+                bail!("expire-certs on {}: {}", host.name, String::from_utf8_lossy(&out.stderr).trim());
+            }
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                report.push_str(&format!("{}: {line}\n", host.name));
+            }
+        }
+        for path in kubeconfigs {
+            crate::sim::expire_kubeconfig_with_ca(path, &self.cluster_state_dir(), seconds)
+                .with_context(|| format!("cannot expire {}", path.display()))?;
+            report.push_str(&format!("{}\n", path.display()));
+        }
+        Ok(report)
+    }
+
     /// Move the simulator's clock forward (or back) by `seconds` on every host of the bed,
     /// e.g. to make certificates expire in N days.
     pub fn advance_clock(&self, seconds: i64) -> anyhow::Result<()> {

@@ -50,6 +50,23 @@ enum Cmd {
         #[command(subcommand)]
         fault: FaultCmd,
     },
+    /// Make every leaf certificate of the cluster expired: each signed again with its own key
+    /// and CA, valid for the year up to AGO ago, and served so by the running servers
+    #[command(
+        name = "expire-certs",
+        after_help = "Example:\n  kubewright-testbed expire-certs --dir /tmp/bed --ago 1d --kubeconfig ~/.local/state/kubewright/lab/admin.conf"
+    )]
+    ExpireCerts {
+        #[arg(long)]
+        dir: PathBuf,
+        /// How long ago they expired: 1d, 12h, 30m, 90s
+        #[arg(long, default_value = "1d", value_parser = parse_ago)]
+        ago: std::time::Duration,
+        /// A kubeconfig on this machine whose embedded client certificate expires too (the
+        /// bastion's copy of admin.conf); repeatable
+        #[arg(long)]
+        kubeconfig: Vec<PathBuf>,
+    },
     #[command(name = "__init", hide = true)]
     Init { config: PathBuf },
     #[command(name = "__delay", hide = true)]
@@ -90,6 +107,20 @@ enum FaultCmd {
     Clear { host: String },
     /// Delay every packet a host sends and receives by MS milliseconds (0: remove)
     Latency { host: String, ms: u64 },
+}
+
+/// `1d`, `12h`, `30m`, `90s` (a number alone: seconds).
+fn parse_ago(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().map_err(|_| format!("{text}: expected a number with d, h, m or s (1d)"))?;
+    let seconds = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" | "" => 1,
+        _ => return Err(format!("{text}: the unit is d, h, m or s")),
+    };
+    n.checked_mul(seconds).map(std::time::Duration::from_secs).ok_or_else(|| format!("{text}: too long"))
 }
 
 fn main() -> ExitCode {
@@ -161,6 +192,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     if up { "up" } else { "down" }
                 );
             }
+            Ok(())
+        }
+        Cmd::ExpireCerts { dir, ago, kubeconfig } => {
+            print!("{}", Testbed::open(&dir)?.expire_certs(ago, &kubeconfig)?);
             Ok(())
         }
         Cmd::Fault { dir, fault } => {

@@ -46,7 +46,7 @@ use super::cluster::Cluster;
 pub const MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
 /// What the runner last did (the served certificate's serial among it), in the host's
 /// simulator state.
-const POD_FILE: &str = "kube-apiserver-pod.json";
+pub const POD_FILE: &str = "kube-apiserver-pod.json";
 /// The server's log, beside etcd's.
 const LOG_FILE: &str = "kube-apiserver.log";
 /// A fault (`Testbed::orphan_apiserver_on_next_stop`): when this file is in the host's
@@ -56,6 +56,9 @@ const LOG_FILE: &str = "kube-apiserver.log";
 /// orphan is killed (`Testbed::kill_orphaned_apiserver`: [`KILL_ORPHAN_FILE`]).
 pub const ORPHAN_ON_NEXT_STOP_FILE: &str = "kube-apiserver-orphan-on-next-stop";
 pub const KILL_ORPHAN_FILE: &str = "kube-apiserver-kill-orphan";
+/// `kubewright-testbed expire-certs`: the running server serves its certificate files as they
+/// are now, as if it had loaded them when it started (its container stays the same).
+pub const RELOAD_CERTS_FILE: &str = "kube-apiserver-reload-certs";
 
 /// The API server pod as the runner last left it.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -69,6 +72,9 @@ pub struct PodStatus {
     /// The serving certificate's serial (hex, as `openssl x509 -serial` prints it), as loaded
     /// at the pod's start.
     pub serving_serial: String,
+    /// The serving certificate's `notAfter` (unix seconds).
+    #[serde(default)]
+    pub serving_not_after: i64,
     /// When it started (unix seconds, real clock).
     pub started_unix: i64,
 }
@@ -95,6 +101,8 @@ fn log(state_dir: &Path, line: &str) {
 /// A running server: its container, and how to stop it.
 struct Running {
     container: String,
+    served: Arc<ServedCertificate>,
+    status: PodStatus,
     stop: tokio::sync::watch::Sender<bool>,
     thread: std::thread::JoinHandle<()>,
 }
@@ -129,6 +137,20 @@ impl PodRunner {
     }
 
     pub fn reconcile(&mut self) {
+        if std::fs::remove_file(self.state_dir.join(RELOAD_CERTS_FILE)).is_ok()
+            && let Some(running) = &mut self.running
+        {
+            match running.served.reload() {
+                Ok((serial, not_after)) => {
+                    running.status.serving_serial = serial.clone();
+                    running.status.serving_not_after = not_after;
+                    let status = running.status.clone();
+                    self.save(&status);
+                    log(&self.state_dir, &format!("kube-apiserver now serves certificate serial {serial}"));
+                }
+                Err(e) => log(&self.state_dir, &format!("kube-apiserver could not load its certificate again: {e:#}")),
+            }
+        }
         if std::fs::remove_file(self.state_dir.join(KILL_ORPHAN_FILE)).is_ok() {
             for orphan in self.orphans.drain(..) {
                 let _ = orphan.stop.send(true);
@@ -199,29 +221,24 @@ impl PodRunner {
         };
         let advertise = flag("advertise-address")?;
         let port: u16 = flag("secure-port").ok().and_then(|p| p.parse().ok()).unwrap_or(6443);
-        let cert_file = flag("tls-cert-file")?;
-        let key_file = flag("tls-private-key-file")?;
         let client_ca_file = flag("client-ca-file")?;
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_file)
-            .with_context(|| format!("cannot read {cert_file}"))?
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("cannot parse {cert_file}"))?;
-        let serving = certs.first().with_context(|| format!("no certificate in {cert_file}"))?;
-        let serial = x509_parser::parse_x509_certificate(serving)
-            .map(|(_, c)| c.raw_serial_as_string().replace(':', "").to_uppercase())
-            .unwrap_or_default();
-        let key = PrivateKeyDer::from_pem_file(&key_file).with_context(|| format!("cannot read {key_file}"))?;
+        // ring, kubewright's own backend (no aws-lc in the workspace: tests/supply_chain.rs).
+        // Deprecated in rustls 0.23.48 for lacking post-quantum key exchange, which a test
+        // bed's loopback traffic does not need (Go 1.24's kubectl falls back to X25519).
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let served = Arc::new(ServedCertificate::load(
+            provider.clone(),
+            PathBuf::from(flag("tls-cert-file")?),
+            PathBuf::from(flag("tls-private-key-file")?),
+        )?);
+        let (serial, not_after) = served.identity();
         let mut roots = rustls::RootCertStore::empty();
         for ca in
             CertificateDer::pem_file_iter(&client_ca_file).with_context(|| format!("cannot read {client_ca_file}"))?
         {
             roots.add(ca.with_context(|| format!("cannot parse {client_ca_file}"))?)?;
         }
-        // ring, kubewright's own backend (no aws-lc in the workspace: tests/supply_chain.rs).
-        // Deprecated in rustls 0.23.48 for lacking post-quantum key exchange, which a test
-        // bed's loopback traffic does not need (Go 1.24's kubectl falls back to X25519).
-        #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let clients = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .allow_unauthenticated()
             .build()
@@ -229,8 +246,7 @@ impl PodRunner {
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(Arc::new(RequestClientCert(clients.clone())))
-            .with_single_cert(certs, key)
-            .with_context(|| format!("{cert_file} and {key_file} do not make a serving certificate"))?;
+            .with_cert_resolver(served.clone());
         // HTTP/1.1 only (the real server offers h2 too; Go clients fall back to 1.1).
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let image_version = manifest
@@ -260,6 +276,7 @@ impl PodRunner {
             container: container.to_string(),
             address: addr.to_string(),
             serving_serial: serial.clone(),
+            serving_not_after: not_after,
             started_unix: now_unix(),
         };
         self.save(&status);
@@ -267,13 +284,76 @@ impl PodRunner {
             &self.state_dir,
             &format!("started kube-apiserver (container {container}) on {addr}, serving certificate serial {serial}"),
         );
-        Ok(Running { container: container.to_string(), stop, thread })
+        Ok(Running { container: container.to_string(), served, status, stop, thread })
     }
 
     fn save(&self, status: &PodStatus) {
         if let Ok(bytes) = serde_json::to_vec(status) {
             let _ = super::host::write_atomic(&self.state_dir.join(POD_FILE), &bytes);
         }
+    }
+}
+
+/// The serving certificate and key as the server loaded them: at its start, and again only
+/// when the bed says so ([`RELOAD_CERTS_FILE`]).
+#[derive(Debug)]
+struct ServedCertificate {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    current: std::sync::RwLock<(Arc<rustls::sign::CertifiedKey>, String, i64)>,
+}
+
+impl ServedCertificate {
+    fn load(
+        provider: Arc<rustls::crypto::CryptoProvider>,
+        cert_file: PathBuf,
+        key_file: PathBuf,
+    ) -> anyhow::Result<Self> {
+        let current = std::sync::RwLock::new(Self::read(&provider, &cert_file, &key_file)?);
+        Ok(ServedCertificate { provider, cert_file, key_file, current })
+    }
+
+    /// The certified key, its serial (hex, as `openssl x509 -serial` prints it) and `notAfter`.
+    fn read(
+        provider: &rustls::crypto::CryptoProvider,
+        cert_file: &Path,
+        key_file: &Path,
+    ) -> anyhow::Result<(Arc<rustls::sign::CertifiedKey>, String, i64)> {
+        let (cert_name, key_name) = (cert_file.display(), key_file.display());
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+            .with_context(|| format!("cannot read {cert_name}"))?
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("cannot parse {cert_name}"))?;
+        let serving = certs.first().with_context(|| format!("no certificate in {cert_name}"))?;
+        let (serial, not_after) = x509_parser::parse_x509_certificate(serving)
+            .map(|(_, c)| {
+                (c.raw_serial_as_string().replace(':', "").to_uppercase(), c.validity().not_after.timestamp())
+            })
+            .unwrap_or_default();
+        let key = PrivateKeyDer::from_pem_file(key_file).with_context(|| format!("cannot read {key_name}"))?;
+        let certified = rustls::sign::CertifiedKey::from_der(certs, key, provider)
+            .with_context(|| format!("{cert_name} and {key_name} do not make a serving certificate"))?;
+        Ok((Arc::new(certified), serial, not_after))
+    }
+
+    fn identity(&self) -> (String, i64) {
+        let current = self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (current.1.clone(), current.2)
+    }
+
+    /// Load the files again; the new serial and `notAfter`.
+    fn reload(&self) -> anyhow::Result<(String, i64)> {
+        let fresh = Self::read(&self.provider, &self.cert_file, &self.key_file)?;
+        let identity = (fresh.1.clone(), fresh.2);
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+        Ok(identity)
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ServedCertificate {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).0.clone())
     }
 }
 

@@ -1,6 +1,8 @@
 //! `kubeadm certs check-expiration` and `kubeadm certs renew` (kubeadm-behaviour.md §4).
 
 use std::fmt::Write as _;
+
+use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 
 use super::Outcome;
@@ -325,21 +327,7 @@ fn renew(v: V, args: &[String]) -> anyhow::Result<Outcome> {
         let (path, kubeconfig) = location(item.name);
         if kubeconfig {
             let text = pki::read(&path)?;
-            let replaced: String = text
-                .lines()
-                .map(|l| {
-                    let indent = &l[..l.len() - l.trim_start().len()];
-                    if l.trim_start().starts_with("client-certificate-data:") {
-                        format!("{indent}client-certificate-data: {}", pki::b64(&pair.cert))
-                    } else if l.trim_start().starts_with("client-key-data:") {
-                        format!("{indent}client-key-data: {}", pki::b64(&pair.key))
-                    } else {
-                        l.to_string()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            pki::write(&path, &format!("{replaced}\n"), 0o600)?;
+            pki::write(&path, &replace_client_certificate(&text, &pair.cert, Some(&pair.key)), 0o600)?;
         } else {
             pki::write(&path, &pair.cert, 0o644)?;
             pki::write(&path.with_extension("key"), &pair.key, 0o600)?;
@@ -350,6 +338,123 @@ fn renew(v: V, args: &[String]) -> anyhow::Result<Outcome> {
         out.push_str("\nDone renewing certificates. You must restart the kube-apiserver, kube-controller-manager, kube-scheduler and etcd, so that they can use the new certificates.\n");
     }
     Ok(Outcome::ok(out))
+}
+
+/// `kubewright-testbed expire-certs` on this host: every leaf certificate kubeadm and the
+/// kubelet keep here (kubeadm's eleven items, an embedded kubelet.conf certificate, the
+/// kubelet's client and serving certificates) signed again with its own key and CA, valid for
+/// a year up to `ago` seconds before now; then the running servers serve them, as if they had
+/// loaded them long ago: the API server without a restart, etcd restarted (it reads its files
+/// at every handshake, but keeps the connections it has). The CAs are left as they are.
+pub fn expire_all(ago: i64) -> anyhow::Result<Outcome> {
+    let not_after = now_unix() - ago;
+    let not_before = not_after - pki::YEAR;
+    let mut out = String::new();
+    let ca_dir = Path::new(PKI);
+    let ca_of = |ca: &str| -> anyhow::Result<Pair> {
+        let file = ca_path(ca);
+        Ok(Pair {
+            cert: pki::read(&ca_dir.join(format!("{file}.crt")))?,
+            key: pki::read(&ca_dir.join(format!("{file}.key")))?,
+        })
+    };
+    for item in ITEMS {
+        let (path, kubeconfig) = location(item.name);
+        if !path.exists() {
+            continue;
+        }
+        let ca = ca_of(item.ca).with_context(|| format!("{}: its CA", path.display()))?;
+        if kubeconfig {
+            expire_kubeconfig(&path, &ca, not_before, not_after)?;
+        } else {
+            let key_path = path.with_extension("key");
+            let cert = pki::resign(&ca, &pki::read(&path)?, &pki::read(&key_path)?, not_before, not_after)?;
+            pki::write(&path, &cert, 0o644)?;
+        }
+        let _ = writeln!(out, "{}", path.display());
+    }
+    // The kubelet's client certificate is the cluster CA's; a worker has no key for it here,
+    // the simulator's controller manager has (the cluster's shared files).
+    let cluster_ca = || ca_of("ca").or_else(|_| super::kubeadm::ca_for_signing());
+    let kubelet_conf = Path::new("/etc/kubernetes/kubelet.conf");
+    if std::fs::read_to_string(kubelet_conf).is_ok_and(|t| pki::kubeconfig_client_cert(&t).is_some()) {
+        expire_kubeconfig(kubelet_conf, &cluster_ca()?, not_before, not_after)?;
+        let _ = writeln!(out, "{}", kubelet_conf.display());
+    }
+    let current = Path::new(super::kubelet::CLIENT_CURRENT);
+    if let Ok(file) = std::fs::canonicalize(current) {
+        let text = pki::read(&file)?;
+        let (cert, key) =
+            split_cert_and_key(&text).with_context(|| format!("{}: no certificate and key", file.display()))?;
+        let cert = pki::resign(&cluster_ca()?, cert, key, not_before, not_after)?;
+        pki::write(&file, &format!("{cert}{key}"), 0o600)?;
+        let _ = writeln!(out, "{} ({})", current.display(), file.display());
+    }
+    let serving = Path::new("/var/lib/kubelet/pki/kubelet.crt");
+    if serving.exists() {
+        let key = pki::read(&serving.with_extension("key"))?;
+        let cert = pki::resign_self_signed(&pki::read(serving)?, &key, not_before, not_after)?;
+        pki::write(serving, &cert, 0o644)?;
+        let _ = writeln!(out, "{}", serving.display());
+    }
+    let state = super::host::state_dir();
+    if Path::new(super::apiserver::MANIFEST).exists() {
+        std::fs::write(state.join(super::apiserver::RELOAD_CERTS_FILE), b"")?;
+        out.push_str("kube-apiserver: serves its certificate files as they are now\n");
+    }
+    if let Some(pid) = super::etcd::pod_status().pid {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        out.push_str("etcd: restarted with its certificate files as they are now\n");
+    }
+    Ok(Outcome::ok(out))
+}
+
+/// [`expire_all`] for a kubeconfig on the bed's machine (the bastion's copy of admin.conf),
+/// with the cluster CA of the bed's shared files in `cluster_dir`.
+pub fn expire_kubeconfig_on_machine(path: &Path, cluster_dir: &Path, ago: i64) -> anyhow::Result<()> {
+    let offset = super::cluster::read_cluster_in(cluster_dir).clock_offset_seconds;
+    let not_after = super::cluster::now_unix_with(offset) - ago;
+    let ca = Pair { cert: pki::read(&cluster_dir.join("ca.crt"))?, key: pki::read(&cluster_dir.join("ca.key"))? };
+    expire_kubeconfig(path, &ca, not_after - pki::YEAR, not_after)
+}
+
+/// A kubeconfig whose embedded client certificate is signed again ([`expire_all`]).
+fn expire_kubeconfig(path: &Path, ca: &Pair, not_before: i64, not_after: i64) -> anyhow::Result<()> {
+    let text = pki::read(path)?;
+    let cert =
+        pki::kubeconfig_client_cert(&text).with_context(|| format!("{}: no client certificate", path.display()))?;
+    let key = pki::kubeconfig_client_key(&text).with_context(|| format!("{}: no client key", path.display()))?;
+    let renewed = pki::resign(ca, &cert, &key, not_before, not_after)?;
+    pki::write(path, &replace_client_certificate(&text, &renewed, None), 0o600)
+}
+
+/// `text` (a kubeconfig) with its embedded client certificate (and key, where given) replaced.
+fn replace_client_certificate(text: &str, cert: &str, key: Option<&str>) -> String {
+    let replaced: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let indent = &l[..l.len() - l.trim_start().len()];
+            if l.trim_start().starts_with("client-certificate-data:") {
+                format!("{indent}client-certificate-data: {}", pki::b64(cert))
+            } else if let Some(key) = key
+                && l.trim_start().starts_with("client-key-data:")
+            {
+                format!("{indent}client-key-data: {}", pki::b64(key))
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    format!("{}\n", replaced.join("\n"))
+}
+
+/// The certificate and the key of a PEM file holding both (`kubelet-client-current.pem`).
+pub(crate) fn split_cert_and_key(text: &str) -> Option<(&str, &str)> {
+    let end = "-----END CERTIFICATE-----";
+    let at = text.find(end)? + end.len();
+    let (cert, key) = text.split_at(at);
+    let key = key.trim_start_matches('\n');
+    key.contains("PRIVATE KEY-----").then_some((cert, key))
 }
 
 #[cfg(test)]

@@ -128,12 +128,14 @@ impl Cluster {
     }
 
     /// Ready: the kubelet runs with its configuration, the pod network is applied, the node's
-    /// host is up (a crashed or cut-off node stops posting status), and its kubelet reaches an
-    /// API server through the endpoint, as that node resolves it.
+    /// host is up (a crashed or cut-off node stops posting status), its kubelet reaches an
+    /// API server through the endpoint, as that node resolves it, and the two accept each
+    /// other's certificates ([`super::kubelet::authorized`]).
     pub fn node_ready(&self, name: &str) -> bool {
         self.nodes.get(name).is_some_and(|n| n.kubelet_running && self.cni_applied)
             && host_up(name)
             && super::reach::dial(self, name, &self.endpoint).is_ok()
+            && super::kubelet::authorized(name).is_ok()
     }
 }
 
@@ -679,7 +681,7 @@ fn apply_registry(state: &mut Cluster, objects: &BTreeMap<String, Vec<u8>>) {
     (state.nodes, state.tokens, state.applied, state.pods, state.budgets) = (nodes, tokens, applied, pods, budgets);
 }
 
-fn now_unix_with(offset: i64) -> i64 {
+pub(crate) fn now_unix_with(offset: i64) -> i64 {
     let real =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     real + offset

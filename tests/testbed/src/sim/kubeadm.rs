@@ -489,65 +489,11 @@ fn write_kubelet_files(v: V, node_reg: &Value, kubelet_config: Option<&Value>) -
     )
 }
 
-/// The kubelet's client certificate after TLS bootstrap, and kubelet.conf pointing at it.
+/// The kubelet's client certificate after TLS bootstrap, kubelet.conf pointing at it, and its
+/// self-signed serving certificate.
 fn write_kubelet_identity(ca: &Pair, node: &str, cluster_name: &str, server: &str, now: i64) -> anyhow::Result<()> {
-    let client = pki::new_leaf(
-        ca,
-        &Leaf {
-            cn: &format!("system:node:{node}"),
-            orgs: &["system:nodes"],
-            dns: vec![],
-            ips: vec![],
-            server: false,
-            client: true,
-            ecdsa: true,
-        },
-        now,
-    )?;
-    let stamp = time::OffsetDateTime::from_unix_timestamp(now)
-        .map(|t| {
-            format!(
-                "{:04}-{:02}-{:02}-{:02}-{:02}-{:02}",
-                t.year(),
-                t.month() as u8,
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            )
-        })
-        .unwrap_or_default();
-    let file = format!("/var/lib/kubelet/pki/kubelet-client-{stamp}.pem");
-    pki::write(Path::new(&file), &format!("{}{}", client.cert, client.key), 0o600)?;
-    let current = Path::new("/var/lib/kubelet/pki/kubelet-client-current.pem");
-    let _ = std::fs::remove_file(current);
-    std::os::unix::fs::symlink(&file, current)?;
-    // The kubelet's self-signed serving certificate (kubelet.crt / kubelet.key).
-    let serving_ca = pki::new_ca(&format!("{node}-ca@{now}"), now)?;
-    let serving = pki::new_leaf(
-        &serving_ca,
-        &Leaf {
-            cn: &format!("{node}@{now}"),
-            orgs: &[],
-            dns: vec![node.to_string()],
-            ips: vec![],
-            server: true,
-            client: false,
-            ecdsa: false,
-        },
-        now,
-    )?;
-    pki::write(Path::new("/var/lib/kubelet/pki/kubelet.crt"), &serving.cert, 0o644)?;
-    pki::write(Path::new("/var/lib/kubelet/pki/kubelet.key"), &serving.key, 0o600)?;
-    let user = format!("system:node:{node}");
-    pki::write(
-        Path::new("/etc/kubernetes/kubelet.conf"),
-        &format!(
-            "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {}\n    server: {server}\n  name: {cluster_name}\ncontexts:\n- context:\n    cluster: {cluster_name}\n    user: {user}\n  name: {user}@{cluster_name}\ncurrent-context: {user}@{cluster_name}\nkind: Config\npreferences: {{}}\nusers:\n- name: {user}\n  user:\n    client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem\n    client-key: /var/lib/kubelet/pki/kubelet-client-current.pem\n",
-            pki::b64(&ca.cert)
-        ),
-        0o600,
-    )
+    super::kubelet::write_client_identity(ca, node, cluster_name, server, now)?;
+    super::kubelet::write_self_signed_serving(node, now)
 }
 
 /// The static pod manifests of a control plane, with the version's image tags. etcd's
@@ -1437,7 +1383,7 @@ fn ca_from_cluster() -> anyhow::Result<String> {
 }
 
 /// The CA that signs kubelet client certificates (the controller manager's, in a real cluster).
-fn ca_for_signing() -> anyhow::Result<Pair> {
+pub(crate) fn ca_for_signing() -> anyhow::Result<Pair> {
     let dir = super::cluster::state_dir();
     Ok(Pair { cert: pki::read(&dir.join("ca.crt"))?, key: pki::read(&dir.join("ca.key"))? })
 }

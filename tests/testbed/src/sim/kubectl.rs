@@ -931,8 +931,22 @@ pub fn kubelet(args: &[String]) -> anyhow::Result<Outcome> {
 pub fn kubelet_changed(active: bool) -> anyhow::Result<()> {
     let (node, version) = with_host(|s| Ok((s.node_name.clone(), installed(s, "kubelet"))))?;
     let Some(node) = node else { return Ok(()) };
-    let configured = std::path::Path::new("/etc/kubernetes/kubelet.conf").exists()
-        && std::path::Path::new("/var/lib/kubelet/config.yaml").exists();
+    // At its start, a kubelet without a valid client certificate makes its TLS bootstrap
+    // (with only the bootstrap kubeconfig, as during a join).
+    let has_config = std::path::Path::new("/var/lib/kubelet/config.yaml").exists();
+    let bootstrap = std::path::Path::new(super::kubelet::BOOTSTRAP_KUBECONFIG).exists();
+    if active && has_config && (bootstrap || std::path::Path::new(super::kubelet::KUBECONFIG).exists()) {
+        let cluster = read_cluster();
+        let said = super::kubelet::on_start(&cluster, &node)?;
+        if let Some(line) = said {
+            let log = super::host::state_dir().join("kubelet.log");
+            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+                use std::io::Write as _;
+                let _ = writeln!(f, "{} {line}", super::cluster::now_unix());
+            }
+        }
+    }
+    let configured = has_config && std::path::Path::new(super::kubelet::KUBECONFIG).exists();
     // The kubelet's own state: no API call (it posts its status when it can).
     super::cluster::with_bed_state(|c| {
         let kubelet = c.kubelets.entry(node.clone()).or_insert_with(|| {

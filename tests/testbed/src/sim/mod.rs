@@ -18,6 +18,7 @@ pub mod etcd;
 pub mod host;
 mod kubeadm;
 mod kubectl;
+pub mod kubelet;
 mod pki;
 pub mod pod;
 pub mod reach;
@@ -65,6 +66,19 @@ impl Outcome {
     }
 }
 
+/// `kubewright-node-sim __expire-certs SECONDS`, run in a host by `Testbed::expire_certs`.
+pub const EXPIRE_CERTS_ARG: &str = "__expire-certs";
+
+/// The client certificate embedded in the kubeconfig `path` (on this machine) signed again to
+/// have expired `ago` seconds ago, by the cluster CA in the bed's shared files `cluster_dir`.
+pub fn expire_kubeconfig_with_ca(
+    path: &std::path::Path,
+    cluster_dir: &std::path::Path,
+    ago: i64,
+) -> anyhow::Result<()> {
+    certs::expire_kubeconfig_on_machine(path, cluster_dir, ago)
+}
+
 pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let tool = args.first().map(|a| a.rsplit('/').next().unwrap_or(a).to_string()).unwrap_or_default();
@@ -76,6 +90,18 @@ pub fn main() -> ExitCode {
     {
         let e = runtime::enter_container(std::path::Path::new(root), program, args);
         return finish(Outcome::fail(128, format!("{e:#}\n")));
+    }
+    if let [marker, ago] = rest
+        && marker == EXPIRE_CERTS_ARG
+    {
+        let outcome = match ago.parse::<i64>() {
+            Ok(ago) => certs::expire_all(ago)
+                .unwrap_or_else(|e| Outcome::fail(1, format!("kubewright-node-sim: expire-certs: {e:#}\n"))),
+            Err(_) => {
+                Outcome::fail(2, format!("kubewright-node-sim: expire-certs: {ago} is not a number of seconds\n"))
+            }
+        };
+        return finish(outcome);
     }
     if let Some(outcome) = injected_fault(&command_line) {
         return finish(outcome);

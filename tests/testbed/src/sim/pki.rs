@@ -230,6 +230,44 @@ pub fn new_leaf(ca: &Pair, leaf: &Leaf<'_>, now: i64) -> anyhow::Result<Pair> {
     Ok(Pair { cert: cert.pem(), key: key_pem })
 }
 
+/// `cert_pem` signed again by `ca` with its own key (`key_pem`, kubeadm's PKCS#1 RSA or a
+/// kubelet's PKCS#8 ECDSA) and subject, names and usages, valid from `not_before` to
+/// `not_after` (unix seconds, either may be in the past), with a new serial: the same
+/// certificate as if it had been issued at another time (`kubewright-testbed expire-certs`).
+pub fn resign(ca: &Pair, cert_pem: &str, key_pem: &str, not_before: i64, not_after: i64) -> anyhow::Result<String> {
+    let issuer = issuer(ca)?;
+    let key = signing_key(key_pem).context("cannot load the certificate's key")?;
+    let id = identity(cert_pem)?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = with_cert(cert_pem, |c| distinguished_name(c.subject()))??;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    if id.server {
+        params.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+    }
+    if id.client {
+        params.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth);
+    }
+    for d in id.dns {
+        params.subject_alt_names.push(SanType::DnsName(d.try_into()?));
+    }
+    for ip in id.ips {
+        params.subject_alt_names.push(SanType::IpAddress(ip));
+    }
+    params.not_before = time_at(not_before);
+    params.not_after = time_at(not_after);
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(rand::random::<u64>().into());
+    Ok(params.signed_by(&key, &issuer)?.pem())
+}
+
+/// The key of a kubelet's self-signed serving certificate signed again as [`resign`] does, by
+/// a new CA of its own (the kubelet keeps no key for the CA it made: kubelet.crt is all there is).
+pub fn resign_self_signed(cert_pem: &str, key_pem: &str, not_before: i64, not_after: i64) -> anyhow::Result<String> {
+    let cn = identity(cert_pem)?.cn;
+    let ca = new_ca(&format!("{}-ca@{not_before}", cn.split('@').next().unwrap_or(&cn)), not_before)?;
+    resign(&ca, cert_pem, key_pem, not_before, not_after)
+}
+
 /// A client certificate (ECDSA P-256, client authentication) for `cn` in the groups `orgs`,
 /// signed by the CA `ca_cert`/`ca_key` (PEM), valid from `not_before` to `not_after` (unix
 /// seconds, either may be in the past): what a test shows the simulated API server (an expired
@@ -323,6 +361,49 @@ pub fn identity(pem: &str) -> anyhow::Result<Identity> {
     })
 }
 
+/// Go's time format in x509 validity errors (RFC 3339, UTC).
+fn go_time(unix: i64) -> String {
+    let t = time_at(unix);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Why a server that trusts `ca_pem` refuses the client certificate `pem` at `now`, in Go's
+/// crypto/x509 words (`certificate has expired or is not yet valid`, `certificate signed by
+/// unknown authority`), or Ok.
+pub fn check_client_certificate(pem: &str, ca_pem: &str, now: i64) -> Result<(), String> {
+    let ca_der = parse_pem(ca_pem.split_inclusive("-----END CERTIFICATE-----").next().unwrap_or(ca_pem))
+        .map_err(|e| format!("the CA cannot be read: {e}"))?;
+    let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).map_err(|e| format!("the CA cannot be read: {e}"))?;
+    with_cert(pem, |c| {
+        let (from, until) = (c.validity().not_before.timestamp(), c.validity().not_after.timestamp());
+        if now > until {
+            return Err(format!(
+                "x509: certificate has expired or is not yet valid: current time {} is after {}",
+                go_time(now),
+                go_time(until)
+            ));
+        }
+        if now < from {
+            return Err(format!(
+                "x509: certificate has expired or is not yet valid: current time {} is before {}",
+                go_time(now),
+                go_time(from)
+            ));
+        }
+        c.verify_signature(Some(ca.public_key()))
+            .map_err(|_| "x509: certificate signed by unknown authority".to_string())
+    })
+    .map_err(|e| format!("the certificate cannot be read: {e}"))?
+}
+
 /// `sha256:<hex>` over the CA's SubjectPublicKeyInfo (kubeadm's pubkeypin.Hash).
 pub fn ca_pin(ca_cert_pem: &str) -> anyhow::Result<String> {
     let spki = with_cert(ca_cert_pem, |c| c.public_key().raw.to_vec())?;
@@ -348,7 +429,18 @@ pub fn kubeconfig(cluster_name: &str, server: &str, ca_pem: &str, user: &str, cl
 
 /// The client certificate embedded in a kubeconfig (PEM), for expiry checks and renewal.
 pub fn kubeconfig_client_cert(text: &str) -> Option<String> {
-    let line = text.lines().find(|l| l.trim_start().starts_with("client-certificate-data:"))?;
+    kubeconfig_data(text, "client-certificate-data")
+}
+
+/// The client key embedded in a kubeconfig (PEM).
+pub fn kubeconfig_client_key(text: &str) -> Option<String> {
+    kubeconfig_data(text, "client-key-data")
+}
+
+/// A kubeconfig's `FIELD: base64` value, decoded (the first one: kubeadm's kubeconfigs have one
+/// user).
+pub fn kubeconfig_data(text: &str, field: &str) -> Option<String> {
+    let line = text.lines().find(|l| l.trim_start().starts_with(&format!("{field}:")))?;
     let b = line.split(':').nth(1)?.trim();
     String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b).ok()?).ok()
 }
