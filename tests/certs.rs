@@ -703,3 +703,147 @@ fn a_1_32_cluster_installed_by_kubewright_has_crictl_on_every_node_and_a_forced_
     let renewed = kubewright(&bed, state.path(), &["certs", "renew", "--force", "--yes"]);
     assert!(renewed.status.success(), "{}", output_text(&renewed));
 }
+
+/// The upstream kubectl of `minor` this machine's image ships, or None (loudly) where it is
+/// missing; with `CI` set its absence fails the test.
+fn real_kubectl(minor: u32) -> Option<std::path::PathBuf> {
+    let path = std::path::PathBuf::from(format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}"));
+    if path.is_file() {
+        return Some(path);
+    }
+    let msg = format!("the real kubectl {} is missing", path.display());
+    assert!(std::env::var_os("CI").is_none(), "{msg} (CI is set, so this fails instead of skipping)");
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+/// The real kubectl from `host`'s network namespace (the bastion's view of the bed), with its
+/// discovery cache in `home`: its exit status, stdout and stderr.
+fn real_kubectl_in(
+    bed: &Testbed,
+    host: &str,
+    home: &std::path::Path,
+    kubectl: &std::path::Path,
+    args: &[&str],
+) -> Output {
+    Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", bed.host(host).netns))
+        .arg("--")
+        .arg(kubectl)
+        .args(args)
+        .env("HOME", home)
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap()
+}
+
+/// The serial a server on `host` presents at `address` (openssl's s_client there, with
+/// `client` as `-cert PREFIX.crt -key PREFIX.key` where it asks for one) and the serial of the
+/// certificate file `file` on that host.
+fn served_and_file_serials(
+    bed: &Testbed,
+    host: &str,
+    address: &str,
+    client: Option<&str>,
+    file: &str,
+) -> (String, String) {
+    let cert = client.map(|p| format!("-cert {p}.crt -key {p}.key")).unwrap_or_default();
+    let script = format!(
+        "openssl s_client -connect {address} {cert} </dev/null 2>/dev/null | openssl x509 -noout -serial; openssl x509 -noout -serial -in {file}"
+    );
+    let o = bed.exec(host, &script).unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut lines = text.lines().filter_map(|l| l.strip_prefix("serial=")).map(str::to_string);
+    let served = lines.next().unwrap_or_default();
+    (served, lines.next().unwrap_or_else(|| panic!("{host}: no serial for {file}: {o:?}")))
+}
+
+/// Every leaf certificate of a 3-control-plane, 2-worker cluster expired a day ago (the bed
+/// re-signs them with their own keys and CAs; the servers present them): the real etcd has no
+/// quorum, the real kubectl refuses the API server, `certs check` exits 2. The timer's command,
+/// `certs renew --if-expiring-within 30d --yes`, brings it back in one run: every control
+/// plane's files first, then the static pods one at a time, then the kubelets' new client
+/// certificates through their TLS bootstrap and new serving certificates; afterwards the real
+/// kubectl lists five Ready nodes with the bastion's and root's kubeconfigs, and every server
+/// presents its renewed file.
+#[test]
+fn a_cluster_whose_certificates_all_expired_comes_back_with_the_timers_renewal() {
+    let Some(kubectl) = real_kubectl(31) else { return };
+    let Some((bed, state)) = common::installed(5, 3) else { return };
+    let home = tempfile::tempdir().unwrap();
+    let cluster = bed.cluster_state().cluster_name;
+    let bastion_conf = state.path().join(&cluster).join("admin.conf");
+    let bastion = bastion_conf.to_str().unwrap();
+    let ok =
+        real_kubectl_in(&bed, "cp1", home.path(), &kubectl, &["--kubeconfig", bastion, "get", "nodes", "--no-headers"]);
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).matches(" Ready ").count(), 5, "{ok:?}");
+
+    bed.expire_certs(std::time::Duration::from_secs(86_400), std::slice::from_ref(&bastion_conf)).unwrap();
+    let check = kubewright(&bed, state.path(), &["certs", "check"]);
+    assert_eq!(check.status.code(), Some(2), "{}", output_text(&check));
+    let refused = real_kubectl_in(&bed, "cp1", home.path(), &kubectl, &["--kubeconfig", bastion, "get", "nodes"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("x509: certificate has expired or is not yet valid"),
+        "the real kubectl refuses the expired serving certificate: {refused:?}"
+    );
+    let insecure = ["--kubeconfig", bastion, "--insecure-skip-tls-verify", "get", "nodes"];
+    let unauthorized = real_kubectl_in(&bed, "cp1", home.path(), &kubectl, &insecure);
+    assert!(
+        String::from_utf8_lossy(&unauthorized.stderr)
+            .contains("error: You must be logged in to the server (Unauthorized)"),
+        "the API server refuses the expired admin certificate: {unauthorized:?}"
+    );
+    assert!(
+        common::eventually(std::time::Duration::from_secs(20), || bed
+            .etcd_log_tail("cp1", 50)
+            .contains("bad certificate")),
+        "the real etcd members refuse each other's expired certificates: {}",
+        bed.etcd_log_tail("cp1", 20)
+    );
+
+    let renewed = kubewright(&bed, state.path(), &["certs", "renew", "--if-expiring-within", "30d", "--yes"]);
+    assert_eq!(renewed.status.code(), Some(0), "{}", output_text(&renewed));
+    let text = output_text(&renewed);
+    for said in [
+        "certificates are no longer valid on cp1",
+        "restart-static-pods cp3: done",
+        "recover-kubelet-certificates w2: done",
+    ] {
+        assert!(text.contains(said), "the renewal says `{said}`: {text}");
+    }
+
+    let root_conf = bed.host_dir("cp1").join("root/.kube/config");
+    for conf in [bastion, root_conf.to_str().unwrap()] {
+        let nodes = real_kubectl_in(
+            &bed,
+            "cp1",
+            home.path(),
+            &kubectl,
+            &["--kubeconfig", conf, "get", "nodes", "--no-headers"],
+        );
+        let listed = String::from_utf8_lossy(&nodes.stdout).into_owned();
+        assert!(nodes.status.success(), "{conf}: {nodes:?}");
+        assert_eq!(
+            listed.lines().filter(|l| l.split_whitespace().nth(1) == Some("Ready")).count(),
+            5,
+            "{conf}: {listed}"
+        );
+    }
+    for cp in ["cp1", "cp2", "cp3"] {
+        let ip = bed.host(cp).ip;
+        let (served, file) =
+            served_and_file_serials(&bed, cp, &format!("{ip}:6443"), None, "/etc/kubernetes/pki/apiserver.crt");
+        assert_eq!(served, file, "{cp}: the API server presents its renewed certificate");
+        let (served, file) = served_and_file_serials(
+            &bed,
+            cp,
+            "127.0.0.1:2379",
+            Some("/etc/kubernetes/pki/etcd/healthcheck-client"),
+            "/etc/kubernetes/pki/etcd/server.crt",
+        );
+        assert_eq!(served, file, "{cp}: etcd presents its renewed certificate");
+    }
+    let check = kubewright(&bed, state.path(), &["certs", "check"]);
+    assert_eq!(check.status.code(), Some(0), "every certificate is good again: {}", output_text(&check));
+}

@@ -189,3 +189,89 @@ fn record_facts() {
     std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
     std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
 }
+
+/// The recorded facts with every leaf certificate (kubeadm's and the kubelets') ended a day
+/// before each host's clock.
+fn all_expired(mut facts: ClusterFacts) -> ClusterFacts {
+    for host in facts.hosts.values_mut() {
+        let now = host.host_time as i64;
+        for (path, cert) in host.certificates.iter_mut() {
+            if !cert.is_ca && !path.ends_with("/ca.crt") && !path.ends_with("front-proxy-ca.crt") {
+                cert.not_after = now - 86_400;
+                cert.not_before = now - 366 * 86_400;
+            }
+        }
+    }
+    facts
+}
+
+fn decision_of(plan: &Plan, step: &str, host: &str) -> Decision {
+    let step = plan.steps.iter().find(|s| s.id == step).unwrap_or_else(|| panic!("no step {step}"));
+    step.hosts.iter().find(|h| h.host == host).unwrap_or_else(|| panic!("{host} not in {}", step.id)).decision.clone()
+}
+
+#[test]
+fn a_renewal_after_expiry_renews_every_control_planes_files_before_any_restart_and_bootstraps_the_kubelets() {
+    let (inv, facts) = recorded();
+    let facts = all_expired(facts);
+    let goal = Goal::RenewCertificates(RenewGoal::ExpiringWithin { within: "30d".parse().unwrap() });
+    let plan = planned(&inv, &goal, &facts, None);
+    let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["renew-certificates", "restart-static-pods", "kubelet-bootstrap-token", "recover-kubelet-certificates"]
+    );
+    for cp in ["cp1", "cp2", "cp3"] {
+        let Decision::Change { actions } = decision_of(&plan, "renew-certificates", cp) else { panic!("{cp}") };
+        assert!(
+            matches!(&actions[0], Action::Note { text } if text.contains("every control plane's files are renewed first"))
+        );
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Probe { .. } | Action::Wait { .. } | Action::Rollback { .. })),
+            "{cp}: files only, no restart, no rollback: {actions:#?}"
+        );
+        let Decision::Change { actions } = decision_of(&plan, "restart-static-pods", cp) else { panic!("{cp}") };
+        assert!(actions[0].summary().starts_with("restart the static pods"), "{actions:#?}");
+        // Its kubelet cannot post the node's status yet: the API and etcd are what is waited for.
+        assert!(actions.iter().any(|a| matches!(a, Action::Wait { nodes, etcd: true, .. } if nodes.is_empty())));
+    }
+    let Decision::Change { actions } = decision_of(&plan, "kubelet-bootstrap-token", "cp1") else { panic!() };
+    assert!(actions[0].summary().contains("for the kubelets of cp1, cp2, cp3, w1, w2"), "{actions:#?}");
+    assert!(matches!(decision_of(&plan, "kubelet-bootstrap-token", "cp2"), Decision::Skip { .. }));
+    for node in ["cp1", "cp2", "cp3", "w1", "w2"] {
+        let Decision::Change { actions } = decision_of(&plan, "recover-kubelet-certificates", node) else {
+            panic!("{node}")
+        };
+        assert!(
+            matches!(&actions[0], Action::RunWithFile { file, .. } if file.path == "/etc/kubernetes/bootstrap-kubelet.conf"),
+            "{node}: {actions:#?}"
+        );
+        assert!(actions[1].summary().starts_with("a new self-signed serving certificate"), "{node}: {actions:#?}");
+    }
+    // Workers have no admin kubeconfig: their Ready wait runs on the first control plane.
+    let Decision::Change { actions } = decision_of(&plan, "recover-kubelet-certificates", "w1") else { panic!() };
+    assert!(matches!(actions.last(), Some(Action::Via { on, .. }) if on == "cp1"), "{actions:#?}");
+}
+
+#[test]
+fn an_api_server_presenting_an_older_certificate_than_its_file_is_restarted_and_nothing_else() {
+    let (inv, mut facts) = recorded();
+    for (name, host) in facts.hosts.iter_mut().filter(|(n, _)| n.starts_with("cp")) {
+        let stale = name == "cp2";
+        host.apiserver_certificate = Some(kubewright::facts::ServedCertificate {
+            served: if stale { "0A1B".into() } else { "77FF".into() },
+            file: "77FF".into(),
+        });
+    }
+    let goal = Goal::RenewCertificates(RenewGoal::ExpiringWithin { within: "30d".parse().unwrap() });
+    let plan = planned(&inv, &goal, &facts, None);
+    assert!(matches!(decision_of(&plan, "renew-certificates", "cp2"), Decision::Skip { .. }));
+    let Decision::Change { actions } = decision_of(&plan, "restart-static-pods", "cp2") else { panic!() };
+    assert!(actions[0].summary().contains("presents the certificate with serial 0A1B, not its file's (77FF)"));
+    for other in ["cp1", "cp3"] {
+        assert!(matches!(decision_of(&plan, "restart-static-pods", other), Decision::Skip { .. }), "{other}");
+    }
+    for node in ["cp1", "w1"] {
+        assert!(matches!(decision_of(&plan, "recover-kubelet-certificates", node), Decision::Skip { .. }), "{node}");
+    }
+}

@@ -769,6 +769,20 @@ mod tests {
     }
 
     #[test]
+    fn the_served_certificate_is_compared_by_serial_and_a_silent_server_is_told_apart() {
+        let served = served_certificate("file serial=0A1B2C\nserved serial=0a1b2c\n").unwrap();
+        assert!(!served.stale(), "{served:?}: the same serial, whatever the case");
+        let stale = served_certificate("file serial=0A1B2C\nserved serial=99\n").unwrap();
+        assert!(stale.stale(), "{stale:?}");
+        let silent = served_certificate("file serial=0A1B2C\nserved \n").unwrap();
+        assert_eq!((silent.served.as_str(), silent.stale()), ("", false), "no answer is not a stale certificate");
+        assert_eq!(served_certificate(""), None, "no API server manifest");
+        assert_eq!(served_certificate("file \nserved serial=99\n"), None, "an unreadable file");
+        let garbage = served_certificate("file serial=0A1B\nserved unable to load\n").map(|c| c.served);
+        assert_eq!(garbage, Some(String::new()), "text that is not a serial is no serial");
+    }
+
+    #[test]
     fn a_key_matches_its_certificate_when_their_public_keys_hash_alike() {
         let apiserver = crate::pki::inspect(APISERVER_CRT.as_bytes()).unwrap();
         let with_key_pairs = |body: &str| format!("{}{}", sample(), section("key-pairs", body));
