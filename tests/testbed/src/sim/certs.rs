@@ -89,15 +89,25 @@ pub fn certs(v: V, args: &[String]) -> anyhow::Result<Outcome> {
     }
 }
 
-/// The preamble by release (§4.1): 1.29–1.31 "from the cluster...", 1.32+ the ConfigMap wording.
+/// The preamble by release (§4.1): 1.29–1.31 "from the cluster...", 1.32+ the ConfigMap wording;
+/// where the cluster's kubeadm-config cannot be read with admin.conf (the API down, or its
+/// certificates expired), kubeadm goes on with its defaults and says so (certs.go
+/// `getInternalCfg`: renewal must work on a broken cluster).
 fn preamble(v: V, phase: &str) -> String {
-    if v.minor <= 31 {
+    let reading = if v.minor <= 31 {
         format!(
-            "[{phase}] Reading configuration from the cluster...\n[{phase}] FYI: You can look at this config file with 'kubectl -n kube-system get cm kubeadm-config -o yaml'\n\n"
+            "[{phase}] Reading configuration from the cluster...\n[{phase}] FYI: You can look at this config file with 'kubectl -n kube-system get cm kubeadm-config -o yaml'\n"
         )
     } else {
         format!(
-            "[{phase}] Reading configuration from the \"kubeadm-config\" ConfigMap in namespace \"kube-system\"...\n[{phase}] Use 'kubeadm init phase upload-config --config your-config.yaml' to re-upload it.\n\n"
+            "[{phase}] Reading configuration from the \"kubeadm-config\" ConfigMap in namespace \"kube-system\"...\n[{phase}] Use 'kubeadm init phase upload-config --config your-config.yaml' to re-upload it.\n"
+        )
+    };
+    if super::kubectl::reachable_with("/etc/kubernetes/admin.conf") {
+        format!("{reading}\n")
+    } else {
+        format!(
+            "{reading}[{phase}] Error reading configuration from the Cluster. Falling back to default configuration\n\n"
         )
     }
 }

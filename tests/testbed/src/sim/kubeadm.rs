@@ -591,6 +591,10 @@ pub fn write_manifests_and_wait_for_etcd(v: V, advertise: &str) -> anyhow::Resul
     let before = std::fs::read_to_string(super::etcd::MANIFEST).ok();
     let was = super::etcd::pod_status();
     write_manifests(v, advertise, None)?;
+    // kubeadm waits for each component's new pod (the API server's too) before the next.
+    if !wait_for_apiserver(std::time::Duration::from_secs(60)) {
+        anyhow::bail!("[upgrade/staticpods] the new kube-apiserver pod did not start within 1m0s");
+    }
     if std::fs::read_to_string(super::etcd::MANIFEST).ok() == before {
         return Ok(());
     }
@@ -929,7 +933,9 @@ fn init(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
     }
     // The API server is healthy once its etcd, the real server the kubelet starts from the
     // manifest, serves (kubeadm waits up to 4 minutes; the simulator a minute).
-    if !wait_for_etcd(&node, std::time::Duration::from_secs(60)) {
+    if !wait_for_etcd(&node, std::time::Duration::from_secs(60))
+        || !wait_for_apiserver(std::time::Duration::from_secs(30))
+    {
         out.stdout.push_str("[api-check] The API server is not healthy after 1m0s\n");
         return Ok(fatal(
             "error execution phase wait-control-plane: could not initialize a Kubernetes cluster: etcd did not become healthy (its log on this host: /var/lib/kubewright-sim/etcd.log)",
@@ -1337,6 +1343,11 @@ fn join(kubeadm: V, args: &[String]) -> anyhow::Result<Outcome> {
         if let Err(e) = etcd_member_promote(&node) {
             return Ok(fatal(&format!("error execution phase control-plane-join/etcd: {e:#}")));
         }
+        if !wait_for_apiserver(std::time::Duration::from_secs(30)) {
+            return Ok(fatal(
+                "error execution phase control-plane-join/wait-control-plane: the kube-apiserver of this node did not start (its log on this host: /var/lib/kubewright-sim/kube-apiserver.log)",
+            ));
+        }
     }
     with_cluster(|c| {
         let mut labels = BTreeMap::new();
@@ -1612,6 +1623,27 @@ pub fn reset(args: &[String]) -> anyhow::Result<Outcome> {
 }
 
 /// Wait until `node`'s etcd member serves (its `/health` passes), up to `limit`.
+/// Until the kube-apiserver container of the manifest now in place listens (the kubelet
+/// starts it within moments of the manifest; kubeadm's api-check waits for `/livez`), up to
+/// `limit`. No manifest: nothing to wait for.
+fn wait_for_apiserver(limit: std::time::Duration) -> bool {
+    let until = std::time::Instant::now() + limit;
+    let state = super::host::state_dir();
+    loop {
+        let Some((_, container)) = super::pod::static_pod(Path::new(super::apiserver::MANIFEST), &state) else {
+            return true;
+        };
+        let status = super::apiserver::pod_status();
+        if status.running && status.container == container {
+            return true;
+        }
+        if std::time::Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 fn wait_for_etcd(node: &str, limit: std::time::Duration) -> bool {
     let until = std::time::Instant::now() + limit;
     while std::time::Instant::now() < until {

@@ -60,25 +60,45 @@ fn positional(args: &[String]) -> Vec<&str> {
 }
 
 /// The API server a kubeconfig (or `--server`) points at, if the cluster answers there as
-/// this host dials it.
+/// this host dials it and accepts the kubeconfig's credentials over TLS, as the real kubectl
+/// finds out with its first request ([`super::client`]).
 fn connect(args: &[String]) -> Result<Cluster, Outcome> {
-    let path = flag(args, &["--kubeconfig"])
-        .map(str::to_string)
-        .or_else(|| std::env::var("KUBECONFIG").ok())
-        .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.kube/config")));
-    let kubeconfig = path.and_then(|p| std::fs::read_to_string(p).ok());
-    let from_kubeconfig = kubeconfig
-        .as_deref()
-        .and_then(|text| text.lines().find_map(|l| l.trim().strip_prefix("server:")).map(|s| s.trim().to_string()));
-    let Some(server) = flag(args, &["--server", "-s"]).map(str::to_string).or(from_kubeconfig) else {
+    let path = super::client::kubeconfig_path(flag(args, &["--kubeconfig"]));
+    let mut creds = match path.as_deref().filter(|p| p.exists() || flag(args, &["--kubeconfig"]).is_some()) {
+        Some(p) => super::client::credentials(p).map_err(|e| Outcome::fail(1, format!("{e}\n")))?,
+        None => super::client::Credentials::default(),
+    };
+    if let Some(server) = flag(args, &["--server", "-s"]) {
+        creds.server = format!("https://{}", server.trim_start_matches("https://"));
+    }
+    if args.iter().any(|a| a == "--insecure-skip-tls-verify" || a == "--insecure-skip-tls-verify=true") {
+        creds.insecure = true;
+    }
+    if creds.server.is_empty() {
         return Err(Outcome::fail(
             1,
             "The connection to the server localhost:8080 was refused - did you specify the right host or port?\n",
         ));
-    };
-    let server = server.trim_start_matches("https://").to_string();
+    }
+    let server = creds.server.trim_start_matches("https://").trim_end_matches('/').to_string();
     let cluster = read_cluster();
-    match super::reach::dial(&cluster, &super::reach::own_name(), &server) {
+    let own = super::reach::own_name();
+    // Where a server listens, the TLS session and the credentials decide first.
+    if let Some(target) = super::reach::dial_target(&cluster, &own, &server) {
+        match super::client::discover(&creds, &target) {
+            Ok(_) => {}
+            Err(super::client::Refusal::Unauthorized) => {
+                return Err(Outcome::fail(1, "error: You must be logged in to the server (Unauthorized)\n"));
+            }
+            Err(super::client::Refusal::Connect(e)) if !e.ends_with("connection refused") => {
+                return Err(Outcome::fail(1, format!("Unable to connect to the server: {e}\n")));
+            }
+            Err(super::client::Refusal::Connect(_)) => {}
+        }
+    }
+    // Then whether it serves: without its etcd, the simulator answers at once what the real
+    // server answers after its request timeout.
+    match super::reach::dial(&cluster, &own, &server) {
         Ok(()) => Ok(cluster),
         Err(e) if e.ends_with("connection refused") => Err(Outcome::fail(
             1,
@@ -86,6 +106,12 @@ fn connect(args: &[String]) -> Result<Cluster, Outcome> {
         )),
         Err(e) => Err(Outcome::fail(1, format!("Unable to connect to the server: {e}\n"))),
     }
+}
+
+/// Whether a client with the kubeconfig `path` gets through to a serving API server from this
+/// host (what kubeadm's own client finds with admin.conf).
+pub(crate) fn reachable_with(path: &str) -> bool {
+    connect(&["--kubeconfig".to_string(), path.to_string()]).is_ok()
 }
 
 pub fn kubectl(args: &[String]) -> anyhow::Result<Outcome> {

@@ -145,6 +145,18 @@ pub fn on_start(c: &Cluster, node: &str) -> anyhow::Result<Option<String>> {
     if let Err(e) = super::reach::dial(c, node, &server) {
         return Ok(Some(format!("the TLS bootstrap cannot reach the API server: {e}")));
     }
+    // The controller manager signs (and kubeadm's binding auto-approves) the request: one that
+    // reaches the API server with its own kubeconfig's certificate must run somewhere.
+    let signer = c.nodes.iter().filter(|(_, n)| n.control_plane).any(|(name, _)| {
+        host_file(name, "/etc/kubernetes/controller-manager.conf")
+            .and_then(|t| pki::kubeconfig_client_cert(&t))
+            .is_some_and(|pem| accepted(&pem).is_ok())
+    });
+    if !signer {
+        return Ok(Some(
+            "the certificate signing request stays pending: no kube-controller-manager reaches the API server (its controller-manager.conf certificate is not valid on any control plane)".into(),
+        ));
+    }
     let ca = super::kubeadm::ca_for_signing()?;
     let server = format!("https://{server}");
     write_client_identity(&ca, node, &c.cluster_name, &server, now_unix())?;

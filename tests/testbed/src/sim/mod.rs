@@ -13,6 +13,7 @@ pub mod api_proxy;
 pub mod apiserver;
 mod apt;
 mod certs;
+mod client;
 pub mod cluster;
 pub mod etcd;
 pub mod host;

@@ -157,3 +157,38 @@ fn bed_host_at(viewer: &str, ip: &str) -> Option<String> {
         (f.next() == Some(ip)).then(|| f.find(|n| host_dir(n).exists()).map(str::to_string)).flatten()
     })
 }
+
+/// The `ip:port` a client on `viewer` really connects to for `addr`, where an API server
+/// listens (whether or not its etcd serves: the real one listens, answers `/readyz` with 500
+/// and times requests out): `127.0.0.1` is the host's own API server (the real one binds
+/// every address; here it listens on its advertise address) or its local proxy; a node's
+/// address is that node's; any other address (a load balancer, a VIP) is forwarded to a
+/// control plane whose API server listens, as the balancer would. None: nothing listens.
+pub fn dial_target(c: &Cluster, viewer: &str, addr: &str) -> Option<String> {
+    let ip = resolve_address(viewer, addr).ok()?;
+    let port = addr.rsplit_once(':').map_or("443", |(_, p)| p);
+    let listening_at = |node: &str| -> Option<String> {
+        if !host_up(node) {
+            return None;
+        }
+        let status = std::fs::read_to_string(host_dir(node).join("sim").join(super::apiserver::POD_FILE)).ok()?;
+        let status: super::apiserver::PodStatus = serde_json::from_str(&status).ok()?;
+        (status.running && !status.address.is_empty()).then_some(status.address)
+    };
+    if ip == "127.0.0.1" {
+        return listening_at(viewer).or_else(|| {
+            super::api_proxy::manifest_in(&host_dir(viewer).join("upper/etc/kubernetes/manifests"))
+                .map(|_| format!("127.0.0.1:{port}"))
+        });
+    }
+    let owner = c
+        .nodes
+        .iter()
+        .find(|(_, n)| n.address == ip)
+        .map(|(name, _)| name.clone())
+        .or_else(|| bed_host_at(viewer, &ip));
+    match owner {
+        Some(node) => listening_at(&node).map(|_| format!("{ip}:{port}")),
+        None => c.nodes.iter().filter(|(_, n)| n.control_plane).find_map(|(name, _)| listening_at(name)),
+    }
+}
