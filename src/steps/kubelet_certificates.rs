@@ -177,12 +177,7 @@ impl Step for RecoverKubeletCertificates {
                 commands: Script::new().cmd(["sh", "-c", RENEW_SERVING]),
             });
         }
-        let version = cx
-            .facts
-            .cluster
-            .as_ref()
-            .and_then(|c| c.nodes.get(&host.name))
-            .map_or_else(|| format!("v{}", cx.inventory.cluster.kubernetes_version), |n| n.kubelet_version.clone());
+        let version = super::kubelet_version(cx, host);
         let wait = Action::Wait {
             description: format!("node {} is Ready", host.name),
             nodes: vec![host.name.clone()],

@@ -131,6 +131,16 @@ fn run_with_transient_file(
     Ok(Action::RunWithFile { file, description, commands })
 }
 
+/// The kubelet version `host` registered with, as the API server last said; the inventory's
+/// release where the cluster was not read (its API down, or not yet a node).
+fn kubelet_version(cx: &PlanCx<'_>, host: &Host) -> String {
+    cx.facts
+        .cluster
+        .as_ref()
+        .and_then(|c| c.nodes.get(&host.name))
+        .map_or_else(|| format!("v{}", cx.inventory.cluster.kubernetes_version), |n| n.kubelet_version.clone())
+}
+
 /// Wait until this control plane's own API server answers `/readyz` (through the admin
 /// kubeconfig's credentials, at the address nodes reach it on).
 fn apiserver_ready(cx: &PlanCx<'_>, host: &Host) -> Action {

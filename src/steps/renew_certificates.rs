@@ -57,7 +57,7 @@ for old in $(ls -1t "$d"/pki-2*.tar.gz); do i=$((i + 1)); if [ "$i" -gt "$keep" 
 /// The containers are found by the labels the kubelet gives them (namespace and container
 /// name, matched exactly): crictl's `--name` is an unanchored pattern, and `etcd` also matches
 /// a workload such as an in-cluster `etcd-operator`, which would never stop.
-pub(super) const RESTART_STATIC_PODS: &str = r#"set -eu
+const RESTART_STATIC_PODS: &str = r#"set -eu
 m=/etc/kubernetes/manifests t=/etc/kubernetes/manifests.kubewright-restart
 pods="kube-apiserver kube-controller-manager kube-scheduler etcd"
 mkdir -p "$t"
@@ -81,7 +81,7 @@ done"#;
 /// manifests' move) leaves the old one served while every file and health check looks right.
 /// etcd is asked on its client port with the health-check client certificate (it requires one).
 /// A server that does not answer yet (just restarted, on a loaded host) is asked again.
-pub(super) const SERVED_CERTIFICATES: &str = r#"set -eu
+const SERVED_CERTIFICATES: &str = r#"set -eu
 served() {
   a=$1 n=$2; shift 2
   rc=0
@@ -154,12 +154,6 @@ impl Step for RenewCertificates {
                 )],
             };
         }
-        let version = cx
-            .facts
-            .cluster
-            .as_ref()
-            .and_then(|c| c.nodes.get(&host.name))
-            .map_or_else(|| format!("v{}", cx.inventory.cluster.kubernetes_version), |n| n.kubelet_version.clone());
         let why = if left <= 0 {
             format!("{first} expired {} days ago", -left / 86_400)
         } else {
@@ -169,27 +163,18 @@ impl Step for RenewCertificates {
         if !recovering.is_empty() {
             return Decision::Change { actions: files_first(cx, host, &why, expires, &recovering) };
         }
-        let authority = super::endpoint_name::api_authority(host);
         let mut actions = back_up(cx, host);
-        actions.extend([
-            Action::Run {
-                description: format!("renew every certificate kubeadm manages ({why})"),
-                commands: Script::new().cmd(["touch", RENEWAL_MARK]).cmd(["kubeadm", "certs", "renew", "all"]),
-            },
-            Action::Run {
-                description: "restart the static pods, which read their certificates only when they start (the API server and etcd member of this node are down meanwhile)".into(),
-                commands: Script::new().cmd(["sh", "-c", RESTART_STATIC_PODS]),
-            },
-            super::apiserver_ready(cx, host),
-            ready_or_etcd(cx, host, facts, version),
-            Action::Run {
-                description: format!(
-                    "the API server on {authority} and the etcd member serve the renewed certificates (their serials are the files')"
-                ),
-                commands: Script::new().cmd(["sh", "-c", SERVED_CERTIFICATES, "sh", &authority]),
-            },
-            Action::VerifyCertificates { after: expires },
-        ]);
+        actions.push(Action::Run {
+            description: format!("renew every certificate kubeadm manages ({why})"),
+            commands: Script::new().cmd(["touch", RENEWAL_MARK]).cmd(["kubeadm", "certs", "renew", "all"]),
+        });
+        actions.extend(restart_and_check(
+            cx,
+            host,
+            facts,
+            "restart the static pods, which read their certificates only when they start (the API server and etcd member of this node are down meanwhile)",
+        ));
+        actions.push(Action::VerifyCertificates { after: expires });
         actions.extend(refresh_admin_kubeconfigs(cx, host));
         actions.push(Action::Run {
             description: format!("mark the renewal on this host finished (remove {RENEWAL_MARK})"),
@@ -301,10 +286,28 @@ fn files_first(cx: &PlanCx<'_>, host: &Host, why: &str, expires: i64, expired: &
     actions
 }
 
+/// Restart the control plane's static pods (`why`: the description), wait for its API server
+/// and its node (or only its etcd member: [`ready_or_etcd`]), and check that the API server and
+/// the etcd member present their certificate files.
+pub(super) fn restart_and_check(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts, why: &str) -> Vec<Action> {
+    let authority = super::endpoint_name::api_authority(host);
+    vec![
+        Action::Run { description: why.to_string(), commands: Script::new().cmd(["sh", "-c", RESTART_STATIC_PODS]) },
+        super::apiserver_ready(cx, host),
+        ready_or_etcd(cx, host, facts, super::kubelet_version(cx, host)),
+        Action::Run {
+            description: format!(
+                "the API server on {authority} and the etcd member serve their certificate files (the serials they present are the files')"
+            ),
+            commands: Script::new().cmd(["sh", "-c", SERVED_CERTIFICATES, "sh", &authority]),
+        },
+    ]
+}
+
 /// Wait for the node Ready with its etcd member healthy; while its kubelet cannot reach the API
 /// server with its own certificate (`recover-kubelet-certificates` gives it a new one later in the
 /// run), for the API server and the etcd member only.
-pub(super) fn ready_or_etcd(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts, version: String) -> Action {
+fn ready_or_etcd(cx: &PlanCx<'_>, host: &Host, facts: &HostFacts, version: String) -> Action {
     let within = cx.inventory.cluster.certificates.renew_before.seconds;
     match crate::certs::kubelet_client_problem(facts, within) {
         None => Action::Wait {

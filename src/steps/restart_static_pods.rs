@@ -5,13 +5,10 @@
 //! certificates before the next.
 
 use super::Step;
-use super::renew_certificates::{
-    RESTART_STATIC_PODS, SERVED_CERTIFICATES, expired_control_planes, ready_or_etcd, renewal_due,
-};
+use super::renew_certificates::{expired_control_planes, renewal_due, restart_and_check};
 use crate::facts::HostFacts;
 use crate::inventory::Host;
-use crate::plan::{Action, Decision, PlanCx};
-use crate::script::Script;
+use crate::plan::{Decision, PlanCx};
 
 pub struct RestartStaticPods;
 
@@ -41,28 +38,6 @@ impl Step for RestartStaticPods {
             Some(c) => return Decision::Skip { reason: format!("its API server presents its file's certificate (serial {})", c.file) },
             None => return Decision::Skip { reason: "no API server manifest here (or no openssl to compare with)".into() },
         };
-        let version = cx
-            .facts
-            .cluster
-            .as_ref()
-            .and_then(|c| c.nodes.get(&host.name))
-            .map_or_else(|| format!("v{}", cx.inventory.cluster.kubernetes_version), |n| n.kubelet_version.clone());
-        let authority = super::endpoint_name::api_authority(host);
-        Decision::Change {
-            actions: vec![
-                Action::Run {
-                    description: format!("restart the static pods: {why}"),
-                    commands: Script::new().cmd(["sh", "-c", RESTART_STATIC_PODS]),
-                },
-                super::apiserver_ready(cx, host),
-                ready_or_etcd(cx, host, facts, version),
-                Action::Run {
-                    description: format!(
-                        "the API server on {authority} and the etcd member serve their certificate files (the serials they present are the files')"
-                    ),
-                    commands: Script::new().cmd(["sh", "-c", SERVED_CERTIFICATES, "sh", &authority]),
-                },
-            ],
-        }
+        Decision::Change { actions: restart_and_check(cx, host, facts, &format!("restart the static pods: {why}")) }
     }
 }

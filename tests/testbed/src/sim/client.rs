@@ -73,20 +73,7 @@ pub fn credentials(path: &Path) -> Result<Credentials, String> {
 
 /// Go's time format in x509 validity errors.
 fn go_time(t: rustls::pki_types::UnixTime) -> String {
-    let secs = t.as_secs() as i64;
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .map(|t| {
-            format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-                t.year(),
-                t.month() as u8,
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            )
-        })
-        .unwrap_or_default()
+    super::pki::go_time(t.as_secs() as i64)
 }
 
 /// A failed handshake as Go's crypto/tls and crypto/x509 say it.

@@ -362,7 +362,7 @@ pub fn identity(pem: &str) -> anyhow::Result<Identity> {
 }
 
 /// Go's time format in x509 validity errors (RFC 3339, UTC).
-fn go_time(unix: i64) -> String {
+pub(crate) fn go_time(unix: i64) -> String {
     let t = time_at(unix);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
