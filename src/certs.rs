@@ -248,7 +248,7 @@ pub fn report(
                 node: host.name.clone(),
                 severity: Severity::Critical,
                 message: format!(
-                    "kube-apiserver serves the certificate with serial {}, not its file's ({}): it has not restarted since the file was renewed, and clients still get the old one; `kubewright certs renew` restarts it",
+                    "kube-apiserver presents the certificate with serial {}, not its file's ({}): another process may hold its port, or it did not pick up the renewed file; `kubewright certs renew` restarts it",
                     served.served, served.file
                 ),
             });
@@ -428,9 +428,14 @@ pub fn kubelet_client_problem(facts: &HostFacts, within_s: u64) -> Option<String
     if !facts.joined {
         return None;
     }
-    let (path, cert) = ["/etc/kubernetes/kubelet.conf", "/var/lib/kubelet/pki/kubelet-client-current.pem"]
+    let found = ["/etc/kubernetes/kubelet.conf", "/var/lib/kubelet/pki/kubelet-client-current.pem"]
         .into_iter()
-        .find_map(|p| facts.certificates.get(p).map(|c| (p, c)))?;
+        .find_map(|p| facts.certificates.get(p).map(|c| (p, c)));
+    let Some((path, cert)) = found else {
+        return Some(
+            "it has no client certificate to read (none embedded in /etc/kubernetes/kubelet.conf, and /var/lib/kubelet/pki/kubelet-client-current.pem missing or unreadable)".into(),
+        );
+    };
     let now = facts.host_time as i64;
     if cert.not_after <= now {
         return Some(format!("its client certificate ({path}) expired on {}", expires_text(cert.not_after)));
@@ -448,12 +453,13 @@ pub fn kubelet_client_problem(facts: &HostFacts, within_s: u64) -> Option<String
 }
 
 /// Why this node's kubelet needs a new self-signed serving certificate, or None: kubelet.crt
-/// (its own, without `serverTLSBootstrap`) has expired or is not valid yet. The kubelet makes
+/// (its own: neither `serverTLSBootstrap` nor a `tlsCertFile` is set) has expired or is not
+/// valid yet. The kubelet makes
 /// one only when there is none, and keeps serving an expired one; clients that verify it
 /// (metrics-server, a kube-apiserver with `--kubelet-certificate-authority`) fail.
 pub fn kubelet_serving_problem(facts: &HostFacts) -> Option<String> {
     let path = "/var/lib/kubelet/pki/kubelet.crt";
-    let cert = facts.certificates.get(path).filter(|_| facts.joined)?;
+    let cert = facts.certificates.get(path).filter(|_| facts.joined && !facts.kubelet_serving_configured)?;
     let now = facts.host_time as i64;
     if cert.not_after <= now {
         return Some(format!("its serving certificate ({path}) expired on {}", expires_text(cert.not_after)));

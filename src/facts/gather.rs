@@ -29,13 +29,6 @@ for f in /etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf /etc/kubern
 f=/var/lib/kubelet/pki/kubelet-client-current.pem; test -f "$f" && printf '%s\t%s\n' "$f" "$(sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' "$f" | base64 | tr -d '\n')"
 true"#;
 
-/// Prints `CERT SHA256` for each certificate of kubeadm's PKI whose key is beside it: the
-/// SHA-256 of the SubjectPublicKeyInfo (DER) derived from the key, for the parser to compare
-/// with the certificate's own (the key never leaves the host; its public half may). One openssl
-/// per key, none per certificate: on a control plane that is 10 starts of OpenSSL 3 rather than
-/// 20, each some 15 ms of CPU, in every job's facts. Hosts without openssl or sha256sum print
-/// nothing: unknown, not a mismatch (and the sections after this one are still printed: the
-/// whole facts script is one shell). A key openssl cannot read hashes empty input, left out.
 /// Prints `file SERIAL` and `served SERIAL` (empty when the server does not answer in 5 s) for
 /// the kube-apiserver of the manifest, at its advertise address and secure port.
 const APISERVER_CERTIFICATE: &str = r#"m=/etc/kubernetes/manifests/kube-apiserver.yaml
@@ -51,6 +44,13 @@ if [ -f "$m" ] && command -v openssl >/dev/null 2>&1; then
 fi
 true"#;
 
+/// Prints `CERT SHA256` for each certificate of kubeadm's PKI whose key is beside it: the
+/// SHA-256 of the SubjectPublicKeyInfo (DER) derived from the key, for the parser to compare
+/// with the certificate's own (the key never leaves the host; its public half may). One openssl
+/// per key, none per certificate: on a control plane that is 10 starts of OpenSSL 3 rather than
+/// 20, each some 15 ms of CPU, in every job's facts. Hosts without openssl or sha256sum print
+/// nothing: unknown, not a mismatch (and the sections after this one are still printed: the
+/// whole facts script is one shell). A key openssl cannot read hashes empty input, left out.
 const KEY_PAIRS: &str = r#"if command -v openssl >/dev/null 2>&1 && command -v sha256sum >/dev/null 2>&1; then
 for c in /etc/kubernetes/pki/*.crt /etc/kubernetes/pki/etcd/*.crt; do k=${c%.crt}.key; test -f "$c" && test -f "$k" || continue; h=$(openssl pkey -pubout -outform DER -in "$k" 2>/dev/null | sha256sum); h=${h%% *}; test "$h" = e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 || echo "$c $h"; done
 fi
@@ -136,7 +136,11 @@ pub fn script(paths: &[String]) -> Script {
     // The certificate the local API server presents, against its file's: a renewal whose
     // restart did not happen leaves the old one served while every file looks right.
     section("apiserver-certificate", APISERVER_CERTIFICATE);
-    section("kubelet-config", "grep -E '^rotateCertificates:' /var/lib/kubelet/config.yaml 2>/dev/null || true");
+    section(
+        "kubelet-config",
+        "grep -E '^(rotateCertificates|serverTLSBootstrap|tlsCertFile):' /var/lib/kubelet/config.yaml 2>/dev/null || true",
+    );
+    section("restart-pending", &format!("test -e {} && echo yes || true", crate::facts::RESTART_PENDING));
     // The local etcd member's health, as the upgrade and node removal weigh quorum (short
     // timeouts: a member that is down must not hold up the facts).
     section("etcd-health", &crate::etcd::health_facts_script());
@@ -384,11 +388,14 @@ pub fn parse(host: &str, output: &str) -> Result<HostFacts, FactsError> {
         ca_keys: words(get("ca-keys")),
         apiserver_started: apiserver_started(get("apiserver")),
         apiserver_certificate: served_certificate(get("apiserver-certificate")),
-        kubelet_rotation: match get("kubelet-config").split_once(':').map(|(_, v)| v.trim()) {
+        kubelet_rotation: match kubelet_setting(get("kubelet-config"), "rotateCertificates") {
             Some("true") => Some(true),
             Some("false") => Some(false),
             _ => None,
         },
+        kubelet_serving_configured: kubelet_setting(get("kubelet-config"), "serverTLSBootstrap") == Some("true")
+            || kubelet_setting(get("kubelet-config"), "tlsCertFile").is_some_and(|f| !f.is_empty()),
+        restart_pending: get("restart-pending").trim() == "yes",
         ipv4_addresses: get("addresses")
             .lines()
             .filter_map(|l| {
@@ -474,6 +481,14 @@ fn etcd_member(text: &str) -> Option<super::EtcdMember> {
             .find_map(|l| l.trim().strip_prefix("image: "))
             .map(|i| i.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
             .unwrap_or_default(),
+    })
+}
+
+/// A top-level `key: value` of the kubelet's configuration lines, unquoted.
+fn kubelet_setting<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k.trim() == key).then(|| v.trim().trim_matches(|c| c == '"' || c == '\''))
     })
 }
 
@@ -766,6 +781,15 @@ mod tests {
         let broken = format!("/etc/kubernetes/pki/apiserver-kubelet-client.crt\t{}\n", encode(b"garbage"));
         let why = parse_certificates(&broken).unwrap_err();
         assert!(why.starts_with("/etc/kubernetes/pki/apiserver-kubelet-client.crt: not a PEM certificate"), "{why}");
+    }
+
+    #[test]
+    fn the_kubelets_settings_are_read_line_by_line() {
+        let text = "rotateCertificates: false\nserverTLSBootstrap: true\ntlsCertFile: \"/etc/pki/kubelet.crt\"\n";
+        assert_eq!(kubelet_setting(text, "rotateCertificates"), Some("false"));
+        assert_eq!(kubelet_setting(text, "serverTLSBootstrap"), Some("true"));
+        assert_eq!(kubelet_setting(text, "tlsCertFile"), Some("/etc/pki/kubelet.crt"));
+        assert_eq!(kubelet_setting("rotateCertificates: true\n", "tlsCertFile"), None);
     }
 
     #[test]

@@ -116,6 +116,14 @@ pub struct HostFacts {
     /// `rotateCertificates` of the kubelet's configuration; None when not set or not read.
     #[serde(default)]
     pub kubelet_rotation: Option<bool>,
+    /// The kubelet's serving certificate is not its self-signed `kubelet.crt`: its
+    /// configuration sets `serverTLSBootstrap: true` or a `tlsCertFile`.
+    #[serde(default)]
+    pub kubelet_serving_configured: bool,
+    /// A renewal renewed this control plane's files after they had expired and its static pods
+    /// have not restarted since (`/var/lib/kubewright/restart-pending`).
+    #[serde(default)]
+    pub restart_pending: bool,
     /// The local etcd member's answer to `etcdctl endpoint health`; None where not asked (no
     /// member, no etcdctl).
     #[serde(default)]
@@ -216,11 +224,17 @@ impl HostFacts {
             apiserver_started: None,
             apiserver_certificate: None,
             kubelet_rotation: None,
+            kubelet_serving_configured: false,
+            restart_pending: false,
             etcd_member: None,
             etcd_health: None,
         }
     }
 }
+
+/// Where a renewal of certificates that had expired marks a control plane whose files it
+/// renewed and whose static pods have yet to restart (`restart-static-pods` removes it).
+pub const RESTART_PENDING: &str = "/var/lib/kubewright/restart-pending";
 
 /// The certificate a server presents and the one on disk, by serial (as `openssl x509
 /// -serial` prints them): a server that did not restart since its file was renewed still

@@ -22,8 +22,9 @@ pub struct RecoverKubeletCertificates;
 
 /// Moves kubelet.conf and the kubelet's client certificates to a backup directory, restarts
 /// the kubelet and waits for its TLS bootstrap to write a valid certificate and kubelet.conf
-/// (120 s). Whatever stops it before, the old files are put back (they do not work, but the
-/// node stays one kubewright knows as joined, and the same command tries again). The bootstrap
+/// (120 s). Whatever stops it before, what was moved is put back (the old files do not work,
+/// but the node stays one kubewright knows as joined, and the same command tries again); a
+/// file that could not be moved (a full disk) was never removed. The bootstrap
 /// kubeconfig is the transient file around this script.
 const RECOVER: &str = r#"set -eu
 d=/var/lib/kubewright/backups/kubelet-client-$(date -u +%Y%m%dT%H%M%SZ)
@@ -31,9 +32,10 @@ install -d -m 0700 "$d"
 done=
 back() {
   if [ -z "$done" ]; then
-    rm -f /etc/kubernetes/kubelet.conf /var/lib/kubelet/pki/kubelet-client-current.pem
-    for f in "$d"/kubelet.conf; do if [ -e "$f" ]; then mv "$f" /etc/kubernetes/; fi; done
-    for f in "$d"/kubelet-client-*; do if [ -e "$f" ] || [ -L "$f" ]; then mv "$f" /var/lib/kubelet/pki/; fi; done
+    if [ -e "$d/kubelet.conf" ]; then mv -f "$d/kubelet.conf" /etc/kubernetes/kubelet.conf; fi
+    for f in "$d"/kubelet-client-*; do
+      if [ -e "$f" ] || [ -L "$f" ]; then rm -f "/var/lib/kubelet/pki/${f##*/}"; mv "$f" /var/lib/kubelet/pki/; fi
+    done
     echo "the old kubelet.conf and client certificate are back in place" >&2
   fi
 }

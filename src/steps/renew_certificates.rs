@@ -14,7 +14,7 @@
 //! there; a failure before (the backup, or its copy to the bastion) changes nothing on the host.
 
 use super::Step;
-use crate::facts::HostFacts;
+use crate::facts::{HostFacts, RESTART_PENDING};
 use crate::inventory::Host;
 use crate::plan::{Action, Decision, PlanCx};
 use crate::script::Script;
@@ -75,10 +75,12 @@ while :; do
   sleep 2
 done"#;
 
-/// `$1`: the API server's `address:port`. The restarted servers present the renewed files: the
-/// certificate a server presents is the one it loaded when it started, so a restart that did
-/// not happen (an orphaned container still holding the port, a kubelet that missed the
-/// manifests' move) leaves the old one served while every file and health check looks right.
+/// `$1`: the API server's `address:port`. The restarted servers present the renewed files. Both
+/// also pick up a renewed serving certificate by themselves (the API server watches its file,
+/// k8s.io/apiserver `NewDynamicServingContentFromFiles`; etcd reads its files at every
+/// handshake), so a match does not prove the restart; a mismatch proves that what holds the
+/// port is not the server that reads the file (an orphaned container, a kubelet that missed the
+/// manifests' move) while every file and health check looks right.
 /// etcd is asked on its client port with the health-check client certificate (it requires one).
 /// A server that does not answer yet (just restarted, on a loaded host) is asked again.
 const SERVED_CERTIFICATES: &str = r#"set -eu
@@ -101,7 +103,7 @@ check() {
     sleep 2
   done
   if [ "$got" != "$want" ]; then
-    echo "$name at $at serves the certificate with ${got#serial=}, not the renewed $file (${want#serial=}): it did not restart with it (an orphaned container still holding its port, or a kubelet that missed the restart: look for an older $name process with crictl ps -a and ps); stop it, and run the renewal again" >&2
+    echo "$name at $at serves the certificate with ${got#serial=}, not the renewed $file (${want#serial=}): what holds its port is not the server that reads this file (an orphaned container, or a kubelet that missed the restart: look for an older $name process with crictl ps -a and ps); stop it, and run the renewal again" >&2
     exit 1
   fi
 }
@@ -269,17 +271,22 @@ fn refresh_admin_kubeconfigs(cx: &PlanCx<'_>, host: &Host) -> Vec<Action> {
 /// alone with a new certificate could not reach peers still presenting expired ones, and the
 /// one-at-a-time renewal would stop at the first control plane with no quorum. Nothing is
 /// rolled back on failure: the backup holds certificates that no longer work.
-fn files_first(cx: &PlanCx<'_>, host: &Host, why: &str, expires: i64, expired: &[String]) -> Vec<Action> {
+fn files_first(cx: &PlanCx<'_>, host: &Host, why: &str, expires: i64, recovering: &[String]) -> Vec<Action> {
     let mut actions = vec![Action::Note {
         text: format!(
             "certificates are no longer valid on {}: every control plane's files are renewed first, then each control plane's static pods restart in turn (restart-static-pods); nothing is rolled back, the old certificates no longer work",
-            expired.join(", ")
+            recovering.join(", ")
         ),
     }];
     actions.extend(back_up(cx, host));
     actions.push(Action::Run {
-        description: format!("renew every certificate kubeadm manages ({why}); the static pods restart later"),
-        commands: Script::new().cmd(["kubeadm", "certs", "renew", "all"]),
+        description: format!(
+            "renew every certificate kubeadm manages ({why}); the static pods restart later ({RESTART_PENDING} marks it until then)"
+        ),
+        commands: Script::new()
+            .cmd(["install", "-d", "-m", "0700", "/var/lib/kubewright"])
+            .cmd(["touch", RESTART_PENDING])
+            .cmd(["kubeadm", "certs", "renew", "all"]),
     });
     actions.push(Action::VerifyCertificates { after: expires });
     actions.extend(refresh_admin_kubeconfigs(cx, host));

@@ -163,7 +163,11 @@ pub fn discover(creds: &Credentials, dial: &str) -> Result<u16, Refusal> {
     #[allow(deprecated)] // ring: see the API server's own configuration
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let authority = creds.server.trim_start_matches("https://").split('/').next().unwrap_or_default().to_string();
-    let host = authority.rsplit_once(':').map_or(authority.as_str(), |(h, _)| h).trim_matches(|c| c == '[' || c == ']');
+    // `host:port`, `[v6]:port`, or either without its port.
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority.rsplit_once(':').map_or(authority.as_str(), |(h, _)| h),
+    };
     let name_text = creds.tls_server_name.clone().unwrap_or_else(|| host.to_string());
     let name = ServerName::try_from(name_text.clone()).map_err(|e| Refusal::Connect(format!("{name_text}: {e}")))?;
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())

@@ -188,7 +188,10 @@ pub fn dial_target(c: &Cluster, viewer: &str, addr: &str) -> Option<String> {
         .map(|(name, _)| name.clone())
         .or_else(|| bed_host_at(viewer, &ip));
     match owner {
-        Some(node) => listening_at(&node).map(|_| format!("{ip}:{port}")),
+        Some(node) => listening_at(&node).map(|_| match ip.contains(':') {
+            true => format!("[{ip}]:{port}"),
+            false => format!("{ip}:{port}"),
+        }),
         None => c.nodes.iter().filter(|(_, n)| n.control_plane).find_map(|(name, _)| listening_at(name)),
     }
 }
