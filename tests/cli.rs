@@ -167,8 +167,10 @@ fn render_writes_each_hosts_files_with_their_modes() {
     let out = dir.path().join("out");
     let o = kubewright(&["render", "-i", "inventories/example.yaml", "--out", out.to_str().expect("utf-8")]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("rendered 37 files for 5 hosts"), "{}", stdout(&o));
+    // 37, and every node's bootstrap kubeconfig (for a kubelet whose certificate expired).
+    assert!(stdout(&o).contains("rendered 42 files for 5 hosts"), "{}", stdout(&o));
     let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode(&out.join("worker1/etc/kubernetes/bootstrap-kubelet.conf")), 0o600);
     assert_eq!(mode(&out.join("cp1/etc/kubewright/kubeadm-init.yaml")), 0o600);
     assert_eq!(mode(&out.join("cp2/etc/kubewright/kubeadm-join.yaml")), 0o600);
     assert_eq!(mode(&out.join("cp1/etc/kubewright/kubeadm-join-credentials.yaml")), 0o600);

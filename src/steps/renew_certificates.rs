@@ -53,26 +53,50 @@ i=0
 for old in $(ls -1t "$d"/pki-2*.tar.gz); do i=$((i + 1)); if [ "$i" -gt "$keep" ]; then rm -f "$old"; fi; done"#;
 
 /// Moves the control plane's static pod manifests out until the kubelet has stopped their
-/// containers, then back (kubeadm's documented restart; a trap puts them back whatever happens).
-/// The containers are found by the labels the kubelet gives them (namespace and container
-/// name, matched exactly): crictl's `--name` is an unanchored pattern, and `etcd` also matches
-/// a workload such as an in-cluster `etcd-operator`, which would never stop.
+/// containers, then back (kubeadm's documented restart; a trap puts them back whatever happens),
+/// and waits until each pod whose manifest is there runs in a new container. That last wait is
+/// what shows the restart happened: an old process the runtime lost (an orphaned container
+/// still holding the API server's port) keeps the new container from running, while every
+/// health check answers through the orphan. The containers are found by the labels the kubelet
+/// gives them (namespace and container name, matched exactly): crictl's `--name` is an
+/// unanchored pattern, and `etcd` also matches a workload such as an in-cluster
+/// `etcd-operator`, which would never stop.
 const RESTART_STATIC_PODS: &str = r#"set -eu
 m=/etc/kubernetes/manifests t=/etc/kubernetes/manifests.kubewright-restart
 pods="kube-apiserver kube-controller-manager kube-scheduler etcd"
+ids() { crictl ps -q --label io.kubernetes.pod.namespace=kube-system --label "io.kubernetes.container.name=$1"; }
+before=
+for n in $pods; do now=$(ids "$n"); before="$before $(echo $now)"; done
 mkdir -p "$t"
 back() { for f in "$t"/*.yaml; do if [ -f "$f" ]; then mv "$f" "$m"/; fi; done; rmdir "$t" 2>/dev/null || true; }
 trap back EXIT
 trap 'exit 143' HUP INT TERM
-for n in $pods; do if [ -f "$m/$n.yaml" ]; then mv "$m/$n.yaml" "$t"/; fi; done
+moved=
+for n in $pods; do if [ -f "$m/$n.yaml" ]; then mv "$m/$n.yaml" "$t"/; moved="$moved $n"; fi; done
 i=0
 while :; do
   running=
-  for n in $pods; do running="$running$(crictl ps -q --label io.kubernetes.pod.namespace=kube-system --label "io.kubernetes.container.name=$n")"; done
+  for n in $pods; do running="$running$(ids "$n")"; done
   if [ -z "$running" ]; then break; fi
   i=$((i + 1))
   if [ "$i" -ge 60 ]; then echo "the static pods still run 120s after their manifests were moved out" >&2; exit 1; fi
   sleep 2
+done
+back
+trap - EXIT
+for n in $moved; do
+  i=0
+  while :; do
+    new=
+    for id in $(ids "$n"); do case " $before " in *" $id "*) ;; *) new=$id ;; esac; done
+    if [ -n "$new" ]; then break; fi
+    i=$((i + 1))
+    if [ "$i" -ge 30 ]; then
+      echo "$n has no new running container 60s after its manifest came back: an old $n process may still hold its port (look at crictl ps -a, ps -ef | grep $n and the kubelet's log); stop it, and run the same command again" >&2
+      exit 1
+    fi
+    sleep 2
+  done
 done"#;
 
 /// `$1`: the API server's `address:port`. The restarted servers present the renewed files. Both

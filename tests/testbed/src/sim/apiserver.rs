@@ -3,10 +3,14 @@
 //! While a control plane's `kube-apiserver.yaml` is in place and its kubelet active, the
 //! host's init runs this server in its network namespace, on the manifest's
 //! `--advertise-address` and `--secure-port`, with rustls (ring) and hyper. It serves the
-//! `--tls-cert-file`/`--tls-private-key-file` and trusts the `--client-ca-file` as they were
-//! when the pod started: a renewed file takes effect only when the pod restarts (a changed
-//! manifest, or one moved out and back, is a new container), as on a real control plane,
-//! where components read their certificates at start (kubernetes/kubeadm#2752).
+//! `--tls-cert-file`/`--tls-private-key-file` and follows them when they change, as the real
+//! server does (k8s.io/apiserver `SecureServingOptions.ApplyTo`:
+//! `dynamiccertificates.NewDynamicServingContentFromFiles`); it trusts the `--client-ca-file`
+//! as it was when the pod started (the real one follows that file too; the bed never changes
+//! it under a running server). A changed manifest, or one moved out and back, is a new
+//! container: what a restart changes on a real control plane is what components read only at
+//! their start (the controller manager's and scheduler's kubeconfigs, the API server's etcd and
+//! kubelet client certificates; kubernetes/kubeadm#2752).
 //!
 //! Authentication is the real server's union (k8s.io/apiserver pkg/authentication, kubeadm's
 //! flags): x509 client certificates asked for but not required in the handshake (Go's
@@ -56,9 +60,6 @@ const LOG_FILE: &str = "kube-apiserver.log";
 /// orphan is killed (`Testbed::kill_orphaned_apiserver`: [`KILL_ORPHAN_FILE`]).
 pub const ORPHAN_ON_NEXT_STOP_FILE: &str = "kube-apiserver-orphan-on-next-stop";
 pub const KILL_ORPHAN_FILE: &str = "kube-apiserver-kill-orphan";
-/// `kubewright-testbed expire-certs`: the running server serves its certificate files as they
-/// are now, as if it had loaded them when it started (its container stays the same).
-pub const RELOAD_CERTS_FILE: &str = "kube-apiserver-reload-certs";
 
 /// The API server pod as the runner last left it.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -103,6 +104,8 @@ struct Running {
     container: String,
     served: Arc<ServedCertificate>,
     status: PodStatus,
+    /// `status` changed since it was saved.
+    status_changed: bool,
     stop: tokio::sync::watch::Sender<bool>,
     thread: std::thread::JoinHandle<()>,
 }
@@ -137,19 +140,33 @@ impl PodRunner {
     }
 
     pub fn reconcile(&mut self) {
-        if std::fs::remove_file(self.state_dir.join(RELOAD_CERTS_FILE)).is_ok()
-            && let Some(running) = &mut self.running
-        {
-            match running.served.reload() {
-                Ok((serial, not_after)) => {
-                    running.status.serving_serial = serial.clone();
+        // The serving certificate follows its files, in every server still running (an orphan
+        // too: it is the same program).
+        for running in self.running.iter_mut().chain(self.orphans.iter_mut()) {
+            match running.served.reload_if_changed() {
+                Ok(None) => {}
+                Ok(Some((serial, not_after))) => {
+                    log(
+                        &self.state_dir,
+                        &format!(
+                            "kube-apiserver (container {}) now serves certificate serial {serial}",
+                            running.container
+                        ),
+                    );
+                    running.status.serving_serial = serial;
                     running.status.serving_not_after = not_after;
-                    let status = running.status.clone();
-                    self.save(&status);
-                    log(&self.state_dir, &format!("kube-apiserver now serves certificate serial {serial}"));
+                    running.status_changed = true;
                 }
-                Err(e) => log(&self.state_dir, &format!("kube-apiserver could not load its certificate again: {e:#}")),
+                Err(e) => log(
+                    &self.state_dir,
+                    &format!("kube-apiserver keeps its certificate: the changed files do not load: {e:#}"),
+                ),
             }
+        }
+        if let Some(running) = self.running.as_mut().filter(|r| r.status_changed) {
+            running.status_changed = false;
+            let status = running.status.clone();
+            self.save(&status);
         }
         if std::fs::remove_file(self.state_dir.join(KILL_ORPHAN_FILE)).is_ok() {
             for orphan in self.orphans.drain(..) {
@@ -284,7 +301,7 @@ impl PodRunner {
             &self.state_dir,
             &format!("started kube-apiserver (container {container}) on {addr}, serving certificate serial {serial}"),
         );
-        Ok(Running { container: container.to_string(), served, status, stop, thread })
+        Ok(Running { container: container.to_string(), served, status, status_changed: false, stop, thread })
     }
 
     fn save(&self, status: &PodStatus) {
@@ -294,15 +311,20 @@ impl PodRunner {
     }
 }
 
-/// The serving certificate and key as the server loaded them: at its start, and again only
-/// when the bed says so ([`RELOAD_CERTS_FILE`]).
+/// The serving certificate and key as the server loaded them: at its start, and again whenever
+/// the files change (k8s.io/apiserver `SecureServingOptions.ApplyTo`:
+/// `dynamiccertificates.NewDynamicServingContentFromFiles`, which watches them).
 #[derive(Debug)]
 struct ServedCertificate {
     provider: Arc<rustls::crypto::CryptoProvider>,
     cert_file: PathBuf,
     key_file: PathBuf,
     current: std::sync::RwLock<(Arc<rustls::sign::CertifiedKey>, String, i64)>,
+    /// The files' change times and sizes when last looked at.
+    seen: std::sync::Mutex<Option<FilesStamp>>,
 }
+
+type FilesStamp = [(std::time::SystemTime, u64); 2];
 
 impl ServedCertificate {
     fn load(
@@ -310,8 +332,9 @@ impl ServedCertificate {
         cert_file: PathBuf,
         key_file: PathBuf,
     ) -> anyhow::Result<Self> {
+        let seen = std::sync::Mutex::new(files_stamp(&cert_file, &key_file));
         let current = std::sync::RwLock::new(Self::read(&provider, &cert_file, &key_file)?);
-        Ok(ServedCertificate { provider, cert_file, key_file, current })
+        Ok(ServedCertificate { provider, cert_file, key_file, current, seen })
     }
 
     /// The certified key, its serial (hex, as `openssl x509 -serial` prints it) and `notAfter`.
@@ -342,13 +365,33 @@ impl ServedCertificate {
         (current.1.clone(), current.2)
     }
 
-    /// Load the files again; the new serial and `notAfter`.
-    fn reload(&self) -> anyhow::Result<(String, i64)> {
+    /// Load the files again if they changed since last looked at, as the real server's
+    /// `DynamicFileServingContent` does on a file event: the new serial and `notAfter`, or None
+    /// (unchanged). A pair that does not load leaves the certificate served as it was.
+    fn reload_if_changed(&self) -> anyhow::Result<Option<(String, i64)>> {
+        let stamp = files_stamp(&self.cert_file, &self.key_file);
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *seen == stamp {
+                return Ok(None);
+            }
+            *seen = stamp;
+        }
         let fresh = Self::read(&self.provider, &self.cert_file, &self.key_file)?;
+        let mut current = self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.1 == fresh.1 {
+            return Ok(None);
+        }
         let identity = (fresh.1.clone(), fresh.2);
-        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
-        Ok(identity)
+        *current = fresh;
+        Ok(Some(identity))
     }
+}
+
+/// When each file last changed and its size (None: one cannot be read).
+fn files_stamp(cert_file: &Path, key_file: &Path) -> Option<FilesStamp> {
+    let stamp = |f: &Path| std::fs::metadata(f).ok().map(|m| (m.modified().unwrap_or(std::time::UNIX_EPOCH), m.len()));
+    Some([stamp(cert_file)?, stamp(key_file)?])
 }
 
 impl rustls::server::ResolvesServerCert for ServedCertificate {

@@ -354,8 +354,9 @@ fn renew(v: V, args: &[String]) -> anyhow::Result<Outcome> {
 /// kubelet keep here (kubeadm's eleven items, an embedded kubelet.conf certificate, the
 /// kubelet's client and serving certificates) signed again with its own key and CA, valid for
 /// a year up to `ago` seconds before now; then the running servers serve them, as if they had
-/// loaded them long ago: the API server without a restart, etcd restarted (it reads its files
-/// at every handshake, but keeps the connections it has). The CAs are left as they are.
+/// been there long ago: the API server reloads its serving certificate by itself (as the real
+/// one does), etcd is restarted (it reads its files at every handshake, but keeps the
+/// connections it has). The CAs are left as they are.
 pub fn expire_all(ago: i64) -> anyhow::Result<Outcome> {
     let not_after = now_unix() - ago;
     let not_before = not_after - pki::YEAR;
@@ -407,10 +408,8 @@ pub fn expire_all(ago: i64) -> anyhow::Result<Outcome> {
         pki::write(serving, &cert, 0o644)?;
         let _ = writeln!(out, "{}", serving.display());
     }
-    let state = super::host::state_dir();
     if Path::new(super::apiserver::MANIFEST).exists() {
-        std::fs::write(state.join(super::apiserver::RELOAD_CERTS_FILE), b"")?;
-        out.push_str("kube-apiserver: serves its certificate files as they are now\n");
+        out.push_str("kube-apiserver: picks up its changed serving certificate by itself\n");
     }
     if let Some(pid) = super::etcd::pod_status().pid {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);

@@ -81,9 +81,19 @@ fn static_containers() -> Vec<Container> {
             if process.as_ref().is_some_and(|s| s.pid.is_none()) {
                 continue;
             }
-            let changed = match &process {
-                Some(status) => (status.started_unix, i64::from(status.restarts)),
-                None => std::fs::metadata(&p).map(|m| (m.ctime(), m.ctime_nsec())).unwrap_or_default(),
+            // The API server is a real server too: its container runs while the runner's
+            // server for this manifest listens (not while one that cannot bind retries).
+            let apiserver = (name == "kube-apiserver").then(super::apiserver::pod_status);
+            if let Some(status) = &apiserver {
+                let current = super::pod::static_pod(&p, &super::host::state_dir()).map(|(_, c)| c);
+                if !status.running || current.as_deref() != Some(status.container.as_str()) {
+                    continue;
+                }
+            }
+            let changed = match (&process, &apiserver) {
+                (Some(status), _) => (status.started_unix, i64::from(status.restarts)),
+                (None, Some(status)) => (status.started_unix, 0),
+                (None, None) => std::fs::metadata(&p).map(|m| (m.ctime(), m.ctime_nsec())).unwrap_or_default(),
             };
             let image = text.lines().find_map(|l| l.trim().strip_prefix("image: ")).unwrap_or("").to_string();
             let id = hex::encode(sha2::Sha256::digest(format!("{name}{text}{changed:?}").as_bytes()));
