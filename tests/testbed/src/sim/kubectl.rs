@@ -41,6 +41,10 @@ fn positional(args: &[String]) -> Vec<&str> {
         "--server",
         "-s",
         "--tls-server-name",
+        "--token",
+        "--certificate-authority",
+        "--client-certificate",
+        "--client-key",
         "--raw",
     ];
     let mut out = Vec::new();
@@ -73,6 +77,30 @@ fn connect(args: &[String]) -> Result<Cluster, Outcome> {
     }
     if args.iter().any(|a| a == "--insecure-skip-tls-verify" || a == "--insecure-skip-tls-verify=true") {
         creds.insecure = true;
+    }
+    // kubectl's flags over the kubeconfig's fields (k8s.io/cli-runtime genericclioptions).
+    if let Some(name) = flag(args, &["--tls-server-name"]) {
+        creds.tls_server_name = Some(name.to_string());
+    }
+    if let Some(token) = flag(args, &["--token"]) {
+        creds.token = Some(token.to_string());
+    }
+    let file = |name: &str| -> Result<Option<Vec<u8>>, Outcome> {
+        match flag(args, &[name]) {
+            Some(path) => std::fs::read(path)
+                .map(Some)
+                .map_err(|e| Outcome::fail(1, format!("error: unable to read {name} {path}: {e}\n"))),
+            None => Ok(None),
+        }
+    };
+    if let Some(ca) = file("--certificate-authority")? {
+        creds.ca_pem = Some(ca);
+    }
+    if let Some(cert) = file("--client-certificate")? {
+        creds.client_cert_pem = Some(cert);
+    }
+    if let Some(key) = file("--client-key")? {
+        creds.client_key_pem = Some(key);
     }
     if creds.server.is_empty() {
         return Err(Outcome::fail(
