@@ -133,8 +133,9 @@ pub fn script(paths: &[String]) -> Script {
             crate::plan::TOOLS.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(" ")
         ),
     );
-    // The certificate the local API server presents, against its file's: a renewal whose
-    // restart did not happen leaves the old one served while every file looks right.
+    // The certificate the local API server presents, against its file's: the server reloads a
+    // renewed file by itself, so a difference means something else answers on its port, or a
+    // pair it cannot load.
     section("apiserver-certificate", APISERVER_CERTIFICATE);
     section(
         "kubelet-config",

@@ -54,14 +54,19 @@ for old in $(ls -1t "$d"/pki-2*.tar.gz); do i=$((i + 1)); if [ "$i" -gt "$keep" 
 
 /// Moves the control plane's static pod manifests out until the kubelet has stopped their
 /// containers, then back (kubeadm's documented restart; a trap puts them back whatever happens),
-/// and waits until each pod whose manifest is there runs in a new container. That last wait is
-/// what shows the restart happened: an old process the runtime lost (an orphaned container
-/// still holding the API server's port) keeps the new container from running, while every
-/// health check answers through the orphan. The containers are found by the labels the kubelet
-/// gives them (namespace and container name, matched exactly): crictl's `--name` is an
-/// unanchored pattern, and `etcd` also matches a workload such as an in-cluster
-/// `etcd-operator`, which would never stop.
+/// and waits (60 s in all) until each pod whose manifest it moved runs in a new container that
+/// is still the one running 5 s later. That is what shows the restart happened: an old process
+/// the runtime lost (an orphaned container still holding the API server's port) makes each new
+/// container exit at once ("address already in use"), and the kubelet starts the next only
+/// after its back-off (10 s and more), while every health check answers through the orphan and
+/// the orphan presents the renewed files (the API server and etcd both reload them). With `$1`
+/// `warn` (the rollback's restart) a pod without such a container is said and not a failure:
+/// the files are back either way. The containers are found by the labels the kubelet gives them
+/// (namespace and container name, matched exactly): crictl's `--name` is an unanchored pattern,
+/// and `etcd` also matches a workload such as an in-cluster `etcd-operator`, which would never
+/// stop.
 const RESTART_STATIC_PODS: &str = r#"set -eu
+mode=${1:-}
 m=/etc/kubernetes/manifests t=/etc/kubernetes/manifests.kubewright-restart
 pods="kube-apiserver kube-controller-manager kube-scheduler etcd"
 ids() { crictl ps -q --label io.kubernetes.pod.namespace=kube-system --label "io.kubernetes.container.name=$1"; }
@@ -84,27 +89,31 @@ while :; do
 done
 back
 trap - EXIT
-for n in $moved; do
-  i=0
-  while :; do
-    new=
-    for id in $(ids "$n"); do case " $before " in *" $id "*) ;; *) new=$id ;; esac; done
-    if [ -n "$new" ]; then break; fi
-    i=$((i + 1))
-    if [ "$i" -ge 30 ]; then
-      echo "$n has no new running container 60s after its manifest came back: an old $n process may still hold its port (look at crictl ps -a, ps -ef | grep $n and the kubelet's log); stop it, and run the same command again" >&2
-      exit 1
-    fi
-    sleep 2
-  done
+new_of() { for id in $(ids "$1"); do case " $before " in *" $id "*) ;; *) echo "$id"; return ;; esac; done; }
+deadline=$(($(date +%s) + 60))
+while :; do
+  missing= seen=
+  for n in $moved; do id=$(new_of "$n"); if [ -n "$id" ]; then seen="$seen $n:$id"; else missing="$missing $n"; fi; done
+  if [ -z "$missing" ]; then
+    sleep 5
+    for p in $seen; do case " $(echo $(ids "${p%%:*}")) " in *" ${p#*:} "*) ;; *) missing="$missing ${p%%:*}" ;; esac; done
+    if [ -z "$missing" ]; then break; fi
+  fi
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    for n in $missing; do
+      echo "$n has no new container that stays running, 60s after its manifest came back: an old $n process may still hold its port (look at crictl ps -a, ps -ef | grep $n and the kubelet's log); stop it, and run the same command again" >&2
+    done
+    if [ "$mode" = warn ]; then break; fi
+    exit 1
+  fi
+  sleep 2
 done"#;
 
-/// `$1`: the API server's `address:port`. The restarted servers present the renewed files. Both
-/// also pick up a renewed serving certificate by themselves (the API server watches its file,
-/// k8s.io/apiserver `NewDynamicServingContentFromFiles`; etcd reads its files at every
-/// handshake), so a match does not prove the restart; a mismatch proves that what holds the
-/// port is not the server that reads the file (an orphaned container, a kubelet that missed the
-/// manifests' move) while every file and health check looks right.
+/// `$1`: the API server's `address:port`. The servers present the renewed files. Both pick up a
+/// renewed serving certificate by themselves (the API server watches its file, k8s.io/apiserver
+/// `NewDynamicServingContentFromFiles`; etcd reads its files at every handshake), so this proves
+/// no restart (the container check of the restart does); a mismatch means what answers there
+/// does not serve this file (another server on the port, a pair it could not load).
 /// etcd is asked on its client port with the health-check client certificate (it requires one).
 /// A server that does not answer yet (just restarted, on a loaded host) is asked again.
 const SERVED_CERTIFICATES: &str = r#"set -eu
@@ -127,7 +136,7 @@ check() {
     sleep 2
   done
   if [ "$got" != "$want" ]; then
-    echo "$name at $at serves the certificate with ${got#serial=}, not the renewed $file (${want#serial=}): what holds its port is not the server that reads this file (an orphaned container, or a kubelet that missed the restart: look for an older $name process with crictl ps -a and ps); stop it, and run the renewal again" >&2
+    echo "$name at $at serves the certificate with ${got#serial=}, not the renewed $file (${want#serial=}): what answers there does not serve this file (another process on its port, or a certificate and key it cannot load: look at crictl ps -a, ps and its log); fix that, and run the renewal again" >&2
     exit 1
   fi
 }
@@ -142,7 +151,7 @@ const ROLL_BACK: &str = r#"set -eu
 d=/var/lib/kubewright/backups
 if [ ! -e "$d/renewal-under-way" ]; then echo "nothing was renewed on this host (the step stopped before kubeadm certs renew): the certificates and static pods stay as they are" >&2; exit 0; fi
 if [ -e "$d/pki-latest.tar.gz" ]; then tar -xzf "$d/pki-latest.tar.gz" -C /etc/kubernetes; else echo "this run's backup $d/pki-latest.tar.gz is gone: the static pods restart with the certificates on disk" >&2; fi
-sh -c "$1"
+sh -c "$1" sh warn
 rm -f "$d/renewal-under-way""#;
 
 impl Step for RenewCertificates {

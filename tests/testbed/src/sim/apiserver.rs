@@ -70,8 +70,8 @@ pub struct PodStatus {
     pub container: String,
     /// `host:port` it listens on.
     pub address: String,
-    /// The serving certificate's serial (hex, as `openssl x509 -serial` prints it), as loaded
-    /// at the pod's start.
+    /// The serial of the serving certificate it presents (hex, as `openssl x509 -serial` prints
+    /// it): its file's, as last loaded.
     pub serving_serial: String,
     /// The serving certificate's `notAfter` (unix seconds).
     #[serde(default)]
