@@ -55,13 +55,13 @@ for old in $(ls -1t "$d"/pki-2*.tar.gz); do i=$((i + 1)); if [ "$i" -gt "$keep" 
 /// Moves the control plane's static pod manifests out until the kubelet has stopped their
 /// containers, then back (kubeadm's documented restart; a trap puts them back whatever happens),
 /// and waits (60 s in all) until each pod whose manifest it moved runs in a new container that
-/// is still the one running 5 s later. That is what shows the restart happened: an old process
+/// is still the one running 3 s later. That is what shows the restart happened: an old process
 /// the runtime lost (an orphaned container still holding the API server's port) makes each new
 /// container exit at once ("address already in use"), and the kubelet starts the next only
 /// after its back-off (10 s and more), while every health check answers through the orphan and
 /// the orphan presents the renewed files (the API server and etcd both reload them). With `$1`
-/// `warn` (the rollback's restart) a pod without such a container is said and not a failure:
-/// the files are back either way. The containers are found by the labels the kubelet gives them
+/// `warn` (the rollback's restart) a pod without such a container after 20 s is said and not a
+/// failure: the files are back either way. The containers are found by the labels the kubelet gives them
 /// (namespace and container name, matched exactly): crictl's `--name` is an unanchored pattern,
 /// and `etcd` also matches a workload such as an in-cluster `etcd-operator`, which would never
 /// stop.
@@ -90,18 +90,21 @@ done
 back
 trap - EXIT
 new_of() { for id in $(ids "$1"); do case " $before " in *" $id "*) ;; *) echo "$id"; return ;; esac; done; }
-deadline=$(($(date +%s) + 60))
+# The rollback's restart only says what it finds: its files are back either way.
+wait=60
+if [ "$mode" = warn ]; then wait=20; fi
+deadline=$(($(date +%s) + wait))
 while :; do
   missing= seen=
   for n in $moved; do id=$(new_of "$n"); if [ -n "$id" ]; then seen="$seen $n:$id"; else missing="$missing $n"; fi; done
   if [ -z "$missing" ]; then
-    sleep 5
+    sleep 3
     for p in $seen; do case " $(echo $(ids "${p%%:*}")) " in *" ${p#*:} "*) ;; *) missing="$missing ${p%%:*}" ;; esac; done
     if [ -z "$missing" ]; then break; fi
   fi
   if [ "$(date +%s)" -ge "$deadline" ]; then
     for n in $missing; do
-      echo "$n has no new container that stays running, 60s after its manifest came back: an old $n process may still hold its port (look at crictl ps -a, ps -ef | grep $n and the kubelet's log); stop it, and run the same command again" >&2
+      echo "$n has no new container that stays running, ${wait}s after its manifest came back: an old $n process may still hold its port (look at crictl ps -a, ps -ef | grep $n and the kubelet's log); stop it, and run the same command again" >&2
     done
     if [ "$mode" = warn ]; then break; fi
     exit 1
