@@ -85,11 +85,20 @@ fn with_host_lost_during(
         Loss::Link => {
             common::wait_until_gone(bed, host, command, Duration::from_secs(30));
             // The rest of the lost command went on while the link was cut, and what reaches
-            // out (apt fetching from the bed's mirror) waits for the network until it is back:
-            // the next run's lock takeover rightly waits for those too.
+            // out (apt fetching from the bed's mirror) waits for the network until it is back;
+            // a static pod restart waits for its new containers: the next run's lock takeover
+            // rightly waits for those too.
             for rest in ["apt-get", "/usr/lib/apt/methods/"] {
                 common::wait_until_gone(bed, host, rest, Duration::from_secs(60));
             }
+            // (The restart is an `sh -c` whose script names its parking directory; the bracket
+            // keeps pgrep from finding the shell that runs it.)
+            let restarting =
+                || bed.exec(host, "pgrep -f '[m]anifests.kubewright-restart' >/dev/null").unwrap().status.success();
+            assert!(
+                common::eventually(Duration::from_secs(90), || !restarting()),
+                "a static pod restart still runs on {host} after 90 s"
+            );
         }
     }
     o

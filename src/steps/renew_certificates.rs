@@ -55,7 +55,7 @@ for old in $(ls -1t "$d"/pki-2*.tar.gz); do i=$((i + 1)); if [ "$i" -gt "$keep" 
 /// Moves the control plane's static pod manifests out until the kubelet has stopped their
 /// containers, then back (kubeadm's documented restart; a trap puts them back whatever happens),
 /// and waits (60 s in all) until each pod whose manifest it moved runs in a new container that
-/// is still the one running 3 s later. That is what shows the restart happened: an old process
+/// is still the one running 2 s later. That is what shows the restart happened: an old process
 /// the runtime lost (an orphaned container still holding the API server's port) makes each new
 /// container exit at once ("address already in use"), and the kubelet starts the next only
 /// after its back-off (10 s and more), while every health check answers through the orphan and
@@ -98,7 +98,7 @@ while :; do
   missing= seen=
   for n in $moved; do id=$(new_of "$n"); if [ -n "$id" ]; then seen="$seen $n:$id"; else missing="$missing $n"; fi; done
   if [ -z "$missing" ]; then
-    sleep 3
+    sleep 2
     for p in $seen; do case " $(echo $(ids "${p%%:*}")) " in *" ${p#*:} "*) ;; *) missing="$missing ${p%%:*}" ;; esac; done
     if [ -z "$missing" ]; then break; fi
   fi
@@ -109,7 +109,7 @@ while :; do
     if [ "$mode" = warn ]; then break; fi
     exit 1
   fi
-  sleep 2
+  sleep 1
 done"#;
 
 /// `$1`: the API server's `address:port`. The servers present the renewed files. Both pick up a
