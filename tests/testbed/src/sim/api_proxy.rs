@@ -172,9 +172,10 @@ fn go_error(e: &std::io::Error) -> String {
     }
 }
 
-/// A verifier that takes any server certificate, its signatures still checked by the provider.
+/// A verifier that takes any server certificate, its signatures still checked by the provider
+/// (haproxy's `verify none` checks, kubectl's `insecure-skip-tls-verify`).
 #[derive(Debug)]
-struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct AnyServer(pub(crate) Arc<rustls::crypto::CryptoProvider>);
 
 impl rustls::client::danger::ServerCertVerifier for AnyServer {
     fn verify_server_cert(

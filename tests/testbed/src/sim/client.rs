@@ -111,43 +111,6 @@ fn server_name_text(name: &ServerName<'_>) -> String {
     }
 }
 
-/// Accepts any server certificate (`insecure-skip-tls-verify: true`), still checking the
-/// handshake's signatures.
-#[derive(Debug)]
-struct Insecure(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for Insecure {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// How a request ended before any answer: kubectl's whole error text.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -174,7 +137,7 @@ pub fn discover(creds: &Credentials, dial: &str) -> Result<u16, Refusal> {
         .with_safe_default_protocol_versions()
         .map_err(|e| Refusal::Connect(e.to_string()))?;
     let builder = if creds.insecure {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(Insecure(provider.clone())))
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(super::api_proxy::AnyServer(provider.clone())))
     } else {
         let mut roots = rustls::RootCertStore::empty();
         if let Some(pem) = &creds.ca_pem {
